@@ -1,0 +1,358 @@
+//! Gateway configuration: the main TOML file plus one TOML file per SIP peer in the profiles folder.
+//!
+//! Loading never stops at the first problem: every error is collected with the file, the key and
+//! the reason, so an operator fixes a config in one pass.
+
+mod profile;
+
+pub use profile::{LocalUser, PeerTransport, Profile, ProfileKind, UserSecret};
+
+use serde::Deserialize;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub key: String,
+    pub reason: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: {}", self.file.display(), self.key, self.reason)
+    }
+}
+
+#[derive(Debug, Default)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for error in &self.0 {
+            writeln!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+impl ConfigErrors {
+    pub(crate) fn push(&mut self, file: &Path, key: impl Into<String>, reason: impl Into<String>) {
+        self.0.push(ConfigError { file: file.to_path_buf(), key: key.into(), reason: reason.into() });
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ListenTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl fmt::Display for ListenTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Udp => "udp",
+            Self::Tcp => "tcp",
+            Self::Tls => "tls",
+        })
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneralConfig {
+    /// Where the gateway keeps its generated TLS certificate, spool and embedded database.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub log_format: LogFormat,
+    #[serde(default = "default_log_level")]
+    pub log_level: String,
+}
+
+impl Default for GeneralConfig {
+    fn default() -> Self {
+        Self { data_dir: default_data_dir(), log_format: LogFormat::Text, log_level: default_log_level() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenConfig {
+    pub transport: ListenTransport,
+    pub address: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain. When both files are empty a self-signed certificate is generated in
+    /// the data dir, which is enough for phones that pin it or skip verification.
+    #[serde(default)]
+    pub cert_file: Option<PathBuf>,
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SipConfig {
+    #[serde(default = "default_listen")]
+    pub listen: Vec<ListenConfig>,
+    /// Address written into Via/Contact when the listeners bind a wildcard or sit behind NAT.
+    #[serde(default)]
+    pub advertised_address: Option<String>,
+    #[serde(default)]
+    pub tls: TlsConfig,
+    #[serde(default = "default_profiles_dir")]
+    pub profiles_dir: PathBuf,
+    #[serde(default = "default_user_agent")]
+    pub user_agent: String,
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+    /// Sustained messages per second accepted from one source IP, and the burst above it.
+    #[serde(default = "default_rate_limit")]
+    pub rate_limit_per_second: u32,
+    #[serde(default = "default_rate_burst")]
+    pub rate_limit_burst: u32,
+    #[serde(default = "default_t1_ms")]
+    pub t1_ms: u64,
+    #[serde(default = "default_t2_ms")]
+    pub t2_ms: u64,
+    #[serde(default = "default_t4_ms")]
+    pub t4_ms: u64,
+    /// Lifetime of a digest nonce handed to phones.
+    #[serde(default = "default_nonce_lifetime")]
+    pub nonce_lifetime_secs: u64,
+}
+
+impl Default for SipConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            advertised_address: None,
+            tls: TlsConfig::default(),
+            profiles_dir: default_profiles_dir(),
+            user_agent: default_user_agent(),
+            max_message_bytes: default_max_message_bytes(),
+            rate_limit_per_second: default_rate_limit(),
+            rate_limit_burst: default_rate_burst(),
+            t1_ms: default_t1_ms(),
+            t2_ms: default_t2_ms(),
+            t4_ms: default_t4_ms(),
+            nonce_lifetime_secs: default_nonce_lifetime(),
+        }
+    }
+}
+
+impl SipConfig {
+    pub fn t1(&self) -> Duration {
+        Duration::from_millis(self.t1_ms)
+    }
+    pub fn t2(&self) -> Duration {
+        Duration::from_millis(self.t2_ms)
+    }
+    pub fn t4(&self) -> Duration {
+        Duration::from_millis(self.t4_ms)
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_http_listen")]
+    pub listen: SocketAddr,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self { listen: default_http_listen() }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct MainFile {
+    #[serde(default)]
+    general: GeneralConfig,
+    #[serde(default)]
+    sip: SipConfig,
+    #[serde(default)]
+    http: HttpConfig,
+}
+
+/// The whole validated configuration: the main file and every profile.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub general: GeneralConfig,
+    pub sip: SipConfig,
+    pub http: HttpConfig,
+    pub profiles: Vec<Profile>,
+}
+
+impl Config {
+    pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
+        let mut errors = ConfigErrors::default();
+        let text = std::fs::read_to_string(file).map_err(|e| {
+            let mut errors = ConfigErrors::default();
+            errors.push(file, "-", format!("cannot read: {e}"));
+            errors
+        })?;
+        let main: MainFile = toml::from_str(&text).map_err(|e| {
+            let mut errors = ConfigErrors::default();
+            errors.push(file, toml_error_key(&e, &text), toml_error_reason(&e));
+            errors
+        })?;
+        validate_main(file, &main, &mut errors);
+
+        // Relative paths in the config are relative to the config file, so the gateway behaves the
+        // same whatever directory it is started from.
+        let base = file.parent().unwrap_or_else(|| Path::new("."));
+        let mut general = main.general;
+        general.data_dir = base.join(&general.data_dir);
+        let mut sip = main.sip;
+        sip.profiles_dir = base.join(&sip.profiles_dir);
+        sip.tls.cert_file = sip.tls.cert_file.map(|p| base.join(p));
+        sip.tls.key_file = sip.tls.key_file.map(|p| base.join(p));
+
+        let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
+        if errors.0.is_empty() {
+            Ok(Config { file: file.to_path_buf(), general, sip, http: main.http, profiles })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// Human summary printed by `check-config`.
+    pub fn summary(&self) -> String {
+        let mut out = format!("config {} is valid\n", self.file.display());
+        for listen in &self.sip.listen {
+            out.push_str(&format!("  sip {} on {}\n", listen.transport, listen.address));
+        }
+        out.push_str(&format!("  http on {}\n", self.http.listen));
+        out.push_str(&format!("  {} profile(s) from {}\n", self.profiles.len(), self.sip.profiles_dir.display()));
+        for profile in &self.profiles {
+            out.push_str(&format!("    {}\n", profile.summary()));
+        }
+        out
+    }
+}
+
+fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
+    if main.sip.listen.is_empty() {
+        errors.push(file, "sip.listen", "at least one SIP listener is required");
+    }
+    for (i, listen) in main.sip.listen.iter().enumerate() {
+        let duplicates = main.sip.listen[..i]
+            .iter()
+            .any(|other| other.transport == listen.transport && other.address == listen.address);
+        if duplicates {
+            errors.push(file, format!("sip.listen[{i}]"), format!("{} {} is listed twice", listen.transport, listen.address));
+        }
+    }
+    let sip = &main.sip;
+    if !(256..=65_535).contains(&sip.max_message_bytes) {
+        errors.push(file, "sip.max_message_bytes", "must be between 256 and 65535");
+    }
+    if sip.rate_limit_per_second == 0 {
+        errors.push(file, "sip.rate_limit_per_second", "must be at least 1");
+    }
+    if sip.rate_limit_burst < sip.rate_limit_per_second {
+        errors.push(file, "sip.rate_limit_burst", "must be at least rate_limit_per_second");
+    }
+    if sip.t1_ms == 0 || sip.t1_ms > 10_000 {
+        errors.push(file, "sip.t1_ms", "must be between 1 and 10000 ms (RFC 3261 default 500)");
+    }
+    if sip.t2_ms < sip.t1_ms {
+        errors.push(file, "sip.t2_ms", "must not be below t1_ms");
+    }
+    if sip.t4_ms == 0 {
+        errors.push(file, "sip.t4_ms", "must be above 0");
+    }
+    if sip.nonce_lifetime_secs < 10 {
+        errors.push(file, "sip.nonce_lifetime_secs", "must be at least 10 s");
+    }
+    if sip.tls.cert_file.is_some() != sip.tls.key_file.is_some() {
+        errors.push(file, "sip.tls", "set both cert_file and key_file, or neither to generate a certificate");
+    }
+    if main.general.log_level.parse::<tracing_subscriber::filter::EnvFilter>().is_err() {
+        errors.push(file, "general.log_level", "not a valid tracing filter (e.g. \"info\" or \"sipbridge=debug\")");
+    }
+}
+
+/// toml reports a byte span; an operator wants the key and the line.
+pub(crate) fn toml_error_key(error: &toml::de::Error, text: &str) -> String {
+    match error.span() {
+        Some(span) => {
+            let line = text[..span.start.min(text.len())].lines().count().max(1);
+            let key = text
+                .get(span.clone())
+                .map(|s| s.lines().next().unwrap_or("").trim().to_string())
+                .unwrap_or_default();
+            format!("line {line} `{key}`")
+        }
+        None => "-".to_string(),
+    }
+}
+
+pub(crate) fn toml_error_reason(error: &toml::de::Error) -> String {
+    error.message().to_string()
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("data")
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_listen() -> Vec<ListenConfig> {
+    vec![ListenConfig { transport: ListenTransport::Udp, address: SocketAddr::from(([0, 0, 0, 0], 5060)) }]
+}
+fn default_profiles_dir() -> PathBuf {
+    PathBuf::from("sip-profiles")
+}
+fn default_user_agent() -> String {
+    format!("sipbridge/{}", env!("CARGO_PKG_VERSION"))
+}
+fn default_max_message_bytes() -> usize {
+    65_535
+}
+fn default_rate_limit() -> u32 {
+    200
+}
+fn default_rate_burst() -> u32 {
+    400
+}
+fn default_t1_ms() -> u64 {
+    500
+}
+fn default_t2_ms() -> u64 {
+    4_000
+}
+fn default_t4_ms() -> u64 {
+    5_000
+}
+fn default_nonce_lifetime() -> u64 {
+    300
+}
+fn default_http_listen() -> SocketAddr {
+    SocketAddr::from(([0, 0, 0, 0], 8080))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,5 @@
+//! sipbridge: a SIP <-> WebRTC gateway. See ARCHITECTURE.md for the module map.
+
+pub mod config;
+pub mod logging;
+pub mod sip;

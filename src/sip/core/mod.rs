@@ -1,0 +1,482 @@
+//! `SipCore`: the sans-IO heart of the SIP side. It owns every transaction, the registrar and the
+//! upstream registrations, and is driven like quinn-proto: feed it bytes (`handle_inbound`) and
+//! time (`handle_timeout`), then drain `poll_transmit`, `poll_event` and `poll_timeout`.
+//! It never reads a clock and never touches a socket, so tests run a 32 s timer in microseconds.
+
+mod status;
+mod uas;
+mod upstream;
+
+pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
+
+use super::auth::DigestServer;
+use super::message::{self, Inbound, ParsedRequest, ParsedResponse};
+use super::registrar::{Registrar, RegistrarPolicy};
+use super::response::{self, ResponseRoute};
+use super::transaction::{
+    ClientInvite, ClientNonInvite, Output, Reliability, ServerInvite, ServerNonInvite, TimerConfig, TransactionKey, Verdict,
+};
+use super::{Peer, TransportKind};
+use crate::config::{Profile, ProfileKind};
+use bytes::Bytes;
+use rsipstack::sip::{Header, Headers};
+use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::time::{Duration, Instant, SystemTime};
+use upstream::Upstream;
+
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub timers: TimerConfig,
+    /// Sent in Server and User-Agent headers.
+    pub product: String,
+    pub nonce_lifetime: Duration,
+}
+
+/// Bytes to put on the wire and how to get them there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    pub route: Route,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route {
+    /// A response or retransmission toward where a request came from.
+    Reply(ResponseRoute),
+    /// A request the gateway originates toward an upstream peer. For TCP/TLS the driver reuses or
+    /// opens a connection; a failure comes back through `handle_send_failure` with this branch.
+    Request { transport: TransportKind, to: SocketAddr, branch_id: u64 },
+}
+
+/// What the driver must do beyond sending bytes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CoreEvent {
+    /// Resolve a profile's peer and answer with `handle_resolved`.
+    Resolve { profile: String, host: String, port: u16, transport: TransportKind },
+    /// Close a stream whose framing can no longer be trusted (RFC 4475 §3.1.2.3).
+    CloseConnection(Peer),
+    /// Registrations, bindings or peer status changed: republish the status snapshot.
+    StatusChanged,
+}
+
+/// A resolved route toward an upstream profile, with the local address our Via/Contact advertise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ResolvedPeer {
+    pub remote: SocketAddr,
+    pub advertised: SocketAddr,
+}
+
+enum ServerMachine {
+    Invite(ServerInvite),
+    NonInvite(ServerNonInvite),
+}
+
+struct ServerTransaction {
+    machine: ServerMachine,
+    route: ResponseRoute,
+    request_headers: Headers,
+    to_tag: String,
+    final_sent: bool,
+}
+
+enum ClientMachine {
+    // Outbound calls (the calls issue) start INVITE client transactions; REGISTER and OPTIONS don't.
+    #[allow(dead_code)]
+    Invite(ClientInvite),
+    NonInvite(ClientNonInvite),
+}
+
+struct ClientTransaction {
+    machine: ClientMachine,
+    route: Route,
+    purpose: upstream::Purpose,
+    sent_at: Instant,
+}
+
+pub struct SipCore {
+    config: CoreConfig,
+    profiles: Vec<Profile>,
+    local: Option<uas::LocalDomain>,
+    upstreams: Vec<Upstream>,
+    server_transactions: HashMap<TransactionKey, ServerTransaction>,
+    /// Keyed by the branch id we generated (the numeric part after our prefix).
+    client_transactions: HashMap<u64, ClientTransaction>,
+    next_branch_id: u64,
+    branch_salt: String,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<CoreEvent>,
+    counters: SipCounters,
+    epoch: (Instant, SystemTime),
+    next_housekeeping: Instant,
+}
+
+const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+
+impl SipCore {
+    /// `now` and `wall` anchor the core's clock: digest nonces need wall time, everything else
+    /// runs on the monotonic `Instant`s the driver passes in.
+    pub fn new(config: CoreConfig, profiles: Vec<Profile>, now: Instant, wall: SystemTime) -> SipCore {
+        let local = profiles.iter().find(|p| p.kind == ProfileKind::Local).map(|profile| {
+            let realm = profile.domain.clone().unwrap_or_default();
+            uas::LocalDomain {
+                profile: profile.clone(),
+                digest: DigestServer::new(realm, None).with_nonce_lifetime(config.nonce_lifetime),
+                registrar: Registrar::new(RegistrarPolicy {
+                    min_expires: profile.min_expires,
+                    max_expires: profile.max_expires,
+                    default_expires: profile.max_expires.min(3_600),
+                    max_contacts_per_aor: 10,
+                }),
+            }
+        });
+        let upstreams = profiles
+            .iter()
+            .filter(|p| p.kind != ProfileKind::Local && (p.register || p.ping))
+            .map(|p| Upstream::new(p.clone(), now))
+            .collect();
+        let mut core = SipCore {
+            config,
+            profiles,
+            local,
+            upstreams,
+            server_transactions: HashMap::new(),
+            client_transactions: HashMap::new(),
+            next_branch_id: 1,
+            branch_salt: response::random_token(4),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            counters: SipCounters::default(),
+            epoch: (now, wall),
+            next_housekeeping: now + HOUSEKEEPING_INTERVAL,
+        };
+        core.start_upstreams(now);
+        core
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<CoreEvent> {
+        self.events.pop_front()
+    }
+
+    pub fn counters(&self) -> &SipCounters {
+        &self.counters
+    }
+
+    /// Earliest instant at which `handle_timeout` has work to do.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let server = self.server_transactions.values().filter_map(|t| match &t.machine {
+            ServerMachine::Invite(m) => m.poll_timeout(),
+            ServerMachine::NonInvite(m) => m.poll_timeout(),
+        });
+        let client = self.client_transactions.values().filter_map(|t| match &t.machine {
+            ClientMachine::Invite(m) => m.poll_timeout(),
+            ClientMachine::NonInvite(m) => m.poll_timeout(),
+        });
+        let upstream = self.upstreams.iter().filter_map(|u| u.poll_timeout());
+        let registrar = self.local.as_ref().and_then(|l| l.registrar.next_expiry());
+        server
+            .chain(client)
+            .chain(upstream)
+            .chain(registrar)
+            .chain(std::iter::once(self.next_housekeeping))
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let due_server: Vec<TransactionKey> = self
+            .server_transactions
+            .iter()
+            .filter(|(_, t)| match &t.machine {
+                ServerMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now),
+                ServerMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now),
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in due_server {
+            if let Some(tx) = self.server_transactions.get_mut(&key) {
+                match &mut tx.machine {
+                    ServerMachine::Invite(m) => m.handle_timeout(now),
+                    ServerMachine::NonInvite(m) => m.handle_timeout(now),
+                }
+            }
+            self.drain_server(&key);
+        }
+        let due_client: Vec<u64> = self
+            .client_transactions
+            .iter()
+            .filter(|(_, t)| match &t.machine {
+                ClientMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now),
+                ClientMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now),
+            })
+            .map(|(k, _)| *k)
+            .collect();
+        for id in due_client {
+            if let Some(tx) = self.client_transactions.get_mut(&id) {
+                match &mut tx.machine {
+                    ClientMachine::Invite(m) => m.handle_timeout(now),
+                    ClientMachine::NonInvite(m) => m.handle_timeout(now),
+                }
+            }
+            self.drain_client(id, now);
+        }
+        self.upstream_timeouts(now);
+        if let Some(local) = &mut self.local {
+            if local.registrar.next_expiry().is_some_and(|d| d <= now) && local.registrar.purge_expired(now) > 0 {
+                self.events.push_back(CoreEvent::StatusChanged);
+            }
+        }
+        if now >= self.next_housekeeping {
+            self.next_housekeeping = now + HOUSEKEEPING_INTERVAL;
+            let wall = self.wall(now);
+            if let Some(local) = &mut self.local {
+                local.digest.purge(wall);
+            }
+        }
+    }
+
+    pub fn handle_inbound(&mut self, bytes: &[u8], peer: Peer, now: Instant) {
+        self.counters.messages_received += 1;
+        match message::parse(bytes, peer.transport) {
+            Ok(Inbound::KeepAlive) => {}
+            Ok(Inbound::Request(request)) => self.handle_request(*request, peer, now),
+            Ok(Inbound::Response(response)) => self.handle_response(*response, now),
+            Err(rejected) => {
+                let status = rejected.error.status();
+                tracing::info!(source = %peer.remote, transport = %peer.transport, status, error = %rejected.error, "refused malformed message");
+                match rejected.reply_headers {
+                    Some(mut headers) => {
+                        response::stamp_received(&mut headers, peer.remote);
+                        let tag = response::stateless_tag(&headers);
+                        self.send_stateless(&headers, status, &tag, Vec::new(), peer);
+                    }
+                    None => self.counters.count_drop("unanswerable"),
+                }
+                if peer.transport.is_reliable() && matches!(rejected.error, message::MessageError::BadContentLength(_)) {
+                    self.events.push_back(CoreEvent::CloseConnection(peer));
+                }
+            }
+        }
+    }
+
+    fn handle_request(&mut self, mut parsed: ParsedRequest, peer: Peer, now: Instant) {
+        response::stamp_received(&mut parsed.request.headers, peer.remote);
+        if let Ok(via) = stamped_top_via(&parsed.request.headers) {
+            parsed.top_via = via;
+        }
+        let key = transaction_key(&parsed);
+        if parsed.method == "ACK" {
+            return self.handle_ack(key, now);
+        }
+        if let Some(tx) = self.server_transactions.get_mut(&key) {
+            self.counters.retransmissions_received += 1;
+            let _ = match &mut tx.machine {
+                ServerMachine::Invite(m) => m.handle_request_retransmission(now),
+                ServerMachine::NonInvite(m) => m.handle_request_retransmission(now),
+            };
+            self.drain_server(&key);
+            return;
+        }
+        let reliability = if peer.transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
+        let machine = if parsed.method == "INVITE" {
+            ServerMachine::Invite(ServerInvite::new(reliability, self.config.timers, now))
+        } else {
+            ServerMachine::NonInvite(ServerNonInvite::new(reliability, self.config.timers, now))
+        };
+        let route = response::response_route(&parsed.top_via, &peer);
+        let to_tag = parsed.to.tag().map(str::to_string).unwrap_or_else(|| response::random_token(6));
+        self.server_transactions.insert(
+            key.clone(),
+            ServerTransaction { machine, route, request_headers: parsed.request.headers.clone(), to_tag, final_sent: false },
+        );
+        if parsed.method == "INVITE" {
+            // Stops the caller's Timer A retransmissions while we authenticate and route.
+            self.respond(&key, 100, Vec::new(), Vec::new(), now);
+        }
+        self.dispatch_request(key, parsed, peer, now);
+    }
+
+    fn handle_ack(&mut self, key: TransactionKey, now: Instant) {
+        let invite_key = key.with_method("INVITE");
+        match self.server_transactions.get_mut(&invite_key) {
+            Some(ServerTransaction { machine: ServerMachine::Invite(m), .. }) => {
+                if m.handle_ack(now) == Verdict::PassUp {
+                    // An ACK for a 2xx belongs to a dialog; no dialog-creating answer is sent yet.
+                    self.counters.count_drop("ack_without_dialog");
+                }
+                self.drain_server(&invite_key);
+            }
+            _ => self.counters.count_drop("ack_without_transaction"),
+        }
+    }
+
+    fn handle_response(&mut self, parsed: ParsedResponse, now: Instant) {
+        let Some(id) = parsed.top_via.branch().and_then(|b| self.parse_branch(b)) else {
+            self.counters.count_drop("stray_response");
+            return;
+        };
+        let Some(tx) = self.client_transactions.get_mut(&id) else {
+            self.counters.count_drop("stray_response");
+            return;
+        };
+        let verdict = match &mut tx.machine {
+            ClientMachine::NonInvite(m) => m.handle_response(parsed.status, now),
+            ClientMachine::Invite(m) => m.handle_response(parsed.status, None, now),
+        };
+        let purpose = tx.purpose;
+        let rtt = now.saturating_duration_since(tx.sent_at);
+        self.drain_client(id, now);
+        if verdict == Verdict::PassUp {
+            self.upstream_response(purpose, &parsed, rtt, now);
+        }
+    }
+
+    /// The driver could not deliver a request (DNS, connect or write failure).
+    pub fn handle_send_failure(&mut self, branch_id: u64, reason: &str, now: Instant) {
+        if let Some(tx) = self.client_transactions.get_mut(&branch_id) {
+            tracing::warn!(branch_id, reason, "could not send request");
+            match &mut tx.machine {
+                ClientMachine::Invite(m) => m.handle_transport_error(now),
+                ClientMachine::NonInvite(m) => m.handle_transport_error(now),
+            }
+            let purpose = tx.purpose;
+            self.client_transactions.remove(&branch_id);
+            self.upstream_failure(purpose, reason, now);
+        }
+    }
+
+    /// Sends a response through the server transaction, so it is retransmitted and absorbed as the
+    /// RFC wants.
+    fn respond(&mut self, key: &TransactionKey, status: u16, extra: Vec<Header>, body: Vec<u8>, now: Instant) {
+        let Some(tx) = self.server_transactions.get_mut(key) else { return };
+        if tx.final_sent {
+            return;
+        }
+        let response = response::build(&tx.request_headers, status, Some(&tx.to_tag), extra, body, &self.config.product);
+        let bytes = Bytes::from(response.to_bytes());
+        tx.final_sent = status >= 200;
+        match &mut tx.machine {
+            ServerMachine::Invite(m) => m.send_response(bytes, status, now),
+            ServerMachine::NonInvite(m) => m.send_response(bytes, status, now),
+        }
+        self.counters.count_response(status);
+        self.drain_server(key);
+    }
+
+    fn send_stateless(&mut self, headers: &Headers, status: u16, tag: &str, extra: Vec<Header>, peer: Peer) {
+        let response = response::build(headers, status, Some(tag), extra, Vec::new(), &self.config.product);
+        let route = match stamped_top_via(headers) {
+            Ok(via) => response::response_route(&via, &peer),
+            Err(_) if peer.connection.is_some() => ResponseRoute::Connection(peer),
+            Err(_) => ResponseRoute::Datagram { from: peer.local, to: peer.remote },
+        };
+        self.counters.count_response(status);
+        self.transmits.push_back(Transmit { route: Route::Reply(route), bytes: Bytes::from(response.to_bytes()) });
+    }
+
+    fn drain_server(&mut self, key: &TransactionKey) {
+        let Some(tx) = self.server_transactions.get_mut(key) else { return };
+        let mut terminated = false;
+        loop {
+            let output = match &mut tx.machine {
+                ServerMachine::Invite(m) => m.poll_output(),
+                ServerMachine::NonInvite(m) => m.poll_output(),
+            };
+            match output {
+                None => break,
+                Some(Output::Transmit(bytes)) => self.transmits.push_back(Transmit { route: Route::Reply(tx.route), bytes }),
+                Some(Output::Timeout) => self.counters.count_drop("server_transaction_timeout"),
+                Some(Output::TransportError) => {}
+                Some(Output::Terminated) => terminated = true,
+            }
+        }
+        if terminated {
+            self.server_transactions.remove(key);
+        }
+    }
+
+    /// Flushes a client transaction's outputs; failures are reported to the owner of the request.
+    fn drain_client(&mut self, id: u64, now: Instant) {
+        let Some(tx) = self.client_transactions.get_mut(&id) else { return };
+        let (mut terminated, mut timed_out) = (false, false);
+        loop {
+            let output = match &mut tx.machine {
+                ClientMachine::Invite(m) => m.poll_output(),
+                ClientMachine::NonInvite(m) => m.poll_output(),
+            };
+            match output {
+                None => break,
+                Some(Output::Transmit(bytes)) => self.transmits.push_back(Transmit { route: tx.route, bytes }),
+                Some(Output::Timeout) => timed_out = true,
+                Some(Output::TransportError) => {}
+                Some(Output::Terminated) => terminated = true,
+            }
+        }
+        let purpose = tx.purpose;
+        if terminated {
+            self.client_transactions.remove(&id);
+        }
+        if timed_out {
+            self.upstream_failure(purpose, "no response (transaction timeout)", now);
+        }
+    }
+
+    fn new_branch(&mut self) -> (u64, String) {
+        let id = self.next_branch_id;
+        self.next_branch_id += 1;
+        (id, format!("z9hG4bK-sb{}-{id}", self.branch_salt))
+    }
+
+    fn parse_branch(&self, branch: &str) -> Option<u64> {
+        let rest = branch.strip_prefix("z9hG4bK-sb")?;
+        let (salt, id) = rest.split_once('-')?;
+        (salt == self.branch_salt).then(|| id.parse().ok()).flatten()
+    }
+
+    fn wall(&self, now: Instant) -> SystemTime {
+        self.epoch.1 + now.saturating_duration_since(self.epoch.0)
+    }
+
+    pub fn status(&self, now: Instant) -> CoreStatus {
+        status::snapshot(self, now)
+    }
+}
+
+fn stamped_top_via(headers: &Headers) -> Result<super::syntax::ViaValue, super::syntax::SyntaxError> {
+    let value = headers
+        .iter()
+        .find(|h| matches!(h, Header::Via(_)))
+        .map(|h| h.value().to_string())
+        .ok_or_else(|| super::syntax::SyntaxError("no Via".into()))?;
+    let first = super::syntax::split_values(&value).first().map(|s| s.to_string()).unwrap_or_default();
+    super::syntax::ViaValue::parse(&first)
+}
+
+/// RFC 3261 §17.2.3, with the RFC 2543 fallback for branches without the magic cookie.
+fn transaction_key(parsed: &ParsedRequest) -> TransactionKey {
+    let method = TransactionKey::matching_method(&parsed.method).to_string();
+    let method = if parsed.method == "CANCEL" { "CANCEL".to_string() } else { method };
+    match parsed.top_via.branch() {
+        Some(branch) if parsed.top_via.has_rfc3261_branch() => TransactionKey::Rfc3261 {
+            branch: branch.to_string(),
+            sent_by: parsed.top_via.sent_by().to_ascii_lowercase(),
+            method,
+        },
+        _ => TransactionKey::Rfc2543 {
+            request_uri: parsed.request.uri.to_string(),
+            from_tag: parsed.from.tag().unwrap_or_default().to_string(),
+            // The ACK for our error answer carries our To tag; the INVITE had none.
+            to_tag: if parsed.method == "ACK" { String::new() } else { parsed.to.tag().unwrap_or_default().to_string() },
+            call_id: parsed.call_id.clone(),
+            cseq: parsed.cseq,
+            top_via: parsed.top_via.sent_by().to_ascii_lowercase(),
+            method,
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests;

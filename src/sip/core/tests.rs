@@ -1,0 +1,323 @@
+//! SipCore driven with a manual clock: no sockets, no sleeps.
+
+use super::*;
+use crate::config::{LocalUser, PeerTransport, UserSecret};
+use crate::sip::auth::{ChallengeKind, DigestClient};
+use std::net::SocketAddr;
+
+const GATEWAY: &str = "127.0.0.1:5060";
+const PBX: &str = "192.0.2.60:5060";
+
+fn profile(name: &str, kind: ProfileKind) -> Profile {
+    Profile {
+        name: name.into(),
+        kind,
+        host: None,
+        port: 5060,
+        transport: PeerTransport::Udp,
+        register: false,
+        username: None,
+        auth_username: None,
+        password: None,
+        register_expires: 600,
+        ping: false,
+        ping_interval: Duration::from_secs(30),
+        trusted_networks: vec![],
+        domain: None,
+        aliases: vec![],
+        min_expires: 60,
+        max_expires: 3600,
+        users: vec![],
+    }
+}
+
+fn profiles() -> Vec<Profile> {
+    let mut local = profile("local", ProfileKind::Local);
+    local.domain = Some("example.com".into());
+    local.users = vec![LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()) }];
+    let mut trunk = profile("trunk", ProfileKind::Trunk);
+    trunk.host = Some("192.0.2.50".into());
+    trunk.trusted_networks = vec!["192.0.2.50/32".parse().expect("net")];
+    vec![local, trunk]
+}
+
+fn pbx_profile(register_expires: u32) -> Profile {
+    let mut pbx = profile("pbx", ProfileKind::Pbx);
+    pbx.host = Some("pbx.example.net".into());
+    pbx.register = true;
+    pbx.username = Some("gw".into());
+    pbx.password = Some("s3cret".into());
+    pbx.register_expires = register_expires;
+    pbx
+}
+
+fn core_with(profiles: Vec<Profile>, t0: Instant) -> SipCore {
+    let config = CoreConfig { timers: TimerConfig::default(), product: "sipbridge-test".into(), nonce_lifetime: Duration::from_secs(300) };
+    SipCore::new(config, profiles, t0, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
+}
+
+fn udp_from(remote: &str) -> Peer {
+    Peer { transport: TransportKind::Udp, remote: remote.parse().expect("addr"), local: GATEWAY.parse().expect("addr"), connection: None }
+}
+
+fn request(method: &str, uri: &str, from: &str, branch: &str, extra: &[String]) -> Vec<u8> {
+    let to = if method == "REGISTER" { from } else { uri };
+    let mut text = format!(
+        "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch={branch};rport\r\nMax-Forwards: 70\r\n\
+         From: <{from}>;tag=abc\r\nTo: <{to}>\r\nCall-ID: {branch}@test\r\nCSeq: 1 {method}\r\n\
+         Contact: <sip:alice@192.0.2.1:5062>\r\n"
+    );
+    for header in extra {
+        text.push_str(header);
+        text.push_str("\r\n");
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    text.into_bytes()
+}
+
+fn sent(core: &mut SipCore) -> Vec<(Route, String)> {
+    std::iter::from_fn(|| core.poll_transmit()).map(|t| (t.route, String::from_utf8_lossy(&t.bytes).into_owned())).collect()
+}
+
+fn status_line(text: &str) -> u16 {
+    text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
+}
+
+fn statuses(core: &mut SipCore) -> Vec<u16> {
+    sent(core).iter().map(|(_, t)| status_line(t)).collect()
+}
+
+fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+    text.split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: ")))
+}
+
+#[test]
+fn options_is_answered_with_capabilities_at_the_rport_address() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    core.handle_inbound(&request("OPTIONS", "sip:gw@example.com", "sip:x@elsewhere.net", "z9hG4bK1", &[]), udp_from("192.0.2.1:40000"), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1);
+    let (route, text) = &out[0];
+    assert_eq!(status_line(text), 200);
+    for name in ["Allow", "Accept", "Supported"] {
+        assert!(header(text, name).is_some(), "{name} missing in\n{text}");
+    }
+    // Same IP as the sent-by, so only rport is filled in (RFC 3581 §4).
+    assert!(header(text, "Via").is_some_and(|v| v.contains("rport=40000") && !v.contains("received=")), "{text}");
+    let expected_to: SocketAddr = "192.0.2.1:40000".parse().expect("addr");
+    assert_eq!(*route, Route::Reply(ResponseRoute::Datagram { from: GATEWAY.parse().expect("addr"), to: expected_to }));
+}
+
+#[test]
+fn register_is_challenged_then_bound_and_expires() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let from = "sip:alice@example.com";
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKr1", &["Expires: 120".into()]), udp_from("192.0.2.1:5062"), t0);
+    let out = sent(&mut core);
+    assert_eq!(status_line(&out[0].1), 401);
+    let challenges: Vec<&str> = out[0].1.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    assert!(challenges.len() >= 2, "SHA-256 and MD5 are both offered: {challenges:?}");
+
+    let mut client = DigestClient::new("alice", "wonderland");
+    let auth = client.respond(ChallengeKind::Www, challenges.iter().copied(), "REGISTER", "sip:example.com", None).expect("answer");
+    let authorization = format!("Authorization: {}", auth[0].value);
+    let bytes = request("REGISTER", "sip:example.com", from, "z9hG4bKr2", &["Expires: 120".into(), authorization.clone()]);
+    core.handle_inbound(&bytes, udp_from("192.0.2.1:5062"), t0);
+    let out = sent(&mut core);
+    assert_eq!(status_line(&out[0].1), 200, "{}", out[0].1);
+    assert!(header(&out[0].1, "Contact").is_some_and(|c| c.contains("expires=120")), "{}", out[0].1);
+    assert_eq!(core.status(t0).bindings.len(), 1);
+
+    // The same credentials replayed (same nonce count) in a new transaction are refused.
+    let replay = request("REGISTER", "sip:example.com", from, "z9hG4bKr3", &["Expires: 120".into(), authorization]);
+    core.handle_inbound(&replay, udp_from("192.0.2.1:5062"), t0);
+    assert_eq!(statuses(&mut core), vec![403]);
+
+    // Past its expiry the binding is gone without any traffic.
+    let later = t0 + Duration::from_secs(121);
+    assert!(core.poll_timeout().is_some_and(|t| t <= later));
+    core.handle_timeout(later);
+    assert!(core.status(later).bindings.is_empty());
+}
+
+#[test]
+fn wrong_password_is_refused() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let from = "sip:alice@example.com";
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKw1", &[]), udp_from("192.0.2.1:5062"), t0);
+    let out = sent(&mut core);
+    let challenges: Vec<&str> = out[0].1.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    let mut client = DigestClient::new("alice", "guess");
+    let auth = client.respond(ChallengeKind::Www, challenges.iter().copied(), "REGISTER", "sip:example.com", None).expect("answer");
+    let bytes = request("REGISTER", "sip:example.com", from, "z9hG4bKw2", &[format!("Authorization: {}", auth[0].value)]);
+    core.handle_inbound(&bytes, udp_from("192.0.2.1:5062"), t0);
+    assert_eq!(statuses(&mut core), vec![403]);
+    assert!(core.status(t0).bindings.is_empty());
+}
+
+#[test]
+fn invite_trust_gate() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    // Unknown source, foreign domain: refused outright.
+    core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:eve@evil.example", "z9hG4bKi1", &[]), udp_from("203.0.113.9:5060"), t0);
+    assert_eq!(statuses(&mut core), vec![100, 403]);
+    assert_eq!(core.counters().untrusted_refused, 1);
+    // Claims to be a local user: must prove it.
+    core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKi2", &[]), udp_from("203.0.113.9:5060"), t0);
+    assert_eq!(statuses(&mut core), vec![100, 407]);
+    // A trusted trunk passes the gate (and finds no route yet).
+    core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKi3", &[]), udp_from("192.0.2.50:5060"), t0);
+    assert_eq!(statuses(&mut core), vec![100, 480]);
+}
+
+#[test]
+fn invite_final_answer_is_retransmitted_until_ack() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:eve@evil.example", "z9hG4bKg1", &[]);
+    core.handle_inbound(&invite, udp_from("203.0.113.9:5060"), t0);
+    assert_eq!(statuses(&mut core), vec![100, 403]);
+    // Timer G: the 403 goes again at 0.5 s, then 1 s later.
+    core.handle_timeout(t0 + Duration::from_millis(500));
+    assert_eq!(statuses(&mut core), vec![403]);
+    core.handle_timeout(t0 + Duration::from_millis(1500));
+    assert_eq!(statuses(&mut core), vec![403]);
+    // A retransmitted INVITE is absorbed and answered with the same 403.
+    core.handle_inbound(&invite, udp_from("203.0.113.9:5060"), t0 + Duration::from_millis(1600));
+    assert_eq!(statuses(&mut core), vec![403]);
+    let ack = String::from_utf8_lossy(&invite).replace("INVITE sip", "ACK sip").replace("1 INVITE", "1 ACK");
+    core.handle_inbound(ack.as_bytes(), udp_from("203.0.113.9:5060"), t0 + Duration::from_millis(1700));
+    core.handle_timeout(t0 + Duration::from_secs(4));
+    assert!(sent(&mut core).is_empty(), "ACK stops Timer G");
+    // Timer I (T4 = 5 s) then removes the transaction.
+    core.handle_timeout(t0 + Duration::from_secs(7));
+    assert_eq!(core.status(t0 + Duration::from_secs(7)).server_transactions, 0);
+}
+
+#[test]
+fn cancel_terminates_a_pending_invite() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKc1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.1:5062"), t0);
+    let _ = sent(&mut core);
+    // The 407 made the INVITE final, so CANCEL finds nothing pending: 481.
+    let cancel = String::from_utf8_lossy(&invite).replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL");
+    core.handle_inbound(cancel.as_bytes(), udp_from("192.0.2.1:5062"), t0);
+    assert_eq!(statuses(&mut core), vec![481]);
+}
+
+#[test]
+fn malformed_requests_get_stateless_answers() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let bad_version = String::from_utf8_lossy(&request("OPTIONS", "sip:x@example.com", "sip:a@b.c", "z9hG4bKv", &[])).replace("SIP/2.0\r\nVia", "SIP/7.0\r\nVia");
+    core.handle_inbound(bad_version.as_bytes(), udp_from("192.0.2.1:5062"), t0);
+    assert_eq!(statuses(&mut core), vec![505]);
+    core.handle_inbound(b"garbage without structure", udp_from("192.0.2.1:5062"), t0);
+    assert!(sent(&mut core).is_empty());
+    assert_eq!(core.counters().dropped.get("unanswerable"), Some(&1));
+}
+
+/// Runs the driver's side of resolution for the PBX profile.
+fn resolve(core: &mut SipCore, now: Instant) {
+    while let Some(event) = core.poll_event() {
+        if let CoreEvent::Resolve { profile, .. } = event {
+            let resolved = ResolvedPeer { remote: PBX.parse().expect("addr"), advertised: GATEWAY.parse().expect("addr") };
+            core.handle_resolved(&profile, Ok(resolved), now);
+        }
+    }
+}
+
+fn response_to(request: &str, status: u16, extra: &[String]) -> Vec<u8> {
+    let mut text = format!("SIP/2.0 {status} X\r\n");
+    for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
+        if let Some(value) = header(request, name) {
+            let value = if name == "To" && status >= 200 { format!("{value};tag=pbx") } else { value.to_string() };
+            text.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    for h in extra {
+        text.push_str(h);
+        text.push_str("\r\n");
+    }
+    text.push_str("Content-Length: 0\r\n\r\n");
+    text.into_bytes()
+}
+
+#[test]
+fn upstream_registration_answers_digest_and_refreshes_before_expiry() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![pbx_profile(10)], t0);
+    resolve(&mut core, t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1);
+    let first = out[0].1.clone();
+    assert!(first.starts_with("REGISTER sip:pbx.example.net SIP/2.0"), "{first}");
+    assert_eq!(header(&first, "Expires"), Some("10"));
+
+    let challenge = "WWW-Authenticate: Digest realm=\"pbx\", nonce=\"n1\", qop=\"auth\", algorithm=MD5".to_string();
+    core.handle_inbound(&response_to(&first, 401, &[challenge]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    let second = out[0].1.clone();
+    assert!(header(&second, "Authorization").is_some_and(|a| a.contains("username=\"gw\"")), "{second}");
+    assert_eq!(header(&second, "CSeq"), Some("2 REGISTER"));
+
+    core.handle_inbound(&response_to(&second, 200, &["Contact: <sip:gw@127.0.0.1:5060>;expires=10".into()]), udp_from(PBX), t0);
+    assert_eq!(core.status(t0).upstreams[0].registration, "registered");
+    assert!(core.status(t0).upstreams[0].registered);
+
+    // 80 % of 10 s: the refresh goes out at 8 s, before expiry, and reuses the cached challenge.
+    core.handle_timeout(t0 + Duration::from_millis(7_900));
+    resolve(&mut core, t0 + Duration::from_millis(7_900));
+    assert!(sent(&mut core).is_empty(), "no refresh before 8 s");
+    core.handle_timeout(t0 + Duration::from_secs(8));
+    resolve(&mut core, t0 + Duration::from_secs(8));
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1, "one refresh at 8 s");
+    assert_eq!(header(&out[0].1, "CSeq"), Some("3 REGISTER"));
+    assert_eq!(header(&out[0].1, "Call-ID"), header(&first, "Call-ID"), "refreshes keep the Call-ID");
+}
+
+#[test]
+fn unanswered_register_retransmits_on_rfc_schedule_then_backs_off() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![pbx_profile(600)], t0);
+    resolve(&mut core, t0);
+    assert_eq!(sent(&mut core).len(), 1);
+    // Timer E: 0.5, 1.5, 3.5, 7.5, then every T2 = 4 s; Timer F gives up at 64*T1 = 32 s.
+    let mut retransmits = Vec::new();
+    let mut now = t0;
+    while let Some(next) = core.poll_timeout().filter(|t| *t <= t0 + Duration::from_secs(32)) {
+        now = next;
+        core.handle_timeout(now);
+        if !sent(&mut core).is_empty() {
+            retransmits.push(now.duration_since(t0).as_millis());
+        }
+    }
+    assert_eq!(retransmits, vec![500, 1500, 3500, 7500, 11500, 15500, 19500, 23500, 27500, 31500]);
+    let status = core.status(now);
+    assert_eq!(status.upstreams[0].registration, "failed");
+    assert_eq!(status.upstreams[0].retry_in_secs, Some(5), "first retry after 5 s");
+    assert!(status.upstreams[0].last_error.as_deref().is_some_and(|e| e.contains("timeout")));
+}
+
+#[test]
+fn unresolvable_peer_is_retried_and_reported() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![pbx_profile(600)], t0);
+    while let Some(event) = core.poll_event() {
+        if let CoreEvent::Resolve { profile, .. } = event {
+            core.handle_resolved(&profile, Err("no such host".into()), t0);
+        }
+    }
+    let status = core.status(t0);
+    assert_eq!(status.upstreams[0].registration, "failed");
+    assert_eq!(status.upstreams[0].last_error.as_deref(), Some("no such host"));
+    core.handle_timeout(t0 + Duration::from_secs(5));
+    assert!(std::iter::from_fn(|| core.poll_event()).any(|e| matches!(e, CoreEvent::Resolve { .. })), "retried after backoff");
+}

@@ -1,0 +1,265 @@
+//! Requests addressed to the gateway: OPTIONS, REGISTER for the local domain, CANCEL, and the trust
+//! gate every dialog-creating request passes (the gateway is never an open relay).
+
+use super::{CoreEvent, ServerMachine, SipCore};
+use crate::config::{Profile, UserSecret};
+use crate::sip::auth::{AuthFailure, AuthResult, DigestServer, Secret};
+use crate::sip::message::ParsedRequest;
+use crate::sip::registrar::{ContactInput, ContactsInput, RegisterInput, Registrar};
+use crate::sip::syntax::{self, NameAddr};
+use crate::sip::transaction::TransactionKey;
+use crate::sip::uas_policy;
+use crate::sip::Peer;
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::Header;
+use std::time::Instant;
+
+pub(super) struct LocalDomain {
+    pub profile: Profile,
+    pub digest: DigestServer,
+    pub registrar: Registrar<Peer>,
+}
+
+/// Who a dialog-creating request is from, once the trust gate has let it through.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallerIdentity {
+    TrustedPeer { profile: String },
+    LocalUser { username: String },
+}
+
+enum Gate {
+    Pass(CallerIdentity),
+    Challenge { stale: bool },
+    Refuse(&'static str),
+}
+
+impl SipCore {
+    pub(super) fn dispatch_request(&mut self, key: TransactionKey, parsed: ParsedRequest, peer: Peer, now: Instant) {
+        if let Err(refusal) = uas_policy::check(&parsed) {
+            tracing::info!(source = %peer.remote, method = %parsed.method, status = refusal.status(), reason = %refusal, "refused request");
+            return self.respond(&key, refusal.status(), refusal.headers(), Vec::new(), now);
+        }
+        match parsed.method.as_str() {
+            "OPTIONS" => {
+                let headers = vec![uas_policy::allow_header(), uas_policy::accept_header(), uas_policy::supported_header()];
+                self.respond(&key, 200, headers, Vec::new(), now)
+            }
+            "REGISTER" => self.handle_register(key, parsed, peer, now),
+            "CANCEL" => self.handle_cancel(key, now),
+            "INVITE" if parsed.to.tag().is_none() => self.handle_new_dialog(key, parsed, peer, now),
+            // In-dialog requests: no dialogs are created by this layer yet.
+            _ => self.respond(&key, 481, Vec::new(), Vec::new(), now),
+        }
+    }
+
+    fn handle_cancel(&mut self, key: TransactionKey, now: Instant) {
+        let invite_key = key.with_method("INVITE");
+        let pending = matches!(
+            self.server_transactions.get(&invite_key),
+            Some(tx) if matches!(tx.machine, ServerMachine::Invite(_)) && !tx.final_sent
+        );
+        if pending {
+            self.respond(&key, 200, Vec::new(), Vec::new(), now);
+            self.respond(&invite_key, 487, Vec::new(), Vec::new(), now);
+        } else {
+            self.respond(&key, 481, Vec::new(), Vec::new(), now);
+        }
+    }
+
+    /// RFC 3261 §10.3 for the local domain.
+    fn handle_register(&mut self, key: TransactionKey, parsed: ParsedRequest, peer: Peer, now: Instant) {
+        let wall = self.wall(now);
+        let Some(local) = &mut self.local else {
+            return self.respond(&key, 403, vec![reason("no local domain is configured")], Vec::new(), now);
+        };
+        let request_host = syntax::uri_host(&parsed.request.uri.to_string()).unwrap_or_default().to_string();
+        if !local.profile.serves_domain(&request_host) {
+            return self.respond(&key, 404, vec![reason("domain not served here")], Vec::new(), now);
+        }
+        if !parsed.to.is_sip_uri() {
+            return self.respond(&key, 400, vec![reason("To must be a SIP or SIPS AOR")], Vec::new(), now);
+        }
+        let credentials = find_header(&parsed, |h| matches!(h, Header::Authorization(_)));
+        let users = &local.profile.users;
+        let result = match credentials {
+            None => AuthResult::Failed(AuthFailure::UnsupportedScheme(String::new())),
+            Some(value) => local.digest.verify(
+                "REGISTER",
+                &parsed.request.uri.to_string(),
+                &value,
+                |user, _realm| lookup_secret(users, user),
+                wall,
+            ),
+        };
+        let username = match result {
+            AuthResult::Ok { username } => username,
+            AuthResult::Stale => return self.challenge(&key, 401, true, now),
+            AuthResult::Failed(failure) if is_rechallenge(&failure) => return self.challenge(&key, 401, false, now),
+            AuthResult::Failed(failure) => {
+                tracing::warn!(source = %peer.remote, ?failure, "REGISTER authentication failed");
+                return self.respond(&key, 403, vec![reason("authentication failed")], Vec::new(), now);
+            }
+        };
+        if parsed.to.user() != Some(username.as_str()) {
+            tracing::warn!(source = %peer.remote, %username, to = %parsed.to.uri, "user tried to register another AOR");
+            return self.respond(&key, 403, vec![reason("may not register this address")], Vec::new(), now);
+        }
+        let domain = local.profile.domain.clone().unwrap_or_default();
+        let aor = format!("sip:{username}@{domain}");
+        let contacts = match contacts_input(&parsed) {
+            Ok(contacts) => contacts,
+            Err(e) => return self.respond(&key, 400, vec![reason(&e)], Vec::new(), now),
+        };
+        let expires_header = find_header(&parsed, |h| matches!(h, Header::Expires(_)))
+            .map(|v| v.trim().parse::<u64>().map(|e| e.min(u64::from(u32::MAX)) as u32));
+        let expires_header = match expires_header {
+            None => None,
+            Some(Ok(e)) => Some(e),
+            Some(Err(_)) => return self.respond(&key, 400, vec![reason("bad Expires")], Vec::new(), now),
+        };
+        let user_agent = find_header(&parsed, |h| matches!(h, Header::UserAgent(_)));
+        let input = RegisterInput {
+            aor: &aor,
+            contacts,
+            expires_header,
+            call_id: &parsed.call_id,
+            cseq: parsed.cseq,
+            source: peer,
+            user_agent: user_agent.as_deref(),
+        };
+        let Some(local) = &mut self.local else { return };
+        match local.registrar.register(input, now) {
+            Ok(bindings) => {
+                let mut headers: Vec<Header> = bindings
+                    .iter()
+                    .map(|b| make_header("Contact", format!("<{}>;expires={}", b.contact_uri, b.remaining(now).as_secs())))
+                    .collect();
+                headers.push(uas_policy::allow_header());
+                self.events.push_back(CoreEvent::StatusChanged);
+                tracing::info!(%aor, source = %peer.remote, contacts = bindings.len(), "registered");
+                self.respond(&key, 200, headers, Vec::new(), now)
+            }
+            Err(e) => {
+                let mut headers = vec![reason(&e.to_string())];
+                if let crate::sip::registrar::RegistrarError::IntervalTooBrief { min_expires } = e {
+                    headers.push(make_header("Min-Expires", min_expires.to_string()));
+                }
+                self.respond(&key, e.status(), headers, Vec::new(), now)
+            }
+        }
+    }
+
+    fn challenge(&mut self, key: &TransactionKey, status: u16, stale: bool, now: Instant) {
+        let wall = self.wall(now);
+        let Some(local) = &self.local else {
+            return self.respond(key, 403, Vec::new(), Vec::new(), now);
+        };
+        let name = if status == 407 { "Proxy-Authenticate" } else { "WWW-Authenticate" };
+        let headers = local.digest.challenge(wall, stale).into_iter().map(|c| make_header(name, c)).collect();
+        self.respond(key, status, headers, Vec::new(), now);
+    }
+
+    /// The trust gate for requests that would create a dialog (a call).
+    fn handle_new_dialog(&mut self, key: TransactionKey, parsed: ParsedRequest, peer: Peer, now: Instant) {
+        match self.gate(&parsed, peer, now) {
+            Gate::Challenge { stale } => self.challenge(&key, 407, stale, now),
+            Gate::Refuse(why) => {
+                self.counters.untrusted_refused += 1;
+                tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %parsed.from.uri, why, "refused dialog from untrusted source");
+                self.respond(&key, 403, vec![reason(why)], Vec::new(), now)
+            }
+            Gate::Pass(identity) => {
+                if parsed.max_forwards == Some(0) {
+                    return self.respond(&key, 483, Vec::new(), Vec::new(), now);
+                }
+                tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "accepted call attempt; no route yet");
+                // Calls are bridged by the call layer (a later issue); until then there is no route.
+                self.respond(&key, 480, vec![reason("no route to a browser user")], Vec::new(), now)
+            }
+        }
+    }
+
+    fn gate(&mut self, parsed: &ParsedRequest, peer: Peer, now: Instant) -> Gate {
+        let source = peer.remote.ip();
+        if let Some(profile) = self.profiles.iter().find(|p| p.is_trusted_source(source)) {
+            return Gate::Pass(CallerIdentity::TrustedPeer { profile: profile.name.clone() });
+        }
+        let wall = self.wall(now);
+        let Some(local) = &mut self.local else { return Gate::Refuse("source address is not trusted") };
+        let from_local = parsed.from.host().is_some_and(|h| local.profile.serves_domain(h));
+        if !from_local {
+            return Gate::Refuse("source address is not trusted");
+        }
+        let Some(credentials) = find_header(parsed, |h| matches!(h, Header::ProxyAuthorization(_))) else {
+            return Gate::Challenge { stale: false };
+        };
+        let users = &local.profile.users;
+        let uri = parsed.request.uri.to_string();
+        match local.digest.verify(&parsed.method, &uri, &credentials, |user, _| lookup_secret(users, user), wall) {
+            AuthResult::Ok { username } if parsed.from.user() == Some(username.as_str()) => {
+                Gate::Pass(CallerIdentity::LocalUser { username })
+            }
+            AuthResult::Ok { .. } => Gate::Refuse("authenticated user does not match From"),
+            AuthResult::Stale => Gate::Challenge { stale: true },
+            AuthResult::Failed(failure) if is_rechallenge(&failure) => Gate::Challenge { stale: false },
+            AuthResult::Failed(_) => Gate::Refuse("authentication failed"),
+        }
+    }
+}
+
+/// Failures where the phone simply has not answered our challenge properly yet: challenge again.
+/// A wrong password or a replay is refused outright so a phone cannot loop.
+fn is_rechallenge(failure: &AuthFailure) -> bool {
+    matches!(
+        failure,
+        AuthFailure::UnsupportedScheme(_)
+            | AuthFailure::UnsupportedAlgorithm(_)
+            | AuthFailure::UnsupportedQop(_)
+            | AuthFailure::Malformed(_)
+            | AuthFailure::WrongRealm(_)
+            | AuthFailure::BadNonce
+    )
+}
+
+fn lookup_secret(users: &[crate::config::LocalUser], username: &str) -> Option<Secret> {
+    users.iter().find(|u| u.username == username).map(|u| match &u.secret {
+        UserSecret::Password(p) => Secret::Password(p.clone()),
+        UserSecret::Ha1Md5(h) => Secret::Ha1 { md5: Some(h.clone()), sha256: None },
+    })
+}
+
+fn find_header(parsed: &ParsedRequest, test: impl Fn(&Header) -> bool) -> Option<String> {
+    parsed.request.headers.iter().find(|h| test(h)).map(|h| h.value().to_string())
+}
+
+fn reason(text: &str) -> Header {
+    make_header("Warning", format!("399 sipbridge \"{}\"", text.replace('"', "'")))
+}
+
+fn contacts_input(parsed: &ParsedRequest) -> Result<ContactsInput, String> {
+    let values: Vec<String> = parsed
+        .request
+        .headers
+        .iter()
+        .filter(|h| matches!(h, Header::Contact(_)))
+        .flat_map(|h| syntax::split_values(h.value()).into_iter().map(str::to_string).collect::<Vec<_>>())
+        .collect();
+    if values.is_empty() {
+        return Ok(ContactsInput::None);
+    }
+    if values.iter().any(|v| v == "*") {
+        return if values.len() == 1 { Ok(ContactsInput::Wildcard) } else { Err("`*` must be the only contact".into()) };
+    }
+    let mut contacts = Vec::new();
+    for value in values {
+        let contact = NameAddr::parse(&value).map_err(|e| e.0)?;
+        let expires_param = match syntax::param(&contact.params, "expires").flatten() {
+            None => None,
+            Some(v) => Some(v.parse::<u64>().map(|e| e.min(u64::from(u32::MAX)) as u32).map_err(|_| format!("bad expires `{v}`"))?),
+        };
+        let q = syntax::param(&contact.params, "q").flatten().and_then(|q| q.parse::<f32>().ok());
+        let instance = syntax::param(&contact.params, "+sip.instance").flatten().map(|s| s.trim_matches('"').to_string());
+        contacts.push(ContactInput { uri: contact.uri.clone(), expires_param, q, instance, raw: value });
+    }
+    Ok(ContactsInput::List(contacts))
+}
