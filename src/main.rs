@@ -1,1 +1,90 @@
-fn main() {}
+//! CLI, config loading and wiring. Nothing else lives here.
+
+use clap::{Parser, Subcommand};
+use sipbridge::config::Config;
+use sipbridge::{http, logging, sip};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser)]
+#[command(name = "sipbridge", version, about = "SIP <-> WebRTC gateway")]
+struct Cli {
+    /// The gateway's TOML config file.
+    #[arg(long, short, global = true, default_value = "sipbridge.toml")]
+    config: PathBuf,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (the default).
+    Run,
+    /// Validate the config and every profile, print a summary, and exit.
+    CheckConfig,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match Config::load(&cli.config) {
+        Ok(config) => config,
+        Err(errors) => {
+            eprint!("{errors}");
+            eprintln!("{} error(s); the gateway was not started", errors.0.len());
+            return ExitCode::from(2);
+        }
+    };
+    match cli.command.unwrap_or(Command::Run) {
+        Command::CheckConfig => {
+            print!("{}", config.summary());
+            ExitCode::SUCCESS
+        }
+        Command::Run => run(config),
+    }
+}
+
+fn run(config: Config) -> ExitCode {
+    logging::init(config.general.log_format, &config.general.log_level);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("sipbridge: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: Config) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&config.general.data_dir)?;
+    tracing::info!(config = %config.file.display(), profiles = config.profiles.len(), "starting sipbridge");
+    let endpoint = sip::endpoint::start(&config).await?;
+    let state = http::AppState { sip: endpoint.status.clone(), api_tokens: Arc::new(config.http.api_tokens.clone()) };
+    let listener = tokio::net::TcpListener::bind(config.http.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.listen))?;
+    tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+    if config.http.api_tokens.is_empty() {
+        tracing::warn!("no http.api_tokens configured: /metrics and /api/v1 refuse every request");
+    }
+    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal());
+    server.await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
+    }
+}

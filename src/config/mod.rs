@@ -171,16 +171,30 @@ impl SipConfig {
     }
 }
 
+/// A secret from the config: usable, but never printed by Debug (and so never logged).
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct HttpConfig {
     #[serde(default = "default_http_listen")]
     pub listen: SocketAddr,
+    /// Bearer tokens accepted by the API and /metrics. With none, only /healthz answers.
+    #[serde(default)]
+    pub api_tokens: Vec<Secret>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http_listen() }
+        Self { listen: default_http_listen(), api_tokens: Vec::new() }
     }
 }
 
@@ -289,6 +303,16 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     }
     if sip.tls.cert_file.is_some() != sip.tls.key_file.is_some() {
         errors.push(file, "sip.tls", "set both cert_file and key_file, or neither to generate a certificate");
+    }
+    for (i, token) in main.http.api_tokens.iter().enumerate() {
+        if token.0.len() < 16 {
+            errors.push(file, format!("http.api_tokens[{i}]"), "must be at least 16 characters");
+        }
+    }
+    if let Some(address) = &main.sip.advertised_address {
+        if address.parse::<std::net::IpAddr>().is_err() {
+            errors.push(file, "sip.advertised_address", format!("`{address}` is not an IP address"));
+        }
     }
     if main.general.log_level.parse::<tracing_subscriber::filter::EnvFilter>().is_err() {
         errors.push(file, "general.log_level", "not a valid tracing filter (e.g. \"info\" or \"sipbridge=debug\")");

@@ -306,6 +306,9 @@ fn validate_peer(path: &Path, raw: &RawProfile, errors: &mut ConfigErrors) {
             errors.push(path, "register_expires", "must be between 10 and 86400 seconds");
         }
     }
+    if raw.transport == PeerTransport::Tls {
+        errors.push(path, "transport", "TLS toward peers is not supported yet; use udp or tcp");
+    }
     if raw.ping && raw.ping_interval_secs < 1 {
         errors.push(path, "ping_interval_secs", "must be at least 1 second");
     }

@@ -4,7 +4,7 @@
 pub mod auth;
 pub mod core;
 pub mod dialog;
-// pub mod endpoint;
+pub mod endpoint;
 pub mod message;
 pub mod options;
 pub mod registrar;
@@ -12,7 +12,7 @@ pub mod registration;
 pub mod response;
 pub mod syntax;
 pub mod transaction;
-// pub mod transport;
+pub mod transport;
 pub mod uas_policy;
 
 use std::fmt;

@@ -255,7 +255,11 @@ impl SipCore {
                     }
                     None => self.counters.count_drop("unanswerable"),
                 }
-                if peer.transport.is_reliable() && matches!(rejected.error, message::MessageError::BadContentLength(_)) {
+                let unframeable = matches!(
+                    rejected.error,
+                    message::MessageError::BadContentLength(_) | message::MessageError::DuplicateHeader("Content-Length")
+                );
+                if peer.transport.is_reliable() && unframeable {
                     self.events.push_back(CoreEvent::CloseConnection(peer));
                 }
             }

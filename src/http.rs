@@ -1,0 +1,92 @@
+//! The HTTP side: health, metrics and the status API. Everything but /healthz needs a bearer token.
+
+use crate::config::Secret;
+use crate::sip::endpoint::SipStatus;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use std::fmt::Write;
+use std::sync::Arc;
+use tokio::sync::watch;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub sip: watch::Receiver<Arc<SipStatus>>,
+    pub api_tokens: Arc<Vec<Secret>>,
+}
+
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/metrics", get(metrics))
+        .route("/api/v1/sip/status", get(sip_status))
+        .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
+        .with_state(state)
+}
+
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": { "code": code, "message": message } }))).into_response()
+}
+
+/// Constant-time comparison, so response timing does not reveal how much of a token was right.
+fn authorized(headers: &HeaderMap, tokens: &[Secret]) -> bool {
+    let Some(presented) = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer ")) else {
+        return false;
+    };
+    tokens.iter().any(|token| {
+        let (a, b) = (token.0.as_bytes(), presented.as_bytes());
+        a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    })
+}
+
+fn unauthorized() -> Response {
+    let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
+    response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+    response
+}
+
+async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state.api_tokens) {
+        return unauthorized();
+    }
+    let status = state.sip.borrow().clone();
+    Json(status.as_ref().clone()).into_response()
+}
+
+async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if !authorized(&headers, &state.api_tokens) {
+        return unauthorized();
+    }
+    let status = state.sip.borrow().clone();
+    let mut out = String::new();
+    let counters = &status.core.counters;
+    let _ = writeln!(out, "# TYPE sipbridge_sip_messages_received_total counter");
+    let _ = writeln!(out, "sipbridge_sip_messages_received_total {}", counters.messages_received);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_responses_sent_total counter");
+    for (code, count) in &counters.responses_sent {
+        let _ = writeln!(out, "sipbridge_sip_responses_sent_total{{code=\"{code}\"}} {count}");
+    }
+    let _ = writeln!(out, "# TYPE sipbridge_sip_dropped_total counter");
+    for (reason, count) in &counters.dropped {
+        let _ = writeln!(out, "sipbridge_sip_dropped_total{{reason=\"{reason}\"}} {count}");
+    }
+    let _ = writeln!(out, "# TYPE sipbridge_sip_untrusted_refused_total counter");
+    let _ = writeln!(out, "sipbridge_sip_untrusted_refused_total {}", counters.untrusted_refused);
+    let transport = &status.transport;
+    let _ = writeln!(out, "# TYPE sipbridge_sip_rate_limited_total counter");
+    let _ = writeln!(out, "sipbridge_sip_rate_limited_total {}", transport.rate_limited);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_connections_open gauge");
+    let _ = writeln!(out, "sipbridge_sip_connections_open {}", transport.connections_open);
+    let _ = writeln!(out, "# TYPE sipbridge_registrations gauge");
+    let _ = writeln!(out, "sipbridge_registrations{{side=\"phones\"}} {}", status.core.bindings.len());
+    let upstream_up = status.core.upstreams.iter().filter(|u| u.registered).count();
+    let _ = writeln!(out, "sipbridge_registrations{{side=\"upstream\"}} {upstream_up}");
+    let _ = writeln!(out, "# TYPE sipbridge_peer_up gauge");
+    for upstream in &status.core.upstreams {
+        let up = u8::from(upstream.peer_status == "up");
+        let _ = writeln!(out, "sipbridge_peer_up{{profile=\"{}\"}} {up}", upstream.profile);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
+}

@@ -1,0 +1,307 @@
+//! The tokio task that runs `SipCore`: it feeds transport events, resolutions and timers into the
+//! core, and carries out what the core asks for (send bytes, resolve a peer, close a stream).
+//! All SIP decisions live in the core; this file only does I/O.
+
+use super::core::{CoreConfig, CoreEvent, CoreStatus, ResolvedPeer, Route, SipCore, Transmit};
+use super::response::ResponseRoute;
+use super::transaction::TimerConfig;
+use super::transport::rate_limit::RateLimiter;
+use super::transport::tls::{self, CertificateSource};
+use super::transport::{self, ConnectionCommand, TransportEvent, TransportShared};
+use super::{ConnectionId, TransportKind};
+use crate::config::{Config, ListenTransport};
+use anyhow::Context;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+use tokio::net::UdpSocket;
+use tokio::sync::{mpsc, watch};
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransportView {
+    pub rate_limited: u64,
+    pub oversized: u64,
+    pub queue_full: u64,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub send_failures: u64,
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SipStatus {
+    #[serde(flatten)]
+    pub core: CoreStatus,
+    pub transport: TransportView,
+}
+
+pub struct SipEndpoint {
+    pub status: watch::Receiver<Arc<SipStatus>>,
+    /// The addresses actually bound (port 0 in the config becomes a real port here).
+    pub bound: Vec<(ListenTransport, SocketAddr)>,
+}
+
+const QUEUE_DEPTH: usize = 10_000;
+const STATUS_INTERVAL: Duration = Duration::from_millis(250);
+
+pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
+    let (events_tx, events_rx) = mpsc::channel(QUEUE_DEPTH);
+    let sip = &config.sip;
+    let limiter = RateLimiter::new(sip.rate_limit_per_second, sip.rate_limit_burst, 100_000);
+    let shared = TransportShared::new(sip.max_message_bytes, limiter, events_tx);
+    let mut udp_sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    let mut bound = Vec::new();
+    let mut tls_acceptor = None;
+    for listen in &sip.listen {
+        let local = match listen.transport {
+            ListenTransport::Udp => {
+                let socket = transport::spawn_udp_listener(listen.address, shared.clone())
+                    .with_context(|| format!("cannot bind SIP UDP {}", listen.address))?;
+                let local = socket.local_addr()?;
+                udp_sockets.insert(local, socket);
+                local
+            }
+            ListenTransport::Tcp => transport::spawn_stream_listener(listen.address, None, shared.clone())
+                .with_context(|| format!("cannot bind SIP TCP {}", listen.address))?,
+            ListenTransport::Tls => {
+                if tls_acceptor.is_none() {
+                    tls_acceptor = Some(build_acceptor(config)?);
+                }
+                transport::spawn_stream_listener(listen.address, tls_acceptor.clone(), shared.clone())
+                    .with_context(|| format!("cannot bind SIP TLS {}", listen.address))?
+            }
+        };
+        tracing::info!(transport = %listen.transport, address = %local, "SIP listening");
+        bound.push((listen.transport, local));
+    }
+    let core_config = CoreConfig {
+        timers: TimerConfig { t1: sip.t1(), t2: sip.t2(), t4: sip.t4() },
+        product: sip.user_agent.clone(),
+        nonce_lifetime: Duration::from_secs(sip.nonce_lifetime_secs),
+    };
+    let core = SipCore::new(core_config, config.profiles.clone(), Instant::now(), SystemTime::now());
+    let advertised_ip = sip.advertised_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
+    let (status_tx, status_rx) = watch::channel(Arc::new(SipStatus::default()));
+    let driver = Driver {
+        core,
+        shared,
+        udp_sockets,
+        bound: bound.clone(),
+        advertised_ip,
+        connections: HashMap::new(),
+        by_remote: HashMap::new(),
+        status: status_tx,
+        send_failures: 0,
+    };
+    tokio::spawn(driver.run(events_rx));
+    Ok(SipEndpoint { status: status_rx, bound })
+}
+
+fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
+    let tls_config = &config.sip.tls;
+    let source = match (&tls_config.cert_file, &tls_config.key_file) {
+        (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
+        _ => {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+            names.extend(config.sip.advertised_address.clone());
+            names.extend(config.profiles.iter().filter_map(|p| p.domain.clone()));
+            CertificateSource::SelfSigned { dir: &config.general.data_dir, names }
+        }
+    };
+    Ok(tls::acceptor(source)?)
+}
+
+struct Connection {
+    commands: mpsc::Sender<ConnectionCommand>,
+    transport: TransportKind,
+    remote: SocketAddr,
+}
+
+struct Driver {
+    core: SipCore,
+    shared: Arc<TransportShared>,
+    udp_sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
+    bound: Vec<(ListenTransport, SocketAddr)>,
+    advertised_ip: Option<IpAddr>,
+    connections: HashMap<ConnectionId, Connection>,
+    by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
+    status: watch::Sender<Arc<SipStatus>>,
+    send_failures: u64,
+}
+
+type Resolution = (String, Result<ResolvedPeer, String>);
+
+impl Driver {
+    async fn run(mut self, mut events: mpsc::Receiver<TransportEvent>) {
+        let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolution>(64);
+        let mut publish = tokio::time::interval(STATUS_INTERVAL);
+        loop {
+            self.flush(&resolved_tx);
+            let deadline = self.core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            tokio::select! {
+                event = events.recv() => match event {
+                    Some(event) => self.handle_event(event),
+                    None => break,
+                },
+                Some((profile, result)) = resolved_rx.recv() => self.core.handle_resolved(&profile, result, Instant::now()),
+                _ = tokio::time::sleep_until(deadline.into()) => self.core.handle_timeout(Instant::now()),
+                _ = publish.tick() => self.publish(),
+            }
+        }
+    }
+
+    fn handle_event(&mut self, event: TransportEvent) {
+        let now = Instant::now();
+        match event {
+            TransportEvent::Message { bytes, peer } => self.core.handle_inbound(&bytes, peer, now),
+            TransportEvent::ConnectionOpened { peer, commands } => {
+                if let Some(id) = peer.connection {
+                    self.by_remote.insert((peer.transport, peer.remote), id);
+                    self.connections.insert(id, Connection { commands, transport: peer.transport, remote: peer.remote });
+                }
+            }
+            TransportEvent::ConnectionClosed { id } => {
+                if let Some(connection) = self.connections.remove(&id) {
+                    if self.by_remote.get(&(connection.transport, connection.remote)) == Some(&id) {
+                        self.by_remote.remove(&(connection.transport, connection.remote));
+                    }
+                }
+            }
+            TransportEvent::ConnectFailed { branch_id, reason } => {
+                self.send_failures += 1;
+                self.core.handle_send_failure(branch_id, &reason, now);
+            }
+        }
+    }
+
+    fn flush(&mut self, resolved_tx: &mpsc::Sender<Resolution>) {
+        while let Some(transmit) = self.core.poll_transmit() {
+            self.send(transmit);
+        }
+        while let Some(event) = self.core.poll_event() {
+            match event {
+                CoreEvent::Resolve { profile, host, port, transport } => self.resolve(profile, host, port, transport, resolved_tx.clone()),
+                CoreEvent::CloseConnection(peer) => {
+                    if let Some(connection) = peer.connection.and_then(|id| self.connections.get(&id)) {
+                        let _ = connection.commands.try_send(ConnectionCommand::Close);
+                    }
+                }
+                CoreEvent::StatusChanged => self.publish(),
+            }
+        }
+    }
+
+    fn send(&mut self, transmit: Transmit) {
+        let delivered = match transmit.route {
+            Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_sockets.get(&from) {
+                Some(socket) => socket.try_send_to(&transmit.bytes, to).is_ok(),
+                None => false,
+            },
+            Route::Reply(ResponseRoute::Connection(peer)) => peer
+                .connection
+                .and_then(|id| self.connections.get(&id))
+                .is_some_and(|c| c.commands.try_send(ConnectionCommand::Send(transmit.bytes.clone())).is_ok()),
+            Route::Request { transport: TransportKind::Udp, to, branch_id } => {
+                let socket = self.udp_sockets.iter().find(|(local, _)| local.is_ipv4() == to.is_ipv4()).map(|(_, s)| s.clone());
+                match socket {
+                    Some(socket) => socket.try_send_to(&transmit.bytes, to).is_ok(),
+                    None => {
+                        self.core.handle_send_failure(branch_id, &format!("no UDP listener for {to}'s address family"), Instant::now());
+                        true
+                    }
+                }
+            }
+            Route::Request { transport: TransportKind::Tcp, to, branch_id } => {
+                match self.by_remote.get(&(TransportKind::Tcp, to)).and_then(|id| self.connections.get(id)) {
+                    Some(connection) => connection.commands.try_send(ConnectionCommand::Send(transmit.bytes.clone())).is_ok(),
+                    None => {
+                        transport::connect_outbound(to, transmit.bytes.clone(), branch_id, self.shared.clone());
+                        true
+                    }
+                }
+            }
+            Route::Request { transport: TransportKind::Tls, branch_id, .. } => {
+                self.core.handle_send_failure(branch_id, "TLS toward peers is not supported yet", Instant::now());
+                true
+            }
+        };
+        if !delivered {
+            // UDP is best effort and transactions retransmit; streams that vanished are logged.
+            self.send_failures += 1;
+            tracing::debug!(route = ?transmit.route, "could not send");
+        }
+    }
+
+    fn resolve(&self, profile: String, host: String, port: u16, transport: TransportKind, reply: mpsc::Sender<Resolution>) {
+        let advertised_ip = self.advertised_ip;
+        let listeners = self.bound.clone();
+        tokio::spawn(async move {
+            let lookup = tokio::time::timeout(Duration::from_secs(5), tokio::net::lookup_host((host.as_str(), port))).await;
+            let result = match lookup {
+                Err(_) => Err(format!("DNS lookup of {host} timed out")),
+                Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
+                Ok(Ok(addresses)) => {
+                    let addresses: Vec<SocketAddr> = addresses.collect();
+                    pick_route(&addresses, &listeners, transport, advertised_ip)
+                        .ok_or_else(|| format!("{host} resolved to {addresses:?}, none reachable from our listeners"))
+                }
+            };
+            let _ = reply.send((profile, result)).await;
+        });
+    }
+
+    fn publish(&self) {
+        let counters = &self.shared.counters;
+        let get = transport::TransportCounters::get;
+        let status = SipStatus {
+            core: self.core.status(Instant::now()),
+            transport: TransportView {
+                rate_limited: get(&counters.rate_limited),
+                oversized: get(&counters.oversized),
+                queue_full: get(&counters.queue_full),
+                connections_open: self.shared.open_connections(),
+                connections_accepted: get(&counters.connections_accepted),
+                connections_refused: get(&counters.connections_refused),
+                send_failures: self.send_failures,
+            },
+        };
+        self.status.send_replace(Arc::new(status));
+    }
+}
+
+/// Chooses the peer address we can reach and the address our Via/Contact should advertise.
+fn pick_route(
+    addresses: &[SocketAddr],
+    listeners: &[(ListenTransport, SocketAddr)],
+    transport: TransportKind,
+    advertised_ip: Option<IpAddr>,
+) -> Option<ResolvedPeer> {
+    let wanted = match transport {
+        TransportKind::Udp => ListenTransport::Udp,
+        TransportKind::Tcp => ListenTransport::Tcp,
+        TransportKind::Tls => ListenTransport::Tls,
+    };
+    addresses.iter().find_map(|remote| {
+        let same_family = |(_, local): &&(ListenTransport, SocketAddr)| local.is_ipv4() == remote.is_ipv4();
+        let listener = listeners
+            .iter()
+            .filter(same_family)
+            .find(|(t, _)| *t == wanted)
+            .or_else(|| listeners.iter().filter(same_family).find(|(t, _)| *t == ListenTransport::Udp))?;
+        if transport == TransportKind::Udp && listener.0 != ListenTransport::Udp {
+            return None;
+        }
+        let ip = advertised_ip.or_else(|| local_ip_towards(*remote)).unwrap_or(listener.1.ip());
+        Some(ResolvedPeer { remote: *remote, advertised: SocketAddr::new(ip, listener.1.port()) })
+    })
+}
+
+/// The source address the kernel would use toward `remote`; connecting a UDP socket sends nothing.
+fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
+    let bind: SocketAddr = if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let socket = std::net::UdpSocket::bind(bind).ok()?;
+    socket.connect(remote).ok()?;
+    socket.local_addr().ok().map(|a| a.ip())
+}
