@@ -466,7 +466,9 @@ fn transaction_key(parsed: &ParsedRequest) -> TransactionKey {
     match parsed.top_via.branch() {
         Some(branch) if parsed.top_via.has_rfc3261_branch() => TransactionKey::Rfc3261 {
             branch: branch.to_string(),
-            sent_by: parsed.top_via.sent_by().to_ascii_lowercase(),
+            // The Via transport is part of the key so a request on one transport can never match a
+            // transaction on another.
+            sent_by: format!("{}/{}", parsed.top_via.transport, parsed.top_via.sent_by().to_ascii_lowercase()),
             method,
         },
         _ => TransactionKey::Rfc2543 {
@@ -476,7 +478,7 @@ fn transaction_key(parsed: &ParsedRequest) -> TransactionKey {
             to_tag: if parsed.method == "ACK" { String::new() } else { parsed.to.tag().unwrap_or_default().to_string() },
             call_id: parsed.call_id.clone(),
             cseq: parsed.cseq,
-            top_via: parsed.top_via.sent_by().to_ascii_lowercase(),
+            top_via: format!("{}/{}", parsed.top_via.transport, parsed.top_via.sent_by().to_ascii_lowercase()),
             method,
         },
     }

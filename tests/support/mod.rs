@@ -1,0 +1,236 @@
+//! Test harness: starts the real `sipbridge` binary on free loopback ports with a throwaway config,
+//! and drives real peers (sipp, baresip) against it. Every wait is bounded.
+
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub const API_TOKEN: &str = "test-token-0123456789abcdef";
+pub const LOCAL_DOMAIN: &str = "example.com";
+pub const ALICE_PASSWORD: &str = "wonderland";
+
+/// A free port on 127.0.0.1 for both UDP and TCP.
+pub fn free_port() -> u16 {
+    for _ in 0..100 {
+        let udp = UdpSocket::bind("127.0.0.1:0").expect("bind udp");
+        let port = udp.local_addr().expect("addr").port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port found in 100 tries");
+}
+
+pub struct GatewayOptions {
+    /// Extra profile files: (file name, TOML text).
+    pub profiles: Vec<(String, String)>,
+    pub tls_cert: Option<(PathBuf, PathBuf)>,
+    pub extra_sip: String,
+}
+
+impl Default for GatewayOptions {
+    fn default() -> Self {
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new() }
+    }
+}
+
+pub struct Gateway {
+    pub dir: tempfile::TempDir,
+    pub sip_port: u16,
+    pub tls_port: u16,
+    pub http_port: u16,
+    child: Child,
+}
+
+impl Gateway {
+    pub fn start(options: GatewayOptions) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (sip_port, tls_port, http_port) = (free_port(), free_port(), free_port());
+        let tls = match &options.tls_cert {
+            Some((cert, key)) => format!("[sip.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert.display(), key.display()),
+            None => String::new(),
+        };
+        let config = format!(
+            "[general]\ndata_dir = \"data\"\nlog_level = \"info,sipbridge=debug\"\n\n\
+             [sip]\nprofiles_dir = \"profiles\"\nrate_limit_per_second = 5000\nrate_limit_burst = 10000\n{}\n\
+             [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
+             [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
+             [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\n",
+            options.extra_sip
+        );
+        std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
+        let profiles = dir.path().join("profiles");
+        std::fs::create_dir(&profiles).expect("mkdir");
+        let local = format!(
+            "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
+             [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\n\
+             [[users]]\nusername = \"bob\"\npassword = \"builder\"\n"
+        );
+        std::fs::write(profiles.join("local.toml"), local).expect("write profile");
+        for (name, text) in &options.profiles {
+            std::fs::write(profiles.join(name), text).expect("write profile");
+        }
+        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+            .arg("--config")
+            .arg(dir.path().join("gateway.toml"))
+            .env("NO_COLOR", "1")
+            .stdout(log.try_clone().expect("clone log"))
+            .stderr(log)
+            .spawn()
+            .expect("start sipbridge");
+        let gateway = Gateway { dir, sip_port, tls_port, http_port, child };
+        gateway.wait_ready();
+        gateway
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok((200, _)) = http_get(self.http_port, "/healthz", None) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn sip_addr(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.sip_port))
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+    }
+
+    /// The SIP status document from the API.
+    pub fn status(&self) -> serde_json::Value {
+        let (code, body) = http_get(self.http_port, "/api/v1/sip/status", Some(API_TOKEN)).expect("status request");
+        assert_eq!(code, 200, "status API: {body}");
+        serde_json::from_str(&body).expect("status JSON")
+    }
+
+    /// Waits (bounded) until `check` accepts the status document; returns it.
+    pub fn wait_status(&self, what: &str, timeout: Duration, check: impl Fn(&serde_json::Value) -> bool) -> serde_json::Value {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let status = self.status();
+            if check(&status) {
+                return status;
+            }
+            if Instant::now() > deadline {
+                panic!("timed out waiting for {what}; last status:\n{status:#}\nlog:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A minimal HTTP/1.1 GET: the tests need no HTTP client crate for two endpoints.
+pub fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    let mut stream = TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
+    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n")?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, dechunk(&body)))
+}
+
+fn dechunk(body: &str) -> String {
+    // axum answers JSON with a Content-Length, but tolerate chunked bodies.
+    let mut out = String::new();
+    let mut rest = body;
+    loop {
+        let Some((size, after)) = rest.split_once("\r\n") else { return body.to_string() };
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else { return body.to_string() };
+        if size == 0 {
+            return out;
+        }
+        if after.len() < size {
+            return body.to_string();
+        }
+        out.push_str(&after[..size]);
+        rest = after[size..].trim_start_matches("\r\n");
+    }
+}
+
+/// The status code of the first SIP response in `text`, if any.
+pub fn status_code(text: &str) -> Option<u16> {
+    text.strip_prefix("SIP/2.0 ")?.get(..3)?.parse().ok()
+}
+
+pub fn sipp_available() {
+    assert!(
+        Command::new("sipp").arg("-v").output().is_ok(),
+        "sipp is not installed: `make test` installs it (package sip-tester)"
+    );
+}
+
+pub struct SippRun {
+    pub output: Output,
+    /// sipp's `-trace_err` log: the unexpected messages, if any.
+    pub errors: String,
+}
+
+impl SippRun {
+    pub fn success(&self) -> bool {
+        self.output.status.success()
+    }
+    pub fn describe(&self) -> String {
+        format!("{}
+sipp errors log:\n{}", describe(&self.output), self.errors)
+    }
+}
+
+/// Runs a sipp scenario (from tests/sipp) against `target` in a scratch directory, so its logs
+/// never land in the repository. Bounded by sipp's own -timeout.
+pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
+    let work = tempfile::tempdir().expect("tempdir");
+    let file = work.path().join(scenario);
+    std::fs::copy(scenario_path(scenario), &file).expect("copy scenario");
+    let output = Command::new("sipp")
+        .arg(target)
+        .arg("-sf")
+        .arg(&file)
+        .args(["-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err"])
+        .args(extra)
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sipp");
+    let mut errors = String::new();
+    for entry in std::fs::read_dir(work.path()).expect("read dir").flatten() {
+        if entry.file_name().to_string_lossy().contains("_errors.log") {
+            errors.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
+        }
+    }
+    SippRun { output, errors }
+}
+
+pub fn scenario_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp").join(name)
+}
+
+pub fn describe(output: &Output) -> String {
+    format!(
+        "exit {:?}\nstdout:\n{}\nstderr:\n{}",
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
