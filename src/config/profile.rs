@@ -109,6 +109,8 @@ struct RawProfile {
     max_expires: u32,
     #[serde(default)]
     users: Vec<RawUser>,
+    #[serde(default = "default_digest_algorithms")]
+    digest_algorithms: Vec<String>,
 }
 
 /// A validated profile. Fields that only make sense for some kinds are `Option`s or empty.
@@ -133,6 +135,8 @@ pub struct Profile {
     pub min_expires: u32,
     pub max_expires: u32,
     pub users: Vec<LocalUser>,
+    /// Digest algorithms offered to phones, in challenge order ("SHA-256", "MD5").
+    pub digest_algorithms: Vec<String>,
 }
 
 impl fmt::Debug for Profile {
@@ -284,6 +288,7 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         min_expires: raw.min_expires,
         max_expires: raw.max_expires,
         users,
+        digest_algorithms: raw.digest_algorithms,
     })
 }
 
@@ -336,6 +341,14 @@ fn validate_local(path: &Path, raw: &RawProfile, errors: &mut ConfigErrors) {
     }
     if raw.register || raw.host.is_some() {
         errors.push(path, "register", "a local profile has no upstream host to register to");
+    }
+    if raw.digest_algorithms.is_empty() {
+        errors.push(path, "digest_algorithms", "list at least one of \"SHA-256\", \"MD5\"");
+    }
+    for (i, algorithm) in raw.digest_algorithms.iter().enumerate() {
+        if algorithm != "SHA-256" && algorithm != "MD5" {
+            errors.push(path, format!("digest_algorithms[{i}]"), format!("`{algorithm}` is not \"SHA-256\" or \"MD5\""));
+        }
     }
     if raw.min_expires == 0 || raw.min_expires > raw.max_expires {
         errors.push(path, "min_expires", "must be above 0 and not above max_expires");
@@ -392,6 +405,11 @@ fn parse_users(path: &Path, raw: &[RawUser], errors: &mut ConfigErrors) -> Vec<L
         users.push(LocalUser { username: user.username.clone(), secret });
     }
     users
+}
+
+/// RFC 8760 order. Phones that read only the first challenge need "MD5" first or alone.
+fn default_digest_algorithms() -> Vec<String> {
+    vec!["SHA-256".into(), "MD5".into()]
 }
 
 fn default_register_expires() -> u32 {

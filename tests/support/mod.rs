@@ -30,11 +30,20 @@ pub struct GatewayOptions {
     pub profiles: Vec<(String, String)>,
     pub tls_cert: Option<(PathBuf, PathBuf)>,
     pub extra_sip: String,
+    /// `digest_algorithms` of the local domain, in challenge order.
+    pub digest_algorithms: &'static str,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), digest_algorithms: "[\"SHA-256\", \"MD5\"]" }
+    }
+}
+
+impl GatewayOptions {
+    /// sipp (like much phone firmware) answers only the first challenge and knows only MD5.
+    pub fn for_md5_only_peers() -> GatewayOptions {
+        GatewayOptions { digest_algorithms: "[\"MD5\"]", ..Default::default() }
     }
 }
 
@@ -68,8 +77,10 @@ impl Gateway {
         std::fs::create_dir(&profiles).expect("mkdir");
         let local = format!(
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
+             digest_algorithms = {}\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\n\
-             [[users]]\nusername = \"bob\"\npassword = \"builder\"\n"
+             [[users]]\nusername = \"bob\"\npassword = \"builder\"\n",
+            options.digest_algorithms
         );
         std::fs::write(profiles.join("local.toml"), local).expect("write profile");
         for (name, text) in &options.profiles {

@@ -129,13 +129,16 @@ impl DigestServer {
         self
     }
 
-    /// Offered strongest first whatever the given order (RFC 8760 §3: a
-    /// client may take the first it supports). An empty list keeps the
-    /// current one, since a server that offers nothing cannot authenticate.
+    /// Offered in the given order. RFC 8760 wants the strongest first, but many phones read only
+    /// the first challenge, so the operator decides. An empty list keeps the current one, since a
+    /// server that offers nothing cannot authenticate.
     pub fn with_algorithms(mut self, algorithms: &[Algorithm]) -> Self {
-        let mut algs = algorithms.to_vec();
-        algs.sort_by_key(|a| std::cmp::Reverse(a.rank()));
-        algs.dedup();
+        let mut algs: Vec<Algorithm> = Vec::new();
+        for algorithm in algorithms {
+            if !algs.contains(algorithm) {
+                algs.push(*algorithm);
+            }
+        }
         if !algs.is_empty() {
             self.algorithms = algs;
         }

@@ -9,7 +9,7 @@ mod upstream;
 
 pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
 
-use super::auth::DigestServer;
+use super::auth::{Algorithm, DigestServer};
 use super::message::{self, Inbound, ParsedRequest, ParsedResponse};
 use super::registrar::{Registrar, RegistrarPolicy};
 use super::response::{self, ResponseRoute};
@@ -121,7 +121,9 @@ impl SipCore {
             let realm = profile.domain.clone().unwrap_or_default();
             uas::LocalDomain {
                 profile: profile.clone(),
-                digest: DigestServer::new(realm, None).with_nonce_lifetime(config.nonce_lifetime),
+                digest: DigestServer::new(realm, None)
+                    .with_nonce_lifetime(config.nonce_lifetime)
+                    .with_algorithms(&profile.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a)).collect::<Vec<_>>()),
                 registrar: Registrar::new(RegistrarPolicy {
                     min_expires: profile.min_expires,
                     max_expires: profile.max_expires,

@@ -28,6 +28,7 @@ fn profile(name: &str, kind: ProfileKind) -> Profile {
         min_expires: 60,
         max_expires: 3600,
         users: vec![],
+        digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
     }
 }
 
@@ -280,6 +281,7 @@ fn upstream_registration_answers_digest_and_refreshes_before_expiry() {
     let out = sent(&mut core);
     assert_eq!(out.len(), 1, "one refresh at 8 s");
     assert_eq!(header(&out[0].1, "CSeq"), Some("3 REGISTER"));
+    assert!(header(&out[0].1, "Authorization").is_some_and(|a| a.contains("nc=00000002")), "{}", out[0].1);
     assert_eq!(header(&out[0].1, "Call-ID"), header(&first, "Call-ID"), "refreshes keep the Call-ID");
 }
 
@@ -321,3 +323,4 @@ fn unresolvable_peer_is_retried_and_reported() {
     core.handle_timeout(t0 + Duration::from_secs(5));
     assert!(std::iter::from_fn(|| core.poll_event()).any(|e| matches!(e, CoreEvent::Resolve { .. })), "retried after backoff");
 }
+

@@ -189,8 +189,18 @@ impl SipCore {
     }
 
     fn send_register(&mut self, index: usize, expires: u32, now: Instant) {
-        self.upstreams[index].auth_attempts = 0;
-        let Some(request) = self.build_register(index, expires, None) else { return };
+        let upstream = &mut self.upstreams[index];
+        upstream.auth_attempts = 0;
+        // Refreshes answer the cached challenge with the next nonce count, saving the registrar a
+        // round trip; a stale nonce just brings a new 401.
+        let uri = request_uri(upstream.profile.host.as_deref().unwrap_or(""), upstream.profile.port, upstream.transport()).to_string();
+        let cached = upstream
+            .digest
+            .as_mut()
+            .and_then(|d| d.authorize("REGISTER", &uri, None).ok())
+            .filter(|h| !h.is_empty())
+            .map(|h| h.into_iter().map(|h| make_header(h.name, h.value)).collect());
+        let Some(request) = self.build_register(index, expires, cached) else { return };
         self.start_client(index, request, Purpose::Register { upstream: index }, now);
     }
 
