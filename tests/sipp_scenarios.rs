@@ -13,7 +13,7 @@ fn target(gateway: &Gateway) -> String {
 #[test]
 fn register_with_digest_over_udp_and_tcp() {
     sipp_available();
-    let gateway = Gateway::start(GatewayOptions::for_md5_only_peers());
+    let gateway = Gateway::start(GatewayOptions::default());
     for (transport, name) in [("u1", "UDP"), ("t1", "TCP")] {
         let run = sipp("register_digest.xml", &target(&gateway), &["-t", transport]);
         assert!(run.success(), "register over {transport}:\n{}\n{}", run.describe(), gateway.log());
@@ -30,7 +30,7 @@ fn register_with_digest_over_udp_and_tcp() {
 #[test]
 fn register_with_wrong_password_is_refused() {
     sipp_available();
-    let gateway = Gateway::start(GatewayOptions::for_md5_only_peers());
+    let gateway = Gateway::start(GatewayOptions::default());
     let run = sipp("register_wrong_password.xml", &target(&gateway), &["-t", "u1"]);
     assert!(run.success(), "{}", run.describe());
     assert_eq!(gateway.status()["bindings"].as_array().map(Vec::len), Some(0));
@@ -40,7 +40,7 @@ fn register_with_wrong_password_is_refused() {
 #[test]
 fn options_is_answered_with_capabilities() {
     sipp_available();
-    let gateway = Gateway::start(GatewayOptions::for_md5_only_peers());
+    let gateway = Gateway::start(GatewayOptions::default());
     for transport in ["u1", "t1"] {
         let run = sipp("options.xml", &target(&gateway), &["-t", transport]);
         assert!(run.success(), "OPTIONS over {transport}:\n{}", run.describe());
@@ -50,7 +50,7 @@ fn options_is_answered_with_capabilities() {
 #[test]
 fn invite_from_untrusted_address_is_refused_and_logged() {
     sipp_available();
-    let gateway = Gateway::start(GatewayOptions::for_md5_only_peers());
+    let gateway = Gateway::start(GatewayOptions::default());
     let run = sipp("invite_untrusted.xml", &target(&gateway), &["-t", "u1"]);
     assert!(run.success(), "{}", run.describe());
     let run = sipp("invite_local_unauthenticated.xml", &target(&gateway), &["-t", "u1"]);

@@ -63,6 +63,7 @@ fn profile(name: &str, kind: ProfileKind) -> Profile {
         min_expires: 60,
         max_expires: 3600,
         users: vec![],
+        digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
     }
 }
 

@@ -407,9 +407,12 @@ fn parse_users(path: &Path, raw: &[RawUser], errors: &mut ConfigErrors) -> Vec<L
     users
 }
 
-/// RFC 8760 order. Phones that read only the first challenge need "MD5" first or alone.
+/// MD5 only by default. RFC 8760 would offer SHA-256 first, but measured here: sipp 3.6 answers only
+/// the first challenge and knows only MD5, and baresip 1.0 (libre) gives up with ENOSYS when *any*
+/// challenge is SHA-256, even with MD5 offered too. Fleets of modern phones opt in with
+/// ["SHA-256", "MD5"].
 fn default_digest_algorithms() -> Vec<String> {
-    vec!["SHA-256".into(), "MD5".into()]
+    vec!["MD5".into()]
 }
 
 fn default_register_expires() -> u32 {

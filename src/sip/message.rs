@@ -50,6 +50,8 @@ impl MessageError {
 pub struct ParsedRequest {
     pub request: Request,
     pub method: String,
+    /// The Request-URI exactly as sent: digest responses hash this text, not a re-printed URI.
+    pub request_uri: String,
     pub top_via: ViaValue,
     pub from: NameAddr,
     pub to: NameAddr,
@@ -148,6 +150,7 @@ fn parse_request(bytes: &[u8], transport: TransportKind) -> Result<ParsedRequest
     let line = start_line(bytes)?;
     check_request_line(line)?;
     let method = line.split(' ').next().unwrap_or_default().to_string();
+    let request_uri = line.split(' ').nth(1).unwrap_or_default().to_string();
     let mut request = match SipMessage::try_from(bytes) {
         Ok(SipMessage::Request(request)) => request,
         Ok(SipMessage::Response(_)) => return Err(MessageError::Malformed("expected a request".into())),
@@ -185,7 +188,7 @@ fn parse_request(bytes: &[u8], transport: TransportKind) -> Result<ParsedRequest
         }
     }
     fix_body_length(bytes, &mut request, transport)?;
-    Ok(ParsedRequest { request, method, top_via, from, to, call_id, cseq, max_forwards })
+    Ok(ParsedRequest { request, method, request_uri, top_via, from, to, call_id, cseq, max_forwards })
 }
 
 fn parse_response(bytes: &[u8]) -> Result<ParsedResponse, MessageError> {

@@ -25,6 +25,20 @@ pub fn free_port() -> u16 {
     panic!("no free port found in 100 tries");
 }
 
+/// A port p with p and p+1 free (UDP and TCP): baresip's libre binds TLS on `sip_listen` + 1.
+pub fn free_port_pair() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        let next_free = port < u16::MAX
+            && UdpSocket::bind(("127.0.0.1", port + 1)).is_ok()
+            && TcpListener::bind(("127.0.0.1", port + 1)).is_ok();
+        if next_free {
+            return port;
+        }
+    }
+    panic!("no free port pair found in 200 tries");
+}
+
 pub struct GatewayOptions {
     /// Extra profile files: (file name, TOML text).
     pub profiles: Vec<(String, String)>,
@@ -36,14 +50,7 @@ pub struct GatewayOptions {
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), digest_algorithms: "[\"SHA-256\", \"MD5\"]" }
-    }
-}
-
-impl GatewayOptions {
-    /// sipp (like much phone firmware) answers only the first challenge and knows only MD5.
-    pub fn for_md5_only_peers() -> GatewayOptions {
-        GatewayOptions { digest_algorithms: "[\"MD5\"]", ..Default::default() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), digest_algorithms: "[\"MD5\"]" }
     }
 }
 

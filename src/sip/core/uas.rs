@@ -85,7 +85,7 @@ impl SipCore {
             None => AuthResult::Failed(AuthFailure::UnsupportedScheme(String::new())),
             Some(value) => local.digest.verify(
                 "REGISTER",
-                &parsed.request.uri.to_string(),
+                &parsed.request_uri,
                 &value,
                 |user, _realm| lookup_secret(users, user),
                 wall,
@@ -194,8 +194,7 @@ impl SipCore {
             return Gate::Challenge { stale: false };
         };
         let users = &local.profile.users;
-        let uri = parsed.request.uri.to_string();
-        match local.digest.verify(&parsed.method, &uri, &credentials, |user, _| lookup_secret(users, user), wall) {
+        match local.digest.verify(&parsed.method, &parsed.request_uri, &credentials, |user, _| lookup_secret(users, user), wall) {
             AuthResult::Ok { username } if parsed.from.user() == Some(username.as_str()) => {
                 Gate::Pass(CallerIdentity::LocalUser { username })
             }
