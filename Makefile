@@ -1,0 +1,29 @@
+# The two commands a newcomer needs are `make run` and `make test`.
+# Builds live outside the clone so CI and later runs reuse them.
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/sipbridge-target
+CONFIG ?= sipbridge.example.toml
+
+.PHONY: run test bench fuzz-sip check-config
+
+## Install what is missing, build, and run the gateway with the example config.
+run:
+	scripts/system-deps.sh run
+	cargo build --bin sipbridge
+	$(CARGO_TARGET_DIR)/debug/sipbridge --config $(CONFIG)
+
+## Install test peers (sipp, baresip), ensure a PostgreSQL, and run every test.
+test:
+	scripts/system-deps.sh test
+	@eval "export $$(scripts/ensure-postgres.sh)" && echo "using $$DATABASE_URL" && \
+		cargo test --no-fail-fast -- --test-threads=2
+
+## Benchmarks that print figures (see benches/).
+bench:
+	cargo bench --bench sip_core
+
+## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
+fuzz-sip:
+	scripts/fuzz-sip.sh
+
+check-config:
+	cargo run --quiet --bin sipbridge -- check-config --config $(CONFIG)

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs the Debian packages a purpose needs: `run` (build and run the gateway) or `test`
+# (plus the real peers and PostgreSQL the tests talk to). As root it runs apt-get; otherwise it
+# prints the exact command and fails, so nothing is half-installed silently.
+set -euo pipefail
+
+purpose="${1:-run}"
+run_packages=(pkg-config ca-certificates)
+test_packages=(sip-tester baresip postgresql postgresql-client openssl)
+
+packages=("${run_packages[@]}")
+if [[ "$purpose" == "test" ]]; then
+    packages+=("${test_packages[@]}")
+fi
+
+missing=()
+for package in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
+        missing+=("$package")
+    fi
+done
+
+if ((${#missing[@]} == 0)); then
+    exit 0
+fi
+
+if [[ "$(id -u)" == "0" ]]; then
+    echo "installing: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+    echo "missing system packages: ${missing[*]}" >&2
+    echo "run: sudo apt-get install -y --no-install-recommends ${missing[*]}" >&2
+    exit 1
+fi

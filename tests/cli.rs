@@ -1,0 +1,88 @@
+//! The command line as an operator meets it: check-config, and the shipped example config running.
+
+mod support;
+
+use std::process::Command;
+use std::time::Duration;
+
+fn sipbridge() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+}
+
+fn repo(path: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+#[test]
+fn check_config_summarises_the_example() {
+    let output = sipbridge().args(["check-config", "--config"]).arg(repo("sipbridge.example.toml")).output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    for expected in ["sip udp on 0.0.0.0:5060", "sip tcp on 0.0.0.0:5060", "sip tls on 0.0.0.0:5061", "http on 0.0.0.0:8080", "3 profile(s)"] {
+        assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
+    }
+    assert!(!stdout.contains("change-me"), "secrets are never printed:\n{stdout}");
+}
+
+#[test]
+fn check_config_names_file_key_and_reason() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
+    std::fs::write(dir.path().join("gw.toml"), "[sip]\nt1_ms = 0\n").expect("write");
+    std::fs::write(dir.path().join("sip-profiles/pbx.toml"), "kind = \"pbx\"\nregister = true\nhost = \"pbx.test\"\n").expect("write");
+    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("gw.toml: sip.t1_ms: must be between")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("pbx.toml: username: required when register = true")), "{stderr}");
+    assert!(stderr.lines().any(|l| l.contains("pbx.toml: password: required when register = true")), "{stderr}");
+    assert!(stderr.contains("3 error(s)"), "{stderr}");
+}
+
+/// `make run` in miniature: the example config and profiles, on free ports. The example PBX does
+/// not exist, so the gateway must keep running, say why, and still answer OPTIONS.
+#[test]
+fn example_config_runs_and_survives_an_unreachable_pbx() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (sip, tls, http) = (support::free_port(), support::free_port(), support::free_port());
+    let example = std::fs::read_to_string(repo("sipbridge.example.toml")).expect("example");
+    let config = example
+        .replace("0.0.0.0:5060", &format!("127.0.0.1:{sip}"))
+        .replace("[::]:5060", &format!("[::1]:{sip}"))
+        .replace("0.0.0.0:5061", &format!("127.0.0.1:{tls}"))
+        .replace("0.0.0.0:8080", &format!("127.0.0.1:{http}"))
+        .replace("profiles_dir = \"sip-profiles\"", &format!("profiles_dir = \"{}\"", repo("sip-profiles").display()));
+    std::fs::write(dir.path().join("gw.toml"), config).expect("write");
+    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let mut child = sipbridge()
+        .arg("--config")
+        .arg(dir.path().join("gw.toml"))
+        .env("NO_COLOR", "1")
+        .stdout(log.try_clone().expect("clone"))
+        .stderr(log)
+        .spawn()
+        .expect("start");
+    let read_log = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    while !read_log().contains("cannot resolve peer") && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("udp");
+    socket.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
+    let port = socket.local_addr().expect("addr").port();
+    let options = format!(
+        "OPTIONS sip:gw@127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.1:{port};branch=z9hG4bK-example;rport\r\nMax-Forwards: 70\r\n\
+         From: <sip:probe@127.0.0.1>;tag=1\r\nTo: <sip:gw@127.0.0.1>\r\nCall-ID: example-run\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n"
+    );
+    socket.send_to(options.as_bytes(), ("127.0.0.1", sip)).expect("send");
+    let mut buffer = [0u8; 4096];
+    let answer = socket.recv(&mut buffer).map(|n| String::from_utf8_lossy(&buffer[..n]).into_owned()).unwrap_or_default();
+    let still_running = child.try_wait().expect("try_wait").is_none();
+    let _ = child.kill();
+    let _ = child.wait();
+    let log = read_log();
+    assert!(answer.starts_with("SIP/2.0 200 OK"), "OPTIONS answer: {answer}\n{log}");
+    assert!(still_running, "the gateway exited:\n{log}");
+    assert!(log.contains("cannot resolve peer") && log.contains("office-pbx"), "the log says why the PBX is unreachable:\n{log}");
+    assert!(!log.contains("change-me"), "secrets are never logged:\n{log}");
+}
