@@ -5,7 +5,7 @@
 set -euo pipefail
 
 purpose="${1:-run}"
-run_packages=(pkg-config ca-certificates)
+run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev)
 test_packages=(sip-tester baresip postgresql postgresql-client openssl)
 
 packages=("${run_packages[@]}")

@@ -2,5 +2,6 @@
 
 pub mod config;
 pub mod logging;
+pub mod media;
 pub mod sip;
 pub mod http;

@@ -1,0 +1,7 @@
+//! The media engine: RTP in, RTP out. A stream passes ingress -> decrypt -> one codec handler per
+//! (source payload type, destination payload type), passthrough or transcode -> egress.
+//! Everything here is sans-IO except the engine driver; only `codec/` imports ffmpeg.
+
+pub mod latch;
+pub mod ports;
+pub mod sequencer;
