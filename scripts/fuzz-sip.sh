@@ -50,7 +50,7 @@ done
 echo "fuzz-sip: $seeds seed files copied into $corpus ($(find "$corpus" -type f | wc -l) corpus entries)" >&2
 
 nice -n "$nice_level" cargo fuzz run -s "$sanitizer" sip_message "$corpus" -- \
-    -max_total_time="$seconds" \
+    -len_control=0 -max_total_time="$seconds" \
     -max_len=65535 \
     -dict=fuzz/sip.dict \
     -print_final_stats=1 \

@@ -62,10 +62,11 @@ impl StreamFramer {
                 return Err(FrameError::BadLength(head));
             }
         };
-        let total = head_end + 4 + body_len;
-        if total > self.max_message {
-            return Err(FrameError::TooLarge);
-        }
+        // Checked: a Content-Length near usize::MAX must not wrap into a small, "valid" frame.
+        let total = match head_end.checked_add(4).and_then(|n| n.checked_add(body_len)) {
+            Some(total) if total <= self.max_message => total,
+            _ => return Err(FrameError::TooLarge),
+        };
         if self.buffer.len() < total {
             return Ok(None);
         }
@@ -146,6 +147,10 @@ mod tests {
         assert_eq!(framer.next_frame(), Err(FrameError::TooLarge));
         let mut framer = StreamFramer::new(100);
         framer.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 1000\r\n\r\n");
+        assert_eq!(framer.next_frame(), Err(FrameError::TooLarge));
+        // Found by the fuzz harness: the length sum used to overflow.
+        let mut framer = StreamFramer::new(65_535);
+        framer.push(b"OPTIONS sip:a@b SIP/2.0\r\nContent-Length: 18446744073709551615\r\n\r\n");
         assert_eq!(framer.next_frame(), Err(FrameError::TooLarge));
     }
 }
