@@ -43,6 +43,24 @@ fn check_config_names_file_key_and_reason() {
 /// not exist, so the gateway must keep running, say why, and still answer OPTIONS.
 #[test]
 fn example_config_runs_and_survives_an_unreachable_pbx() {
+    let log = run_example("text");
+    assert!(log.contains("cannot resolve peer") && log.contains("office-pbx"), "the log says why the PBX is unreachable:\n{log}");
+}
+
+#[test]
+fn json_logs_on_request() {
+    let log = run_example("json");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
+        .collect();
+    assert!(lines.iter().all(|l| l["level"].is_string() && l["timestamp"].is_string()), "{log}");
+    assert!(lines.iter().any(|l| l["message"] == "cannot resolve peer" && l["profile"] == "office-pbx"), "{log}");
+}
+
+/// Runs the example config (ports moved to free ones) with the given log format and returns its log.
+fn run_example(log_format: &str) -> String {
     let dir = tempfile::tempdir().expect("tempdir");
     let (sip, tls, http) = (support::free_port(), support::free_port(), support::free_port());
     let example = std::fs::read_to_string(repo("sipbridge.example.toml")).expect("example");
@@ -51,7 +69,8 @@ fn example_config_runs_and_survives_an_unreachable_pbx() {
         .replace("[::]:5060", &format!("[::1]:{sip}"))
         .replace("0.0.0.0:5061", &format!("127.0.0.1:{tls}"))
         .replace("0.0.0.0:8080", &format!("127.0.0.1:{http}"))
-        .replace("profiles_dir = \"sip-profiles\"", &format!("profiles_dir = \"{}\"", repo("sip-profiles").display()));
+        .replace("profiles_dir = \"sip-profiles\"", &format!("profiles_dir = \"{}\"", repo("sip-profiles").display()))
+        .replace("log_format = \"text\"", &format!("log_format = \"{log_format}\""));
     std::fs::write(dir.path().join("gw.toml"), config).expect("write");
     let log = std::fs::File::create(dir.path().join("log")).expect("log");
     let mut child = sipbridge()
@@ -83,6 +102,6 @@ fn example_config_runs_and_survives_an_unreachable_pbx() {
     let log = read_log();
     assert!(answer.starts_with("SIP/2.0 200 OK"), "OPTIONS answer: {answer}\n{log}");
     assert!(still_running, "the gateway exited:\n{log}");
-    assert!(log.contains("cannot resolve peer") && log.contains("office-pbx"), "the log says why the PBX is unreachable:\n{log}");
     assert!(!log.contains("change-me"), "secrets are never logged:\n{log}");
+    log
 }

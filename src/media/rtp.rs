@@ -72,13 +72,17 @@ impl<'a> RtpView<'a> {
                 return Err(RtpError::RtcpPayloadType(pt));
             }
         }
-        let fixed = packet.get(..RTP_HEADER_LEN).ok_or(RtpError::Truncated)?;
+        let fixed: [u8; RTP_HEADER_LEN] = packet
+            .get(..RTP_HEADER_LEN)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(RtpError::Truncated)?;
+        let [_, second, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3] = fixed;
         let header = RtpHeader {
-            marker: fixed.get(1).is_some_and(|b| b & 0x80 != 0),
-            payload_type: fixed.get(1).map_or(0, |b| b & 0x7f),
-            sequence: read_u16(fixed, 2).ok_or(RtpError::Truncated)?,
-            timestamp: read_u32(fixed, 4).ok_or(RtpError::Truncated)?,
-            ssrc: read_u32(fixed, 8).ok_or(RtpError::Truncated)?,
+            marker: second & 0x80 != 0,
+            payload_type: second & 0x7f,
+            sequence: u16::from_be_bytes([s0, s1]),
+            timestamp: u32::from_be_bytes([t0, t1, t2, t3]),
+            ssrc: u32::from_be_bytes([c0, c1, c2, c3]),
         };
         let csrc_count = first & 0x0f;
         let mut header_len = RTP_HEADER_LEN + 4 * usize::from(csrc_count);
@@ -208,12 +212,12 @@ pub fn rewrite_in_place(
 ) -> Result<(), RtpError> {
     check_payload_type(payload_type)?;
     RtpView::parse(packet)?;
-    let marker = packet.get(1).map_or(0, |b| b & 0x80);
-    let fixed = packet.get_mut(..RTP_HEADER_LEN).ok_or(RtpError::Truncated)?;
-    fixed[1] = marker | payload_type;
-    fixed[2..4].copy_from_slice(&sequence.to_be_bytes());
-    fixed[4..8].copy_from_slice(&timestamp.to_be_bytes());
-    fixed[8..12].copy_from_slice(&ssrc.to_be_bytes());
+    let fixed: &mut [u8; RTP_HEADER_LEN] = packet
+        .get_mut(..RTP_HEADER_LEN)
+        .and_then(|s| s.try_into().ok())
+        .ok_or(RtpError::Truncated)?;
+    let marker = fixed[1] & 0x80 != 0;
+    *fixed = encode_header(fixed[0], marker, payload_type, sequence, timestamp, ssrc);
     Ok(())
 }
 
@@ -222,15 +226,35 @@ pub fn rewrite_in_place(
 pub fn write_packet(out: &mut [u8], header: &RtpHeader, payload: &[u8]) -> Result<usize, RtpError> {
     check_payload_type(header.payload_type)?;
     let total = RTP_HEADER_LEN + payload.len();
-    let dst = out.get_mut(..total).ok_or(RtpError::BufferTooSmall)?;
-    let (head, body) = dst.split_at_mut(RTP_HEADER_LEN);
-    head[0] = RTP_VERSION << 6;
-    head[1] = (u8::from(header.marker) << 7) | header.payload_type;
-    head[2..4].copy_from_slice(&header.sequence.to_be_bytes());
-    head[4..8].copy_from_slice(&header.timestamp.to_be_bytes());
-    head[8..12].copy_from_slice(&header.ssrc.to_be_bytes());
+    let (head, body) = out.split_at_mut_checked(RTP_HEADER_LEN).ok_or(RtpError::BufferTooSmall)?;
+    let body = body.get_mut(..payload.len()).ok_or(RtpError::BufferTooSmall)?;
+    let head: &mut [u8; RTP_HEADER_LEN] = head.try_into().map_err(|_| RtpError::BufferTooSmall)?;
+    *head = encode_header(
+        RTP_VERSION << 6,
+        header.marker,
+        header.payload_type,
+        header.sequence,
+        header.timestamp,
+        header.ssrc,
+    );
     body.copy_from_slice(payload);
     Ok(total)
+}
+
+/// Byte 0 is passed through so a rewrite keeps the CSRC count and the X and P flags.
+fn encode_header(
+    first: u8,
+    marker: bool,
+    payload_type: u8,
+    sequence: u16,
+    timestamp: u32,
+    ssrc: u32,
+) -> [u8; RTP_HEADER_LEN] {
+    let [s0, s1] = sequence.to_be_bytes();
+    let [t0, t1, t2, t3] = timestamp.to_be_bytes();
+    let [c0, c1, c2, c3] = ssrc.to_be_bytes();
+    let second = (u8::from(marker) << 7) | (payload_type & 0x7f);
+    [first, second, s0, s1, t0, t1, t2, t3, c0, c1, c2, c3]
 }
 
 fn check_payload_type(pt: u8) -> Result<(), RtpError> {
@@ -251,8 +275,8 @@ pub fn ts_diff(a: u32, b: u32) -> i64 {
 }
 
 fn read_u16(buf: &[u8], at: usize) -> Option<u16> {
-    let bytes = buf.get(at..at.checked_add(2)?)?;
-    Some(u16::from_be_bytes([*bytes.first()?, *bytes.get(1)?]))
+    let bytes: [u8; 2] = buf.get(at..at.checked_add(2)?)?.try_into().ok()?;
+    Some(u16::from_be_bytes(bytes))
 }
 
 fn read_u32(buf: &[u8], at: usize) -> Option<u32> {
