@@ -99,7 +99,7 @@ fn malformed_headers() {
     p[15] = 5;
     assert_eq!(RtpView::parse(&p).unwrap_err(), RtpError::BadPadding);
     p[15] = 4;
-    assert_eq!(RtpView::parse(&p).unwrap().payload(), []);
+    assert_eq!(RtpView::parse(&p).unwrap().payload(), &[] as &[u8]);
     // Extension header present but its length points past the end.
     let mut x = vec![0x90, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xbe, 0xde, 0, 3, 0, 0, 0, 0];
     assert_eq!(RtpView::parse(&x).unwrap_err(), RtpError::Truncated);

@@ -1,0 +1,352 @@
+//! `MediaSession`: the media of one call, two legs, sans-IO. A packet from one leg goes
+//! ingress (latch) -> codec handler (passthrough or transcode) or DTMF -> egress (sequencer) to the
+//! other leg. Buffers are recycled through `recycle`, so passthrough allocates nothing per packet.
+
+use super::handler::{CodecFrame, Handler, HandlerTable, PayloadFormat, TranscoderFactory};
+use super::latch::{Latch, LatchVerdict};
+use super::rtp::{self, RtpView};
+use super::sequencer::EgressSequencer;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Side {
+    pub fn other(self) -> Side {
+        match self {
+            Side::A => Side::B,
+            Side::B => Side::A,
+        }
+    }
+    fn index(self) -> usize {
+        match self {
+            Side::A => 0,
+            Side::B => 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DtmfMode {
+    /// RFC 4733 telephone-event in the media.
+    Rfc4733,
+    /// SIP INFO: digits leave the media path as events for the signalling layer.
+    Info,
+}
+
+/// What the signalling layer negotiated for one leg.
+#[derive(Debug, Clone)]
+pub struct LegConfig {
+    /// Audio formats the peer accepts; the first is the one we send when we must transcode.
+    pub formats: Vec<PayloadFormat>,
+    /// telephone-event payload type and clock rate, when negotiated.
+    pub telephone_event: Option<(u8, u32)>,
+    pub dtmf: DtmfMode,
+    pub ptime_ms: u32,
+    /// Where the peer said it receives RTP (SDP c= and m=).
+    pub remote: Option<SocketAddr>,
+    /// False while the peer is on hold (sendonly/inactive toward it): nothing is sent to it.
+    pub send: bool,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct Timeouts {
+    pub rtp: Duration,
+    pub rtp_on_hold: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts { rtp: Duration::from_secs(30), rtp_on_hold: Duration::from_secs(3_600) }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MediaTransmit {
+    pub side: Side,
+    pub to: SocketAddr,
+    pub packet: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaEvent {
+    /// A digit arrived from `from` (RFC 4733 or INFO); reported once when it ends.
+    Digit { from: Side, digit: char, duration_ms: u32 },
+    /// The other leg wants DTMF as SIP INFO: the signalling layer sends it toward `toward`.
+    SendInfo { toward: Side, digit: char, duration_ms: u32 },
+    /// No RTP from this leg for the configured time: the call should end with this cause.
+    Inactive { side: Side, silent_for: Duration },
+    Latched { side: Side, address: SocketAddr },
+}
+
+/// Counters the call record needs, per leg (what we received from it, what we sent to it).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LegCounters {
+    pub received_packets: u64,
+    pub received_bytes: u64,
+    pub sent_packets: u64,
+    pub sent_bytes: u64,
+    pub dropped_foreign: u64,
+    pub dropped_unknown_payload: u64,
+    pub transcoded: bool,
+}
+
+struct Leg {
+    config: LegConfig,
+    latch: Latch,
+    egress: EgressSequencer,
+    /// Handlers for packets *from* this leg toward the other one.
+    handlers: HandlerTable,
+    last_handler_was_passthrough: Option<bool>,
+    last_received: Duration,
+    inactive_reported: bool,
+    counters: LegCounters,
+}
+
+pub struct MediaSession {
+    legs: [Leg; 2],
+    factory: TranscoderFactory,
+    timeouts: Timeouts,
+    transmits: VecDeque<MediaTransmit>,
+    events: VecDeque<MediaEvent>,
+    pool: Vec<Vec<u8>>,
+    frames: Vec<CodecFrame>,
+    problems: Vec<String>,
+}
+
+/// Packets a buffer must hold: the largest RTP packet we accept plus an SRTP tag.
+const BUFFER_CAPACITY: usize = 1_500;
+const POOL_LIMIT: usize = 64;
+const LATCH_PROBATION: u32 = 3;
+
+/// Random-looking but caller-chosen identity for each egress stream (RFC 3550 §5.1 wants random
+/// SSRC, sequence and timestamp starts; the driver supplies entropy, tests supply constants).
+#[derive(Debug, Clone, Copy)]
+pub struct EgressSeeds {
+    pub ssrc: u32,
+    pub sequence: u16,
+    pub timestamp: u32,
+}
+
+impl MediaSession {
+    pub fn new(a: LegConfig, b: LegConfig, seeds: [EgressSeeds; 2], factory: TranscoderFactory, timeouts: Timeouts, now: Duration) -> MediaSession {
+        let make_leg = |config: LegConfig, seed: EgressSeeds| {
+            let clock = config.formats.first().map(|f| f.clock_rate()).unwrap_or(8_000);
+            Leg {
+                latch: Latch::new(config.remote, LATCH_PROBATION),
+                egress: EgressSequencer::new(seed.ssrc, clock, seed.sequence, seed.timestamp),
+                handlers: HandlerTable::default(),
+                last_handler_was_passthrough: None,
+                last_received: now,
+                inactive_reported: false,
+                counters: LegCounters::default(),
+                config,
+            }
+        };
+        let mut session = MediaSession {
+            legs: [make_leg(a, seeds[0]), make_leg(b, seeds[1])],
+            factory,
+            timeouts,
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+            pool: Vec::new(),
+            frames: Vec::new(),
+            problems: Vec::new(),
+        };
+        session.rebuild_handlers();
+        session
+    }
+
+    /// Formats that could not be bridged (no transcoder): the call layer reports them.
+    pub fn problems(&self) -> &[String] {
+        &self.problems
+    }
+
+    /// A re-INVITE or UPDATE changed what a leg negotiated: rebuild handlers and restart the
+    /// egress timeline segment toward it so the peer sees continuity.
+    pub fn update_leg(&mut self, side: Side, config: LegConfig) {
+        let leg = &mut self.legs[side.index()];
+        leg.latch.set_signalled(config.remote);
+        if let Some(format) = config.formats.first() {
+            leg.egress.set_clock_rate(format.clock_rate());
+        }
+        leg.egress.discontinuity();
+        leg.config = config;
+        self.rebuild_handlers();
+    }
+
+    fn rebuild_handlers(&mut self) {
+        self.problems.clear();
+        for side in [Side::A, Side::B] {
+            let (source, destination) = (&self.legs[side.index()].config, &self.legs[side.other().index()].config);
+            let (table, problems) = HandlerTable::build(&source.formats, &destination.formats, destination.ptime_ms, &self.factory);
+            self.problems.extend(problems);
+            self.legs[side.index()].handlers = table;
+        }
+    }
+
+    pub fn counters(&self, side: Side) -> LegCounters {
+        let leg = &self.legs[side.index()];
+        LegCounters { transcoded: leg.handlers.transcodes(), ..leg.counters.clone() }
+    }
+
+    pub fn destination(&self, side: Side) -> Option<SocketAddr> {
+        self.legs[side.index()].latch.destination()
+    }
+
+    pub fn poll_transmit(&mut self) -> Option<MediaTransmit> {
+        self.transmits.pop_front()
+    }
+
+    pub fn poll_event(&mut self) -> Option<MediaEvent> {
+        self.events.pop_front()
+    }
+
+    /// Hands a sent packet's buffer back for reuse.
+    pub fn recycle(&mut self, mut buffer: Vec<u8>) {
+        if self.pool.len() < POOL_LIMIT {
+            buffer.clear();
+            self.pool.push(buffer);
+        }
+    }
+
+    /// A buffer for the driver to receive into.
+    pub fn buffer(&mut self) -> Vec<u8> {
+        self.pool.pop().unwrap_or_else(|| Vec::with_capacity(BUFFER_CAPACITY))
+    }
+
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        self.legs
+            .iter()
+            .filter(|leg| !leg.inactive_reported)
+            .map(|leg| leg.last_received + self.limit_for(leg))
+            .min()
+    }
+
+    pub fn handle_timeout(&mut self, now: Duration) {
+        for side in [Side::A, Side::B] {
+            let limit = self.limit_for(&self.legs[side.index()]);
+            let leg = &mut self.legs[side.index()];
+            let silent_for = now.saturating_sub(leg.last_received);
+            if !leg.inactive_reported && silent_for >= limit {
+                leg.inactive_reported = true;
+                self.events.push_back(MediaEvent::Inactive { side, silent_for });
+            }
+        }
+    }
+
+    fn limit_for(&self, leg: &Leg) -> Duration {
+        // A held peer may legitimately stop sending; allow it much longer.
+        if leg.config.send { self.timeouts.rtp } else { self.timeouts.rtp_on_hold }
+    }
+
+    /// One RTP packet received from `side`'s socket. The buffer is reused for the forwarded copy.
+    pub fn handle_rtp(&mut self, side: Side, from: SocketAddr, mut packet: Vec<u8>, now: Duration) {
+        let Ok(view) = RtpView::parse(&packet) else {
+            return self.recycle(packet);
+        };
+        let header = view.header();
+        let (payload_start, payload_end) = (view.header_len(), view.header_len() + view.payload().len());
+        let leg = &mut self.legs[side.index()];
+        match leg.latch.on_packet(from, header.ssrc) {
+            LatchVerdict::Ignore => {
+                leg.counters.dropped_foreign += 1;
+                return self.recycle(packet);
+            }
+            LatchVerdict::Accept => {}
+        }
+        if let Some(super::latch::LatchEvent::Latched { address, .. } | super::latch::LatchEvent::Moved { to: address, .. }) = leg.latch.poll_event() {
+            self.events.push_back(MediaEvent::Latched { side, address });
+        }
+        leg.last_received = now;
+        leg.inactive_reported = false;
+        leg.counters.received_packets += 1;
+        leg.counters.received_bytes += (payload_end - payload_start) as u64;
+
+        let out_side = side.other();
+        if !self.legs[out_side.index()].config.send {
+            // Held: drop before stamping so the egress line has no gap when the leg resumes.
+            return self.recycle(packet);
+        }
+        let Some(handler) = self.legs[side.index()].handlers.get_mut(header.payload_type) else {
+            self.legs[side.index()].counters.dropped_unknown_payload += 1;
+            return self.recycle(packet);
+        };
+        let out_format = handler.out_format();
+        let passthrough = handler.is_passthrough();
+        // Switching into or out of transcoding starts a new egress segment (continuity).
+        let switched = self.legs[side.index()].last_handler_was_passthrough.is_some_and(|was| was != passthrough);
+        self.legs[side.index()].last_handler_was_passthrough = Some(passthrough);
+        if switched {
+            self.legs[out_side.index()].egress.discontinuity();
+        }
+        match handler {
+            Handler::Passthrough { out } => {
+                let out = *out;
+                let egress = &mut self.legs[out_side.index()].egress;
+                egress.set_clock_rate(out.clock_rate());
+                let stamp = egress.forward(header.ssrc, header.sequence, header.timestamp, header.marker, now);
+                if rtp::rewrite_in_place(&mut packet, stamp.ssrc, stamp.sequence, stamp.timestamp, out.payload_type).is_err() {
+                    return self.recycle(packet);
+                }
+                if stamp.marker {
+                    if let Some(byte) = packet.get_mut(1) {
+                        *byte |= 0x80;
+                    }
+                }
+                self.send(out_side, packet);
+            }
+            Handler::Transcode { transcoder, .. } => {
+                let mut frames = std::mem::take(&mut self.frames);
+                let result = match packet.get(payload_start..payload_end) {
+                    Some(payload) => transcoder.push(payload, &mut frames),
+                    None => Ok(()),
+                };
+                self.recycle(packet);
+                if result.is_ok() {
+                    self.emit_frames(out_side, out_format, &mut frames, now);
+                }
+                frames.clear();
+                self.frames = frames;
+            }
+        }
+    }
+
+    fn emit_frames(&mut self, out_side: Side, out: PayloadFormat, frames: &mut Vec<CodecFrame>, now: Duration) {
+        for frame in frames.drain(..) {
+            let egress = &mut self.legs[out_side.index()].egress;
+            egress.set_clock_rate(out.clock_rate());
+            let stamp = egress.generate(frame.rtp_ticks, now);
+            let header = rtp::RtpHeader { marker: stamp.marker, payload_type: out.payload_type, sequence: stamp.sequence, timestamp: stamp.timestamp, ssrc: stamp.ssrc };
+            let mut buffer = self.buffer();
+            buffer.resize(rtp::RTP_HEADER_LEN + frame.payload.len(), 0);
+            match rtp::write_packet(&mut buffer, &header, &frame.payload) {
+                Ok(len) => {
+                    buffer.truncate(len);
+                    self.send(out_side, buffer);
+                }
+                Err(_) => self.recycle(buffer),
+            }
+        }
+    }
+
+    fn send(&mut self, side: Side, packet: Vec<u8>) {
+        let leg = &mut self.legs[side.index()];
+        match (leg.config.send, leg.latch.destination()) {
+            (true, Some(to)) => {
+                leg.counters.sent_packets += 1;
+                leg.counters.sent_bytes += packet.len().saturating_sub(rtp::RTP_HEADER_LEN) as u64;
+                self.transmits.push_back(MediaTransmit { side, to, packet });
+            }
+            _ => self.recycle(packet),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,184 @@
+use super::*;
+use crate::media::handler::{Encoding, PayloadTranscoder};
+
+const A_PEER: &str = "192.0.2.10:4000";
+const B_PEER: &str = "192.0.2.20:5000";
+
+fn addr(s: &str) -> SocketAddr {
+    s.parse().expect("addr")
+}
+
+fn format(encoding: Encoding, payload_type: u8) -> PayloadFormat {
+    PayloadFormat { encoding, payload_type, channels: 1 }
+}
+
+fn leg(formats: Vec<PayloadFormat>, remote: &str) -> LegConfig {
+    LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(addr(remote)), send: true }
+}
+
+/// A stand-in transcoder: one output frame per input, payload tagged so the test can see it ran.
+struct Fake {
+    ticks: u32,
+}
+
+impl PayloadTranscoder for Fake {
+    fn push(&mut self, payload: &[u8], out: &mut Vec<CodecFrame>) -> Result<(), String> {
+        out.push(CodecFrame { payload: [b"T:".as_slice(), payload].concat(), rtp_ticks: self.ticks });
+        Ok(())
+    }
+    fn push_lost(&mut self, _next: Option<&[u8]>, out: &mut Vec<CodecFrame>) -> Result<(), String> {
+        out.push(CodecFrame { payload: b"PLC".to_vec(), rtp_ticks: self.ticks });
+        Ok(())
+    }
+}
+
+fn factory() -> TranscoderFactory {
+    Box::new(|_from, to, ptime| Ok(Box::new(Fake { ticks: to.clock_rate() / 1000 * ptime }) as Box<dyn PayloadTranscoder>))
+}
+
+fn seeds() -> [EgressSeeds; 2] {
+    [EgressSeeds { ssrc: 0xA, sequence: 100, timestamp: 1_000 }, EgressSeeds { ssrc: 0xB, sequence: 200, timestamp: 2_000 }]
+}
+
+fn session(a: LegConfig, b: LegConfig) -> MediaSession {
+    MediaSession::new(a, b, seeds(), factory(), Timeouts::default(), Duration::ZERO)
+}
+
+fn rtp_packet(pt: u8, seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
+    let mut packet = vec![0u8; 12 + 160];
+    let header = rtp::RtpHeader { marker: false, payload_type: pt, sequence: seq, timestamp: ts, ssrc };
+    rtp::write_packet(&mut packet, &header, &[0x55; 160]).expect("write");
+    packet
+}
+
+fn parse(packet: &[u8]) -> rtp::RtpHeader {
+    RtpView::parse(packet).expect("rtp").header()
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+#[test]
+fn passthrough_rewrites_in_place_without_allocating() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    for i in 0..50u16 {
+        let packet = rtp_packet(0, 7_000 + i, 90_000 + u32::from(i) * 160, 0x1234);
+        let before = packet.as_ptr();
+        s.handle_rtp(Side::A, addr(A_PEER), packet, ms(u64::from(i) * 20));
+        let out = s.poll_transmit().expect("forwarded");
+        assert_eq!(out.packet.as_ptr(), before, "the received buffer itself is forwarded");
+        assert_eq!((out.side, out.to), (Side::B, addr(B_PEER)));
+        let header = parse(&out.packet);
+        assert_eq!((header.ssrc, header.sequence, header.timestamp), (0xB, 200 + i, 2_000 + u32::from(i) * 160));
+        assert_eq!(header.marker, i == 0);
+        s.recycle(out.packet);
+    }
+    assert!(!s.counters(Side::A).transcoded);
+}
+
+#[test]
+fn spoofed_stream_from_a_third_address_never_reaches_the_other_leg() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 1, 160, 0x1234), ms(0));
+    assert!(s.poll_transmit().is_some());
+    for i in 0..200u16 {
+        // A third party: both a foreign SSRC and a copied one, interleaved with the real peer.
+        s.handle_rtp(Side::A, addr("198.51.100.66:6666"), rtp_packet(0, i, 0, 0x6666), ms(20));
+        s.handle_rtp(Side::A, addr("198.51.100.66:6666"), rtp_packet(0, i, 0, 0x1234), ms(20));
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 2 + i, 320 + u32::from(i) * 160, 0x1234), ms(40));
+    }
+    let forwarded: Vec<MediaTransmit> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert_eq!(forwarded.len(), 200, "only the real peer's packets");
+    assert!(forwarded.iter().all(|t| t.packet[12..].iter().all(|b| *b == 0x55) && t.to == addr(B_PEER)));
+    assert_eq!(s.counters(Side::A).dropped_foreign, 400);
+}
+
+#[test]
+fn a_new_source_is_followed_only_after_probation() {
+    // The phone is behind NAT: the SDP address is private and never sends.
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], "10.0.0.5:4000"), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    let nat = addr("203.0.113.9:61000");
+    for i in 0..3u16 {
+        s.handle_rtp(Side::A, nat, rtp_packet(0, i, u32::from(i) * 160, 0x77), ms(u64::from(i) * 20));
+    }
+    assert_eq!(std::iter::from_fn(|| s.poll_transmit()).count(), 1, "two probation packets are held back, the third passes");
+    assert_eq!(s.destination(Side::A), Some(nat), "replies now go where packets really come from");
+    assert!(std::iter::from_fn(|| s.poll_event()).any(|e| e == MediaEvent::Latched { side: Side::A, address: nat }));
+}
+
+#[test]
+fn hold_stops_sending_and_unhold_resumes_continuously() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 1, 160, 0x1234), ms(0));
+    let before = parse(&s.poll_transmit().expect("sent").packet);
+    let mut held = leg(vec![format(Encoding::Pcmu, 0)], B_PEER);
+    held.send = false;
+    s.update_leg(Side::B, held.clone());
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 2, 320, 0x1234), ms(20));
+    assert!(s.poll_transmit().is_none(), "nothing is sent to a held leg");
+    held.send = true;
+    s.update_leg(Side::B, held);
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 150, 24_000, 0x1234), ms(3_000));
+    let after = parse(&s.poll_transmit().expect("resumed").packet);
+    assert_eq!(after.ssrc, before.ssrc);
+    assert_eq!(after.sequence, before.sequence.wrapping_add(1), "no sequence gap across hold");
+    assert_eq!(after.timestamp.wrapping_sub(before.timestamp), 24_000, "3 s of wall time at 8 kHz");
+    assert!(after.marker);
+}
+
+#[test]
+fn transcoding_stamps_the_destination_codec_and_clock() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Opus, 111)], B_PEER));
+    for i in 0..3u16 {
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, i, u32::from(i) * 160, 0x1234), ms(u64::from(i) * 20));
+    }
+    let out: Vec<rtp::RtpHeader> = std::iter::from_fn(|| s.poll_transmit()).map(|t| parse(&t.packet)).collect();
+    assert_eq!(out.len(), 3);
+    assert!(out.iter().all(|h| h.payload_type == 111 && h.ssrc == 0xB));
+    assert_eq!(out[1].timestamp.wrapping_sub(out[0].timestamp), 960, "20 ms at 48 kHz");
+    assert!(s.counters(Side::A).transcoded);
+}
+
+#[test]
+fn switching_into_and_out_of_transcoding_keeps_one_stream() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0), format(Encoding::G722, 9)], B_PEER));
+    let mut stamps = Vec::new();
+    let send = |s: &mut MediaSession, pt: u8, seq: u16, at: u64| {
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(pt, seq, u32::from(seq) * 160, 0x1234), ms(at));
+        std::iter::from_fn(|| s.poll_transmit()).map(|t| parse(&t.packet)).collect::<Vec<_>>()
+    };
+    stamps.extend(send(&mut s, 0, 1, 0));
+    // Re-INVITE: A now sends G.729-less... say Opus, which B lacks: transcode to B's PCMU.
+    s.update_leg(Side::A, leg(vec![format(Encoding::Opus, 111)], A_PEER));
+    stamps.extend(send(&mut s, 111, 2, 20));
+    stamps.extend(send(&mut s, 111, 3, 40));
+    // And back to a shared codec: passthrough again.
+    s.update_leg(Side::A, leg(vec![format(Encoding::Pcmu, 0)], A_PEER));
+    stamps.extend(send(&mut s, 0, 4, 60));
+    let sequences: Vec<u16> = stamps.iter().map(|h| h.sequence).collect();
+    assert_eq!(sequences, vec![200, 201, 202, 203]);
+    assert!(stamps.iter().all(|h| h.ssrc == 0xB));
+    let deltas: Vec<u32> = stamps.windows(2).map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp)).collect();
+    assert_eq!(deltas, vec![160, 160, 160], "one continuous 8 kHz timeline");
+}
+
+#[test]
+fn silence_ends_the_call_with_a_clear_cause() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 1, 160, 1), ms(0));
+    s.handle_rtp(Side::B, addr(B_PEER), rtp_packet(0, 1, 160, 2), ms(0));
+    s.handle_timeout(Duration::from_secs(29));
+    assert!(std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, MediaEvent::Inactive { .. })));
+    assert_eq!(s.poll_timeout(), Some(Duration::from_secs(30)));
+    s.handle_timeout(Duration::from_secs(30));
+    let inactive: Vec<MediaEvent> = std::iter::from_fn(|| s.poll_event()).filter(|e| matches!(e, MediaEvent::Inactive { .. })).collect();
+    assert_eq!(inactive.len(), 2);
+    // On hold the limit is longer.
+    let mut held = leg(vec![format(Encoding::Pcmu, 0)], B_PEER);
+    held.send = false;
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), held);
+    s.handle_timeout(Duration::from_secs(31));
+    let sides: Vec<Side> = std::iter::from_fn(|| s.poll_event()).filter_map(|e| match e { MediaEvent::Inactive { side, .. } => Some(side), _ => None }).collect();
+    assert_eq!(sides, vec![Side::A]);
+}
