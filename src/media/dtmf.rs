@@ -1,13 +1,11 @@
-//! DTMF interworking: RFC 4733 telephone-events on either leg, SIP INFO bodies, and the paths
-//! between them (receive, relay across clock rates, generate).
+//! DTMF interworking: RFC 4733 telephone-events, SIP INFO bodies, and receiving, relaying across
+//! clock rates and generating between them. Sans-IO: time is an argument (an RTP timestamp), so
+//! the leg driving this decides pacing. Every byte comes from the network: malformed input is
+//! dropped or becomes an error value, never a panic.
 //!
-//! Sans-IO: time is always an argument (an RTP timestamp), nothing reads a clock or a socket, so
-//! the leg driving this decides pacing. Every byte comes from the network: a malformed packet or
-//! body is dropped or turned into an error value, never a panic.
-//!
-//! A packet may pack several event blocks (RFC 4733 §2.5.1.5). Only the first block is read: the
-//! packet's timestamp identifies that block, later blocks would need start times reconstructed
-//! from cumulative durations, and neither browsers nor the phones we meet pack in practice.
+//! A packet may pack several event blocks (RFC 4733 §2.5.1.5). Only the first is read: the RTP
+//! timestamp identifies it, later blocks would need start times rebuilt from durations, and
+//! neither browsers nor the phones we meet pack in practice.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -323,7 +321,8 @@ pub struct DtmfRelay {
 impl DtmfRelay {
     /// `in_ts_base` on the incoming leg is the same instant as `out_ts_base` on the outgoing one.
     pub fn new(out_rate: u32, in_ts_base: u32, out_ts_base: u32) -> Self {
-        Self { out_rate, in_ts_base, out_ts_base, tracker: Tracker::default(), out_start: 0, out_seg: None, sent_total: 0 }
+        let tracker = Tracker::default();
+        Self { out_rate, in_ts_base, out_ts_base, tracker, out_start: 0, out_seg: None, sent_total: 0 }
     }
 
     /// For SSRC changes or re-anchoring after a re-INVITE.
@@ -471,7 +470,7 @@ impl DtmfGenerator {
         let GenState::Playing { q, ts, last, ends } = &mut self.state else { return None };
         let marker = *last == 0 && *ends == 0;
         let elapsed = packet_time.wrapping_sub(*ts).saturating_add(self.interval);
-        let duration = if *ends > 0 { q.units } else { u16::try_from(elapsed).unwrap_or(u16::MAX).clamp(*last, q.units) };
+        let duration = if *ends > 0 { q.units } else { u16::try_from(elapsed).unwrap_or(u16::MAX).max(*last).min(q.units) };
         let end = duration >= q.units;
         *last = duration;
         *ends += u8::from(end);

@@ -2,6 +2,7 @@
 //! (source payload type, destination payload type), passthrough or transcode -> egress.
 //! Everything here is sans-IO except the engine driver; only `codec/` imports ffmpeg.
 
+pub mod engine;
 pub mod handler;
 pub mod latch;
 pub mod ports;

@@ -91,7 +91,8 @@ impl SrtpContext {
     pub fn protect_rtp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
         let len = packet.len();
         packet.resize(len + self.suite.rtp_tag_len(), 0);
-        finish_grow(packet, len, self.protect_rtp_in_place(packet, len))
+        let result = self.protect_rtp_in_place(packet, len);
+        finish_grow(packet, len, result)
     }
 
     /// Verifies and decrypts the SRTP packet in `packet`, removing the tag.
@@ -105,7 +106,8 @@ impl SrtpContext {
     pub fn protect_rtcp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
         let len = packet.len();
         packet.resize(len + SRTCP_INDEX_LEN + self.suite.rtcp_tag_len(), 0);
-        finish_grow(packet, len, self.protect_rtcp_in_place(packet, len))
+        let result = self.protect_rtcp_in_place(packet, len);
+        finish_grow(packet, len, result)
     }
 
     /// Verifies and decrypts a compound SRTCP packet, removing the trailer.
@@ -171,9 +173,10 @@ impl SrtpContext {
         verify_tag(&expected, tag)?;
 
         let header_len = rtp_header_len(body)?;
-        let stream = self.insert_stream(slot, ssrc)?;
+        self.ensure_room(slot)?;
         let payload = body.get_mut(header_len..).ok_or(SrtpError::Malformed)?;
         self.rtp.xor_keystream(ssrc, index, payload);
+        let stream = self.insert_stream(slot, ssrc)?;
         match &mut stream.rtp_received {
             Some(window) => window.accept(index),
             None => stream.rtp_received = Some(ReplayWindow::starting_at(index)),
@@ -235,11 +238,12 @@ impl SrtpContext {
 
         let body = authed.get_mut(..body_len).ok_or(SrtpError::TooShort)?;
         check_rtcp_header(body)?;
-        let stream = self.insert_stream(slot, ssrc)?;
+        self.ensure_room(slot)?;
         if trailer & SRTCP_E_FLAG != 0 {
             let payload = body.get_mut(RTCP_HEADER_LEN..).ok_or(SrtpError::TooShort)?;
             self.rtcp.xor_keystream(ssrc, index, payload);
         }
+        let stream = self.insert_stream(slot, ssrc)?;
         match &mut stream.rtcp_received {
             Some(window) => window.accept(index),
             None => stream.rtcp_received = Some(ReplayWindow::starting_at(index)),
@@ -254,11 +258,17 @@ impl SrtpContext {
     /// Looks `ssrc` up for sending; refuses a new one early when the table
     /// is full, so nothing is encrypted for a packet that cannot be tracked.
     fn stream_slot(&self, ssrc: u32) -> Result<Option<usize>, SrtpError> {
-        match self.find_stream(ssrc) {
-            Some(i) => Ok(Some(i)),
-            None if self.streams.len() >= MAX_SSRCS => Err(SrtpError::TooManySsrcs),
-            None => Ok(None),
+        let slot = self.find_stream(ssrc);
+        self.ensure_room(slot)?;
+        Ok(slot)
+    }
+
+    /// Checked before decrypting so that the buffer is untouched on error.
+    fn ensure_room(&self, slot: Option<usize>) -> Result<(), SrtpError> {
+        if slot.is_none() && self.streams.len() >= MAX_SSRCS {
+            return Err(SrtpError::TooManySsrcs);
         }
+        Ok(())
     }
 
     /// Returns the entry at `slot`, or creates it. Receivers call this only

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use aes::cipher::{InnerIvInit, KeyInit, StreamCipher};
+use aes::cipher::{InnerIvInit, KeyInit, StreamCipher, StreamCipherCoreWrapper};
 use aes::Aes128Enc;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
@@ -21,7 +21,7 @@ pub(super) const LABEL_RTCP_AUTH: u8 = 4;
 pub(super) const LABEL_RTCP_SALT: u8 = 5;
 
 // Borrowing the key schedule keeps per-packet setup to a 16-byte counter.
-type Aes128Ctr<'a> = ctr::Ctr128BE<&'a Aes128Enc>;
+type Aes128CtrCore<'a> = ctr::CtrCore<&'a Aes128Enc, ctr::flavors::Ctr128BE>;
 
 /// XORs the AES-CM keystream starting at counter block `iv` into `data`.
 ///
@@ -29,7 +29,8 @@ type Aes128Ctr<'a> = ctr::Ctr128BE<&'a Aes128Enc>;
 /// bits; every IV built here has those bits zero, so the two agree for any
 /// input shorter than 2^16 blocks (1 MiB), far beyond an IP datagram.
 pub(super) fn aes_cm_xor(cipher: &Aes128Enc, iv: &[u8; 16], data: &mut [u8]) {
-    let mut ctr = Aes128Ctr::inner_iv_init(cipher, iv.into());
+    let core = Aes128CtrCore::inner_iv_init(cipher, iv.into());
+    let mut ctr = StreamCipherCoreWrapper::from_core(core);
     ctr.apply_keystream(data);
 }
 
