@@ -1,7 +1,7 @@
 //! The HTTP side: health, metrics and the status API. Everything but /healthz needs a bearer token.
 
 use crate::config::Secret;
-use crate::sip::endpoint::SipStatus;
+use crate::sip::endpoint::StatusHandle;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -9,11 +9,10 @@ use axum::routing::get;
 use axum::{Json, Router};
 use std::fmt::Write;
 use std::sync::Arc;
-use tokio::sync::watch;
 
 #[derive(Clone)]
 pub struct AppState {
-    pub sip: watch::Receiver<Arc<SipStatus>>,
+    pub sip: StatusHandle,
     pub api_tokens: Arc<Vec<Secret>>,
 }
 
@@ -51,15 +50,19 @@ async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Respon
     if !authorized(&headers, &state.api_tokens) {
         return unauthorized();
     }
-    let status = state.sip.borrow().clone();
-    Json(status.as_ref().clone()).into_response()
+    match state.sip.snapshot().await {
+        Some(status) => Json(status).into_response(),
+        None => error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running"),
+    }
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !authorized(&headers, &state.api_tokens) {
         return unauthorized();
     }
-    let status = state.sip.borrow().clone();
+    let Some(status) = state.sip.snapshot().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running");
+    };
     let mut out = String::new();
     let counters = &status.core.counters;
     let _ = writeln!(out, "# TYPE sipbridge_sip_messages_received_total counter");

@@ -31,14 +31,10 @@ const DIGITS: [char; 16] = ['0', '1', '2', '3', '4', '5', '6', '7', '8', '9', '*
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DtmfError {
-    /// Fewer bytes than one 4-byte event block.
     ShortPayload(usize),
-    /// Not one of 0-9, *, #, A-D.
     UnknownDigit,
-    /// A clock rate or packet interval giving no usable timestamp step.
     BadTiming,
     QueueFull,
-    /// An INFO body that is not a DTMF request.
     BadBody(&'static str),
 }
 
@@ -91,41 +87,8 @@ impl TelephoneEvent {
     }
 }
 
-/// Up to `N` results of one call, so the per-packet path never allocates. Capacities are chosen
-/// so no call can produce more than `N`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Batch<T: Copy, const N: usize> {
-    items: [Option<T>; N],
-    len: usize,
-    next: usize,
-}
-
-impl<T: Copy, const N: usize> Batch<T, N> {
-    fn new() -> Self {
-        Self { items: [None; N], len: 0, next: 0 }
-    }
-    fn push(&mut self, item: T) {
-        if let Some(slot) = self.items.get_mut(self.len) {
-            *slot = Some(item);
-            self.len += 1;
-        }
-    }
-    pub fn is_empty(&self) -> bool {
-        self.next >= self.len
-    }
-}
-
-impl<T: Copy, const N: usize> Iterator for Batch<T, N> {
-    type Item = T;
-    fn next(&mut self) -> Option<T> {
-        let item = self.items.get(self.next).copied().flatten()?;
-        self.next += 1;
-        Some(item)
-    }
-}
-
 /// The event currently followed on one incoming stream, across its segments.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Default)]
 struct Tracked {
     event: u8,
     rate: u32,
@@ -172,7 +135,7 @@ struct Tracker {
 }
 
 impl Tracker {
-    fn step(&mut self, ts: u32, marker: bool, ev: &TelephoneEvent, rate: u32) -> Step {
+    fn step(&mut self, ts: u32, marker: bool, ev: TelephoneEvent, rate: u32) -> Step {
         if rate == 0 {
             return Step::default();
         }
@@ -197,35 +160,24 @@ impl Tracker {
                 superseded = Some(*cur);
             }
         }
-        let cur = self.cur.insert(Tracked {
-            event: ev.event,
-            rate,
-            start_ts: ts,
-            seg_ts: ts,
-            seg_base: 0,
-            wraps: 0,
-            last: 0,
-            ended: false,
-        });
+        let cur = self.cur.insert(Tracked { event: ev.event, rate, start_ts: ts, seg_ts: ts, ..Tracked::default() });
         Step { superseded, began: true, ..advance(cur, ev) }
     }
 }
 
-/// A new segment (§2.5.1.3) starts where the previous one's duration ran out, carries the same
-/// event and no marker. A fresh press whose marker and the previous end were all lost looks the
-/// same, so we also require the previous segment to have run over half the field; a press inside
-/// that window with every one of those packets lost is merged, an acceptable cost.
-fn continues(cur: &Tracked, ahead: u32, marker: bool, ev: &TelephoneEvent) -> bool {
-    !cur.ended
-        && !marker
-        && ev.event == cur.event
-        && cur.wraps == 0
-        && cur.last >= WRAP_GAP
-        && ahead >= u32::from(cur.last)
-        && ahead <= u32::from(SEGMENT_MAX)
+/// A new segment (§2.5.1.3) starts where the previous one's duration ran out, with the same
+/// event. Its closing 0xFFFF packet may be lost, so any unmarked start within reach of the longest
+/// duration seen counts, once that segment has run over half the field; a fresh press whose
+/// marker and the previous end were all lost inside that window is merged, an acceptable cost.
+/// An exact run-out is taken even with a marker, which some senders set on every segment.
+fn continues(cur: &Tracked, ahead: u32, marker: bool, ev: TelephoneEvent) -> bool {
+    let (last, max) = (u32::from(cur.last), u32::from(SEGMENT_MAX));
+    let exact = last == max && ahead == max;
+    let plausible = !marker && cur.last >= WRAP_GAP && ahead >= last && ahead <= max;
+    !cur.ended && ev.event == cur.event && cur.wraps == 0 && (exact || plausible)
 }
 
-fn advance(cur: &mut Tracked, ev: &TelephoneEvent) -> Step {
+fn advance(cur: &mut Tracked, ev: TelephoneEvent) -> Step {
     if cur.ended {
         return Step { end_repeat: ev.end, total: cur.total(), ..Step::default() };
     }
@@ -248,12 +200,9 @@ pub enum DigitEvent {
     Ended { digit: char, duration_ms: u32 },
 }
 
-/// One packet can end the previous event (its end packets all lost), begin a new one and, if
-/// that new one's first surviving packet is already an end packet, end it too: up to three.
-pub type DigitEvents = Batch<DigitEvent, 3>;
-
 /// Turns one incoming telephone-event stream into digit begin/end reports. Non-DTMF events
-/// (flash, fax tones) are followed, so they still end a digit, but never reported.
+/// (flash, fax tones) are followed, so they still end a digit, but never reported. Replace it on
+/// SSRC change: the new source's timestamps bear no relation to the old ones.
 #[derive(Debug, Clone, Default)]
 pub struct DtmfReceiver {
     tracker: Tracker,
@@ -264,16 +213,15 @@ impl DtmfReceiver {
         Self::default()
     }
 
-    /// Call on SSRC change: the new source's timestamps bear no relation to the old ones.
-    pub fn reset(&mut self) {
-        self.tracker = Tracker::default();
-    }
-
+    /// One packet can end the previous event (its end packets all lost), begin a new one and, if
+    /// that one's first surviving packet is already an end packet, end it too: up to three reports.
+    /// Telephone-events flow only while a key is down, so the Vec costs nothing that matters.
     /// Malformed payloads and a zero clock rate yield nothing.
-    pub fn on_packet(&mut self, rtp_timestamp: u32, marker: bool, payload: &[u8], clock_rate: u32) -> DigitEvents {
-        let mut out = DigitEvents::new();
+    #[must_use]
+    pub fn on_packet(&mut self, rtp_timestamp: u32, marker: bool, payload: &[u8], clock_rate: u32) -> Vec<DigitEvent> {
+        let mut out = Vec::new();
         let Ok(ev) = TelephoneEvent::parse(payload) else { return out };
-        let step = self.tracker.step(rtp_timestamp, marker, &ev, clock_rate);
+        let step = self.tracker.step(rtp_timestamp, marker, ev, clock_rate);
         if let Some(prev) = step.superseded {
             if let Some(digit) = event_to_digit(prev.event) {
                 out.push(DigitEvent::Ended { digit, duration_ms: prev.ms(prev.total()) });
@@ -291,7 +239,6 @@ impl DtmfReceiver {
     }
 }
 
-/// One telephone-event packet to send: the RTP payload, timestamp and marker bit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct EventPacket {
     pub payload: [u8; 4],
@@ -300,8 +247,6 @@ pub struct EventPacket {
 }
 pub type GeneratedPacket = EventPacket;
 pub type RelayedPacket = EventPacket;
-/// Crossing a segment boundary sends the closing 0xFFFF packet of the old segment first.
-pub type RelayedPackets = Batch<RelayedPacket, 2>;
 
 /// Forwards telephone-events between legs whose clock rates differ. Durations are rescaled from
 /// the whole event's length, not per packet, so input segments merge and output segments split
@@ -314,48 +259,42 @@ pub struct DtmfRelay {
     out_ts_base: u32,
     tracker: Tracker,
     out_start: u32,
-    out_seg: Option<u64>,
-    sent_total: u64,
+    /// Longest duration already sent for the current event, in output units.
+    sent: Option<u64>,
 }
 
 impl DtmfRelay {
     /// `in_ts_base` on the incoming leg is the same instant as `out_ts_base` on the outgoing one.
     pub fn new(out_rate: u32, in_ts_base: u32, out_ts_base: u32) -> Self {
-        let tracker = Tracker::default();
-        Self { out_rate, in_ts_base, out_ts_base, tracker, out_start: 0, out_seg: None, sent_total: 0 }
+        Self { out_rate, in_ts_base, out_ts_base, tracker: Tracker::default(), out_start: 0, sent: None }
     }
 
-    /// For SSRC changes or re-anchoring after a re-INVITE.
-    pub fn reset(&mut self, in_ts_base: u32, out_ts_base: u32) {
-        *self = Self::new(self.out_rate, in_ts_base, out_ts_base);
-    }
-
-    /// Malformed packets, a zero rate, and packets older than what was already forwarded yield
-    /// nothing: they would only repeat or contradict what the far end has.
-    pub fn relay(&mut self, rtp_timestamp: u32, marker: bool, payload: &[u8], in_rate: u32) -> RelayedPackets {
-        let mut out = RelayedPackets::new();
+    /// Usually one packet; crossing a segment boundary first sends the old segment's closing 0xFFFF
+    /// packet. Malformed packets, a zero rate, and packets older than what was already forwarded
+    /// yield nothing: they would only repeat or contradict what the far end has.
+    #[must_use]
+    pub fn relay(&mut self, rtp_timestamp: u32, marker: bool, payload: &[u8], in_rate: u32) -> Vec<RelayedPacket> {
+        let mut out = Vec::new();
         let Ok(ev) = TelephoneEvent::parse(payload) else { return out };
-        let step = self.tracker.step(rtp_timestamp, marker, &ev, in_rate);
+        let step = self.tracker.step(rtp_timestamp, marker, ev, in_rate);
         let Some(cur) = self.tracker.cur else { return out };
         if step.began {
             self.out_start = self.map_ts(cur.start_ts, cur.rate);
-            self.out_seg = None;
-            self.sent_total = 0;
+            self.sent = None;
         }
         if !(step.fresh || step.end_repeat) {
             return out;
         }
         let total = scale(step.total, cur.rate, self.out_rate);
         let (seg, duration) = split(total);
-        if let Some(prev) = self.out_seg {
-            let prev_full = prev.saturating_add(1).saturating_mul(u64::from(SEGMENT_MAX));
-            if prev < seg && self.sent_total < prev_full {
+        if let Some(sent) = self.sent {
+            let (prev, prev_duration) = split(sent);
+            if prev < seg && prev_duration < SEGMENT_MAX {
                 out.push(self.packet(ev.event, ev.volume, prev, SEGMENT_MAX, false, false));
             }
         }
         out.push(self.packet(ev.event, ev.volume, seg, duration, ev.end, marker && seg == 0));
-        self.out_seg = Some(self.out_seg.map_or(seg, |s| s.max(seg)));
-        self.sent_total = self.sent_total.max(total);
+        self.sent = Some(self.sent.map_or(total, |s| s.max(total)));
         out
     }
 
@@ -435,15 +374,15 @@ impl DtmfGenerator {
         Ok(())
     }
 
-    /// All or nothing, so a bad character never leaves half a number queued.
-    pub fn start_digits(&mut self, digits: &str, duration_ms: u32, volume: u8, now_rtp_ts: u32) -> Result<(), DtmfError> {
+    /// `start` for each digit, all or nothing, so a bad character never leaves half a number queued.
+    pub fn start_digits(&mut self, digits: &str, duration_ms: u32, volume: u8, now: u32) -> Result<(), DtmfError> {
         if digits.chars().any(|c| digit_to_event(c).is_none()) {
             return Err(DtmfError::UnknownDigit);
         }
         if self.queue.len().saturating_add(digits.chars().count()) > MAX_QUEUED_DIGITS {
             return Err(DtmfError::QueueFull);
         }
-        digits.chars().try_for_each(|c| self.start(c, duration_ms, volume, now_rtp_ts))
+        digits.chars().try_for_each(|c| self.start(c, duration_ms, volume, now))
     }
 
     pub fn is_idle(&self) -> bool {
@@ -452,6 +391,7 @@ impl DtmfGenerator {
 
     /// `packet_time` is the RTP timestamp of the packet this tick would send. Durations follow it
     /// rather than counting ticks, so a late or skipped tick still reports true elapsed time.
+    #[must_use]
     pub fn poll(&mut self, packet_time: u32) -> Option<GeneratedPacket> {
         if let GenState::Gap { until } = self.state {
             if before(packet_time, until) {
@@ -470,7 +410,8 @@ impl DtmfGenerator {
         let GenState::Playing { q, ts, last, ends } = &mut self.state else { return None };
         let marker = *last == 0 && *ends == 0;
         let elapsed = packet_time.wrapping_sub(*ts).saturating_add(self.interval);
-        let duration = if *ends > 0 { q.units } else { u16::try_from(elapsed).unwrap_or(u16::MAX).max(*last).min(q.units) };
+        let duration =
+            if *ends > 0 { q.units } else { u16::try_from(elapsed).unwrap_or(u16::MAX).max(*last).min(q.units) };
         let end = duration >= q.units;
         *last = duration;
         *ends += u8::from(end);

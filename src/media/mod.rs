@@ -2,10 +2,13 @@
 //! (source payload type, destination payload type), passthrough or transcode -> egress.
 //! Everything here is sans-IO except the engine driver; only `codec/` imports ffmpeg.
 
+pub mod dtmf;
 pub mod engine;
 pub mod handler;
 pub mod latch;
 pub mod ports;
+pub mod rtcp;
 pub mod rtp;
 pub mod sequencer;
 pub mod session;
+pub mod stats;

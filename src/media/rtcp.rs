@@ -89,7 +89,9 @@ pub enum RtcpPacket {
     Sdes(Vec<SdesChunk>),
     Bye(Bye),
     /// APP, RTPFB, PSFB, XR...: framing validated, contents left to whoever needs them.
-    Other { packet_type: u8 },
+    Other {
+        packet_type: u8,
+    },
 }
 
 /// Parses every packet of a compound datagram. RFC 3550 wants an SR or RR first, but RFC 5506
@@ -101,7 +103,10 @@ pub fn parse_compound(data: &[u8]) -> Result<Vec<RtcpPacket>, RtcpError> {
     let mut packets = Vec::new();
     let mut rest = data;
     while !rest.is_empty() {
-        let head: [u8; 4] = rest.get(..4).and_then(|s| s.try_into().ok()).ok_or(RtcpError::Truncated)?;
+        let head: [u8; 4] = rest
+            .get(..4)
+            .and_then(|s| s.try_into().ok())
+            .ok_or(RtcpError::Truncated)?;
         let [first, packet_type, len_hi, len_lo] = head;
         let version = first >> 6;
         if version != 2 {
@@ -135,9 +140,10 @@ fn parse_one(packet_type: u8, count: usize, body: &[u8]) -> Result<RtcpPacket, R
             octets: r.u32()?,
             reports: read_blocks(&mut r, count)?,
         }),
-        PT_RR => {
-            RtcpPacket::ReceiverReport(ReceiverReport { ssrc: r.u32()?, reports: read_blocks(&mut r, count)? })
-        }
+        PT_RR => RtcpPacket::ReceiverReport(ReceiverReport {
+            ssrc: r.u32()?,
+            reports: read_blocks(&mut r, count)?,
+        }),
         PT_SDES => {
             let mut chunks = Vec::with_capacity(count);
             for _ in 0..count {
@@ -241,17 +247,23 @@ pub fn write_sender_report(out: &mut Vec<u8>, sr: &SenderReport, cname: &str) {
     out.extend_from_slice(&sr.rtp_ts.to_be_bytes());
     out.extend_from_slice(&sr.packets.to_be_bytes());
     out.extend_from_slice(&sr.octets.to_be_bytes());
-    sr.reports.iter().take(MAX_COUNT).for_each(|b| write_block(out, b));
+    sr.reports
+        .iter()
+        .take(MAX_COUNT)
+        .for_each(|b| write_block(out, b));
     finish_packet(out, start);
     write_sdes(out, sr.ssrc, cname);
 }
 
 /// Appends RR + SDES(CNAME). An RR with no blocks is still sent when nothing was received,
-/// because a compound packet must start with SR or RR (RFC 3550 §6.4.2).
+/// because a compound packet must start with SR or RR (RFC 3550 §6.1, §6.4).
 pub fn write_receiver_report(out: &mut Vec<u8>, rr: &ReceiverReport, cname: &str) {
     let start = begin_packet(out, rr.reports.len(), PT_RR);
     out.extend_from_slice(&rr.ssrc.to_be_bytes());
-    rr.reports.iter().take(MAX_COUNT).for_each(|b| write_block(out, b));
+    rr.reports
+        .iter()
+        .take(MAX_COUNT)
+        .for_each(|b| write_block(out, b));
     finish_packet(out, start);
     write_sdes(out, rr.ssrc, cname);
 }
@@ -266,7 +278,7 @@ pub fn write_sdes(out: &mut Vec<u8>, ssrc: u32, cname: &str) {
     out.extend_from_slice(cname.as_bytes());
     // At least one null ends the item list; more pad the chunk to 32 bits.
     out.push(0);
-    pad_to_word(out);
+    pad_to_word(out, start);
     finish_packet(out, start);
 }
 
@@ -274,12 +286,15 @@ pub fn write_sdes(out: &mut Vec<u8>, ssrc: u32, cname: &str) {
 /// since a lone BYE is not a valid compound packet. At most 31 SSRCs fit the SC field.
 pub fn write_bye(out: &mut Vec<u8>, ssrcs: &[u32], reason: Option<&str>) {
     let start = begin_packet(out, ssrcs.len(), PT_BYE);
-    ssrcs.iter().take(MAX_COUNT).for_each(|s| out.extend_from_slice(&s.to_be_bytes()));
+    ssrcs
+        .iter()
+        .take(MAX_COUNT)
+        .for_each(|s| out.extend_from_slice(&s.to_be_bytes()));
     if let Some(reason) = reason {
         let reason = truncate_text(reason);
         out.push(reason.len() as u8);
         out.extend_from_slice(reason.as_bytes());
-        pad_to_word(out);
+        pad_to_word(out, start);
     }
     finish_packet(out, start);
 }
@@ -309,8 +324,9 @@ fn finish_packet(out: &mut [u8], start: usize) {
     }
 }
 
-fn pad_to_word(out: &mut Vec<u8>) {
-    while out.len() % 4 != 0 {
+/// Alignment is relative to the packet start, so appending after unaligned bytes stays valid.
+fn pad_to_word(out: &mut Vec<u8>, start: usize) {
+    while (out.len() - start) % 4 != 0 {
         out.push(0);
     }
 }

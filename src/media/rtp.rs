@@ -110,7 +110,14 @@ impl<'a> RtpView<'a> {
             }
             payload_end = packet.len() - count;
         }
-        Ok(RtpView { packet, header, csrc_count, extension, header_len, payload_end })
+        Ok(RtpView {
+            packet,
+            header,
+            csrc_count,
+            extension,
+            header_len,
+            payload_end,
+        })
     }
 
     pub fn header(&self) -> RtpHeader {
@@ -118,7 +125,9 @@ impl<'a> RtpView<'a> {
     }
 
     pub fn payload(&self) -> &'a [u8] {
-        self.packet.get(self.header_len..self.payload_end).unwrap_or(&[])
+        self.packet
+            .get(self.header_len..self.payload_end)
+            .unwrap_or(&[])
     }
 
     /// Fixed header, CSRCs and extension: where the payload starts.
@@ -226,8 +235,12 @@ pub fn rewrite_in_place(
 pub fn write_packet(out: &mut [u8], header: &RtpHeader, payload: &[u8]) -> Result<usize, RtpError> {
     check_payload_type(header.payload_type)?;
     let total = RTP_HEADER_LEN + payload.len();
-    let (head, body) = out.split_at_mut_checked(RTP_HEADER_LEN).ok_or(RtpError::BufferTooSmall)?;
-    let body = body.get_mut(..payload.len()).ok_or(RtpError::BufferTooSmall)?;
+    let (head, body) = out
+        .split_at_mut_checked(RTP_HEADER_LEN)
+        .ok_or(RtpError::BufferTooSmall)?;
+    let body = body
+        .get_mut(..payload.len())
+        .ok_or(RtpError::BufferTooSmall)?;
     let head: &mut [u8; RTP_HEADER_LEN] = head.try_into().map_err(|_| RtpError::BufferTooSmall)?;
     *head = encode_header(
         RTP_VERSION << 6,

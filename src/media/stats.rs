@@ -212,18 +212,22 @@ impl ReceiveStats {
     /// Builds the report block for `ssrc` (the sender being reported on) and starts a new
     /// interval for fraction lost. `last_sr` is the middle 32 bits of the last SR's NTP time and
     /// when it arrived on the monotonic clock `now` also uses.
-    pub fn report_block(&mut self, ssrc: u32, last_sr: Option<(u32, Duration)>, now: Duration) -> ReportBlock {
+    pub fn report_block(
+        &mut self,
+        ssrc: u32,
+        last_sr: Option<(u32, Duration)>,
+        now: Duration,
+    ) -> ReportBlock {
         let expected = self.expected();
         let expected_interval = expected.saturating_sub(self.expected_prior);
         let received_interval = self.received.saturating_sub(self.received_prior);
         self.expected_prior = expected;
         self.received_prior = self.received;
         let lost_interval = expected_interval.saturating_sub(received_interval);
-        let fraction_lost = if expected_interval == 0 {
-            0
-        } else {
-            ((lost_interval << 8) / expected_interval).min(255) as u8
-        };
+        let fraction_lost = (lost_interval << 8)
+            .checked_div(expected_interval)
+            .unwrap_or(0)
+            .min(255) as u8;
         let (lsr, dlsr) = match last_sr {
             Some((lsr, received_at)) => (lsr, to_units_65536(now.saturating_sub(received_at))),
             None => (0, 0),
@@ -245,7 +249,8 @@ impl ReceiveStats {
 
     /// Low 32 bits of the extended highest sequence number, once the source left probation.
     pub fn extended_highest_seq(&self) -> Option<u32> {
-        self.valid().then_some((self.cycles + u64::from(self.max_seq)) as u32)
+        self.valid()
+            .then_some((self.cycles + u64::from(self.max_seq)) as u32)
     }
 
     pub fn expected(&self) -> u64 {
@@ -291,9 +296,10 @@ impl ReceiveStats {
         best.max(run)
     }
 
-    /// Interarrival jitter in timestamp units, as carried in report blocks.
+    /// Interarrival jitter in timestamp units, as carried in report blocks. Rounded rather than
+    /// truncated: the estimate approaches its limit from below and would otherwise read one low.
     pub fn jitter(&self) -> u32 {
-        self.jitter as u32
+        self.jitter.round() as u32
     }
 
     pub fn jitter_ms(&self) -> f64 {

@@ -17,7 +17,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct TransportView {
@@ -37,14 +37,27 @@ pub struct SipStatus {
     pub transport: TransportView,
 }
 
+/// Asks the endpoint task for a fresh status snapshot (so the API never serves stale counters).
+#[derive(Clone)]
+pub struct StatusHandle {
+    requests: mpsc::Sender<oneshot::Sender<SipStatus>>,
+}
+
+impl StatusHandle {
+    pub async fn snapshot(&self) -> Option<SipStatus> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(reply).await.ok()?;
+        answer.await.ok()
+    }
+}
+
 pub struct SipEndpoint {
-    pub status: watch::Receiver<Arc<SipStatus>>,
+    pub status: StatusHandle,
     /// The addresses actually bound (port 0 in the config becomes a real port here).
     pub bound: Vec<(ListenTransport, SocketAddr)>,
 }
 
 const QUEUE_DEPTH: usize = 10_000;
-const STATUS_INTERVAL: Duration = Duration::from_millis(250);
 
 pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
     let (events_tx, events_rx) = mpsc::channel(QUEUE_DEPTH);
@@ -83,7 +96,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
     };
     let core = SipCore::new(core_config, config.profiles.clone(), Instant::now(), SystemTime::now());
     let advertised_ip = sip.advertised_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
-    let (status_tx, status_rx) = watch::channel(Arc::new(SipStatus::default()));
+    let (status_tx, status_rx) = mpsc::channel(64);
     let driver = Driver {
         core,
         shared,
@@ -92,11 +105,10 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         advertised_ip,
         connections: HashMap::new(),
         by_remote: HashMap::new(),
-        status: status_tx,
         send_failures: 0,
     };
-    tokio::spawn(driver.run(events_rx));
-    Ok(SipEndpoint { status: status_rx, bound })
+    tokio::spawn(driver.run(events_rx, status_rx));
+    Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, bound })
 }
 
 fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
@@ -127,16 +139,14 @@ struct Driver {
     advertised_ip: Option<IpAddr>,
     connections: HashMap<ConnectionId, Connection>,
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
-    status: watch::Sender<Arc<SipStatus>>,
     send_failures: u64,
 }
 
 type Resolution = (String, Result<ResolvedPeer, String>);
 
 impl Driver {
-    async fn run(mut self, mut events: mpsc::Receiver<TransportEvent>) {
+    async fn run(mut self, mut events: mpsc::Receiver<TransportEvent>, mut status_requests: mpsc::Receiver<oneshot::Sender<SipStatus>>) {
         let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolution>(64);
-        let mut publish = tokio::time::interval(STATUS_INTERVAL);
         loop {
             self.flush(&resolved_tx);
             let deadline = self.core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
@@ -147,7 +157,7 @@ impl Driver {
                 },
                 Some((profile, result)) = resolved_rx.recv() => self.core.handle_resolved(&profile, result, Instant::now()),
                 _ = tokio::time::sleep_until(deadline.into()) => self.core.handle_timeout(Instant::now()),
-                _ = publish.tick() => self.publish(),
+                Some(reply) = status_requests.recv() => { let _ = reply.send(self.snapshot()); }
             }
         }
     }
@@ -188,7 +198,8 @@ impl Driver {
                         let _ = connection.commands.try_send(ConnectionCommand::Close);
                     }
                 }
-                CoreEvent::StatusChanged => self.publish(),
+                // Snapshots are taken on request, so there is nothing to push.
+                CoreEvent::StatusChanged => {}
             }
         }
     }
@@ -252,7 +263,7 @@ impl Driver {
         });
     }
 
-    fn publish(&self) {
+    fn snapshot(&self) -> SipStatus {
         let counters = &self.shared.counters;
         let get = transport::TransportCounters::get;
         let status = SipStatus {
@@ -267,7 +278,7 @@ impl Driver {
                 send_failures: self.send_failures,
             },
         };
-        self.status.send_replace(Arc::new(status));
+        status
     }
 }
 

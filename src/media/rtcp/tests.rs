@@ -37,30 +37,45 @@ fn sender_report_with_sdes_round_trip() {
         parsed,
         vec![
             RtcpPacket::SenderReport(sr),
-            RtcpPacket::Sdes(vec![SdesChunk { ssrc: 0x1122_3344, cname: Some("user@host".into()) }]),
+            RtcpPacket::Sdes(vec![SdesChunk {
+                ssrc: 0x1122_3344,
+                cname: Some("user@host".into())
+            }]),
         ]
     );
 }
 
 #[test]
 fn receiver_report_with_several_blocks() {
-    let rr = ReceiverReport { ssrc: 9, reports: (0..5).map(|i| block(100 + i, i as i32 * 3)).collect() };
+    let rr = ReceiverReport {
+        ssrc: 9,
+        reports: (0..5).map(|i| block(100 + i, i as i32 * 3)).collect(),
+    };
     let mut out = Vec::new();
     write_receiver_report(&mut out, &rr, "x");
     let parsed = parse_compound(&out).unwrap();
     assert_eq!(parsed.len(), 2);
     assert_eq!(parsed[0], RtcpPacket::ReceiverReport(rr));
 
-    let empty = ReceiverReport { ssrc: 9, reports: vec![] };
+    let empty = ReceiverReport {
+        ssrc: 9,
+        reports: vec![],
+    };
     out.clear();
     write_receiver_report(&mut out, &empty, "");
     assert_eq!(&out[..8], &[0x80, PT_RR, 0, 1, 0, 0, 0, 9]);
-    assert_eq!(parse_compound(&out).unwrap()[0], RtcpPacket::ReceiverReport(empty));
+    assert_eq!(
+        parse_compound(&out).unwrap()[0],
+        RtcpPacket::ReceiverReport(empty)
+    );
 }
 
 #[test]
 fn report_count_is_capped_at_31() {
-    let rr = ReceiverReport { ssrc: 1, reports: (0..40).map(|i| block(i, 0)).collect() };
+    let rr = ReceiverReport {
+        ssrc: 1,
+        reports: (0..40).map(|i| block(i, 0)).collect(),
+    };
     let mut out = Vec::new();
     write_receiver_report(&mut out, &rr, "c");
     match &parse_compound(&out).unwrap()[0] {
@@ -72,13 +87,32 @@ fn report_count_is_capped_at_31() {
 #[test]
 fn bye_with_and_without_reason() {
     let mut out = Vec::new();
-    write_receiver_report(&mut out, &ReceiverReport { ssrc: 1, reports: vec![] }, "c");
+    write_receiver_report(
+        &mut out,
+        &ReceiverReport {
+            ssrc: 1,
+            reports: vec![],
+        },
+        "c",
+    );
     write_bye(&mut out, &[1, 2], Some("session ended"));
     write_bye(&mut out, &[3], None);
     assert_eq!(out.len() % 4, 0);
     let parsed = parse_compound(&out).unwrap();
-    assert_eq!(parsed[2], RtcpPacket::Bye(Bye { ssrcs: vec![1, 2], reason: Some("session ended".into()) }));
-    assert_eq!(parsed[3], RtcpPacket::Bye(Bye { ssrcs: vec![3], reason: None }));
+    assert_eq!(
+        parsed[2],
+        RtcpPacket::Bye(Bye {
+            ssrcs: vec![1, 2],
+            reason: Some("session ended".into())
+        })
+    );
+    assert_eq!(
+        parsed[3],
+        RtcpPacket::Bye(Bye {
+            ssrcs: vec![3],
+            reason: None
+        })
+    );
 }
 
 #[test]
@@ -94,10 +128,20 @@ fn long_text_is_cut_at_a_char_boundary() {
 
 #[test]
 fn cumulative_lost_is_24_bit_signed() {
-    let cases = [(0, 0), (-1, -1), (5, 5), (-5, -5), (0x7f_ffff, 0x7f_ffff), (-0x80_0000, -0x80_0000)];
+    let cases = [
+        (0, 0),
+        (-1, -1),
+        (5, 5),
+        (-5, -5),
+        (0x7f_ffff, 0x7f_ffff),
+        (-0x80_0000, -0x80_0000),
+    ];
     let clamped = [(0x100_0000, 0x7f_ffff), (i32::MIN, -0x80_0000)];
     for (written, read) in cases.into_iter().chain(clamped) {
-        let rr = ReceiverReport { ssrc: 1, reports: vec![block(2, written)] };
+        let rr = ReceiverReport {
+            ssrc: 1,
+            reports: vec![block(2, written)],
+        };
         let mut out = Vec::new();
         write_receiver_report(&mut out, &rr, "c");
         match &parse_compound(&out).unwrap()[0] {
@@ -109,9 +153,15 @@ fn cumulative_lost_is_24_bit_signed() {
         }
     }
     // Wire bytes 0xFFFFFE in the lost field are -2.
-    let wire = [0x81, PT_RR, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0x10, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    let wire = [
+        0x81, PT_RR, 0, 7, 0, 0, 0, 1, 0, 0, 0, 2, 0x10, 0xff, 0xff, 0xfe, 0, 0, 0, 0, 0, 0, 0, 0,
+        0, 0, 0, 0, 0, 0, 0, 0,
+    ];
     match &parse_compound(&wire).unwrap()[0] {
-        RtcpPacket::ReceiverReport(p) => assert_eq!((p.reports[0].fraction_lost, p.reports[0].cumulative_lost), (0x10, -2)),
+        RtcpPacket::ReceiverReport(p) => assert_eq!(
+            (p.reports[0].fraction_lost, p.reports[0].cumulative_lost),
+            (0x10, -2)
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -119,15 +169,23 @@ fn cumulative_lost_is_24_bit_signed() {
 #[test]
 fn sdes_keeps_cname_and_skips_other_items() {
     // Two chunks: NAME then CNAME, and one with no items at all.
-    let mut body = vec![0, 0, 0, 5, 2, 3, b'B', b'o', b'b', 1, 2, b'h', b'i', 0, 0, 0];
+    let mut body = vec![
+        0, 0, 0, 5, 2, 3, b'B', b'o', b'b', 1, 2, b'h', b'i', 0, 0, 0,
+    ];
     body.extend_from_slice(&[0, 0, 0, 6, 0, 0, 0, 0]);
     let mut pkt = vec![0x82, PT_SDES, 0, (body.len() / 4) as u8];
     pkt.extend_from_slice(&body);
     assert_eq!(
         parse_compound(&pkt).unwrap(),
         vec![RtcpPacket::Sdes(vec![
-            SdesChunk { ssrc: 5, cname: Some("hi".into()) },
-            SdesChunk { ssrc: 6, cname: None },
+            SdesChunk {
+                ssrc: 5,
+                cname: Some("hi".into())
+            },
+            SdesChunk {
+                ssrc: 6,
+                cname: None
+            },
         ])]
     );
 }
@@ -147,7 +205,13 @@ fn feedback_and_app_packets_are_skipped_by_length() {
 fn padding_is_removed_and_validated() {
     // BYE, one SSRC, 4 bytes of padding (count 4) counted in the length.
     let mut pkt = vec![0xa1, PT_BYE, 0, 2, 0, 0, 0, 9, 0, 0, 0, 4];
-    assert_eq!(parse_compound(&pkt).unwrap(), vec![RtcpPacket::Bye(Bye { ssrcs: vec![9], reason: None })]);
+    assert_eq!(
+        parse_compound(&pkt).unwrap(),
+        vec![RtcpPacket::Bye(Bye {
+            ssrcs: vec![9],
+            reason: None
+        })]
+    );
     pkt[11] = 0;
     assert_eq!(parse_compound(&pkt), Err(RtcpError::BadPadding));
     pkt[11] = 9;
@@ -160,15 +224,30 @@ fn padding_is_removed_and_validated() {
 #[test]
 fn inconsistent_lengths_are_errors() {
     assert_eq!(parse_compound(&[]), Err(RtcpError::Truncated));
-    assert_eq!(parse_compound(&[0x40, 201, 0, 1, 0, 0, 0, 0]), Err(RtcpError::BadVersion(1)));
+    assert_eq!(
+        parse_compound(&[0x40, 201, 0, 1, 0, 0, 0, 0]),
+        Err(RtcpError::BadVersion(1))
+    );
     // RC says 1 block but the length covers only the SSRC.
-    assert_eq!(parse_compound(&[0x81, 201, 0, 1, 0, 0, 0, 1]), Err(RtcpError::BadLength));
+    assert_eq!(
+        parse_compound(&[0x81, 201, 0, 1, 0, 0, 0, 1]),
+        Err(RtcpError::BadLength)
+    );
     // Length claims more than the datagram holds.
-    assert_eq!(parse_compound(&[0x80, 201, 0, 2, 0, 0, 0, 1]), Err(RtcpError::Truncated));
+    assert_eq!(
+        parse_compound(&[0x80, 201, 0, 2, 0, 0, 0, 1]),
+        Err(RtcpError::Truncated)
+    );
     // Trailing bytes that cannot hold a header.
-    assert_eq!(parse_compound(&[0x80, 201, 0, 1, 0, 0, 0, 1, 0x80]), Err(RtcpError::Truncated));
+    assert_eq!(
+        parse_compound(&[0x80, 201, 0, 1, 0, 0, 0, 1, 0x80]),
+        Err(RtcpError::Truncated)
+    );
     // BYE reason length past the end.
-    assert_eq!(parse_compound(&[0x81, 203, 0, 2, 0, 0, 0, 1, 9, b'a', b'b', b'c']), Err(RtcpError::BadLength));
+    assert_eq!(
+        parse_compound(&[0x81, 203, 0, 2, 0, 0, 0, 1, 9, b'a', b'b', b'c']),
+        Err(RtcpError::BadLength)
+    );
 }
 
 #[test]
@@ -233,5 +312,24 @@ fn ntp_conversion() {
     assert_eq!(ntp & 0xffff_ffff, 0x8000_0000);
     assert_eq!(ntp_middle_32(0x1234_b710_8000_5678), 0xb710_8000);
     // 2036-02-07T06:28:16Z is NTP era 1 second 0.
-    assert_eq!(ntp_from_unix(Duration::from_secs((1u64 << 32) - 2_208_988_800)) >> 32, 0);
+    assert_eq!(
+        ntp_from_unix(Duration::from_secs((1u64 << 32) - 2_208_988_800)) >> 32,
+        0
+    );
+}
+
+#[test]
+fn appending_after_unaligned_bytes_still_frames_correctly() {
+    let mut out = vec![0xaa; 3];
+    write_receiver_report(
+        &mut out,
+        &ReceiverReport {
+            ssrc: 4,
+            reports: vec![],
+        },
+        "abc",
+    );
+    write_bye(&mut out, &[4], Some("x"));
+    assert_eq!((out.len() - 3) % 4, 0);
+    assert_eq!(parse_compound(&out[3..]).unwrap().len(), 3);
 }

@@ -6,8 +6,8 @@ use std::fmt;
 use subtle::ConstantTimeEq;
 
 use super::keys::{
-    SessionKeys, LABEL_RTCP_AUTH, LABEL_RTCP_ENCRYPTION, LABEL_RTCP_SALT, LABEL_RTP_AUTH,
-    LABEL_RTP_ENCRYPTION, LABEL_RTP_SALT, MASTER_KEY_LEN, MASTER_SALT_LEN,
+    SessionKeys, LABEL_RTCP_AUTH, LABEL_RTCP_ENCRYPTION, LABEL_RTCP_SALT, LABEL_RTP_AUTH, LABEL_RTP_ENCRYPTION,
+    LABEL_RTP_SALT, MASTER_KEY_LEN, MASTER_SALT_LEN,
 };
 use super::replay::{estimate_rtp_index, roc_of, ReplayWindow};
 use super::{SrtpError, Suite};
@@ -28,8 +28,9 @@ const SRTCP_INDEX_LEN: usize = 4;
 const SRTCP_E_FLAG: u32 = 1 << 31;
 const MAX_SRTCP_INDEX: u32 = SRTCP_E_FLAG - 1;
 
-/// Sender and receiver state are kept apart so that a context used both
-/// ways (as tests do) cannot confuse its own packets with the peer's.
+/// Sending and receiving state are kept apart: a context should only ever
+/// be used one way, but if it is not, its own packets must not be able to
+/// advance the window that guards the peer's.
 #[derive(Clone, Copy, Debug)]
 struct Stream {
     ssrc: u32,
@@ -61,11 +62,7 @@ pub struct SrtpContext {
 }
 
 impl SrtpContext {
-    pub fn new(
-        suite: Suite,
-        master_key: &[u8; MASTER_KEY_LEN],
-        master_salt: &[u8; MASTER_SALT_LEN],
-    ) -> Self {
+    pub fn new(suite: Suite, master_key: &[u8; MASTER_KEY_LEN], master_salt: &[u8; MASTER_SALT_LEN]) -> Self {
         SrtpContext {
             suite,
             rtp: SessionKeys::derive(
@@ -214,7 +211,8 @@ impl SrtpContext {
     }
 
     /// Unprotects the whole SRTCP packet in `buf`; returns the RTCP length.
-    /// Packets with the E flag clear are authenticated but not decrypted.
+    /// `buf` is only modified on success. Packets with the E flag clear
+    /// (UNENCRYPTED_SRTCP peers) are authenticated but left as they are.
     pub fn unprotect_rtcp_in_place(&mut self, buf: &mut [u8]) -> Result<usize, SrtpError> {
         let tag_len = self.suite.rtcp_tag_len();
         let auth_len = buf
@@ -300,11 +298,7 @@ impl fmt::Debug for SrtpContext {
 
 /// Restores the caller's length on failure so that an error leaves the
 /// packet exactly as it was handed in.
-fn finish_grow(
-    packet: &mut Vec<u8>,
-    original_len: usize,
-    result: Result<usize, SrtpError>,
-) -> Result<(), SrtpError> {
+fn finish_grow(packet: &mut Vec<u8>, original_len: usize, result: Result<usize, SrtpError>) -> Result<(), SrtpError> {
     match result {
         Ok(len) => {
             packet.truncate(len);

@@ -36,12 +36,7 @@ pub(super) fn aes_cm_xor(cipher: &Aes128Enc, iv: &[u8; 16], data: &mut [u8]) {
 
 /// AES-CM PRF of §4.3.3 with key_derivation_rate 0, so r = 0 and only the
 /// label is mixed into the salt (at byte 7, the top of the 56-bit key_id).
-pub(super) fn derive(
-    master: &Aes128Enc,
-    master_salt: &[u8; MASTER_SALT_LEN],
-    label: u8,
-    out: &mut [u8],
-) {
+pub(super) fn derive(master: &Aes128Enc, master_salt: &[u8; MASTER_SALT_LEN], label: u8, out: &mut [u8]) {
     let mut iv = [0u8; 16];
     for (dst, src) in iv.iter_mut().zip(master_salt) {
         *dst = *src;

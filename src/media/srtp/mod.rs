@@ -25,7 +25,7 @@ mod tests;
 use std::fmt;
 
 pub use context::{SrtpContext, MAX_SSRCS, MAX_TRAILER_LEN};
-pub use sdes::{CryptoAttribute, SdesError, SdesKeys};
+pub use sdes::{select_supported, CryptoAttribute, SdesError, SdesKeys};
 
 /// Crypto suites of RFC 4568 §6.2 that we implement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -30,7 +30,13 @@ pub struct CryptoAttribute {
 
 impl CryptoAttribute {
     pub fn new(tag: u32, suite: Suite, key: [u8; MASTER_KEY_LEN], salt: [u8; MASTER_SALT_LEN]) -> Self {
-        CryptoAttribute { tag, suite, key, salt, lifetime: None }
+        CryptoAttribute {
+            tag,
+            suite,
+            key,
+            salt,
+            lifetime: None,
+        }
     }
 
     /// A fresh random master key and salt from the OS RNG.
@@ -76,8 +82,7 @@ impl CryptoAttribute {
         let tag_text = fields.next().ok_or(SdesError::Malformed("missing tag"))?;
         let tag = parse_tag(tag_text)?;
         let suite_text = fields.next().ok_or(SdesError::Malformed("missing crypto suite"))?;
-        let suite = Suite::from_name(suite_text)
-            .ok_or_else(|| SdesError::UnsupportedSuite(truncated(suite_text)))?;
+        let suite = Suite::from_name(suite_text).ok_or_else(|| SdesError::UnsupportedSuite(truncated(suite_text)))?;
         let key_params = fields.next().ok_or(SdesError::Malformed("missing key parameters"))?;
         if key_params.contains(';') {
             // Several keys are only distinguishable in packets through an MKI.
@@ -87,7 +92,13 @@ impl CryptoAttribute {
         for param in fields {
             check_session_param(param)?;
         }
-        Ok(CryptoAttribute { tag, suite, key, salt, lifetime })
+        Ok(CryptoAttribute {
+            tag,
+            suite,
+            key,
+            salt,
+            lifetime,
+        })
     }
 
     /// The attribute value without the `a=crypto:` prefix, as SDP builders
@@ -116,9 +127,8 @@ impl CryptoAttribute {
         SrtpContext::new(self.suite, &self.key, &self.salt)
     }
 
-    /// Offer one line per suite in `suites`, tags from 1, each with its own
-    /// fresh key (RFC 4568 §6.1 does not allow a key to be reused across lines
-    /// that could be chosen by different answers).
+    /// One line per suite in `suites`, tags from 1. Each line gets its own
+    /// key so that no master key ever serves two different transforms.
     pub fn generate_offer(suites: &[Suite]) -> Result<Vec<Self>, SdesError> {
         (1u32..)
             .zip(suites)
@@ -132,10 +142,7 @@ impl PartialEq for CryptoAttribute {
         // Constant time on the secret part, in case this ever compares a
         // received attribute against a stored one.
         let secret = self.key.ct_eq(&other.key) & self.salt.ct_eq(&other.salt);
-        bool::from(secret)
-            && self.tag == other.tag
-            && self.suite == other.suite
-            && self.lifetime == other.lifetime
+        bool::from(secret) && self.tag == other.tag && self.suite == other.suite && self.lifetime == other.lifetime
     }
 }
 
@@ -184,7 +191,10 @@ impl SdesKeys {
         if local.suite != remote.suite {
             return Err(SdesError::SuiteMismatch);
         }
-        Ok(SdesKeys { local: local.clone(), remote })
+        Ok(SdesKeys {
+            local: local.clone(),
+            remote,
+        })
     }
 
     /// `(outbound, inbound)`: outbound protects with our key, inbound
@@ -259,7 +269,8 @@ fn parse_tag(text: &str) -> Result<u32, SdesError> {
     if text.is_empty() || text.len() > 9 || !text.bytes().all(|b| b.is_ascii_digit()) {
         return Err(SdesError::Malformed("tag must be 1 to 9 digits"));
     }
-    text.parse().map_err(|_| SdesError::Malformed("tag must be 1 to 9 digits"))
+    text.parse()
+        .map_err(|_| SdesError::Malformed("tag must be 1 to 9 digits"))
 }
 
 type KeyParam = ([u8; MASTER_KEY_LEN], [u8; MASTER_SALT_LEN], Option<u64>);

@@ -46,7 +46,12 @@ pub fn r_factor(codec: CodecQuality, loss_percent: f64, jitter_ms: f64, rtt_ms: 
     let loss = non_negative(loss_percent).min(100.0);
     // Mouth-to-ear: half the round trip, a jitter buffer sized at twice the jitter, the codec.
     let delay = non_negative(rtt_ms) / 2.0 + 2.0 * non_negative(jitter_ms) + codec.delay_ms();
-    let id = 0.024 * delay + if delay > 177.3 { 0.11 * (delay - 177.3) } else { 0.0 };
+    let id = 0.024 * delay
+        + if delay > 177.3 {
+            0.11 * (delay - 177.3)
+        } else {
+            0.0
+        };
     let (ie, bpl) = codec.impairment();
     let ie_eff = ie + (95.0 - ie) * loss / (loss + bpl);
     93.2 - id - ie_eff

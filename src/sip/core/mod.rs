@@ -20,7 +20,8 @@ use super::{Peer, TransportKind};
 use crate::config::{Profile, ProfileKind};
 use bytes::Bytes;
 use rsipstack::sip::{Header, Headers};
-use std::collections::{HashMap, VecDeque};
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant, SystemTime};
 use upstream::Upstream;
@@ -94,8 +95,19 @@ struct ClientTransaction {
     sent_at: Instant,
 }
 
+/// Who owns an armed transaction deadline.
+enum TimerOwner {
+    Server(TransactionKey),
+    Client(u64),
+}
+
 pub struct SipCore {
     config: CoreConfig,
+    /// Transaction deadlines, earliest first. Entries go stale when a deadline moves; a stale
+    /// entry only causes one early wake-up, so nothing is ever scanned per event.
+    deadlines: BinaryHeap<Reverse<(Instant, u64)>>,
+    deadline_owners: HashMap<u64, TimerOwner>,
+    next_deadline_id: u64,
     profiles: Vec<Profile>,
     local: Option<uas::LocalDomain>,
     upstreams: Vec<Upstream>,
@@ -139,6 +151,9 @@ impl SipCore {
             .collect();
         let mut core = SipCore {
             config,
+            deadlines: BinaryHeap::new(),
+            deadline_owners: HashMap::new(),
+            next_deadline_id: 0,
             profiles,
             local,
             upstreams,
@@ -170,60 +185,50 @@ impl SipCore {
 
     /// Earliest instant at which `handle_timeout` has work to do.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        let server = self.server_transactions.values().filter_map(|t| match &t.machine {
-            ServerMachine::Invite(m) => m.poll_timeout(),
-            ServerMachine::NonInvite(m) => m.poll_timeout(),
-        });
-        let client = self.client_transactions.values().filter_map(|t| match &t.machine {
-            ClientMachine::Invite(m) => m.poll_timeout(),
-            ClientMachine::NonInvite(m) => m.poll_timeout(),
-        });
+        let transactions = self.deadlines.peek().map(|Reverse((at, _))| *at);
         let upstream = self.upstreams.iter().filter_map(|u| u.poll_timeout());
         let registrar = self.local.as_ref().and_then(|l| l.registrar.next_expiry());
-        server
-            .chain(client)
-            .chain(upstream)
-            .chain(registrar)
-            .chain(std::iter::once(self.next_housekeeping))
-            .min()
+        transactions.into_iter().chain(upstream).chain(registrar).chain(std::iter::once(self.next_housekeeping)).min()
+    }
+
+    fn arm(&mut self, owner: TimerOwner, at: Option<Instant>) {
+        if let Some(at) = at {
+            let id = self.next_deadline_id;
+            self.next_deadline_id += 1;
+            self.deadlines.push(Reverse((at, id)));
+            self.deadline_owners.insert(id, owner);
+        }
     }
 
     pub fn handle_timeout(&mut self, now: Instant) {
-        let due_server: Vec<TransactionKey> = self
-            .server_transactions
-            .iter()
-            .filter(|(_, t)| match &t.machine {
-                ServerMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now),
-                ServerMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now),
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in due_server {
-            if let Some(tx) = self.server_transactions.get_mut(&key) {
-                match &mut tx.machine {
-                    ServerMachine::Invite(m) => m.handle_timeout(now),
-                    ServerMachine::NonInvite(m) => m.handle_timeout(now),
-                }
+        while let Some(Reverse((at, id))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
             }
-            self.drain_server(&key);
-        }
-        let due_client: Vec<u64> = self
-            .client_transactions
-            .iter()
-            .filter(|(_, t)| match &t.machine {
-                ClientMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now),
-                ClientMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now),
-            })
-            .map(|(k, _)| *k)
-            .collect();
-        for id in due_client {
-            if let Some(tx) = self.client_transactions.get_mut(&id) {
-                match &mut tx.machine {
-                    ClientMachine::Invite(m) => m.handle_timeout(now),
-                    ClientMachine::NonInvite(m) => m.handle_timeout(now),
+            self.deadlines.pop();
+            match self.deadline_owners.remove(&id) {
+                Some(TimerOwner::Server(key)) => {
+                    let Some(tx) = self.server_transactions.get_mut(&key) else { continue };
+                    let due = match &mut tx.machine {
+                        ServerMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now).then(|| m.handle_timeout(now)),
+                        ServerMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now).then(|| m.handle_timeout(now)),
+                    };
+                    if due.is_some() {
+                        self.drain_server(&key);
+                    }
                 }
+                Some(TimerOwner::Client(id)) => {
+                    let Some(tx) = self.client_transactions.get_mut(&id) else { continue };
+                    let due = match &mut tx.machine {
+                        ClientMachine::Invite(m) => m.poll_timeout().is_some_and(|d| d <= now).then(|| m.handle_timeout(now)),
+                        ClientMachine::NonInvite(m) => m.poll_timeout().is_some_and(|d| d <= now).then(|| m.handle_timeout(now)),
+                    };
+                    if due.is_some() {
+                        self.drain_client(id, now);
+                    }
+                }
+                None => {}
             }
-            self.drain_client(id, now);
         }
         self.upstream_timeouts(now);
         if let Some(local) = &mut self.local {
@@ -401,6 +406,12 @@ impl SipCore {
         }
         if terminated {
             self.server_transactions.remove(key);
+        } else {
+            let at = match &tx.machine {
+                ServerMachine::Invite(m) => m.poll_timeout(),
+                ServerMachine::NonInvite(m) => m.poll_timeout(),
+            };
+            self.arm(TimerOwner::Server(key.clone()), at);
         }
     }
 
@@ -422,8 +433,14 @@ impl SipCore {
             }
         }
         let purpose = tx.purpose;
+        let at = match &tx.machine {
+            ClientMachine::Invite(m) => m.poll_timeout(),
+            ClientMachine::NonInvite(m) => m.poll_timeout(),
+        };
         if terminated {
             self.client_transactions.remove(&id);
+        } else {
+            self.arm(TimerOwner::Client(id), at);
         }
         if timed_out {
             self.upstream_failure(purpose, "no response (transaction timeout)", now);

@@ -1,0 +1,2 @@
+//! Benchmarks (placeholder).
+pub fn run_benchmarks() {}
