@@ -4,7 +4,7 @@
 use sipbridge::media::engine::MediaEngine;
 use sipbridge::media::handler::{Encoding, PayloadFormat, PayloadTranscoder, TranscoderFactory};
 use sipbridge::media::rtp::{self, RtpHeader, RtpView};
-use sipbridge::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, Side, Timeouts};
+use sipbridge::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Side, Timeouts};
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::net::UdpSocket;
@@ -17,6 +17,7 @@ fn pcmu_leg(remote: SocketAddr) -> LegConfig {
         ptime_ms: 20,
         remote: Some(remote),
         send: true,
+        rtcp: RtcpMode::Off,
     }
 }
 

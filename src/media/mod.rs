@@ -11,4 +11,5 @@ pub mod rtcp;
 pub mod rtp;
 pub mod sequencer;
 pub mod session;
+pub mod srtp;
 pub mod stats;

@@ -109,6 +109,20 @@ impl EgressSequencer {
         EgressStamp { ssrc: self.ssrc, sequence, timestamp, marker }
     }
 
+    /// Where the egress timeline stands now, without starting a segment (DTMF event timestamps).
+    pub fn timeline_now(&self, now: Duration) -> u32 {
+        self.continue_timeline(now)
+    }
+
+    /// Stamps a packet whose timestamp the caller fixed (every packet of a DTMF event carries the
+    /// event's start timestamp, RFC 4733 §2.5.1.2).
+    pub fn stamp(&mut self, timestamp: u32, marker: bool, now: Duration) -> EgressStamp {
+        let sequence = self.next_sequence;
+        self.next_sequence = sequence.wrapping_add(1);
+        self.note_sent(timestamp, now);
+        EgressStamp { ssrc: self.ssrc, sequence, timestamp, marker }
+    }
+
     fn continue_timeline(&self, now: Duration) -> u32 {
         match self.last_sent {
             None => self.initial_timestamp,
@@ -123,7 +137,9 @@ impl EgressSequencer {
     fn note_sent(&mut self, timestamp: u32, now: Duration) {
         let newer = match self.last_sent {
             None => true,
-            Some((last, _)) => (timestamp.wrapping_sub(last) as i32) >= 0,
+            // Strictly newer: DTMF packets repeat their event's timestamp, and refreshing the time
+            // for them would freeze the timeline.
+            Some((last, _)) => (timestamp.wrapping_sub(last) as i32) > 0,
         };
         if newer {
             self.last_sent = Some((timestamp, now));

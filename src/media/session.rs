@@ -2,7 +2,10 @@
 //! ingress (latch) -> codec handler (passthrough or transcode) or DTMF -> egress (sequencer) to the
 //! other leg. Buffers are recycled through `recycle`, so passthrough allocates nothing per packet.
 
+use super::dtmf::{DtmfGenerator, DtmfReceiver, DtmfRelay};
 use super::handler::{CodecFrame, Handler, HandlerTable, PayloadFormat, TranscoderFactory};
+use super::srtp::SrtpContext;
+use super::stats::{ReceiveStats, SendStats};
 use super::latch::{Latch, LatchVerdict};
 use super::rtp::{self, RtpView};
 use super::sequencer::EgressSequencer;
@@ -52,6 +55,16 @@ pub struct LegConfig {
     pub remote: Option<SocketAddr>,
     /// False while the peer is on hold (sendonly/inactive toward it): nothing is sent to it.
     pub send: bool,
+    /// Whether we send RTCP reports to this leg (the SIP side; WebRTC does its own), and whether
+    /// they share the RTP port (rtcp-mux) or go to the port above.
+    pub rtcp: RtcpMode,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RtcpMode {
+    Off,
+    Mux,
+    SeparatePort,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -71,6 +84,8 @@ pub struct MediaTransmit {
     pub side: Side,
     pub to: SocketAddr,
     pub packet: Vec<u8>,
+    /// Send from the leg's RTCP socket (unless the leg muxes RTCP onto RTP).
+    pub rtcp: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,12 +107,29 @@ pub struct LegCounters {
     pub sent_packets: u64,
     pub sent_bytes: u64,
     pub dropped_foreign: u64,
+    /// SRTP packets that failed authentication or were replays.
+    pub dropped_srtp: u64,
     pub dropped_unknown_payload: u64,
     pub transcoded: bool,
 }
 
 struct Leg {
     config: LegConfig,
+    /// Digits in packets from this leg, reported once each.
+    dtmf_in: DtmfReceiver,
+    /// Relays this leg's current telephone-event toward the other leg (clock conversion).
+    dtmf_relay: Option<DtmfRelay>,
+    /// Digits we play toward this leg (INFO from the other side, or a browser request).
+    dtmf_out: Option<DtmfGenerator>,
+    rx: ReceiveStats,
+    tx: SendStats,
+    /// Middle 32 bits of the last SR's NTP time from this leg, and when it arrived (for our DLSR).
+    last_sr: Option<(u32, Duration)>,
+    rtt: Option<Duration>,
+    next_report: Duration,
+    /// SDES-SRTP toward and from this leg, when negotiated (RFC 4568).
+    srtp_out: Option<SrtpContext>,
+    srtp_in: Option<SrtpContext>,
     latch: Latch,
     egress: EgressSequencer,
     /// Handlers for packets *from* this leg toward the other one.
@@ -110,19 +142,26 @@ struct Leg {
 
 pub struct MediaSession {
     legs: [Leg; 2],
+    /// Wall clock at session start, as NTP, for RTCP (the session itself runs on a monotonic clock).
+    ntp_at_start: u64,
+    started: Duration,
     factory: TranscoderFactory,
     timeouts: Timeouts,
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
     pool: Vec<Vec<u8>>,
     frames: Vec<CodecFrame>,
+    next_dtmf_tick: Duration,
     problems: Vec<String>,
 }
 
 /// Packets a buffer must hold: the largest RTP packet we accept plus an SRTP tag.
-const BUFFER_CAPACITY: usize = 1_500;
+const BUFFER_CAPACITY: usize = 1_500 + super::srtp::MAX_TRAILER_LEN;
 const POOL_LIMIT: usize = 64;
 const LATCH_PROBATION: u32 = 3;
+/// RFC 3550 §6.2 minimum interval for a two-party session.
+const REPORT_INTERVAL: Duration = Duration::from_secs(5);
+const DTMF_TICK: Duration = Duration::from_millis(20);
 
 /// Random-looking but caller-chosen identity for each egress stream (RFC 3550 §5.1 wants random
 /// SSRC, sequence and timestamp starts; the driver supplies entropy, tests supply constants).
@@ -135,9 +174,32 @@ pub struct EgressSeeds {
 
 impl MediaSession {
     pub fn new(a: LegConfig, b: LegConfig, seeds: [EgressSeeds; 2], factory: TranscoderFactory, timeouts: Timeouts, now: Duration) -> MediaSession {
+        Self::with_wall_clock(a, b, seeds, factory, timeouts, now, 0)
+    }
+
+    /// `ntp_now` is the wall clock at `now`, as a 64-bit NTP timestamp, for RTCP sender reports.
+    pub fn with_wall_clock(
+        a: LegConfig,
+        b: LegConfig,
+        seeds: [EgressSeeds; 2],
+        factory: TranscoderFactory,
+        timeouts: Timeouts,
+        now: Duration,
+        ntp_now: u64,
+    ) -> MediaSession {
         let make_leg = |config: LegConfig, seed: EgressSeeds| {
             let clock = config.formats.first().map(|f| f.clock_rate()).unwrap_or(8_000);
             Leg {
+                dtmf_in: DtmfReceiver::new(),
+                dtmf_relay: None,
+                dtmf_out: None,
+                rx: ReceiveStats::new(),
+                tx: SendStats::new(),
+                last_sr: None,
+                rtt: None,
+                next_report: now + REPORT_INTERVAL,
+                srtp_out: None,
+                srtp_in: None,
                 latch: Latch::new(config.remote, LATCH_PROBATION),
                 egress: EgressSequencer::new(seed.ssrc, clock, seed.sequence, seed.timestamp),
                 handlers: HandlerTable::default(),
@@ -150,12 +212,15 @@ impl MediaSession {
         };
         let mut session = MediaSession {
             legs: [make_leg(a, seeds[0]), make_leg(b, seeds[1])],
+            ntp_at_start: ntp_now,
+            started: now,
             factory,
             timeouts,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pool: Vec::new(),
             frames: Vec::new(),
+            next_dtmf_tick: now,
             problems: Vec::new(),
         };
         session.rebuild_handlers();
@@ -221,14 +286,18 @@ impl MediaSession {
     }
 
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.legs
-            .iter()
-            .filter(|leg| !leg.inactive_reported)
-            .map(|leg| leg.last_received + self.limit_for(leg))
-            .min()
+        let inactivity = self.legs.iter().filter(|leg| !leg.inactive_reported).map(|leg| leg.last_received + self.limit_for(leg));
+        let reports = self.legs.iter().filter(|leg| leg.config.rtcp != RtcpMode::Off).map(|leg| leg.next_report);
+        let dtmf = self.legs.iter().filter_map(|leg| leg.dtmf_out.as_ref().filter(|g| !g.is_idle()).map(|_| self.next_dtmf_tick));
+        inactivity.chain(reports).chain(dtmf).min()
     }
 
     pub fn handle_timeout(&mut self, now: Duration) {
+        self.send_reports(now);
+        if now >= self.next_dtmf_tick {
+            self.next_dtmf_tick = now + DTMF_TICK;
+            self.play_dtmf(now);
+        }
         for side in [Side::A, Side::B] {
             let limit = self.limit_for(&self.legs[side.index()]);
             let leg = &mut self.legs[side.index()];
@@ -245,8 +314,23 @@ impl MediaSession {
         if leg.config.send { self.timeouts.rtp } else { self.timeouts.rtp_on_hold }
     }
 
+    /// Keys SDES negotiated for a leg: `outbound` protects what we send it, `inbound` checks what
+    /// it sends us.
+    pub fn set_srtp(&mut self, side: Side, outbound: SrtpContext, inbound: SrtpContext) {
+        let leg = &mut self.legs[side.index()];
+        leg.srtp_out = Some(outbound);
+        leg.srtp_in = Some(inbound);
+    }
+
     /// One RTP packet received from `side`'s socket. The buffer is reused for the forwarded copy.
     pub fn handle_rtp(&mut self, side: Side, from: SocketAddr, mut packet: Vec<u8>, now: Duration) {
+        if let Some(srtp) = &mut self.legs[side.index()].srtp_in {
+            // Authenticate before anything else looks at the packet, including the latch.
+            if srtp.unprotect_rtp(&mut packet).is_err() {
+                self.legs[side.index()].counters.dropped_srtp += 1;
+                return self.recycle(packet);
+            }
+        }
         let Ok(view) = RtpView::parse(&packet) else {
             return self.recycle(packet);
         };
@@ -267,6 +351,16 @@ impl MediaSession {
         leg.inactive_reported = false;
         leg.counters.received_packets += 1;
         leg.counters.received_bytes += (payload_end - payload_start) as u64;
+        let clock = leg.config.formats.iter().find(|f| f.payload_type == header.payload_type).map(|f| f.clock_rate());
+        let telephone_event = leg.config.telephone_event.filter(|(pt, _)| *pt == header.payload_type);
+        if let Some(rate) = clock.or(telephone_event.map(|(_, rate)| rate)) {
+            leg.rx.on_packet(header.sequence, header.timestamp, now.saturating_sub(self.started), rate, payload_end - payload_start);
+        }
+        if let Some((_, rate)) = telephone_event {
+            let payload = packet.get(payload_start..payload_end).map(<[u8]>::to_vec).unwrap_or_default();
+            self.recycle(packet);
+            return self.handle_telephone_event(side, header, &payload, rate, now);
+        }
 
         let out_side = side.other();
         if !self.legs[out_side.index()].config.send {
@@ -340,13 +434,29 @@ impl MediaSession {
         match (leg.config.send, leg.latch.destination()) {
             (true, Some(to)) => {
                 leg.counters.sent_packets += 1;
-                leg.counters.sent_bytes += packet.len().saturating_sub(rtp::RTP_HEADER_LEN) as u64;
-                self.transmits.push_back(MediaTransmit { side, to, packet });
+                let payload_len = packet.len().saturating_sub(rtp::RTP_HEADER_LEN);
+                leg.counters.sent_bytes += payload_len as u64;
+                if let Ok(view) = RtpView::parse(&packet) {
+                    leg.tx.on_sent(payload_len, view.header().timestamp);
+                }
+                let mut packet = packet;
+                if let Some(srtp) = &mut leg.srtp_out {
+                    if srtp.protect_rtp(&mut packet).is_err() {
+                        return self.recycle(packet);
+                    }
+                }
+                self.transmits.push_back(MediaTransmit { side, to, packet, rtcp: false });
             }
             _ => self.recycle(packet),
         }
     }
 }
+
+#[path = "session/dtmf.rs"]
+mod dtmf_path;
+#[path = "session/quality.rs"]
+mod quality;
+pub use quality::LegQuality;
 
 #[cfg(test)]
 mod tests;

@@ -6,7 +6,9 @@
 //!
 //! * Encoder: `OPUS_APPLICATION_VOIP`, VBR, complexity/bitrate/FEC/DTX/max bandwidth from
 //!   [`OpusSettings`](super::OpusSettings). 10, 20 and 40 ms are single Opus packets; 30 ms (not an
-//!   Opus frame size) is three 10 ms frames joined by the libopus repacketizer into one code-3 packet.
+//!   Opus frame size) is three 10 ms frames joined by the libopus repacketizer into one code-3 packet;
+//!   the frames of one packet must share mode, bandwidth and channel count, so the second and third
+//!   are encoded with those of the first forced (what libopus does internally for 40/60 ms).
 //! * Decoder: decodes to any of 8/12/16/24/48 kHz and to 1 or 2 channels (libopus down- or
 //!   up-mixes), so a transcoder needs no resampler on the Opus side.
 //! No allocation per frame: payloads are written straight into the caller's `Vec` capacity.
@@ -36,7 +38,6 @@ extern "C" {
     fn opus_encoder_destroy(st: *mut RawEncoder);
     fn opus_decoder_create(fs: i32, channels: c_int, error: *mut c_int) -> *mut RawDecoder;
     fn opus_decode(st: *mut RawDecoder, data: *const u8, len: i32, pcm: *mut i16, frame_size: c_int, decode_fec: c_int) -> c_int;
-    fn opus_decoder_ctl(st: *mut RawDecoder, request: c_int, ...) -> c_int;
     fn opus_decoder_destroy(st: *mut RawDecoder);
     fn opus_repacketizer_create() -> *mut RawRepacketizer;
     fn opus_repacketizer_init(rp: *mut RawRepacketizer) -> *mut RawRepacketizer;
@@ -55,7 +56,14 @@ const OPUS_SET_COMPLEXITY: c_int = 4010;
 const OPUS_SET_INBAND_FEC: c_int = 4012;
 const OPUS_SET_PACKET_LOSS_PERC: c_int = 4014;
 const OPUS_SET_DTX: c_int = 4016;
+const OPUS_SET_BANDWIDTH: c_int = 4008;
+const OPUS_SET_FORCE_CHANNELS: c_int = 4022;
 const OPUS_GET_LOOKAHEAD: c_int = 4027;
+/// From libopus's `opus_private.h` (not in the public header; accepted by `opus_encoder_ctl` and
+/// used by libopus itself for 40/60 ms multi-frame packets). Values: 1000 SILK, 1001 hybrid,
+/// 1002 CELT, OPUS_AUTO.
+const OPUS_SET_FORCE_MODE: c_int = 11002;
+const OPUS_AUTO: c_int = -1000;
 const OPUS_BANDWIDTH_NARROWBAND: c_int = 1101;
 const OPUS_BANDWIDTH_MEDIUMBAND: c_int = 1102;
 const OPUS_BANDWIDTH_WIDEBAND: c_int = 1103;
@@ -101,6 +109,20 @@ pub fn packet_samples(payload: &[u8], rate: u32) -> Result<usize, CodecError> {
         return Err(opus_err("opus_packet_get_nb_samples", n));
     }
     Ok(n as usize)
+}
+
+/// Mode (1000 SILK, 1001 hybrid, 1002 CELT) and `OPUS_BANDWIDTH_*` of a TOC byte (RFC 6716 §3.1).
+fn toc_mode_bandwidth(toc: u8) -> (c_int, c_int) {
+    let config = toc >> 3;
+    match config {
+        0..=11 => (1000, OPUS_BANDWIDTH_NARROWBAND + (config / 4) as c_int),
+        12..=13 => (1001, OPUS_BANDWIDTH_SUPERWIDEBAND),
+        14..=15 => (1001, OPUS_BANDWIDTH_FULLBAND),
+        _ => {
+            let b = ((config - 16) / 4) as c_int; // NB, WB, SWB, FB (CELT has no MB)
+            (1002, if b == 0 { OPUS_BANDWIDTH_NARROWBAND } else { OPUS_BANDWIDTH_MEDIUMBAND + b })
+        }
+    }
 }
 
 pub struct OpusEncoder {
@@ -188,6 +210,40 @@ impl OpusEncoder {
     }
 }
 
+impl OpusEncoder {
+    /// Encodes the sub-frames of a 30 ms packet into `scratch` and adds them to the repacketizer.
+    fn encode_sub_frames(&mut self, pcm: &[i16]) -> Result<(), CodecError> {
+        let ch = self.channels as usize;
+        // SAFETY: `rp` is live; init resets it.
+        unsafe { opus_repacketizer_init(self.rp) };
+        let mut off = 0;
+        for i in 0..self.sub_frames {
+            if i == 1 {
+                // Frames 2 and 3 get the first frame's configuration (TOC): mode, bandwidth, channels.
+                let toc = self.scratch[0];
+                let (mode, bw) = toc_mode_bandwidth(toc);
+                self.ctl(OPUS_SET_FORCE_MODE, mode)?;
+                self.ctl(OPUS_SET_BANDWIDTH, bw)?;
+                if self.channels == 2 {
+                    self.ctl(OPUS_SET_FORCE_CHANNELS, if toc & 0x04 != 0 { 2 } else { 1 })?;
+                }
+            }
+            let chunk = &pcm[i * self.sub_frame * ch..(i + 1) * self.sub_frame * ch];
+            let buf = &mut self.scratch[off..off + MAX_PAYLOAD];
+            // SAFETY: chunk holds sub_frame*ch samples, buf MAX_PAYLOAD bytes.
+            let n = unsafe {
+                opus_encode(self.st, chunk.as_ptr(), self.sub_frame as c_int, buf.as_mut_ptr(), MAX_PAYLOAD as i32)
+            };
+            check("opus_encode", n)?;
+            // SAFETY: the repacketizer keeps pointers into `scratch`, which is not touched until
+            // opus_repacketizer_out has run.
+            check("opus_repacketizer_cat", unsafe { opus_repacketizer_cat(self.rp, buf.as_ptr(), n) })?;
+            off += n as usize;
+        }
+        Ok(())
+    }
+}
+
 impl Drop for OpusEncoder {
     fn drop(&mut self) {
         // SAFETY: created by the matching create calls, destroyed once.
@@ -219,22 +275,14 @@ impl AudioEncoder for OpusEncoder {
             return Ok(());
         }
         // 30 ms: three 10 ms frames, repacketized into one packet.
-        // SAFETY: `rp` is live; init resets it.
-        unsafe { opus_repacketizer_init(self.rp) };
-        let mut off = 0;
-        for i in 0..self.sub_frames {
-            let chunk = &pcm[i * self.sub_frame * ch..(i + 1) * self.sub_frame * ch];
-            let buf = &mut self.scratch[off..off + MAX_PAYLOAD];
-            // SAFETY: chunk holds sub_frame*ch samples, buf MAX_PAYLOAD bytes.
-            let n = unsafe {
-                opus_encode(self.st, chunk.as_ptr(), self.sub_frame as c_int, buf.as_mut_ptr(), MAX_PAYLOAD as i32)
-            };
-            check("opus_encode", n)?;
-            // SAFETY: the repacketizer keeps pointers into `scratch`, which is not touched until
-            // opus_repacketizer_out below.
-            check("opus_repacketizer_cat", unsafe { opus_repacketizer_cat(self.rp, buf.as_ptr(), n) })?;
-            off += n as usize;
+        let res = self.encode_sub_frames(pcm);
+        // Undo the forcing even if a sub-frame failed.
+        self.ctl(OPUS_SET_FORCE_MODE, OPUS_AUTO)?;
+        self.ctl(OPUS_SET_BANDWIDTH, OPUS_AUTO)?;
+        if self.channels == 2 {
+            self.ctl(OPUS_SET_FORCE_CHANNELS, OPUS_AUTO)?;
         }
+        res?;
         // SAFETY: `out` has MAX_PAYLOAD spare bytes.
         let n = unsafe { opus_repacketizer_out(self.rp, out.as_mut_ptr().add(len), MAX_PAYLOAD as i32) };
         check("opus_repacketizer_out", n)?;

@@ -13,7 +13,7 @@ fn format(encoding: Encoding, payload_type: u8) -> PayloadFormat {
 }
 
 fn leg(formats: Vec<PayloadFormat>, remote: &str) -> LegConfig {
-    LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(addr(remote)), send: true }
+    LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(addr(remote)), send: true, rtcp: RtcpMode::Off }
 }
 
 /// A stand-in transcoder: one output frame per input, payload tagged so the test can see it ran.
@@ -181,4 +181,153 @@ fn silence_ends_the_call_with_a_clear_cause() {
     s.handle_timeout(Duration::from_secs(31));
     let sides: Vec<Side> = std::iter::from_fn(|| s.poll_event()).filter_map(|e| match e { MediaEvent::Inactive { side, .. } => Some(side), _ => None }).collect();
     assert_eq!(sides, vec![Side::A]);
+}
+
+fn te_packet(ts: u32, seq: u16, marker: bool, end: bool, duration: u16) -> Vec<u8> {
+    let mut packet = vec![0u8; 16];
+    let header = rtp::RtpHeader { marker, payload_type: 101, sequence: seq, timestamp: ts, ssrc: 0x1234 };
+    let payload = [5u8, if end { 0x80 | 10 } else { 10 }, (duration >> 8) as u8, duration as u8];
+    rtp::write_packet(&mut packet, &header, &payload).expect("write");
+    packet
+}
+
+fn dtmf_legs(b_mode: DtmfMode) -> (LegConfig, LegConfig) {
+    let mut a = leg(vec![format(Encoding::Pcmu, 0)], A_PEER);
+    a.telephone_event = Some((101, 8_000));
+    let mut b = leg(vec![format(Encoding::Opus, 111)], B_PEER);
+    b.telephone_event = Some((110, 48_000));
+    b.dtmf = b_mode;
+    (a, b)
+}
+
+#[test]
+fn rfc4733_at_8000_is_relayed_at_48000_with_scaled_durations() {
+    let (a, b) = dtmf_legs(DtmfMode::Rfc4733);
+    let mut s = session(a, b);
+    // A 200 ms '5' at 8 kHz: start with marker, growing durations, then three end packets.
+    let mut seq = 10;
+    for (i, duration) in [160u16, 320, 480, 640, 800, 960, 1120, 1280, 1440].iter().enumerate() {
+        s.handle_rtp(Side::A, addr(A_PEER), te_packet(8_000, seq, i == 0, false, *duration), ms(i as u64 * 20));
+        seq += 1;
+    }
+    for copy in 0..3u64 {
+        s.handle_rtp(Side::A, addr(A_PEER), te_packet(8_000, seq, false, true, 1_600), ms(180 + copy * 20));
+        seq += 1;
+    }
+    let out: Vec<(rtp::RtpHeader, Vec<u8>)> = std::iter::from_fn(|| s.poll_transmit())
+        .map(|t| {
+            let view = RtpView::parse(&t.packet).expect("rtp");
+            (view.header(), view.payload().to_vec())
+        })
+        .collect();
+    assert_eq!(out.len(), 12, "every packet relayed once, end copies not multiplied");
+    assert!(out.iter().all(|(h, _)| h.payload_type == 110 && h.ssrc == 0xB));
+    assert!(out.iter().all(|(h, _)| h.timestamp == out[0].0.timestamp), "one event timestamp");
+    assert!(out[0].0.marker && out.iter().skip(1).all(|(h, _)| !h.marker));
+    let durations: Vec<u16> = out.iter().map(|(_, p)| u16::from_be_bytes([p[2], p[3]])).collect();
+    assert_eq!(durations[..9], [960, 1920, 2880, 3840, 4800, 5760, 6720, 7680, 8640]);
+    assert_eq!(durations[9..], [9_600, 9_600, 9_600], "200 ms at 48 kHz");
+    assert!(out[9..].iter().all(|(_, p)| p[1] & 0x80 != 0), "end bit on the three end copies");
+    let sequences: Vec<u16> = out.iter().map(|(h, _)| h.sequence).collect();
+    assert!(sequences.windows(2).all(|w| w[1] == w[0].wrapping_add(1)));
+    let digits: Vec<MediaEvent> = std::iter::from_fn(|| s.poll_event()).filter(|e| matches!(e, MediaEvent::Digit { .. })).collect();
+    assert_eq!(digits, vec![MediaEvent::Digit { from: Side::A, digit: '5', duration_ms: 200 }]);
+}
+
+#[test]
+fn rfc4733_toward_an_info_leg_becomes_an_info_request() {
+    let (a, b) = dtmf_legs(DtmfMode::Info);
+    let mut s = session(a, b);
+    s.handle_rtp(Side::A, addr(A_PEER), te_packet(8_000, 1, true, false, 160), ms(0));
+    for copy in 0..3u64 {
+        s.handle_rtp(Side::A, addr(A_PEER), te_packet(8_000, 2 + copy as u16, false, true, 800), ms(100 + copy * 20));
+    }
+    assert!(s.poll_transmit().is_none(), "no 4733 toward an INFO leg");
+    let events: Vec<MediaEvent> = std::iter::from_fn(|| s.poll_event()).collect();
+    assert!(events.contains(&MediaEvent::SendInfo { toward: Side::B, digit: '5', duration_ms: 100 }), "{events:?}");
+}
+
+#[test]
+fn info_digits_are_played_as_rfc4733() {
+    let (a, b) = dtmf_legs(DtmfMode::Rfc4733);
+    let mut s = session(a, b);
+    s.send_dtmf(Side::A, "1#", 100, ms(0)).expect("dtmf");
+    let mut packets = Vec::new();
+    let mut now = ms(0);
+    while let Some(next) = s.poll_timeout().filter(|t| *t < ms(1_000)) {
+        now = next.max(now);
+        s.handle_timeout(now);
+        packets.extend(std::iter::from_fn(|| s.poll_transmit()).map(|t| RtpView::parse(&t.packet).expect("rtp").payload().to_vec()));
+        now += Duration::from_millis(1);
+    }
+    assert!(packets.len() >= 8, "packets: {packets:?}");
+    let mut receiver = crate::media::dtmf::DtmfReceiver::new();
+    let mut digits = Vec::new();
+    for (i, payload) in packets.iter().enumerate() {
+        // Receiver timestamps: the first digit's packets share one ts, the second's another.
+        let ts = if payload[0] == 1 { 0 } else { 100_000 };
+        for event in receiver.on_packet(ts, i == 0, payload, 8_000) {
+            if let crate::media::dtmf::DigitEvent::Ended { digit, duration_ms } = event {
+                digits.push((digit, duration_ms));
+            }
+        }
+    }
+    assert_eq!(digits, vec![('1', 100), ('#', 100)]);
+}
+
+#[test]
+fn srtp_leg_is_decrypted_and_plain_leg_encrypted() {
+    use crate::media::srtp::{SrtpContext, Suite};
+    let (key_a, salt_a, key_b, salt_b) = ([1u8; 16], [2u8; 14], [3u8; 16], [4u8; 14]);
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    // Leg A speaks SRTP: it encrypts with key_a, we answer with key_b.
+    s.set_srtp(Side::A, SrtpContext::new(Suite::AesCm128HmacSha1_80, &key_b, &salt_b), SrtpContext::new(Suite::AesCm128HmacSha1_80, &key_a, &salt_a));
+    let mut phone_a_tx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &key_a, &salt_a);
+    let mut phone_a_rx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &key_b, &salt_b);
+    let mut packet = rtp_packet(0, 1, 160, 0x1234);
+    phone_a_tx.protect_rtp(&mut packet).expect("protect");
+    s.handle_rtp(Side::A, addr(A_PEER), packet.clone(), ms(0));
+    let to_b = s.poll_transmit().expect("relayed");
+    assert_eq!(RtpView::parse(&to_b.packet).expect("plain").payload(), &[0x55; 160], "B gets plain RTP");
+    // A tampered copy never passes.
+    let mut tampered = packet;
+    let last = tampered.len() - 1;
+    tampered[last] ^= 1;
+    s.handle_rtp(Side::A, addr(A_PEER), tampered, ms(20));
+    assert!(s.poll_transmit().is_none());
+    assert_eq!(s.counters(Side::A).dropped_srtp, 1);
+    // B -> A is encrypted for A.
+    s.handle_rtp(Side::B, addr(B_PEER), rtp_packet(0, 5, 800, 0x9999), ms(20));
+    let mut to_a = s.poll_transmit().expect("relayed").packet;
+    assert_eq!(to_a.len(), 172 + 10, "80-bit tag appended");
+    phone_a_rx.unprotect_rtp(&mut to_a).expect("A can decrypt");
+    assert_eq!(RtpView::parse(&to_a).expect("rtp").payload(), &[0x55; 160]);
+}
+
+#[test]
+fn quality_figures_and_rtcp_reports() {
+    let mut a = leg(vec![format(Encoding::Pcmu, 0)], A_PEER);
+    a.rtcp = RtcpMode::SeparatePort;
+    let mut s = session(a, leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    // 100 packets with 5 lost.
+    for i in 0..100u16 {
+        if i % 20 == 7 {
+            continue;
+        }
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, i, u32::from(i) * 160, 0x1234), ms(u64::from(i) * 20));
+        s.handle_rtp(Side::B, addr(B_PEER), rtp_packet(0, i, u32::from(i) * 160, 0x4321), ms(u64::from(i) * 20));
+    }
+    let _ = std::iter::from_fn(|| s.poll_transmit()).count();
+    let quality = s.quality(Side::A);
+    assert_eq!(quality.codec, "PCMU");
+    assert_eq!(quality.lost, 5);
+    assert!((quality.loss_percent - 5.0).abs() < 0.2, "{quality:?}");
+    assert!(quality.mos > 3.0 && quality.mos < 4.3, "{quality:?}");
+    assert_eq!(quality.sent_packets, 95);
+    s.handle_timeout(Duration::from_secs(5));
+    let reports: Vec<MediaTransmit> = std::iter::from_fn(|| s.poll_transmit()).collect();
+    assert_eq!(reports.len(), 1, "only leg A has RTCP on");
+    assert!(reports[0].rtcp && reports[0].to == addr("192.0.2.10:4001"));
+    let parsed = crate::media::rtcp::parse_compound(&reports[0].packet).expect("rtcp");
+    assert!(matches!(&parsed[0], crate::media::rtcp::RtcpPacket::SenderReport(sr) if sr.ssrc == 0xA && sr.packets == 95 && sr.reports.len() == 1));
 }

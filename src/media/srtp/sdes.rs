@@ -62,6 +62,8 @@ impl CryptoAttribute {
         self.lifetime
     }
 
+    /// Announces a lifetime in our own line; keep it within 1..=2^48, which
+    /// is all a peer (and [`CryptoAttribute::parse`]) will accept.
     pub fn with_lifetime(mut self, lifetime: Option<u64>) -> Self {
         self.lifetime = lifetime;
         self

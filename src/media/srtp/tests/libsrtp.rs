@@ -1,13 +1,14 @@
 //! Interop with libsrtp 2.5.0 (Debian libsrtp2-1 2.5.0-3).
 //!
-//! The `*_SRTP` / `*_SRTCP` bytes were produced by a 100-line C program linked
-//! with `-lsrtp2`: srtp_create() with the RFC 3711 B.3 master key/salt,
+//! The libsrtp bytes below were produced by `libsrtp_gen.c` beside this file
+//! (`gcc libsrtp_gen.c -lsrtp2 && ./a.out`): srtp_create() with the RFC 3711 B.3 master key/salt,
 //! `srtp_crypto_policy_set_aes_cm_128_hmac_sha1_{80,32}` for RTP and `_80` for
 //! RTCP, `ssrc_any_outbound`, window 128; then srtp_protect() /
 //! srtp_protect_rtcp() on the plaintexts below, in the order listed.
-//! `OURS_SRTCP` goes the other way: produced by this module, fed to
-//! srtp_unprotect_rtcp() by the same program, which accepted it and returned
-//! `RTCP_PLAIN`.
+//! `OURS_SRTCP` goes the other way: produced by this module, then
+//! `./a.out check rtcp <hex>` ran srtp_unprotect_rtcp() on it, which accepted
+//! it and returned `RTCP_PLAIN` (and refused it with one byte changed). Our
+//! RTP output needs no such check: it is byte-identical to libsrtp's.
 
 use super::super::{SrtpContext, SrtpError, Suite};
 use super::{hex, pair, test_key};
