@@ -4,7 +4,7 @@
 //! events travel over bounded channels, and a full event channel drops the event rather than block.
 
 use super::ports::{PortError, PortPool};
-use super::session::{LegConfig, LegCounters, MediaEvent, MediaSession, Side};
+use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -89,6 +89,8 @@ impl MediaEngine {
 
 enum Command {
     UpdateLeg(Side, LegConfig),
+    SendDtmf(Side, String, u32),
+    Quality(Side, oneshot::Sender<LegQuality>),
     Counters(Side, oneshot::Sender<LegCounters>),
     Stop,
 }
@@ -110,6 +112,17 @@ impl SessionHandle {
         rx.await.map_err(|_| EngineError::Ended)
     }
 
+    /// Plays digits toward `toward` (RFC 4733, or an INFO event if that leg wants INFO).
+    pub async fn send_dtmf(&self, toward: Side, digits: &str, duration_ms: u32) -> Result<(), EngineError> {
+        self.commands.send(Command::SendDtmf(toward, digits.to_string(), duration_ms)).await.map_err(|_| EngineError::Ended)
+    }
+
+    pub async fn quality(&self, side: Side) -> Result<LegQuality, EngineError> {
+        let (tx, rx) = oneshot::channel();
+        self.commands.send(Command::Quality(side, tx)).await.map_err(|_| EngineError::Ended)?;
+        rx.await.map_err(|_| EngineError::Ended)
+    }
+
     pub async fn stop(&self) {
         let _ = self.commands.send(Command::Stop).await;
     }
@@ -122,9 +135,11 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [RtpEndp
     let (mut scratch_a, mut scratch_b) = ([0u8; 1_500], [0u8; 1_500]);
     loop {
         while let Some(transmit) = session.poll_transmit() {
-            let socket = match transmit.side {
-                Side::A => &a.rtp,
-                Side::B => &b.rtp,
+            let socket = match (transmit.side, transmit.rtcp) {
+                (Side::A, false) => &a.rtp,
+                (Side::A, true) => &a.rtcp,
+                (Side::B, false) => &b.rtp,
+                (Side::B, true) => &b.rtcp,
             };
             // Never wait on a full socket buffer: media is real time, a late packet is a lost one.
             let _ = socket.try_send_to(&transmit.packet, transmit.to);
@@ -151,13 +166,25 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [RtpEndp
                     session.handle_rtp(Side::B, from, packet, engine.now());
                 }
             }
-            // RTCP is read so the socket buffer never fills; reports are handled by the session
-            // once RTCP processing lands.
-            _ = a.rtcp.recv_from(&mut scratch_a) => {}
-            _ = b.rtcp.recv_from(&mut scratch_b) => {}
+            received = a.rtcp.recv_from(&mut scratch_a) => {
+                if let Ok((len, from)) = received {
+                    session.handle_rtcp(Side::A, from, scratch_a.get(..len).unwrap_or_default(), engine.now());
+                }
+            }
+            received = b.rtcp.recv_from(&mut scratch_b) => {
+                if let Ok((len, from)) = received {
+                    session.handle_rtcp(Side::B, from, scratch_b.get(..len).unwrap_or_default(), engine.now());
+                }
+            }
             command = commands.recv() => match command {
                 Some(Command::UpdateLeg(side, config)) => session.update_leg(side, config),
                 Some(Command::Counters(side, reply)) => { let _ = reply.send(session.counters(side)); }
+                Some(Command::Quality(side, reply)) => { let _ = reply.send(session.quality(side)); }
+                Some(Command::SendDtmf(side, digits, duration)) => {
+                    if let Err(e) = session.send_dtmf(side, &digits, duration, engine.now()) {
+                        tracing::info!(error = %e, "cannot play DTMF");
+                    }
+                }
                 Some(Command::Stop) | None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(engine.now()),

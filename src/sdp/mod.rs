@@ -29,14 +29,9 @@ pub enum SdpError {
     MissingVersion,
     MissingOrigin,
     /// A line we could not read; `line` counts from 1 as in the body.
-    Syntax {
-        line: usize,
-        reason: &'static str,
-    },
+    Syntax { line: usize, reason: &'static str },
     /// An active media section (index from 0) with no `c=` at media or session level.
-    NoConnection {
-        media: usize,
-    },
+    NoConnection { media: usize },
     /// No active RTP audio m-line to negotiate.
     NoAudio,
     NoCommonCodec,
@@ -45,10 +40,7 @@ pub enum SdpError {
     /// The answer does not line up with our offer (RFC 3264 §6).
     BadAnswer(&'static str),
     /// The answer chose a format our offer did not contain.
-    CodecNotOffered {
-        payload_type: u8,
-        encoding: String,
-    },
+    CodecNotOffered { payload_type: u8, encoding: String },
 }
 
 impl fmt::Display for SdpError {

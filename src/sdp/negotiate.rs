@@ -213,13 +213,7 @@ pub fn answer(
 
 /// Our offer: one RTP/AVP audio m-line in our preference order. The caller switches the
 /// protocol to RTP/SAVP and adds `a=crypto` when the trunk wants SRTP.
-pub fn offer(
-    local: &LocalCapabilities,
-    our_address: IpAddr,
-    our_port: u16,
-    session_id: u64,
-    version: u64,
-) -> SessionDescription {
+pub fn offer(local: &LocalCapabilities, our_address: IpAddr, our_port: u16, session_id: u64, version: u64) -> SessionDescription {
     let mut codecs: Vec<Codec> = Vec::new();
     for &codec in &local.codecs {
         if !codecs.contains(&codec) {
@@ -288,8 +282,7 @@ pub fn read_answer(our_offer: &SessionDescription, answer: &SessionDescription) 
     let mut codecs: Vec<NegotiatedCodec> = Vec::new();
     let mut telephone_event = None;
     for format in &theirs.formats {
-        let pt =
-            super::payload_type(format).ok_or(SdpError::BadAnswer("an audio format is not an RTP payload type"))?;
+        let pt = super::payload_type(format).ok_or(SdpError::BadAnswer("an audio format is not an RTP payload type"))?;
         // A dynamic type the answer lists without rtpmap can only mean what we offered under it.
         let map = answered.iter().chain(offered.iter()).find(|m| m.payload_type == pt);
         let not_offered = || SdpError::CodecNotOffered {
@@ -372,10 +365,7 @@ fn negotiated(codec: Codec, map: &RtpMap, fmtp: Option<&str>) -> NegotiatedCodec
 }
 
 fn fmtp_param<'a>(fmtp: &'a str, name: &str) -> Option<&'a str> {
-    fmtp.split(';')
-        .filter_map(|p| p.split_once('='))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case(name))
-        .map(|(_, v)| v.trim())
+    fmtp.split(';').filter_map(|p| p.split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
 }
 
 /// The offerer's telephone-event at the clock of the codec we will send, so event timestamps
@@ -386,12 +376,7 @@ fn pick_telephone_event(maps: &[RtpMap], clock_rate: u32) -> Option<&RtpMap> {
     events.find(|m| m.clock_rate == clock_rate).or(first)
 }
 
-fn accepted(
-    offered: &MediaDescription,
-    port: u16,
-    formats: Vec<String>,
-    attributes: Vec<Attribute>,
-) -> MediaDescription {
+fn accepted(offered: &MediaDescription, port: u16, formats: Vec<String>, attributes: Vec<Attribute>) -> MediaDescription {
     MediaDescription { port, formats, attributes, ..declined(offered) }
 }
 

@@ -19,13 +19,7 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     let mut origin = None;
     let mut session_name = None;
     let mut session = SessionDescription {
-        origin: Origin {
-            username: String::new(),
-            session_id: 0,
-            version: 0,
-            addr_type: AddrType::Ip4,
-            address: String::new(),
-        },
+        origin: Origin { username: String::new(), session_id: 0, version: 0, addr_type: AddrType::Ip4, address: String::new() },
         session_name: String::new(),
         extra_head: Vec::new(),
         connection: None,
@@ -87,10 +81,7 @@ fn split_line(number: usize, line: &str) -> Result<(char, &str), SdpError> {
         return Err(syntax(number, "control character inside a line"));
     }
     let mut chars = line.chars();
-    let kind = chars
-        .next()
-        .filter(char::is_ascii_alphabetic)
-        .ok_or(syntax(number, "line does not start with a type letter"))?;
+    let kind = chars.next().filter(char::is_ascii_alphabetic).ok_or(syntax(number, "line does not start with a type letter"))?;
     let value = chars.as_str().strip_prefix('=').ok_or(syntax(number, "no '=' after the type letter"))?;
     Ok((kind, value))
 }

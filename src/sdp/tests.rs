@@ -194,10 +194,7 @@ fn chrome_offer_answered_with_opus_and_video_declined() {
     let (ans, got) = answer(&offer, &all_codecs(), US, 30_000, 42).unwrap();
     assert_eq!(got.codecs[0].codec, Codec::Opus);
     assert_eq!((got.codecs[0].payload_type, got.codecs[0].channels), (111, 1));
-    assert_eq!(
-        got.codecs.iter().map(|c| c.codec).collect::<Vec<_>>(),
-        [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma]
-    );
+    assert_eq!(got.codecs.iter().map(|c| c.codec).collect::<Vec<_>>(), [Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma]);
     assert_eq!(got.telephone_event, Some((110, 48_000)));
     assert_eq!((got.direction, got.rtcp_mux, got.remote), (Direction::SendRecv, true, None));
     let audio = &ans.media[0];
@@ -275,14 +272,9 @@ fn our_offer_and_the_answer_to_it() {
     let text = ours.to_string();
     assert!(text.starts_with("v=0\r\no=- 99 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n"));
     assert!(text.contains("m=audio 30000 RTP/AVP 111 9 0 8 101 102\r\n"));
-    for line in [
-        "a=rtpmap:111 opus/48000/2",
-        "a=fmtp:111 minptime=10;useinbandfec=1",
-        "a=rtpmap:101 telephone-event/8000",
-        "a=rtpmap:102 telephone-event/48000",
-        "a=ptime:20",
-        "a=sendrecv",
-    ] {
+    for line in ["a=rtpmap:111 opus/48000/2", "a=fmtp:111 minptime=10;useinbandfec=1", "a=rtpmap:101 telephone-event/8000",
+        "a=rtpmap:102 telephone-event/48000", "a=ptime:20", "a=sendrecv"]
+    {
         assert!(text.contains(&format!("{line}\r\n")), "{line}\n{text}");
     }
     assert_round_trip(&ours);
@@ -346,24 +338,9 @@ impl Rng {
     }
 }
 
-const SPLICES: [&[u8]; 16] = [
-    b"\r\n",
-    b"\n",
-    b" ",
-    b":",
-    b"/",
-    b"=",
-    b"65536",
-    b"\xff\xfe",
-    b"\0",
-    b"\t",
-    b"a=rtpmap:",
-    b"a=fmtp:111 stereo=1\r\n",
-    b"m=audio 0 RTP/AVP 0\r\n",
-    b"c=IN IP4 0.0.0.0\r\n",
-    b"18446744073709551616",
-    b"a=sendonly\r\n",
-];
+const SPLICES: [&[u8]; 16] = [b"\r\n", b"\n", b" ", b":", b"/", b"=", b"65536", b"\xff\xfe", b"\0", b"\t",
+    b"a=rtpmap:", b"a=fmtp:111 stereo=1\r\n", b"m=audio 0 RTP/AVP 0\r\n", b"c=IN IP4 0.0.0.0\r\n",
+    b"18446744073709551616", b"a=sendonly\r\n"];
 
 fn mutate(rng: &mut Rng, input: &[u8]) -> Vec<u8> {
     let mut out = input.to_vec();
@@ -403,8 +380,7 @@ fn exercise(body: &[u8]) {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/testdata/fuzz-seeds/fuzz-sdp/fuzz-sdp_seed_corpus");
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/fuzz-seeds/fuzz-sdp/fuzz-sdp_seed_corpus");
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut seeds: Vec<Vec<u8>> = entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();
     assert!(!seeds.is_empty());

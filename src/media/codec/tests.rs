@@ -747,3 +747,38 @@ fn rtp_clock_and_sample_rates() {
     let t = Transcoder::with_backend(&opus_params(1), &CodecParams::new(CodecKind::Pcmu), Backend::Ffmpeg).unwrap();
     assert_eq!((t.decode_rate(), t.uses_resampler()), (48000, true));
 }
+
+#[test]
+fn zz_explore_opus() {
+    for &rate in &[8000u32, 16000, 48000] {
+        for &br in &[12000u32, 16000, 24000, 32000, 48000] {
+            for &cx in &[0u8, 5, 10] {
+                let mut p = opus_params(1);
+                p.opus.bitrate = br;
+                p.opus.complexity = cx;
+                let mut enc = OpusEncoder::new(&p, rate).unwrap();
+                let mut dec = OpusDecoder::new(&p, rate).unwrap();
+                let fs = enc.frame_samples();
+                let mut res = Vec::new();
+                for sig in [Sig::Tone, Sig::Multi] {
+                    let src = to_pcm(&gen(sig, rate, fs * 100, 0.0), 1);
+                    let mut pcm = Vec::new();
+                    let mut bytes = 0;
+                    for c in src.chunks(fs) {
+                        let mut pk = Vec::new();
+                        enc.encode(c, &mut pk).unwrap();
+                        bytes += pk.len();
+                        dec.decode(&pk, &mut pcm).unwrap();
+                    }
+                    let o = to_mono_f64(&pcm, 1);
+                    let d = estimate_delay(&o, rate, Sig::Multi, 0..=(0.03 * rate as f64) as i64);
+                    let d = if sig == Sig::Tone { d } else { d };
+                    let r = gen(sig, rate, o.len(), d);
+                    let mask: Vec<bool> = (0..o.len()).map(|i| i > rate as usize / 5).collect();
+                    res.push(format!("{:?} {:.1} dB d={:.2}ms {}B", sig, snr_db(&o, &r, &mask), d * 1e3, bytes / 100));
+                }
+                println!("rate {rate} br {br} cx {cx}: {}", res.join(" | "));
+            }
+        }
+    }
+}
