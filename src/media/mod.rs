@@ -7,6 +7,7 @@ pub mod engine;
 pub mod handler;
 pub mod latch;
 pub mod ports;
+pub mod reorder;
 pub mod rtcp;
 pub mod rtp;
 pub mod sequencer;

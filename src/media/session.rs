@@ -7,6 +7,7 @@ use super::handler::{CodecFrame, Handler, HandlerTable, PayloadFormat, Transcode
 use super::srtp::SrtpContext;
 use super::stats::{ReceiveStats, SendStats};
 use super::latch::{Latch, LatchVerdict};
+use super::reorder::{Released, ReorderBuffer};
 use super::rtp::{self, RtpView};
 use super::sequencer::EgressSequencer;
 use std::collections::VecDeque;
@@ -127,6 +128,10 @@ struct Leg {
     last_sr: Option<(u32, Duration)>,
     rtt: Option<Duration>,
     next_report: Duration,
+    /// Puts this leg's packets back in order before a decoder (transcoding only), and the payload
+    /// type they carried, so a timeout can flush them into the right transcoder.
+    reorder: ReorderBuffer,
+    transcode_pt: Option<u8>,
     /// SDES-SRTP toward and from this leg, when negotiated (RFC 4568).
     srtp_out: Option<SrtpContext>,
     srtp_in: Option<SrtpContext>,
@@ -151,6 +156,7 @@ pub struct MediaSession {
     events: VecDeque<MediaEvent>,
     pool: Vec<Vec<u8>>,
     frames: Vec<CodecFrame>,
+    released: Vec<Released>,
     next_dtmf_tick: Duration,
     problems: Vec<String>,
 }
@@ -162,6 +168,9 @@ const LATCH_PROBATION: u32 = 3;
 /// RFC 3550 §6.2 minimum interval for a two-party session.
 const REPORT_INTERVAL: Duration = Duration::from_secs(5);
 const DTMF_TICK: Duration = Duration::from_millis(20);
+/// Three packets or 60 ms: enough for common reordering, small enough to add little delay.
+const REORDER_PACKETS: usize = 3;
+const REORDER_WAIT: Duration = Duration::from_millis(60);
 
 /// Random-looking but caller-chosen identity for each egress stream (RFC 3550 §5.1 wants random
 /// SSRC, sequence and timestamp starts; the driver supplies entropy, tests supply constants).
@@ -200,6 +209,8 @@ impl MediaSession {
                 next_report: now + REPORT_INTERVAL,
                 srtp_out: None,
                 srtp_in: None,
+                reorder: ReorderBuffer::new(REORDER_PACKETS, REORDER_WAIT),
+                transcode_pt: None,
                 latch: Latch::new(config.remote, LATCH_PROBATION),
                 egress: EgressSequencer::new(seed.ssrc, clock, seed.sequence, seed.timestamp),
                 handlers: HandlerTable::default(),
@@ -220,6 +231,7 @@ impl MediaSession {
             events: VecDeque::new(),
             pool: Vec::new(),
             frames: Vec::new(),
+            released: Vec::new(),
             next_dtmf_tick: now,
             problems: Vec::new(),
         };
@@ -289,11 +301,21 @@ impl MediaSession {
         let inactivity = self.legs.iter().filter(|leg| !leg.inactive_reported).map(|leg| leg.last_received + self.limit_for(leg));
         let reports = self.legs.iter().filter(|leg| leg.config.rtcp != RtcpMode::Off).map(|leg| leg.next_report);
         let dtmf = self.legs.iter().filter_map(|leg| leg.dtmf_out.as_ref().filter(|g| !g.is_idle()).map(|_| self.next_dtmf_tick));
-        inactivity.chain(reports).chain(dtmf).min()
+        let reorder = self.legs.iter().filter_map(|leg| leg.reorder.poll_timeout());
+        inactivity.chain(reports).chain(dtmf).chain(reorder).min()
     }
 
     pub fn handle_timeout(&mut self, now: Duration) {
         self.send_reports(now);
+        for side in [Side::A, Side::B] {
+            let mut released = std::mem::take(&mut self.released);
+            self.legs[side.index()].reorder.handle_timeout(now, &mut released);
+            if let Some(pt) = self.legs[side.index()].transcode_pt.filter(|_| !released.is_empty()) {
+                self.decode_released(side, pt, &mut released, now);
+            }
+            released.clear();
+            self.released = released;
+        }
         if now >= self.next_dtmf_tick {
             self.next_dtmf_tick = now + DTMF_TICK;
             self.play_dtmf(now);
@@ -371,7 +393,6 @@ impl MediaSession {
             self.legs[side.index()].counters.dropped_unknown_payload += 1;
             return self.recycle(packet);
         };
-        let out_format = handler.out_format();
         let passthrough = handler.is_passthrough();
         // Switching into or out of transcoding starts a new egress segment (continuity).
         let switched = self.legs[side.index()].last_handler_was_passthrough.is_some_and(|was| was != passthrough);
@@ -395,20 +416,41 @@ impl MediaSession {
                 }
                 self.send(out_side, packet);
             }
-            Handler::Transcode { transcoder, .. } => {
-                let mut frames = std::mem::take(&mut self.frames);
-                let result = match packet.get(payload_start..payload_end) {
-                    Some(payload) => transcoder.push(payload, &mut frames),
-                    None => Ok(()),
-                };
+            Handler::Transcode { .. } => {
+                let payload = packet.get(payload_start..payload_end).map(<[u8]>::to_vec).unwrap_or_default();
                 self.recycle(packet);
-                if result.is_ok() {
-                    self.emit_frames(out_side, out_format, &mut frames, now);
-                }
-                frames.clear();
-                self.frames = frames;
+                let mut released = std::mem::take(&mut self.released);
+                let leg = &mut self.legs[side.index()];
+                leg.transcode_pt = Some(header.payload_type);
+                leg.reorder.push(header.sequence, payload, now, &mut released);
+                self.decode_released(side, header.payload_type, &mut released, now);
+                self.released = released;
             }
         }
+    }
+
+    /// Feeds in-order packets and declared losses into the transcoder for `payload_type`.
+    fn decode_released(&mut self, side: Side, payload_type: u8, released: &mut Vec<Released>, now: Duration) {
+        let mut frames = std::mem::take(&mut self.frames);
+        let out_side = side.other();
+        let Some(Handler::Transcode { out, transcoder }) = self.legs[side.index()].handlers.get_mut(payload_type) else {
+            released.clear();
+            self.frames = frames;
+            return;
+        };
+        let out = *out;
+        for item in released.drain(..) {
+            let result = match &item {
+                Released::Packet(payload) => transcoder.push(payload, &mut frames),
+                Released::Lost { next } => transcoder.push_lost(next.as_deref(), &mut frames),
+            };
+            if let Err(e) = result {
+                tracing::debug!(error = %e, "transcoder refused a frame");
+            }
+        }
+        self.emit_frames(out_side, out, &mut frames, now);
+        frames.clear();
+        self.frames = frames;
     }
 
     fn emit_frames(&mut self, out_side: Side, out: PayloadFormat, frames: &mut Vec<CodecFrame>, now: Duration) {

@@ -10,6 +10,8 @@ use std::net::{IpAddr, SocketAddr};
 
 mod negotiate;
 mod parse;
+
+use parse::{digits, parse_rtpmap, payload_type, static_payload};
 #[cfg(test)]
 mod tests;
 
@@ -386,51 +388,4 @@ impl MediaDescription {
     fn uses_ice(&self, session: &SessionDescription) -> bool {
         self.attribute("ice-ufrag").or_else(|| session.attribute("ice-ufrag")).is_some()
     }
-}
-
-/// RFC 3551 §6 audio payload types, for m-lines that list them without `a=rtpmap`.
-fn static_payload(pt: u8) -> Option<RtpMap> {
-    let (encoding, clock_rate, channels) = match pt {
-        0 => ("PCMU", 8000, 1),
-        3 => ("GSM", 8000, 1),
-        4 => ("G723", 8000, 1),
-        5 => ("DVI4", 8000, 1),
-        6 => ("DVI4", 16000, 1),
-        7 => ("LPC", 8000, 1),
-        8 => ("PCMA", 8000, 1),
-        9 => ("G722", 8000, 1),
-        10 => ("L16", 44100, 2),
-        11 => ("L16", 44100, 1),
-        12 => ("QCELP", 8000, 1),
-        13 => ("CN", 8000, 1),
-        15 => ("G728", 8000, 1),
-        18 => ("G729", 8000, 1),
-        _ => return None,
-    };
-    Some(RtpMap { payload_type: pt, encoding: encoding.to_string(), clock_rate, channels })
-}
-
-/// `<pt> <encoding>/<clock>[/<channels>]`.
-fn parse_rtpmap(value: &str) -> Option<RtpMap> {
-    let (pt, rest) = value.split_once(char::is_whitespace)?;
-    let mut parts = rest.trim().split('/');
-    let encoding = parts.next().filter(|e| !e.is_empty())?.to_string();
-    let clock_rate = digits(parts.next()?).filter(|&c| c > 0)?;
-    let channels = match parts.next() {
-        Some(ch) => digits(ch).filter(|&c| c > 0)?,
-        None => 1,
-    };
-    Some(RtpMap { payload_type: payload_type(pt)?, encoding, clock_rate, channels })
-}
-
-fn payload_type(format: &str) -> Option<u8> {
-    digits(format).filter(|&pt: &u8| usize::from(pt) < PAYLOAD_TYPES)
-}
-
-/// Digits only: `str::parse` would also take a sign, which no SDP number has.
-fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
-    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    text.parse().ok()
 }

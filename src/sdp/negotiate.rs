@@ -10,7 +10,7 @@ use std::net::{IpAddr, SocketAddr};
 
 use super::{
     Attribute, Connection, ConnectionAddress, Direction, MediaDescription, Origin, RtpMap, SdpError,
-    SessionDescription, Timing,
+    SessionDescription,
 };
 
 const OPUS_PT: u8 = 111;
@@ -213,7 +213,13 @@ pub fn answer(
 
 /// Our offer: one RTP/AVP audio m-line in our preference order. The caller switches the
 /// protocol to RTP/SAVP and adds `a=crypto` when the trunk wants SRTP.
-pub fn offer(local: &LocalCapabilities, our_address: IpAddr, our_port: u16, session_id: u64, version: u64) -> SessionDescription {
+pub fn offer(
+    local: &LocalCapabilities,
+    our_address: IpAddr,
+    our_port: u16,
+    session_id: u64,
+    version: u64,
+) -> SessionDescription {
     let mut codecs: Vec<Codec> = Vec::new();
     for &codec in &local.codecs {
         if !codecs.contains(&codec) {
@@ -248,18 +254,7 @@ pub fn offer(local: &LocalCapabilities, our_address: IpAddr, our_port: u16, sess
         attributes.push(Attribute::new("ptime", ptime.to_string()));
     }
     attributes.push(Attribute::flag(local.direction.as_str()));
-    let media = MediaDescription {
-        kind: "audio".to_string(),
-        port: our_port,
-        port_count: None,
-        protocol: "RTP/AVP".to_string(),
-        formats,
-        extra_head: Vec::new(),
-        connection: None,
-        bandwidth: Vec::new(),
-        extra_tail: Vec::new(),
-        attributes,
-    };
+    let media = MediaDescription { attributes, ..MediaDescription::new("audio", our_port, "RTP/AVP", formats) };
     session(our_address, session_id, version, vec![media])
 }
 
@@ -365,7 +360,8 @@ fn negotiated(codec: Codec, map: &RtpMap, fmtp: Option<&str>) -> NegotiatedCodec
 }
 
 fn fmtp_param<'a>(fmtp: &'a str, name: &str) -> Option<&'a str> {
-    fmtp.split(';').filter_map(|p| p.split_once('=')).find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    let mut params = fmtp.split(';').filter_map(|p| p.split_once('='));
+    params.find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
 }
 
 /// The offerer's telephone-event at the clock of the codec we will send, so event timestamps
@@ -376,24 +372,15 @@ fn pick_telephone_event(maps: &[RtpMap], clock_rate: u32) -> Option<&RtpMap> {
     events.find(|m| m.clock_rate == clock_rate).or(first)
 }
 
-fn accepted(offered: &MediaDescription, port: u16, formats: Vec<String>, attributes: Vec<Attribute>) -> MediaDescription {
-    MediaDescription { port, formats, attributes, ..declined(offered) }
+fn accepted(offered: &MediaDescription, port: u16, formats: Vec<String>, attrs: Vec<Attribute>) -> MediaDescription {
+    MediaDescription { port, formats, attributes: attrs, ..declined(offered) }
 }
 
 /// RFC 3264 §6: port 0, formats as offered. The mid stays so BUNDLE peers can match lines.
 fn declined(offered: &MediaDescription) -> MediaDescription {
-    MediaDescription {
-        kind: offered.kind.clone(),
-        port: 0,
-        port_count: None,
-        protocol: offered.protocol.clone(),
-        formats: offered.formats.clone(),
-        extra_head: Vec::new(),
-        connection: None,
-        bandwidth: Vec::new(),
-        extra_tail: Vec::new(),
-        attributes: offered.attribute("mid").cloned().into_iter().collect(),
-    }
+    let attributes = offered.attribute("mid").cloned().into_iter().collect();
+    let formats = offered.formats.clone();
+    MediaDescription { attributes, ..MediaDescription::new(&offered.kind, 0, &offered.protocol, formats) }
 }
 
 /// A BUNDLE group holding only the audio mid, when the offer bundled it (RFC 8843 §7.3).
@@ -406,21 +393,12 @@ fn bundle_group(offer: &SessionDescription, audio: &MediaDescription) -> Option<
 
 fn session(address: IpAddr, session_id: u64, version: u64, media: Vec<MediaDescription>) -> SessionDescription {
     let connection = Connection::from_ip(address);
-    SessionDescription {
-        origin: Origin {
-            username: "-".to_string(),
-            session_id,
-            version,
-            addr_type: connection.addr_type,
-            address: connection.address.clone(),
-        },
-        session_name: "-".to_string(),
-        extra_head: Vec::new(),
-        connection: Some(connection),
-        bandwidth: Vec::new(),
-        timing: vec![Timing::unbounded()],
-        extra_tail: Vec::new(),
-        attributes: Vec::new(),
-        media,
-    }
+    let origin = Origin {
+        username: "-".to_string(),
+        session_id,
+        version,
+        addr_type: connection.addr_type,
+        address: connection.address.clone(),
+    };
+    SessionDescription { connection: Some(connection), media, ..SessionDescription::new(origin) }
 }

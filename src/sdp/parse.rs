@@ -6,8 +6,43 @@
 use std::fmt;
 
 use super::{
-    digits, AddrType, Attribute, Connection, MediaDescription, Origin, SdpError, SdpLine, SessionDescription, Timing,
+    AddrType, Attribute, Connection, MediaDescription, Origin, RtpMap, SdpError, SdpLine, SessionDescription, Timing,
+    PAYLOAD_TYPES,
 };
+
+impl SessionDescription {
+    /// An SDP with no media, unbounded timing (RFC 3264 §5) and `s=-`.
+    pub fn new(origin: Origin) -> SessionDescription {
+        SessionDescription {
+            origin,
+            session_name: "-".to_string(),
+            extra_head: Vec::new(),
+            connection: None,
+            bandwidth: Vec::new(),
+            timing: vec![Timing::unbounded()],
+            extra_tail: Vec::new(),
+            attributes: Vec::new(),
+            media: Vec::new(),
+        }
+    }
+}
+
+impl MediaDescription {
+    pub fn new(kind: &str, port: u16, protocol: &str, formats: Vec<String>) -> MediaDescription {
+        MediaDescription {
+            kind: kind.to_string(),
+            port,
+            port_count: None,
+            protocol: protocol.to_string(),
+            formats,
+            extra_head: Vec::new(),
+            connection: None,
+            bandwidth: Vec::new(),
+            extra_tail: Vec::new(),
+            attributes: Vec::new(),
+        }
+    }
+}
 
 pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     let mut lines =
@@ -18,17 +53,9 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
     }
     let mut origin = None;
     let mut session_name = None;
-    let mut session = SessionDescription {
-        origin: Origin { username: String::new(), session_id: 0, version: 0, addr_type: AddrType::Ip4, address: String::new() },
-        session_name: String::new(),
-        extra_head: Vec::new(),
-        connection: None,
-        bandwidth: Vec::new(),
-        timing: Vec::new(),
-        extra_tail: Vec::new(),
-        attributes: Vec::new(),
-        media: Vec::new(),
-    };
+    let placeholder =
+        Origin { username: String::new(), session_id: 0, version: 0, addr_type: AddrType::Ip4, address: String::new() };
+    let mut session = SessionDescription { timing: Vec::new(), ..SessionDescription::new(placeholder) };
     for (number, line) in lines {
         let (kind, value) = split_line(number, line)?;
         if kind == 'm' {
@@ -59,7 +86,9 @@ pub(super) fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         }
     }
     session.origin = origin.ok_or(SdpError::MissingOrigin)?;
-    session.session_name = session_name.unwrap_or_else(|| "-".to_string());
+    if let Some(name) = session_name {
+        session.session_name = name;
+    }
     if session.timing.is_empty() {
         session.timing.push(Timing::unbounded());
     }
@@ -81,7 +110,8 @@ fn split_line(number: usize, line: &str) -> Result<(char, &str), SdpError> {
         return Err(syntax(number, "control character inside a line"));
     }
     let mut chars = line.chars();
-    let kind = chars.next().filter(char::is_ascii_alphabetic).ok_or(syntax(number, "line does not start with a type letter"))?;
+    let kind =
+        chars.next().filter(char::is_ascii_alphabetic).ok_or(syntax(number, "line does not start with a type letter"))?;
     let value = chars.as_str().strip_prefix('=').ok_or(syntax(number, "no '=' after the type letter"))?;
     Ok((kind, value))
 }
@@ -105,9 +135,8 @@ fn media_line(media: &mut MediaDescription, number: usize, kind: char, value: &s
 /// end because some user agents put spaces in the username.
 fn parse_origin(number: usize, value: &str) -> Result<Origin, SdpError> {
     let fields: Vec<&str> = value.split_whitespace().collect();
-    let split = fields.len().checked_sub(5).filter(|&n| n > 0).ok_or(syntax(number, "o= needs six fields"))?;
-    let (user, rest) = fields.split_at(split);
-    let [session_id, version, net_type, addr_type, address] = rest else {
+    let split = fields.len().checked_sub(5).filter(|&n| n > 0).and_then(|n| fields.split_at_checked(n));
+    let Some((user, [session_id, version, net_type, addr_type, address])) = split else {
         return Err(syntax(number, "o= needs six fields"));
     };
     Ok(Origin {
@@ -151,22 +180,13 @@ fn parse_media_line(number: usize, value: &str) -> Result<MediaDescription, SdpE
     if formats.is_empty() {
         return Err(syntax(number, "m= line has no formats"));
     }
-    let (port, port_count) = match port_field.split_once('/') {
-        Some((port, count)) => (port, Some(digits(count).ok_or(syntax(number, "m= port count is not a number"))?)),
+    let (port, count) = match port_field.split_once('/') {
+        Some((port, count)) => (port, Some(count)),
         None => (port_field, None),
     };
-    Ok(MediaDescription {
-        kind: kind.to_string(),
-        port: digits(port).ok_or(syntax(number, "m= port is not a number from 0 to 65535"))?,
-        port_count,
-        protocol: protocol.to_string(),
-        formats,
-        extra_head: Vec::new(),
-        connection: None,
-        bandwidth: Vec::new(),
-        extra_tail: Vec::new(),
-        attributes: Vec::new(),
-    })
+    let port = digits(port).ok_or(syntax(number, "m= port is not a number from 0 to 65535"))?;
+    let port_count = count.map(|c| digits(c).ok_or(syntax(number, "m= port count is not a number"))).transpose()?;
+    Ok(MediaDescription { port_count, ..MediaDescription::new(kind, port, protocol, formats) })
 }
 
 fn parse_attribute(value: &str) -> Attribute {
@@ -238,4 +258,51 @@ fn write_attributes(f: &mut fmt::Formatter<'_>, attributes: &[Attribute]) -> fmt
         Some(value) => write!(f, "a={}:{value}\r\n", a.name),
         None => write!(f, "a={}\r\n", a.name),
     })
+}
+
+/// RFC 3551 §6 audio payload types, for m-lines that list them without `a=rtpmap`.
+pub(super) fn static_payload(pt: u8) -> Option<RtpMap> {
+    let (encoding, clock_rate, channels) = match pt {
+        0 => ("PCMU", 8000, 1),
+        3 => ("GSM", 8000, 1),
+        4 => ("G723", 8000, 1),
+        5 => ("DVI4", 8000, 1),
+        6 => ("DVI4", 16000, 1),
+        7 => ("LPC", 8000, 1),
+        8 => ("PCMA", 8000, 1),
+        9 => ("G722", 8000, 1),
+        10 => ("L16", 44100, 2),
+        11 => ("L16", 44100, 1),
+        12 => ("QCELP", 8000, 1),
+        13 => ("CN", 8000, 1),
+        15 => ("G728", 8000, 1),
+        18 => ("G729", 8000, 1),
+        _ => return None,
+    };
+    Some(RtpMap { payload_type: pt, encoding: encoding.to_string(), clock_rate, channels })
+}
+
+/// `<pt> <encoding>/<clock>[/<channels>]`.
+pub(super) fn parse_rtpmap(value: &str) -> Option<RtpMap> {
+    let (pt, rest) = value.split_once(char::is_whitespace)?;
+    let mut parts = rest.trim().split('/');
+    let encoding = parts.next().filter(|e| !e.is_empty())?.to_string();
+    let clock_rate = digits(parts.next()?).filter(|&c| c > 0)?;
+    let channels = match parts.next() {
+        Some(ch) => digits(ch).filter(|&c| c > 0)?,
+        None => 1,
+    };
+    Some(RtpMap { payload_type: payload_type(pt)?, encoding, clock_rate, channels })
+}
+
+pub(super) fn payload_type(format: &str) -> Option<u8> {
+    digits(format).filter(|&pt: &u8| usize::from(pt) < PAYLOAD_TYPES)
+}
+
+/// Digits only: `str::parse` would also take a sign, which no SDP number has.
+pub(super) fn digits<T: std::str::FromStr>(text: &str) -> Option<T> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
 }

@@ -331,3 +331,17 @@ fn quality_figures_and_rtcp_reports() {
     let parsed = crate::media::rtcp::parse_compound(&reports[0].packet).expect("rtcp");
     assert!(matches!(&parsed[0], crate::media::rtcp::RtcpPacket::SenderReport(sr) if sr.ssrc == 0xA && sr.packets == 95 && sr.reports.len() == 1));
 }
+
+#[test]
+fn transcoded_path_reorders_and_conceals_losses() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Opus, 111)], B_PEER));
+    // 1, 3, 2 arrive (reordered), 4 is lost, 5..8 follow.
+    for (seq, at) in [(1u16, 0u64), (3, 40), (2, 45), (5, 80), (6, 100), (7, 120), (8, 140)] {
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, seq, u32::from(seq) * 160, 0x1234), ms(at));
+    }
+    let payloads: Vec<Vec<u8>> = std::iter::from_fn(|| s.poll_transmit()).map(|t| RtpView::parse(&t.packet).expect("rtp").payload().to_vec()).collect();
+    let kinds: Vec<&str> = payloads.iter().map(|p| if p.starts_with(b"PLC") { "plc" } else { "frame" }).collect();
+    assert_eq!(kinds, vec!["frame", "frame", "frame", "plc", "frame", "frame", "frame", "frame"], "decoder saw 1,2,3, a concealed 4, then 5..8");
+    s.handle_timeout(ms(300));
+    assert_eq!(std::iter::from_fn(|| s.poll_transmit()).count(), 0, "nothing was left held");
+}
