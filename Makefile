@@ -20,6 +20,7 @@ test:
 ## Benchmarks that print figures (see benches/).
 bench:
 	cargo bench --bench sip_core
+	cargo bench --bench media
 
 ## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
 fuzz-sip:

@@ -3,5 +3,6 @@
 pub mod config;
 pub mod logging;
 pub mod media;
+pub mod sdp;
 pub mod sip;
 pub mod http;

@@ -10,10 +10,10 @@ use std::net::{IpAddr, SocketAddr};
 
 mod negotiate;
 mod parse;
-
-use parse::{digits, parse_rtpmap, payload_type, static_payload};
 #[cfg(test)]
 mod tests;
+
+use parse::{digits, parse_rtpmap, payload_type, static_payload};
 
 pub use negotiate::{
     answer, is_same_version, offer, read_answer, with_direction, Codec, LocalCapabilities, NegotiatedAudio,

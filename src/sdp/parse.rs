@@ -208,6 +208,7 @@ impl fmt::Display for SessionDescription {
         write_lines(f, &self.extra_head)?;
         write_connection(f, self.connection.as_ref())?;
         write_values(f, 'b', &self.bandwidth)?;
+        // t= is mandatory (RFC 8866 §5.9), even in a model built by hand without one.
         if self.timing.is_empty() {
             f.write_str("t=0 0\r\n")?;
         }

