@@ -5,8 +5,8 @@
 set -euo pipefail
 
 purpose="${1:-run}"
-run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev)
-test_packages=(sip-tester baresip postgresql postgresql-client openssl)
+run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libopus-dev)
+test_packages=(sip-tester baresip postgresql postgresql-client openssl chromium nodejs npm)
 
 packages=("${run_packages[@]}")
 if [[ "$purpose" == "test" ]]; then
@@ -15,6 +15,10 @@ fi
 
 missing=()
 for package in "${packages[@]}"; do
+    # A Node.js installed outside Debian (nvm, nodesource) serves the browser tests just as well.
+    if [[ "$package" == nodejs || "$package" == npm ]] && command -v "${package/nodejs/node}" >/dev/null; then
+        continue
+    fi
     if ! dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed"; then
         missing+=("$package")
     fi

@@ -1,8 +1,10 @@
 //! sipbridge: a SIP <-> WebRTC gateway. See ARCHITECTURE.md for the module map.
 
+pub mod call;
 pub mod config;
 pub mod logging;
 pub mod media;
 pub mod sdp;
 pub mod sip;
+pub mod webrtc_leg;
 pub mod http;

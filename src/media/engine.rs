@@ -21,6 +21,20 @@ pub enum EngineError {
     Ended,
 }
 
+/// How a leg's packets enter and leave the engine.
+pub enum LegIo {
+    /// A SIP-side leg: our own RTP/RTCP sockets.
+    Udp(RtpEndpoint),
+    /// A leg whose transport lives elsewhere (the WebRTC leg): decrypted RTP in and out.
+    Channel { inbound: mpsc::Receiver<Vec<u8>>, outbound: mpsc::Sender<Vec<u8>> },
+    /// Echo: what the session sends to this leg comes straight back from it.
+    Loopback,
+}
+
+/// The address packets on channel and loopback legs appear to come from; configure such legs with
+/// it as their remote so the latch accepts them (their transport authenticates them already).
+pub const INTERNAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
 /// One leg's sockets: RTP on an even port, RTCP on the port above (unless rtcp-mux is used).
 pub struct RtpEndpoint {
     pub rtp: UdpSocket,
@@ -58,12 +72,21 @@ impl MediaEngine {
         Err(last_error.unwrap_or(EngineError::Ports(PortError::Exhausted(0, 0))))
     }
 
+    /// A port for a leg that binds its own socket (the WebRTC leg). Give it back with `release`.
+    pub fn reserve_port(&self) -> Result<u16, EngineError> {
+        Ok(self.lock_ports().allocate()?)
+    }
+
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
     fn lock_ports(&self) -> std::sync::MutexGuard<'_, PortPool> {
         // The pool holds no invariant a panic could break halfway; recover from poisoning.
         self.ports.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn release(&self, port: u16) {
+    pub fn release(&self, port: u16) {
         self.lock_ports().release(port);
     }
 
@@ -72,16 +95,22 @@ impl MediaEngine {
         self.started.elapsed()
     }
 
-    /// Starts the task that runs `session` between the two endpoints.
+    /// Starts the task that runs `session` between two UDP endpoints.
     pub fn spawn(self: &Arc<Self>, session: MediaSession, a: RtpEndpoint, b: RtpEndpoint) -> SessionHandle {
+        self.spawn_legs(session, LegIo::Udp(a), LegIo::Udp(b))
+    }
+
+    /// Starts the task that runs `session` between any two kinds of leg.
+    pub fn spawn_legs(self: &Arc<Self>, session: MediaSession, a: LegIo, b: LegIo) -> SessionHandle {
         let (commands_tx, commands_rx) = mpsc::channel(32);
         let (events_tx, events_rx) = mpsc::channel(256);
         let engine = self.clone();
         tokio::spawn(async move {
-            let ports = (a.port, b.port);
+            let ports: Vec<u16> = [&a, &b].iter().filter_map(|io| if let LegIo::Udp(e) = io { Some(e.port) } else { None }).collect();
             run(engine.clone(), session, [a, b], commands_rx, events_tx).await;
-            engine.release(ports.0);
-            engine.release(ports.1);
+            for port in ports {
+                engine.release(port);
+            }
         });
         SessionHandle { commands: commands_tx, events: events_rx }
     }
@@ -128,22 +157,76 @@ impl SessionHandle {
     }
 }
 
-async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [RtpEndpoint; 2], mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<MediaEvent>) {
+/// A leg taken apart so `select!` can borrow its sockets and its channel independently.
+struct LegParts {
+    udp: Option<RtpEndpoint>,
+    inbound: Option<mpsc::Receiver<Vec<u8>>>,
+    outbound: Option<mpsc::Sender<Vec<u8>>>,
+    loopback: bool,
+}
+
+impl From<LegIo> for LegParts {
+    fn from(io: LegIo) -> LegParts {
+        match io {
+            LegIo::Udp(endpoint) => LegParts { udp: Some(endpoint), inbound: None, outbound: None, loopback: false },
+            LegIo::Channel { inbound, outbound } => LegParts { udp: None, inbound: Some(inbound), outbound: Some(outbound), loopback: false },
+            LegIo::Loopback => LegParts { udp: None, inbound: None, outbound: None, loopback: true },
+        }
+    }
+}
+
+async fn recv_udp(endpoint: &Option<RtpEndpoint>, rtcp: bool, buffer: &mut [u8]) -> Option<(usize, SocketAddr)> {
+    match endpoint {
+        Some(endpoint) => {
+            let socket = if rtcp { &endpoint.rtcp } else { &endpoint.rtp };
+            socket.recv_from(buffer).await.ok()
+        }
+        None => std::future::pending().await,
+    }
+}
+
+async fn recv_channel(inbound: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
+    match inbound {
+        Some(inbound) => inbound.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 2], mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<MediaEvent>) {
     let [a, b] = legs;
+    let (mut a, mut b) = (LegParts::from(a), LegParts::from(b));
     let mut buffer_a = session.buffer();
     let mut buffer_b = session.buffer();
     let (mut scratch_a, mut scratch_b) = ([0u8; 1_500], [0u8; 1_500]);
+    let mut looped: Vec<(Side, Vec<u8>)> = Vec::new();
     loop {
-        while let Some(transmit) = session.poll_transmit() {
-            let socket = match (transmit.side, transmit.rtcp) {
-                (Side::A, false) => &a.rtp,
-                (Side::A, true) => &a.rtcp,
-                (Side::B, false) => &b.rtp,
-                (Side::B, true) => &b.rtcp,
-            };
-            // Never wait on a full socket buffer: media is real time, a late packet is a lost one.
-            let _ = socket.try_send_to(&transmit.packet, transmit.to);
-            session.recycle(transmit.packet);
+        // Loopback packets re-enter as if received; they only ever travel toward the other leg,
+        // so this cannot cycle.
+        for _ in 0..8 {
+            while let Some(transmit) = session.poll_transmit() {
+                let parts = match transmit.side {
+                    Side::A => &a,
+                    Side::B => &b,
+                };
+                if let Some(endpoint) = &parts.udp {
+                    let socket = if transmit.rtcp { &endpoint.rtcp } else { &endpoint.rtp };
+                    // Never wait on a full socket buffer: a late media packet is a lost one.
+                    let _ = socket.try_send_to(&transmit.packet, transmit.to);
+                    session.recycle(transmit.packet);
+                } else if transmit.rtcp {
+                    session.recycle(transmit.packet);
+                } else if let Some(outbound) = &parts.outbound {
+                    let _ = outbound.try_send(transmit.packet);
+                } else if parts.loopback {
+                    looped.push((transmit.side, transmit.packet));
+                }
+            }
+            if looped.is_empty() {
+                break;
+            }
+            for (side, packet) in looped.drain(..) {
+                session.handle_rtp(side, INTERNAL_PEER, packet, engine.now());
+            }
         }
         while let Some(event) = session.poll_event() {
             let _ = events.try_send(event);
@@ -152,30 +235,38 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [RtpEndp
         buffer_a.resize(1_500, 0);
         buffer_b.resize(1_500, 0);
         tokio::select! {
-            received = a.rtp.recv_from(&mut buffer_a) => {
-                if let Ok((len, from)) = received {
+            received = recv_udp(&a.udp, false, &mut buffer_a) => {
+                if let Some((len, from)) = received {
                     buffer_a.truncate(len);
                     let packet = std::mem::replace(&mut buffer_a, session.buffer());
                     session.handle_rtp(Side::A, from, packet, engine.now());
                 }
             }
-            received = b.rtp.recv_from(&mut buffer_b) => {
-                if let Ok((len, from)) = received {
+            received = recv_udp(&b.udp, false, &mut buffer_b) => {
+                if let Some((len, from)) = received {
                     buffer_b.truncate(len);
                     let packet = std::mem::replace(&mut buffer_b, session.buffer());
                     session.handle_rtp(Side::B, from, packet, engine.now());
                 }
             }
-            received = a.rtcp.recv_from(&mut scratch_a) => {
-                if let Ok((len, from)) = received {
+            received = recv_udp(&a.udp, true, &mut scratch_a) => {
+                if let Some((len, from)) = received {
                     session.handle_rtcp(Side::A, from, scratch_a.get(..len).unwrap_or_default(), engine.now());
                 }
             }
-            received = b.rtcp.recv_from(&mut scratch_b) => {
-                if let Ok((len, from)) = received {
+            received = recv_udp(&b.udp, true, &mut scratch_b) => {
+                if let Some((len, from)) = received {
                     session.handle_rtcp(Side::B, from, scratch_b.get(..len).unwrap_or_default(), engine.now());
                 }
             }
+            packet = recv_channel(&mut a.inbound) => match packet {
+                Some(packet) => session.handle_rtp(Side::A, INTERNAL_PEER, packet, engine.now()),
+                None => break,
+            },
+            packet = recv_channel(&mut b.inbound) => match packet {
+                Some(packet) => session.handle_rtp(Side::B, INTERNAL_PEER, packet, engine.now()),
+                None => break,
+            },
             command = commands.recv() => match command {
                 Some(Command::UpdateLeg(side, config)) => session.update_leg(side, config),
                 Some(Command::Counters(side, reply)) => { let _ = reply.send(session.counters(side)); }

@@ -2,6 +2,8 @@
 //! (source payload type, destination payload type), passthrough or transcode -> egress.
 //! Everything here is sans-IO except the engine driver; only `codec/` imports ffmpeg.
 
+pub mod codec;
+pub mod codec_glue;
 pub mod dtmf;
 pub mod engine;
 pub mod handler;

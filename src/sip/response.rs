@@ -190,7 +190,7 @@ mod tests {
         assert!(!via.contains("received"), "same IP needs no received: {via}");
         let top = ViaValue::parse(&via).expect("top");
         let ResponseRoute::Datagram { to, .. } = response_route(&top, &udp_peer("192.0.2.7:40000")) else { panic!() };
-        assert_eq!(to, "192.0.2.7:5070".parse().expect("a"));
+        assert_eq!(to, "192.0.2.7:5070".parse::<std::net::SocketAddr>().expect("a"));
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //!   are encoded with those of the first forced (what libopus does internally for 40/60 ms).
 //! * Decoder: decodes to any of 8/12/16/24/48 kHz and to 1 or 2 channels (libopus down- or
 //!   up-mixes), so a transcoder needs no resampler on the Opus side.
+//!
 //! No allocation per frame: payloads are written straight into the caller's `Vec` capacity.
 
 use std::os::raw::{c_char, c_int};
@@ -371,7 +372,7 @@ impl AudioDecoder for OpusDecoder {
 
     fn conceal(&mut self, samples: usize, next_payload: Option<&[u8]>, out: &mut Vec<i16>) -> Result<(), CodecError> {
         let quantum = (self.rate / 400) as usize; // 2.5 ms
-        if samples == 0 || samples % quantum != 0 {
+        if samples == 0 || !samples.is_multiple_of(quantum) {
             return Err(CodecError::InvalidParams(format!("Opus concealment of {samples} samples (multiple of 2.5 ms)")));
         }
         match next_payload {

@@ -48,12 +48,6 @@ impl Plc {
         }
     }
 
-    /// Whether the last frame was concealed.
-    #[allow(dead_code)]
-    pub fn in_loss(&self) -> bool {
-        self.in_loss
-    }
-
     /// To be called with every decoded (real) frame: cross-fades it after a loss, then records it.
     pub fn good_frame(&mut self, frame: &mut [i16]) {
         if self.in_loss {
@@ -135,13 +129,6 @@ impl Plc {
 
     fn record(&mut self, frame: &[i16]) {
         self.record_slice(frame);
-    }
-
-    /// Forgets the history (new stream).
-    #[allow(dead_code)]
-    pub fn reset(&mut self) {
-        self.hist.fill(0);
-        self.in_loss = false;
     }
 
     fn record_slice(&mut self, frame: &[i16]) {

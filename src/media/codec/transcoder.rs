@@ -6,7 +6,8 @@
 //! * Opus <-> G.711: Opus is decoded straight to 8 kHz / encoded straight from 8 kHz (libopus does
 //!   both), no resampler. Opus <-> G.722 likewise at 16 kHz.
 //! * G.711 <-> G.722: swresample 8 k <-> 16 k.
-//! * Opus -> Opus: 48 kHz (the encoder's bandwidth is capped by `to.opus.max_playback_rate`).
+//! * Opus -> Opus: 48 kHz, or the lowest libopus rate covering `to.opus.max_playback_rate`
+//!   (e.g. 16 kHz for `maxplaybackrate=16000`: cheaper, and that receiver plays no more anyway).
 //! * [`Backend::Ffmpeg`]: ffmpeg decodes Opus at 48 kHz only, so a resampler follows it.
 //!
 //! Channels: an Opus decoder is created with the *output* channel count (libopus down-mixes stereo
@@ -40,6 +41,11 @@ pub struct OutFrame {
 
 const POOL_MAX: usize = 8;
 
+/// Lowest libopus rate carrying audio up to `max_playback_rate`.
+fn opus_rate_for(max_playback_rate: u32) -> u32 {
+    [8000, 12000, 16000, 24000, 48000].into_iter().find(|&r| r >= max_playback_rate).unwrap_or(48000)
+}
+
 pub struct Transcoder {
     dec: Box<dyn AudioDecoder>,
     enc: Box<dyn AudioEncoder>,
@@ -69,7 +75,7 @@ impl Transcoder {
         to.validate()?;
         // Encoder input rate.
         let enc_rate = match (from.kind, to.kind) {
-            (CodecKind::Opus, CodecKind::Opus) => 48000,
+            (CodecKind::Opus, CodecKind::Opus) => opus_rate_for(to.opus.max_playback_rate),
             (src, CodecKind::Opus) => src.sample_rate(),
             (_, dst) => dst.sample_rate(),
         };

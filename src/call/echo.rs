@@ -1,0 +1,150 @@
+//! The echo test: the browser's audio goes through the gateway's media engine and straight back.
+//! With a forced codec the loop runs through that codec, so the audio is transcoded both ways
+//! (e.g. Opus -> PCMU -> Opus): the first thing to try when "there is no audio".
+
+use crate::media::engine::{LegIo, MediaEngine, SessionHandle, INTERNAL_PEER};
+use crate::media::handler::{Encoding, PayloadFormat, TranscoderFactory};
+use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Side, Timeouts};
+use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+#[derive(Debug)]
+pub enum EchoEvent {
+    Candidate(Option<serde_json::Value>),
+    Connected,
+    Ended { reason: String },
+}
+
+pub struct EchoCall {
+    leg: Arc<WebRtcLeg>,
+    media: SessionHandle,
+    engine: Arc<MediaEngine>,
+    port: u16,
+    pub transcoding: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EchoError {
+    #[error(transparent)]
+    WebRtc(#[from] crate::webrtc_leg::WebRtcError),
+    #[error(transparent)]
+    Media(#[from] crate::media::engine::EngineError),
+    #[error("unknown codec `{0}` (use opus, g722, pcmu or pcma)")]
+    UnknownCodec(String),
+    #[error("cannot transcode: {0}")]
+    Transcoding(String),
+}
+
+pub fn encoding_of(name: &str) -> Option<Encoding> {
+    match name.to_ascii_lowercase().trim_start_matches("audio/") {
+        "opus" => Some(Encoding::Opus),
+        "g722" => Some(Encoding::G722),
+        "pcmu" => Some(Encoding::Pcmu),
+        "pcma" => Some(Encoding::Pcma),
+        _ => None,
+    }
+}
+
+fn static_payload_type(encoding: Encoding) -> u8 {
+    match encoding {
+        Encoding::Pcmu => 0,
+        Encoding::Pcma => 8,
+        Encoding::G722 => 9,
+        Encoding::Opus => 111,
+    }
+}
+
+fn browser_format(codec: &BrowserCodec) -> Option<PayloadFormat> {
+    Some(PayloadFormat { encoding: encoding_of(&codec.mime_type)?, payload_type: codec.payload_type, channels: 1 })
+}
+
+fn internal_leg(formats: Vec<PayloadFormat>) -> LegConfig {
+    LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(INTERNAL_PEER), send: true, rtcp: RtcpMode::Off }
+}
+
+impl EchoCall {
+    /// Answers the browser's offer and starts the loop. Returns the call, the answer SDP and the
+    /// events to forward to the browser.
+    pub async fn start(
+        offer_sdp: &str,
+        forced_codec: Option<&str>,
+        engine: &Arc<MediaEngine>,
+        factory: TranscoderFactory,
+        ice_servers: Vec<String>,
+    ) -> Result<(EchoCall, String, mpsc::Receiver<EchoEvent>), EchoError> {
+        let loop_encoding = match forced_codec {
+            Some(name) => Some(encoding_of(name).ok_or_else(|| EchoError::UnknownCodec(name.to_string()))?),
+            None => None,
+        };
+        let port = engine.reserve_port()?;
+        let config = WebRtcConfig { bind: std::net::SocketAddr::new(engine.address(), port), ice_servers };
+        let ssrc: u32 = rand::random();
+        let (leg, answer, mut leg_events) = match WebRtcLeg::answer(offer_sdp, None, &config, ssrc).await {
+            Ok(answered) => answered,
+            Err(e) => {
+                engine.release(port);
+                return Err(e.into());
+            }
+        };
+        let browser = browser_format(leg.codec()).ok_or(crate::webrtc_leg::WebRtcError::NoCommonCodec)?;
+        let looped = match loop_encoding {
+            Some(encoding) if encoding != browser.encoding => PayloadFormat { encoding, payload_type: static_payload_type(encoding), channels: 1 },
+            _ => browser,
+        };
+        let transcoding = looped.encoding != browser.encoding;
+        let seeds = [
+            EgressSeeds { ssrc, sequence: rand::random(), timestamp: rand::random() },
+            EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
+        ];
+        let session = MediaSession::new(internal_leg(vec![browser]), internal_leg(vec![looped]), seeds, factory, Timeouts::default(), engine.now());
+        if let Some(problem) = session.problems().first() {
+            engine.release(port);
+            return Err(EchoError::Transcoding(problem.clone()));
+        }
+        let (to_engine, from_browser) = mpsc::channel(512);
+        let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+        let media = engine.spawn_legs(session, LegIo::Channel { inbound: from_browser, outbound: to_browser }, LegIo::Loopback);
+        let leg = Arc::new(leg);
+        let (events_tx, events_rx) = mpsc::channel(64);
+        let sender = leg.clone();
+        tokio::spawn(async move {
+            while let Some(packet) = from_engine.recv().await {
+                if let Err(e) = sender.send_rtp(&packet).await {
+                    tracing::debug!(error = %e, "echo: cannot send to the browser");
+                }
+            }
+        });
+        tokio::spawn(async move {
+            while let Some(event) = leg_events.recv().await {
+                let forwarded = match event {
+                    LegEvent::Rtp(packet) => {
+                        let _ = to_engine.try_send(packet);
+                        continue;
+                    }
+                    LegEvent::LocalCandidate(candidate) => EchoEvent::Candidate(candidate),
+                    LegEvent::Connected => EchoEvent::Connected,
+                    LegEvent::Failed(reason) => EchoEvent::Ended { reason },
+                };
+                if events_tx.send(forwarded).await.is_err() {
+                    break;
+                }
+            }
+        });
+        Ok((EchoCall { leg, media, engine: engine.clone(), port, transcoding }, answer, events_rx))
+    }
+
+    pub async fn add_remote_candidate(&self, candidate: Option<serde_json::Value>) -> Result<(), EchoError> {
+        Ok(self.leg.add_remote_candidate(candidate).await?)
+    }
+
+    pub async fn quality(&self) -> Option<crate::media::session::LegQuality> {
+        self.media.quality(Side::A).await.ok()
+    }
+
+    pub async fn hangup(&self) {
+        self.media.stop().await;
+        self.leg.close().await;
+        self.engine.release(self.port);
+    }
+}

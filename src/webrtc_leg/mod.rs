@@ -1,0 +1,264 @@
+//! The browser leg: one webrtc 0.21 peer connection per call leg. The only module that imports
+//! webrtc. It turns the peer connection into plain events (RTP bytes, local candidates, state)
+//! and accepts plain RTP bytes to send, so the media engine never sees a webrtc type.
+//!
+//! Pitfalls from ../shared/NOTES.md handled here: a handler is mandatory; telephone-event must be
+//! registered by hand; as answerer the local track is added after the remote offer so it reuses
+//! the offered transceiver; `write_rtp` silently drops packets with a foreign SSRC or an
+//! unnegotiated payload type, so every packet is re-stamped with the track's SSRC; header
+//! extensions are stripped; `to_json` leaves `sdpMid` empty, so the real mid is filled in.
+
+use crate::media::rtp::{RtpHeader, RtpView};
+use bytes::Bytes;
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, Registry,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum WebRtcError {
+    #[error("WebRTC: {0}")]
+    Engine(String),
+    #[error("the offer has no audio codec we support")]
+    NoCommonCodec,
+}
+
+fn engine_error(e: impl std::fmt::Display) -> WebRtcError {
+    WebRtcError::Engine(e.to_string())
+}
+
+/// What the leg reports.
+#[derive(Debug)]
+pub enum LegEvent {
+    /// An RTP packet from the browser, already decrypted, extensions stripped.
+    Rtp(Vec<u8>),
+    /// A local ICE candidate to trickle to the browser; `None` is end-of-candidates.
+    LocalCandidate(Option<serde_json::Value>),
+    Connected,
+    /// ICE or DTLS failed, or the connection closed: the call should end with this reason.
+    Failed(String),
+}
+
+/// An audio codec negotiated on the browser leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserCodec {
+    pub mime_type: String,
+    pub payload_type: u8,
+    pub clock_rate: u32,
+    pub channels: u16,
+}
+
+#[derive(Debug, Clone)]
+pub struct WebRtcConfig {
+    /// Where the peer connection binds (a concrete address; the wildcard skips loopback).
+    pub bind: SocketAddr,
+    pub ice_servers: Vec<String>,
+}
+
+pub struct WebRtcLeg {
+    connection: Box<dyn PeerConnection>,
+    track: Arc<TrackLocalStaticRTP>,
+    ssrc: u32,
+    codec: BrowserCodec,
+    mid: String,
+}
+
+struct Handler {
+    events: mpsc::Sender<LegEvent>,
+    mid: String,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        let Ok(mut init) = event.candidate.to_json() else { return };
+        init.sdp_mid = Some(self.mid.clone());
+        init.sdp_mline_index = Some(0);
+        let value = serde_json::to_value(&init).ok();
+        let _ = self.events.try_send(LegEvent::LocalCandidate(value));
+    }
+
+    async fn on_ice_gathering_state_change(&self, state: webrtc::peer_connection::RTCIceGatheringState) {
+        if state == webrtc::peer_connection::RTCIceGatheringState::Complete {
+            let _ = self.events.try_send(LegEvent::LocalCandidate(None));
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        let event = match state {
+            RTCPeerConnectionState::Connected => LegEvent::Connected,
+            RTCPeerConnectionState::Failed => LegEvent::Failed("ice_failed".into()),
+            RTCPeerConnectionState::Closed => LegEvent::Failed("closed".into()),
+            _ => return,
+        };
+        let _ = self.events.try_send(event);
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        let events = self.events.clone();
+        // A remote track that is not drained drops media by design: always drain it.
+        tokio::spawn(async move {
+            let mut buffer = vec![0u8; 1_500];
+            while let Some(event) = track.poll().await {
+                if let TrackRemoteEvent::OnRtpPacket(packet) = event {
+                    let header = RtpHeader {
+                        marker: packet.header.marker,
+                        payload_type: packet.header.payload_type,
+                        sequence: packet.header.sequence_number,
+                        timestamp: packet.header.timestamp,
+                        ssrc: packet.header.ssrc,
+                    };
+                    if let Ok(len) = crate::media::rtp::write_packet(&mut buffer, &header, &packet.payload) {
+                        if events.try_send(LegEvent::Rtp(buffer[..len].to_vec())).is_err() {
+                            tracing::debug!("browser leg queue full: packet dropped");
+                        }
+                    }
+                }
+            }
+        });
+    }
+}
+
+/// The codecs we accept from browsers, in preference order, plus telephone-event at both rates.
+fn media_engine() -> Result<MediaEngine, WebRtcError> {
+    let mut engine = MediaEngine::default();
+    let codecs = [
+        ("audio/opus", 111, 48_000, 2, "minptime=10;useinbandfec=1"),
+        ("audio/G722", 9, 8_000, 1, ""),
+        ("audio/PCMU", 0, 8_000, 1, ""),
+        ("audio/PCMA", 8, 8_000, 1, ""),
+        ("audio/telephone-event", 110, 48_000, 1, "0-15"),
+        ("audio/telephone-event", 101, 8_000, 1, "0-15"),
+    ];
+    for (mime, payload_type, clock_rate, channels, fmtp) in codecs {
+        let parameters = RTCRtpCodecParameters {
+            rtp_codec: RTCRtpCodec {
+                mime_type: mime.to_string(),
+                clock_rate,
+                channels,
+                sdp_fmtp_line: fmtp.to_string(),
+                rtcp_feedback: vec![],
+            },
+            payload_type,
+            ..Default::default()
+        };
+        engine.register_codec(parameters, RtpCodecKind::Audio).map_err(engine_error)?;
+    }
+    Ok(engine)
+}
+
+/// Picks the first audio codec in the browser's offer that we support (offer order), optionally
+/// restricted to one codec (echo through a transcoder, or an operator's choice).
+pub fn choose_codec(offer_sdp: &str, forced: Option<&str>) -> Result<(BrowserCodec, String), WebRtcError> {
+    let offer = crate::sdp::SessionDescription::parse(offer_sdp).map_err(|e| WebRtcError::Engine(e.to_string()))?;
+    let audio = offer.media.iter().find(|m| m.kind == "audio").ok_or(WebRtcError::NoCommonCodec)?;
+    let mid = audio.attribute("mid").and_then(|a| a.value.clone()).unwrap_or_else(|| "0".into());
+    let supported = ["opus", "g722", "pcmu", "pcma"];
+    let codec = audio
+        .rtpmaps()
+        .into_iter()
+        .filter(|m| supported.contains(&m.encoding.to_ascii_lowercase().as_str()))
+        .find(|m| forced.is_none_or(|f| f.eq_ignore_ascii_case(&m.encoding)))
+        .ok_or(WebRtcError::NoCommonCodec)?;
+    Ok((
+        BrowserCodec {
+            mime_type: format!("audio/{}", codec.encoding),
+            payload_type: codec.payload_type,
+            clock_rate: codec.clock_rate,
+            channels: u16::from(codec.channels.max(1)),
+        },
+        mid,
+    ))
+}
+
+impl WebRtcLeg {
+    /// Answers a browser's offer. Returns the leg, our answer SDP, and the leg's events.
+    pub async fn answer(offer_sdp: &str, forced_codec: Option<&str>, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
+        let (codec, mid) = choose_codec(offer_sdp, forced_codec)?;
+        let (events_tx, events_rx) = mpsc::channel(512);
+        let mut engine = media_engine()?;
+        let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(engine_error)?;
+        let ice_servers = if config.ice_servers.is_empty() { vec![] } else { vec![RTCIceServer { urls: config.ice_servers.clone(), ..Default::default() }] };
+        let connection = PeerConnectionBuilder::new()
+            .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+            .with_media_engine(engine)
+            .with_interceptor_registry(registry)
+            .with_handler(Arc::new(Handler { events: events_tx, mid: mid.clone() }))
+            .with_udp_addrs(vec![config.bind.to_string()])
+            .build()
+            .await
+            .map_err(engine_error)?;
+        let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(engine_error)?;
+        connection.set_remote_description(offer).await.map_err(engine_error)?;
+        // Added after the remote offer, with a codec from it, so the offered transceiver is reused
+        // and the answer is sendrecv.
+        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            "sipbridge".to_string(),
+            "sipbridge-audio".to_string(),
+            "sipbridge-audio".to_string(),
+            RtpCodecKind::Audio,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: RTCRtpCodec {
+                    mime_type: codec.mime_type.clone(),
+                    clock_rate: codec.clock_rate,
+                    channels: codec.channels,
+                    sdp_fmtp_line: String::new(),
+                    rtcp_feedback: vec![],
+                },
+                ..Default::default()
+            }],
+        )));
+        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
+        let answer = connection.create_answer(None).await.map_err(engine_error)?;
+        connection.set_local_description(answer).await.map_err(engine_error)?;
+        let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
+        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
+    }
+
+    pub fn codec(&self) -> &BrowserCodec {
+        &self.codec
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// A trickled candidate from the browser; `None` is end-of-candidates.
+    pub async fn add_remote_candidate(&self, candidate: Option<serde_json::Value>) -> Result<(), WebRtcError> {
+        let Some(candidate) = candidate else { return Ok(()) };
+        let mut init: RTCIceCandidateInit = serde_json::from_value(candidate).map_err(engine_error)?;
+        if init.sdp_mid.as_deref().is_none_or(str::is_empty) {
+            init.sdp_mid = Some(self.mid.clone());
+        }
+        self.connection.add_ice_candidate(init).await.map_err(engine_error)
+    }
+
+    /// Sends one RTP packet (our bytes) to the browser, re-stamped with the track's SSRC.
+    pub async fn send_rtp(&self, packet: &[u8]) -> Result<(), WebRtcError> {
+        let view = RtpView::parse(packet).map_err(engine_error)?;
+        let header = view.header();
+        let mut rtp_packet = rtc::rtp::packet::Packet::default();
+        rtp_packet.header.version = 2;
+        rtp_packet.header.marker = header.marker;
+        rtp_packet.header.payload_type = header.payload_type;
+        rtp_packet.header.sequence_number = header.sequence;
+        rtp_packet.header.timestamp = header.timestamp;
+        rtp_packet.header.ssrc = self.ssrc;
+        rtp_packet.payload = Bytes::copy_from_slice(view.payload());
+        self.track.write_rtp(rtp_packet).await.map_err(engine_error)
+    }
+
+    pub async fn close(&self) {
+        let _ = self.connection.close().await;
+    }
+}

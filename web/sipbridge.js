@@ -1,0 +1,266 @@
+// sipbridge.js: a dependency-free browser client for the sipbridge signaling protocol v1
+// (docs/signaling.md). Plain ES module, typed with JSDoc.
+//
+//   const c = await SipBridge.connect('wss://gw.example.com/ws', { token });
+//   const call = c.call('echo', { stream });
+//   call.on('answered', () => ...); call.hangup();
+//   c.on('incoming', call => call.accept({ stream }));
+
+/** @typedef {{ token?: string, user?: string, password?: string, reconnect?: boolean, iceServers?: RTCIceServer[] }} ConnectOptions */
+/** @typedef {{ stream?: MediaStream, codec?: string }} CallOptions */
+
+const PROTOCOL_VERSION = 1;
+const REQUEST_TIMEOUT_MS = 15000;
+
+/** A tiny event emitter: `on(name, fn)`, `off(name, fn)`. */
+class Emitter {
+  constructor() { /** @type {Map<string, Set<Function>>} */ this._handlers = new Map(); }
+  /** @param {string} name @param {Function} fn */
+  on(name, fn) {
+    if (!this._handlers.has(name)) this._handlers.set(name, new Set());
+    this._handlers.get(name).add(fn);
+    return this;
+  }
+  /** @param {string} name @param {Function} fn */
+  off(name, fn) { this._handlers.get(name)?.delete(fn); return this; }
+  /** @param {string} name @param {...any} args */
+  emit(name, ...args) {
+    for (const fn of this._handlers.get(name) ?? []) {
+      try { fn(...args); } catch (e) { console.error(`sipbridge: '${name}' handler failed`, e); }
+    }
+  }
+}
+
+/** An error the gateway answered with: `code` is one of docs/signaling.md's error codes. */
+export class SipBridgeError extends Error {
+  /** @param {string} code @param {string} message */
+  constructor(code, message) { super(message); this.name = 'SipBridgeError'; this.code = code; }
+}
+
+/** One call, outgoing or incoming. Events: ringing, answered, ended({reason, cause}), track(MediaStream). */
+export class Call extends Emitter {
+  /** @param {Client} client @param {string|null} id @param {'outgoing'|'incoming'} direction */
+  constructor(client, id, direction) {
+    super();
+    this.client = client;
+    /** @type {string|null} */ this.id = id;
+    this.direction = direction;
+    /** @type {{uri: string, display_name?: string}|null} */ this.caller = null;
+    /** @type {RTCPeerConnection|null} */ this.pc = null;
+    /** @type {MediaStream|null} */ this.remoteStream = null;
+    this.state = 'new';
+    /** Candidates from the gateway that arrived before the remote description. */
+    this._pendingRemote = [];
+    /** Our candidates gathered before the call had an id. */
+    this._pendingLocal = [];
+  }
+
+  _createPeerConnection(/** @type {MediaStream|undefined} */ stream) {
+    const pc = new RTCPeerConnection({ iceServers: this.client.iceServers });
+    this.pc = pc;
+    if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
+    else pc.addTransceiver('audio', { direction: 'recvonly' });
+    pc.ontrack = (event) => {
+      this.remoteStream = event.streams[0] ?? new MediaStream([event.track]);
+      this.emit('track', this.remoteStream);
+    };
+    pc.onicecandidate = (event) => {
+      const candidate = event.candidate ? event.candidate.toJSON() : null;
+      if (this.id) this.client._send({ type: 'candidate', call_id: this.id, candidate });
+      else this._pendingLocal.push(candidate);
+    };
+    pc.onconnectionstatechange = () => {
+      if (pc.connectionState === 'failed') this.emit('media_failed');
+    };
+    return pc;
+  }
+
+  async _setRemote(/** @type {RTCSessionDescriptionInit} */ description) {
+    if (!this.pc) return;
+    await this.pc.setRemoteDescription(description);
+    for (const candidate of this._pendingRemote.splice(0)) await this._addRemoteCandidate(candidate);
+  }
+
+  async _addRemoteCandidate(/** @type {RTCIceCandidateInit|null} */ candidate) {
+    if (!this.pc || !this.pc.remoteDescription) { this._pendingRemote.push(candidate); return; }
+    try { await this.pc.addIceCandidate(candidate ?? undefined); } catch (e) { console.warn('sipbridge: bad candidate', e); }
+  }
+
+  _flushLocalCandidates() {
+    for (const candidate of this._pendingLocal.splice(0)) this.client._send({ type: 'candidate', call_id: this.id, candidate });
+  }
+
+  /** Answer an incoming call. @param {CallOptions} [options] */
+  async accept(options = {}) {
+    if (this.direction !== 'incoming' || this.state !== 'ringing') throw new SipBridgeError('bad_request', 'only a ringing incoming call can be accepted');
+    const pc = this.pc ?? this._createPeerConnection(options.stream);
+    await this._setRemote({ type: 'offer', sdp: this._offer });
+    const answer = await pc.createAnswer();
+    await pc.setLocalDescription(answer);
+    await this.client._request({ type: 'accept', call_id: this.id, sdp: pc.localDescription?.sdp ?? answer.sdp });
+    this._flushLocalCandidates();
+    this.state = 'answered';
+    this.emit('answered');
+  }
+
+  /** Refuse an incoming call. @param {'busy'|'declined'} [reason] */
+  async reject(reason = 'declined') {
+    this.state = 'ended';
+    await this.client._request({ type: 'reject', call_id: this.id, reason });
+    this._close();
+  }
+
+  async hangup() {
+    if (this.state === 'ended') return;
+    this.state = 'ended';
+    if (this.id) await this.client._request({ type: 'hangup', call_id: this.id }).catch(() => {});
+    this._ended({ reason: 'local_hangup', cause: 'normal' });
+  }
+
+  /** Send DTMF digits (0-9 * # A-D). @param {string} digits */
+  async dtmf(digits) { await this.client._request({ type: 'dtmf', call_id: this.id, digits }); }
+  async hold() { await this.client._request({ type: 'hold', call_id: this.id }); this.emit('held'); }
+  async unhold() { await this.client._request({ type: 'unhold', call_id: this.id }); this.emit('resumed'); }
+
+  _ended(/** @type {{reason: string, cause?: string}} */ info) {
+    this.state = 'ended';
+    this._close();
+    this.client._calls.delete(this.id);
+    this.emit('ended', info);
+  }
+
+  _close() { try { this.pc?.close(); } catch { /* already closed */ } }
+}
+
+/** A connection to the gateway. Events: incoming(Call), state('connecting'|'connected'|'reconnecting'|'closed'), error(SipBridgeError). */
+export class Client extends Emitter {
+  /** @param {string} url @param {ConnectOptions} options */
+  constructor(url, options) {
+    super();
+    this.url = url;
+    this.options = { reconnect: true, ...options };
+    /** @type {RTCIceServer[]} */ this.iceServers = options.iceServers ?? [];
+    /** @type {Map<string, Call>} */ this._calls = new Map();
+    /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */ this._pending = new Map();
+    this._nextId = 1;
+    this._closedByUser = false;
+    this._retry = 0;
+    /** @type {WebSocket|null} */ this.ws = null;
+    this.user = null;
+  }
+
+  async _open() {
+    this.emit('state', this._retry ? 'reconnecting' : 'connecting');
+    const ws = new WebSocket(this.url);
+    this.ws = ws;
+    await new Promise((resolve, reject) => {
+      ws.onopen = resolve;
+      ws.onerror = () => reject(new SipBridgeError('connection_failed', `cannot reach ${this.url}`));
+    });
+    ws.onmessage = (event) => this._receive(event.data);
+    ws.onclose = () => this._lost();
+    await this._request({ type: 'hello', versions: [PROTOCOL_VERSION] });
+    const login = this.options.token
+      ? { type: 'login', method: 'token', token: this.options.token }
+      : { type: 'login', method: 'password', user: this.options.user, password: this.options.password };
+    const reply = await this._request(login);
+    this.user = reply.user;
+    if (reply.ice_servers?.length) this.iceServers = reply.ice_servers;
+    this._retry = 0;
+    this.emit('state', 'connected');
+  }
+
+  _lost() {
+    for (const { reject, timer } of this._pending.values()) { clearTimeout(timer); reject(new SipBridgeError('connection_lost', 'the connection to the gateway dropped')); }
+    this._pending.clear();
+    if (this._closedByUser || !this.options.reconnect) { this.emit('state', 'closed'); return; }
+    // Back off 0.5 s, 1 s, 2 s ... up to 10 s. Calls keep their media meanwhile (see docs: reclaim).
+    const delay = Math.min(10000, 500 * 2 ** this._retry++);
+    this.emit('state', 'reconnecting');
+    setTimeout(() => this._open().catch((e) => { this.emit('error', e); this._lost(); }), delay);
+  }
+
+  /** @param {object} message */
+  _send(message) {
+    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+  }
+
+  /** @param {object} message @returns {Promise<any>} */
+  _request(message) {
+    const id = this._nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => { this._pending.delete(id); reject(new SipBridgeError('timeout', `no reply to ${message.type}`)); }, REQUEST_TIMEOUT_MS);
+      this._pending.set(id, { resolve, reject, timer });
+      this._send({ ...message, id });
+    });
+  }
+
+  /** @param {string} text */
+  _receive(text) {
+    let message;
+    try { message = JSON.parse(text); } catch { return; }
+    if (message.id !== undefined && this._pending.has(message.id)) {
+      const { resolve, reject, timer } = this._pending.get(message.id);
+      clearTimeout(timer);
+      this._pending.delete(message.id);
+      if (message.type === 'error') reject(new SipBridgeError(message.code, message.message));
+      else resolve(message);
+      return;
+    }
+    this._event(message).catch((e) => this.emit('error', e));
+  }
+
+  async _event(/** @type {any} */ message) {
+    const call = message.call_id ? this._calls.get(message.call_id) : undefined;
+    switch (message.type) {
+      case 'incoming': {
+        const incoming = new Call(this, message.call_id, 'incoming');
+        incoming.caller = message.caller;
+        incoming._offer = message.sdp;
+        incoming.state = 'ringing';
+        this._calls.set(message.call_id, incoming);
+        this.emit('incoming', incoming);
+        break;
+      }
+      case 'ringing': call?.emit('ringing'); break;
+      case 'answered':
+        if (call) { if (message.sdp) await call._setRemote({ type: 'answer', sdp: message.sdp }); call.state = 'answered'; call.emit('answered'); }
+        break;
+      case 'candidate': await call?._addRemoteCandidate(message.candidate); break;
+      case 'hangup': call?._ended({ reason: message.reason, cause: message.cause }); break;
+      case 'error': this.emit('error', new SipBridgeError(message.code, message.message)); break;
+      default: break;
+    }
+  }
+
+  /** Place a call. @param {string} target @param {CallOptions} [options] @returns {Call} */
+  call(target, options = {}) {
+    const call = new Call(this, null, 'outgoing');
+    const pc = call._createPeerConnection(options.stream);
+    (async () => {
+      const offer = await pc.createOffer();
+      await pc.setLocalDescription(offer);
+      const request = { type: 'call', target, sdp: pc.localDescription?.sdp ?? offer.sdp };
+      if (options.codec) request.codec = options.codec;
+      const reply = await this._request(request);
+      call.id = reply.call_id;
+      this._calls.set(call.id, call);
+      call._flushLocalCandidates();
+      if (reply.sdp) { await call._setRemote({ type: 'answer', sdp: reply.sdp }); call.state = 'answered'; call.emit('answered'); }
+    })().catch((e) => call._ended({ reason: e.code ?? 'failed', cause: e.message }));
+    return call;
+  }
+
+  close() { this._closedByUser = true; this.ws?.close(); }
+}
+
+export const SipBridge = {
+  /** @param {string} url @param {ConnectOptions} options @returns {Promise<Client>} */
+  async connect(url, options) {
+    const client = new Client(url, options);
+    await client._open();
+    return client;
+  },
+};
+
+export default SipBridge;
