@@ -79,4 +79,8 @@ fn main() {
         black_box(p);
     }
     println!("{:<56} {:>8.0} ns/packet (incl. building the packet)", "SRTP protect", start.elapsed().as_nanos() as f64 / f64::from(n));
+    println!();
+    // µs of CPU per 20 ms frame for every transcoding pair and direction, Opus complexity 0/5/10,
+    // G.711 native against ffmpeg, and concurrent Opus<->PCMU calls per core.
+    sipbridge::media::codec::bench::run_benchmarks();
 }

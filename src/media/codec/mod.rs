@@ -35,7 +35,7 @@
 //! * `encode`/`decode`/`conceal` *append* to `out` (they never clear it).
 //! * An encoder takes exactly `frame_samples() * channels` samples per call.
 
-mod bench;
+pub mod bench;
 mod ffmpeg;
 mod g711;
 mod opus;
