@@ -8,3 +8,4 @@ pub mod sdp;
 pub mod sip;
 pub mod webrtc_leg;
 pub mod http;
+pub mod signaling;

@@ -67,7 +67,23 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.general.data_dir)?;
     tracing::info!(config = %config.file.display(), profiles = config.profiles.len(), "starting sipbridge");
     let endpoint = sip::endpoint::start(&config).await?;
-    let state = http::AppState { sip: endpoint.status.clone(), api_tokens: Arc::new(config.http.api_tokens.clone()) };
+    let media = &config.media;
+    let engine = sipbridge::media::engine::MediaEngine::new(media.address, media.rtp_port_min, media.rtp_port_max)?;
+    let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
+    let signaling = http::SignalingContext {
+        jwt_secret: config.http.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
+        server: config.sip.user_agent.clone(),
+        ice_servers: config.http.ice_servers.clone(),
+        engine,
+        opus_complexity: media.opus_complexity,
+        local_users: local.map(|p| p.users.clone()).unwrap_or_default(),
+        realm: local.and_then(|p| p.domain.clone()).unwrap_or_default(),
+    };
+    let state = http::AppState {
+        sip: endpoint.status.clone(),
+        api_tokens: Arc::new(config.http.api_tokens.clone()),
+        signaling: Arc::new(signaling),
+    };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.listen))?;

@@ -67,14 +67,22 @@ fn floods_and_garbage_do_not_stall_other_sources() {
     let status = gateway.wait_status("flood counted", Duration::from_secs(5), |s| s["transport"]["rate_limited"].as_u64().is_some_and(|n| n > 0));
     assert!(status["transport"]["oversized"].as_u64().is_some_and(|n| n >= 2), "{status:#}");
     println!("bystander answered in {latency:?}; rate limited {}; oversized {}", status["transport"]["rate_limited"], status["transport"]["oversized"]);
-    // The process is alive and still answers on TCP too.
-    let mut tcp = TcpStream::connect(gateway.sip_addr()).expect("connect");
+    // The process is alive and still answers on TCP too, for a source that did not flood.
+    let mut tcp = connect_from("127.0.0.3", gateway.sip_addr());
     tcp.write_all(&options("TCP", 5060, "tcp-after-flood")).expect("write");
     tcp.set_read_timeout(Some(Duration::from_secs(3))).expect("timeout");
     let mut buffer = [0u8; 4096];
     let n = std::io::Read::read(&mut tcp, &mut buffer).expect("read");
     assert_eq!(status_code(&String::from_utf8_lossy(&buffer[..n])), Some(200));
     drop(stalled);
+}
+
+/// A TCP connection from a chosen loopback address (std cannot bind before connecting).
+fn connect_from(local: &str, to: std::net::SocketAddr) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.bind(&format!("{local}:0").parse::<std::net::SocketAddr>().expect("addr").into()).expect("bind");
+    socket.connect(&to.into()).expect("connect");
+    socket.into()
 }
 
 #[test]

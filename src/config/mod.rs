@@ -190,11 +190,17 @@ pub struct HttpConfig {
     /// Bearer tokens accepted by the API and /metrics. With none, only /healthz answers.
     #[serde(default)]
     pub api_tokens: Vec<Secret>,
+    /// HS256 secret an operator's web app signs browser login tokens with (docs/signaling.md).
+    #[serde(default)]
+    pub jwt_secret: Option<Secret>,
+    /// STUN/TURN URLs handed to browsers in the login reply (and used by the gateway's peer).
+    #[serde(default)]
+    pub ice_servers: Vec<String>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http_listen(), api_tokens: Vec::new() }
+        Self { listen: default_http_listen(), api_tokens: Vec::new(), jwt_secret: None, ice_servers: Vec::new() }
     }
 }
 
@@ -353,6 +359,9 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     }
     if media.opus_complexity > 10 {
         errors.push(file, "media.opus_complexity", "must be 0-10");
+    }
+    if main.http.jwt_secret.as_ref().is_some_and(|s| s.0.len() < 32) {
+        errors.push(file, "http.jwt_secret", "must be at least 32 characters (HS256 key)");
     }
     for (i, token) in main.http.api_tokens.iter().enumerate() {
         if token.0.len() < 16 {

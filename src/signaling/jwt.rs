@@ -62,17 +62,14 @@ pub fn verify(token: &str, secret: &[u8], now_unix: u64, leeway_secs: u64) -> Re
     if token.len() > MAX_TOKEN_LEN {
         return Err(TokenError::TooLarge);
     }
-    let mut parts = token.split('.');
-    let (Some(header_b64), Some(payload_b64), Some(sig_b64), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
+    let (signed, sig_b64) = token.rsplit_once('.').ok_or(TokenError::Malformed)?;
+    let (header_b64, payload_b64) = signed.split_once('.').ok_or(TokenError::Malformed)?;
+    if payload_b64.contains('.') {
         return Err(TokenError::Malformed);
-    };
+    }
     check_header(&decode(header_b64)?)?;
 
     let signature = decode(sig_b64)?;
-    let signed_len = header_b64.len() + 1 + payload_b64.len();
-    let signed = token.get(..signed_len).ok_or(TokenError::Malformed)?;
     let mut mac = HmacSha256::new_from_slice(secret).map_err(|_| TokenError::EmptySecret)?;
     mac.update(signed.as_bytes());
     // verify_slice compares in constant time, so timing does not reveal a correct prefix.

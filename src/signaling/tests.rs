@@ -102,6 +102,8 @@ fn everything_before_hello_gets_hello_required() {
         let frame = example(t);
         assert_error(&send(&mut c, frame), "hello_required", json!(format!("{t}-id")));
     }
+    let typed_wrong = json!({"type": "call", "id": 1, "target": 5, "sdp": SDP});
+    assert_error(&send(&mut c, typed_wrong), "bad_frame", json!(1));
 }
 
 #[test]

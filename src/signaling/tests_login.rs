@@ -1,7 +1,7 @@
 //! Logins: tokens are checked here, password and pbx logins wait for the owner's verdict.
 
 use super::jwt::{self, Claims};
-use super::tests::{assert_alive, assert_error, base64_url, config, drain, greeted, send, token, NOW, SDP};
+use super::tests::{assert_alive, assert_error, base64_url, config, drain, greeted, send, token, NOW, SDP, SECRET};
 use super::*;
 use serde_json::json;
 
@@ -107,4 +107,13 @@ fn repeated_failed_logins_are_rate_limited() {
     let out = send(&mut c, json!({"type": "login", "id": "last", "method": "token", "token": token("a", NOW + 60)}));
     assert_error(&out, "rate_limited", json!("last"));
     assert_alive(&mut c);
+}
+
+#[test]
+fn secrets_stay_out_of_debug_output() {
+    let shown = format!("{:?}", config());
+    assert!(!shown.contains(std::str::from_utf8(SECRET).unwrap()), "{shown}");
+    let login: ClientMessage =
+        serde_json::from_value(json!({"type": "login", "id": 1, "method": "token", "token": "tok-123"})).unwrap();
+    assert!(!format!("{login:?}").contains("tok-123"));
 }

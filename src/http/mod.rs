@@ -1,6 +1,10 @@
-//! The HTTP side: health, metrics and the status API. Everything but /healthz needs a bearer token.
+//! The HTTP side: health, metrics, the status API, the browser signaling WebSocket and the web/
+//! pages (embedded in the binary). The API and metrics need a bearer token; `/ws` needs a login.
 
-use crate::config::Secret;
+mod ws;
+
+use crate::config::{LocalUser, Secret};
+use crate::media::engine::MediaEngine;
 use crate::sip::endpoint::StatusHandle;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -14,13 +18,37 @@ use std::sync::Arc;
 pub struct AppState {
     pub sip: StatusHandle,
     pub api_tokens: Arc<Vec<Secret>>,
+    pub signaling: Arc<SignalingContext>,
 }
 
+/// What the WebSocket endpoint needs from the rest of the gateway.
+pub struct SignalingContext {
+    pub jwt_secret: Option<Vec<u8>>,
+    pub server: String,
+    pub ice_servers: Vec<String>,
+    pub engine: Arc<MediaEngine>,
+    pub opus_complexity: u8,
+    pub local_users: Vec<LocalUser>,
+    pub realm: String,
+}
+
+/// web/ is compiled into the binary so one file serves everything.
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    ("/", include_str!("../../web/phone.html"), "text/html; charset=utf-8"),
+    ("/phone.html", include_str!("../../web/phone.html"), "text/html; charset=utf-8"),
+    ("/sipbridge.js", include_str!("../../web/sipbridge.js"), "text/javascript; charset=utf-8"),
+];
+
 pub fn router(state: AppState) -> Router {
-    Router::new()
+    let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
         .route("/api/v1/sip/status", get(sip_status))
+        .route("/ws", get(ws::upgrade));
+    for (path, body, content_type) in STATIC_FILES {
+        router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, *content_type)], *body) }));
+    }
+    router
         .fallback(|| async { error(StatusCode::NOT_FOUND, "not_found", "no such endpoint") })
         .with_state(state)
 }

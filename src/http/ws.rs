@@ -1,0 +1,160 @@
+//! `/ws`: the browser signaling endpoint. One task per WebSocket runs the sans-IO
+//! `signaling::Connection` and carries out its requests. Today the only call target is `echo`
+//! (the media engine loops the caller's audio back); SIP targets arrive with the calls issue.
+
+use super::AppState;
+use crate::call::echo::{EchoCall, EchoEvent};
+use crate::config::{LocalUser, UserSecret};
+use crate::signaling::{Connection, ConnectionConfig, ErrorCode, HangupReason, IceCandidate, IceServer, LoginError, LoginInfo, Request, ServerEvent};
+use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::State;
+use axum::response::Response;
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+use tokio::sync::mpsc;
+
+/// WebSocket frames above this are refused by the server before they are parsed.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+    ws.max_frame_size(MAX_FRAME).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, state))
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+async fn serve(mut socket: WebSocket, state: AppState) {
+    let signaling = &state.signaling;
+    let mut connection = Connection::new(ConnectionConfig {
+        jwt_secret: signaling.jwt_secret.clone(),
+        server: signaling.server.clone(),
+        ice_servers: if signaling.ice_servers.is_empty() { vec![] } else { vec![IceServer { urls: signaling.ice_servers.clone(), username: None, credential: None }] },
+        max_frame: MAX_FRAME,
+    });
+    let mut calls: HashMap<String, EchoCall> = HashMap::new();
+    let (events_tx, mut events_rx) = mpsc::channel::<(String, EchoEvent)>(256);
+    loop {
+        while let Some(frame) = connection.poll_outgoing() {
+            if socket.send(Message::Text(frame.into())).await.is_err() {
+                return hang_up_all(calls).await;
+            }
+        }
+        tokio::select! {
+            message = socket.recv() => match message {
+                Some(Ok(Message::Text(text))) => connection.handle_frame(text.as_str(), now_unix()),
+                Some(Ok(Message::Binary(_))) => connection.error(None, ErrorCode::BadFrame, "frames must be JSON text"),
+                Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
+            },
+            Some((call_id, event)) = events_rx.recv() => match event {
+                EchoEvent::Candidate(candidate) => {
+                    let candidate = candidate.and_then(|c| serde_json::from_value::<IceCandidate>(c).ok());
+                    connection.event(ServerEvent::Candidate { call_id, candidate });
+                }
+                EchoEvent::Connected => {}
+                EchoEvent::Ended { reason } => {
+                    if let Some(call) = calls.remove(&call_id) {
+                        call.hangup().await;
+                        connection.event(ServerEvent::Hangup { call_id, reason: HangupReason::Failed, cause: reason });
+                    }
+                }
+            },
+        }
+        while let Some(request) = connection.poll_request() {
+            handle(request, &mut connection, &mut calls, &state, &events_tx).await;
+        }
+    }
+    hang_up_all(calls).await;
+}
+
+async fn hang_up_all(calls: HashMap<String, EchoCall>) {
+    for call in calls.into_values() {
+        call.hangup().await;
+    }
+}
+
+async fn handle(request: Request, connection: &mut Connection, calls: &mut HashMap<String, EchoCall>, state: &AppState, events: &mpsc::Sender<(String, EchoEvent)>) {
+    let signaling = &state.signaling;
+    match request {
+        Request::PasswordLogin { id, user, password } => {
+            let result = match signaling.local_users.iter().find(|u| u.username == user) {
+                Some(local) if password_matches(local, &signaling.realm, password.expose()) => Ok(LoginInfo { user, profiles: vec![] }),
+                _ => {
+                    tracing::warn!(%user, "browser login failed");
+                    Err(LoginError::Rejected)
+                }
+            };
+            connection.login_result(id, result);
+        }
+        Request::PbxLogin { id, .. } => {
+            connection.error(Some(id), ErrorCode::LoginFailed, "login through the PBX is not available yet");
+        }
+        Request::Call { id, target, sdp, codec } => {
+            if target != "echo" {
+                return connection.error(Some(id), ErrorCode::Forbidden, "only `echo` can be called until SIP routing lands");
+            }
+            let factory = crate::media::codec_glue::factory(signaling.opus_complexity);
+            match EchoCall::start(&sdp, codec.as_deref(), &signaling.engine, factory, signaling.ice_servers.clone()).await {
+                Ok((call, answer, mut call_events)) => {
+                    let call_id = uuid::Uuid::new_v4().to_string();
+                    tracing::info!(%call_id, transcoding = call.transcoding, "echo call answered");
+                    calls.insert(call_id.clone(), call);
+                    connection.reply(id, serde_json::json!({ "call_id": call_id }));
+                    connection.event(ServerEvent::Answered { call_id: call_id.clone(), sdp: answer });
+                    let events = events.clone();
+                    tokio::spawn(async move {
+                        while let Some(event) = call_events.recv().await {
+                            if events.send((call_id.clone(), event)).await.is_err() {
+                                break;
+                            }
+                        }
+                    });
+                }
+                Err(e) => connection.error(Some(id), ErrorCode::BadRequest, &e.to_string()),
+            }
+        }
+        Request::Candidate { id, call_id, candidate } => match calls.get(&call_id) {
+            Some(call) => {
+                let value = candidate.and_then(|c| serde_json::to_value(c).ok());
+                match call.add_remote_candidate(value).await {
+                    Ok(()) => {
+                        if let Some(id) = id {
+                            connection.reply(id, serde_json::json!({}));
+                        }
+                    }
+                    Err(e) => connection.error(id, ErrorCode::BadRequest, &e.to_string()),
+                }
+            }
+            None => connection.error(id, ErrorCode::UnknownCall, "no such call"),
+        },
+        Request::Hangup { id, call_id } => match calls.remove(&call_id) {
+            Some(call) => {
+                call.hangup().await;
+                connection.reply(id, serde_json::json!({}));
+            }
+            None => connection.error(Some(id), ErrorCode::UnknownCall, "no such call"),
+        },
+        Request::Dtmf { id, call_id, .. } | Request::Hold { id, call_id } | Request::Unhold { id, call_id } => {
+            if calls.contains_key(&call_id) {
+                // The echo loop has no far end to signal; acknowledged so pages behave the same.
+                connection.reply(id, serde_json::json!({}));
+            } else {
+                connection.error(Some(id), ErrorCode::UnknownCall, "no such call");
+            }
+        }
+        Request::Accept { id, .. } | Request::Reject { id, .. } => connection.error(Some(id), ErrorCode::UnknownCall, "no such incoming call"),
+    }
+}
+
+fn password_matches(user: &LocalUser, realm: &str, password: &str) -> bool {
+    use md5::{Digest, Md5};
+    use subtle::ConstantTimeEq;
+    match &user.secret {
+        UserSecret::Password(expected) => expected.as_bytes().ct_eq(password.as_bytes()).into(),
+        UserSecret::Ha1Md5(expected) => {
+            let computed = hex::encode(Md5::digest(format!("{}:{realm}:{password}", user.username)));
+            computed.as_bytes().ct_eq(expected.as_bytes()).into()
+        }
+    }
+}
