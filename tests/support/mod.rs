@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 pub const API_TOKEN: &str = "test-token-0123456789abcdef";
 pub const LOCAL_DOMAIN: &str = "example.com";
 pub const ALICE_PASSWORD: &str = "wonderland";
+pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 
 /// A free port on 127.0.0.1 for both UDP and TCP.
 pub fn free_port() -> u16 {
@@ -66,6 +67,9 @@ impl Gateway {
     pub fn start(options: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let (sip_port, tls_port, http_port) = (free_port(), free_port(), free_port());
+        // A media range per gateway, spread by process and port so parallel tests rarely overlap.
+        let rtp_min = 20_000 + (u32::from(http_port) * 7 + std::process::id()) % 200 * 100;
+        let (rtp_min, rtp_max) = (rtp_min, rtp_min + 98);
         let tls = match &options.tls_cert {
             Some((cert, key)) => format!("[sip.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert.display(), key.display()),
             None => String::new(),
@@ -76,7 +80,8 @@ impl Gateway {
              [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
-             [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\n",
+             [media]\naddress = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\n\
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n",
             if options.extra_sip.contains("rate_limit") {
                 options.extra_sip.clone()
             } else {
