@@ -174,7 +174,8 @@ export class Client extends Emitter {
     for (const { reject, timer } of this._pending.values()) { clearTimeout(timer); reject(new SipBridgeError('connection_lost', 'the connection to the gateway dropped')); }
     this._pending.clear();
     if (this._closedByUser || !this.options.reconnect) { this.emit('state', 'closed'); return; }
-    // Back off 0.5 s, 1 s, 2 s ... up to 10 s. Calls keep their media meanwhile (see docs: reclaim).
+    // Back off 0.5 s, 1 s, 2 s ... up to 10 s. Calls on the dropped connection have ended (call
+    // reclaim after a reconnect is planned: docs/signaling.md).
     const delay = Math.min(10000, 500 * 2 ** this._retry++);
     this.emit('state', 'reconnecting');
     setTimeout(() => this._open().catch((e) => { this.emit('error', e); this._lost(); }), delay);
