@@ -13,11 +13,16 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// WebSocket frames above this are refused by the server before they are parsed.
+/// The protocol limit: larger frames get a `frame_too_large` error and the connection lives on.
 pub const MAX_FRAME: usize = 64 * 1024;
+/// The transport limit: beyond this the WebSocket itself is closed, so a client cannot make the
+/// server buffer without bound.
+const MAX_TRANSPORT_MESSAGE: usize = 1024 * 1024;
 
 pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
-    ws.max_frame_size(MAX_FRAME).max_message_size(MAX_FRAME).on_upgrade(move |socket| serve(socket, state))
+    ws.max_frame_size(MAX_TRANSPORT_MESSAGE)
+        .max_message_size(MAX_TRANSPORT_MESSAGE)
+        .on_upgrade(move |socket| serve(socket, state))
 }
 
 fn now_unix() -> u64 {
