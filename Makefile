@@ -14,6 +14,7 @@ run:
 ## Install test peers (sipp, baresip), ensure a PostgreSQL, and run every test.
 test:
 	scripts/system-deps.sh test
+	cd tests/browser && npm ci --no-audit --no-fund --silent
 	@eval "export $$(scripts/ensure-postgres.sh)" && echo "using $$DATABASE_URL" && \
 		cargo test --no-fail-fast -- --test-threads=2
 

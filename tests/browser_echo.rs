@@ -36,6 +36,7 @@ fn echo_returns_the_tone_through_the_media_engine() {
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);
     println!("echo (passthrough, {}): peak {peak:.1} Hz at {} dB", result["codec"], result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "peak at {peak} Hz: {result:#}");
+    assert!(result["errorsSeen"].as_u64().is_some_and(|n| n >= 1), "bad frames mid-call got errors, and the tone above was measured after them: {result:#}");
 }
 
 #[test]

@@ -42,6 +42,13 @@ try {
       call.on('answered', resolve);
       setTimeout(() => reject(new Error('not answered within 10 s')), 10000);
     });
+    // Bad frames on the same connection get errors and never disturb the call (measured below).
+    let errors = 0;
+    client.on('error', () => { errors++; });
+    client.ws.send('{not json');
+    client.ws.send(JSON.stringify({ type: 'teleport', id: 'x1' }));
+    client.ws.send(JSON.stringify({ type: 'dtmf', id: 'x2', call_id: call.id, digits: 'bad!' }));
+    await new Promise((r) => setTimeout(r, 300));
     // WebAudio reads silence from a remote track unless it also plays in a (muted) element.
     const audio = new Audio();
     audio.srcObject = remote;
@@ -63,7 +70,7 @@ try {
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codecName = codecName ?? s.mimeType; });
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName };
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors };
   }, { token, codec });
   result.logs = logs.slice(-20);
 } catch (e) {
