@@ -78,6 +78,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         opus_complexity: media.opus_complexity,
         local_users: local.map(|p| p.users.clone()).unwrap_or_default(),
         realm: local.and_then(|p| p.domain.clone()).unwrap_or_default(),
+        webrtc: sipbridge::call::echo::WebRtcSettings {
+            ice_servers: config.http.ice_servers.clone(),
+            public_ip: media.public_address,
+            lite: media.ice_lite,
+            failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
+        },
     };
     let state = http::AppState {
         sip: endpoint.status.clone(),

@@ -98,3 +98,38 @@ async fn local_users_log_in_with_a_password() {
     assert_eq!((ok["ok"].as_bool(), ok["user"].as_str()), (Some(true), Some("alice")), "{ok}");
     assert!(!gateway.log().contains(ALICE_PASSWORD), "passwords are never logged");
 }
+
+/// A browser offer whose only candidate is dead: ICE can never connect.
+const UNREACHABLE_OFFER: &str = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Qx7b\r\n\
+a=ice-pwd:tdYfbZxBbd2lQ1KJnxMRz4Yx\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 3A:58:9C:21:7E:AF:60:37:9E:5B:26:30:29:6D:F7:3E:2E:3B:B5:96:62:53:9C:55:0B:F6:59:83:95:49:2C:E0\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
+
+#[tokio::test]
+async fn a_call_whose_ice_fails_ends_with_a_clear_reason() {
+    let gateway = Gateway::start(GatewayOptions { extra_media: "ice_failed_timeout_secs = 3".into(), ..Default::default() });
+    let mut ws = connect(&gateway).await;
+    send(&mut ws, json!({"type": "hello", "id": 1, "versions": [1]})).await;
+    send(&mut ws, json!({"type": "login", "id": 2, "method": "token", "token": token(600, JWT_SECRET)})).await;
+    let reply = send(&mut ws, json!({"type": "call", "id": 3, "target": "echo", "sdp": UNREACHABLE_OFFER})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let call_id = reply["call_id"].as_str().unwrap_or_default().to_string();
+    // The candidate arrives after the answer (trickle); it points at a port nobody answers on.
+    ws.send(Message::Text(json!({"type": "candidate", "call_id": call_id, "candidate": {"candidate": "candidate:1 1 udp 2122260223 127.0.0.1 9 typ host", "sdpMid": "0", "sdpMLineIndex": 0}}).to_string().into())).await.expect("send");
+    let started = std::time::Instant::now();
+    let mut seen = Vec::new();
+    let hangup = loop {
+        let message = tokio::time::timeout(Duration::from_secs(20), ws.next()).await.expect("an event within 20 s").expect("open").expect("frame");
+        let Message::Text(text) = message else { continue };
+        let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        seen.push(event["type"].as_str().unwrap_or_default().to_string());
+        if event["type"] == "hangup" {
+            break event;
+        }
+    };
+    println!("ICE failure reported after {:?}; events: {seen:?}", started.elapsed());
+    assert!(seen.contains(&"answered".to_string()), "{seen:?}");
+    assert_eq!((hangup["call_id"].as_str(), hangup["reason"].as_str(), hangup["cause"].as_str()), (Some(call_id.as_str()), Some("failed"), Some("ice_failed")), "{hangup}");
+    still_alive(&mut ws).await;
+}

@@ -16,6 +16,15 @@ pub enum EchoEvent {
     Ended { reason: String },
 }
 
+/// The operator's WebRTC settings, per call.
+#[derive(Debug, Clone)]
+pub struct WebRtcSettings {
+    pub ice_servers: Vec<String>,
+    pub public_ip: Option<std::net::IpAddr>,
+    pub lite: bool,
+    pub failed_timeout: std::time::Duration,
+}
+
 pub struct EchoCall {
     leg: Arc<WebRtcLeg>,
     media: SessionHandle,
@@ -71,14 +80,20 @@ impl EchoCall {
         forced_codec: Option<&str>,
         engine: &Arc<MediaEngine>,
         factory: TranscoderFactory,
-        ice_servers: Vec<String>,
+        webrtc: WebRtcSettings,
     ) -> Result<(EchoCall, String, mpsc::Receiver<EchoEvent>), EchoError> {
         let loop_encoding = match forced_codec {
             Some(name) => Some(encoding_of(name).ok_or_else(|| EchoError::UnknownCodec(name.to_string()))?),
             None => None,
         };
         let port = engine.reserve_port()?;
-        let config = WebRtcConfig { bind: std::net::SocketAddr::new(engine.address(), port), ice_servers };
+        let config = WebRtcConfig {
+            bind: std::net::SocketAddr::new(engine.address(), port),
+            ice_servers: webrtc.ice_servers,
+            public_ip: webrtc.public_ip,
+            lite: webrtc.lite,
+            failed_timeout: webrtc.failed_timeout,
+        };
         let ssrc: u32 = rand::random();
         let (leg, answer, mut leg_events) = match WebRtcLeg::answer(offer_sdp, None, &config, ssrc).await {
             Ok(answered) => answered,

@@ -224,6 +224,12 @@ pub struct MediaConfig {
     /// libopus complexity 0-10 for transcoding (see `make bench` for the cost of each).
     #[serde(default = "default_opus_complexity")]
     pub opus_complexity: u8,
+    /// ICE-lite for the browser leg (a gateway with a public address needs no full ICE agent).
+    #[serde(default)]
+    pub ice_lite: bool,
+    /// A browser leg whose ICE has not connected (or lost connectivity) this long ends the call.
+    #[serde(default = "default_ice_failed_timeout")]
+    pub ice_failed_timeout_secs: u64,
 }
 
 impl Default for MediaConfig {
@@ -236,6 +242,8 @@ impl Default for MediaConfig {
             rtp_timeout_secs: default_rtp_timeout(),
             rtp_hold_timeout_secs: default_rtp_hold_timeout(),
             opus_complexity: default_opus_complexity(),
+            ice_lite: false,
+            ice_failed_timeout_secs: default_ice_failed_timeout(),
         }
     }
 }
@@ -357,6 +365,9 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     if media.rtp_timeout_secs == 0 || media.rtp_hold_timeout_secs < media.rtp_timeout_secs {
         errors.push(file, "media.rtp_timeout_secs", "must be above 0 and not above rtp_hold_timeout_secs");
     }
+    if !(1..=120).contains(&media.ice_failed_timeout_secs) {
+        errors.push(file, "media.ice_failed_timeout_secs", "must be 1-120 s");
+    }
     if media.opus_complexity > 10 {
         errors.push(file, "media.opus_complexity", "must be 0-10");
     }
@@ -452,6 +463,9 @@ fn default_rtp_hold_timeout() -> u64 {
 /// of quality on speech; `make bench` prints the figures behind this choice.
 fn default_opus_complexity() -> u8 {
     5
+}
+fn default_ice_failed_timeout() -> u64 {
+    15
 }
 fn default_http_listen() -> SocketAddr {
     SocketAddr::from(([0, 0, 0, 0], 8080))

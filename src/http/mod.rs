@@ -30,6 +30,7 @@ pub struct SignalingContext {
     pub opus_complexity: u8,
     pub local_users: Vec<LocalUser>,
     pub realm: String,
+    pub webrtc: crate::call::echo::WebRtcSettings,
 }
 
 /// web/ is compiled into the binary so one file serves everything.

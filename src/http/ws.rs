@@ -61,6 +61,7 @@ async fn serve(mut socket: WebSocket, state: AppState) {
                 EchoEvent::Ended { reason } => {
                     if let Some(call) = calls.remove(&call_id) {
                         call.hangup().await;
+                        tracing::info!(%call_id, %reason, "browser leg failed; call ended");
                         connection.event(ServerEvent::Hangup { call_id, reason: HangupReason::Failed, cause: reason });
                     }
                 }
@@ -100,7 +101,7 @@ async fn handle(request: Request, connection: &mut Connection, calls: &mut HashM
                 return connection.error(Some(id), ErrorCode::Forbidden, "only `echo` can be called until SIP routing lands");
             }
             let factory = crate::media::codec_glue::factory(signaling.opus_complexity);
-            match EchoCall::start(&sdp, codec.as_deref(), &signaling.engine, factory, signaling.ice_servers.clone()).await {
+            match EchoCall::start(&sdp, codec.as_deref(), &signaling.engine, factory, signaling.webrtc.clone()).await {
                 Ok((call, answer, mut call_events)) => {
                     let call_id = uuid::Uuid::new_v4().to_string();
                     tracing::info!(%call_id, transcoding = call.transcoding, "echo call answered");

@@ -21,7 +21,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, Registry,
+    RTCIceCandidateType, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +62,10 @@ pub struct WebRtcConfig {
     /// Where the peer connection binds (a concrete address; the wildcard skips loopback).
     pub bind: SocketAddr,
     pub ice_servers: Vec<String>,
+    /// Advertised instead of the bound address (NAT 1:1).
+    pub public_ip: Option<std::net::IpAddr>,
+    pub lite: bool,
+    pub failed_timeout: std::time::Duration,
 }
 
 pub struct WebRtcLeg {
@@ -188,8 +192,15 @@ impl WebRtcLeg {
         let mut engine = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(engine_error)?;
         let ice_servers = if config.ice_servers.is_empty() { vec![] } else { vec![RTCIceServer { urls: config.ice_servers.clone(), ..Default::default() }] };
+        let mut settings = SettingEngineBuilder::new()
+            .with_lite(config.lite)
+            .with_ice_timeouts(Some(config.failed_timeout / 3), Some(config.failed_timeout), None);
+        if let Some(ip) = config.public_ip {
+            settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
+        }
         let connection = PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
+            .with_setting_engine(settings.build())
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(Handler { events: events_tx, mid: mid.clone() }))

@@ -45,13 +45,15 @@ pub struct GatewayOptions {
     pub profiles: Vec<(String, String)>,
     pub tls_cert: Option<(PathBuf, PathBuf)>,
     pub extra_sip: String,
+    /// Extra lines for the [media] section.
+    pub extra_media: String,
     /// `digest_algorithms` of the local domain, in challenge order.
     pub digest_algorithms: &'static str,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), digest_algorithms: "[\"MD5\"]" }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]" }
     }
 }
 
@@ -74,13 +76,14 @@ impl Gateway {
             Some((cert, key)) => format!("[sip.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert.display(), key.display()),
             None => String::new(),
         };
+        let extra_media = &options.extra_media;
         let config = format!(
             "[general]\ndata_dir = \"data\"\nlog_level = \"info,sipbridge=debug\"\n\n\
              [sip]\nprofiles_dir = \"profiles\"\n{}\n\
              [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
-             [media]\naddress = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n\n\
+             [media]\naddress = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n{extra_media}\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n",
             if options.extra_sip.contains("rate_limit") {
                 options.extra_sip.clone()
