@@ -22,6 +22,7 @@ test:
 bench:
 	cargo bench --bench sip_core
 	cargo bench --bench media
+	cargo bench --bench echo_load
 
 ## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
 fuzz-sip:

@@ -184,11 +184,65 @@ pub fn choose_codec(offer_sdp: &str, forced: Option<&str>) -> Result<(BrowserCod
     ))
 }
 
+fn local_track(codec: &BrowserCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
+    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        "sipbridge".to_string(),
+        "sipbridge-audio".to_string(),
+        "sipbridge-audio".to_string(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: RTCRtpCodec {
+                mime_type: codec.mime_type.clone(),
+                clock_rate: codec.clock_rate,
+                channels: codec.channels,
+                sdp_fmtp_line: String::new(),
+                rtcp_feedback: vec![],
+            },
+            ..Default::default()
+        }],
+    )))
+}
+
 impl WebRtcLeg {
+    /// Offers a call to a browser (or acts as a browser, for load tests): our codec is `codec`.
+    /// Returns the leg, our offer SDP and the events; apply the browser's answer with `set_answer`.
+    pub async fn offer(codec: BrowserCodec, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
+        let mid = "0".to_string();
+        let (events_tx, events_rx) = mpsc::channel(512);
+        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone() }).await?;
+        let track = local_track(&codec, ssrc);
+        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
+        let offer = connection.create_offer(None).await.map_err(engine_error)?;
+        connection.set_local_description(offer).await.map_err(engine_error)?;
+        let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
+        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
+    }
+
+    pub async fn set_answer(&self, answer_sdp: &str) -> Result<(), WebRtcError> {
+        let answer = RTCSessionDescription::answer(answer_sdp.to_string()).map_err(engine_error)?;
+        self.connection.set_remote_description(answer).await.map_err(engine_error)
+    }
+
     /// Answers a browser's offer. Returns the leg, our answer SDP, and the leg's events.
     pub async fn answer(offer_sdp: &str, forced_codec: Option<&str>, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
         let (codec, mid) = choose_codec(offer_sdp, forced_codec)?;
         let (events_tx, events_rx) = mpsc::channel(512);
+        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone() }).await?;
+        let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(engine_error)?;
+        connection.set_remote_description(offer).await.map_err(engine_error)?;
+        // Added after the remote offer, with a codec from it, so the offered transceiver is reused
+        // and the answer is sendrecv.
+        let track = local_track(&codec, ssrc);
+        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
+        let answer = connection.create_answer(None).await.map_err(engine_error)?;
+        connection.set_local_description(answer).await.map_err(engine_error)?;
+        let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
+        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
+    }
+}
+
+async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<impl PeerConnection, WebRtcError> {
         let mut engine = media_engine()?;
         let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(engine_error)?;
         let ice_servers = if config.ice_servers.is_empty() { vec![] } else { vec![RTCIceServer { urls: config.ice_servers.clone(), ..Default::default() }] };
@@ -198,44 +252,19 @@ impl WebRtcLeg {
         if let Some(ip) = config.public_ip {
             settings = settings.with_nat_1to1_ips(vec![ip.to_string()], RTCIceCandidateType::Host);
         }
-        let connection = PeerConnectionBuilder::new()
+        PeerConnectionBuilder::new()
             .with_configuration(RTCConfigurationBuilder::new().with_ice_servers(ice_servers).build())
             .with_setting_engine(settings.build())
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
-            .with_handler(Arc::new(Handler { events: events_tx, mid: mid.clone() }))
+            .with_handler(Arc::new(handler))
             .with_udp_addrs(vec![config.bind.to_string()])
             .build()
             .await
-            .map_err(engine_error)?;
-        let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(engine_error)?;
-        connection.set_remote_description(offer).await.map_err(engine_error)?;
-        // Added after the remote offer, with a codec from it, so the offered transceiver is reused
-        // and the answer is sendrecv.
-        let track = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-            "sipbridge".to_string(),
-            "sipbridge-audio".to_string(),
-            "sipbridge-audio".to_string(),
-            RtpCodecKind::Audio,
-            vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-                codec: RTCRtpCodec {
-                    mime_type: codec.mime_type.clone(),
-                    clock_rate: codec.clock_rate,
-                    channels: codec.channels,
-                    sdp_fmtp_line: String::new(),
-                    rtcp_feedback: vec![],
-                },
-                ..Default::default()
-            }],
-        )));
-        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
-        let answer = connection.create_answer(None).await.map_err(engine_error)?;
-        connection.set_local_description(answer).await.map_err(engine_error)?;
-        let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
-        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
-    }
+            .map_err(engine_error)
+}
 
+impl WebRtcLeg {
     pub fn codec(&self) -> &BrowserCodec {
         &self.codec
     }

@@ -77,13 +77,14 @@ impl Gateway {
             None => String::new(),
         };
         let extra_media = &options.extra_media;
+        let media_range = if extra_media.contains("rtp_port_min") { String::new() } else { format!("rtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n") };
         let config = format!(
             "[general]\ndata_dir = \"data\"\nlog_level = \"info,sipbridge=debug\"\n\n\
              [sip]\nprofiles_dir = \"profiles\"\n{}\n\
              [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
-             [media]\naddress = \"127.0.0.1\"\nrtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n{extra_media}\n\
+             [media]\naddress = \"127.0.0.1\"\n{media_range}{extra_media}\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n",
             if options.extra_sip.contains("rate_limit") {
                 options.extra_sip.clone()
@@ -132,6 +133,10 @@ impl Gateway {
             std::thread::sleep(Duration::from_millis(50));
         }
         panic!("gateway did not become ready; log:\n{}", self.log());
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     pub fn sip_addr(&self) -> SocketAddr {
