@@ -84,6 +84,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             lite: media.ice_lite,
             failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
         },
+        login_guard: http::LoginGuard::default(),
     };
     let state = http::AppState {
         sip: endpoint.status.clone(),
@@ -97,7 +98,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     if config.http.api_tokens.is_empty() {
         tracing::warn!("no http.api_tokens configured: /metrics and /api/v1 refuse every request");
     }
-    let server = axum::serve(listener, http::router(state)).with_graceful_shutdown(shutdown_signal());
+    let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     server.await?;
     tracing::info!("stopped");
     Ok(())

@@ -49,3 +49,4 @@ fn echo_through_pcmu_transcoding_returns_the_tone() {
     assert!((peak - 1000.0).abs() <= 20.0, "peak at {peak} Hz: {result:#}");
     assert!(gateway.log().contains("transcoding=true"), "the loop went through a transcoder");
 }
+

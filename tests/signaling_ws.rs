@@ -133,3 +133,94 @@ async fn a_call_whose_ice_fails_ends_with_a_clear_reason() {
     assert_eq!((hangup["call_id"].as_str(), hangup["reason"].as_str(), hangup["cause"].as_str()), (Some(call_id.as_str()), Some("failed"), Some("ice_failed")), "{hangup}");
     still_alive(&mut ws).await;
 }
+
+#[tokio::test]
+async fn failed_logins_are_rate_limited_per_address() {
+    let gateway = Gateway::start(GatewayOptions::default());
+    // Ten failures from one address, spread over fresh connections as an attacker would.
+    for attempt in 0..10 {
+        let mut ws = connect(&gateway).await;
+        send(&mut ws, json!({"type": "hello", "id": 1, "versions": [1]})).await;
+        let reply = send(&mut ws, json!({"type": "login", "id": 2, "method": "password", "user": "alice", "password": format!("guess-{attempt}")})).await;
+        assert_eq!(error_code(&reply), "login_failed", "attempt {attempt}: {reply}");
+    }
+    let mut ws = connect(&gateway).await;
+    send(&mut ws, json!({"type": "hello", "id": 1, "versions": [1]})).await;
+    let blocked = send(&mut ws, json!({"type": "login", "id": 2, "method": "password", "user": "alice", "password": ALICE_PASSWORD})).await;
+    assert_eq!(error_code(&blocked), "rate_limited", "even the right password waits out the window: {blocked}");
+    still_alive(&mut ws).await;
+}
+
+fn pbx_profile(port: u16) -> (String, String) {
+    ("office.toml".into(), format!("kind = \"pbx\"\nhost = \"127.0.0.1\"\nport = {port}\ntransport = \"udp\"\nregister = false\n"))
+}
+
+async fn pbx_login(gateway: &Gateway, password: &str) -> (Socket, Value) {
+    let mut ws = connect(gateway).await;
+    send(&mut ws, json!({"type": "hello", "id": 1, "versions": [1]})).await;
+    let reply = send(&mut ws, json!({"type": "login", "id": 2, "method": "pbx", "profile": "office", "user": "bob", "password": password})).await;
+    (ws, reply)
+}
+
+#[tokio::test]
+async fn login_through_the_pbx_succeeds_only_if_the_pbx_accepts() {
+    support::sipp_available();
+    let port = support::free_port();
+    let pbx = std::thread::spawn(move || support::sipp("pbx_user_accept.xml", "", &["-t", "u1", "-p", &port.to_string()]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![pbx_profile(port)], ..Default::default() });
+    let (ws, reply) = pbx_login(&gateway, "bobs-pbx-password").await;
+    assert_eq!((reply["ok"].as_bool(), reply["user"].as_str()), (Some(true), Some("bob")), "{reply}\n{}", gateway.log());
+    assert_eq!(reply["profiles"], json!(["office"]));
+    let run = pbx.join().expect("sipp");
+    assert!(run.success(), "the PBX saw bob's digest REGISTER: {}", run.describe());
+    let status = gateway.status();
+    assert!(status["upstreams"].as_array().is_some_and(|u| u.iter().any(|u| u["profile"] == "office/bob" && u["registered"] == true)), "{status:#}");
+    assert!(!gateway.log().contains("bobs-pbx-password"), "the password is never logged");
+    // The user's last browser leaves: the gateway unregisters them upstream.
+    drop(ws);
+    gateway.wait_status("bob unregistering", Duration::from_secs(5), |s| {
+        s["upstreams"].as_array().is_some_and(|u| u.iter().any(|u| u["profile"] == "office/bob" && u["registered"] == false))
+    });
+}
+
+#[tokio::test]
+async fn login_through_the_pbx_fails_when_the_pbx_refuses() {
+    support::sipp_available();
+    let port = support::free_port();
+    let pbx = std::thread::spawn(move || support::sipp("pbx_user_refuse.xml", "", &["-t", "u1", "-p", &port.to_string()]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![pbx_profile(port)], ..Default::default() });
+    let (_ws, reply) = pbx_login(&gateway, "wrong").await;
+    assert_eq!(error_code(&reply), "login_failed", "{reply}\n{}", gateway.log());
+    let _ = pbx.join();
+}
+
+#[tokio::test]
+async fn video_m_lines_are_declined_with_port_zero() {
+    let gateway = Gateway::start(GatewayOptions::default());
+    let mut ws = connect(&gateway).await;
+    send(&mut ws, json!({"type": "hello", "id": 1, "versions": [1]})).await;
+    send(&mut ws, json!({"type": "login", "id": 2, "method": "token", "token": token(600, JWT_SECRET)})).await;
+    // Chrome's shape: audio and video bundled, video with VP8.
+    let offer = UNREACHABLE_OFFER.replace("a=group:BUNDLE 0", "a=group:BUNDLE 0 1")
+        + "m=video 9 UDP/TLS/RTP/SAVPF 96\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Qx7b\r\na=ice-pwd:tdYfbZxBbd2lQ1KJnxMRz4Yx\r\n\
+a=fingerprint:sha-256 3A:58:9C:21:7E:AF:60:37:9E:5B:26:30:29:6D:F7:3E:2E:3B:B5:96:62:53:9C:55:0B:F6:59:83:95:49:2C:E0\r\n\
+a=setup:actpass\r\na=mid:1\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:96 VP8/90000\r\n";
+    let reply = send(&mut ws, json!({"type": "call", "id": 3, "target": "echo", "sdp": offer})).await;
+    assert_eq!(reply["ok"], true, "{reply}");
+    let answered = loop {
+        let message = tokio::time::timeout(Duration::from_secs(5), ws.next()).await.expect("answer").expect("open").expect("frame");
+        if let Message::Text(text) = message {
+            let event: Value = serde_json::from_str(text.as_str()).expect("JSON");
+            if event["type"] == "answered" {
+                break event;
+            }
+        }
+    };
+    let sdp = answered["sdp"].as_str().unwrap_or_default();
+    let video = sdp.lines().find(|l| l.starts_with("m=video")).unwrap_or_default();
+    assert!(video.starts_with("m=video 0 "), "video declined with port 0: {sdp}");
+    let audio = sdp.lines().find(|l| l.starts_with("m=audio")).unwrap_or_default();
+    assert!(!audio.starts_with("m=audio 0 "), "audio accepted: {sdp}");
+}

@@ -31,6 +31,37 @@ pub struct SignalingContext {
     pub local_users: Vec<LocalUser>,
     pub realm: String,
     pub webrtc: crate::call::echo::WebRtcSettings,
+    pub login_guard: LoginGuard,
+}
+
+/// Failed browser logins per source address: after `MAX_FAILURES` within `WINDOW`, further login
+/// attempts from that address are refused with `rate_limited` until the window passes. Bounded.
+#[derive(Default)]
+pub struct LoginGuard {
+    failures: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, (u32, std::time::Instant)>>,
+}
+
+impl LoginGuard {
+    const MAX_FAILURES: u32 = 10;
+    const WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+    const MAX_ADDRESSES: usize = 100_000;
+
+    pub fn blocked(&self, address: std::net::IpAddr) -> bool {
+        let failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        failures.get(&address).is_some_and(|(count, since)| *count >= Self::MAX_FAILURES && since.elapsed() < Self::WINDOW)
+    }
+
+    pub fn failed(&self, address: std::net::IpAddr) {
+        let mut failures = self.failures.lock().unwrap_or_else(|p| p.into_inner());
+        if failures.len() >= Self::MAX_ADDRESSES {
+            failures.retain(|_, (_, since)| since.elapsed() < Self::WINDOW);
+        }
+        let entry = failures.entry(address).or_insert((0, std::time::Instant::now()));
+        if entry.1.elapsed() >= Self::WINDOW {
+            *entry = (0, std::time::Instant::now());
+        }
+        entry.0 += 1;
+    }
 }
 
 /// web/ is compiled into the binary so one file serves everything.

@@ -7,7 +7,8 @@ use crate::call::echo::{EchoCall, EchoEvent};
 use crate::config::{LocalUser, UserSecret};
 use crate::signaling::{Connection, ConnectionConfig, ErrorCode, HangupReason, IceCandidate, IceServer, LoginError, LoginInfo, Request, ServerEvent};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
+use std::net::SocketAddr;
 use axum::response::Response;
 use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -19,17 +20,17 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// server buffer without bound.
 const MAX_TRANSPORT_MESSAGE: usize = 1024 * 1024;
 
-pub async fn upgrade(State(state): State<AppState>, ws: WebSocketUpgrade) -> Response {
+pub async fn upgrade(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
     ws.max_frame_size(MAX_TRANSPORT_MESSAGE)
         .max_message_size(MAX_TRANSPORT_MESSAGE)
-        .on_upgrade(move |socket| serve(socket, state))
+        .on_upgrade(move |socket| serve(socket, state, peer))
 }
 
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-async fn serve(mut socket: WebSocket, state: AppState) {
+async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     let signaling = &state.signaling;
     let mut connection = Connection::new(ConnectionConfig {
         jwt_secret: signaling.jwt_secret.clone(),
@@ -38,16 +39,28 @@ async fn serve(mut socket: WebSocket, state: AppState) {
         max_frame: MAX_FRAME,
     });
     let mut calls: HashMap<String, EchoCall> = HashMap::new();
+    // Upstream registrations made for this connection's user (PBX login), ended when it closes.
+    let mut registrations: Vec<String> = Vec::new();
     let (events_tx, mut events_rx) = mpsc::channel::<(String, EchoEvent)>(256);
     loop {
         while let Some(frame) = connection.poll_outgoing() {
             if socket.send(Message::Text(frame.into())).await.is_err() {
-                return hang_up_all(calls).await;
+                return close(calls, registrations, &state).await;
             }
         }
         tokio::select! {
             message = socket.recv() => match message {
-                Some(Ok(Message::Text(text))) => connection.handle_frame(text.as_str(), now_unix()),
+                Some(Ok(Message::Text(text))) => {
+                    let was_logged_in = connection.user().is_some();
+                    if !was_logged_in && is_login(text.as_str()) && state.signaling.login_guard.blocked(peer.ip()) {
+                        connection.error(login_id(text.as_str()), ErrorCode::RateLimited, "too many failed logins from this address; try again later");
+                        continue;
+                    }
+                    connection.handle_frame(text.as_str(), now_unix());
+                    if !was_logged_in && is_token_login(text.as_str()) && login_failed_now(&connection) {
+                        state.signaling.login_guard.failed(peer.ip());
+                    }
+                }
                 Some(Ok(Message::Binary(_))) => connection.error(None, ErrorCode::BadFrame, "frames must be JSON text"),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
@@ -68,10 +81,40 @@ async fn serve(mut socket: WebSocket, state: AppState) {
             },
         }
         while let Some(request) = connection.poll_request() {
-            handle(request, &mut connection, &mut calls, &state, &events_tx).await;
+            let password_login = matches!(request, Request::PasswordLogin { .. });
+            handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
+            if password_login && connection.user().is_none() {
+                state.signaling.login_guard.failed(peer.ip());
+                tracing::warn!(source = %peer, "browser login failed");
+            }
         }
     }
+    close(calls, registrations, &state).await;
+}
+
+async fn close(calls: HashMap<String, EchoCall>, registrations: Vec<String>, state: &AppState) {
     hang_up_all(calls).await;
+    for key in registrations {
+        state.sip.unregister_user(&key).await;
+    }
+}
+
+fn is_login(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "login")
+}
+
+fn is_token_login(text: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(text).is_ok_and(|v| v["type"] == "login" && v["method"] == "token")
+}
+
+fn login_id(text: &str) -> Option<crate::signaling::RequestId> {
+    serde_json::from_str::<serde_json::Value>(text).ok().and_then(|v| serde_json::from_value(v["id"].clone()).ok())
+}
+
+/// Token logins are judged inside the connection: a login frame that left it logged out failed
+/// (password logins are judged by the owner, below).
+fn login_failed_now(connection: &Connection) -> bool {
+    connection.user().is_none()
 }
 
 async fn hang_up_all(calls: HashMap<String, EchoCall>) {
@@ -80,21 +123,37 @@ async fn hang_up_all(calls: HashMap<String, EchoCall>) {
     }
 }
 
-async fn handle(request: Request, connection: &mut Connection, calls: &mut HashMap<String, EchoCall>, state: &AppState, events: &mpsc::Sender<(String, EchoEvent)>) {
+async fn handle(
+    request: Request,
+    connection: &mut Connection,
+    calls: &mut HashMap<String, EchoCall>,
+    registrations: &mut Vec<String>,
+    state: &AppState,
+    events: &mpsc::Sender<(String, EchoEvent)>,
+) {
     let signaling = &state.signaling;
     match request {
         Request::PasswordLogin { id, user, password } => {
             let result = match signaling.local_users.iter().find(|u| u.username == user) {
                 Some(local) if password_matches(local, &signaling.realm, password.expose()) => Ok(LoginInfo { user, profiles: vec![] }),
-                _ => {
-                    tracing::warn!(%user, "browser login failed");
-                    Err(LoginError::Rejected)
-                }
+                _ => Err(LoginError::Rejected),
             };
             connection.login_result(id, result);
         }
-        Request::PbxLogin { id, .. } => {
-            connection.error(Some(id), ErrorCode::LoginFailed, "login through the PBX is not available yet");
+        Request::PbxLogin { id, profile, user, password } => {
+            // The login stands only if the PBX accepts the user's own REGISTER.
+            match state.sip.register_user(&profile, &user, password.expose()).await {
+                Ok(key) => {
+                    tracing::info!(%user, %profile, "browser user registered upstream");
+                    registrations.push(key);
+                    connection.login_result(id, Ok(LoginInfo { user, profiles: vec![profile] }));
+                }
+                Err(reason) if reason.starts_with("no PBX profile") => connection.login_result(id, Err(LoginError::Forbidden)),
+                Err(reason) if reason.contains("credentials rejected") || reason.contains(" 403 ") || reason.starts_with("403") => {
+                    connection.login_result(id, Err(LoginError::Rejected))
+                }
+                Err(reason) => connection.login_result(id, Err(LoginError::Upstream(reason))),
+            }
         }
         Request::Call { id, target, sdp, codec } => {
             if target != "echo" {

@@ -37,17 +37,42 @@ pub struct SipStatus {
     pub transport: TransportView,
 }
 
-/// Asks the endpoint task for a fresh status snapshot (so the API never serves stale counters).
+/// What other parts of the gateway ask of the SIP endpoint task.
+enum SipCommand {
+    Status(oneshot::Sender<SipStatus>),
+    RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
+    UnregisterUser(String),
+}
+
+/// The rest of the gateway's handle on the SIP endpoint task.
 #[derive(Clone)]
 pub struct StatusHandle {
-    requests: mpsc::Sender<oneshot::Sender<SipStatus>>,
+    requests: mpsc::Sender<SipCommand>,
 }
 
 impl StatusHandle {
+    /// A fresh status snapshot (the API never serves stale counters).
     pub async fn snapshot(&self) -> Option<SipStatus> {
         let (reply, answer) = oneshot::channel();
-        self.requests.send(reply).await.ok()?;
+        self.requests.send(SipCommand::Status(reply)).await.ok()?;
         answer.await.ok()
+    }
+
+    /// Registers `user` to `profile`'s PBX with their own password; resolves with the
+    /// registration key once the PBX accepted (or why it did not), within 10 s.
+    pub async fn register_user(&self, profile: &str, user: &str, password: &str) -> Result<String, String> {
+        let (reply, answer) = oneshot::channel();
+        let command = SipCommand::RegisterUser { profile: profile.into(), user: user.into(), password: password.into(), reply };
+        self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
+        match tokio::time::timeout(Duration::from_secs(10), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the SIP endpoint stopped".into()),
+            Err(_) => Err("the PBX did not answer in time".into()),
+        }
+    }
+
+    pub async fn unregister_user(&self, key: &str) {
+        let _ = self.requests.send(SipCommand::UnregisterUser(key.to_string())).await;
     }
 }
 
@@ -106,6 +131,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         connections: HashMap::new(),
         by_remote: HashMap::new(),
         send_failures: 0,
+        pending_user_registrations: HashMap::new(),
     };
     tokio::spawn(driver.run(events_rx, status_rx));
     Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, bound })
@@ -140,12 +166,14 @@ struct Driver {
     connections: HashMap<ConnectionId, Connection>,
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
     send_failures: u64,
+    /// Browser logins waiting for the PBX's verdict, by registration key.
+    pending_user_registrations: HashMap<String, oneshot::Sender<Result<String, String>>>,
 }
 
 type Resolution = (String, Result<ResolvedPeer, String>);
 
 impl Driver {
-    async fn run(mut self, mut events: mpsc::Receiver<TransportEvent>, mut status_requests: mpsc::Receiver<oneshot::Sender<SipStatus>>) {
+    async fn run(mut self, mut events: mpsc::Receiver<TransportEvent>, mut commands: mpsc::Receiver<SipCommand>) {
         let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolution>(64);
         loop {
             self.flush(&resolved_tx);
@@ -157,8 +185,25 @@ impl Driver {
                 },
                 Some((profile, result)) = resolved_rx.recv() => self.core.handle_resolved(&profile, result, Instant::now()),
                 _ = tokio::time::sleep_until(deadline.into()) => self.core.handle_timeout(Instant::now()),
-                Some(reply) = status_requests.recv() => { let _ = reply.send(self.snapshot()); }
+                Some(command) = commands.recv() => self.handle_command(command),
             }
+        }
+    }
+
+    fn handle_command(&mut self, command: SipCommand) {
+        match command {
+            SipCommand::Status(reply) => {
+                let _ = reply.send(self.snapshot());
+            }
+            SipCommand::RegisterUser { profile, user, password, reply } => match self.core.register_user(&profile, &user, &password, Instant::now()) {
+                Ok(key) => {
+                    self.pending_user_registrations.insert(key, reply);
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(e));
+                }
+            },
+            SipCommand::UnregisterUser(key) => self.core.unregister_user(&key, Instant::now()),
         }
     }
 
@@ -200,6 +245,11 @@ impl Driver {
                 }
                 // Snapshots are taken on request, so there is nothing to push.
                 CoreEvent::StatusChanged => {}
+                CoreEvent::UserRegistration { key, result } => {
+                    if let Some(reply) = self.pending_user_registrations.remove(&key) {
+                        let _ = reply.send(result.map(|()| key));
+                    }
+                }
             }
         }
     }

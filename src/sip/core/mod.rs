@@ -59,6 +59,8 @@ pub enum CoreEvent {
     CloseConnection(Peer),
     /// Registrations, bindings or peer status changed: republish the status snapshot.
     StatusChanged,
+    /// The first outcome of a registration made on a browser user's behalf (`register_user`).
+    UserRegistration { key: String, result: Result<(), String> },
 }
 
 /// A resolved route toward an upstream profile, with the local address our Via/Contact advertise.

@@ -39,6 +39,10 @@ pub(super) struct Upstream {
     cseq: u32,
     /// Auth retries for the REGISTER in flight: bounds the loop if a registrar keeps challenging.
     auth_attempts: u32,
+    /// Set for registrations made on a browser user's behalf until their first outcome is reported.
+    report_first_outcome: bool,
+    /// Browser logins this registration serves; it is unregistered when the last one leaves.
+    logins: u32,
 }
 
 impl Upstream {
@@ -68,6 +72,8 @@ impl Upstream {
             from_tag: response::random_token(6),
             cseq: 0,
             auth_attempts: 0,
+            report_first_outcome: false,
+            logins: 0,
         }
     }
 
@@ -87,6 +93,73 @@ impl Upstream {
 }
 
 impl SipCore {
+    /// Registers `user` to the PBX of `profile` with the user's own credentials (a browser login
+    /// through the PBX). The first outcome comes back as `CoreEvent::UserRegistration`; the
+    /// registration is then refreshed like any other until `unregister_user`.
+    pub fn register_user(&mut self, profile: &str, user: &str, password: &str, now: Instant) -> Result<String, String> {
+        let template = self
+            .profiles
+            .iter()
+            .find(|p| p.name == profile && p.kind == crate::config::ProfileKind::Pbx)
+            .ok_or_else(|| format!("no PBX profile `{profile}`"))?
+            .clone();
+        let key = format!("{profile}/{user}");
+        if let Some(index) = self.upstreams.iter().position(|u| u.profile.name == key) {
+            // Another tab of the same user: the password is proven again by re-registering with it.
+            let existing = &mut self.upstreams[index];
+            existing.profile.password = Some(password.to_string());
+            existing.digest = Some(DigestClient::new(user.to_string(), password.to_string()));
+            existing.report_first_outcome = true;
+            if let Some(registration) = &mut existing.registration {
+                registration.network_changed(now);
+            }
+            self.pump_upstream(index, now);
+            return Ok(key);
+        }
+        let mut personal = template;
+        personal.name = key.clone();
+        personal.register = true;
+        personal.ping = false;
+        personal.username = Some(user.to_string());
+        personal.auth_username = None;
+        personal.password = Some(password.to_string());
+        let mut upstream = Upstream::new(personal, now);
+        upstream.report_first_outcome = true;
+        self.upstreams.push(upstream);
+        let index = self.upstreams.len() - 1;
+        if let Some(registration) = &mut self.upstreams[index].registration {
+            registration.start(now);
+        }
+        self.request_resolution(index);
+        self.pump_upstream(index, now);
+        Ok(key)
+    }
+
+    /// Ends a user's registration (their last browser logged out): REGISTER with Expires 0.
+    pub fn unregister_user(&mut self, key: &str, now: Instant) {
+        if let Some(index) = self.upstreams.iter().position(|u| u.profile.name == key) {
+            let upstream = &mut self.upstreams[index];
+            upstream.logins = upstream.logins.saturating_sub(1);
+            if upstream.logins == 0 {
+                if let Some(registration) = &mut upstream.registration {
+                    registration.stop(now);
+                }
+                self.pump_upstream(index, now);
+            }
+        }
+    }
+
+    fn report_outcome(&mut self, index: usize, result: Result<(), String>) {
+        let upstream = &mut self.upstreams[index];
+        if upstream.report_first_outcome {
+            upstream.report_first_outcome = false;
+            if result.is_ok() {
+                upstream.logins += 1;
+            }
+            self.events.push_back(CoreEvent::UserRegistration { key: upstream.profile.name.clone(), result });
+        }
+    }
+
     pub(super) fn start_upstreams(&mut self, now: Instant) {
         for index in 0..self.upstreams.len() {
             if let Some(registration) = &mut self.upstreams[index].registration {
@@ -136,10 +209,14 @@ impl SipCore {
             Err(reason) => {
                 tracing::warn!(profile, %reason, "cannot resolve peer");
                 upstream.last_error = Some(reason.clone());
+                let report = upstream.report_first_outcome.then(|| reason.clone());
                 if upstream.pending_register.take().is_some() {
                     if let Some(registration) = &mut upstream.registration {
                         registration.handle_outcome(Outcome::TransportError { reason: &reason }, now);
                     }
+                }
+                if let Some(reason) = report {
+                    self.report_outcome(index, Err(reason));
                 }
                 self.events.push_back(CoreEvent::StatusChanged);
             }
@@ -325,6 +402,7 @@ impl SipCore {
                 Err(reason) => {
                     tracing::warn!(profile = %self.upstreams[index].profile.name, status, %reason, "registration refused");
                     self.upstreams[index].last_error = Some(reason.clone());
+                    self.report_outcome(index, Err(reason.clone()));
                     if let Some(registration) = &mut self.upstreams[index].registration {
                         registration.handle_outcome(Outcome::Rejected { status, reason: &reason }, now);
                     }
@@ -354,6 +432,8 @@ impl SipCore {
         if let Some(registration) = &mut upstream.registration {
             registration.handle_outcome(outcome, now);
         }
+        let result = if status < 300 { Ok(()) } else { Err(outcome_reason.clone()) };
+        self.report_outcome(index, result);
     }
 
     fn requested_expires(&self, index: usize) -> Option<u32> {
@@ -377,6 +457,7 @@ impl SipCore {
                 if let Some(registration) = &mut entry.registration {
                     registration.handle_outcome(Outcome::Timeout, now);
                 }
+                self.report_outcome(upstream, Err(reason.to_string()));
                 self.events.push_back(CoreEvent::StatusChanged);
                 self.pump_upstream(upstream, now);
             }
