@@ -119,7 +119,7 @@ fn rss_kb(pid: u32) -> u64 {
 }
 
 fn run(calls: usize, frames: Arc<Vec<Vec<u8>>>) {
-    let gateway = Gateway::start(GatewayOptions { extra_media: "rtp_port_min = 40000\nrtp_port_max = 41000\n".into(), ..Default::default() });
+    let gateway = Gateway::start(GatewayOptions { extra_media: "rtp_port_min = 20000\nrtp_port_max = 21000\n".into(), ..Default::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let pid = gateway.pid();
     let idle_rss = rss_kb(pid);

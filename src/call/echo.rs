@@ -86,20 +86,28 @@ impl EchoCall {
             Some(name) => Some(encoding_of(name).ok_or_else(|| EchoError::UnknownCodec(name.to_string()))?),
             None => None,
         };
-        let port = engine.reserve_port()?;
-        let config = WebRtcConfig {
-            bind: std::net::SocketAddr::new(engine.address(), port),
-            ice_servers: webrtc.ice_servers,
-            public_ip: webrtc.public_ip,
-            lite: webrtc.lite,
-            failed_timeout: webrtc.failed_timeout,
-        };
         let ssrc: u32 = rand::random();
-        let (leg, answer, mut leg_events) = match WebRtcLeg::answer(offer_sdp, None, &config, ssrc).await {
-            Ok(answered) => answered,
-            Err(e) => {
-                engine.release(port);
-                return Err(e.into());
+        // A port of the range may be held by another process (an ephemeral socket): try a few.
+        let mut attempt = 0;
+        let (port, (leg, answer, mut leg_events)) = loop {
+            let port = engine.reserve_port()?;
+            let config = WebRtcConfig {
+                bind: std::net::SocketAddr::new(engine.address(), port),
+                ice_servers: webrtc.ice_servers.clone(),
+                public_ip: webrtc.public_ip,
+                lite: webrtc.lite,
+                failed_timeout: webrtc.failed_timeout,
+            };
+            match WebRtcLeg::answer(offer_sdp, None, &config, ssrc).await {
+                Ok(answered) => break (port, answered),
+                Err(e) => {
+                    engine.release(port);
+                    attempt += 1;
+                    let bind_failure = e.to_string().contains("no udp_sockets");
+                    if !bind_failure || attempt >= 4 {
+                        return Err(e.into());
+                    }
+                }
             }
         };
         let browser = browser_format(leg.codec()).ok_or(crate::webrtc_leg::WebRtcError::NoCommonCodec)?;
