@@ -66,7 +66,9 @@ fn run(config: Config) -> ExitCode {
 async fn serve(config: Config) -> anyhow::Result<()> {
     std::fs::create_dir_all(&config.general.data_dir)?;
     tracing::info!(config = %config.file.display(), profiles = config.profiles.len(), "starting sipbridge");
-    let endpoint = sip::endpoint::start(&config).await?;
+    let mut endpoint = sip::endpoint::start(&config).await?;
+    let sip_calls = std::mem::replace(&mut endpoint.calls, tokio::sync::mpsc::channel(1).1);
+    let browsers = Arc::new(sipbridge::call::registry::BrowserRegistry::default());
     let media = &config.media;
     let engine = sipbridge::media::engine::MediaEngine::new(media.address, media.rtp_port_min, media.rtp_port_max)?;
     let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
@@ -85,7 +87,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
         },
         login_guard: http::LoginGuard::default(),
+        browsers: browsers.clone(),
     };
+    let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
+        sip: endpoint.status.clone(),
+        engine: signaling.engine.clone(),
+        browsers,
+        webrtc: signaling.webrtc.clone(),
+        opus_complexity: signaling.opus_complexity,
+    });
+    tokio::spawn(sipbridge::call::inbound::run(call_layer, sip_calls));
     let state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),

@@ -1,4 +1,6 @@
-//! Calls. For now the echo test; the SIP <-> WebRTC B2BUA over `LegEvent`/`LegCommand` arrives
-//! with the calls issue.
+//! Calls: the echo test, and calls from SIP to browsers (`inbound`). Browser-to-SIP calls arrive
+//! with the rest of the calls issue.
 
 pub mod echo;
+pub mod inbound;
+pub mod registry;

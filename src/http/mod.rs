@@ -32,6 +32,7 @@ pub struct SignalingContext {
     pub realm: String,
     pub webrtc: crate::call::echo::WebRtcSettings,
     pub login_guard: LoginGuard,
+    pub browsers: Arc<crate::call::registry::BrowserRegistry>,
 }
 
 /// Failed browser logins per source address: after `MAX_FAILURES` within `WINDOW`, further login

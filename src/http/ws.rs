@@ -4,6 +4,8 @@
 
 use super::AppState;
 use crate::call::echo::{EchoCall, EchoEvent};
+use crate::call::registry::{BrowserAnswer, BrowserPush};
+use crate::signaling::{Caller, RejectReason};
 use crate::config::{LocalUser, UserSecret};
 use crate::signaling::{Connection, ConnectionConfig, ErrorCode, HangupReason, IceCandidate, IceServer, LoginError, LoginInfo, Request, ServerEvent};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
@@ -39,6 +41,11 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         max_frame: MAX_FRAME,
     });
     let mut calls: HashMap<String, EchoCall> = HashMap::new();
+    // Calls from SIP ringing or bridged on this connection, by call id.
+    let mut bridged: HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>> = HashMap::new();
+    let device: u64 = rand::random();
+    let (push_tx, mut push_rx) = mpsc::channel::<BrowserPush>(64);
+    let mut registered_as: Option<String> = None;
     // Upstream registrations made for this connection's user (PBX login), ended when it closes.
     let mut registrations: Vec<String> = Vec::new();
     let (events_tx, mut events_rx) = mpsc::channel::<(String, EchoEvent)>(256);
@@ -46,6 +53,12 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         while let Some(frame) = connection.poll_outgoing() {
             if socket.send(Message::Text(frame.into())).await.is_err() {
                 return close(calls, registrations, &state).await;
+            }
+        }
+        if registered_as.is_none() {
+            if let Some(user) = connection.user() {
+                state.signaling.browsers.add(&user.user, device, push_tx.clone());
+                registered_as = Some(user.user.clone());
             }
         }
         tokio::select! {
@@ -65,6 +78,20 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => {}
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => break,
             },
+            Some(push) = push_rx.recv() => match push {
+                BrowserPush::Incoming { call_id, caller_uri, caller_name, sdp, control } => {
+                    bridged.insert(call_id.clone(), control);
+                    connection.event(ServerEvent::Incoming { call_id, caller: Caller { uri: caller_uri, display_name: caller_name }, sdp });
+                }
+                BrowserPush::Candidate { call_id, candidate } => {
+                    let candidate = candidate.and_then(|c| serde_json::from_value::<IceCandidate>(c).ok());
+                    connection.event(ServerEvent::Candidate { call_id, candidate });
+                }
+                BrowserPush::Hangup { call_id, reason, cause } => {
+                    bridged.remove(&call_id);
+                    connection.event(ServerEvent::Hangup { call_id, reason, cause });
+                }
+            },
             Some((call_id, event)) = events_rx.recv() => match event {
                 EchoEvent::Candidate(candidate) => {
                     let candidate = candidate.and_then(|c| serde_json::from_value::<IceCandidate>(c).ok());
@@ -82,14 +109,67 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         }
         while let Some(request) = connection.poll_request() {
             let password_login = matches!(request, Request::PasswordLogin { .. });
-            handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
+            if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
+                handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
+            }
             if password_login && connection.user().is_none() {
                 state.signaling.login_guard.failed(peer.ip());
                 tracing::warn!(source = %peer, "browser login failed");
             }
         }
     }
+    if let Some(user) = registered_as {
+        state.signaling.browsers.remove(&user, device);
+    }
+    for control in bridged.into_values() {
+        let _ = control.send(BrowserAnswer::Hangup { device }).await;
+    }
     close(calls, registrations, &state).await;
+}
+
+/// Requests about calls from SIP go to that call's task; anything else is returned for `handle`.
+async fn route_bridged(
+    request: Request,
+    connection: &mut Connection,
+    bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
+    device: u64,
+) -> Option<Request> {
+    let call_id = match &request {
+        Request::Accept { call_id, .. } | Request::Reject { call_id, .. } | Request::Candidate { call_id, .. } => call_id,
+        Request::Hangup { call_id, .. } => call_id,
+        _ => return Some(request),
+    };
+    let Some(control) = bridged.get(call_id).cloned() else { return Some(request) };
+    match request {
+        Request::Accept { id, call_id: _, sdp } => {
+            let (reply, answer) = tokio::sync::oneshot::channel();
+            let _ = control.send(BrowserAnswer::Accept { device, sdp, reply }).await;
+            match answer.await {
+                Ok(Ok(())) => connection.reply(id, serde_json::json!({})),
+                Ok(Err(e)) => connection.error(Some(id), ErrorCode::BadRequest, &e),
+                Err(_) => connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended"),
+            }
+        }
+        Request::Reject { id, call_id, reason } => {
+            let _ = control.send(BrowserAnswer::Reject { device, busy: reason == RejectReason::Busy }).await;
+            bridged.remove(&call_id);
+            connection.reply(id, serde_json::json!({}));
+        }
+        Request::Hangup { id, call_id } => {
+            let _ = control.send(BrowserAnswer::Hangup { device }).await;
+            bridged.remove(&call_id);
+            connection.reply(id, serde_json::json!({}));
+        }
+        Request::Candidate { id, candidate, .. } => {
+            let candidate = candidate.and_then(|c| serde_json::to_value(c).ok());
+            let _ = control.send(BrowserAnswer::Candidate { device, candidate }).await;
+            if let Some(id) = id {
+                connection.reply(id, serde_json::json!({}));
+            }
+        }
+        other => return Some(other),
+    }
+    None
 }
 
 async fn close(calls: HashMap<String, EchoCall>, registrations: Vec<String>, state: &AppState) {

@@ -173,6 +173,8 @@ pub struct Caller {
 pub enum HangupReason {
     /// Either side hung up an answered call.
     Normal,
+    /// Another device of the same user took the call.
+    AnsweredElsewhere,
     /// The caller gave up before the answer.
     Cancelled,
     Busy,

@@ -37,9 +37,20 @@ pub struct SipStatus {
     pub transport: TransportView,
 }
 
+/// Calls as the call layer receives them from the SIP side.
+#[derive(Debug)]
+pub enum SipCallEvent {
+    Incoming(super::core::IncomingCall),
+    Ended { id: super::core::SipCallId, reason: super::core::CallEndReason },
+}
+
 /// What other parts of the gateway ask of the SIP endpoint task.
 enum SipCommand {
     Status(oneshot::Sender<SipStatus>),
+    CallRinging(super::core::SipCallId),
+    CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
+    CallReject { id: super::core::SipCallId, status: u16 },
+    CallHangup(super::core::SipCallId),
     RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
     UnregisterUser(String),
 }
@@ -74,10 +85,30 @@ impl StatusHandle {
     pub async fn unregister_user(&self, key: &str) {
         let _ = self.requests.send(SipCommand::UnregisterUser(key.to_string())).await;
     }
+
+    pub async fn call_ringing(&self, id: super::core::SipCallId) {
+        let _ = self.requests.send(SipCommand::CallRinging(id)).await;
+    }
+
+    pub async fn call_answer(&self, id: super::core::SipCallId, sdp: String) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(SipCommand::CallAnswer { id, sdp, reply }).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
+        answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
+    }
+
+    pub async fn call_reject(&self, id: super::core::SipCallId, status: u16) {
+        let _ = self.requests.send(SipCommand::CallReject { id, status }).await;
+    }
+
+    pub async fn call_hangup(&self, id: super::core::SipCallId) {
+        let _ = self.requests.send(SipCommand::CallHangup(id)).await;
+    }
 }
 
 pub struct SipEndpoint {
     pub status: StatusHandle,
+    /// Incoming calls and call ends for the call layer.
+    pub calls: mpsc::Receiver<SipCallEvent>,
     /// The addresses actually bound (port 0 in the config becomes a real port here).
     pub bound: Vec<(ListenTransport, SocketAddr)>,
 }
@@ -122,6 +153,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
     let core = SipCore::new(core_config, config.profiles.clone(), Instant::now(), SystemTime::now());
     let advertised_ip = sip.advertised_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
     let (status_tx, status_rx) = mpsc::channel(64);
+    let (calls_tx, calls_rx) = mpsc::channel(1_024);
     let driver = Driver {
         core,
         shared,
@@ -132,9 +164,10 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         by_remote: HashMap::new(),
         send_failures: 0,
         pending_user_registrations: HashMap::new(),
+        calls: calls_tx,
     };
     tokio::spawn(driver.run(events_rx, status_rx));
-    Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, bound })
+    Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, calls: calls_rx, bound })
 }
 
 fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
@@ -168,6 +201,7 @@ struct Driver {
     send_failures: u64,
     /// Browser logins waiting for the PBX's verdict, by registration key.
     pending_user_registrations: HashMap<String, oneshot::Sender<Result<String, String>>>,
+    calls: mpsc::Sender<SipCallEvent>,
 }
 
 type Resolution = (String, Result<ResolvedPeer, String>);
@@ -204,6 +238,12 @@ impl Driver {
                 }
             },
             SipCommand::UnregisterUser(key) => self.core.unregister_user(&key, Instant::now()),
+            SipCommand::CallRinging(id) => self.core.call_ringing(id, Instant::now()),
+            SipCommand::CallAnswer { id, sdp, reply } => {
+                let _ = reply.send(self.core.call_answer(id, &sdp, Instant::now()));
+            }
+            SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
+            SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
         }
     }
 
@@ -245,6 +285,16 @@ impl Driver {
                 }
                 // Snapshots are taken on request, so there is nothing to push.
                 CoreEvent::StatusChanged => {}
+                CoreEvent::IncomingCall(call) => {
+                    let id = call.id;
+                    // The call layer never blocks us; if it cannot keep up, the caller hears 503.
+                    if self.calls.try_send(SipCallEvent::Incoming(call)).is_err() {
+                        self.core.call_reject(id, 503, Instant::now());
+                    }
+                }
+                CoreEvent::CallEnded { id, reason } => {
+                    let _ = self.calls.try_send(SipCallEvent::Ended { id, reason });
+                }
                 CoreEvent::UserRegistration { key, result } => {
                     if let Some(reply) = self.pending_user_registrations.remove(&key) {
                         let _ = reply.send(result.map(|()| key));

@@ -3,11 +3,14 @@
 //! time (`handle_timeout`), then drain `poll_transmit`, `poll_event` and `poll_timeout`.
 //! It never reads a clock and never touches a socket, so tests run a 32 s timer in microseconds.
 
+mod calls;
 mod status;
 mod uas;
 mod upstream;
 
+pub use calls::{CallEndReason, IncomingCall, SipCallId};
 pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
+pub use uas::CallerIdentity;
 
 use super::auth::{Algorithm, DigestServer};
 use super::message::{self, Inbound, ParsedRequest, ParsedResponse};
@@ -19,7 +22,8 @@ use super::transaction::{
 use super::{Peer, TransportKind};
 use crate::config::{Profile, ProfileKind};
 use bytes::Bytes;
-use rsipstack::sip::{Header, Headers};
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::{Header, Headers, Request};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -61,6 +65,9 @@ pub enum CoreEvent {
     StatusChanged,
     /// The first outcome of a registration made on a browser user's behalf (`register_user`).
     UserRegistration { key: String, result: Result<(), String> },
+    /// A call that passed the trust gate, for the call layer to route (answer with `call_*`).
+    IncomingCall(IncomingCall),
+    CallEnded { id: SipCallId, reason: CallEndReason },
 }
 
 /// A resolved route toward an upstream profile, with the local address our Via/Contact advertise.
@@ -121,6 +128,8 @@ pub struct SipCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<CoreEvent>,
     counters: SipCounters,
+    calls: HashMap<SipCallId, calls::SipCall>,
+    next_call_id: SipCallId,
     epoch: (Instant, SystemTime),
     next_housekeeping: Instant,
 }
@@ -166,6 +175,8 @@ impl SipCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: SipCounters::default(),
+            calls: HashMap::new(),
+            next_call_id: 1,
             epoch: (now, wall),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
         };
@@ -392,7 +403,7 @@ impl SipCore {
 
     fn drain_server(&mut self, key: &TransactionKey) {
         let Some(tx) = self.server_transactions.get_mut(key) else { return };
-        let mut terminated = false;
+        let (mut terminated, mut timed_out) = (false, false);
         loop {
             let output = match &mut tx.machine {
                 ServerMachine::Invite(m) => m.poll_output(),
@@ -401,11 +412,18 @@ impl SipCore {
             match output {
                 None => break,
                 Some(Output::Transmit(bytes)) => self.transmits.push_back(Transmit { route: Route::Reply(tx.route), bytes }),
-                Some(Output::Timeout) => self.counters.count_drop("server_transaction_timeout"),
+                Some(Output::Timeout) => {
+                    self.counters.count_drop("server_transaction_timeout");
+                    timed_out = true;
+                }
                 Some(Output::TransportError) => {}
                 Some(Output::Terminated) => terminated = true,
             }
         }
+        if timed_out {
+            self.call_not_acknowledged(key);
+        }
+        let Some(tx) = self.server_transactions.get_mut(key) else { return };
         if terminated {
             self.server_transactions.remove(key);
         } else {
@@ -447,6 +465,24 @@ impl SipCore {
         if timed_out {
             self.upstream_failure(purpose, "no response (transaction timeout)", now);
         }
+    }
+
+    /// Sends an in-dialog request toward `peer` (where the dialog's requests come from) through a
+    /// new client transaction; its response needs no handling beyond the transaction.
+    fn send_in_dialog(&mut self, mut request: Request, peer: Peer, now: Instant) {
+        let (branch_id, branch) = self.new_branch();
+        let host = if peer.local.ip().is_unspecified() { peer.remote.ip() } else { peer.local.ip() };
+        let host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
+        let via = format!("SIP/2.0/{} {host}:{};branch={branch};rport", peer.transport.via_name(), peer.local.port());
+        request.headers.push_front(make_header("Via", via));
+        request.headers.push(make_header("User-Agent", self.config.product.clone()));
+        request.headers.push(make_header("Content-Length", "0".into()));
+        let reliability = if peer.transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
+        let machine = ClientNonInvite::new(Bytes::from(request.to_bytes()), reliability, self.config.timers, now);
+        let route = Route::Request { transport: peer.transport, to: peer.remote, branch_id };
+        self.client_transactions
+            .insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose: upstream::Purpose::InDialog, sent_at: now });
+        self.drain_client(branch_id, now);
     }
 
     fn new_branch(&mut self) -> (u64, String) {

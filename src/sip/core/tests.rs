@@ -170,9 +170,17 @@ fn invite_trust_gate() {
     // Claims to be a local user: must prove it.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKi2", &[]), udp_from("203.0.113.9:5060"), t0);
     assert_eq!(statuses(&mut core), vec![100, 407]);
-    // A trusted trunk passes the gate (and finds no route yet).
+    // A trusted trunk passes the gate: the call layer gets it and decides.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKi3", &[]), udp_from("192.0.2.50:5060"), t0);
-    assert_eq!(statuses(&mut core), vec![100, 480]);
+    assert_eq!(statuses(&mut core), vec![100]);
+    let incoming = std::iter::from_fn(|| core.poll_event()).find_map(|e| match e {
+        CoreEvent::IncomingCall(call) => Some(call),
+        _ => None,
+    });
+    let incoming = incoming.expect("the call layer is offered the call");
+    assert_eq!((incoming.to_user.as_str(), incoming.identity.clone()), ("bob", CallerIdentity::TrustedPeer { profile: "trunk".into() }));
+    core.call_reject(incoming.id, 480, t0);
+    assert_eq!(statuses(&mut core), vec![480]);
 }
 
 #[test]
@@ -324,3 +332,54 @@ fn unresolvable_peer_is_retried_and_reported() {
     assert!(std::iter::from_fn(|| core.poll_event()).any(|e| matches!(e, CoreEvent::Resolve { .. })), "retried after backoff");
 }
 
+
+#[test]
+fn answered_call_gets_a_dialog_and_the_far_end_bye_ends_it() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKd1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    let _ = sent(&mut core);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_ringing(id, t0);
+    core.call_answer(id, "v=0\r\n", t0).expect("answer");
+    let out = sent(&mut core);
+    let statuses: Vec<u16> = out.iter().map(|(_, t)| status_line(t)).collect();
+    assert_eq!(statuses, vec![180, 200]);
+    let ok = &out[1].1;
+    assert!(header(ok, "Contact").is_some_and(|c| c.starts_with("<sip:sipbridge@127.0.0.1:5060")), "{ok}");
+    assert_eq!(header(ok, "Content-Type"), Some("application/sdp"));
+    let our_tag = header(ok, "To").and_then(|t| t.split("tag=").nth(1)).expect("To tag").to_string();
+    // The phone hangs up: BYE in the dialog gets 200 and ends the call.
+    let bye = String::from_utf8_lossy(&invite)
+        .replace("INVITE sip", "BYE sip")
+        .replace("1 INVITE", "2 BYE")
+        .replace("z9hG4bKd1;rport", "z9hG4bKd2;rport")
+        .replace("To: <sip:bob@example.com>", &format!("To: <sip:bob@example.com>;tag={our_tag}"));
+    core.handle_inbound(bye.as_bytes(), udp_from("192.0.2.50:5060"), t0);
+    assert_eq!(statuses_of(&mut core), vec![200]);
+    assert!(std::iter::from_fn(|| core.poll_event()).any(|e| e == CoreEvent::CallEnded { id, reason: CallEndReason::RemoteHangup }));
+}
+
+#[test]
+fn our_hangup_sends_bye_in_the_dialog() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKh1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_answer(id, "v=0\r\n", t0).expect("answer");
+    let _ = sent(&mut core);
+    core.call_hangup(id, t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1);
+    let bye = &out[0].1;
+    assert!(bye.starts_with("BYE sip:alice@192.0.2.1:5062 SIP/2.0"), "to the caller's Contact: {bye}");
+    assert!(header(bye, "From").is_some_and(|f| f.contains("tag=")) && header(bye, "To").is_some_and(|t| t.contains("tag=abc")), "{bye}");
+    assert_eq!(header(bye, "CSeq"), Some("1 BYE"));
+    assert!(matches!(out[0].0, Route::Request { to, .. } if to == "192.0.2.50:5060".parse::<SocketAddr>().expect("addr")), "sent where the caller's packets came from");
+}
+
+fn statuses_of(core: &mut SipCore) -> Vec<u16> {
+    statuses(core)
+}

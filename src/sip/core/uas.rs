@@ -47,6 +47,11 @@ impl SipCore {
             "REGISTER" => self.handle_register(key, parsed, peer, now),
             "CANCEL" => self.handle_cancel(key, now),
             "INVITE" if parsed.to.tag().is_none() => self.handle_new_dialog(key, parsed, peer, now),
+            "BYE" => {
+                if !self.handle_bye(&key, &parsed, now) {
+                    self.respond(&key, 481, Vec::new(), Vec::new(), now)
+                }
+            }
             // In-dialog requests: no dialogs are created by this layer yet.
             _ => self.respond(&key, 481, Vec::new(), Vec::new(), now),
         }
@@ -61,6 +66,7 @@ impl SipCore {
         if pending {
             self.respond(&key, 200, Vec::new(), Vec::new(), now);
             self.respond(&invite_key, 487, Vec::new(), Vec::new(), now);
+            self.call_cancelled(&invite_key);
         } else {
             self.respond(&key, 481, Vec::new(), Vec::new(), now);
         }
@@ -172,9 +178,8 @@ impl SipCore {
                 if parsed.max_forwards == Some(0) {
                     return self.respond(&key, 483, Vec::new(), Vec::new(), now);
                 }
-                tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "accepted call attempt; no route yet");
-                // Calls are bridged by the call layer (a later issue); until then there is no route.
-                self.respond(&key, 480, vec![reason("no route to a browser user")], Vec::new(), now)
+                tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "incoming call");
+                self.offer_call(key, &parsed, peer, identity);
             }
         }
     }

@@ -20,6 +20,8 @@ use std::time::{Duration, Instant};
 pub(super) enum Purpose {
     Register { upstream: usize },
     Ping { upstream: usize },
+    /// A request inside a call's dialog (BYE): the transaction's own retransmissions suffice.
+    InDialog,
 }
 
 pub(super) struct Upstream {
@@ -337,6 +339,7 @@ impl SipCore {
         match purpose {
             Purpose::Register { .. } => self.upstreams[index].register_in_flight = Some(branch_id),
             Purpose::Ping { .. } => self.upstreams[index].ping_in_flight = Some(branch_id),
+            Purpose::InDialog => {}
         }
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose, sent_at: now });
@@ -348,6 +351,7 @@ impl SipCore {
             return;
         }
         match purpose {
+            Purpose::InDialog => {}
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {
@@ -442,6 +446,7 @@ impl SipCore {
 
     pub(super) fn upstream_failure(&mut self, purpose: Purpose, reason: &str, now: Instant) {
         match purpose {
+            Purpose::InDialog => tracing::info!(reason, "in-dialog request failed"),
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {

@@ -1,0 +1,312 @@
+//! A call from SIP to a browser user: ring every device the user is logged in on, bridge the first
+//! that accepts, and carry hang-ups both ways. One task per call; it only talks to the SIP side
+//! through `StatusHandle` commands and `SipCallEvent`s, and to browsers through the registry.
+
+use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry};
+use crate::call::echo::{encoding_of, WebRtcSettings};
+use crate::media::engine::{LegIo, MediaEngine, SessionHandle, INTERNAL_PEER};
+use crate::media::handler::{Encoding, PayloadFormat};
+use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
+use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
+use crate::signaling::HangupReason;
+use crate::sip::core::{CallEndReason, IncomingCall, SipCallId};
+use crate::sip::endpoint::{SipCallEvent, StatusHandle};
+use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// How long browsers ring before the caller hears 480.
+const RING_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct CallLayer {
+    pub sip: StatusHandle,
+    pub engine: Arc<MediaEngine>,
+    pub browsers: Arc<BrowserRegistry>,
+    pub webrtc: WebRtcSettings,
+    pub opus_complexity: u8,
+}
+
+/// Routes SIP call events to one task per call.
+pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>) {
+    let mut calls: HashMap<SipCallId, mpsc::Sender<CallEndReason>> = HashMap::new();
+    while let Some(event) = events.recv().await {
+        match event {
+            SipCallEvent::Incoming(call) => {
+                let (ended_tx, ended_rx) = mpsc::channel(1);
+                calls.insert(call.id, ended_tx);
+                tokio::spawn(inbound(layer.clone(), call, ended_rx));
+            }
+            SipCallEvent::Ended { id, reason } => {
+                if let Some(tx) = calls.remove(&id) {
+                    let _ = tx.try_send(reason);
+                }
+            }
+        }
+        calls.retain(|_, tx| !tx.is_closed());
+    }
+}
+
+fn codec_encoding(codec: Codec) -> Encoding {
+    match codec {
+        Codec::Pcmu => Encoding::Pcmu,
+        Codec::Pcma => Encoding::Pcma,
+        Codec::G722 => Encoding::G722,
+        Codec::Opus => Encoding::Opus,
+    }
+}
+
+struct Device {
+    id: u64,
+    push: mpsc::Sender<BrowserPush>,
+    leg: Arc<WebRtcLeg>,
+    events: Option<mpsc::Receiver<LegEvent>>,
+    port: u16,
+}
+
+async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Receiver<CallEndReason>) {
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let span = tracing::info_span!("call", %call_id, sip_call_id = %call.sip_call_id);
+    let _guard = span.enter();
+    let devices = layer.browsers.devices(&call.to_user);
+    if devices.is_empty() {
+        tracing::info!(user = %call.to_user, "nobody is logged in: 480");
+        return layer.sip.call_reject(call.id, 480).await;
+    }
+    let Ok(offer) = SessionDescription::parse(&call.sdp) else {
+        return layer.sip.call_reject(call.id, 488).await;
+    };
+    let endpoint = match layer.engine.allocate().await {
+        Ok(endpoint) => endpoint,
+        Err(e) => {
+            tracing::warn!(error = %e, "no RTP port: 503");
+            return layer.sip.call_reject(call.id, 503).await;
+        }
+    };
+    let capabilities = LocalCapabilities::new(vec![Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]);
+    let (answer, negotiated) = match sdp::answer(&offer, &capabilities, layer.engine.address(), endpoint.port, rand::random::<u32>().into()) {
+        Ok(answered) => answered,
+        Err(e) => {
+            tracing::info!(error = %e, "no common codec: 488");
+            return layer.sip.call_reject(call.id, 488).await;
+        }
+    };
+    let Some(sip_codec) = negotiated.codecs.first().cloned() else { return layer.sip.call_reject(call.id, 488).await };
+    let sip_format = PayloadFormat { encoding: codec_encoding(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
+    // The browser is offered the SIP side's codec, so audio passes through untouched.
+    let browser_codec = BrowserCodec {
+        mime_type: format!("audio/{}", sip_codec.codec.encoding_name()),
+        payload_type: sip_format.payload_type,
+        clock_rate: sip_codec.clock_rate,
+        channels: if sip_codec.codec == Codec::Opus { 2 } else { 1 },
+    };
+    let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
+    let mut ringing: Vec<Device> = Vec::new();
+    for (device, push) in devices {
+        let Ok(port) = layer.engine.reserve_port() else { continue };
+        let config = WebRtcConfig {
+            bind: std::net::SocketAddr::new(layer.engine.address(), port),
+            ice_servers: layer.webrtc.ice_servers.clone(),
+            public_ip: layer.webrtc.public_ip,
+            lite: layer.webrtc.lite,
+            failed_timeout: layer.webrtc.failed_timeout,
+        };
+        match WebRtcLeg::offer(browser_codec.clone(), &config, rand::random()).await {
+            Ok((leg, sdp, events)) => {
+                let incoming = BrowserPush::Incoming {
+                    call_id: call_id.clone(),
+                    caller_uri: call.from_uri.clone(),
+                    caller_name: call.from_display.clone(),
+                    sdp,
+                    control: control_tx.clone(),
+                };
+                if push.send(incoming).await.is_ok() {
+                    ringing.push(Device { id: device, push, leg: Arc::new(leg), events: Some(events), port });
+                    continue;
+                }
+                leg.close().await;
+                layer.engine.release(port);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot offer to a browser");
+                layer.engine.release(port);
+            }
+        }
+    }
+    if ringing.is_empty() {
+        return layer.sip.call_reject(call.id, 480).await;
+    }
+    layer.sip.call_ringing(call.id).await;
+    tracing::info!(devices = ringing.len(), user = %call.to_user, "ringing");
+
+    // Ring until one device accepts, all refuse, the caller cancels, or nobody answers.
+    let deadline = tokio::time::sleep(RING_TIMEOUT);
+    tokio::pin!(deadline);
+    let mut refused = 0;
+    let mut any_busy = false;
+    let winner = loop {
+        tokio::select! {
+            answer = control.recv() => match answer {
+                Some(BrowserAnswer::Accept { device, sdp, reply }) => {
+                    let Some(index) = ringing.iter().position(|d| d.id == device) else { let _ = reply.send(Err("not ringing".into())); continue };
+                    match ringing[index].leg.set_answer(&sdp).await {
+                        Ok(()) => { let _ = reply.send(Ok(())); break Some(index); }
+                        Err(e) => { let _ = reply.send(Err(e.to_string())); }
+                    }
+                }
+                Some(BrowserAnswer::Reject { busy, .. }) => {
+                    refused += 1;
+                    any_busy |= busy;
+                    if refused >= ringing.len() {
+                        layer.sip.call_reject(call.id, if any_busy { 486 } else { 603 }).await;
+                        break None;
+                    }
+                }
+                Some(BrowserAnswer::Candidate { device, candidate }) => {
+                    if let Some(d) = ringing.iter().find(|d| d.id == device) { let _ = d.leg.add_remote_candidate(candidate).await; }
+                }
+                Some(BrowserAnswer::Hangup { .. }) | None => {}
+            },
+            reason = ended.recv() => {
+                tracing::info!(?reason, "caller gave up");
+                for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Cancelled, cause: "caller cancelled".into() }).await; }
+                break None;
+            }
+            () = &mut deadline => {
+                layer.sip.call_reject(call.id, 480).await;
+                for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::NoAnswer, cause: "no answer".into() }).await; }
+                break None;
+            }
+            Some(candidate) = next_candidate(&mut ringing) => {
+                let (device, candidate) = candidate;
+                if let Some(d) = ringing.iter().find(|d| d.id == device) {
+                    let _ = d.push.send(BrowserPush::Candidate { call_id: call_id.clone(), candidate }).await;
+                }
+            }
+        }
+    };
+    let Some(index) = winner else {
+        for d in ringing {
+            d.leg.close().await;
+            layer.engine.release(d.port);
+        }
+        return;
+    };
+    let mut device = ringing.remove(index);
+    for other in ringing {
+        let _ = other.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::AnsweredElsewhere, cause: "answered on another device".into() }).await;
+        other.leg.close().await;
+        layer.engine.release(other.port);
+    }
+    let sip_leg = LegConfig {
+        formats: vec![sip_format],
+        telephone_event: negotiated.telephone_event,
+        dtmf: DtmfMode::Rfc4733,
+        ptime_ms: negotiated.ptime.unwrap_or(20),
+        remote: negotiated.remote,
+        send: negotiated.direction.receives(),
+        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
+    };
+    let browser_leg = LegConfig {
+        formats: vec![PayloadFormat { encoding: encoding_of(&browser_codec.mime_type).unwrap_or(sip_format.encoding), payload_type: browser_codec.payload_type, channels: 1 }],
+        telephone_event: None,
+        dtmf: DtmfMode::Rfc4733,
+        ptime_ms: 20,
+        remote: Some(INTERNAL_PEER),
+        send: true,
+        rtcp: RtcpMode::Off,
+    };
+    let seeds = [
+        EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
+        EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
+    ];
+    let factory = crate::media::codec_glue::factory(layer.opus_complexity);
+    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
+    let (to_engine, from_browser) = mpsc::channel(512);
+    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+    let media = layer.engine.spawn_legs(session, LegIo::Udp(endpoint), LegIo::Channel { inbound: from_browser, outbound: to_browser });
+    let sender = device.leg.clone();
+    tokio::spawn(async move {
+        while let Some(packet) = from_engine.recv().await {
+            let _ = sender.send_rtp(&packet).await;
+        }
+    });
+    if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
+        tracing::warn!(error = %e, "cannot answer the SIP side");
+        finish(&layer, &device, &media, &call_id, HangupReason::Failed, &e).await;
+        return;
+    }
+    tracing::info!(codec = %browser_codec.mime_type, "answered");
+    bridge(&layer, &call, &mut device, &media, &call_id, &mut control, &mut ended, to_engine).await;
+}
+
+/// Candidates the ringing legs gathered, in any order.
+async fn next_candidate(ringing: &mut [Device]) -> Option<(u64, Option<serde_json::Value>)> {
+    for device in ringing.iter_mut() {
+        if let Some(events) = device.events.as_mut() {
+            while let Ok(event) = events.try_recv() {
+                if let LegEvent::LocalCandidate(candidate) = event {
+                    return Some((device.id, candidate));
+                }
+            }
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    None
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn bridge(
+    layer: &CallLayer,
+    call: &IncomingCall,
+    device: &mut Device,
+    media: &SessionHandle,
+    call_id: &str,
+    control: &mut mpsc::Receiver<BrowserAnswer>,
+    ended: &mut mpsc::Receiver<CallEndReason>,
+    to_engine: mpsc::Sender<Vec<u8>>,
+) {
+    let Some(mut leg_events) = device.events.take() else { return };
+    loop {
+        tokio::select! {
+            event = leg_events.recv() => match event {
+                Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
+                Some(LegEvent::LocalCandidate(candidate)) => {
+                    let _ = device.push.send(BrowserPush::Candidate { call_id: call_id.to_string(), candidate }).await;
+                }
+                Some(LegEvent::Connected) => tracing::info!("browser media connected"),
+                Some(LegEvent::Failed(reason)) => {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, call_id, HangupReason::Failed, &reason).await;
+                }
+                None => {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, call_id, HangupReason::Failed, "browser leg closed").await;
+                }
+            },
+            answer = control.recv() => match answer {
+                Some(BrowserAnswer::Hangup { .. }) | None => {
+                    tracing::info!("browser hung up: BYE");
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, call_id, HangupReason::Normal, "").await;
+                }
+                Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = device.leg.add_remote_candidate(candidate).await; }
+                Some(BrowserAnswer::Accept { reply, .. }) => { let _ = reply.send(Err("already answered".into())); }
+                Some(BrowserAnswer::Reject { .. }) => {}
+            },
+            reason = ended.recv() => {
+                tracing::info!(?reason, "SIP side ended the call");
+                let cause = match reason { Some(CallEndReason::NoAck) => "no ACK from the caller", _ => "the caller hung up" };
+                return finish(layer, device, media, call_id, HangupReason::Normal, cause).await;
+            }
+        }
+    }
+}
+
+async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, call_id: &str, reason: HangupReason, cause: &str) {
+    let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.to_string(), reason, cause: cause.to_string() }).await;
+    media.stop().await;
+    device.leg.close().await;
+    layer.engine.release(device.port);
+}

@@ -1,0 +1,184 @@
+//! Calls on the SIP side, as the call layer sees them: an INVITE that passed the trust gate becomes
+//! an `IncomingCall`; the call layer answers it (ringing, answer, reject) and either side ends it
+//! (BYE, CANCEL). The SIP dialog (tags, CSeq, route set, remote target) is kept here.
+
+use super::{CoreEvent, SipCore};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::ParsedRequest;
+use crate::sip::syntax::{self, NameAddr};
+use crate::sip::transaction::TransactionKey;
+use super::uas::CallerIdentity;
+use crate::sip::Peer;
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::{Header, Headers, Method, Request, Version};
+use std::net::SocketAddr;
+use std::time::Instant;
+
+pub type SipCallId = u64;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IncomingCall {
+    pub id: SipCallId,
+    pub identity: CallerIdentity,
+    pub from_uri: String,
+    pub from_display: Option<String>,
+    /// The user part of the Request-URI: who is being called.
+    pub to_user: String,
+    pub sdp: String,
+    pub source: SocketAddr,
+    pub sip_call_id: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CallEndReason {
+    /// The caller sent CANCEL before we answered.
+    Cancelled,
+    /// The far end sent BYE.
+    RemoteHangup,
+    /// Our 2xx was never acknowledged.
+    NoAck,
+}
+
+pub(super) struct SipCall {
+    invite: TransactionKey,
+    peer: Peer,
+    request_uri_host: String,
+    dialog: Option<Dialog>,
+}
+
+impl SipCore {
+    /// Hands a gated INVITE to the call layer instead of answering it here.
+    pub(super) fn offer_call(&mut self, key: TransactionKey, parsed: &ParsedRequest, peer: Peer, identity: CallerIdentity) {
+        let id = self.next_call_id;
+        self.next_call_id += 1;
+        let uri = parsed.request_uri.clone();
+        let to_user = syntax::uri_user(&uri).unwrap_or_default().to_string();
+        let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
+        self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, dialog: None });
+        self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
+            id,
+            identity,
+            from_uri: parsed.from.uri.clone(),
+            from_display: parsed.from.display_name.clone(),
+            to_user,
+            sdp: String::from_utf8_lossy(&parsed.request.body).into_owned(),
+            source: peer.remote,
+            sip_call_id: parsed.call_id.clone(),
+        }));
+    }
+
+    pub fn call_ringing(&mut self, id: SipCallId, now: Instant) {
+        if let Some(key) = self.calls.get(&id).map(|c| c.invite.clone()) {
+            self.respond(&key, 180, Vec::new(), Vec::new(), now);
+        }
+    }
+
+    pub fn call_reject(&mut self, id: SipCallId, status: u16, now: Instant) {
+        if let Some(call) = self.calls.remove(&id) {
+            self.respond(&call.invite, status, Vec::new(), Vec::new(), now);
+        }
+    }
+
+    /// Answers with our SDP and sets up the dialog (RFC 3261 §12.1.1).
+    pub fn call_answer(&mut self, id: SipCallId, sdp: &str, now: Instant) -> Result<(), String> {
+        let call = self.calls.get(&id).ok_or("no such call")?;
+        let tx = self.server_transactions.get(&call.invite).ok_or("the INVITE transaction is gone")?;
+        let headers = &tx.request_headers;
+        let find = |test: fn(&Header) -> bool| headers.iter().find(|h| test(h)).map(|h| h.value().to_string());
+        let from = find(|h| matches!(h, Header::From(_))).and_then(|v| NameAddr::parse(&v).ok()).ok_or("no From")?;
+        let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok()).ok_or("no To")?;
+        let call_id = find(|h| matches!(h, Header::CallId(_))).ok_or("no Call-ID")?;
+        let cseq = find(|h| matches!(h, Header::CSeq(_))).and_then(|v| syntax::parse_cseq(&v).ok()).map(|(n, _)| n).unwrap_or(1);
+        let contact = find(|h| matches!(h, Header::Contact(_)))
+            .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
+            .map(|c| c.uri)
+            .unwrap_or_else(|| from.uri.clone());
+        let record_route: Vec<String> = headers
+            .iter()
+            .filter(|h| matches!(h, Header::RecordRoute(_)))
+            .flat_map(|h| syntax::split_values(h.value()).into_iter().map(str::to_string).collect::<Vec<_>>())
+            .collect();
+        let local_tag = tx.to_tag.clone();
+        let remote_tag = from.tag().unwrap_or_default().to_string();
+        let our_host = if call.peer.local.ip().is_unspecified() { call.request_uri_host.clone() } else { call.peer.local.ip().to_string() };
+        let transport = call.peer.transport;
+        let transport_param = if transport.is_reliable() { format!(";transport={}", transport.via_name().to_ascii_lowercase()) } else { String::new() };
+        let our_contact = format!("<sip:sipbridge@{}:{}{transport_param}>", bracket(&our_host), call.peer.local.port());
+        let dialog = Dialog::new_uas(call_id, local_tag, remote_tag, to.uri, from.uri, contact, record_route, cseq, false);
+        let key = call.invite.clone();
+        let extra = vec![
+            make_header("Contact", our_contact),
+            make_header("Content-Type", "application/sdp".into()),
+            crate::sip::uas_policy::allow_header(),
+        ];
+        self.respond(&key, 200, extra, sdp.as_bytes().to_vec(), now);
+        if let Some(call) = self.calls.get_mut(&id) {
+            call.dialog = Some(dialog);
+        }
+        Ok(())
+    }
+
+    /// Ends an answered call from our side: BYE to the far end.
+    pub fn call_hangup(&mut self, id: SipCallId, now: Instant) {
+        let Some(mut call) = self.calls.remove(&id) else { return };
+        let Some(dialog) = call.dialog.as_mut() else {
+            // Not answered yet: the caller learns with a final response.
+            return self.respond(&call.invite, 480, Vec::new(), Vec::new(), now);
+        };
+        let target = dialog.request_target();
+        let cseq = dialog.next_local_cseq();
+        let Ok(uri) = rsipstack::sip::Uri::try_from(target.request_uri.as_str()) else { return };
+        let mut headers = vec![
+            make_header("Max-Forwards", "70".into()),
+            make_header("From", format!("<{}>;tag={}", dialog.local_uri, dialog.id.local_tag)),
+            make_header("To", format!("<{}>;tag={}", dialog.remote_uri, dialog.id.remote_tag)),
+            make_header("Call-ID", dialog.id.call_id.clone()),
+            make_header("CSeq", format!("{cseq} BYE")),
+        ];
+        headers.extend(target.routes.iter().map(|r| make_header("Route", r.clone())));
+        let request = Request { method: Method::Bye, uri, version: Version::V2, headers: Headers(headers), body: Vec::new() };
+        // Sent where the caller's packets really came from (symmetric signalling through NAT).
+        self.send_in_dialog(request, call.peer, now);
+    }
+
+    /// In-dialog BYE from the far end.
+    pub(super) fn handle_bye(&mut self, key: &TransactionKey, parsed: &ParsedRequest, now: Instant) -> bool {
+        let (Some(our_tag), Some(their_tag)) = (parsed.to.tag(), parsed.from.tag()) else { return false };
+        let found = self
+            .calls
+            .iter()
+            .find(|(_, c)| c.dialog.as_ref().is_some_and(|d| d.matches(&parsed.call_id, our_tag, their_tag)))
+            .map(|(id, _)| *id);
+        let Some(id) = found else { return false };
+        self.calls.remove(&id);
+        self.respond(key, 200, Vec::new(), Vec::new(), now);
+        self.events.push_back(CoreEvent::CallEnded { id, reason: CallEndReason::RemoteHangup });
+        true
+    }
+
+    /// CANCEL matched a pending INVITE: tell the call layer.
+    pub(super) fn call_cancelled(&mut self, invite: &TransactionKey) {
+        let found = self.calls.iter().find(|(_, c)| &c.invite == invite && c.dialog.is_none()).map(|(id, _)| *id);
+        if let Some(id) = found {
+            self.calls.remove(&id);
+            self.events.push_back(CoreEvent::CallEnded { id, reason: CallEndReason::Cancelled });
+        }
+    }
+
+    /// Timer L expired without an ACK for our 2xx (RFC 6026): the call never really started.
+    pub(super) fn call_not_acknowledged(&mut self, invite: &TransactionKey) {
+        let found = self.calls.iter().find(|(_, c)| &c.invite == invite).map(|(id, _)| *id);
+        if let Some(id) = found {
+            self.calls.remove(&id);
+            self.events.push_back(CoreEvent::CallEnded { id, reason: CallEndReason::NoAck });
+        }
+    }
+}
+
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
