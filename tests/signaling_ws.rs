@@ -16,12 +16,18 @@ async fn connect(gateway: &Gateway) -> Socket {
     socket
 }
 
+/// Sends a frame and returns the reply to it: the frame with the same id, or for frames whose id
+/// cannot be read (bad JSON), the first reply without one. Events in between are skipped.
 async fn send_raw(socket: &mut Socket, text: String) -> Value {
+    let expected_id = serde_json::from_str::<Value>(&text).ok().map(|v| v["id"].clone()).unwrap_or(Value::Null);
     socket.send(Message::Text(text.into())).await.expect("send");
     loop {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a reply within 5 s").expect("open").expect("frame");
         if let Message::Text(text) = message {
-            return serde_json::from_str(text.as_str()).expect("JSON reply");
+            let reply: Value = serde_json::from_str(text.as_str()).expect("JSON reply");
+            if reply["id"] == expected_id {
+                return reply;
+            }
         }
     }
 }

@@ -16,6 +16,9 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
+/// Echo calls one connection may hold at once (each holds a port and a peer connection).
+const MAX_CALLS_PER_CONNECTION: usize = 4;
+
 /// The protocol limit: larger frames get a `frame_too_large` error and the connection lives on.
 pub const MAX_FRAME: usize = 64 * 1024;
 /// The transport limit: beyond this the WebSocket itself is closed, so a client cannot make the
@@ -108,7 +111,7 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
             },
         }
         while let Some(request) = connection.poll_request() {
-            let password_login = matches!(request, Request::PasswordLogin { .. });
+            let password_login = matches!(request, Request::PasswordLogin { .. } | Request::PbxLogin { .. });
             if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
                 handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
             }
@@ -238,6 +241,9 @@ async fn handle(
         Request::Call { id, target, sdp, codec } => {
             if target != "echo" {
                 return connection.error(Some(id), ErrorCode::Forbidden, "only `echo` can be called until SIP routing lands");
+            }
+            if calls.len() >= MAX_CALLS_PER_CONNECTION {
+                return connection.error(Some(id), ErrorCode::RateLimited, "too many calls on this connection");
             }
             let factory = crate::media::codec_glue::factory(signaling.opus_complexity);
             match EchoCall::start(&sdp, codec.as_deref(), &signaling.engine, factory, signaling.webrtc.clone()).await {

@@ -78,7 +78,11 @@ impl StatusHandle {
         match tokio::time::timeout(Duration::from_secs(10), answer).await {
             Ok(Ok(result)) => result,
             Ok(Err(_)) => Err("the SIP endpoint stopped".into()),
-            Err(_) => Err("the PBX did not answer in time".into()),
+            Err(_) => {
+                // Nobody waits for this registration any more: stop it rather than let it live on.
+                let _ = self.requests.send(SipCommand::UnregisterUser(format!("{profile}/{user}"))).await;
+                Err("the PBX did not answer in time".into())
+            }
         }
     }
 

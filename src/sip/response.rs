@@ -18,6 +18,9 @@ pub fn stamp_received(headers: &mut Headers, source: SocketAddr) {
     let host_ip = via.host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok();
     if host_ip != Some(source.ip()) {
         set_param(&mut via, "received", Some(source.ip().to_string()));
+    } else {
+        // A `received` the sender wrote itself must never steer our answers to a third party.
+        via.params.retain(|(name, _)| name != "received");
     }
     if syntax::param(&via.params, "rport").is_some() {
         set_param(&mut via, "rport", Some(source.port().to_string()));
@@ -180,6 +183,17 @@ mod tests {
         let top = ViaValue::parse(syntax::split_values(&via)[0]).expect("top");
         let route = response_route(&top, &udp_peer("192.0.2.7:40000"));
         assert_eq!(route, ResponseRoute::Datagram { from: "127.0.0.1:5060".parse().expect("a"), to: "192.0.2.7:40000".parse().expect("a") });
+    }
+
+    #[test]
+    fn a_sender_supplied_received_is_never_trusted() {
+        let mut h = headers("SIP/2.0/UDP 192.0.2.7:5070;branch=z9hG4bK1;received=203.0.113.99;rport");
+        stamp_received(&mut h, "192.0.2.7:40000".parse().expect("addr"));
+        let via = h.iter().find(|x| matches!(x, Header::Via(_))).expect("via").value().to_string();
+        assert!(!via.contains("203.0.113.99"), "{via}");
+        let top = ViaValue::parse(&via).expect("top");
+        let ResponseRoute::Datagram { to, .. } = response_route(&top, &udp_peer("192.0.2.7:40000")) else { panic!() };
+        assert_eq!(to, "192.0.2.7:40000".parse::<std::net::SocketAddr>().expect("a"));
     }
 
     #[test]

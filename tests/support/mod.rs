@@ -242,6 +242,8 @@ pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
     let work = tempfile::tempdir().expect("tempdir");
     let file = work.path().join(scenario);
     std::fs::copy(scenario_path(scenario), &file).expect("copy scenario");
+    // Scenarios that play audio find sipp's bundled captures as pcap/ next to them.
+    let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", work.path().join("pcap"));
     let output = Command::new("sipp")
         .arg(target)
         .arg("-sf")

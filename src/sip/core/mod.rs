@@ -316,10 +316,6 @@ impl SipCore {
             key.clone(),
             ServerTransaction { machine, route, request_headers: parsed.request.headers.clone(), to_tag, final_sent: false },
         );
-        if parsed.method == "INVITE" {
-            // Stops the caller's Timer A retransmissions while we authenticate and route.
-            self.respond(&key, 100, Vec::new(), Vec::new(), now);
-        }
         self.dispatch_request(key, parsed, peer, now);
     }
 
@@ -388,6 +384,15 @@ impl SipCore {
         }
         self.counters.count_response(status);
         self.drain_server(key);
+    }
+
+    /// Refuses a request with one stateless answer and forgets its transaction: refusals of
+    /// strangers are never retransmitted, so the gateway cannot amplify a spoofed flood.
+    fn refuse_statelessly(&mut self, key: &TransactionKey, status: u16, extra: Vec<Header>, peer: Peer) {
+        if let Some(tx) = self.server_transactions.remove(key) {
+            let tag = tx.to_tag.clone();
+            self.send_stateless(&tx.request_headers, status, &tag, extra, peer);
+        }
     }
 
     fn send_stateless(&mut self, headers: &Headers, status: u16, tag: &str, extra: Vec<Header>, peer: Peer) {

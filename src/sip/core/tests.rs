@@ -165,11 +165,13 @@ fn invite_trust_gate() {
     let mut core = core_with(profiles(), t0);
     // Unknown source, foreign domain: refused outright.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:eve@evil.example", "z9hG4bKi1", &[]), udp_from("203.0.113.9:5060"), t0);
-    assert_eq!(statuses(&mut core), vec![100, 403]);
+    assert_eq!(statuses(&mut core), vec![403], "one stateless answer: no 100, nothing to retransmit");
+    core.handle_timeout(t0 + Duration::from_secs(1));
+    assert!(sent(&mut core).is_empty(), "refusals are never retransmitted (no amplification)");
     assert_eq!(core.counters().untrusted_refused, 1);
     // Claims to be a local user: must prove it.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKi2", &[]), udp_from("203.0.113.9:5060"), t0);
-    assert_eq!(statuses(&mut core), vec![100, 407]);
+    assert_eq!(statuses(&mut core), vec![407]);
     // A trusted trunk passes the gate: the call layer gets it and decides.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKi3", &[]), udp_from("192.0.2.50:5060"), t0);
     assert_eq!(statuses(&mut core), vec![100]);
@@ -187,19 +189,23 @@ fn invite_trust_gate() {
 fn invite_final_answer_is_retransmitted_until_ack() {
     let t0 = Instant::now();
     let mut core = core_with(profiles(), t0);
-    let invite = request("INVITE", "sip:bob@example.com", "sip:eve@evil.example", "z9hG4bKg1", &[]);
-    core.handle_inbound(&invite, udp_from("203.0.113.9:5060"), t0);
-    assert_eq!(statuses(&mut core), vec![100, 403]);
+    // A trusted call the call layer refuses: the final answer goes through the transaction.
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKg1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    assert_eq!(statuses(&mut core), vec![100]);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_reject(id, 403, t0);
+    assert_eq!(statuses(&mut core), vec![403]);
     // Timer G: the 403 goes again at 0.5 s, then 1 s later.
     core.handle_timeout(t0 + Duration::from_millis(500));
     assert_eq!(statuses(&mut core), vec![403]);
     core.handle_timeout(t0 + Duration::from_millis(1500));
     assert_eq!(statuses(&mut core), vec![403]);
     // A retransmitted INVITE is absorbed and answered with the same 403.
-    core.handle_inbound(&invite, udp_from("203.0.113.9:5060"), t0 + Duration::from_millis(1600));
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0 + Duration::from_millis(1600));
     assert_eq!(statuses(&mut core), vec![403]);
     let ack = String::from_utf8_lossy(&invite).replace("INVITE sip", "ACK sip").replace("1 INVITE", "1 ACK");
-    core.handle_inbound(ack.as_bytes(), udp_from("203.0.113.9:5060"), t0 + Duration::from_millis(1700));
+    core.handle_inbound(ack.as_bytes(), udp_from("192.0.2.50:5060"), t0 + Duration::from_millis(1700));
     core.handle_timeout(t0 + Duration::from_secs(4));
     assert!(sent(&mut core).is_empty(), "ACK stops Timer G");
     // Timer I (T4 = 5 s) then removes the transaction.
@@ -214,7 +220,7 @@ fn cancel_terminates_a_pending_invite() {
     let invite = request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKc1", &[]);
     core.handle_inbound(&invite, udp_from("192.0.2.1:5062"), t0);
     let _ = sent(&mut core);
-    // The 407 made the INVITE final, so CANCEL finds nothing pending: 481.
+    // The 407 was stateless, so CANCEL finds nothing pending: 481.
     let cancel = String::from_utf8_lossy(&invite).replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL");
     core.handle_inbound(cancel.as_bytes(), udp_from("192.0.2.1:5062"), t0);
     assert_eq!(statuses(&mut core), vec![481]);
@@ -382,4 +388,21 @@ fn our_hangup_sends_bye_in_the_dialog() {
 
 fn statuses_of(core: &mut SipCore) -> Vec<u16> {
     statuses(core)
+}
+
+#[test]
+fn cancel_stops_a_ringing_call() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKcc1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_ringing(id, t0);
+    let _ = sent(&mut core);
+    let cancel = String::from_utf8_lossy(&invite).replace("INVITE sip", "CANCEL sip").replace("1 INVITE", "1 CANCEL");
+    core.handle_inbound(cancel.as_bytes(), udp_from("192.0.2.50:5060"), t0);
+    let mut answers = statuses(&mut core);
+    answers.sort_unstable();
+    assert_eq!(answers, vec![200, 487], "200 for the CANCEL, 487 for the INVITE");
+    assert!(std::iter::from_fn(|| core.poll_event()).any(|e| e == CoreEvent::CallEnded { id, reason: CallEndReason::Cancelled }));
 }

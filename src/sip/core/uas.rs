@@ -168,16 +168,25 @@ impl SipCore {
     /// The trust gate for requests that would create a dialog (a call).
     fn handle_new_dialog(&mut self, key: TransactionKey, parsed: ParsedRequest, peer: Peer, now: Instant) {
         match self.gate(&parsed, peer, now) {
-            Gate::Challenge { stale } => self.challenge(&key, 407, stale, now),
+            Gate::Challenge { stale } => {
+                let wall = self.wall(now);
+                let headers = match &self.local {
+                    Some(local) => local.digest.challenge(wall, stale).into_iter().map(|c| make_header("Proxy-Authenticate", c)).collect(),
+                    None => Vec::new(),
+                };
+                self.refuse_statelessly(&key, 407, headers, peer)
+            }
             Gate::Refuse(why) => {
                 self.counters.untrusted_refused += 1;
                 tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %parsed.from.uri, why, "refused dialog from untrusted source");
-                self.respond(&key, 403, vec![reason(why)], Vec::new(), now)
+                self.refuse_statelessly(&key, 403, vec![reason(why)], peer)
             }
             Gate::Pass(identity) => {
                 if parsed.max_forwards == Some(0) {
                     return self.respond(&key, 483, Vec::new(), Vec::new(), now);
                 }
+                // Stops the caller's Timer A retransmissions while the call layer routes.
+                self.respond(&key, 100, Vec::new(), Vec::new(), now);
                 tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "incoming call");
                 self.offer_call(key, &parsed, peer, identity);
             }

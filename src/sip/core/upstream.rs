@@ -45,7 +45,13 @@ pub(super) struct Upstream {
     report_first_outcome: bool,
     /// Browser logins this registration serves; it is unregistered when the last one leaves.
     logins: u32,
+    /// Whether the registrar asked for credentials: a PBX that accepts anyone proves nothing about
+    /// a browser user's password.
+    challenged: bool,
 }
+
+/// Upper bound on registrations made for browser users (each is a few hundred bytes of state).
+const MAX_USER_REGISTRATIONS: usize = 10_000;
 
 impl Upstream {
     pub fn new(profile: Profile, now: Instant) -> Upstream {
@@ -76,6 +82,7 @@ impl Upstream {
             auth_attempts: 0,
             report_first_outcome: false,
             logins: 0,
+            challenged: false,
         }
     }
 
@@ -106,17 +113,41 @@ impl SipCore {
             .ok_or_else(|| format!("no PBX profile `{profile}`"))?
             .clone();
         let key = format!("{profile}/{user}");
+        if !user.chars().all(|c| c.is_ascii_alphanumeric() || "-_.!~*'()&=+$,;?/%".contains(c)) || user.is_empty() || user.len() > 64 {
+            return Err("credentials rejected: bad user name".into());
+        }
         if let Some(index) = self.upstreams.iter().position(|u| u.profile.name == key) {
-            // Another tab of the same user: the password is proven again by re-registering with it.
             let existing = &mut self.upstreams[index];
+            let live = existing.logins > 0 && existing.registration.as_ref().is_some_and(|r| r.is_registered(now));
+            if live {
+                // Another tab while the user is registered: the password must be the one the PBX
+                // accepted; the live registration is never touched by a guess.
+                use subtle::ConstantTimeEq;
+                let stored = existing.profile.password.clone().unwrap_or_default();
+                if bool::from(stored.as_bytes().ct_eq(password.as_bytes())) {
+                    existing.logins += 1;
+                    self.events.push_back(CoreEvent::UserRegistration { key: key.clone(), result: Ok(()) });
+                    return Ok(key);
+                }
+                return Err("credentials rejected: not the password in use".into());
+            }
+            // Logged out, failed before, or never confirmed: start over with these credentials.
             existing.profile.password = Some(password.to_string());
             existing.digest = Some(DigestClient::new(user.to_string(), password.to_string()));
             existing.report_first_outcome = true;
+            existing.challenged = false;
+            existing.logins = 0;
+            existing.registration = Some(Registration::new(RegistrationConfig { expires: existing.profile.register_expires, ..RegistrationConfig::default() }));
             if let Some(registration) = &mut existing.registration {
-                registration.network_changed(now);
+                registration.start(now);
             }
+            self.request_resolution(index);
             self.pump_upstream(index, now);
             return Ok(key);
+        }
+        let personal_count = self.upstreams.iter().filter(|u| u.profile.name.contains('/')).count();
+        if personal_count >= MAX_USER_REGISTRATIONS {
+            return Err("too many browser users registered through the PBX".into());
         }
         let mut personal = template;
         personal.name = key.clone();
@@ -155,8 +186,16 @@ impl SipCore {
         let upstream = &mut self.upstreams[index];
         if upstream.report_first_outcome {
             upstream.report_first_outcome = false;
+            let result = match result {
+                Ok(()) if !upstream.challenged => Err("credentials rejected: the PBX did not ask for a password".to_string()),
+                other => other,
+            };
             if result.is_ok() {
                 upstream.logins += 1;
+            } else {
+                // A failed login leaves nothing behind that would keep retrying bad credentials.
+                upstream.registration = None;
+                upstream.digest = None;
             }
             self.events.push_back(CoreEvent::UserRegistration { key: upstream.profile.name.clone(), result });
         }
@@ -385,6 +424,7 @@ impl SipCore {
             let upstream = &mut self.upstreams[index];
             let uri = request_uri(upstream.profile.host.as_deref().unwrap_or(""), upstream.profile.port, upstream.transport()).to_string();
             upstream.auth_attempts += 1;
+            upstream.challenged = true;
             let answer = match &mut upstream.digest {
                 Some(_) if upstream.auth_attempts > 3 => Err("registrar keeps challenging".to_string()),
                 Some(digest) => digest.respond(kind, challenges.iter().map(String::as_str), "REGISTER", &uri, None).map_err(|e| match e {
