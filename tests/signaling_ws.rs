@@ -25,7 +25,8 @@ async fn send_raw(socket: &mut Socket, text: String) -> Value {
         let message = tokio::time::timeout(Duration::from_secs(5), socket.next()).await.expect("a reply within 5 s").expect("open").expect("frame");
         if let Message::Text(text) = message {
             let reply: Value = serde_json::from_str(text.as_str()).expect("JSON reply");
-            if reply["id"] == expected_id {
+            // Errors for frames the server could not read (bad JSON, oversize) carry no id.
+            if reply["id"] == expected_id || (reply["type"] == "error" && reply["id"].is_null()) {
                 return reply;
             }
         }
