@@ -256,7 +256,8 @@ pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
         .expect("run sipp");
     let mut errors = String::new();
     for entry in std::fs::read_dir(work.path()).expect("read dir").flatten() {
-        if entry.file_name().to_string_lossy().contains("_errors.log") {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.contains("_errors.log") || name.contains("_messages.log") {
             errors.push_str(&std::fs::read_to_string(entry.path()).unwrap_or_default());
         }
     }

@@ -267,7 +267,9 @@ impl SipCore {
             Err(rejected) => {
                 let status = rejected.error.status();
                 tracing::info!(source = %peer.remote, transport = %peer.transport, status, error = %rejected.error, "refused malformed message");
-                match rejected.reply_headers {
+                // RFC 3261 §17: an ACK is never answered, however broken.
+                let is_ack = trim_start(bytes).starts_with(b"ACK ");
+                match rejected.reply_headers.filter(|_| !is_ack) {
                     Some(mut headers) => {
                         response::stamp_received(&mut headers, peer.remote);
                         let tag = response::stateless_tag(&headers);
@@ -509,6 +511,11 @@ impl SipCore {
     pub fn status(&self, now: Instant) -> CoreStatus {
         status::snapshot(self, now)
     }
+}
+
+fn trim_start(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|b| *b != b'\r' && *b != b'\n').unwrap_or(bytes.len());
+    &bytes[start..]
 }
 
 fn stamped_top_via(headers: &Headers) -> Result<super::syntax::ViaValue, super::syntax::SyntaxError> {

@@ -1,0 +1,47 @@
+//! A call from SIP to a browser: sipp (a trunk, trusted by address) calls `alice`; headless
+//! Chromium logged in as alice accepts with sipbridge.js, hears the audio sipp plays (PCMA,
+//! relayed without transcoding), and sees the call end when sipp hangs up.
+
+mod support;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use support::{sipp, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
+
+#[test]
+fn trunk_call_rings_the_browser_user_who_answers_and_hears_audio() {
+    sipp_available();
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() });
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec![] };
+    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(token)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the browser");
+    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
+    let ready = lines.by_ref().map_while(Result::ok).any(|line| line == "READY");
+    assert!(ready, "the browser never logged in");
+    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-trace_msg", "-mp", &support::free_port().to_string()]);
+    let result: serde_json::Value = lines
+        .map_while(Result::ok)
+        .filter(|l| l.starts_with('{'))
+        .last()
+        .and_then(|l| serde_json::from_str(&l).ok())
+        .unwrap_or_default();
+    let _ = browser.wait();
+    assert!(run.success(), "the trunk's call: {}\n{}", run.describe(), gateway.log());
+    assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
+    assert!(result["caller"]["uri"].as_str().is_some_and(|u| u.contains("+15550001111")), "{result:#}");
+    assert_eq!(result["caller"]["display_name"], "Carrier Caller");
+    assert_eq!(result["codec"], "audio/PCMA", "the browser got the trunk's codec: no transcoding");
+    let level = result["peakLevel"].as_f64().unwrap_or(0.0);
+    println!("browser heard the trunk's audio at peak level {level:.3}");
+    assert!(level > 0.05, "audio from the trunk reached the browser: {result:#}");
+    assert_eq!(result["ended"]["reason"], "normal", "the trunk's BYE ended the call in the browser: {result:#}");
+}
