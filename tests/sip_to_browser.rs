@@ -45,3 +45,76 @@ fn trunk_call_rings_the_browser_user_who_answers_and_hears_audio() {
     assert!(level > 0.05, "audio from the trunk reached the browser: {result:#}");
     assert_eq!(result["ended"]["reason"], "normal", "the trunk's BYE ended the call in the browser: {result:#}");
 }
+
+fn browsers(gateway: &Gateway, modes: &[&str]) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec![] };
+    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(token)
+        .args(modes)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the browser");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browsers never logged in");
+    (child, lines)
+}
+
+fn results(lines: std::io::Lines<BufReader<std::process::ChildStdout>>) -> Vec<serde_json::Value> {
+    lines.map_while(Result::ok).filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(&l).ok()).collect()
+}
+
+fn trunk_gateway() -> Gateway {
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() })
+}
+
+#[test]
+fn two_tabs_ring_and_the_second_hears_answered_elsewhere() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["accept", "watch"]);
+    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_port().to_string()]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "{}", run.describe());
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert_eq!(pages[0]["ended"]["reason"], "normal", "the tab that answered: {pages:?}");
+    assert_eq!(pages[1]["ended"]["reason"], "answered_elsewhere", "the other tab stops ringing: {pages:?}");
+}
+
+#[test]
+fn a_browser_that_rejects_as_busy_gives_the_caller_486() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["busy"]);
+    let run = sipp("call_busy.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "the caller got 486: {}\n{}", run.describe(), gateway.log());
+    assert_eq!(pages[0]["ok"], true, "{pages:?}");
+}
+
+#[test]
+fn nobody_logged_in_gives_the_caller_480() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let run = sipp("call_nobody.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
+    assert!(run.success(), "the caller got 480: {}\n{}", run.describe(), gateway.log());
+}
+
+#[test]
+fn cancel_before_answer_stops_the_browsers_ringing_and_gives_487() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["watch", "watch"]);
+    let run = sipp("call_cancelled.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "CANCEL got 200 and the INVITE 487: {}\n{}", run.describe(), gateway.log());
+    assert!(pages.iter().all(|p| p["ended"]["reason"] == "cancelled"), "both tabs stopped ringing: {pages:?}");
+}
