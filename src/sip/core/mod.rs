@@ -135,6 +135,9 @@ pub struct SipCore {
 }
 
 const HOUSEKEEPING_INTERVAL: Duration = Duration::from_secs(10);
+/// Server transactions alive at once; beyond this new requests get a stateless 503 (each holds a
+/// copy of its request's headers for up to 32 s).
+const MAX_SERVER_TRANSACTIONS: usize = 50_000;
 
 impl SipCore {
     /// `now` and `wall` anchor the core's clock: digest nonces need wall time, everything else
@@ -305,6 +308,12 @@ impl SipCore {
             };
             self.drain_server(&key);
             return;
+        }
+        if self.server_transactions.len() >= MAX_SERVER_TRANSACTIONS {
+            self.counters.count_drop("overload");
+            let tag = response::stateless_tag(&parsed.request.headers);
+            let retry_after = rsipstack::sip::headers::make_header("Retry-After", "5".into());
+            return self.send_stateless(&parsed.request.headers, 503, &tag, vec![retry_after], peer);
         }
         let reliability = if peer.transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
         let machine = if parsed.method == "INVITE" {

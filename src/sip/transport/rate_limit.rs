@@ -11,6 +11,8 @@ pub struct RateLimiter {
     max_sources: usize,
     buckets: HashMap<IpAddr, Bucket>,
     refused: u64,
+    /// While the table is full of active sources, new ones are refused until this time.
+    next_sweep: Option<Instant>,
 }
 
 struct Bucket {
@@ -26,13 +28,16 @@ impl RateLimiter {
             max_sources: max_sources.max(1),
             buckets: HashMap::new(),
             refused: 0,
+            next_sweep: None,
         }
     }
 
     /// Whether one more message from `source` may be processed now.
     pub fn allow(&mut self, source: IpAddr, now: Instant) -> bool {
-        if !self.buckets.contains_key(&source) && self.buckets.len() >= self.max_sources {
-            self.evict_idlest();
+        if !self.buckets.contains_key(&source) && self.buckets.len() >= self.max_sources && !self.make_room(now) {
+            // A table full of active sources is itself a flood: new sources wait (fail closed).
+            self.refused += 1;
+            return false;
         }
         let (rate, burst) = (self.rate_per_second, self.burst);
         let bucket = self.buckets.entry(source).or_insert(Bucket { tokens: burst, last: now });
@@ -52,9 +57,20 @@ impl RateLimiter {
         self.refused
     }
 
-    fn evict_idlest(&mut self) {
-        if let Some(idlest) = self.buckets.iter().min_by_key(|(_, b)| b.last).map(|(ip, _)| *ip) {
-            self.buckets.remove(&idlest);
+    /// Drops buckets idle long enough to have refilled completely (they hold no state a fresh
+    /// bucket would not). The sweep is O(n), so it runs at most once a second.
+    fn make_room(&mut self, now: Instant) -> bool {
+        if self.next_sweep.is_some_and(|t| now < t) {
+            return false;
+        }
+        let refill = std::time::Duration::from_secs_f64(self.burst / self.rate_per_second);
+        self.buckets.retain(|_, b| now.saturating_duration_since(b.last) < refill);
+        if self.buckets.len() < self.max_sources {
+            self.next_sweep = None;
+            true
+        } else {
+            self.next_sweep = Some(now + std::time::Duration::from_secs(1));
+            false
         }
     }
 }
@@ -82,9 +98,15 @@ mod tests {
     fn table_is_bounded() {
         let t0 = Instant::now();
         let mut limiter = RateLimiter::new(1, 1, 3);
+        // Sources one second apart: each earlier bucket has refilled, so it can make room.
         for i in 0..10u8 {
-            limiter.allow(IpAddr::from([10, 0, 0, i]), t0 + Duration::from_secs(u64::from(i)));
+            assert!(limiter.allow(IpAddr::from([10, 0, 0, i]), t0 + Duration::from_secs(u64::from(i) * 2)));
         }
+        assert!(limiter.buckets.len() <= 3);
+        // A burst of new sources at one instant fills the table; the rest are refused, cheaply.
+        let mut limiter = RateLimiter::new(1, 1, 3);
+        let allowed = (0..100u8).filter(|i| limiter.allow(IpAddr::from([10, 0, 1, *i]), t0)).count();
+        assert_eq!(allowed, 3);
         assert_eq!(limiter.buckets.len(), 3);
     }
 }
