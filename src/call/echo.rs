@@ -110,7 +110,11 @@ impl EchoCall {
                 }
             }
         };
-        let browser = browser_format(leg.codec()).ok_or(crate::webrtc_leg::WebRtcError::NoCommonCodec)?;
+        let Some(browser) = browser_format(leg.codec()) else {
+            leg.close().await;
+            engine.release(port);
+            return Err(crate::webrtc_leg::WebRtcError::NoCommonCodec.into());
+        };
         let looped = match loop_encoding {
             Some(encoding) if encoding != browser.encoding => PayloadFormat { encoding, payload_type: static_payload_type(encoding), channels: 1 },
             _ => browser,
@@ -122,6 +126,7 @@ impl EchoCall {
         ];
         let session = MediaSession::new(internal_leg(vec![browser]), internal_leg(vec![looped]), seeds, factory, Timeouts::default(), engine.now());
         if let Some(problem) = session.problems().first() {
+            leg.close().await;
             engine.release(port);
             return Err(EchoError::Transcoding(problem.clone()));
         }

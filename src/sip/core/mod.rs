@@ -266,7 +266,7 @@ impl SipCore {
         match message::parse(bytes, peer.transport) {
             Ok(Inbound::KeepAlive) => {}
             Ok(Inbound::Request(request)) => self.handle_request(*request, peer, now),
-            Ok(Inbound::Response(response)) => self.handle_response(*response, now),
+            Ok(Inbound::Response(response)) => self.handle_response(*response, peer, now),
             Err(rejected) => {
                 let status = rejected.error.status();
                 tracing::info!(source = %peer.remote, transport = %peer.transport, status, error = %rejected.error, "refused malformed message");
@@ -344,7 +344,7 @@ impl SipCore {
         }
     }
 
-    fn handle_response(&mut self, parsed: ParsedResponse, now: Instant) {
+    fn handle_response(&mut self, parsed: ParsedResponse, peer: Peer, now: Instant) {
         let Some(id) = parsed.top_via.branch().and_then(|b| self.parse_branch(b)) else {
             self.counters.count_drop("stray_response");
             return;
@@ -353,6 +353,13 @@ impl SipCore {
             self.counters.count_drop("stray_response");
             return;
         };
+        // Only the peer we asked may answer: a branch seen in our Via must not let a third party
+        // forge a 200 or a challenge (over UDP the address is checked; streams are bound already).
+        let Route::Request { to, .. } = tx.route else { return };
+        if peer.transport == TransportKind::Udp && peer.remote != to {
+            self.counters.count_drop("response_from_wrong_peer");
+            return;
+        }
         let verdict = match &mut tx.machine {
             ClientMachine::NonInvite(m) => m.handle_response(parsed.status, now),
             ClientMachine::Invite(m) => m.handle_response(parsed.status, None, now),

@@ -67,6 +67,9 @@ impl SipCore {
             self.respond(&key, 200, Vec::new(), Vec::new(), now);
             self.respond(&invite_key, 487, Vec::new(), Vec::new(), now);
             self.call_cancelled(&invite_key);
+        } else if self.server_transactions.contains_key(&invite_key) {
+            // Already answered: the CANCEL changes nothing, but it did match (RFC 3261 §9.2).
+            self.respond(&key, 200, Vec::new(), Vec::new(), now);
         } else {
             self.respond(&key, 481, Vec::new(), Vec::new(), now);
         }

@@ -22,11 +22,14 @@ pub enum FrameError {
 pub struct StreamFramer {
     buffer: BytesMut,
     max_message: usize,
+    /// How far the buffer has been searched for the end of the headers, so trickled bytes are
+    /// not rescanned from the start on every read.
+    scanned: usize,
 }
 
 impl StreamFramer {
     pub fn new(max_message: usize) -> StreamFramer {
-        StreamFramer { buffer: BytesMut::with_capacity(4096), max_message }
+        StreamFramer { buffer: BytesMut::with_capacity(4096), max_message, scanned: 0 }
     }
 
     pub fn push(&mut self, data: &[u8]) {
@@ -42,22 +45,27 @@ impl StreamFramer {
     pub fn next_frame(&mut self) -> Result<Option<Frame>, FrameError> {
         if self.buffer.starts_with(b"\r\n\r\n") {
             self.buffer.advance(4);
+            self.scanned = 0;
             return Ok(Some(Frame::Ping));
         }
         // A lone CRLF is a pong or padding between messages (RFC 3261 §7.5): skip it.
         while self.buffer.starts_with(b"\r\n") && !self.buffer.starts_with(b"\r\n\r\n") {
             self.buffer.advance(2);
+            self.scanned = 0;
         }
         if self.buffer.starts_with(b"\r\n\r\n") {
             return self.next_frame();
         }
-        let Some(head_end) = find(&self.buffer, b"\r\n\r\n") else {
+        let from = self.scanned.saturating_sub(3);
+        let Some(head_end) = self.buffer.get(from..).and_then(|tail| find(tail, b"\r\n\r\n")).map(|i| i + from) else {
+            self.scanned = self.buffer.len();
             return if self.buffer.len() > self.max_message { Err(FrameError::TooLarge) } else { Ok(None) };
         };
         let head = &self.buffer[..head_end];
         let body_len = match content_length(head) {
             Ok(len) => len,
             Err(()) => {
+                self.scanned = 0;
                 let head = self.buffer.split_to(head_end + 4).freeze();
                 return Err(FrameError::BadLength(head));
             }
@@ -70,6 +78,7 @@ impl StreamFramer {
         if self.buffer.len() < total {
             return Ok(None);
         }
+        self.scanned = 0;
         Ok(Some(Frame::Message(self.buffer.split_to(total).freeze())))
     }
 }
@@ -114,6 +123,19 @@ mod tests {
         assert_eq!(framer.next_frame(), Ok(Some(Frame::Message(Bytes::from_static(OPTIONS)))));
         assert_eq!(framer.next_frame(), Ok(Some(Frame::Message(Bytes::from_static(OPTIONS)))));
         assert_eq!(framer.next_frame(), Ok(None));
+    }
+
+    #[test]
+    fn trickled_headers_are_found_once_complete() {
+        let mut framer = StreamFramer::new(65_535);
+        for byte in OPTIONS {
+            framer.push(&[*byte]);
+            let frame = framer.next_frame();
+            if framer.buffered() == 0 {
+                assert_eq!(frame, Ok(Some(Frame::Message(Bytes::from_static(OPTIONS)))));
+            }
+        }
+        assert_eq!(framer.buffered(), 0, "the message was delivered when its last byte arrived");
     }
 
     #[test]
