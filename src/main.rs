@@ -72,6 +72,22 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let media = &config.media;
     let engine = sipbridge::media::engine::MediaEngine::new(media.address, media.rtp_port_min, media.rtp_port_max)?;
     let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
+    let webrtc = sipbridge::call::echo::WebRtcSettings {
+        ice_servers: config.http.ice_servers.clone(),
+        public_ip: media.public_address,
+        lite: media.ice_lite,
+        failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
+    };
+    let (outbound_tx, outbound_rx) = tokio::sync::mpsc::channel(256);
+    let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
+        sip: endpoint.status.clone(),
+        engine: engine.clone(),
+        browsers: browsers.clone(),
+        webrtc: webrtc.clone(),
+        opus_complexity: media.opus_complexity,
+        outbound: outbound_tx,
+    });
+    tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {
         jwt_secret: config.http.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
         server: config.sip.user_agent.clone(),
@@ -80,23 +96,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         opus_complexity: media.opus_complexity,
         local_users: local.map(|p| p.users.clone()).unwrap_or_default(),
         realm: local.and_then(|p| p.domain.clone()).unwrap_or_default(),
-        webrtc: sipbridge::call::echo::WebRtcSettings {
-            ice_servers: config.http.ice_servers.clone(),
-            public_ip: media.public_address,
-            lite: media.ice_lite,
-            failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
-        },
+        webrtc,
         login_guard: http::LoginGuard::default(),
-        browsers: browsers.clone(),
-    };
-    let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
-        sip: endpoint.status.clone(),
-        engine: signaling.engine.clone(),
         browsers,
-        webrtc: signaling.webrtc.clone(),
-        opus_complexity: signaling.opus_complexity,
-    });
-    tokio::spawn(sipbridge::call::inbound::run(call_layer, sip_calls));
+        calls: call_layer,
+    };
     let state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),

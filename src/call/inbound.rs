@@ -26,25 +26,57 @@ pub struct CallLayer {
     pub browsers: Arc<BrowserRegistry>,
     pub webrtc: WebRtcSettings,
     pub opus_complexity: u8,
+    /// Calls placed by browsers register here to receive their SIP events.
+    pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
 }
 
-/// Routes SIP call events to one task per call.
-pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>) {
+/// Routes SIP call events to one task per call. Events for a call placed a moment ago but not yet
+/// registered are held (a few per call) until it registers.
+pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>, mut registrations: mpsc::Receiver<(SipCallId, mpsc::Sender<SipCallEvent>)>) {
     let mut calls: HashMap<SipCallId, mpsc::Sender<CallEndReason>> = HashMap::new();
-    while let Some(event) = events.recv().await {
-        match event {
-            SipCallEvent::Incoming(call) => {
-                let (ended_tx, ended_rx) = mpsc::channel(1);
-                calls.insert(call.id, ended_tx);
-                tokio::spawn(inbound(layer.clone(), call, ended_rx));
-            }
-            SipCallEvent::Ended { id, reason } => {
-                if let Some(tx) = calls.remove(&id) {
-                    let _ = tx.try_send(reason);
+    let mut placed: HashMap<SipCallId, mpsc::Sender<SipCallEvent>> = HashMap::new();
+    let mut early: HashMap<SipCallId, Vec<SipCallEvent>> = HashMap::new();
+    loop {
+        tokio::select! {
+            event = events.recv() => {
+                let Some(event) = event else { break };
+                match event {
+                    SipCallEvent::Incoming(call) => {
+                        let (ended_tx, ended_rx) = mpsc::channel(1);
+                        calls.insert(call.id, ended_tx);
+                        tokio::spawn(inbound(layer.clone(), call, ended_rx));
+                    }
+                    SipCallEvent::Ended { id, reason } if calls.contains_key(&id) => {
+                        if let Some(tx) = calls.remove(&id) {
+                            let _ = tx.try_send(reason);
+                        }
+                    }
+                    other => {
+                        let id = match &other {
+                            SipCallEvent::Ended { id, .. } => *id,
+                            SipCallEvent::Outbound(event) => event.id(),
+                            SipCallEvent::Incoming(call) => call.id,
+                        };
+                        match placed.get(&id) {
+                            Some(tx) => { let _ = tx.try_send(other); }
+                            None => {
+                                let held = early.entry(id).or_default();
+                                if held.len() < 8 { held.push(other); }
+                                if early.len() > 1_000 { early.clear(); }
+                            }
+                        }
+                    }
                 }
+            }
+            Some((id, tx)) = registrations.recv() => {
+                for event in early.remove(&id).unwrap_or_default() {
+                    let _ = tx.try_send(event);
+                }
+                placed.insert(id, tx);
             }
         }
         calls.retain(|_, tx| !tx.is_closed());
+        placed.retain(|_, tx| !tx.is_closed());
     }
 }
 

@@ -3,4 +3,5 @@
 
 pub mod echo;
 pub mod inbound;
+pub mod outbound;
 pub mod registry;

@@ -11,6 +11,9 @@ pub enum BrowserPush {
     Incoming { call_id: String, caller_uri: String, caller_name: Option<String>, sdp: String, control: mpsc::Sender<BrowserAnswer> },
     Candidate { call_id: String, candidate: Option<Value> },
     Hangup { call_id: String, reason: crate::signaling::HangupReason, cause: String },
+    /// For calls the browser placed.
+    Ringing { call_id: String },
+    Answered { call_id: String, sdp: String },
 }
 
 /// What one browser connection tells a ringing or active call.

@@ -33,6 +33,7 @@ pub struct SignalingContext {
     pub webrtc: crate::call::echo::WebRtcSettings,
     pub login_guard: LoginGuard,
     pub browsers: Arc<crate::call::registry::BrowserRegistry>,
+    pub calls: Arc<crate::call::inbound::CallLayer>,
 }
 
 /// Failed browser logins per source address: after `MAX_FAILURES` within `WINDOW`, further login

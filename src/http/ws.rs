@@ -94,6 +94,8 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                     bridged.remove(&call_id);
                     connection.event(ServerEvent::Hangup { call_id, reason, cause });
                 }
+                BrowserPush::Ringing { call_id } => connection.event(ServerEvent::Ringing { call_id }),
+                BrowserPush::Answered { call_id, sdp } => connection.event(ServerEvent::Answered { call_id, sdp }),
             },
             Some((call_id, event)) = events_rx.recv() => match event {
                 EchoEvent::Candidate(candidate) => {
@@ -113,7 +115,13 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         while let Some(request) = connection.poll_request() {
             let password_login = matches!(request, Request::PasswordLogin { .. } | Request::PbxLogin { .. });
             if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
-                handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
+                if let Request::Call { id, target, sdp, .. } = &request {
+                if target != "echo" {
+                    place_call(&mut connection, &state, id.clone(), target, sdp, &mut bridged, &push_tx);
+                    continue;
+                }
+            }
+            handle(request, &mut connection, &mut calls, &mut registrations, &state, &events_tx).await;
             }
             if password_login && connection.user().is_none() {
                 state.signaling.login_guard.failed(peer.ip());
@@ -128,6 +136,31 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         let _ = control.send(BrowserAnswer::Hangup { device }).await;
     }
     close(calls, registrations, &state).await;
+}
+
+/// A browser calls SIP: through the first profile the user may use (token claim or PBX login).
+fn place_call(
+    connection: &mut Connection,
+    state: &AppState,
+    id: crate::signaling::RequestId,
+    target: &str,
+    sdp: &str,
+    bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
+    push: &mpsc::Sender<BrowserPush>,
+) {
+    let Some(profile) = connection.user().and_then(|u| u.profiles.first().cloned()) else {
+        return connection.error(Some(id), ErrorCode::Forbidden, "this user may not call SIP destinations (no profile)");
+    };
+    if bridged.len() >= MAX_CALLS_PER_CONNECTION {
+        return connection.error(Some(id), ErrorCode::RateLimited, "too many calls on this connection");
+    }
+    let call_id = uuid::Uuid::new_v4().to_string();
+    let (control_tx, control_rx) = mpsc::channel(32);
+    bridged.insert(call_id.clone(), control_tx);
+    connection.reply(id, serde_json::json!({ "call_id": call_id }));
+    let layer = state.signaling.calls.clone();
+    let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
+    tokio::spawn(crate::call::outbound::place(layer, call_id, profile, target, sdp, push, control_rx));
 }
 
 /// Requests about calls from SIP go to that call's task; anything else is returned for `handle`.

@@ -42,6 +42,7 @@ pub struct SipStatus {
 pub enum SipCallEvent {
     Incoming(super::core::IncomingCall),
     Ended { id: super::core::SipCallId, reason: super::core::CallEndReason },
+    Outbound(super::core::OutboundEvent),
 }
 
 /// What other parts of the gateway ask of the SIP endpoint task.
@@ -51,6 +52,8 @@ enum SipCommand {
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
+    PlaceCall { profile: String, user: String, sdp: String, reply: oneshot::Sender<Result<super::core::SipCallId, String>> },
+    OutboundHangup(super::core::SipCallId),
     RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
     UnregisterUser(String),
 }
@@ -106,6 +109,18 @@ impl StatusHandle {
 
     pub async fn call_hangup(&self, id: super::core::SipCallId) {
         let _ = self.requests.send(SipCommand::CallHangup(id)).await;
+    }
+
+    /// Places a call to `user` at the peer of `profile` with our SDP offer.
+    pub async fn place_call(&self, profile: &str, user: &str, sdp: String) -> Result<super::core::SipCallId, String> {
+        let (reply, answer) = oneshot::channel();
+        let command = SipCommand::PlaceCall { profile: profile.into(), user: user.into(), sdp, reply };
+        self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
+        answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
+    }
+
+    pub async fn outbound_hangup(&self, id: super::core::SipCallId) {
+        let _ = self.requests.send(SipCommand::OutboundHangup(id)).await;
     }
 }
 
@@ -248,6 +263,10 @@ impl Driver {
             }
             SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
+            SipCommand::PlaceCall { profile, user, sdp, reply } => {
+                let _ = reply.send(self.core.place_call(&profile, &user, &sdp, Instant::now()));
+            }
+            SipCommand::OutboundHangup(id) => self.core.outbound_hangup(id, Instant::now()),
         }
     }
 
@@ -298,6 +317,9 @@ impl Driver {
                 }
                 CoreEvent::CallEnded { id, reason } => {
                     let _ = self.calls.try_send(SipCallEvent::Ended { id, reason });
+                }
+                CoreEvent::Outbound(event) => {
+                    let _ = self.calls.try_send(SipCallEvent::Outbound(event));
                 }
                 CoreEvent::UserRegistration { key, result } => {
                     if let Some(reply) = self.pending_user_registrations.remove(&key) {

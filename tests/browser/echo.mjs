@@ -6,7 +6,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [baseUrl, token, codec] = process.argv.slice(2);
+const [baseUrl, token, codec, target = 'echo'] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'sipbridge-echo-'));
 const wav = join(dir, 'tone-1000hz.wav');
 writeFileSync(wav, sineWav(1000, 48000, 20));
@@ -26,12 +26,12 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec }) => {
+  result = await page.evaluate(async ({ token, codec, target }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
     const client = await SipBridge.connect(url, { token, reconnect: false });
-    const call = client.call('echo', { stream, codec: codec || undefined });
+    const call = client.call(target, { stream, codec: codec || undefined });
     const remote = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no remote track within 10 s')), 10000);
       call.on('track', (s) => { clearTimeout(timer); resolve(s); });
@@ -71,7 +71,7 @@ try {
     await call.hangup();
     client.close();
     return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors };
-  }, { token, codec });
+  }, { token, codec, target });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };

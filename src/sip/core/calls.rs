@@ -149,7 +149,7 @@ impl SipCore {
             .iter()
             .find(|(_, c)| c.dialog.as_ref().is_some_and(|d| d.matches(&parsed.call_id, our_tag, their_tag)))
             .map(|(id, _)| *id);
-        let Some(id) = found else { return false };
+        let Some(id) = found.or_else(|| self.outbound_bye(&parsed.call_id, our_tag, their_tag)) else { return false };
         self.calls.remove(&id);
         self.respond(key, 200, Vec::new(), Vec::new(), now);
         self.events.push_back(CoreEvent::CallEnded { id, reason: CallEndReason::RemoteHangup });

@@ -4,11 +4,13 @@
 //! It never reads a clock and never touches a socket, so tests run a 32 s timer in microseconds.
 
 mod calls;
+mod outbound;
 mod status;
 mod uas;
 mod upstream;
 
 pub use calls::{CallEndReason, IncomingCall, SipCallId};
+pub use outbound::OutboundEvent;
 pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
 pub use uas::CallerIdentity;
 
@@ -68,6 +70,8 @@ pub enum CoreEvent {
     /// A call that passed the trust gate, for the call layer to route (answer with `call_*`).
     IncomingCall(IncomingCall),
     CallEnded { id: SipCallId, reason: CallEndReason },
+    /// Progress of a call the gateway placed (`place_call`).
+    Outbound(OutboundEvent),
 }
 
 /// A resolved route toward an upstream profile, with the local address our Via/Contact advertise.
@@ -91,8 +95,6 @@ struct ServerTransaction {
 }
 
 enum ClientMachine {
-    // Outbound calls (the calls issue) start INVITE client transactions; REGISTER and OPTIONS don't.
-    #[allow(dead_code)]
     Invite(ClientInvite),
     NonInvite(ClientNonInvite),
 }
@@ -129,6 +131,7 @@ pub struct SipCore {
     events: VecDeque<CoreEvent>,
     counters: SipCounters,
     calls: HashMap<SipCallId, calls::SipCall>,
+    outbound: HashMap<SipCallId, outbound::OutboundCall>,
     next_call_id: SipCallId,
     epoch: (Instant, SystemTime),
     next_housekeeping: Instant,
@@ -160,7 +163,7 @@ impl SipCore {
         });
         let upstreams = profiles
             .iter()
-            .filter(|p| p.kind != ProfileKind::Local && (p.register || p.ping))
+            .filter(|p| p.kind != ProfileKind::Local)
             .map(|p| Upstream::new(p.clone(), now))
             .collect();
         let mut core = SipCore {
@@ -179,6 +182,7 @@ impl SipCore {
             events: VecDeque::new(),
             counters: SipCounters::default(),
             calls: HashMap::new(),
+            outbound: HashMap::new(),
             next_call_id: 1,
             epoch: (now, wall),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,

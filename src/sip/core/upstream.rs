@@ -22,6 +22,8 @@ pub(super) enum Purpose {
     Ping { upstream: usize },
     /// A request inside a call's dialog (BYE): the transaction's own retransmissions suffice.
     InDialog,
+    /// The INVITE of a call we placed.
+    Call { id: u64 },
 }
 
 pub(super) struct Upstream {
@@ -92,7 +94,7 @@ impl Upstream {
         registration.into_iter().chain(ping).min()
     }
 
-    fn transport(&self) -> TransportKind {
+    pub(super) fn transport(&self) -> TransportKind {
         match self.profile.transport {
             PeerTransport::Udp => TransportKind::Udp,
             PeerTransport::Tcp => TransportKind::Tcp,
@@ -202,6 +204,8 @@ impl SipCore {
     }
 
     pub(super) fn start_upstreams(&mut self, now: Instant) {
+        // Calls are routed to any peer profile, so every one is resolved, not only the ones that
+        // register or ping.
         for index in 0..self.upstreams.len() {
             if let Some(registration) = &mut self.upstreams[index].registration {
                 registration.start(now);
@@ -378,7 +382,7 @@ impl SipCore {
         match purpose {
             Purpose::Register { .. } => self.upstreams[index].register_in_flight = Some(branch_id),
             Purpose::Ping { .. } => self.upstreams[index].ping_in_flight = Some(branch_id),
-            Purpose::InDialog => {}
+            Purpose::InDialog | Purpose::Call { .. } => {}
         }
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose, sent_at: now });
@@ -386,11 +390,14 @@ impl SipCore {
     }
 
     pub(super) fn upstream_response(&mut self, purpose: Purpose, parsed: &ParsedResponse, rtt: Duration, now: Instant) {
+        if let Purpose::Call { id } = purpose {
+            return self.outbound_response(id, parsed, now);
+        }
         if parsed.status < 200 {
             return;
         }
         match purpose {
-            Purpose::InDialog => {}
+            Purpose::InDialog | Purpose::Call { .. } => {}
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {
@@ -487,6 +494,7 @@ impl SipCore {
     pub(super) fn upstream_failure(&mut self, purpose: Purpose, reason: &str, now: Instant) {
         match purpose {
             Purpose::InDialog => tracing::info!(reason, "in-dialog request failed"),
+            Purpose::Call { id } => self.outbound_failed(id),
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {

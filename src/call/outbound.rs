@@ -1,0 +1,182 @@
+//! A call from a browser to SIP: answer the browser's WebRTC offer, offer SIP to the peer of one
+//! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
+
+use super::inbound::CallLayer;
+use super::registry::{BrowserAnswer, BrowserPush};
+use crate::call::echo::encoding_of;
+use crate::media::engine::{LegIo, INTERNAL_PEER};
+use crate::media::handler::{Encoding, PayloadFormat};
+use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
+use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
+use crate::signaling::HangupReason;
+use crate::sip::core::OutboundEvent;
+use crate::sip::endpoint::SipCallEvent;
+use crate::webrtc_leg::{LegEvent, WebRtcConfig, WebRtcLeg};
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+fn codec_of(encoding: Encoding) -> Codec {
+    match encoding {
+        Encoding::Pcmu => Codec::Pcmu,
+        Encoding::Pcma => Codec::Pcma,
+        Encoding::G722 => Codec::G722,
+        Encoding::Opus => Codec::Opus,
+    }
+}
+
+fn failure_reason(status: u16) -> (HangupReason, &'static str) {
+    match status {
+        486 | 600 => (HangupReason::Busy, "busy"),
+        603 => (HangupReason::Declined, "declined"),
+        404 | 484 | 604 => (HangupReason::NotFound, "not found"),
+        401 | 403 | 407 => (HangupReason::Forbidden, "refused by the peer"),
+        488 | 606 => (HangupReason::Failed, "no common codec"),
+        _ => (HangupReason::Unavailable, "unavailable"),
+    }
+}
+
+/// Places the call; returns the WebRTC side's events-to-browser through `push`, and takes hangup
+/// and candidates through `control`.
+pub async fn place(
+    layer: Arc<CallLayer>,
+    call_id: String,
+    profile: String,
+    target: String,
+    browser_offer: String,
+    push: mpsc::Sender<BrowserPush>,
+    mut control: mpsc::Receiver<BrowserAnswer>,
+) {
+    let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
+    let Ok(port) = layer.engine.reserve_port() else { let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await; return };
+    let config = WebRtcConfig {
+        bind: std::net::SocketAddr::new(layer.engine.address(), port),
+        ice_servers: layer.webrtc.ice_servers.clone(),
+        public_ip: layer.webrtc.public_ip,
+        lite: layer.webrtc.lite,
+        failed_timeout: layer.webrtc.failed_timeout,
+    };
+    let (leg, browser_answer, mut leg_events) = match WebRtcLeg::answer(&browser_offer, None, &config, rand::random()).await {
+        Ok(answered) => answered,
+        Err(e) => {
+            layer.engine.release(port);
+            let _ = push.send(hangup(HangupReason::Failed, &e.to_string())).await;
+            return;
+        }
+    };
+    let leg = Arc::new(leg);
+    let browser_encoding = encoding_of(&leg.codec().mime_type).unwrap_or(Encoding::Opus);
+    let browser_format = PayloadFormat { encoding: browser_encoding, payload_type: leg.codec().payload_type, channels: 1 };
+    let endpoint = match layer.engine.allocate().await {
+        Ok(endpoint) => endpoint,
+        Err(_) => {
+            leg.close().await;
+            layer.engine.release(port);
+            let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await;
+            return;
+        }
+    };
+    // The browser's codec first, so the peer can take it untouched; the others allow transcoding.
+    let mut codecs = vec![codec_of(browser_encoding)];
+    codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of(browser_encoding)));
+    let our_offer = sdp::offer(&LocalCapabilities::new(codecs), layer.engine.address(), endpoint.port, rand::random::<u32>().into(), 1);
+    let sip_id = match layer.sip.place_call(&profile, &target, our_offer.to_string()).await {
+        Ok(id) => id,
+        Err(e) => {
+            leg.close().await;
+            layer.engine.release(port);
+            let _ = push.send(hangup(HangupReason::NotFound, &e)).await;
+            return;
+        }
+    };
+    let (events_tx, mut events) = mpsc::channel(32);
+    let _ = layer.outbound.send((sip_id, events_tx)).await;
+    tracing::info!(%call_id, %profile, %target, "calling SIP");
+    let mut media = None;
+    let mut endpoint = Some(endpoint);
+    let (to_engine, from_browser) = mpsc::channel(512);
+    let mut from_browser = Some(from_browser);
+    let outcome: (HangupReason, String) = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, .. })) => {
+                    if status == 180 || status == 183 {
+                        let _ = push.send(BrowserPush::Ringing { call_id: call_id.clone() }).await;
+                    }
+                }
+                Some(SipCallEvent::Outbound(OutboundEvent::Answered { sdp, .. })) => {
+                    let negotiated = SessionDescription::parse(&sdp).ok().and_then(|answer| sdp::read_answer(&our_offer, &answer).ok());
+                    let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else {
+                        layer.sip.outbound_hangup(sip_id).await;
+                        break (HangupReason::Failed, "no common codec".into());
+                    };
+                    let sip_codec = &negotiated.codecs[0];
+                    let sip_encoding = match sip_codec.codec { Codec::Pcmu => Encoding::Pcmu, Codec::Pcma => Encoding::Pcma, Codec::G722 => Encoding::G722, Codec::Opus => Encoding::Opus };
+                    let sip_leg = LegConfig {
+                        formats: vec![PayloadFormat { encoding: sip_encoding, payload_type: sip_codec.payload_type, channels: 1 }],
+                        telephone_event: negotiated.telephone_event,
+                        dtmf: DtmfMode::Rfc4733,
+                        ptime_ms: negotiated.ptime.unwrap_or(20),
+                        remote: negotiated.remote,
+                        send: negotiated.direction.receives(),
+                        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
+                    };
+                    let browser_leg = LegConfig { formats: vec![browser_format], telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(INTERNAL_PEER), send: true, rtcp: RtcpMode::Off };
+                    let seeds = [
+                        EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
+                        EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
+                    ];
+                    let session = MediaSession::new(browser_leg, sip_leg, seeds, crate::media::codec_glue::factory(layer.opus_complexity), Timeouts::default(), layer.engine.now());
+                    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+                    let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { break (HangupReason::Failed, "internal".into()) };
+                    media = Some(layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp)));
+                    let sender = leg.clone();
+                    tokio::spawn(async move {
+                        while let Some(packet) = from_engine.recv().await {
+                            let _ = sender.send_rtp(&packet).await;
+                        }
+                    });
+                    tracing::info!(%call_id, sip_codec = ?sip_codec.codec, browser_codec = ?browser_encoding, "answered");
+                    let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
+                }
+                Some(SipCallEvent::Outbound(OutboundEvent::Failed { status, .. })) => {
+                    let (reason, cause) = failure_reason(status);
+                    break (reason, format!("{status} {cause}"));
+                }
+                Some(SipCallEvent::Ended { .. }) => break (HangupReason::Normal, "the far end hung up".into()),
+                Some(SipCallEvent::Incoming(_)) => {}
+                None => break (HangupReason::Failed, "call layer stopped".into()),
+            },
+            event = leg_events.recv() => match event {
+                Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
+                Some(LegEvent::LocalCandidate(candidate)) => {
+                    let _ = push.send(BrowserPush::Candidate { call_id: call_id.clone(), candidate }).await;
+                }
+                Some(LegEvent::Connected) => {}
+                Some(LegEvent::Failed(reason)) => {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (HangupReason::Failed, reason);
+                }
+                None => {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (HangupReason::Failed, "browser leg closed".into());
+                }
+            },
+            answer = control.recv() => match answer {
+                Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
+                Some(BrowserAnswer::Hangup { .. }) | None => {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (HangupReason::Normal, "hung up".into());
+                }
+                Some(BrowserAnswer::Accept { reply, .. }) => { let _ = reply.send(Err("this call was placed by the browser".into())); }
+                Some(BrowserAnswer::Reject { .. }) => {}
+            },
+        }
+    };
+    tracing::info!(%call_id, reason = ?outcome.0, cause = %outcome.1, "call ended");
+    let _ = push.send(hangup(outcome.0, &outcome.1)).await;
+    if let Some(media) = media {
+        media.stop().await;
+    }
+    leg.close().await;
+    layer.engine.release(port);
+}

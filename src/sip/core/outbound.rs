@@ -1,0 +1,214 @@
+//! Calls the gateway places toward a SIP peer (browser -> trunk or PBX): INVITE through a client
+//! transaction, ACK for 2xx, the dialog, CANCEL before the answer and BYE after it.
+
+use super::calls::SipCallId;
+use super::upstream::Purpose;
+use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore};
+use crate::sip::dialog::Dialog;
+use crate::sip::message::ParsedResponse;
+use crate::sip::response;
+use crate::sip::syntax::{self, NameAddr};
+use crate::sip::transaction::{ClientInvite, Reliability};
+use crate::sip::Peer;
+use bytes::Bytes;
+use rsipstack::sip::headers::make_header;
+use rsipstack::sip::{Header, Headers, Method, Request, Version};
+use std::time::Instant;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OutboundEvent {
+    /// 1xx: `sdp` is set for early media (183 with a body).
+    Progress { id: SipCallId, status: u16, sdp: Option<String> },
+    Answered { id: SipCallId, sdp: String },
+    /// A final failure, or 408 when the peer never answered.
+    Failed { id: SipCallId, status: u16 },
+}
+
+impl OutboundEvent {
+    pub fn id(&self) -> SipCallId {
+        match self {
+            Self::Progress { id, .. } | Self::Answered { id, .. } | Self::Failed { id, .. } => *id,
+        }
+    }
+}
+
+pub(super) struct OutboundCall {
+    branch_id: u64,
+    /// The INVITE as sent, to build CANCEL and the ACK for an error answer from.
+    invite: Request,
+    route: Route,
+    dialog: Option<Dialog>,
+    answered: bool,
+}
+
+impl SipCore {
+    /// Places a call to `user` at the peer of `profile`. Progress comes back as
+    /// `CoreEvent::Outbound`.
+    pub fn place_call(&mut self, profile: &str, user: &str, sdp: &str, now: Instant) -> Result<SipCallId, String> {
+        if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c)) {
+            return Err(format!("`{user}` is not a number or user name"));
+        }
+        let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
+        let resolved = upstream.resolved.ok_or_else(|| format!("profile `{profile}` is not reachable yet"))?;
+        let host = upstream.profile.host.clone().unwrap_or_default();
+        let port = upstream.profile.port;
+        let transport = upstream.transport();
+        let id = self.next_call_id;
+        self.next_call_id += 1;
+        let (branch_id, branch) = self.new_branch();
+        let uri = rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}:{port}").as_str()).map_err(|e| e.to_string())?;
+        let headers = vec![
+            make_header("Via", format!("SIP/2.0/{} {};branch={branch};rport", transport.via_name(), resolved.advertised)),
+            make_header("Max-Forwards", "70".into()),
+            make_header("From", format!("<sip:sipbridge@{}>;tag={}", resolved.advertised, response::random_token(6))),
+            make_header("To", format!("<sip:{user}@{host}>")),
+            make_header("Call-ID", format!("{}@sipbridge", response::random_token(12))),
+            make_header("CSeq", "1 INVITE".into()),
+            make_header("Contact", format!("<sip:sipbridge@{}>", resolved.advertised)),
+            crate::sip::uas_policy::allow_header(),
+            make_header("User-Agent", self.config.product.clone()),
+            make_header("Content-Type", "application/sdp".into()),
+            make_header("Content-Length", sdp.len().to_string()),
+        ];
+        let invite = Request { method: Method::Invite, uri, version: Version::V2, headers: Headers(headers), body: sdp.as_bytes().to_vec() };
+        let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
+        let machine = ClientInvite::new(Bytes::from(invite.to_bytes()), reliability, self.config.timers, now);
+        let route = Route::Request { transport, to: resolved.remote, branch_id };
+        self.client_transactions
+            .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
+        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false });
+        self.drain_client(branch_id, now);
+        Ok(id)
+    }
+
+    /// A response for an outbound INVITE, after its transaction handled retransmissions.
+    pub(super) fn outbound_response(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) {
+        let Some(call) = self.outbound.get_mut(&id) else { return };
+        let status = parsed.status;
+        let body = String::from_utf8_lossy(&parsed.response.body).into_owned();
+        let headers = &parsed.response.headers;
+        let find = |test: fn(&Header) -> bool| headers.iter().find(|h| test(h)).map(|h| h.value().to_string());
+        match status {
+            100..=199 => {
+                let sdp = (!body.trim().is_empty()).then_some(body);
+                self.events.push_back(CoreEvent::Outbound(OutboundEvent::Progress { id, status, sdp }));
+            }
+            200..=299 => {
+                let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok());
+                let to_value = find(|h| matches!(h, Header::To(_))).unwrap_or_default();
+                let ack = build_ack(&call.invite, &to_value, call.invite.uri.to_string());
+                let route = call.route;
+                if !call.answered {
+                    call.answered = true;
+                    let from = call.invite.headers.iter().find(|h| matches!(h, Header::From(_))).and_then(|h| NameAddr::parse(h.value()).ok());
+                    let contact = find(|h| matches!(h, Header::Contact(_)))
+                        .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
+                        .map(|c| c.uri)
+                        .unwrap_or_else(|| call.invite.uri.to_string());
+                    let call_id = call.invite.headers.iter().find(|h| matches!(h, Header::CallId(_))).map(|h| h.value().to_string()).unwrap_or_default();
+                    if let (Some(from), Some(to)) = (from, to) {
+                        let (local_tag, remote_tag) = (from.tag().unwrap_or_default().to_string(), to.tag().unwrap_or_default().to_string());
+                        call.dialog = Some(Dialog::new_uac(
+                            call_id,
+                            local_tag,
+                            remote_tag,
+                            from.uri,
+                            to.uri,
+                            contact,
+                            Vec::new(),
+                            1,
+                            false,
+                            false,
+                        ));
+                    }
+                    self.events.push_back(CoreEvent::Outbound(OutboundEvent::Answered { id, sdp: body }));
+                }
+                // Every 2xx (retransmissions too) is acknowledged by us, not the transaction.
+                if let Some(ack) = ack {
+                    self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
+                }
+            }
+            _ => {
+                self.outbound.remove(&id);
+                self.events.push_back(CoreEvent::Outbound(OutboundEvent::Failed { id, status }));
+            }
+        }
+        let _ = now;
+    }
+
+    pub(super) fn outbound_failed(&mut self, id: SipCallId) {
+        if let Some(call) = self.outbound.remove(&id) {
+            if !call.answered {
+                self.events.push_back(CoreEvent::Outbound(OutboundEvent::Failed { id, status: 408 }));
+            }
+        }
+    }
+
+    /// The browser hung up: CANCEL before the answer, BYE after it.
+    pub fn outbound_hangup(&mut self, id: SipCallId, now: Instant) {
+        let Some(mut call) = self.outbound.remove(&id) else { return };
+        let peer_route = call.route;
+        if let Some(dialog) = call.dialog.as_mut() {
+            let target = dialog.request_target();
+            let cseq = dialog.next_local_cseq();
+            let Ok(uri) = rsipstack::sip::Uri::try_from(target.request_uri.as_str()) else { return };
+            let headers = vec![
+                make_header("Max-Forwards", "70".into()),
+                make_header("From", format!("<{}>;tag={}", dialog.local_uri, dialog.id.local_tag)),
+                make_header("To", format!("<{}>;tag={}", dialog.remote_uri, dialog.id.remote_tag)),
+                make_header("Call-ID", dialog.id.call_id.clone()),
+                make_header("CSeq", format!("{cseq} BYE")),
+            ];
+            let request = Request { method: Method::Bye, uri, version: Version::V2, headers: Headers(headers), body: Vec::new() };
+            let Route::Request { transport, to, .. } = peer_route else { return };
+            let local = self.upstreams.iter().find_map(|u| u.resolved.filter(|r| r.remote == to)).map(|r| r.advertised).unwrap_or(to);
+            self.send_in_dialog(request, Peer { transport, remote: to, local, connection: None }, now);
+        } else {
+            // CANCEL: same Request-URI, Via branch, Call-ID, From, To and CSeq number (RFC 3261 §9.1).
+            let mut headers = Headers::default();
+            for header in call.invite.headers.iter() {
+                match header {
+                    Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
+                    Header::CSeq(_) => headers.push(make_header("CSeq", "1 CANCEL".into())),
+                    _ => {}
+                }
+            }
+            headers.push(make_header("Content-Length", "0".into()));
+            let cancel = Request { method: Method::Cancel, uri: call.invite.uri.clone(), version: Version::V2, headers, body: Vec::new() };
+            self.transmits.push_back(super::Transmit { route: peer_route, bytes: Bytes::from(cancel.to_bytes()) });
+        }
+        let _ = call.branch_id;
+    }
+
+    /// In-dialog BYE from the peer of an outbound call.
+    pub(super) fn outbound_bye(&mut self, call_id: &str, our_tag: &str, their_tag: &str) -> Option<SipCallId> {
+        let id = self
+            .outbound
+            .iter()
+            .find(|(_, c)| c.dialog.as_ref().is_some_and(|d| d.matches(call_id, our_tag, their_tag)))
+            .map(|(id, _)| *id)?;
+        self.outbound.remove(&id);
+        Some(id)
+    }
+}
+
+/// The ACK for a 2xx: a new request with the INVITE's identity and the answer's To (with tag).
+fn build_ack(invite: &Request, to: &str, request_uri: String) -> Option<Request> {
+    let uri = rsipstack::sip::Uri::try_from(request_uri.as_str()).ok()?;
+    let mut headers = Headers::default();
+    for header in invite.headers.iter() {
+        match header {
+            Header::From(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
+            Header::Via(via) => {
+                // A 2xx ACK is its own transaction: new branch (RFC 3261 §13.2.2.4).
+                let value = via.value().replace(";branch=", ";branch=z9hG4bKack").replace("z9hG4bKackz9hG4bK", "z9hG4bKack");
+                headers.push(make_header("Via", value));
+            }
+            _ => {}
+        }
+    }
+    headers.push(make_header("To", to.to_string()));
+    headers.push(make_header("CSeq", "1 ACK".into()));
+    headers.push(make_header("Content-Length", "0".into()));
+    Some(Request { method: Method::Ack, uri, version: Version::V2, headers, body: Vec::new() })
+}

@@ -1,0 +1,48 @@
+//! A call from a browser to SIP: Chromium (fake mic, 1 kHz) calls a number through the user's
+//! trunk profile; sipp answers PCMU and echoes the RTP. The tone comes back through Opus -> PCMU
+//! -> the trunk -> PCMU -> Opus, and the browser's hangup reaches the trunk as a BYE.
+
+mod support;
+
+use std::process::{Command, Stdio};
+use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
+
+#[test]
+fn browser_calls_a_trunk_and_hears_its_echo() {
+    sipp_available();
+    let trunk_port = free_port();
+    let media_port = free_port();
+    let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() });
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut sipp = Command::new("sipp")
+        .args(["-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(["-p", &trunk_port.to_string(), "-mp", &media_port.to_string()])
+        .current_dir(work.path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start sipp");
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec!["trunk".into()] };
+    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
+    let output = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(token)
+        .arg("")
+        .arg("+15551234567")
+        .output()
+        .expect("run the browser");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+    let sipp_status = sipp.wait().expect("sipp exit");
+    assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
+    let peak = result["peakHz"].as_f64().unwrap_or(0.0);
+    println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
+    assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
+    assert!(sipp_status.success(), "the trunk saw INVITE, ACK and the browser's BYE: {sipp_status:?}\n{}", gateway.log());
+    assert!(gateway.log().contains("sip_codec=Pcmu"), "the trunk chose PCMU, so the path transcoded");
+}
