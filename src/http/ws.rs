@@ -172,7 +172,7 @@ async fn route_bridged(
 ) -> Option<Request> {
     let call_id = match &request {
         Request::Accept { call_id, .. } | Request::Reject { call_id, .. } | Request::Candidate { call_id, .. } => call_id,
-        Request::Hangup { call_id, .. } => call_id,
+        Request::Hangup { call_id, .. } | Request::Dtmf { call_id, .. } | Request::Hold { call_id, .. } | Request::Unhold { call_id, .. } => call_id,
         _ => return Some(request),
     };
     let Some(control) = bridged.get(call_id).cloned() else { return Some(request) };
@@ -202,6 +202,9 @@ async fn route_bridged(
             if let Some(id) = id {
                 connection.reply(id, serde_json::json!({}));
             }
+        }
+        Request::Dtmf { id, .. } | Request::Hold { id, .. } | Request::Unhold { id, .. } => {
+            connection.error(Some(id), ErrorCode::BadRequest, "DTMF, hold and unhold on SIP calls are not available yet");
         }
         other => return Some(other),
     }

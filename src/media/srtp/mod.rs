@@ -6,7 +6,7 @@
 //! every failure is a [`SrtpError`], never a panic.
 //!
 //! Typical use on an incoming offer:
-//! ```ignore
+//! ```text
 //! let keys = SdesKeys::answer(offer_crypto_values)?;    // picks the first usable line
 //! let answer_value = keys.local.to_sdp_value();          // goes into our a=crypto:
 //! let (mut outbound, mut inbound) = keys.contexts();
