@@ -44,12 +44,15 @@ pub fn spawn_stream_listener(
             let _ = stream.set_nodelay(true);
             let shared = shared.clone();
             let tls = tls.clone();
+            // Counted from accept, so TLS handshakes in progress count against the cap too.
+            let counted = OpenConnection::new(shared.clone());
             tokio::spawn(async move {
+                let _counted = counted;
                 let peer = Peer { transport, remote, local, connection: Some(shared.connection_id()) };
                 match tls {
-                    None => run_connection(stream, peer, shared, None).await,
+                    None => run_connection(stream, peer, shared, None, Some(IDLE_TIMEOUT)).await,
                     Some(acceptor) => match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls_stream)) => run_connection(tls_stream, peer, shared, None).await,
+                        Ok(Ok(tls_stream)) => run_connection(tls_stream, peer, shared, None, Some(IDLE_TIMEOUT)).await,
                         Ok(Err(e)) => tracing::info!(%remote, error = %e, "TLS handshake failed"),
                         Err(_) => tracing::info!(%remote, "TLS handshake timed out"),
                     },
@@ -73,16 +76,18 @@ pub fn connect_outbound(remote: SocketAddr, first: Bytes, branch_id: u64, shared
         let _ = stream.set_nodelay(true);
         let local = stream.local_addr().unwrap_or(remote);
         let peer = Peer { transport: TransportKind::Tcp, remote, local, connection: Some(shared.connection_id()) };
-        run_connection(stream, peer, shared, Some(first)).await;
+        let _counted = OpenConnection::new(shared.clone());
+        // Our own flow to a PBX must outlive the gaps between registration refreshes (default
+        // 480 s): it lives until the peer closes it.
+        run_connection(stream, peer, shared, Some(first), None).await;
     });
 }
 
-async fn run_connection<S>(stream: S, peer: Peer, shared: Arc<TransportShared>, first: Option<Bytes>)
+async fn run_connection<S>(stream: S, peer: Peer, shared: Arc<TransportShared>, first: Option<Bytes>, idle: Option<Duration>)
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let Some(id) = peer.connection else { return };
-    shared.open_connections.fetch_add(1, Ordering::Relaxed);
     let (mut reader, mut writer) = tokio::io::split(stream);
     let (commands_tx, mut commands) = mpsc::channel::<ConnectionCommand>(256);
     // The endpoint must learn about the connection before any message from it.
@@ -111,7 +116,7 @@ where
     let mut buffer = vec![0u8; 16 * 1024];
     loop {
         let read = tokio::select! {
-            read = tokio::time::timeout(IDLE_TIMEOUT, reader.read(&mut buffer)) => read,
+            read = tokio::time::timeout(idle.unwrap_or(Duration::MAX), reader.read(&mut buffer)) => read,
             _ = commands_tx.closed() => break,
         };
         let len = match read {
@@ -132,9 +137,24 @@ where
             break;
         }
     }
-    shared.open_connections.fetch_sub(1, Ordering::Relaxed);
     let _ = commands_tx.try_send(ConnectionCommand::Close);
     let _ = shared.events.send(TransportEvent::ConnectionClosed { id }).await;
+}
+
+/// Holds one slot of the connection cap for as long as it lives, whichever way the task ends.
+struct OpenConnection(Arc<TransportShared>);
+
+impl OpenConnection {
+    fn new(shared: Arc<TransportShared>) -> OpenConnection {
+        shared.open_connections.fetch_add(1, Ordering::Relaxed);
+        OpenConnection(shared)
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.open_connections.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 enum Next {
