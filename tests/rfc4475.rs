@@ -1,5 +1,5 @@
 //! RFC 4475 torture messages, byte-exact, against a running gateway over TCP and UDP. Each gets the
-//! answer ../shared/testdata/sip/rfc4475/INDEX.tsv names. Over UDP the answer goes to the message's
+//! answer tests/data/rfc4475/INDEX.tsv names. Over UDP the answer goes to the message's
 //! own Via (example.com hosts), so UDP is judged by the gateway's response counters.
 
 mod support;
@@ -83,7 +83,7 @@ fn expectations() -> Vec<(&'static str, Expect, Expect)> {
 }
 
 fn corpus_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sip/rfc4475")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475")
 }
 
 fn judge(expect: Expect, answer: Option<u16>) -> bool {

@@ -53,7 +53,7 @@ fn floods_and_garbage_do_not_stall_other_sources() {
     let attacker = UdpSocket::bind("127.0.0.1:0").expect("udp");
     attacker.send_to(&vec![b'A'; 6000], gateway.sip_addr()).expect("send");
     // 3000 datagrams of garbage and near-valid messages from one source.
-    let sample = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sip/rfc4475/wsinv.dat")).expect("corpus");
+    let sample = std::fs::read(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475/wsinv.dat")).expect("corpus");
     for i in 0..3000u32 {
         let mut bytes = sample.clone();
         let at = (i as usize * 7919) % bytes.len();

@@ -382,7 +382,7 @@ fn exercise(body: &[u8]) {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let corpus = "../shared/testdata/fuzz-seeds/fuzz-sdp/fuzz-sdp_seed_corpus";
+    let corpus = "tests/data/sdp-seeds";
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(corpus);
     let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     let mut seeds: Vec<Vec<u8>> = entries.map(|e| std::fs::read(e.unwrap().path()).unwrap()).collect();

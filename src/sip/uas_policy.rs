@@ -125,7 +125,7 @@ mod tests {
     use crate::sip::TransportKind;
 
     fn check_file(name: &str) -> Result<(), PolicyError> {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/sip/rfc4475").join(name);
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/rfc4475").join(name);
         let bytes = std::fs::read(path).expect("corpus");
         match parse(&bytes, TransportKind::Tcp).expect("parses") {
             Inbound::Request(request) => check(&request),
