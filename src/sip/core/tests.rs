@@ -406,3 +406,31 @@ fn cancel_stops_a_ringing_call() {
     assert_eq!(answers, vec![200, 487], "200 for the CANCEL, 487 for the INVITE");
     assert!(std::iter::from_fn(|| core.poll_event()).any(|e| e == CoreEvent::CallEnded { id, reason: CallEndReason::Cancelled }));
 }
+
+#[test]
+fn digest_guessing_is_cut_off() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let from = "sip:alice@example.com";
+    let answer = |core: &mut SipCore, password: &str, branch: &str| {
+        core.handle_inbound(&request("REGISTER", "sip:example.com", from, &format!("{branch}a"), &[]), udp_from("192.0.2.1:5062"), t0);
+        let out = sent(core);
+        let challenges: Vec<String> = out[0].1.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).map(str::to_string).collect();
+        let mut client = DigestClient::new("alice", password);
+        let auth = client.respond(ChallengeKind::Www, challenges.iter().map(String::as_str), "REGISTER", "sip:example.com", None).expect("answer");
+        let bytes = request("REGISTER", "sip:example.com", from, &format!("{branch}b"), &[format!("Authorization: {}", auth[0].value)]);
+        core.handle_inbound(&bytes, udp_from("192.0.2.1:5062"), t0);
+        statuses(core)
+    };
+    for i in 0..10 {
+        assert_eq!(answer(&mut core, "guess", &format!("z9hG4bKg{i}")), vec![403]);
+    }
+    // Even the right password waits out the window once guessing was detected.
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKright", &[]), udp_from("192.0.2.1:5062"), t0);
+    let out = sent(&mut core);
+    assert_eq!(status_line(&out[0].1), 403, "no more challenges for this source");
+    assert!(out[0].1.contains("too many failed attempts"));
+    // Another source is unaffected.
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKother", &[]), udp_from("192.0.2.2:5062"), t0);
+    assert_eq!(statuses(&mut core), vec![401]);
+}

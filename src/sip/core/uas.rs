@@ -12,12 +12,39 @@ use crate::sip::uas_policy;
 use crate::sip::Peer;
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::Header;
+use std::collections::HashMap;
 use std::time::Instant;
 
 pub(super) struct LocalDomain {
     pub profile: Profile,
     pub digest: DigestServer,
     pub registrar: Registrar<Peer>,
+    /// Failed digest answers per source address: guessing is cut off after a few tries.
+    pub failures: HashMap<std::net::IpAddr, (u32, Instant)>,
+}
+
+const MAX_AUTH_FAILURES: u32 = 10;
+const AUTH_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
+const MAX_TRACKED_SOURCES: usize = 10_000;
+
+impl LocalDomain {
+    fn guessing(&self, source: std::net::IpAddr, now: Instant) -> bool {
+        self.failures.get(&source).is_some_and(|(count, since)| *count >= MAX_AUTH_FAILURES && now.saturating_duration_since(*since) < AUTH_FAILURE_WINDOW)
+    }
+
+    fn failed(&mut self, source: std::net::IpAddr, now: Instant) {
+        if self.failures.len() >= MAX_TRACKED_SOURCES {
+            self.failures.retain(|_, (_, since)| now.saturating_duration_since(*since) < AUTH_FAILURE_WINDOW);
+        }
+        if self.failures.len() >= MAX_TRACKED_SOURCES && !self.failures.contains_key(&source) {
+            return;
+        }
+        let entry = self.failures.entry(source).or_insert((0, now));
+        if now.saturating_duration_since(entry.1) >= AUTH_FAILURE_WINDOW {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+    }
 }
 
 /// Who a dialog-creating request is from, once the trust gate has let it through.
@@ -88,6 +115,10 @@ impl SipCore {
         if !parsed.to.is_sip_uri() {
             return self.respond(&key, 400, vec![reason("To must be a SIP or SIPS AOR")], Vec::new(), now);
         }
+        if local.guessing(peer.remote.ip(), now) {
+            tracing::warn!(source = %peer.remote, "REGISTER refused: too many failed attempts");
+            return self.respond(&key, 403, vec![reason("too many failed attempts; try later")], Vec::new(), now);
+        }
         let credentials = find_header(&parsed, |h| matches!(h, Header::Authorization(_)));
         let users = &local.profile.users;
         let result = match credentials {
@@ -106,6 +137,9 @@ impl SipCore {
             AuthResult::Failed(failure) if is_rechallenge(&failure) => return self.challenge(&key, 401, false, now),
             AuthResult::Failed(failure) => {
                 tracing::warn!(source = %peer.remote, ?failure, "REGISTER authentication failed");
+                if let Some(local) = &mut self.local {
+                    local.failed(peer.remote.ip(), now);
+                }
                 return self.respond(&key, 403, vec![reason("authentication failed")], Vec::new(), now);
             }
         };
@@ -207,6 +241,9 @@ impl SipCore {
         if !from_local {
             return Gate::Refuse("source address is not trusted");
         }
+        if local.guessing(peer.remote.ip(), now) {
+            return Gate::Refuse("too many failed attempts");
+        }
         let Some(credentials) = find_header(parsed, |h| matches!(h, Header::ProxyAuthorization(_))) else {
             return Gate::Challenge { stale: false };
         };
@@ -218,7 +255,10 @@ impl SipCore {
             AuthResult::Ok { .. } => Gate::Refuse("authenticated user does not match From"),
             AuthResult::Stale => Gate::Challenge { stale: true },
             AuthResult::Failed(failure) if is_rechallenge(&failure) => Gate::Challenge { stale: false },
-            AuthResult::Failed(_) => Gate::Refuse("authentication failed"),
+            AuthResult::Failed(_) => {
+                local.failed(peer.remote.ip(), now);
+                Gate::Refuse("authentication failed")
+            }
         }
     }
 }
