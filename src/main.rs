@@ -86,6 +86,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         webrtc: webrtc.clone(),
         opus_complexity: media.opus_complexity,
         outbound: outbound_tx,
+        limits: config.calls.clone(),
+        active: Arc::new(sipbridge::call::inbound::CallCounter::default()),
     });
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {

@@ -118,3 +118,27 @@ fn cancel_before_answer_stops_the_browsers_ringing_and_gives_487() {
     assert!(run.success(), "CANCEL got 200 and the INVITE 487: {}\n{}", run.describe(), gateway.log());
     assert!(pages.iter().all(|p| p["ended"]["reason"] == "cancelled"), "both tabs stopped ringing: {pages:?}");
 }
+
+#[test]
+fn beyond_the_call_limit_callers_get_503_with_retry_after() {
+    sipp_available();
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    let gateway = Gateway::start(GatewayOptions {
+        profiles: vec![("trunk.toml".into(), trunk)],
+        extra_media: "\n[calls]\nmax_concurrent = 1\n".into(),
+        ..Default::default()
+    });
+    let (mut child, lines) = browsers(&gateway, &["watch"]);
+    let target = format!("127.0.0.1:{}", gateway.sip_port);
+    let first_port = support::free_port().to_string();
+    let first_target = target.clone();
+    // The first call rings the browser for 1.5 s, then cancels.
+    let first = std::thread::spawn(move || sipp("call_cancelled.xml", &first_target, &["-t", "u1", "-p", &first_port]));
+    std::thread::sleep(std::time::Duration::from_millis(700));
+    let second = sipp("call_overload.xml", &target, &["-t", "u1", "-p", &support::free_port().to_string()]);
+    let first = first.join().expect("first call");
+    let _ = results(lines);
+    let _ = child.wait();
+    assert!(second.success(), "the second call got 503 with Retry-After: {}\n{}", second.describe(), gateway.log());
+    assert!(first.success(), "the first call was unaffected: {}", first.describe());
+}

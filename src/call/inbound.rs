@@ -17,8 +17,42 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 
-/// How long browsers ring before the caller hears 480.
-const RING_TIMEOUT: Duration = Duration::from_secs(30);
+/// Calls in progress, globally and per browser user; a slot is held for a call's whole life.
+#[derive(Default)]
+pub struct CallCounter {
+    state: std::sync::Mutex<(usize, HashMap<String, usize>)>,
+}
+
+pub struct CallSlot {
+    counter: Arc<CallCounter>,
+    user: String,
+}
+
+impl CallCounter {
+    pub fn acquire(self: &Arc<Self>, user: &str, max_total: usize, max_per_user: usize) -> Option<CallSlot> {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let per_user = state.1.get(user).copied().unwrap_or(0);
+        if state.0 >= max_total || per_user >= max_per_user {
+            return None;
+        }
+        state.0 += 1;
+        *state.1.entry(user.to_string()).or_default() += 1;
+        Some(CallSlot { counter: self.clone(), user: user.to_string() })
+    }
+}
+
+impl Drop for CallSlot {
+    fn drop(&mut self) {
+        let mut state = self.counter.state.lock().unwrap_or_else(|p| p.into_inner());
+        state.0 = state.0.saturating_sub(1);
+        if let Some(count) = state.1.get_mut(&self.user) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                state.1.remove(&self.user);
+            }
+        }
+    }
+}
 
 pub struct CallLayer {
     pub sip: StatusHandle,
@@ -28,6 +62,8 @@ pub struct CallLayer {
     pub opus_complexity: u8,
     /// Calls placed by browsers register here to receive their SIP events.
     pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
+    pub limits: crate::config::CallsConfig,
+    pub active: Arc<CallCounter>,
 }
 
 /// Routes SIP call events to one task per call. Events for a call placed a moment ago but not yet
@@ -106,6 +142,10 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
         tracing::info!(user = %call.to_user, "nobody is logged in: 480");
         return layer.sip.call_reject(call.id, 480).await;
     }
+    let Some(_slot) = layer.active.acquire(&call.to_user, layer.limits.max_concurrent, layer.limits.max_per_user) else {
+        tracing::warn!(user = %call.to_user, "call limit reached: 503");
+        return layer.sip.call_reject(call.id, 503).await;
+    };
     let Ok(offer) = SessionDescription::parse(&call.sdp) else {
         return layer.sip.call_reject(call.id, 488).await;
     };
@@ -173,7 +213,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
     tracing::info!(devices = ringing.len(), user = %call.to_user, "ringing");
 
     // Ring until one device accepts, all refuse, the caller cancels, or nobody answers.
-    let deadline = tokio::time::sleep(RING_TIMEOUT);
+    let deadline = tokio::time::sleep(Duration::from_secs(layer.limits.ring_timeout_secs));
     tokio::pin!(deadline);
     let mut refused = 0;
     let mut any_busy = false;
@@ -300,8 +340,15 @@ async fn bridge(
     to_engine: mpsc::Sender<Vec<u8>>,
 ) {
     let Some(mut leg_events) = device.events.take() else { return };
+    let longest = tokio::time::sleep(Duration::from_secs(layer.limits.max_duration_secs));
+    tokio::pin!(longest);
     loop {
         tokio::select! {
+            () = &mut longest => {
+                tracing::info!("maximum call duration reached");
+                layer.sip.call_hangup(call.id).await;
+                return finish(layer, device, media, call_id, HangupReason::Normal, "maximum call duration").await;
+            }
             event = leg_events.recv() => match event {
                 Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
                 Some(LegEvent::LocalCandidate(candidate)) => {

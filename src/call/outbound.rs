@@ -37,9 +37,11 @@ fn failure_reason(status: u16) -> (HangupReason, &'static str) {
 
 /// Places the call; returns the WebRTC side's events-to-browser through `push`, and takes hangup
 /// and candidates through `control`.
+#[allow(clippy::too_many_arguments)]
 pub async fn place(
     layer: Arc<CallLayer>,
     call_id: String,
+    user: String,
     profile: String,
     target: String,
     browser_offer: String,
@@ -47,6 +49,10 @@ pub async fn place(
     mut control: mpsc::Receiver<BrowserAnswer>,
 ) {
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
+    let Some(_slot) = layer.active.acquire(&user, layer.limits.max_concurrent, layer.limits.max_per_user) else {
+        let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
+        return;
+    };
     let Ok(port) = layer.engine.reserve_port() else { let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await; return };
     let config = WebRtcConfig {
         bind: std::net::SocketAddr::new(layer.engine.address(), port),
@@ -95,8 +101,14 @@ pub async fn place(
     let mut endpoint = Some(endpoint);
     let (to_engine, from_browser) = mpsc::channel(512);
     let mut from_browser = Some(from_browser);
+    let longest = tokio::time::sleep(std::time::Duration::from_secs(layer.limits.max_duration_secs));
+    tokio::pin!(longest);
     let outcome: (HangupReason, String) = loop {
         tokio::select! {
+            () = &mut longest => {
+                layer.sip.outbound_hangup(sip_id).await;
+                break (HangupReason::Normal, "maximum call duration".into());
+            }
             event = events.recv() => match event {
                 Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, .. })) => {
                     if status == 180 || status == 183 {

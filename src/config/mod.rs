@@ -248,9 +248,52 @@ impl Default for MediaConfig {
     }
 }
 
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CallsConfig {
+    /// Calls in progress at once (ringing or answered); beyond it SIP callers get 503 with
+    /// Retry-After and browsers a `rate_limited` error.
+    #[serde(default = "default_max_calls")]
+    pub max_concurrent: usize,
+    #[serde(default = "default_max_calls_per_user")]
+    pub max_per_user: usize,
+    /// Browsers ring this long before the caller hears 480.
+    #[serde(default = "default_ring_timeout")]
+    pub ring_timeout_secs: u64,
+    /// An answered call is ended after this long.
+    #[serde(default = "default_max_duration")]
+    pub max_duration_secs: u64,
+}
+
+impl Default for CallsConfig {
+    fn default() -> Self {
+        Self {
+            max_concurrent: default_max_calls(),
+            max_per_user: default_max_calls_per_user(),
+            ring_timeout_secs: default_ring_timeout(),
+            max_duration_secs: default_max_duration(),
+        }
+    }
+}
+
+fn default_max_calls() -> usize {
+    1_000
+}
+fn default_max_calls_per_user() -> usize {
+    4
+}
+fn default_ring_timeout() -> u64 {
+    30
+}
+fn default_max_duration() -> u64 {
+    4 * 3_600
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct MainFile {
+    #[serde(default)]
+    calls: CallsConfig,
     #[serde(default)]
     general: GeneralConfig,
     #[serde(default)]
@@ -268,6 +311,7 @@ pub struct Config {
     pub general: GeneralConfig,
     pub sip: SipConfig,
     pub media: MediaConfig,
+    pub calls: CallsConfig,
     pub http: HttpConfig,
     pub profiles: Vec<Profile>,
 }
@@ -299,7 +343,7 @@ impl Config {
 
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
         if errors.0.is_empty() {
-            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, http: main.http, profiles })
+            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, http: main.http, profiles })
         } else {
             Err(errors)
         }
@@ -364,6 +408,16 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     }
     if media.rtp_timeout_secs == 0 || media.rtp_hold_timeout_secs < media.rtp_timeout_secs {
         errors.push(file, "media.rtp_timeout_secs", "must be above 0 and not above rtp_hold_timeout_secs");
+    }
+    let calls = &main.calls;
+    if calls.max_concurrent == 0 || calls.max_per_user == 0 {
+        errors.push(file, "calls.max_concurrent", "limits must be at least 1");
+    }
+    if !(5..=300).contains(&calls.ring_timeout_secs) {
+        errors.push(file, "calls.ring_timeout_secs", "must be 5-300 s");
+    }
+    if calls.max_duration_secs < 60 {
+        errors.push(file, "calls.max_duration_secs", "must be at least 60 s");
     }
     if !(1..=120).contains(&media.ice_failed_timeout_secs) {
         errors.push(file, "media.ice_failed_timeout_secs", "must be 1-120 s");

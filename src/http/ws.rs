@@ -148,7 +148,7 @@ fn place_call(
     bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
     push: &mpsc::Sender<BrowserPush>,
 ) {
-    let Some(profile) = connection.user().and_then(|u| u.profiles.first().cloned()) else {
+    let Some((user, profile)) = connection.user().and_then(|u| u.profiles.first().map(|p| (u.user.clone(), p.clone()))) else {
         return connection.error(Some(id), ErrorCode::Forbidden, "this user may not call SIP destinations (no profile)");
     };
     if bridged.len() >= MAX_CALLS_PER_CONNECTION {
@@ -160,7 +160,7 @@ fn place_call(
     connection.reply(id, serde_json::json!({ "call_id": call_id }));
     let layer = state.signaling.calls.clone();
     let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
-    tokio::spawn(crate::call::outbound::place(layer, call_id, profile, target, sdp, push, control_rx));
+    tokio::spawn(crate::call::outbound::place(layer, call_id, user, profile, target, sdp, push, control_rx));
 }
 
 /// Requests about calls from SIP go to that call's task; anything else is returned for `handle`.

@@ -75,7 +75,9 @@ impl SipCore {
 
     pub fn call_reject(&mut self, id: SipCallId, status: u16, now: Instant) {
         if let Some(call) = self.calls.remove(&id) {
-            self.respond(&call.invite, status, Vec::new(), Vec::new(), now);
+            // Overload: tell the caller when to come back (RFC 3261 §21.5.4).
+            let extra = if status == 503 { vec![make_header("Retry-After", "30".into())] } else { Vec::new() };
+            self.respond(&call.invite, status, extra, Vec::new(), now);
         }
     }
 
