@@ -365,9 +365,15 @@ impl SipCore {
             self.counters.count_drop("response_from_wrong_peer");
             return;
         }
+        // The ACK for an error answer belongs to the INVITE transaction (RFC 3261 §17.1.1.3).
+        let ack = match (&tx.purpose, parsed.status >= 300) {
+            (upstream::Purpose::Call { id }, true) => self.outbound.get(id).and_then(|c| c.ack_for_error(&parsed)),
+            _ => None,
+        };
+        let Some(tx) = self.client_transactions.get_mut(&id) else { return };
         let verdict = match &mut tx.machine {
             ClientMachine::NonInvite(m) => m.handle_response(parsed.status, now),
-            ClientMachine::Invite(m) => m.handle_response(parsed.status, None, now),
+            ClientMachine::Invite(m) => m.handle_response(parsed.status, ack, now),
         };
         let purpose = tx.purpose;
         let rtt = now.saturating_duration_since(tx.sent_at);

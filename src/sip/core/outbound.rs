@@ -39,6 +39,28 @@ pub(super) struct OutboundCall {
     route: Route,
     dialog: Option<Dialog>,
     answered: bool,
+    /// Answers 401/407 with the profile's credentials, once per call.
+    digest: Option<crate::sip::auth::DigestClient>,
+    cseq: u32,
+}
+
+impl OutboundCall {
+    /// ACK for a 3xx-6xx: the INVITE's Request-URI, Via (same branch), From, Call-ID, and the
+    /// response's To.
+    pub(super) fn ack_for_error(&self, response: &ParsedResponse) -> Option<Bytes> {
+        let to = response.response.headers.iter().find(|h| matches!(h, Header::To(_)))?.value().to_string();
+        let mut headers = Headers::default();
+        for header in self.invite.headers.iter() {
+            if matches!(header, Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::MaxForwards(_)) {
+                headers.push(header.clone());
+            }
+        }
+        headers.push(make_header("To", to));
+        headers.push(make_header("CSeq", format!("{} ACK", self.cseq)));
+        headers.push(make_header("Content-Length", "0".into()));
+        let ack = Request { method: Method::Ack, uri: self.invite.uri.clone(), version: Version::V2, headers, body: Vec::new() };
+        Some(Bytes::from(ack.to_bytes()))
+    }
 }
 
 impl SipCore {
@@ -49,6 +71,13 @@ impl SipCore {
             return Err(format!("`{user}` is not a number or user name"));
         }
         let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
+        let digest = match (&upstream.profile.username, &upstream.profile.password) {
+            (Some(user), Some(password)) => Some(crate::sip::auth::DigestClient::new(
+                upstream.profile.auth_username.clone().unwrap_or_else(|| user.clone()),
+                password.clone(),
+            )),
+            _ => None,
+        };
         let resolved = upstream.resolved.ok_or_else(|| format!("profile `{profile}` is not reachable yet"))?;
         let host = upstream.profile.host.clone().unwrap_or_default();
         let port = upstream.profile.port;
@@ -76,7 +105,7 @@ impl SipCore {
         let route = Route::Request { transport, to: resolved.remote, branch_id };
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
-        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false });
+        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1 });
         self.drain_client(branch_id, now);
         Ok(id)
     }
@@ -96,7 +125,8 @@ impl SipCore {
             200..=299 => {
                 let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok());
                 let to_value = find(|h| matches!(h, Header::To(_))).unwrap_or_default();
-                let ack = build_ack(&call.invite, &to_value, call.invite.uri.to_string());
+                let cseq = call.cseq;
+                let ack = build_ack(&call.invite, &to_value, call.invite.uri.to_string(), cseq);
                 let route = call.route;
                 if !call.answered {
                     call.answered = true;
@@ -116,7 +146,7 @@ impl SipCore {
                             to.uri,
                             contact,
                             Vec::new(),
-                            1,
+                            cseq,
                             false,
                             false,
                         ));
@@ -128,12 +158,78 @@ impl SipCore {
                     self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
                 }
             }
+            401 | 407 if call.digest.is_some() => {
+                if !self.retry_with_credentials(id, parsed, now) {
+                    self.outbound.remove(&id);
+                    self.events.push_back(CoreEvent::Outbound(OutboundEvent::Failed { id, status }));
+                }
+            }
             _ => {
                 self.outbound.remove(&id);
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::Failed { id, status }));
             }
         }
-        let _ = now;
+    }
+
+    /// Re-sends the INVITE with the profile's digest answer (new branch, next CSeq). False when
+    /// the challenge cannot or should not be answered (wrong password, already retried).
+    fn retry_with_credentials(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) -> bool {
+        use crate::sip::auth::ChallengeKind;
+        let (branch_id, branch) = self.new_branch();
+        let Some(call) = self.outbound.get_mut(&id) else { return false };
+        if call.cseq > 1 {
+            return false;
+        }
+        let kind = if parsed.status == 401 { ChallengeKind::Www } else { ChallengeKind::Proxy };
+        let challenges: Vec<String> = parsed
+            .response
+            .headers
+            .iter()
+            .filter(|h| match kind {
+                ChallengeKind::Www => matches!(h, Header::WwwAuthenticate(_)),
+                ChallengeKind::Proxy => matches!(h, Header::ProxyAuthenticate(_)),
+            })
+            .map(|h| h.value().to_string())
+            .collect();
+        let uri = call.invite.uri.to_string();
+        let body = call.invite.body.clone();
+        let Some(digest) = call.digest.as_mut() else { return false };
+        let Ok(auth) = digest.respond(kind, challenges.iter().map(String::as_str), "INVITE", &uri, Some(&body)) else { return false };
+        call.cseq += 1;
+        let mut headers = Headers::default();
+        for header in call.invite.headers.iter() {
+            match header {
+                Header::Via(via) => {
+                    let value = via.value();
+                    let rewritten = match value.split_once(";branch=") {
+                        Some((head, tail)) => {
+                            let rest = tail.split_once(';').map(|(_, r)| format!(";{r}")).unwrap_or_default();
+                            format!("{head};branch={branch}{rest}")
+                        }
+                        None => value.to_string(),
+                    };
+                    headers.push(make_header("Via", rewritten));
+                }
+                Header::CSeq(_) => headers.push(make_header("CSeq", format!("{} INVITE", call.cseq))),
+                Header::Authorization(_) | Header::ProxyAuthorization(_) => {}
+                other => headers.push(other.clone()),
+            }
+        }
+        for header in auth {
+            headers.push(make_header(header.name, header.value));
+        }
+        let invite = Request { method: Method::Invite, uri: call.invite.uri.clone(), version: Version::V2, headers, body: call.invite.body.clone() };
+        let Route::Request { transport, to, .. } = call.route else { return false };
+        let route = Route::Request { transport, to, branch_id };
+        let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
+        let machine = ClientInvite::new(Bytes::from(invite.to_bytes()), reliability, self.config.timers, now);
+        call.invite = invite;
+        call.route = route;
+        call.branch_id = branch_id;
+        self.client_transactions
+            .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
+        self.drain_client(branch_id, now);
+        true
     }
 
     pub(super) fn outbound_failed(&mut self, id: SipCallId) {
@@ -169,7 +265,7 @@ impl SipCore {
             for header in call.invite.headers.iter() {
                 match header {
                     Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
-                    Header::CSeq(_) => headers.push(make_header("CSeq", "1 CANCEL".into())),
+                    Header::CSeq(_) => headers.push(make_header("CSeq", format!("{} CANCEL", call.cseq))),
                     _ => {}
                 }
             }
@@ -193,7 +289,7 @@ impl SipCore {
 }
 
 /// The ACK for a 2xx: a new request with the INVITE's identity and the answer's To (with tag).
-fn build_ack(invite: &Request, to: &str, request_uri: String) -> Option<Request> {
+fn build_ack(invite: &Request, to: &str, request_uri: String, cseq: u32) -> Option<Request> {
     let uri = rsipstack::sip::Uri::try_from(request_uri.as_str()).ok()?;
     let mut headers = Headers::default();
     for header in invite.headers.iter() {
@@ -208,7 +304,7 @@ fn build_ack(invite: &Request, to: &str, request_uri: String) -> Option<Request>
         }
     }
     headers.push(make_header("To", to.to_string()));
-    headers.push(make_header("CSeq", "1 ACK".into()));
+    headers.push(make_header("CSeq", format!("{cseq} ACK")));
     headers.push(make_header("Content-Length", "0".into()));
     Some(Request { method: Method::Ack, uri, version: Version::V2, headers, body: Vec::new() })
 }

@@ -434,3 +434,81 @@ fn digest_guessing_is_cut_off() {
     core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKother", &[]), udp_from("192.0.2.2:5062"), t0);
     assert_eq!(statuses(&mut core), vec![401]);
 }
+
+fn outbound_events(core: &mut SipCore) -> Vec<OutboundEvent> {
+    std::iter::from_fn(|| core.poll_event()).filter_map(|e| if let CoreEvent::Outbound(o) = e { Some(o) } else { None }).collect()
+}
+
+/// A core with one PBX profile that has credentials but does not register, and the INVITE of
+/// a call placed through it.
+fn placed_invite(core: &mut SipCore, t0: Instant) -> (SipCallId, String) {
+    let mut pbx = pbx_profile(600);
+    pbx.register = false;
+    *core = core_with(vec![pbx], t0);
+    resolve(core, t0);
+    let id = core.place_call("pbx", "+15551234567", "v=0\r\n", t0).expect("placed");
+    let out = sent(core);
+    assert_eq!(out.len(), 1);
+    (id, out[0].1.clone())
+}
+
+#[test]
+fn challenged_invite_is_acked_and_retried_once_with_credentials() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, first) = placed_invite(&mut core, t0);
+    assert_eq!(header(&first, "CSeq"), Some("1 INVITE"));
+
+    let challenge = "Proxy-Authenticate: Digest realm=\"pbx\", nonce=\"n1\", qop=\"auth\", algorithm=MD5".to_string();
+    core.handle_inbound(&response_to(&first, 407, &[challenge]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 2, "ACK for the 407, then the retried INVITE: {out:?}");
+    let ack = &out[0].1;
+    assert!(ack.starts_with("ACK sip:+15551234567@pbx.example.net"), "{ack}");
+    assert_eq!(header(ack, "CSeq"), Some("1 ACK"));
+    assert_eq!(header(ack, "Via"), header(&first, "Via"), "the error ACK reuses the INVITE's branch");
+    assert!(header(ack, "To").is_some_and(|t| t.contains("tag=pbx")), "{ack}");
+    let second = &out[1].1;
+    assert_eq!(header(second, "CSeq"), Some("2 INVITE"));
+    assert_ne!(header(second, "Via"), header(&first, "Via"), "a new transaction");
+    assert_eq!(header(second, "Call-ID"), header(&first, "Call-ID"));
+    assert!(header(second, "Proxy-Authorization").is_some_and(|a| a.contains("username=\"gw\"")), "{second}");
+    assert!(outbound_events(&mut core).is_empty(), "the challenge is not a failure");
+
+    core.handle_inbound(&response_to(second, 200, &["Contact: <sip:pbx@192.0.2.60:5060>".into()]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert!(out.iter().any(|(_, t)| t.starts_with("ACK ") && header(t, "CSeq") == Some("2 ACK")), "{out:?}");
+    assert!(outbound_events(&mut core).iter().any(|e| matches!(e, OutboundEvent::Answered { id: answered, .. } if *answered == id)));
+}
+
+#[test]
+fn second_challenge_fails_the_call_instead_of_looping() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, first) = placed_invite(&mut core, t0);
+    let challenge = "WWW-Authenticate: Digest realm=\"pbx\", nonce=\"n1\", algorithm=MD5".to_string();
+    core.handle_inbound(&response_to(&first, 401, std::slice::from_ref(&challenge)), udp_from(PBX), t0);
+    let second = sent(&mut core).pop().expect("retry").1;
+    assert!(header(&second, "Authorization").is_some(), "{second}");
+    core.handle_inbound(&response_to(&second, 401, &[challenge]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1, "only the ACK; no third INVITE: {out:?}");
+    assert_eq!(header(&out[0].1, "CSeq"), Some("2 ACK"));
+    assert_eq!(outbound_events(&mut core), vec![OutboundEvent::Failed { id, status: 401 }]);
+}
+
+#[test]
+fn busy_answer_is_acked_and_reported_once() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, first) = placed_invite(&mut core, t0);
+    core.handle_inbound(&response_to(&first, 486, &[]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].1.starts_with("ACK ") && header(&out[0].1, "CSeq") == Some("1 ACK"), "{}", out[0].1);
+    assert_eq!(outbound_events(&mut core), vec![OutboundEvent::Failed { id, status: 486 }]);
+    // A retransmitted 486 is ACKed again by the transaction, not reported twice.
+    core.handle_inbound(&response_to(&first, 486, &[]), udp_from(PBX), t0);
+    assert_eq!(sent(&mut core).len(), 1);
+    assert!(outbound_events(&mut core).is_empty());
+}
