@@ -7,16 +7,27 @@ mod support;
 use std::process::{Command, Stdio};
 use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
 
-#[test]
-fn browser_calls_a_trunk_and_hears_its_echo() {
+/// What the trunk (sipp) does with the call, and what the gateway's profile for it adds.
+struct Trunk<'a> {
+    sipp_scenario: &'a [&'a str],
+    profile_extra: &'a str,
+}
+
+/// Places the browser's call through the trunk and returns the gateway's log after checking the
+/// tone came back and sipp's scenario passed.
+fn call_through(trunk: Trunk) -> String {
     sipp_available();
     let trunk_port = free_port();
     let media_port = free_port();
-    let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
-    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() });
+    let profile = format!(
+        "kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n{}",
+        trunk.profile_extra
+    );
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], ..Default::default() });
     let work = tempfile::tempdir().expect("tempdir");
     let mut sipp = Command::new("sipp")
-        .args(["-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(trunk.sipp_scenario)
+        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
         .args(["-p", &trunk_port.to_string(), "-mp", &media_port.to_string()])
         .current_dir(work.path())
         .stdin(Stdio::null())
@@ -43,6 +54,25 @@ fn browser_calls_a_trunk_and_hears_its_echo() {
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);
     println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
-    assert!(sipp_status.success(), "the trunk saw INVITE, ACK and the browser's BYE: {sipp_status:?}\n{}", gateway.log());
-    assert!(gateway.log().contains("sip_codec=Pcmu"), "the trunk chose PCMU, so the path transcoded");
+    assert!(sipp_status.success(), "the trunk's scenario passed, ending with the browser's BYE: {sipp_status:?}\n{}", gateway.log());
+    gateway.log()
+}
+
+#[test]
+fn browser_calls_a_trunk_and_hears_its_echo() {
+    let log = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "" });
+    assert!(log.contains("sip_codec=Pcmu"), "the trunk chose PCMU, so the path transcoded");
+}
+
+/// The trunk answers the INVITE with 401; sipp recomputes the retried INVITE's digest from the
+/// account's password, so a wrong password or bad arithmetic ends the browser's call with 403.
+#[test]
+fn trunk_that_challenges_the_invite_gets_the_profile_credentials() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_challenges_invite.xml");
+    let scenario = scenario.to_string_lossy().into_owned();
+    let log = call_through(Trunk {
+        sipp_scenario: &["-sf", &scenario],
+        profile_extra: "username = \"gw-trunk\"\npassword = \"trunk-secret\"\n",
+    });
+    assert!(!log.contains("trunk-secret"), "the password is never logged");
 }
