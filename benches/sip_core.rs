@@ -59,6 +59,7 @@ fn main() {
         max_expires: 3600,
         users: vec![],
         digest_algorithms: vec!["MD5".into()],
+        max_calls: None,
     };
     let config = CoreConfig { timers: TimerConfig::default(), product: "bench".into(), nonce_lifetime: Duration::from_secs(300) };
     let t0 = Instant::now();

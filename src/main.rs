@@ -87,7 +87,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         opus_complexity: media.opus_complexity,
         outbound: outbound_tx,
         limits: config.calls.clone(),
-        active: Arc::new(sipbridge::call::inbound::CallCounter::default()),
+        profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),
+        active: Arc::new(sipbridge::call::limits::CallCounter::default()),
     });
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {

@@ -119,13 +119,13 @@ fn cancel_before_answer_stops_the_browsers_ringing_and_gives_487() {
     assert!(pages.iter().all(|p| p["ended"]["reason"] == "cancelled"), "both tabs stopped ringing: {pages:?}");
 }
 
-#[test]
-fn beyond_the_call_limit_callers_get_503_with_retry_after() {
+/// With the cap at one call, a second trunk call during a ringing one gets 503 + Retry-After.
+fn second_call_is_refused_with(profile_extra: &str, calls_config: &str) {
     sipp_available();
-    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n{profile_extra}");
     let gateway = Gateway::start(GatewayOptions {
         profiles: vec![("trunk.toml".into(), trunk)],
-        extra_media: "\n[calls]\nmax_concurrent = 1\n".into(),
+        extra_media: calls_config.into(),
         ..Default::default()
     });
     let (mut child, lines) = browsers(&gateway, &["watch"]);
@@ -141,4 +141,14 @@ fn beyond_the_call_limit_callers_get_503_with_retry_after() {
     let _ = child.wait();
     assert!(second.success(), "the second call got 503 with Retry-After: {}\n{}", second.describe(), gateway.log());
     assert!(first.success(), "the first call was unaffected: {}", first.describe());
+}
+
+#[test]
+fn beyond_the_global_call_limit_callers_get_503_with_retry_after() {
+    second_call_is_refused_with("", "\n[calls]\nmax_concurrent = 1\n");
+}
+
+#[test]
+fn beyond_the_profile_call_limit_callers_get_503_with_retry_after() {
+    second_call_is_refused_with("max_calls = 1\n", "");
 }

@@ -9,50 +9,14 @@ use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
-use crate::sip::core::{CallEndReason, IncomingCall, SipCallId};
+use crate::sip::core::{CallEndReason, CallerIdentity, IncomingCall, SipCallId};
 use crate::sip::endpoint::{SipCallEvent, StatusHandle};
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use super::limits::{CallCounter, CallScope, CallSlot};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
-
-/// Calls in progress, globally and per browser user; a slot is held for a call's whole life.
-#[derive(Default)]
-pub struct CallCounter {
-    state: std::sync::Mutex<(usize, HashMap<String, usize>)>,
-}
-
-pub struct CallSlot {
-    counter: Arc<CallCounter>,
-    user: String,
-}
-
-impl CallCounter {
-    pub fn acquire(self: &Arc<Self>, user: &str, max_total: usize, max_per_user: usize) -> Option<CallSlot> {
-        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
-        let per_user = state.1.get(user).copied().unwrap_or(0);
-        if state.0 >= max_total || per_user >= max_per_user {
-            return None;
-        }
-        state.0 += 1;
-        *state.1.entry(user.to_string()).or_default() += 1;
-        Some(CallSlot { counter: self.clone(), user: user.to_string() })
-    }
-}
-
-impl Drop for CallSlot {
-    fn drop(&mut self) {
-        let mut state = self.counter.state.lock().unwrap_or_else(|p| p.into_inner());
-        state.0 = state.0.saturating_sub(1);
-        if let Some(count) = state.1.get_mut(&self.user) {
-            *count = count.saturating_sub(1);
-            if *count == 0 {
-                state.1.remove(&self.user);
-            }
-        }
-    }
-}
 
 pub struct CallLayer {
     pub sip: StatusHandle,
@@ -63,7 +27,20 @@ pub struct CallLayer {
     /// Calls placed by browsers register here to receive their SIP events.
     pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
     pub limits: crate::config::CallsConfig,
+    /// Per-profile caps (`max_calls` in the profile file), by profile name.
+    pub profile_caps: HashMap<String, usize>,
     pub active: Arc<CallCounter>,
+}
+
+impl CallLayer {
+    /// A slot for a call of `user` through `profile`, within every cap that applies.
+    pub fn acquire_slot(&self, user: &str, profile: Option<&str>) -> Option<CallSlot> {
+        let mut scopes = vec![(CallScope::User(user.to_string()), self.limits.max_per_user)];
+        if let Some((name, cap)) = profile.and_then(|p| self.profile_caps.get_key_value(p)) {
+            scopes.push((CallScope::Profile(name.clone()), *cap));
+        }
+        self.active.acquire(self.limits.max_concurrent, &scopes)
+    }
 }
 
 /// Routes SIP call events to one task per call. Events for a call placed a moment ago but not yet
@@ -142,7 +119,11 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
         tracing::info!(user = %call.to_user, "nobody is logged in: 480");
         return layer.sip.call_reject(call.id, 480).await;
     }
-    let Some(_slot) = layer.active.acquire(&call.to_user, layer.limits.max_concurrent, layer.limits.max_per_user) else {
+    let through = match &call.identity {
+        CallerIdentity::TrustedPeer { profile } => Some(profile.as_str()),
+        CallerIdentity::LocalUser { .. } => None,
+    };
+    let Some(_slot) = layer.acquire_slot(&call.to_user, through) else {
         tracing::warn!(user = %call.to_user, "call limit reached: 503");
         return layer.sip.call_reject(call.id, 503).await;
     };

@@ -1,7 +1,8 @@
-//! Calls: the echo test, and calls from SIP to browsers (`inbound`). Browser-to-SIP calls arrive
-//! with the rest of the calls issue.
+//! Calls: the echo test, calls from SIP to browsers (`inbound`), calls from browsers to SIP
+//! (`outbound`), and the caps they share (`limits`).
 
 pub mod echo;
 pub mod inbound;
+pub mod limits;
 pub mod outbound;
 pub mod registry;

@@ -49,7 +49,7 @@ pub async fn place(
     mut control: mpsc::Receiver<BrowserAnswer>,
 ) {
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
-    let Some(_slot) = layer.active.acquire(&user, layer.limits.max_concurrent, layer.limits.max_per_user) else {
+    let Some(_slot) = layer.acquire_slot(&user, Some(&profile)) else {
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
         return;
     };

@@ -111,6 +111,8 @@ struct RawProfile {
     users: Vec<RawUser>,
     #[serde(default = "default_digest_algorithms")]
     digest_algorithms: Vec<String>,
+    #[serde(default)]
+    max_calls: Option<usize>,
 }
 
 /// A validated profile. Fields that only make sense for some kinds are `Option`s or empty.
@@ -137,6 +139,8 @@ pub struct Profile {
     pub users: Vec<LocalUser>,
     /// Digest algorithms offered to phones, in challenge order ("SHA-256", "MD5").
     pub digest_algorithms: Vec<String>,
+    /// Concurrent calls through this peer, both directions; `None` leaves only the global caps.
+    pub max_calls: Option<usize>,
 }
 
 impl fmt::Debug for Profile {
@@ -265,6 +269,9 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         ProfileKind::Pbx | ProfileKind::Trunk => validate_peer(path, &raw, errors),
         ProfileKind::Local => validate_local(path, &raw, errors),
     }
+    if raw.max_calls == Some(0) {
+        errors.push(path, "max_calls", "must be at least 1 (leave it out for no per-profile cap)");
+    }
     if errors.0.len() > before {
         return None;
     }
@@ -289,6 +296,7 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         max_expires: raw.max_expires,
         users,
         digest_algorithms: raw.digest_algorithms,
+        max_calls: raw.max_calls,
     })
 }
 

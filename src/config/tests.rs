@@ -39,6 +39,7 @@ fn every_error_names_file_key_and_reason() {
             ("pbx.toml", "kind = \"pbx\"\nregister = true\n"),
             ("trunk.toml", "kind = \"trunk\"\nhost = \"192.0.2.1\"\ntrusted_addresses = [\"0.0.0.0/0\", \"nonsense\"]\n"),
             ("typo.toml", "kind = \"trunk\"\nhots = \"x\"\n"),
+            ("capped.toml", "kind = \"trunk\"\nhost = \"192.0.2.2\"\nmax_calls = 0\n"),
         ],
     );
     let errors = Config::load(&main).expect_err("config must be refused").0;
@@ -53,6 +54,7 @@ fn every_error_names_file_key_and_reason() {
     assert!(has("trunk.toml", "trusted_addresses[0]", "open relay"), "{errors:?}");
     assert!(has("trunk.toml", "trusted_addresses[1]", "not an IP"), "{errors:?}");
     assert!(has("typo.toml", "hots", "unknown field"), "{errors:?}");
+    assert!(has("capped.toml", "max_calls", "at least 1"), "{errors:?}");
 }
 
 #[test]

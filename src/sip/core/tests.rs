@@ -29,6 +29,7 @@ fn profile(name: &str, kind: ProfileKind) -> Profile {
         max_expires: 3600,
         users: vec![],
         digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
+        max_calls: None,
     }
 }
 
