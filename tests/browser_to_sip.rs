@@ -11,11 +11,13 @@ use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
 struct Trunk<'a> {
     sipp_scenario: &'a [&'a str],
     profile_extra: &'a str,
+    /// "early" measures during early media and hangs up unanswered; "" waits for the answer.
+    browser_mode: &'a str,
 }
 
-/// Places the browser's call through the trunk and returns the gateway's log after checking the
-/// tone came back and sipp's scenario passed.
-fn call_through(trunk: Trunk) -> String {
+/// Places the browser's call through the trunk and returns the browser's report and the gateway's
+/// log, after checking the tone came back and sipp's scenario passed.
+fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
     sipp_available();
     let trunk_port = free_port();
     let media_port = free_port();
@@ -27,7 +29,7 @@ fn call_through(trunk: Trunk) -> String {
     let work = tempfile::tempdir().expect("tempdir");
     let mut sipp = Command::new("sipp")
         .args(trunk.sipp_scenario)
-        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error"])
+        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
         .args(["-p", &trunk_port.to_string(), "-mp", &media_port.to_string()])
         .current_dir(work.path())
         .stdin(Stdio::null())
@@ -45,6 +47,7 @@ fn call_through(trunk: Trunk) -> String {
         .arg(token)
         .arg("")
         .arg("+15551234567")
+        .arg(trunk.browser_mode)
         .output()
         .expect("run the browser");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -54,13 +57,20 @@ fn call_through(trunk: Trunk) -> String {
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);
     println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
-    assert!(sipp_status.success(), "the trunk's scenario passed, ending with the browser's BYE: {sipp_status:?}\n{}", gateway.log());
-    gateway.log()
+    let sipp_errors: String = std::fs::read_dir(work.path())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect();
+    assert!(sipp_status.success(), "the trunk's scenario passed: {sipp_status:?}\n{sipp_errors}\n{}", gateway.log());
+    (result, gateway.log())
 }
 
 #[test]
 fn browser_calls_a_trunk_and_hears_its_echo() {
-    let log = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "" });
+    let (_, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "" });
     assert!(log.contains("sip_codec=Pcmu"), "the trunk chose PCMU, so the path transcoded");
 }
 
@@ -70,9 +80,22 @@ fn browser_calls_a_trunk_and_hears_its_echo() {
 fn trunk_that_challenges_the_invite_gets_the_profile_credentials() {
     let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_challenges_invite.xml");
     let scenario = scenario.to_string_lossy().into_owned();
-    let log = call_through(Trunk {
+    let (_, log) = call_through(Trunk {
         sipp_scenario: &["-sf", &scenario],
         profile_extra: "username = \"gw-trunk\"\npassword = \"trunk-secret\"\n",
+        browser_mode: "",
     });
     assert!(!log.contains("trunk-secret"), "the password is never logged");
+}
+
+/// The trunk sends 183 with SDP and never answers: the browser hears the far end (sipp echoes the
+/// tone) before any answer, and hanging up cancels the call (sipp expects CANCEL, answers 487).
+#[test]
+fn early_media_reaches_the_browser_before_the_answer() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_early_media.xml");
+    let scenario = scenario.to_string_lossy().into_owned();
+    let (result, log) = call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "early" });
+    assert_eq!(result["earlyMedia"], true, "{result:#}");
+    assert_eq!(result["stateAtMeasurement"], "ringing", "measured before any answer: {result:#}");
+    assert!(log.contains("early media"), "{log}");
 }

@@ -37,7 +37,7 @@ export class SipBridgeError extends Error {
   constructor(code, message) { super(message); this.name = 'SipBridgeError'; this.code = code; }
 }
 
-/** One call, outgoing or incoming. Events: ringing, answered, ended({reason, cause}), track(MediaStream). */
+/** One call, outgoing or incoming. Events: ringing({earlyMedia}), answered, ended({reason, cause}), track(MediaStream). */
 export class Call extends Emitter {
   /** @param {Client} client @param {string|null} id @param {'outgoing'|'incoming'} direction */
   constructor(client, id, direction) {
@@ -79,6 +79,12 @@ export class Call extends Emitter {
     if (!this.pc) return;
     await this.pc.setRemoteDescription(description);
     for (const candidate of this._pendingRemote.splice(0)) await this._addRemoteCandidate(candidate);
+  }
+
+  /** `answered` repeats the SDP an early-media `ringing` already applied; a second answer would fail. */
+  async _setRemoteAnswerOnce(/** @type {string} */ sdp) {
+    if (!this.pc || this.pc.remoteDescription) return;
+    await this._setRemote({ type: 'answer', sdp });
   }
 
   async _addRemoteCandidate(/** @type {RTCIceCandidateInit|null} */ candidate) {
@@ -223,9 +229,14 @@ export class Client extends Emitter {
         this.emit('incoming', incoming);
         break;
       }
-      case 'ringing': call?.emit('ringing'); break;
+      case 'ringing':
+        // With `sdp` the far end plays early media (ringback, announcements): apply the answer now.
+        if (call && message.sdp) await call._setRemoteAnswerOnce(message.sdp);
+        if (call?.state === 'new') call.state = 'ringing';
+        call?.emit('ringing', { earlyMedia: Boolean(message.sdp) });
+        break;
       case 'answered':
-        if (call) { if (message.sdp) await call._setRemote({ type: 'answer', sdp: message.sdp }); call.state = 'answered'; call.emit('answered'); }
+        if (call) { if (message.sdp) await call._setRemoteAnswerOnce(message.sdp); call.state = 'answered'; call.emit('answered'); }
         break;
       case 'candidate': await call?._addRemoteCandidate(message.candidate); break;
       case 'hangup': call?._ended({ reason: message.reason, cause: message.cause }); break;

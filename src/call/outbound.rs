@@ -4,7 +4,7 @@
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush};
 use crate::call::echo::encoding_of;
-use crate::media::engine::{LegIo, INTERNAL_PEER};
+use crate::media::engine::{LegIo, SessionHandle, INTERNAL_PEER};
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
@@ -110,44 +110,43 @@ pub async fn place(
                 break (HangupReason::Normal, "maximum call duration".into());
             }
             event = events.recv() => match event {
-                Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, .. })) => {
-                    if status == 180 || status == 183 {
-                        let _ = push.send(BrowserPush::Ringing { call_id: call_id.clone() }).await;
+                Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, sdp, .. })) => {
+                    // 183 with SDP is early media: ringback or an announcement the browser must hear.
+                    let early = match sdp {
+                        Some(sdp) if media.is_none() => match start_media(&layer, &our_offer, &sdp, browser_format, &leg, &mut endpoint, &mut from_browser) {
+                            Ok(started) => {
+                                tracing::info!(%call_id, sip_codec = ?started.1, browser_codec = ?browser_encoding, "early media");
+                                media = Some(started.0);
+                                true
+                            }
+                            Err(e) => {
+                                tracing::info!(%call_id, error = e, "early media refused; waiting for the answer");
+                                false
+                            }
+                        },
+                        _ => false,
+                    };
+                    if status == 180 || status == 183 || early {
+                        let sdp = early.then(|| browser_answer.clone());
+                        let _ = push.send(BrowserPush::Ringing { call_id: call_id.clone(), sdp }).await;
                     }
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Answered { sdp, .. })) => {
-                    let negotiated = SessionDescription::parse(&sdp).ok().and_then(|answer| sdp::read_answer(&our_offer, &answer).ok());
-                    let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else {
-                        layer.sip.outbound_hangup(sip_id).await;
-                        break (HangupReason::Failed, "no common codec".into());
-                    };
-                    let sip_codec = &negotiated.codecs[0];
-                    let sip_encoding = match sip_codec.codec { Codec::Pcmu => Encoding::Pcmu, Codec::Pcma => Encoding::Pcma, Codec::G722 => Encoding::G722, Codec::Opus => Encoding::Opus };
-                    let sip_leg = LegConfig {
-                        formats: vec![PayloadFormat { encoding: sip_encoding, payload_type: sip_codec.payload_type, channels: 1 }],
-                        telephone_event: negotiated.telephone_event,
-                        dtmf: DtmfMode::Rfc4733,
-                        ptime_ms: negotiated.ptime.unwrap_or(20),
-                        remote: negotiated.remote,
-                        send: negotiated.direction.receives(),
-                        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
-                    };
-                    let browser_leg = LegConfig { formats: vec![browser_format], telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(INTERNAL_PEER), send: true, rtcp: RtcpMode::Off };
-                    let seeds = [
-                        EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
-                        EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
-                    ];
-                    let session = MediaSession::new(browser_leg, sip_leg, seeds, crate::media::codec_glue::factory(layer.opus_complexity), Timeouts::default(), layer.engine.now());
-                    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
-                    let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { break (HangupReason::Failed, "internal".into()) };
-                    media = Some(layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp)));
-                    let sender = leg.clone();
-                    tokio::spawn(async move {
-                        while let Some(packet) = from_engine.recv().await {
-                            let _ = sender.send_rtp(&packet).await;
+                    if media.is_none() {
+                        match start_media(&layer, &our_offer, &sdp, browser_format, &leg, &mut endpoint, &mut from_browser) {
+                            Ok(started) => {
+                                tracing::info!(%call_id, sip_codec = ?started.1, browser_codec = ?browser_encoding, "answered");
+                                media = Some(started.0);
+                            }
+                            Err(e) => {
+                                layer.sip.outbound_hangup(sip_id).await;
+                                break (HangupReason::Failed, e.into());
+                            }
                         }
-                    });
-                    tracing::info!(%call_id, sip_codec = ?sip_codec.codec, browser_codec = ?browser_encoding, "answered");
+                    } else {
+                        // Without 100rel the 200's SDP repeats the 183's (RFC 6337 §3.1), so early media carries on.
+                        tracing::info!(%call_id, "answered after early media");
+                    }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Failed { status, .. })) => {
@@ -191,4 +190,66 @@ pub async fn place(
     }
     leg.close().await;
     layer.engine.release(port);
+}
+
+/// Bridges the browser's leg to the SIP peer's answer (from a 183 or the 200): the SIP leg takes
+/// the peer's first codec, the engine transcodes when it differs from the browser's.
+fn start_media(
+    layer: &Arc<CallLayer>,
+    our_offer: &SessionDescription,
+    peer_sdp: &str,
+    browser_format: PayloadFormat,
+    leg: &Arc<WebRtcLeg>,
+    endpoint: &mut Option<crate::media::engine::RtpEndpoint>,
+    from_browser: &mut Option<mpsc::Receiver<Vec<u8>>>,
+) -> Result<(SessionHandle, Codec), &'static str> {
+    let negotiated = SessionDescription::parse(peer_sdp).ok().and_then(|answer| sdp::read_answer(our_offer, &answer).ok());
+    let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else { return Err("no common codec") };
+    let sip_codec = &negotiated.codecs[0];
+    let sip_encoding = match sip_codec.codec {
+        Codec::Pcmu => Encoding::Pcmu,
+        Codec::Pcma => Encoding::Pcma,
+        Codec::G722 => Encoding::G722,
+        Codec::Opus => Encoding::Opus,
+    };
+    let sip_leg = LegConfig {
+        formats: vec![PayloadFormat { encoding: sip_encoding, payload_type: sip_codec.payload_type, channels: 1 }],
+        telephone_event: negotiated.telephone_event,
+        dtmf: DtmfMode::Rfc4733,
+        ptime_ms: negotiated.ptime.unwrap_or(20),
+        remote: negotiated.remote,
+        send: negotiated.direction.receives(),
+        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
+    };
+    let browser_leg = LegConfig {
+        formats: vec![browser_format],
+        telephone_event: None,
+        dtmf: DtmfMode::Rfc4733,
+        ptime_ms: 20,
+        remote: Some(INTERNAL_PEER),
+        send: true,
+        rtcp: RtcpMode::Off,
+    };
+    let seeds = [
+        EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
+        EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
+    ];
+    let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
+    let session = MediaSession::new(
+        browser_leg,
+        sip_leg,
+        seeds,
+        crate::media::codec_glue::factory(layer.opus_complexity),
+        Timeouts::default(),
+        layer.engine.now(),
+    );
+    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+    let media = layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp));
+    let sender = leg.clone();
+    tokio::spawn(async move {
+        while let Some(packet) = from_engine.recv().await {
+            let _ = sender.send_rtp(&packet).await;
+        }
+    });
+    Ok((media, sip_codec.codec))
 }

@@ -12,7 +12,8 @@ pub enum BrowserPush {
     Candidate { call_id: String, candidate: Option<Value> },
     Hangup { call_id: String, reason: crate::signaling::HangupReason, cause: String },
     /// For calls the browser placed.
-    Ringing { call_id: String },
+    /// `sdp` set: early media, the answer to the browser's offer arrives now.
+    Ringing { call_id: String, sdp: Option<String> },
     Answered { call_id: String, sdp: String },
 }
 

@@ -94,7 +94,7 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                     bridged.remove(&call_id);
                     connection.event(ServerEvent::Hangup { call_id, reason, cause });
                 }
-                BrowserPush::Ringing { call_id } => connection.event(ServerEvent::Ringing { call_id }),
+                BrowserPush::Ringing { call_id, sdp } => connection.event(ServerEvent::Ringing { call_id, sdp }),
                 BrowserPush::Answered { call_id, sdp } => connection.event(ServerEvent::Answered { call_id, sdp }),
             },
             Some((call_id, event)) = events_rx.recv() => match event {

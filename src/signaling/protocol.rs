@@ -194,7 +194,12 @@ pub enum HangupReason {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ServerEvent {
     Incoming { call_id: String, caller: Caller, sdp: String },
-    Ringing { call_id: String },
+    /// `sdp` (early media): the answer to the caller's offer, before `answered`.
+    Ringing {
+        call_id: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sdp: Option<String>,
+    },
     Answered { call_id: String, sdp: String },
     Hangup { call_id: String, reason: HangupReason, cause: String },
     Candidate { call_id: String, candidate: Option<IceCandidate> },

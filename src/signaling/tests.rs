@@ -330,7 +330,8 @@ fn events_serialize_as_documented_and_round_trip() {
             ServerEvent::Incoming { call_id: "c1".into(), caller, sdp: SDP.into() },
             json!({"type": "incoming", "call_id": "c1", "caller": {"uri": "sip:1001@example.com", "display_name": "Ann"}, "sdp": SDP}),
         ),
-        (ServerEvent::Ringing { call_id: "c1".into() }, json!({"type": "ringing", "call_id": "c1"})),
+        (ServerEvent::Ringing { call_id: "c1".into(), sdp: None }, json!({"type": "ringing", "call_id": "c1"})),
+        (ServerEvent::Ringing { call_id: "c1".into(), sdp: Some("v=0".into()) }, json!({"type": "ringing", "call_id": "c1", "sdp": "v=0"})),
         (
             ServerEvent::Answered { call_id: "c1".into(), sdp: SDP.into() },
             json!({"type": "answered", "call_id": "c1", "sdp": SDP}),

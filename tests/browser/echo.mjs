@@ -1,12 +1,13 @@
 // Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
 // comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
-// Usage: node echo.mjs BASE_URL TOKEN [CODEC]
+// Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [early]
+// With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
-const [baseUrl, token, codec, target = 'echo'] = process.argv.slice(2);
+const [baseUrl, token, codec, target = 'echo', mode = ''] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'sipbridge-echo-'));
 const wav = join(dir, 'tone-1000hz.wav');
 writeFileSync(wav, sineWav(1000, 48000, 20));
@@ -26,22 +27,30 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec, target }) => {
+  result = await page.evaluate(async ({ token, codec, target, mode }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
     const client = await SipBridge.connect(url, { token, reconnect: false });
     const call = client.call(target, { stream, codec: codec || undefined });
+    let earlyMedia = false;
+    call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
     const remote = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no remote track within 10 s')), 10000);
       call.on('track', (s) => { clearTimeout(timer); resolve(s); });
       call.on('ended', (e) => reject(new Error(`call ended: ${e.reason} ${e.cause}`)));
     });
-    await new Promise((resolve, reject) => {
-      if (call.state === 'answered') return resolve();
-      call.on('answered', resolve);
-      setTimeout(() => reject(new Error('not answered within 10 s')), 10000);
-    });
+    if (mode === 'early') {
+      // The track arrives while the early answer is applied, just before `ringing` is emitted.
+      for (let i = 0; i < 20 && !earlyMedia; i++) await new Promise((r) => setTimeout(r, 100));
+      if (!earlyMedia) throw new Error('a track came without early media');
+    } else {
+      await new Promise((resolve, reject) => {
+        if (call.state === 'answered') return resolve();
+        call.on('answered', resolve);
+        setTimeout(() => reject(new Error('not answered within 10 s')), 10000);
+      });
+    }
     // Bad frames on the same connection get errors and never disturb the call (measured below).
     let errors = 0;
     client.on('error', () => { errors++; });
@@ -68,10 +77,11 @@ try {
     const stats = await call.pc.getStats();
     let codecName = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codecName = codecName ?? s.mimeType; });
+    const stateAtMeasurement = call.state;
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors };
-  }, { token, codec, target });
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement };
+  }, { token, codec, target, mode });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };

@@ -365,6 +365,13 @@ impl SipCore {
             self.counters.count_drop("response_from_wrong_peer");
             return;
         }
+        // A CANCEL shares its INVITE's branch; only the CSeq method tells their answers apart
+        // (RFC 3261 §17.1.3). A 200 to our CANCEL must not pass for an answered call.
+        let invite_transaction = matches!(tx.machine, ClientMachine::Invite(_));
+        if parsed.cseq_method.eq_ignore_ascii_case("INVITE") != invite_transaction {
+            self.counters.count_drop("response_to_other_method");
+            return;
+        }
         // The ACK for an error answer belongs to the INVITE transaction (RFC 3261 §17.1.1.3).
         let ack = match (&tx.purpose, parsed.status >= 300) {
             (upstream::Purpose::Call { id }, true) => self.outbound.get(id).and_then(|c| c.ack_for_error(&parsed)),

@@ -42,6 +42,9 @@ pub(super) struct OutboundCall {
     /// Answers 401/407 with the profile's credentials, once per call.
     digest: Option<crate::sip::auth::DigestClient>,
     cseq: u32,
+    /// CANCEL sent: the call stays until the INVITE's final answer, which is ACKed (or BYEd when
+    /// it is a 2xx that crossed the CANCEL) but no longer reported.
+    cancelled: bool,
 }
 
 impl OutboundCall {
@@ -105,7 +108,7 @@ impl SipCore {
         let route = Route::Request { transport, to: resolved.remote, branch_id };
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
-        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1 });
+        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false });
         self.drain_client(branch_id, now);
         Ok(id)
     }
@@ -114,10 +117,15 @@ impl SipCore {
     pub(super) fn outbound_response(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) {
         let Some(call) = self.outbound.get_mut(&id) else { return };
         let status = parsed.status;
+        if call.cancelled && status >= 300 {
+            self.outbound.remove(&id);
+            return;
+        }
         let body = String::from_utf8_lossy(&parsed.response.body).into_owned();
         let headers = &parsed.response.headers;
         let find = |test: fn(&Header) -> bool| headers.iter().find(|h| test(h)).map(|h| h.value().to_string());
         match status {
+            100..=199 if call.cancelled => {}
             100..=199 => {
                 let sdp = (!body.trim().is_empty()).then_some(body);
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::Progress { id, status, sdp }));
@@ -151,11 +159,20 @@ impl SipCore {
                             false,
                         ));
                     }
-                    self.events.push_back(CoreEvent::Outbound(OutboundEvent::Answered { id, sdp: body }));
+                    if !call.cancelled {
+                        self.events.push_back(CoreEvent::Outbound(OutboundEvent::Answered { id, sdp: body }));
+                    }
                 }
+                let hang_up_crossed_answer = call.cancelled;
                 // Every 2xx (retransmissions too) is acknowledged by us, not the transaction.
                 if let Some(ack) = ack {
                     self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
+                }
+                if hang_up_crossed_answer {
+                    if let Some(call) = self.outbound.get_mut(&id) {
+                        call.cancelled = false;
+                    }
+                    self.outbound_hangup(id, now);
                 }
             }
             401 | 407 if call.digest.is_some() => {
@@ -234,7 +251,7 @@ impl SipCore {
 
     pub(super) fn outbound_failed(&mut self, id: SipCallId) {
         if let Some(call) = self.outbound.remove(&id) {
-            if !call.answered {
+            if !call.answered && !call.cancelled {
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::Failed { id, status: 408 }));
             }
         }
@@ -242,6 +259,14 @@ impl SipCore {
 
     /// The browser hung up: CANCEL before the answer, BYE after it.
     pub fn outbound_hangup(&mut self, id: SipCallId, now: Instant) {
+        let Some(call) = self.outbound.get(&id) else { return };
+        if call.cancelled {
+            return;
+        }
+        if call.dialog.is_none() {
+            self.cancel_outbound(id);
+            return;
+        }
         let Some(mut call) = self.outbound.remove(&id) else { return };
         let peer_route = call.route;
         if let Some(dialog) = call.dialog.as_mut() {
@@ -259,21 +284,24 @@ impl SipCore {
             let Route::Request { transport, to, .. } = peer_route else { return };
             let local = self.upstreams.iter().find_map(|u| u.resolved.filter(|r| r.remote == to)).map(|r| r.advertised).unwrap_or(to);
             self.send_in_dialog(request, Peer { transport, remote: to, local, connection: None }, now);
-        } else {
-            // CANCEL: same Request-URI, Via branch, Call-ID, From, To and CSeq number (RFC 3261 §9.1).
-            let mut headers = Headers::default();
-            for header in call.invite.headers.iter() {
-                match header {
-                    Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
-                    Header::CSeq(_) => headers.push(make_header("CSeq", format!("{} CANCEL", call.cseq))),
-                    _ => {}
-                }
-            }
-            headers.push(make_header("Content-Length", "0".into()));
-            let cancel = Request { method: Method::Cancel, uri: call.invite.uri.clone(), version: Version::V2, headers, body: Vec::new() };
-            self.transmits.push_back(super::Transmit { route: peer_route, bytes: Bytes::from(cancel.to_bytes()) });
         }
-        let _ = call.branch_id;
+    }
+
+    /// CANCEL: same Request-URI, Via branch, Call-ID, From, To and CSeq number (RFC 3261 §9.1).
+    fn cancel_outbound(&mut self, id: SipCallId) {
+        let Some(call) = self.outbound.get_mut(&id) else { return };
+        call.cancelled = true;
+        let mut headers = Headers::default();
+        for header in call.invite.headers.iter() {
+            match header {
+                Header::Via(_) | Header::From(_) | Header::To(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
+                Header::CSeq(_) => headers.push(make_header("CSeq", format!("{} CANCEL", call.cseq))),
+                _ => {}
+            }
+        }
+        headers.push(make_header("Content-Length", "0".into()));
+        let cancel = Request { method: Method::Cancel, uri: call.invite.uri.clone(), version: Version::V2, headers, body: Vec::new() };
+        self.transmits.push_back(super::Transmit { route: call.route, bytes: Bytes::from(cancel.to_bytes()) });
     }
 
     /// In-dialog BYE from the peer of an outbound call.

@@ -513,3 +513,43 @@ fn busy_answer_is_acked_and_reported_once() {
     assert_eq!(sent(&mut core).len(), 1);
     assert!(outbound_events(&mut core).is_empty());
 }
+
+#[test]
+fn cancelled_call_acks_the_487_and_reports_nothing_more() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, invite) = placed_invite(&mut core, t0);
+    core.handle_inbound(&response_to(&invite, 183, &[]), udp_from(PBX), t0);
+    let _ = outbound_events(&mut core);
+    core.outbound_hangup(id, t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1);
+    assert!(out[0].1.starts_with("CANCEL ") && header(&out[0].1, "CSeq") == Some("1 CANCEL"), "{}", out[0].1);
+    assert_eq!(header(&out[0].1, "Via"), header(&invite, "Via"), "CANCEL matches the INVITE's branch");
+    core.outbound_hangup(id, t0);
+    assert!(sent(&mut core).is_empty(), "one CANCEL per call");
+    // The 200 for the CANCEL has the INVITE's branch: it must not read as the call being answered.
+    core.handle_inbound(&response_to(&out[0].1, 200, &[]), udp_from(PBX), t0);
+    assert!(sent(&mut core).is_empty(), "no ACK for the CANCEL's 200");
+    assert!(outbound_events(&mut core).is_empty());
+    core.handle_inbound(&response_to(&invite, 487, &[]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].1.starts_with("ACK ") && header(&out[0].1, "CSeq") == Some("1 ACK"), "{}", out[0].1);
+    assert!(outbound_events(&mut core).is_empty(), "the call layer already ended the call");
+}
+
+#[test]
+fn answer_that_crosses_the_cancel_is_acked_then_ended_with_bye() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, invite) = placed_invite(&mut core, t0);
+    core.handle_inbound(&response_to(&invite, 180, &[]), udp_from(PBX), t0);
+    core.outbound_hangup(id, t0);
+    let _ = sent(&mut core);
+    core.handle_inbound(&response_to(&invite, 200, &["Contact: <sip:pbx@192.0.2.60:5060>".into()]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    let methods: Vec<&str> = out.iter().filter_map(|(_, t)| t.split(' ').next()).collect();
+    assert_eq!(methods, vec!["ACK", "BYE"], "{out:?}");
+    assert!(!outbound_events(&mut core).iter().any(|e| matches!(e, OutboundEvent::Answered { .. })));
+}
