@@ -29,7 +29,10 @@ fn failure_reason(status: u16) -> (HangupReason, &'static str) {
         486 | 600 => (HangupReason::Busy, "busy"),
         603 => (HangupReason::Declined, "declined"),
         404 | 484 | 604 => (HangupReason::NotFound, "not found"),
-        401 | 403 | 407 => (HangupReason::Forbidden, "refused by the peer"),
+        480 => (HangupReason::NoAnswer, "no answer"),
+        // Still challenged after answering with the profile's credentials.
+        401 | 407 => (HangupReason::Forbidden, "authentication failed at the peer"),
+        403 => (HangupReason::Forbidden, "refused by the peer"),
         488 | 606 => (HangupReason::Failed, "no common codec"),
         _ => (HangupReason::Unavailable, "unavailable"),
     }
@@ -252,4 +255,28 @@ fn start_media(
         }
     });
     Ok((media, sip_codec.codec))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sip_failures_map_to_the_documented_browser_reasons() {
+        let cases = [
+            (486, HangupReason::Busy),
+            (603, HangupReason::Declined),
+            (404, HangupReason::NotFound),
+            (480, HangupReason::NoAnswer),
+            (407, HangupReason::Forbidden),
+            (488, HangupReason::Failed),
+            (503, HangupReason::Unavailable),
+            (408, HangupReason::Unavailable),
+        ];
+        for (status, reason) in cases {
+            assert_eq!(failure_reason(status).0, reason, "SIP {status}");
+        }
+        assert_eq!(failure_reason(401).1, "authentication failed at the peer");
+        assert_eq!(failure_reason(488).1, "no common codec");
+    }
 }
