@@ -45,6 +45,8 @@ pub(super) struct OutboundCall {
     /// CANCEL sent: the call stays until the INVITE's final answer, which is ACKed (or BYEd when
     /// it is a 2xx that crossed the CANCEL) but no longer reported.
     cancelled: bool,
+    /// A CANCEL may only follow a provisional answer (RFC 3261 §9.1); until one comes it waits.
+    provisional_seen: bool,
 }
 
 impl OutboundCall {
@@ -108,7 +110,7 @@ impl SipCore {
         let route = Route::Request { transport, to: resolved.remote, branch_id };
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
-        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false });
+        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false });
         self.drain_client(branch_id, now);
         Ok(id)
     }
@@ -125,8 +127,14 @@ impl SipCore {
         let headers = &parsed.response.headers;
         let find = |test: fn(&Header) -> bool| headers.iter().find(|h| test(h)).map(|h| h.value().to_string());
         match status {
-            100..=199 if call.cancelled => {}
+            100..=199 if call.cancelled => {
+                if !call.provisional_seen {
+                    call.provisional_seen = true;
+                    self.send_cancel(id);
+                }
+            }
             100..=199 => {
+                call.provisional_seen = true;
                 let sdp = (!body.trim().is_empty()).then_some(body);
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::Progress { id, status, sdp }));
             }
@@ -287,10 +295,18 @@ impl SipCore {
         }
     }
 
-    /// CANCEL: same Request-URI, Via branch, Call-ID, From, To and CSeq number (RFC 3261 §9.1).
+    /// Gives up on an unanswered call: CANCEL now, or on the first provisional answer.
     fn cancel_outbound(&mut self, id: SipCallId) {
         let Some(call) = self.outbound.get_mut(&id) else { return };
         call.cancelled = true;
+        if call.provisional_seen {
+            self.send_cancel(id);
+        }
+    }
+
+    /// CANCEL: same Request-URI, Via branch, Call-ID, From, To and CSeq number (RFC 3261 §9.1).
+    fn send_cancel(&mut self, id: SipCallId) {
+        let Some(call) = self.outbound.get(&id) else { return };
         let mut headers = Headers::default();
         for header in call.invite.headers.iter() {
             match header {

@@ -553,3 +553,19 @@ fn answer_that_crosses_the_cancel_is_acked_then_ended_with_bye() {
     assert_eq!(methods, vec!["ACK", "BYE"], "{out:?}");
     assert!(!outbound_events(&mut core).iter().any(|e| matches!(e, OutboundEvent::Answered { .. })));
 }
+
+#[test]
+fn cancel_waits_for_a_provisional_answer() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, invite) = placed_invite(&mut core, t0);
+    core.outbound_hangup(id, t0);
+    assert!(sent(&mut core).is_empty(), "no CANCEL before the peer has answered at all");
+    core.handle_inbound(&response_to(&invite, 100, &[]), udp_from(PBX), t0);
+    let out = sent(&mut core);
+    assert_eq!(out.len(), 1, "{out:?}");
+    assert!(out[0].1.starts_with("CANCEL "), "{}", out[0].1);
+    core.handle_inbound(&response_to(&invite, 180, &[]), udp_from(PBX), t0);
+    assert!(sent(&mut core).is_empty(), "still one CANCEL");
+    assert!(outbound_events(&mut core).is_empty(), "a cancelled call reports no progress");
+}
