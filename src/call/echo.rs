@@ -2,9 +2,10 @@
 //! With a forced codec the loop runs through that codec, so the audio is transcoded both ways
 //! (e.g. Opus -> PCMU -> Opus): the first thing to try when "there is no audio".
 
-use crate::media::engine::{LegIo, MediaEngine, SessionHandle, INTERNAL_PEER};
+use super::legs::{internal_leg, forward_to_browser};
+use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
 use crate::media::handler::{Encoding, PayloadFormat, TranscoderFactory};
-use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Side, Timeouts};
+use crate::media::session::{EgressSeeds, MediaSession, Side, Timeouts};
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -68,10 +69,6 @@ fn browser_format(codec: &BrowserCodec) -> Option<PayloadFormat> {
     Some(PayloadFormat { encoding: encoding_of(&codec.mime_type)?, payload_type: codec.payload_type, channels: 1 })
 }
 
-fn internal_leg(formats: Vec<PayloadFormat>) -> LegConfig {
-    LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(INTERNAL_PEER), send: true, rtcp: RtcpMode::Off }
-}
-
 impl EchoCall {
     /// Answers the browser's offer and starts the loop. Returns the call, the answer SDP and the
     /// events to forward to the browser.
@@ -131,18 +128,11 @@ impl EchoCall {
             return Err(EchoError::Transcoding(problem.clone()));
         }
         let (to_engine, from_browser) = mpsc::channel(512);
-        let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+        let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
         let media = engine.spawn_legs(session, LegIo::Channel { inbound: from_browser, outbound: to_browser }, LegIo::Loopback);
         let leg = Arc::new(leg);
         let (events_tx, events_rx) = mpsc::channel(64);
-        let sender = leg.clone();
-        tokio::spawn(async move {
-            while let Some(packet) = from_engine.recv().await {
-                if let Err(e) = sender.send_rtp(&packet).await {
-                    tracing::debug!(error = %e, "echo: cannot send to the browser");
-                }
-            }
-        });
+        forward_to_browser(from_engine, leg.clone());
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 let forwarded = match event {

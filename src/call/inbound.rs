@@ -2,11 +2,12 @@
 //! that accepts, and carry hang-ups both ways. One task per call; it only talks to the SIP side
 //! through `StatusHandle` commands and `SipCallEvent`s, and to browsers through the registry.
 
+use super::legs::{encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
 use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry};
 use crate::call::echo::{encoding_of, WebRtcSettings};
-use crate::media::engine::{LegIo, MediaEngine, SessionHandle, INTERNAL_PEER};
-use crate::media::handler::{Encoding, PayloadFormat};
-use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
+use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
+use crate::media::handler::PayloadFormat;
+use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::{CallEndReason, CallerIdentity, IncomingCall, SipCallId};
@@ -93,15 +94,6 @@ pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>
     }
 }
 
-fn codec_encoding(codec: Codec) -> Encoding {
-    match codec {
-        Codec::Pcmu => Encoding::Pcmu,
-        Codec::Pcma => Encoding::Pcma,
-        Codec::G722 => Encoding::G722,
-        Codec::Opus => Encoding::Opus,
-    }
-}
-
 struct Device {
     id: u64,
     push: mpsc::Sender<BrowserPush>,
@@ -146,7 +138,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
         }
     };
     let Some(sip_codec) = negotiated.codecs.first().cloned() else { return layer.sip.call_reject(call.id, 488).await };
-    let sip_format = PayloadFormat { encoding: codec_encoding(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
+    let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
     // The browser is offered the SIP side's codec, so audio passes through untouched.
     let browser_codec = BrowserCodec {
         mime_type: format!("audio/{}", sip_codec.codec.encoding_name()),
@@ -252,24 +244,9 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
         other.leg.close().await;
         layer.engine.release(other.port);
     }
-    let sip_leg = LegConfig {
-        formats: vec![sip_format],
-        telephone_event: negotiated.telephone_event,
-        dtmf: DtmfMode::Rfc4733,
-        ptime_ms: negotiated.ptime.unwrap_or(20),
-        remote: negotiated.remote,
-        send: negotiated.direction.receives(),
-        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
-    };
-    let browser_leg = LegConfig {
-        formats: vec![PayloadFormat { encoding: encoding_of(&browser_codec.mime_type).unwrap_or(sip_format.encoding), payload_type: browser_codec.payload_type, channels: 1 }],
-        telephone_event: None,
-        dtmf: DtmfMode::Rfc4733,
-        ptime_ms: 20,
-        remote: Some(INTERNAL_PEER),
-        send: true,
-        rtcp: RtcpMode::Off,
-    };
+    let sip_leg = sip_leg(&negotiated, sip_format);
+    let browser_format = PayloadFormat { encoding: encoding_of(&browser_codec.mime_type).unwrap_or(sip_format.encoding), payload_type: browser_codec.payload_type, channels: 1 };
+    let browser_leg = internal_leg(vec![browser_format]);
     let seeds = [
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
@@ -277,14 +254,9 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
     let factory = crate::media::codec_glue::factory(layer.opus_complexity);
     let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
     let (to_engine, from_browser) = mpsc::channel(512);
-    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+    let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
     let media = layer.engine.spawn_legs(session, LegIo::Udp(endpoint), LegIo::Channel { inbound: from_browser, outbound: to_browser });
-    let sender = device.leg.clone();
-    tokio::spawn(async move {
-        while let Some(packet) = from_engine.recv().await {
-            let _ = sender.send_rtp(&packet).await;
-        }
-    });
+    forward_to_browser(from_engine, device.leg.clone());
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
         tracing::warn!(error = %e, "cannot answer the SIP side");
         finish(&layer, &device, &media, &call_id, HangupReason::Failed, &e).await;

@@ -3,6 +3,7 @@
 
 pub mod echo;
 pub mod inbound;
+pub mod legs;
 pub mod limits;
 pub mod outbound;
 pub mod registry;

@@ -1,12 +1,13 @@
 //! A call from a browser to SIP: answer the browser's WebRTC offer, offer SIP to the peer of one
 //! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
 
+use super::legs::{codec_of_encoding, encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush};
 use crate::call::echo::encoding_of;
-use crate::media::engine::{LegIo, SessionHandle, INTERNAL_PEER};
+use crate::media::engine::{LegIo, SessionHandle};
 use crate::media::handler::{Encoding, PayloadFormat};
-use crate::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Timeouts};
+use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::OutboundEvent;
@@ -14,15 +15,6 @@ use crate::sip::endpoint::SipCallEvent;
 use crate::webrtc_leg::{LegEvent, WebRtcConfig, WebRtcLeg};
 use std::sync::Arc;
 use tokio::sync::mpsc;
-
-fn codec_of(encoding: Encoding) -> Codec {
-    match encoding {
-        Encoding::Pcmu => Codec::Pcmu,
-        Encoding::Pcma => Codec::Pcma,
-        Encoding::G722 => Codec::G722,
-        Encoding::Opus => Codec::Opus,
-    }
-}
 
 fn failure_reason(status: u16) -> (HangupReason, &'static str) {
     match status {
@@ -85,8 +77,8 @@ pub async fn place(
         }
     };
     // The browser's codec first, so the peer can take it untouched; the others allow transcoding.
-    let mut codecs = vec![codec_of(browser_encoding)];
-    codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of(browser_encoding)));
+    let mut codecs = vec![codec_of_encoding(browser_encoding)];
+    codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser_encoding)));
     let our_offer = sdp::offer(&LocalCapabilities::new(codecs), layer.engine.address(), endpoint.port, rand::random::<u32>().into(), 1);
     let sip_id = match layer.sip.place_call(&profile, &target, our_offer.to_string()).await {
         Ok(id) => id,
@@ -209,51 +201,23 @@ fn start_media(
     let negotiated = SessionDescription::parse(peer_sdp).ok().and_then(|answer| sdp::read_answer(our_offer, &answer).ok());
     let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else { return Err("no common codec") };
     let sip_codec = &negotiated.codecs[0];
-    let sip_encoding = match sip_codec.codec {
-        Codec::Pcmu => Encoding::Pcmu,
-        Codec::Pcma => Encoding::Pcma,
-        Codec::G722 => Encoding::G722,
-        Codec::Opus => Encoding::Opus,
-    };
-    let sip_leg = LegConfig {
-        formats: vec![PayloadFormat { encoding: sip_encoding, payload_type: sip_codec.payload_type, channels: 1 }],
-        telephone_event: negotiated.telephone_event,
-        dtmf: DtmfMode::Rfc4733,
-        ptime_ms: negotiated.ptime.unwrap_or(20),
-        remote: negotiated.remote,
-        send: negotiated.direction.receives(),
-        rtcp: if negotiated.rtcp_mux { RtcpMode::Mux } else { RtcpMode::SeparatePort },
-    };
-    let browser_leg = LegConfig {
-        formats: vec![browser_format],
-        telephone_event: None,
-        dtmf: DtmfMode::Rfc4733,
-        ptime_ms: 20,
-        remote: Some(INTERNAL_PEER),
-        send: true,
-        rtcp: RtcpMode::Off,
-    };
+    let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
     let seeds = [
         EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
     let session = MediaSession::new(
-        browser_leg,
-        sip_leg,
+        internal_leg(vec![browser_format]),
+        sip_leg(&negotiated, sip_format),
         seeds,
         crate::media::codec_glue::factory(layer.opus_complexity),
         Timeouts::default(),
         layer.engine.now(),
     );
-    let (to_browser, mut from_engine) = mpsc::channel::<Vec<u8>>(512);
+    let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
     let media = layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp));
-    let sender = leg.clone();
-    tokio::spawn(async move {
-        while let Some(packet) = from_engine.recv().await {
-            let _ = sender.send_rtp(&packet).await;
-        }
-    });
+    forward_to_browser(from_engine, leg.clone());
     Ok((media, sip_codec.codec))
 }
 

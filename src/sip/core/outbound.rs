@@ -50,21 +50,10 @@ pub(super) struct OutboundCall {
 }
 
 impl OutboundCall {
-    /// ACK for a 3xx-6xx: the INVITE's Request-URI, Via (same branch), From, Call-ID, and the
-    /// response's To.
+    /// ACK for a 3xx-6xx, which belongs to the INVITE transaction (same branch).
     pub(super) fn ack_for_error(&self, response: &ParsedResponse) -> Option<Bytes> {
-        let to = response.response.headers.iter().find(|h| matches!(h, Header::To(_)))?.value().to_string();
-        let mut headers = Headers::default();
-        for header in self.invite.headers.iter() {
-            if matches!(header, Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::MaxForwards(_)) {
-                headers.push(header.clone());
-            }
-        }
-        headers.push(make_header("To", to));
-        headers.push(make_header("CSeq", format!("{} ACK", self.cseq)));
-        headers.push(make_header("Content-Length", "0".into()));
-        let ack = Request { method: Method::Ack, uri: self.invite.uri.clone(), version: Version::V2, headers, body: Vec::new() };
-        Some(Bytes::from(ack.to_bytes()))
+        let to = response.response.headers.iter().find(|h| matches!(h, Header::To(_)))?.value();
+        Some(Bytes::from(build_ack(&self.invite, to, self.cseq, AckTransaction::TheInvites).to_bytes()))
     }
 }
 
@@ -142,7 +131,7 @@ impl SipCore {
                 let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok());
                 let to_value = find(|h| matches!(h, Header::To(_))).unwrap_or_default();
                 let cseq = call.cseq;
-                let ack = build_ack(&call.invite, &to_value, call.invite.uri.to_string(), cseq);
+                let ack = build_ack(&call.invite, &to_value, cseq, AckTransaction::ItsOwn);
                 let route = call.route;
                 if !call.answered {
                     call.answered = true;
@@ -173,9 +162,7 @@ impl SipCore {
                 }
                 let hang_up_crossed_answer = call.cancelled;
                 // Every 2xx (retransmissions too) is acknowledged by us, not the transaction.
-                if let Some(ack) = ack {
-                    self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
-                }
+                self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
                 if hang_up_crossed_answer {
                     if let Some(call) = self.outbound.get_mut(&id) {
                         call.cancelled = false;
@@ -224,17 +211,7 @@ impl SipCore {
         let mut headers = Headers::default();
         for header in call.invite.headers.iter() {
             match header {
-                Header::Via(via) => {
-                    let value = via.value();
-                    let rewritten = match value.split_once(";branch=") {
-                        Some((head, tail)) => {
-                            let rest = tail.split_once(';').map(|(_, r)| format!(";{r}")).unwrap_or_default();
-                            format!("{head};branch={branch}{rest}")
-                        }
-                        None => value.to_string(),
-                    };
-                    headers.push(make_header("Via", rewritten));
-                }
+                Header::Via(via) => headers.push(make_header("Via", with_branch(via.value(), |_| branch.clone()))),
                 Header::CSeq(_) => headers.push(make_header("CSeq", format!("{} INVITE", call.cseq))),
                 Header::Authorization(_) | Header::ProxyAuthorization(_) => {}
                 other => headers.push(other.clone()),
@@ -332,23 +309,42 @@ impl SipCore {
     }
 }
 
-/// The ACK for a 2xx: a new request with the INVITE's identity and the answer's To (with tag).
-fn build_ack(invite: &Request, to: &str, request_uri: String, cseq: u32) -> Option<Request> {
-    let uri = rsipstack::sip::Uri::try_from(request_uri.as_str()).ok()?;
+/// Which transaction an ACK belongs to: an error answer's ACK is part of the INVITE's (same
+/// branch, RFC 3261 §17.1.1.3); a 2xx ACK is a transaction of its own (§13.2.2.4), with a branch
+/// derived from the INVITE's so that every retransmitted 2xx gets the same ACK.
+enum AckTransaction {
+    TheInvites,
+    ItsOwn,
+}
+
+/// The ACK for the INVITE's final answer: the INVITE's identity and the answer's To (with tag).
+fn build_ack(invite: &Request, to: &str, cseq: u32, transaction: AckTransaction) -> Request {
     let mut headers = Headers::default();
     for header in invite.headers.iter() {
         match header {
             Header::From(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
-            Header::Via(via) => {
-                // A 2xx ACK is its own transaction: new branch (RFC 3261 §13.2.2.4).
-                let value = via.value().replace(";branch=", ";branch=z9hG4bKack").replace("z9hG4bKackz9hG4bK", "z9hG4bKack");
-                headers.push(make_header("Via", value));
-            }
+            Header::Via(via) => match transaction {
+                AckTransaction::TheInvites => headers.push(header.clone()),
+                AckTransaction::ItsOwn => {
+                    let own = with_branch(via.value(), |old| format!("z9hG4bKack{}", old.trim_start_matches("z9hG4bK")));
+                    headers.push(make_header("Via", own));
+                }
+            },
             _ => {}
         }
     }
     headers.push(make_header("To", to.to_string()));
     headers.push(make_header("CSeq", format!("{cseq} ACK")));
     headers.push(make_header("Content-Length", "0".into()));
-    Some(Request { method: Method::Ack, uri, version: Version::V2, headers, body: Vec::new() })
+    Request { method: Method::Ack, uri: invite.uri.clone(), version: Version::V2, headers, body: Vec::new() }
+}
+
+/// A Via value with its branch parameter replaced by `branch(old)`; other parameters stay.
+fn with_branch(via: &str, branch: impl FnOnce(&str) -> String) -> String {
+    let Some((head, tail)) = via.split_once(";branch=") else { return via.to_string() };
+    let (old, rest) = match tail.split_once(';') {
+        Some((old, rest)) => (old, format!(";{rest}")),
+        None => (tail, String::new()),
+    };
+    format!("{head};branch={}{rest}", branch(old))
 }
