@@ -13,6 +13,8 @@ struct Trunk<'a> {
     profile_extra: &'a str,
     /// "early" measures during early media and hangs up unanswered; "" waits for the answer.
     browser_mode: &'a str,
+    /// Appended to the gateway's config (e.g. a `[calls]` section).
+    gateway_extra: &'a str,
 }
 
 /// Places the browser's call through the trunk and returns the browser's report and the gateway's
@@ -25,7 +27,7 @@ fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
         "kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n{}",
         trunk.profile_extra
     );
-    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], ..Default::default() });
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], extra_media: trunk.gateway_extra.into(), ..Default::default() });
     let work = tempfile::tempdir().expect("tempdir");
     let mut sipp = Command::new("sipp")
         .args(trunk.sipp_scenario)
@@ -70,7 +72,7 @@ fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
 
 #[test]
 fn browser_calls_a_trunk_and_hears_its_echo() {
-    let (_, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "" });
+    let (_, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "", gateway_extra: "" });
     assert!(log.contains("sip_codec=Pcmu"), "the trunk chose PCMU, so the path transcoded");
 }
 
@@ -84,6 +86,7 @@ fn trunk_that_challenges_the_invite_gets_the_profile_credentials() {
         sipp_scenario: &["-sf", &scenario],
         profile_extra: "username = \"gw-trunk\"\npassword = \"trunk-secret\"\n",
         browser_mode: "",
+        gateway_extra: "",
     });
     assert!(!log.contains("trunk-secret"), "the password is never logged");
 }
@@ -94,8 +97,44 @@ fn trunk_that_challenges_the_invite_gets_the_profile_credentials() {
 fn early_media_reaches_the_browser_before_the_answer() {
     let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_early_media.xml");
     let scenario = scenario.to_string_lossy().into_owned();
-    let (result, log) = call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "early" });
+    let (result, log) = call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "early", gateway_extra: "" });
     assert_eq!(result["earlyMedia"], true, "{result:#}");
     assert_eq!(result["stateAtMeasurement"], "ringing", "measured before any answer: {result:#}");
     assert!(log.contains("early media"), "{log}");
+}
+
+/// The browser holds and resumes (the trunk checks sendonly, then sendrecv) and sends "123#",
+/// which reaches a trunk without telephone-event as four SIP INFO requests. The echo stops on
+/// hold and comes back after the resume.
+#[test]
+fn browser_holds_resumes_and_sends_dtmf_to_the_trunk() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_hold_dtmf.xml");
+    let scenario = scenario.to_string_lossy().into_owned();
+    let (result, log) = call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "hold-dtmf", gateway_extra: "" });
+    println!("levels: before hold {}, on hold {}, after resume {}", result["levelBeforeHold"], result["levelOnHold"], result["levelAfterResume"]);
+    assert!(result["levelBeforeHold"].as_f64().unwrap_or(0.0) > 0.05, "{result:#}");
+    let before = result["levelBeforeHold"].as_f64().unwrap_or(0.0);
+    assert!(result["levelOnHold"].as_f64().unwrap_or(1.0) < before / 10.0, "nothing reaches the trunk on hold (20 dB down at least): {result:#}\n{log}");
+    assert!(result["levelAfterResume"].as_f64().unwrap_or(0.0) > 0.05, "audio resumed: {result:#}");
+}
+
+/// The browser's WebSocket drops mid-call; sipbridge.js reconnects, logs in and reclaims the call
+/// within the grace period, and the trunk's echo is still heard; the browser's hangup then reaches
+/// the trunk as BYE.
+#[test]
+fn call_survives_a_websocket_drop_and_is_reclaimed() {
+    let (result, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "reclaim", gateway_extra: "" });
+    assert_eq!(result["reclaimed"], true, "{result:#}\n{log}");
+    let after = result["peakHzAfterReclaim"].as_f64().unwrap_or(0.0);
+    println!("tone after the reclaim: {after:.1} Hz");
+    assert!((after - 1000.0).abs() <= 20.0, "the call's media carried on: {result:#}");
+    assert!(log.contains("call reclaimed after a reconnect"), "{log}");
+}
+
+/// The WebSocket drops and the browser never comes back: after the grace period (2 s here) the
+/// gateway ends the call with BYE, which the trunk's scenario waits for.
+#[test]
+fn unreclaimed_call_ends_with_bye_after_the_grace_period() {
+    let (_, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "drop", gateway_extra: "\n[calls]\nreclaim_grace_secs = 2\n" });
+    assert!(log.contains("waiting for a reclaim"), "{log}");
 }

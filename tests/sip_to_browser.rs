@@ -152,3 +152,56 @@ fn beyond_the_global_call_limit_callers_get_503_with_retry_after() {
 fn beyond_the_profile_call_limit_callers_get_503_with_retry_after() {
     second_call_is_refused_with("max_calls = 1\n", "");
 }
+
+/// sipp's own `uac_pcap` scenario (PCMA, then RFC 2833 digit "1" from a capture) calls alice:
+/// the browser gets the digit as a `dtmf` event.
+#[test]
+fn rfc2833_digit_from_the_trunk_reaches_the_browser() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let run = sipp("builtin:uac_pcap", &format!("127.0.0.1:{}", gateway.sip_port), &["-s", "alice", "-t", "u1", "-mp", &support::free_port().to_string()]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
+    assert_eq!(pages[0]["codec"], "audio/PCMA", "{pages:?}");
+    assert_eq!(pages[0]["dtmf"], "1", "the browser received DTMF 1: {pages:?}\n{}", gateway.log());
+}
+
+/// The trunk (echoing RTP) puts the call on hold and resumes it. The gateway answers recvonly and
+/// stops sending, so the browser's tone stops coming back; after the resume it returns.
+#[test]
+fn hold_and_resume_from_the_trunk() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let run = sipp("call_hold_from_trunk.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_port().to_string()]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "hold answered recvonly, resume sendrecv: {}\n{}", run.describe(), gateway.log());
+    let page = &pages[0];
+    println!("levels heard by the browser: before hold {}, on hold {}, after resume {}", page["peakLevel"], page["levels"]["onHold"], page["levels"]["afterResume"]);
+    assert_eq!(page["holds"], serde_json::json!(["hold", "resume"]), "{page:#}");
+    assert!(page["peakLevel"].as_f64().unwrap_or(0.0) > 0.05, "the echo came back before the hold: {page:#}");
+    let before = page["peakLevel"].as_f64().unwrap_or(0.0);
+    assert!(page["levels"]["onHold"].as_f64().unwrap_or(1.0) < before / 10.0, "nothing sent to the trunk on hold (20 dB down at least): {page:#}");
+    assert!(page["levels"]["afterResume"].as_f64().unwrap_or(0.0) > 0.05, "audio resumed: {page:#}");
+}
+
+/// RFC 4028: the trunk asks for Session-Expires 90 as refresher and refreshes at 40 s (UPDATE) and
+/// 80 s (re-INVITE). The call is still up at 105 s, past the first expiry, when the trunk hangs
+/// up; sipp fails on any BYE the gateway would have sent.
+#[test]
+fn session_timer_call_stays_up_past_two_refreshes() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["long"]);
+    let started = std::time::Instant::now();
+    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-mp", &support::free_port().to_string()]);
+    let pages = results(lines);
+    let _ = child.wait();
+    println!("session-timer call lasted {:.1} s", started.elapsed().as_secs_f64());
+    assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
+    assert_eq!(pages[0]["ended"]["reason"], "normal", "{pages:?}");
+    assert!(started.elapsed().as_secs() >= 100, "the call lasted past two refreshes");
+}

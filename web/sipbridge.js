@@ -174,14 +174,20 @@ export class Client extends Emitter {
     if (reply.ice_servers?.length) this.iceServers = reply.ice_servers;
     this._retry = 0;
     this.emit('state', 'connected');
+    // Answered calls survive a dropped connection for the gateway's grace period: take them back.
+    for (const call of this._calls.values()) {
+      if (call.state !== 'answered') continue;
+      this._request({ type: 'reclaim', call_id: call.id })
+        .then(() => call.emit('reclaimed'))
+        .catch(() => call._ended({ reason: 'failed', cause: 'the call could not be reclaimed after a reconnect' }));
+    }
   }
 
   _lost() {
     for (const { reject, timer } of this._pending.values()) { clearTimeout(timer); reject(new SipBridgeError('connection_lost', 'the connection to the gateway dropped')); }
     this._pending.clear();
     if (this._closedByUser || !this.options.reconnect) { this.emit('state', 'closed'); return; }
-    // Back off 0.5 s, 1 s, 2 s ... up to 10 s. Calls on the dropped connection have ended (call
-    // reclaim after a reconnect is planned: docs/signaling.md).
+    // Back off 0.5 s, 1 s, 2 s ... up to 10 s; answered calls are reclaimed once logged in again.
     const delay = Math.min(10000, 500 * 2 ** this._retry++);
     this.emit('state', 'reconnecting');
     setTimeout(() => this._open().catch((e) => { this.emit('error', e); this._lost(); }), delay);
@@ -240,6 +246,8 @@ export class Client extends Emitter {
         break;
       case 'candidate': await call?._addRemoteCandidate(message.candidate); break;
       case 'hangup': call?._ended({ reason: message.reason, cause: message.cause }); break;
+      case 'dtmf': call?.emit('dtmf', { digit: message.digit, durationMs: message.duration_ms }); break;
+      case 'remote_hold': call?.emit(message.on_hold ? 'remote_hold' : 'remote_resume'); break;
       case 'error': this.emit('error', new SipBridgeError(message.code, message.message)); break;
       default: break;
     }

@@ -3,7 +3,7 @@
 //! through `StatusHandle` commands and `SipCallEvent`s, and to browsers through the registry.
 
 use super::legs::{encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
-use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry};
+use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry, Parking};
 use crate::call::echo::{encoding_of, WebRtcSettings};
 use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
 use crate::media::handler::PayloadFormat;
@@ -14,6 +14,8 @@ use crate::sip::core::{CallEndReason, CallerIdentity, IncomingCall, SipCallId};
 use crate::sip::endpoint::{SipCallEvent, StatusHandle};
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use super::limits::{CallCounter, CallScope, CallSlot};
+use super::sip_side::SipSide;
+use crate::media::session::Side;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -47,38 +49,26 @@ impl CallLayer {
 /// Routes SIP call events to one task per call. Events for a call placed a moment ago but not yet
 /// registered are held (a few per call) until it registers.
 pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>, mut registrations: mpsc::Receiver<(SipCallId, mpsc::Sender<SipCallEvent>)>) {
-    let mut calls: HashMap<SipCallId, mpsc::Sender<CallEndReason>> = HashMap::new();
-    let mut placed: HashMap<SipCallId, mpsc::Sender<SipCallEvent>> = HashMap::new();
+    // Calls from SIP and calls placed by browsers share one id space in the SIP core.
+    let mut calls: HashMap<SipCallId, mpsc::Sender<SipCallEvent>> = HashMap::new();
     let mut early: HashMap<SipCallId, Vec<SipCallEvent>> = HashMap::new();
     loop {
         tokio::select! {
             event = events.recv() => {
                 let Some(event) = event else { break };
-                match event {
-                    SipCallEvent::Incoming(call) => {
-                        let (ended_tx, ended_rx) = mpsc::channel(1);
-                        calls.insert(call.id, ended_tx);
-                        tokio::spawn(inbound(layer.clone(), call, ended_rx));
-                    }
-                    SipCallEvent::Ended { id, reason } if calls.contains_key(&id) => {
-                        if let Some(tx) = calls.remove(&id) {
-                            let _ = tx.try_send(reason);
-                        }
-                    }
-                    other => {
-                        let id = match &other {
-                            SipCallEvent::Ended { id, .. } => *id,
-                            SipCallEvent::Outbound(event) => event.id(),
-                            SipCallEvent::Incoming(call) => call.id,
-                        };
-                        match placed.get(&id) {
-                            Some(tx) => { let _ = tx.try_send(other); }
-                            None => {
-                                let held = early.entry(id).or_default();
-                                if held.len() < 8 { held.push(other); }
-                                if early.len() > 1_000 { early.clear(); }
-                            }
-                        }
+                if let SipCallEvent::Incoming(call) = event {
+                    let (tx, rx) = mpsc::channel(32);
+                    calls.insert(call.id, tx);
+                    tokio::spawn(inbound(layer.clone(), call, rx));
+                    continue;
+                }
+                let id = event.call();
+                match calls.get(&id) {
+                    Some(tx) => { let _ = tx.try_send(event); }
+                    None => {
+                        let held = early.entry(id).or_default();
+                        if held.len() < 8 { held.push(event); }
+                        if early.len() > 1_000 { early.clear(); }
                     }
                 }
             }
@@ -86,11 +76,10 @@ pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>
                 for event in early.remove(&id).unwrap_or_default() {
                     let _ = tx.try_send(event);
                 }
-                placed.insert(id, tx);
+                calls.insert(id, tx);
             }
         }
         calls.retain(|_, tx| !tx.is_closed());
-        placed.retain(|_, tx| !tx.is_closed());
     }
 }
 
@@ -102,7 +91,7 @@ struct Device {
     port: u16,
 }
 
-async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Receiver<CallEndReason>) {
+async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc::Receiver<SipCallEvent>) {
     let call_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("call", %call_id, sip_call_id = %call.sip_call_id);
     let _guard = span.enter();
@@ -211,13 +200,28 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
                 Some(BrowserAnswer::Candidate { device, candidate }) => {
                     if let Some(d) = ringing.iter().find(|d| d.id == device) { let _ = d.leg.add_remote_candidate(candidate).await; }
                 }
+                Some(BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } | BrowserAnswer::Reattach { reply, .. }) => {
+                    let _ = reply.send(Err("the call is not answered yet".into()));
+                }
+                // A device whose connection dropped cannot answer any more.
+                Some(BrowserAnswer::Detached { .. }) => {
+                    refused += 1;
+                    if refused >= ringing.len() {
+                        layer.sip.call_reject(call.id, if any_busy { 486 } else { 480 }).await;
+                        break None;
+                    }
+                }
                 Some(BrowserAnswer::Hangup { .. }) | None => {}
             },
-            reason = ended.recv() => {
-                tracing::info!(?reason, "caller gave up");
-                for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Cancelled, cause: "caller cancelled".into() }).await; }
-                break None;
-            }
+            event = sip_events.recv() => match event {
+                Some(SipCallEvent::Ended { reason, .. }) => {
+                    tracing::info!(?reason, "caller gave up");
+                    for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Cancelled, cause: "caller cancelled".into() }).await; }
+                    break None;
+                }
+                Some(_) => {}
+                None => break None,
+            },
             () = &mut deadline => {
                 layer.sip.call_reject(call.id, 480).await;
                 for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::NoAnswer, cause: "no answer".into() }).await; }
@@ -255,7 +259,8 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
     let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
     let (to_engine, from_browser) = mpsc::channel(512);
     let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
-    let media = layer.engine.spawn_legs(session, LegIo::Udp(endpoint), LegIo::Channel { inbound: from_browser, outbound: to_browser });
+    let rtp_port = endpoint.port;
+    let mut media = layer.engine.spawn_legs(session, LegIo::Udp(endpoint), LegIo::Channel { inbound: from_browser, outbound: to_browser });
     forward_to_browser(from_engine, device.leg.clone());
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
         tracing::warn!(error = %e, "cannot answer the SIP side");
@@ -263,7 +268,8 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut ended: mpsc::Rec
         return;
     }
     tracing::info!(codec = %browser_codec.mime_type, "answered");
-    bridge(&layer, &call, &mut device, &media, &call_id, &mut control, &mut ended, to_engine).await;
+    let mut sip = SipSide::new(call.id, Side::A, &call_id, layer.engine.address(), rtp_port, answer, Some(offer), sip_codec.codec);
+    bridge(&layer, &call, &mut device, &mut media, &mut sip, &call_id, &mut control, &mut sip_events, to_engine).await;
 }
 
 /// Candidates the ringing legs gathered, in any order.
@@ -286,17 +292,24 @@ async fn bridge(
     layer: &CallLayer,
     call: &IncomingCall,
     device: &mut Device,
-    media: &SessionHandle,
+    media: &mut SessionHandle,
+    sip: &mut SipSide,
     call_id: &str,
     control: &mut mpsc::Receiver<BrowserAnswer>,
-    ended: &mut mpsc::Receiver<CallEndReason>,
+    sip_events: &mut mpsc::Receiver<SipCallEvent>,
     to_engine: mpsc::Sender<Vec<u8>>,
 ) {
     let Some(mut leg_events) = device.events.take() else { return };
     let longest = tokio::time::sleep(Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
+    let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
     loop {
         tokio::select! {
+            () = parking.expired() => {
+                tracing::info!("the browser did not reclaim the call: BYE");
+                layer.sip.call_hangup(call.id).await;
+                return finish(layer, device, media, call_id, HangupReason::Failed, "the browser did not come back").await;
+            }
             () = &mut longest => {
                 tracing::info!("maximum call duration reached");
                 layer.sip.call_hangup(call.id).await;
@@ -317,7 +330,9 @@ async fn bridge(
                     return finish(layer, device, media, call_id, HangupReason::Failed, "browser leg closed").await;
                 }
             },
+            Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
             answer = control.recv() => match answer {
+                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
                 Some(BrowserAnswer::Hangup { .. }) | None => {
                     tracing::info!("browser hung up: BYE");
                     layer.sip.call_hangup(call.id).await;
@@ -326,12 +341,37 @@ async fn bridge(
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = device.leg.add_remote_candidate(candidate).await; }
                 Some(BrowserAnswer::Accept { reply, .. }) => { let _ = reply.send(Err("already answered".into())); }
                 Some(BrowserAnswer::Reject { .. }) => {}
+                Some(BrowserAnswer::Detached { .. }) => {
+                    if !parking.detach() {
+                        layer.sip.call_hangup(call.id).await;
+                        return finish(layer, device, media, call_id, HangupReason::Failed, "the browser went away").await;
+                    }
+                    tracing::info!(grace_secs = layer.limits.reclaim_grace_secs, "the browser's connection dropped; waiting for a reclaim");
+                }
+                Some(BrowserAnswer::Reattach { push, reply, device: new_device }) => {
+                    device.push = push;
+                    device.id = new_device;
+                    parking.reattach();
+                    let _ = reply.send(Ok(()));
+                }
             },
-            reason = ended.recv() => {
-                tracing::info!(?reason, "SIP side ended the call");
-                let cause = match reason { Some(CallEndReason::NoAck) => "no ACK from the caller", _ => "the caller hung up" };
-                return finish(layer, device, media, call_id, HangupReason::Normal, cause).await;
-            }
+            event = sip_events.recv() => match event {
+                Some(SipCallEvent::Dialog(event)) => sip.on_dialog_event(layer, media, &device.push, event).await,
+                Some(SipCallEvent::Ended { reason, .. }) => {
+                    tracing::info!(?reason, "SIP side ended the call");
+                    let cause = match reason {
+                        CallEndReason::NoAck => "no ACK from the caller",
+                        CallEndReason::SessionExpired => "the SIP session expired",
+                        _ => "the caller hung up",
+                    };
+                    return finish(layer, device, media, call_id, HangupReason::Normal, cause).await;
+                }
+                Some(_) => {}
+                None => {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, call_id, HangupReason::Failed, "call layer stopped").await;
+                }
+            },
         }
     }
 }

@@ -32,7 +32,8 @@ pub fn sip_leg(negotiated: &NegotiatedAudio, format: PayloadFormat) -> LegConfig
     LegConfig {
         formats: vec![format],
         telephone_event: negotiated.telephone_event,
-        dtmf: DtmfMode::Rfc4733,
+        // A peer without telephone-event still gets the browser's digits, as SIP INFO.
+        dtmf: if negotiated.telephone_event.is_some() { DtmfMode::Rfc4733 } else { DtmfMode::Info },
         ptime_ms: negotiated.ptime.unwrap_or(20),
         remote: negotiated.remote,
         send: negotiated.direction.receives(),

@@ -7,3 +7,4 @@ pub mod legs;
 pub mod limits;
 pub mod outbound;
 pub mod registry;
+pub mod sip_side;

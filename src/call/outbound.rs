@@ -3,7 +3,10 @@
 
 use super::legs::{codec_of_encoding, encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
 use super::inbound::CallLayer;
-use super::registry::{BrowserAnswer, BrowserPush};
+use super::registry::{BrowserAnswer, BrowserPush, Parking};
+use super::sip_side::SipSide;
+use crate::media::session::Side;
+use crate::sip::core::{CallEndReason, DialogEvent};
 use crate::call::echo::encoding_of;
 use crate::media::engine::{LegIo, SessionHandle};
 use crate::media::handler::{Encoding, PayloadFormat};
@@ -37,14 +40,14 @@ pub async fn place(
     layer: Arc<CallLayer>,
     call_id: String,
     user: String,
-    profile: String,
+    profile: Option<String>,
     target: String,
     browser_offer: String,
-    push: mpsc::Sender<BrowserPush>,
+    mut push: mpsc::Sender<BrowserPush>,
     mut control: mpsc::Receiver<BrowserAnswer>,
 ) {
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
-    let Some(_slot) = layer.acquire_slot(&user, Some(&profile)) else {
+    let Some(_slot) = layer.acquire_slot(&user, profile.as_deref()) else {
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
         return;
     };
@@ -80,7 +83,7 @@ pub async fn place(
     let mut codecs = vec![codec_of_encoding(browser_encoding)];
     codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser_encoding)));
     let our_offer = sdp::offer(&LocalCapabilities::new(codecs), layer.engine.address(), endpoint.port, rand::random::<u32>().into(), 1);
-    let sip_id = match layer.sip.place_call(&profile, &target, our_offer.to_string()).await {
+    let sip_id = match layer.sip.place_call(profile.as_deref(), &target, &user, our_offer.to_string()).await {
         Ok(id) => id,
         Err(e) => {
             leg.close().await;
@@ -91,15 +94,22 @@ pub async fn place(
     };
     let (events_tx, mut events) = mpsc::channel(32);
     let _ = layer.outbound.send((sip_id, events_tx)).await;
-    tracing::info!(%call_id, %profile, %target, "calling SIP");
-    let mut media = None;
+    tracing::info!(%call_id, profile = profile.as_deref().unwrap_or("(registered phone)"), %target, "calling SIP");
+    let mut media: Option<SessionHandle> = None;
+    let mut sip: Option<SipSide> = None;
+    let rtp_port = endpoint.port;
     let mut endpoint = Some(endpoint);
     let (to_engine, from_browser) = mpsc::channel(512);
     let mut from_browser = Some(from_browser);
     let longest = tokio::time::sleep(std::time::Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
+    let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
     let outcome: (HangupReason, String) = loop {
         tokio::select! {
+            () = parking.expired() => {
+                layer.sip.outbound_hangup(sip_id).await;
+                break (HangupReason::Failed, "the browser did not come back".into());
+            }
             () = &mut longest => {
                 layer.sip.outbound_hangup(sip_id).await;
                 break (HangupReason::Normal, "maximum call duration".into());
@@ -142,13 +152,29 @@ pub async fn place(
                         // Without 100rel the 200's SDP repeats the 183's (RFC 6337 §3.1), so early media carries on.
                         tracing::info!(%call_id, "answered after early media");
                     }
+                    if media.is_some() {
+                        let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
+                        if let Some((answer, negotiated)) = codec {
+                            let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
+                            sip = Some(SipSide::new(sip_id, Side::B, &call_id, layer.engine.address(), rtp_port, our_offer.clone(), Some(answer), first));
+                        }
+                    }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Failed { status, .. })) => {
                     let (reason, cause) = failure_reason(status);
                     break (reason, format!("{status} {cause}"));
                 }
-                Some(SipCallEvent::Ended { .. }) => break (HangupReason::Normal, "the far end hung up".into()),
+                Some(SipCallEvent::Ended { reason, .. }) => {
+                    let cause = if reason == CallEndReason::SessionExpired { "the SIP session expired" } else { "the far end hung up" };
+                    break (HangupReason::Normal, cause.into());
+                }
+                Some(SipCallEvent::Dialog(event)) => match (sip.as_mut(), media.as_ref()) {
+                    (Some(sip), Some(media)) => sip.on_dialog_event(&layer, media, &push, event).await,
+                    _ => {
+                        if let DialogEvent::Reoffer { id, .. } = event { layer.sip.call_reanswer(id, Err(491)).await; }
+                    }
+                },
                 Some(SipCallEvent::Incoming(_)) => {}
                 None => break (HangupReason::Failed, "call layer stopped".into()),
             },
@@ -167,14 +193,36 @@ pub async fn place(
                     break (HangupReason::Failed, "browser leg closed".into());
                 }
             },
+            Some(event) = next_media_event(&mut media) => {
+                if let Some(sip) = sip.as_mut() { sip.on_media_event(&layer, &push, event).await; }
+            }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
+                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. })) => match (sip.as_mut(), media.as_ref()) {
+                    (Some(sip), Some(media)) => { let _ = sip.on_browser(&layer, media, request).await; }
+                    _ => {
+                        if let BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } = request { let _ = reply.send(Err("the call is not answered yet".into())); }
+                    }
+                },
                 Some(BrowserAnswer::Hangup { .. }) | None => {
                     layer.sip.outbound_hangup(sip_id).await;
                     break (HangupReason::Normal, "hung up".into());
                 }
                 Some(BrowserAnswer::Accept { reply, .. }) => { let _ = reply.send(Err("this call was placed by the browser".into())); }
                 Some(BrowserAnswer::Reject { .. }) => {}
+                // Only an answered call waits for its browser; an unanswered one is given up.
+                Some(BrowserAnswer::Detached { .. }) => {
+                    if sip.is_none() || !parking.detach() {
+                        layer.sip.outbound_hangup(sip_id).await;
+                        break (HangupReason::Failed, "the browser went away".into());
+                    }
+                    tracing::info!(%call_id, "the browser's connection dropped; waiting for a reclaim");
+                }
+                Some(BrowserAnswer::Reattach { push: new_push, reply, .. }) => {
+                    push = new_push;
+                    parking.reattach();
+                    let _ = reply.send(Ok(()));
+                }
             },
         }
     };
@@ -185,6 +233,14 @@ pub async fn place(
     }
     leg.close().await;
     layer.engine.release(port);
+}
+
+/// The media session's next event, once there is a session.
+async fn next_media_event(media: &mut Option<SessionHandle>) -> Option<crate::media::session::MediaEvent> {
+    match media.as_mut() {
+        Some(media) => media.events.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Bridges the browser's leg to the SIP peer's answer (from a 183 or the 200): the SIP leg takes

@@ -15,6 +15,8 @@ pub enum BrowserPush {
     /// `sdp` set: early media, the answer to the browser's offer arrives now.
     Ringing { call_id: String, sdp: Option<String> },
     Answered { call_id: String, sdp: String },
+    Dtmf { call_id: String, digit: char, duration_ms: u32 },
+    RemoteHold { call_id: String, on_hold: bool },
 }
 
 /// What one browser connection tells a ringing or active call.
@@ -24,11 +26,22 @@ pub enum BrowserAnswer {
     Reject { device: u64, busy: bool },
     Candidate { device: u64, candidate: Option<Value> },
     Hangup { device: u64 },
+    /// Digits toward the SIP side.
+    Dtmf { digits: String, reply: oneshot::Sender<Result<(), String>> },
+    /// Hold (`true`) or resume the SIP side; answered once the peer has answered the re-INVITE.
+    Hold { hold: bool, reply: oneshot::Sender<Result<(), String>> },
+    /// The device's WebSocket dropped: an answered call waits for a `Reattach` (grace period).
+    Detached { device: u64 },
+    /// The user's new connection takes the call over; events go to `push` from now on.
+    Reattach { device: u64, push: mpsc::Sender<BrowserPush>, reply: oneshot::Sender<Result<(), String>> },
 }
 
 #[derive(Default)]
 pub struct BrowserRegistry {
     users: Mutex<HashMap<String, Vec<(u64, mpsc::Sender<BrowserPush>)>>>,
+    /// Calls whose WebSocket dropped, by call id, with the user who may reclaim them. An entry
+    /// whose call ended has a closed channel and is swept on the next park.
+    parked: Mutex<HashMap<String, (String, mpsc::Sender<BrowserAnswer>)>>,
 }
 
 impl BrowserRegistry {
@@ -47,9 +60,61 @@ impl BrowserRegistry {
         }
     }
 
+    pub fn park(&self, call_id: &str, user: &str, control: mpsc::Sender<BrowserAnswer>) {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        parked.retain(|_, (_, control)| !control.is_closed());
+        parked.insert(call_id.to_string(), (user.to_string(), control));
+    }
+
+    /// The parked call `call_id`, if `user` is the one who may take it.
+    pub fn unpark(&self, call_id: &str, user: &str) -> Option<mpsc::Sender<BrowserAnswer>> {
+        let mut parked = self.parked.lock().unwrap_or_else(|p| p.into_inner());
+        match parked.get(call_id) {
+            Some((owner, _)) if owner == user => parked.remove(call_id).map(|(_, control)| control),
+            _ => None,
+        }
+    }
+
     /// Every device the user is logged in on, right now.
     pub fn devices(&self, user: &str) -> Vec<(u64, mpsc::Sender<BrowserPush>)> {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         users.get(user).cloned().unwrap_or_default()
+    }
+}
+
+/// The grace period of an answered call whose browser's WebSocket dropped (`reclaim_grace_secs`).
+pub struct Parking {
+    grace: std::time::Duration,
+    until: Option<tokio::time::Instant>,
+}
+
+impl Parking {
+    pub fn new(grace_secs: u64) -> Parking {
+        Parking { grace: std::time::Duration::from_secs(grace_secs), until: None }
+    }
+
+    /// Starts the grace period; false when there is none and the call should end now.
+    pub fn detach(&mut self) -> bool {
+        if self.grace.is_zero() {
+            return false;
+        }
+        self.until = Some(tokio::time::Instant::now() + self.grace);
+        true
+    }
+
+    pub fn reattach(&mut self) {
+        self.until = None;
+    }
+
+    pub fn is_parked(&self) -> bool {
+        self.until.is_some()
+    }
+
+    /// Completes when the grace period runs out; never while the browser is attached.
+    pub async fn expired(&self) {
+        match self.until {
+            Some(until) => tokio::time::sleep_until(until).await,
+            None => std::future::pending().await,
+        }
     }
 }

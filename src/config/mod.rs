@@ -263,6 +263,10 @@ pub struct CallsConfig {
     /// An answered call is ended after this long.
     #[serde(default = "default_max_duration")]
     pub max_duration_secs: u64,
+    /// An answered call outlives its browser's WebSocket this long, so the browser can reconnect
+    /// and `reclaim` it; then it ends with BYE. 0 ends it at once.
+    #[serde(default = "default_reclaim_grace")]
+    pub reclaim_grace_secs: u64,
 }
 
 impl Default for CallsConfig {
@@ -272,6 +276,7 @@ impl Default for CallsConfig {
             max_per_user: default_max_calls_per_user(),
             ring_timeout_secs: default_ring_timeout(),
             max_duration_secs: default_max_duration(),
+            reclaim_grace_secs: default_reclaim_grace(),
         }
     }
 }
@@ -285,6 +290,10 @@ fn default_max_calls_per_user() -> usize {
 fn default_ring_timeout() -> u64 {
     30
 }
+fn default_reclaim_grace() -> u64 {
+    30
+}
+
 fn default_max_duration() -> u64 {
     4 * 3_600
 }

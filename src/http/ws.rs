@@ -96,6 +96,8 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 }
                 BrowserPush::Ringing { call_id, sdp } => connection.event(ServerEvent::Ringing { call_id, sdp }),
                 BrowserPush::Answered { call_id, sdp } => connection.event(ServerEvent::Answered { call_id, sdp }),
+                BrowserPush::Dtmf { call_id, digit, duration_ms } => connection.event(ServerEvent::Dtmf { call_id, digit: digit.to_string(), duration_ms }),
+                BrowserPush::RemoteHold { call_id, on_hold } => connection.event(ServerEvent::RemoteHold { call_id, on_hold }),
             },
             Some((call_id, event)) = events_rx.recv() => match event {
                 EchoEvent::Candidate(candidate) => {
@@ -114,10 +116,14 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
         }
         while let Some(request) = connection.poll_request() {
             let password_login = matches!(request, Request::PasswordLogin { .. } | Request::PbxLogin { .. });
+            if let Request::Reclaim { id, call_id } = request {
+                reclaim(&mut connection, &state, id, call_id, device, &mut bridged, &push_tx).await;
+                continue;
+            }
             if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
                 if let Request::Call { id, target, sdp, .. } = &request {
                 if target != "echo" {
-                    place_call(&mut connection, &state, id.clone(), target, sdp, &mut bridged, &push_tx);
+                    place_call(&mut connection, &state, id.clone(), target, sdp, &mut bridged, &push_tx).await;
                     continue;
                 }
             }
@@ -129,17 +135,23 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
             }
         }
     }
-    if let Some(user) = registered_as {
-        state.signaling.browsers.remove(&user, device);
+    if let Some(user) = &registered_as {
+        state.signaling.browsers.remove(user, device);
     }
-    for control in bridged.into_values() {
-        let _ = control.send(BrowserAnswer::Hangup { device }).await;
+    // Answered calls wait out the grace period for a `reclaim` from the user's next connection;
+    // ringing ones just lose this device.
+    for (call_id, control) in bridged {
+        if let Some(user) = &registered_as {
+            state.signaling.browsers.park(&call_id, user, control.clone());
+        }
+        let _ = control.send(BrowserAnswer::Detached { device }).await;
     }
     close(calls, registrations, &state).await;
 }
 
-/// A browser calls SIP: through the first profile the user may use (token claim or PBX login).
-fn place_call(
+/// A browser calls SIP: a phone registered to the gateway by its user name, else through the
+/// first profile the user may use (token claim or PBX login).
+async fn place_call(
     connection: &mut Connection,
     state: &AppState,
     id: crate::signaling::RequestId,
@@ -148,9 +160,10 @@ fn place_call(
     bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
     push: &mpsc::Sender<BrowserPush>,
 ) {
-    let Some((user, profile)) = connection.user().and_then(|u| u.profiles.first().map(|p| (u.user.clone(), p.clone()))) else {
-        return connection.error(Some(id), ErrorCode::Forbidden, "this user may not call SIP destinations (no profile)");
-    };
+    let Some((user, profile)) = connection.user().map(|u| (u.user.clone(), u.profiles.first().cloned())) else { return };
+    if profile.is_none() && !phone_registered(state, target).await {
+        return connection.error(Some(id), ErrorCode::Forbidden, "this user may only call phones registered to the gateway (no profile)");
+    }
     if bridged.len() >= MAX_CALLS_PER_CONNECTION {
         return connection.error(Some(id), ErrorCode::RateLimited, "too many calls on this connection");
     }
@@ -161,6 +174,11 @@ fn place_call(
     let layer = state.signaling.calls.clone();
     let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
     tokio::spawn(crate::call::outbound::place(layer, call_id, user, profile, target, sdp, push, control_rx));
+}
+
+async fn phone_registered(state: &AppState, user: &str) -> bool {
+    let Some(status) = state.sip.snapshot().await else { return false };
+    status.core.bindings.iter().any(|b| crate::sip::syntax::uri_user(b.aor.trim_start_matches('<')) == Some(user))
 }
 
 /// Requests about calls from SIP go to that call's task; anything else is returned for `handle`.
@@ -203,12 +221,57 @@ async fn route_bridged(
                 connection.reply(id, serde_json::json!({}));
             }
         }
-        Request::Dtmf { id, .. } | Request::Hold { id, .. } | Request::Unhold { id, .. } => {
-            connection.error(Some(id), ErrorCode::BadRequest, "DTMF, hold and unhold on SIP calls are not available yet");
+        Request::Dtmf { id, digits, .. } => {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            let _ = control.send(BrowserAnswer::Dtmf { digits, reply }).await;
+            reply_with(connection, id, outcome).await;
         }
+        Request::Hold { id, .. } => hold(connection, &control, id, true).await,
+        Request::Unhold { id, .. } => hold(connection, &control, id, false).await,
         other => return Some(other),
     }
     None
+}
+
+/// Takes over a call whose WebSocket dropped: only its own user, only within the grace period.
+async fn reclaim(
+    connection: &mut Connection,
+    state: &AppState,
+    id: crate::signaling::RequestId,
+    call_id: String,
+    device: u64,
+    bridged: &mut HashMap<String, mpsc::Sender<BrowserAnswer>>,
+    push: &mpsc::Sender<BrowserPush>,
+) {
+    let Some(user) = connection.user().map(|u| u.user.clone()) else { return };
+    let Some(control) = state.signaling.browsers.unpark(&call_id, &user) else {
+        return connection.error(Some(id), ErrorCode::UnknownCall, "no call of yours is waiting to be reclaimed under this id");
+    };
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let _ = control.send(BrowserAnswer::Reattach { device, push: push.clone(), reply }).await;
+    if let Ok(Ok(())) = outcome.await {
+        tracing::info!(%call_id, %user, "call reclaimed after a reconnect");
+        bridged.insert(call_id, control);
+        connection.reply(id, serde_json::json!({}));
+    } else {
+        connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended");
+    }
+}
+
+/// Hold waits for the SIP peer's answer to the re-INVITE, so the reply says whether it took.
+async fn hold(connection: &mut Connection, control: &mpsc::Sender<BrowserAnswer>, id: crate::signaling::RequestId, hold: bool) {
+    let (reply, outcome) = tokio::sync::oneshot::channel();
+    let _ = control.send(BrowserAnswer::Hold { hold, reply }).await;
+    reply_with(connection, id, outcome).await;
+}
+
+async fn reply_with(connection: &mut Connection, id: crate::signaling::RequestId, outcome: tokio::sync::oneshot::Receiver<Result<(), String>>) {
+    match tokio::time::timeout(std::time::Duration::from_secs(35), outcome).await {
+        Ok(Ok(Ok(()))) => connection.reply(id, serde_json::json!({})),
+        Ok(Ok(Err(e))) => connection.error(Some(id), ErrorCode::BadRequest, &e),
+        Ok(Err(_)) => connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended"),
+        Err(_) => connection.error(Some(id), ErrorCode::Internal, "the SIP peer did not answer in time"),
+    }
 }
 
 async fn close(calls: HashMap<String, EchoCall>, registrations: Vec<String>, state: &AppState) {
@@ -331,6 +394,7 @@ async fn handle(
             }
         }
         Request::Accept { id, .. } | Request::Reject { id, .. } => connection.error(Some(id), ErrorCode::UnknownCall, "no such incoming call"),
+        Request::Reclaim { id, .. } => connection.error(Some(id), ErrorCode::UnknownCall, "no such call"),
     }
 }
 

@@ -13,7 +13,7 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Frame types a client may send. Anything else is `unknown_type`, not `bad_frame`, so a client
 /// can tell "this server is older than me" from "my frame is broken".
 pub const CLIENT_TYPES: &[&str] =
-    &["hello", "login", "call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "candidate", "ping"];
+    &["hello", "login", "call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate", "ping"];
 
 /// The client's request id, echoed back unchanged so it can match replies to requests.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -140,6 +140,11 @@ pub enum ClientMessage {
         id: RequestId,
         call_id: String,
     },
+    /// Takes over an answered call whose WebSocket dropped, within the grace period.
+    Reclaim {
+        id: RequestId,
+        call_id: String,
+    },
     Candidate {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         id: Option<RequestId>,
@@ -203,6 +208,10 @@ pub enum ServerEvent {
     Answered { call_id: String, sdp: String },
     Hangup { call_id: String, reason: HangupReason, cause: String },
     Candidate { call_id: String, candidate: Option<IceCandidate> },
+    /// A keypad digit from the SIP side (RFC 4733 or SIP INFO), once it ended.
+    Dtmf { call_id: String, digit: String, duration_ms: u32 },
+    /// The SIP side put the call on hold (`on_hold: true`) or took it off hold.
+    RemoteHold { call_id: String, on_hold: bool },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -54,6 +54,10 @@ pub enum Request {
         id: RequestId,
         call_id: String,
     },
+    Reclaim {
+        id: RequestId,
+        call_id: String,
+    },
     /// `candidate: None` is end-of-candidates. Without an id, success gets no reply.
     Candidate {
         id: Option<RequestId>,
@@ -73,7 +77,8 @@ impl Request {
             | Request::Hangup { id, .. }
             | Request::Dtmf { id, .. }
             | Request::Hold { id, .. }
-            | Request::Unhold { id, .. } => Some(id),
+            | Request::Unhold { id, .. }
+            | Request::Reclaim { id, .. } => Some(id),
             Request::Candidate { id, .. } => id.as_ref(),
         }
     }
@@ -123,6 +128,7 @@ pub(super) fn message_id(message: &ClientMessage) -> Option<&RequestId> {
         | ClientMessage::Dtmf { id, .. }
         | ClientMessage::Hold { id, .. }
         | ClientMessage::Unhold { id, .. }
+        | ClientMessage::Reclaim { id, .. }
         | ClientMessage::Ping { id } => Some(id),
         ClientMessage::Candidate { id, .. } => id.as_ref(),
     }
@@ -163,6 +169,10 @@ pub(super) fn to_request(message: ClientMessage) -> Result<Request, (Option<Requ
         ClientMessage::Unhold { id, call_id } => {
             validate::call_id(&call_id).map_err(fail)?;
             Request::Unhold { id, call_id }
+        }
+        ClientMessage::Reclaim { id, call_id } => {
+            validate::call_id(&call_id).map_err(fail)?;
+            Request::Reclaim { id, call_id }
         }
         ClientMessage::Candidate { id, call_id, candidate } => {
             validate::call_id(&call_id).map_err(fail)?;

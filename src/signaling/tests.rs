@@ -184,7 +184,7 @@ fn oversize_frames_are_refused_before_parsing() {
 #[test]
 fn calls_need_a_login() {
     let mut c = greeted();
-    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "candidate"] {
+    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate"] {
         assert_error(&send(&mut c, example(t)), "not_logged_in", json!(format!("{t}-id")));
         assert_alive(&mut c);
     }
@@ -210,7 +210,7 @@ pub(super) fn example(t: &str) -> Value {
 #[test]
 fn every_call_request_reaches_the_owner_and_its_reply_comes_back() {
     let mut c = logged_in();
-    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "candidate"] {
+    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate"] {
         let frame = example(t);
         let parsed: ClientMessage = serde_json::from_value(frame.clone()).unwrap();
         assert_eq!(serde_json::to_value(&parsed).unwrap(), frame, "ClientMessage round trip");
@@ -242,6 +242,7 @@ fn requests_carry_their_fields() {
         Request::Dtmf { id: "dtmf-id".into(), call_id: "c1".into(), digits: "0123456789*#ABCD".into() },
         Request::Hold { id: "hold-id".into(), call_id: "c1".into() },
         Request::Unhold { id: "unhold-id".into(), call_id: "c1".into() },
+        Request::Reclaim { id: "reclaim-id".into(), call_id: "c1".into() },
         Request::Candidate { id: Some("candidate-id".into()), call_id: "c1".into(), candidate: Some(cand) },
     ];
     for want in expected {
@@ -253,6 +254,7 @@ fn requests_carry_their_fields() {
             Request::Dtmf { .. } => "dtmf",
             Request::Hold { .. } => "hold",
             Request::Unhold { .. } => "unhold",
+            Request::Reclaim { .. } => "reclaim",
             _ => "candidate",
         };
         send(&mut c, example(t));

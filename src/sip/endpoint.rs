@@ -43,6 +43,18 @@ pub enum SipCallEvent {
     Incoming(super::core::IncomingCall),
     Ended { id: super::core::SipCallId, reason: super::core::CallEndReason },
     Outbound(super::core::OutboundEvent),
+    Dialog(super::core::DialogEvent),
+}
+
+impl SipCallEvent {
+    pub fn call(&self) -> super::core::SipCallId {
+        match self {
+            Self::Incoming(call) => call.id,
+            Self::Ended { id, .. } => *id,
+            Self::Outbound(event) => event.id(),
+            Self::Dialog(event) => event.id(),
+        }
+    }
 }
 
 /// What other parts of the gateway ask of the SIP endpoint task.
@@ -52,8 +64,11 @@ enum SipCommand {
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
-    PlaceCall { profile: String, user: String, sdp: String, reply: oneshot::Sender<Result<super::core::SipCallId, String>> },
+    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<super::core::SipCallId, String>> },
     OutboundHangup(super::core::SipCallId),
+    Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
+    InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
+    Reoffer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
     UnregisterUser(String),
 }
@@ -112,15 +127,32 @@ impl StatusHandle {
     }
 
     /// Places a call to `user` at the peer of `profile` with our SDP offer.
-    pub async fn place_call(&self, profile: &str, user: &str, sdp: String) -> Result<super::core::SipCallId, String> {
+    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String) -> Result<super::core::SipCallId, String> {
         let (reply, answer) = oneshot::channel();
-        let command = SipCommand::PlaceCall { profile: profile.into(), user: user.into(), sdp, reply };
+        let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
 
     pub async fn outbound_hangup(&self, id: super::core::SipCallId) {
         let _ = self.requests.send(SipCommand::OutboundHangup(id)).await;
+    }
+
+    /// Answers the peer's new offer (`DialogEvent::Reoffer`) with our SDP, or refuses it.
+    pub async fn call_reanswer(&self, id: super::core::SipCallId, answer: Result<String, u16>) {
+        let _ = self.requests.send(SipCommand::Reanswer { id, answer }).await;
+    }
+
+    /// A digit as SIP INFO, for a peer without telephone-event.
+    pub async fn call_info_dtmf(&self, id: super::core::SipCallId, digit: char, duration_ms: u32) {
+        let _ = self.requests.send(SipCommand::InfoDtmf { id, digit, duration_ms }).await;
+    }
+
+    /// Sends our new offer (hold, resume) in an answered call; the answer comes as a `DialogEvent`.
+    pub async fn call_reoffer(&self, id: super::core::SipCallId, sdp: String) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(SipCommand::Reoffer { id, sdp, reply }).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
+        answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
 }
 
@@ -263,10 +295,15 @@ impl Driver {
             }
             SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
-            SipCommand::PlaceCall { profile, user, sdp, reply } => {
-                let _ = reply.send(self.core.place_call(&profile, &user, &sdp, Instant::now()));
+            SipCommand::PlaceCall { profile, user, caller, sdp, reply } => {
+                let _ = reply.send(self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now()));
             }
             SipCommand::OutboundHangup(id) => self.core.outbound_hangup(id, Instant::now()),
+            SipCommand::Reanswer { id, answer } => self.core.call_reanswer(id, answer, Instant::now()),
+            SipCommand::InfoDtmf { id, digit, duration_ms } => self.core.call_info_dtmf(id, digit, duration_ms, Instant::now()),
+            SipCommand::Reoffer { id, sdp, reply } => {
+                let _ = reply.send(self.core.call_reoffer(id, &sdp, Instant::now()));
+            }
         }
     }
 
@@ -320,6 +357,9 @@ impl Driver {
                 }
                 CoreEvent::Outbound(event) => {
                     let _ = self.calls.try_send(SipCallEvent::Outbound(event));
+                }
+                CoreEvent::Dialog(event) => {
+                    let _ = self.calls.try_send(SipCallEvent::Dialog(event));
                 }
                 CoreEvent::UserRegistration { key, result } => {
                     if let Some(reply) = self.pending_user_registrations.remove(&key) {

@@ -1,14 +1,23 @@
 // Headless Chromium logged in as a browser user with sipbridge.js, one page per MODE: prints
-// READY once every page is logged in. Modes: accept (answer, measure audio, wait for the end),
-// busy (reject as busy), watch (let it ring and report how the ringing ended).
-// Prints one JSON line per page, in order. Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
+// READY once every page is logged in. The fake microphone plays a 440 Hz tone.
+// Modes: accept (answer, measure audio, note DTMF and remote hold, wait up to 15 s for the end),
+// long (the same, waiting up to 150 s), busy (reject as busy), watch (let it ring and report how
+// the ringing ended). Prints one JSON line per page, in order.
+// Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
 import { chromium } from 'playwright-core';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sineWav } from './wav.mjs';
 
 const [baseUrl, token, ...modeArgs] = process.argv.slice(2);
 const modes = modeArgs.length ? modeArgs : ['accept'];
+const wav = join(mkdtempSync(join(tmpdir(), 'sipbridge-answer-')), 'tone-440hz.wav');
+writeFileSync(wav, sineWav(440, 48000, 30));
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
   args: ['--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
+    `--use-file-for-fake-audio-capture=${wav}`,
     '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
     '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-networking', '--disable-component-update',
     '--disable-sync', '--no-first-run', '--disable-quic'],
@@ -20,7 +29,7 @@ async function runPage(mode) {
   await page.goto(`${baseUrl}/phone.html`);
   return page.evaluate(async ({ token, mode }) => {
     const { SipBridge } = await import('/sipbridge.js');
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const client = await SipBridge.connect(location.origin.replace(/^http/, 'ws') + '/ws', { token, reconnect: false });
     console.log('READY');
     const call = await new Promise((resolve, reject) => {
@@ -38,6 +47,9 @@ async function runPage(mode) {
       client.close();
       return { ok: true, mode, caller: call.caller, ended: end };
     }
+    let dtmf = '';
+    const holds = [];
+    call.on('dtmf', ({ digit }) => { dtmf += digit; });
     const remote = new Promise((resolve) => call.on('track', resolve));
     await call.accept({ stream });
     const track = await Promise.race([remote, new Promise((_, reject) => setTimeout(() => reject(new Error('no remote track')), 10000))]);
@@ -50,18 +62,28 @@ async function runPage(mode) {
     analyser.fftSize = 4096;
     context.createMediaStreamSource(track).connect(analyser);
     const samples = new Float32Array(analyser.fftSize);
-    let peakLevel = 0;
-    for (let i = 0; i < 20; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      analyser.getFloatTimeDomainData(samples);
-      for (const s of samples) peakLevel = Math.max(peakLevel, Math.abs(s));
-    }
+    // The loudest sample heard over `ms`, skipping the first `settle` ms (buffers still draining).
+    const peakOver = async (ms, settle = 300) => {
+      let peak = 0;
+      for (let t = 0; t < ms; t += 100) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (t < settle) continue;
+        analyser.getFloatTimeDomainData(samples);
+        for (const s of samples) peak = Math.max(peak, Math.abs(s));
+      }
+      return peak;
+    };
+    const levels = {};
+    call.on('remote_hold', async () => { holds.push('hold'); levels.onHold = await peakOver(1200); });
+    call.on('remote_resume', async () => { holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
+    const peakLevel = await peakOver(2300);
     const stats = await call.pc.getStats();
     let codec = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codec = codec ?? s.mimeType; });
-    const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 15000))]);
+    const wait = mode === 'long' ? 150000 : 15000;
+    const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
-    return { ok: true, mode, caller: call.caller, peakLevel, codec, ended: end };
+    return { ok: true, mode, caller: call.caller, peakLevel, codec, ended: end, dtmf, holds, levels };
   }, { token, mode });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));

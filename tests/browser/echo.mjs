@@ -2,10 +2,15 @@
 // comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
 // Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [early]
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
+// With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
+// tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
+// mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
+// `drop`, it drops and never comes back.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { sineWav } from './wav.mjs';
 
 const [baseUrl, token, codec, target = 'echo', mode = ''] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'sipbridge-echo-'));
@@ -29,9 +34,9 @@ try {
   await page.goto(`${baseUrl}/phone.html`);
   result = await page.evaluate(async ({ token, codec, target, mode }) => {
     const { SipBridge } = await import('/sipbridge.js');
-    const stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
-    const client = await SipBridge.connect(url, { token, reconnect: false });
+    const client = await SipBridge.connect(url, { token, reconnect: mode === 'reclaim' });
     const call = client.call(target, { stream, codec: codec || undefined });
     let earlyMedia = false;
     call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
@@ -78,9 +83,45 @@ try {
     let codecName = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codecName = codecName ?? s.mimeType; });
     const stateAtMeasurement = call.state;
+    const extra = {};
+    if (mode === 'hold-dtmf') {
+      const samples = new Float32Array(analyser.fftSize);
+      const levelOver = async (ms) => {
+        let peak = 0;
+        for (let t = 0; t < ms; t += 100) {
+          await new Promise((r) => setTimeout(r, 100));
+          if (t < 400) continue;
+          analyser.getFloatTimeDomainData(samples);
+          for (const s of samples) peak = Math.max(peak, Math.abs(s));
+        }
+        return peak;
+      };
+      extra.levelBeforeHold = await levelOver(1000);
+      await call.hold();
+      extra.levelOnHold = await levelOver(1500);
+      await call.unhold();
+      extra.levelAfterResume = await levelOver(1500);
+      await call.dtmf('123#');
+      await new Promise((r) => setTimeout(r, 1500));
+    }
+    if (mode === 'reclaim' || mode === 'drop') {
+      // The WebSocket drops mid-call; the page and its peer connection live on.
+      const reclaimed = new Promise((resolve) => call.on('reclaimed', () => resolve(true)));
+      client.ws.close();
+      if (mode === 'drop') return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dropped: true };
+      extra.reclaimed = await Promise.race([reclaimed, new Promise((r) => setTimeout(() => r(false), 10000))]);
+      const again = new Float32Array(analyser.frequencyBinCount);
+      let after = { hz: 0, db: -Infinity };
+      for (let i = 0; i < 15; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        analyser.getFloatFrequencyData(again);
+        for (let b = 1; b < again.length; b++) if (again[b] > after.db) after = { hz: (b * context.sampleRate) / analyser.fftSize, db: again[b] };
+      }
+      extra.peakHzAfterReclaim = after.hz;
+    }
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement };
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement, ...extra };
   }, { token, codec, target, mode });
   result.logs = logs.slice(-20);
 } catch (e) {
@@ -89,14 +130,3 @@ try {
   await browser.close();
 }
 console.log(JSON.stringify(result));
-
-function sineWav(hz, rate, seconds) {
-  const samples = rate * seconds;
-  const data = Buffer.alloc(44 + samples * 2);
-  data.write('RIFF', 0); data.writeUInt32LE(36 + samples * 2, 4); data.write('WAVE', 8);
-  data.write('fmt ', 12); data.writeUInt32LE(16, 16); data.writeUInt16LE(1, 20); data.writeUInt16LE(1, 22);
-  data.writeUInt32LE(rate, 24); data.writeUInt32LE(rate * 2, 28); data.writeUInt16LE(2, 32); data.writeUInt16LE(16, 34);
-  data.write('data', 36); data.writeUInt32LE(samples * 2, 40);
-  for (let i = 0; i < samples; i++) data.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * hz * i) / rate)), 44 + i * 2);
-  return data;
-}

@@ -240,14 +240,20 @@ sipp errors log:\n{}", describe(&self.output), self.errors)
 /// never land in the repository. Bounded by sipp's own -timeout.
 pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
     let work = tempfile::tempdir().expect("tempdir");
-    let file = work.path().join(scenario);
-    std::fs::copy(scenario_path(scenario), &file).expect("copy scenario");
+    // `builtin:NAME` runs one of sipp's own scenarios (`-sn`), anything else a file of tests/sipp.
+    let scenario_args = match scenario.strip_prefix("builtin:") {
+        Some(name) => vec!["-sn".to_string(), name.to_string()],
+        None => {
+            let file = work.path().join(scenario);
+            std::fs::copy(scenario_path(scenario), &file).expect("copy scenario");
+            vec!["-sf".to_string(), file.to_string_lossy().into_owned()]
+        }
+    };
     // Scenarios that play audio find sipp's bundled captures as pcap/ next to them.
     let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", work.path().join("pcap"));
     let output = Command::new("sipp")
         .arg(target)
-        .arg("-sf")
-        .arg(&file)
+        .args(&scenario_args)
         .args(["-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "30s", "-timeout_error", "-trace_err"])
         .args(extra)
         .current_dir(work.path())

@@ -7,6 +7,7 @@ use crate::sip::dialog::Dialog;
 use crate::sip::message::ParsedRequest;
 use crate::sip::syntax::{self, NameAddr};
 use crate::sip::transaction::TransactionKey;
+use super::in_dialog::{timer_requested, DialogSession, MIN_SESSION_EXPIRES};
 use super::uas::CallerIdentity;
 use crate::sip::Peer;
 use rsipstack::sip::headers::make_header;
@@ -37,24 +38,34 @@ pub enum CallEndReason {
     RemoteHangup,
     /// Our 2xx was never acknowledged.
     NoAck,
+    /// The peer stopped refreshing the session (RFC 4028): we sent BYE.
+    SessionExpired,
 }
 
 pub(super) struct SipCall {
     invite: TransactionKey,
-    peer: Peer,
+    pub(super) peer: Peer,
     request_uri_host: String,
-    dialog: Option<Dialog>,
+    pub(super) dialog: Option<Dialog>,
+    pub(super) session: DialogSession,
 }
 
 impl SipCore {
     /// Hands a gated INVITE to the call layer instead of answering it here.
-    pub(super) fn offer_call(&mut self, key: TransactionKey, parsed: &ParsedRequest, peer: Peer, identity: CallerIdentity) {
+    pub(super) fn offer_call(&mut self, key: TransactionKey, parsed: &ParsedRequest, peer: Peer, identity: CallerIdentity, now: Instant) {
+        let Ok(timer) = timer_requested(&parsed.request.headers) else {
+            let min_se = make_header("Min-SE", MIN_SESSION_EXPIRES.to_string());
+            return self.respond(&key, 422, vec![min_se], Vec::new(), now);
+        };
+        let mut session = DialogSession::default();
+        session.timer = timer;
+        session.peer_allows_update = super::in_dialog::lists_option(&parsed.request.headers, "Allow", "UPDATE");
         let id = self.next_call_id;
         self.next_call_id += 1;
         let uri = parsed.request_uri.clone();
         let to_user = syntax::uri_user(&uri).unwrap_or_default().to_string();
         let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
-        self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, dialog: None });
+        self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, dialog: None, session });
         self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
             id,
             identity,
@@ -108,15 +119,25 @@ impl SipCore {
         let our_contact = format!("<sip:sipbridge@{}:{}{transport_param}>", bracket(&our_host), call.peer.local.port());
         let dialog = Dialog::new_uas(call_id, local_tag, remote_tag, to.uri, from.uri, contact, record_route, cseq, false);
         let key = call.invite.clone();
-        let extra = vec![
-            make_header("Contact", our_contact),
+        let mut extra = vec![
+            make_header("Contact", our_contact.clone()),
             make_header("Content-Type", "application/sdp".into()),
             crate::sip::uas_policy::allow_header(),
+            crate::sip::uas_policy::supported_header(),
         ];
+        if let Some(timer) = call.session.timer {
+            extra.push(timer.header(false));
+            if timer.peer_supports {
+                extra.push(make_header("Require", "timer".into()));
+            }
+        }
         self.respond(&key, 200, extra, sdp.as_bytes().to_vec(), now);
         if let Some(call) = self.calls.get_mut(&id) {
             call.dialog = Some(dialog);
+            call.session.local_sdp = sdp.to_string();
+            call.session.local_contact = our_contact;
         }
+        self.dialog_answered(id, cseq, key, now);
         Ok(())
     }
 

@@ -4,12 +4,14 @@
 //! It never reads a clock and never touches a socket, so tests run a 32 s timer in microseconds.
 
 mod calls;
+mod in_dialog;
 mod outbound;
 mod status;
 mod uas;
 mod upstream;
 
 pub use calls::{CallEndReason, IncomingCall, SipCallId};
+pub use in_dialog::{parse_info_dtmf, DialogEvent};
 pub use outbound::OutboundEvent;
 pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
 pub use uas::CallerIdentity;
@@ -72,6 +74,8 @@ pub enum CoreEvent {
     CallEnded { id: SipCallId, reason: CallEndReason },
     /// Progress of a call the gateway placed (`place_call`).
     Outbound(OutboundEvent),
+    /// Something happened inside an answered call's dialog (new offer, DTMF by INFO).
+    Dialog(DialogEvent),
 }
 
 /// A resolved route toward an upstream profile, with the local address our Via/Contact advertise.
@@ -110,6 +114,8 @@ struct ClientTransaction {
 enum TimerOwner {
     Server(TransactionKey),
     Client(u64),
+    /// A call's session timer (RFC 4028): refresh, or end the session.
+    Session(SipCallId),
 }
 
 pub struct SipCore {
@@ -248,6 +254,7 @@ impl SipCore {
                         self.drain_client(id, now);
                     }
                 }
+                Some(TimerOwner::Session(id)) => self.session_timer_fired(id, now),
                 None => {}
             }
         }
@@ -303,7 +310,7 @@ impl SipCore {
         }
         let key = transaction_key(&parsed);
         if parsed.method == "ACK" {
-            return self.handle_ack(key, now);
+            return self.handle_ack(key, &parsed, now);
         }
         if let Some(tx) = self.server_transactions.get_mut(&key) {
             self.counters.retransmissions_received += 1;
@@ -335,17 +342,20 @@ impl SipCore {
         self.dispatch_request(key, parsed, peer, now);
     }
 
-    fn handle_ack(&mut self, key: TransactionKey, now: Instant) {
-        let invite_key = key.with_method("INVITE");
-        match self.server_transactions.get_mut(&invite_key) {
-            Some(ServerTransaction { machine: ServerMachine::Invite(m), .. }) => {
-                if m.handle_ack(now) == Verdict::PassUp {
-                    // An ACK for a 2xx belongs to a dialog; no dialog-creating answer is sent yet.
-                    self.counters.count_drop("ack_without_dialog");
-                }
-                self.drain_server(&invite_key);
+    fn handle_ack(&mut self, key: TransactionKey, parsed: &ParsedRequest, now: Instant) {
+        let mut invite_key = key.with_method("INVITE");
+        if !self.server_transactions.contains_key(&invite_key) {
+            // The ACK for a 2xx has a branch of its own: the dialog knows which INVITE it ends.
+            match self.ack_target(parsed) {
+                Some(target) => invite_key = target,
+                None => return self.counters.count_drop("ack_without_transaction"),
             }
-            _ => self.counters.count_drop("ack_without_transaction"),
+        }
+        if let Some(ServerTransaction { machine: ServerMachine::Invite(m), .. }) = self.server_transactions.get_mut(&invite_key) {
+            // A 2xx ACK is passed up: the dialog has nothing more to do with it (an answer in it
+            // to an offerless re-INVITE repeats our last SDP's peer, which media already follows).
+            let _ = m.handle_ack(now);
+            self.drain_server(&invite_key);
         }
     }
 
@@ -372,9 +382,11 @@ impl SipCore {
             self.counters.count_drop("response_to_other_method");
             return;
         }
+        let purpose = tx.purpose;
         // The ACK for an error answer belongs to the INVITE transaction (RFC 3261 §17.1.1.3).
-        let ack = match (&tx.purpose, parsed.status >= 300) {
-            (upstream::Purpose::Call { id }, true) => self.outbound.get(id).and_then(|c| c.ack_for_error(&parsed)),
+        let ack = match (purpose, parsed.status >= 300) {
+            (upstream::Purpose::Call { id }, true) => self.outbound.get(&id).and_then(|c| c.ack_for_error(&parsed)),
+            (upstream::Purpose::Dialog { id }, true) if invite_transaction => self.dialog_ack_for_error(id, &parsed),
             _ => None,
         };
         let Some(tx) = self.client_transactions.get_mut(&id) else { return };
@@ -589,3 +601,5 @@ fn transaction_key(parsed: &ParsedRequest) -> TransactionKey {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_in_dialog;

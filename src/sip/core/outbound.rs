@@ -2,6 +2,7 @@
 //! transaction, ACK for 2xx, the dialog, CANCEL before the answer and BYE after it.
 
 use super::calls::SipCallId;
+use super::in_dialog::{lists_option, DialogSession, REQUESTED_SESSION_EXPIRES};
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore};
 use crate::sip::dialog::Dialog;
@@ -34,10 +35,13 @@ impl OutboundEvent {
 
 pub(super) struct OutboundCall {
     branch_id: u64,
+    /// Where in-dialog requests go once answered.
+    pub(super) peer: Option<Peer>,
+    pub(super) session: DialogSession,
     /// The INVITE as sent, to build CANCEL and the ACK for an error answer from.
     invite: Request,
     route: Route,
-    dialog: Option<Dialog>,
+    pub(super) dialog: Option<Dialog>,
     answered: bool,
     /// Answers 401/407 with the profile's credentials, once per call.
     digest: Option<crate::sip::auth::DigestClient>,
@@ -47,6 +51,8 @@ pub(super) struct OutboundCall {
     cancelled: bool,
     /// A CANCEL may only follow a provisional answer (RFC 3261 §9.1); until one comes it waits.
     provisional_seen: bool,
+    /// Our address as the peer sees it (Via, Contact): the source of in-dialog requests.
+    advertised: std::net::SocketAddr,
 }
 
 impl OutboundCall {
@@ -58,12 +64,20 @@ impl OutboundCall {
 }
 
 impl SipCore {
-    /// Places a call to `user` at the peer of `profile`. Progress comes back as
+    /// Places a call to `user`: a phone registered to our local domain under that name, else the
+    /// peer of `profile`. `caller` names the browser user in From. Progress comes back as
     /// `CoreEvent::Outbound`.
-    pub fn place_call(&mut self, profile: &str, user: &str, sdp: &str, now: Instant) -> Result<SipCallId, String> {
+    pub fn place_call(&mut self, profile: Option<&str>, user: &str, caller: &str, sdp: &str, now: Instant) -> Result<SipCallId, String> {
         if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c)) {
             return Err(format!("`{user}` is not a number or user name"));
         }
+        if let Some((uri, peer)) = self.registered_phone(user, now) {
+            let domain = self.local.as_ref().and_then(|l| l.profile.domain.clone()).unwrap_or_default();
+            let from = format!("<sip:{caller}@{domain}>");
+            let to = format!("<sip:{user}@{domain}>");
+            return Ok(self.send_first_invite(uri, from, to, (peer.transport, peer.remote), peer.local, None, sdp, now));
+        }
+        let profile = profile.ok_or_else(|| format!("`{user}` is not a registered phone and this user may not call out"))?;
         let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
         let digest = match (&upstream.profile.username, &upstream.profile.password) {
             (Some(user), Some(password)) => Some(crate::sip::auth::DigestClient::new(
@@ -76,19 +90,47 @@ impl SipCore {
         let host = upstream.profile.host.clone().unwrap_or_default();
         let port = upstream.profile.port;
         let transport = upstream.transport();
+        let uri = rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}:{port}").as_str()).map_err(|e| e.to_string())?;
+        let from = format!("<sip:sipbridge@{}>", resolved.advertised);
+        Ok(self.send_first_invite(uri, from, format!("<sip:{user}@{host}>"), (transport, resolved.remote), resolved.advertised, digest, sdp, now))
+    }
+
+    /// The freshest binding of a phone registered as `user`, with the flow it registered over.
+    fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer)> {
+        let local = self.local.as_ref()?;
+        let domain = local.profile.domain.as_deref()?;
+        let binding = local.registrar.lookup(&format!("sip:{user}@{domain}"), now).into_iter().next()?;
+        let uri = rsipstack::sip::Uri::try_from(binding.contact_uri.as_str()).ok()?;
+        Some((uri, binding.source))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn send_first_invite(
+        &mut self,
+        uri: rsipstack::sip::Uri,
+        from: String,
+        to: String,
+        (transport, remote): (crate::sip::TransportKind, std::net::SocketAddr),
+        advertised: std::net::SocketAddr,
+        digest: Option<crate::sip::auth::DigestClient>,
+        sdp: &str,
+        now: Instant,
+    ) -> SipCallId {
         let id = self.next_call_id;
         self.next_call_id += 1;
         let (branch_id, branch) = self.new_branch();
-        let uri = rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}:{port}").as_str()).map_err(|e| e.to_string())?;
+        let route = Route::Request { transport, to: remote, branch_id };
         let headers = vec![
-            make_header("Via", format!("SIP/2.0/{} {};branch={branch};rport", transport.via_name(), resolved.advertised)),
+            make_header("Via", format!("SIP/2.0/{} {advertised};branch={branch};rport", transport.via_name())),
             make_header("Max-Forwards", "70".into()),
-            make_header("From", format!("<sip:sipbridge@{}>;tag={}", resolved.advertised, response::random_token(6))),
-            make_header("To", format!("<sip:{user}@{host}>")),
+            make_header("From", format!("{from};tag={}", response::random_token(6))),
+            make_header("To", to),
             make_header("Call-ID", format!("{}@sipbridge", response::random_token(12))),
             make_header("CSeq", "1 INVITE".into()),
-            make_header("Contact", format!("<sip:sipbridge@{}>", resolved.advertised)),
+            make_header("Contact", format!("<sip:sipbridge@{advertised}>")),
             crate::sip::uas_policy::allow_header(),
+            crate::sip::uas_policy::supported_header(),
+            make_header("Session-Expires", REQUESTED_SESSION_EXPIRES.to_string()),
             make_header("User-Agent", self.config.product.clone()),
             make_header("Content-Type", "application/sdp".into()),
             make_header("Content-Length", sdp.len().to_string()),
@@ -96,12 +138,14 @@ impl SipCore {
         let invite = Request { method: Method::Invite, uri, version: Version::V2, headers: Headers(headers), body: sdp.as_bytes().to_vec() };
         let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
         let machine = ClientInvite::new(Bytes::from(invite.to_bytes()), reliability, self.config.timers, now);
-        let route = Route::Request { transport, to: resolved.remote, branch_id };
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
-        self.outbound.insert(id, OutboundCall { branch_id, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false });
+        let mut session = DialogSession::default();
+        session.local_contact = format!("<sip:sipbridge@{advertised}>");
+        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised };
+        self.outbound.insert(id, call);
         self.drain_client(branch_id, now);
-        Ok(id)
+        id
     }
 
     /// A response for an outbound INVITE, after its transaction handled retransmissions.
@@ -156,6 +200,12 @@ impl SipCore {
                             false,
                         ));
                     }
+                    call.session.local_sdp = String::from_utf8_lossy(&call.invite.body).into_owned();
+                    call.session.peer_allows_update = lists_option(headers, "Allow", "UPDATE");
+                    call.session.timer = super::in_dialog::timer_answered(headers);
+                    if let Route::Request { transport, to, .. } = route {
+                        call.peer = Some(Peer { transport, remote: to, local: call.advertised, connection: None });
+                    }
                     if !call.cancelled {
                         self.events.push_back(CoreEvent::Outbound(OutboundEvent::Answered { id, sdp: body }));
                     }
@@ -168,6 +218,8 @@ impl SipCore {
                         call.cancelled = false;
                     }
                     self.outbound_hangup(id, now);
+                } else {
+                    self.restart_session_timer(id, now);
                 }
             }
             401 | 407 if call.digest.is_some() => {
@@ -267,8 +319,7 @@ impl SipCore {
             ];
             let request = Request { method: Method::Bye, uri, version: Version::V2, headers: Headers(headers), body: Vec::new() };
             let Route::Request { transport, to, .. } = peer_route else { return };
-            let local = self.upstreams.iter().find_map(|u| u.resolved.filter(|r| r.remote == to)).map(|r| r.advertised).unwrap_or(to);
-            self.send_in_dialog(request, Peer { transport, remote: to, local, connection: None }, now);
+            self.send_in_dialog(request, Peer { transport, remote: to, local: call.advertised, connection: None }, now);
         }
     }
 
@@ -312,13 +363,13 @@ impl SipCore {
 /// Which transaction an ACK belongs to: an error answer's ACK is part of the INVITE's (same
 /// branch, RFC 3261 §17.1.1.3); a 2xx ACK is a transaction of its own (§13.2.2.4), with a branch
 /// derived from the INVITE's so that every retransmitted 2xx gets the same ACK.
-enum AckTransaction {
+pub(super) enum AckTransaction {
     TheInvites,
     ItsOwn,
 }
 
 /// The ACK for the INVITE's final answer: the INVITE's identity and the answer's To (with tag).
-fn build_ack(invite: &Request, to: &str, cseq: u32, transaction: AckTransaction) -> Request {
+pub(super) fn build_ack(invite: &Request, to: &str, cseq: u32, transaction: AckTransaction) -> Request {
     let mut headers = Headers::default();
     for header in invite.headers.iter() {
         match header {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 const GATEWAY: &str = "127.0.0.1:5060";
 const PBX: &str = "192.0.2.60:5060";
 
-fn profile(name: &str, kind: ProfileKind) -> Profile {
+pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
     Profile {
         name: name.into(),
         kind,
@@ -33,7 +33,7 @@ fn profile(name: &str, kind: ProfileKind) -> Profile {
     }
 }
 
-fn profiles() -> Vec<Profile> {
+pub(super) fn profiles() -> Vec<Profile> {
     let mut local = profile("local", ProfileKind::Local);
     local.domain = Some("example.com".into());
     local.users = vec![LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()) }];
@@ -43,7 +43,7 @@ fn profiles() -> Vec<Profile> {
     vec![local, trunk]
 }
 
-fn pbx_profile(register_expires: u32) -> Profile {
+pub(super) fn pbx_profile(register_expires: u32) -> Profile {
     let mut pbx = profile("pbx", ProfileKind::Pbx);
     pbx.host = Some("pbx.example.net".into());
     pbx.register = true;
@@ -53,16 +53,16 @@ fn pbx_profile(register_expires: u32) -> Profile {
     pbx
 }
 
-fn core_with(profiles: Vec<Profile>, t0: Instant) -> SipCore {
+pub(super) fn core_with(profiles: Vec<Profile>, t0: Instant) -> SipCore {
     let config = CoreConfig { timers: TimerConfig::default(), product: "sipbridge-test".into(), nonce_lifetime: Duration::from_secs(300) };
     SipCore::new(config, profiles, t0, SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000))
 }
 
-fn udp_from(remote: &str) -> Peer {
+pub(super) fn udp_from(remote: &str) -> Peer {
     Peer { transport: TransportKind::Udp, remote: remote.parse().expect("addr"), local: GATEWAY.parse().expect("addr"), connection: None }
 }
 
-fn request(method: &str, uri: &str, from: &str, branch: &str, extra: &[String]) -> Vec<u8> {
+pub(super) fn request(method: &str, uri: &str, from: &str, branch: &str, extra: &[String]) -> Vec<u8> {
     let to = if method == "REGISTER" { from } else { uri };
     let mut text = format!(
         "{method} {uri} SIP/2.0\r\nVia: SIP/2.0/UDP 192.0.2.1:5062;branch={branch};rport\r\nMax-Forwards: 70\r\n\
@@ -77,19 +77,19 @@ fn request(method: &str, uri: &str, from: &str, branch: &str, extra: &[String]) 
     text.into_bytes()
 }
 
-fn sent(core: &mut SipCore) -> Vec<(Route, String)> {
+pub(super) fn sent(core: &mut SipCore) -> Vec<(Route, String)> {
     std::iter::from_fn(|| core.poll_transmit()).map(|t| (t.route, String::from_utf8_lossy(&t.bytes).into_owned())).collect()
 }
 
-fn status_line(text: &str) -> u16 {
+pub(super) fn status_line(text: &str) -> u16 {
     text.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-fn statuses(core: &mut SipCore) -> Vec<u16> {
+pub(super) fn statuses(core: &mut SipCore) -> Vec<u16> {
     sent(core).iter().map(|(_, t)| status_line(t)).collect()
 }
 
-fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
+pub(super) fn header<'a>(text: &'a str, name: &str) -> Option<&'a str> {
     text.split("\r\n").find_map(|l| l.strip_prefix(&format!("{name}: ")))
 }
 
@@ -240,7 +240,7 @@ fn malformed_requests_get_stateless_answers() {
 }
 
 /// Runs the driver's side of resolution for the PBX profile.
-fn resolve(core: &mut SipCore, now: Instant) {
+pub(super) fn resolve(core: &mut SipCore, now: Instant) {
     while let Some(event) = core.poll_event() {
         if let CoreEvent::Resolve { profile, .. } = event {
             let resolved = ResolvedPeer { remote: PBX.parse().expect("addr"), advertised: GATEWAY.parse().expect("addr") };
@@ -249,7 +249,7 @@ fn resolve(core: &mut SipCore, now: Instant) {
     }
 }
 
-fn response_to(request: &str, status: u16, extra: &[String]) -> Vec<u8> {
+pub(super) fn response_to(request: &str, status: u16, extra: &[String]) -> Vec<u8> {
     let mut text = format!("SIP/2.0 {status} X\r\n");
     for name in ["Via", "From", "To", "Call-ID", "CSeq"] {
         if let Some(value) = header(request, name) {
@@ -442,12 +442,12 @@ fn outbound_events(core: &mut SipCore) -> Vec<OutboundEvent> {
 
 /// A core with one PBX profile that has credentials but does not register, and the INVITE of
 /// a call placed through it.
-fn placed_invite(core: &mut SipCore, t0: Instant) -> (SipCallId, String) {
+pub(super) fn placed_invite(core: &mut SipCore, t0: Instant) -> (SipCallId, String) {
     let mut pbx = pbx_profile(600);
     pbx.register = false;
     *core = core_with(vec![pbx], t0);
     resolve(core, t0);
-    let id = core.place_call("pbx", "+15551234567", "v=0\r\n", t0).expect("placed");
+    let id = core.place_call(Some("pbx"), "+15551234567", "alice", "v=0\r\n", t0).expect("placed");
     let out = sent(core);
     assert_eq!(out.len(), 1);
     (id, out[0].1.clone())

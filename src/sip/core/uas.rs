@@ -79,8 +79,7 @@ impl SipCore {
                     self.respond(&key, 481, Vec::new(), Vec::new(), now)
                 }
             }
-            // In-dialog requests: no dialogs are created by this layer yet.
-            _ => self.respond(&key, 481, Vec::new(), Vec::new(), now),
+            _ => self.handle_in_dialog(key, parsed, now),
         }
     }
 
@@ -225,7 +224,7 @@ impl SipCore {
                 // Stops the caller's Timer A retransmissions while the call layer routes.
                 self.respond(&key, 100, Vec::new(), Vec::new(), now);
                 tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "incoming call");
-                self.offer_call(key, &parsed, peer, identity);
+                self.offer_call(key, &parsed, peer, identity, now);
             }
         }
     }

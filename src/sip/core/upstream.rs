@@ -24,6 +24,8 @@ pub(super) enum Purpose {
     InDialog,
     /// The INVITE of a call we placed.
     Call { id: u64 },
+    /// A re-INVITE, UPDATE or refresh in an answered call's dialog, whose answer matters.
+    Dialog { id: u64 },
 }
 
 pub(super) struct Upstream {
@@ -382,7 +384,7 @@ impl SipCore {
         match purpose {
             Purpose::Register { .. } => self.upstreams[index].register_in_flight = Some(branch_id),
             Purpose::Ping { .. } => self.upstreams[index].ping_in_flight = Some(branch_id),
-            Purpose::InDialog | Purpose::Call { .. } => {}
+            Purpose::InDialog | Purpose::Call { .. } | Purpose::Dialog { .. } => {}
         }
         self.client_transactions
             .insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose, sent_at: now });
@@ -393,11 +395,14 @@ impl SipCore {
         if let Purpose::Call { id } = purpose {
             return self.outbound_response(id, parsed, now);
         }
+        if let Purpose::Dialog { id } = purpose {
+            return self.dialog_response(id, parsed, now);
+        }
         if parsed.status < 200 {
             return;
         }
         match purpose {
-            Purpose::InDialog | Purpose::Call { .. } => {}
+            Purpose::InDialog | Purpose::Call { .. } | Purpose::Dialog { .. } => {}
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {
@@ -495,6 +500,7 @@ impl SipCore {
         match purpose {
             Purpose::InDialog => tracing::info!(reason, "in-dialog request failed"),
             Purpose::Call { id } => self.outbound_failed(id),
+            Purpose::Dialog { id } => self.dialog_request_failed(id, now),
             Purpose::Ping { upstream } => {
                 self.upstreams[upstream].ping_in_flight = None;
                 if let Some(pinger) = &mut self.upstreams[upstream].pinger {

@@ -1,0 +1,175 @@
+//! The SIP side of a bridged call after the answer, shared by calls in both directions: new offers
+//! from the peer (hold, resume, codec change, refresh), hold and resume asked by the browser,
+//! and DTMF both ways (RFC 4733 in the media, or SIP INFO).
+
+use super::legs::{encoding_of_codec, sip_leg};
+use super::inbound::CallLayer;
+use super::registry::{BrowserAnswer, BrowserPush};
+use crate::media::engine::SessionHandle;
+use crate::media::handler::PayloadFormat;
+use crate::media::session::{MediaEvent, Side};
+use crate::sdp::{self, Codec, Direction, LocalCapabilities, NegotiatedAudio, SessionDescription};
+use crate::sip::core::{DialogEvent, SipCallId};
+use std::net::IpAddr;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long each digit the browser sends lasts toward the SIP side.
+const DIGIT_MS: u32 = 100;
+
+pub struct SipSide {
+    pub id: SipCallId,
+    /// Which side of the media session is the SIP peer.
+    pub side: Side,
+    call_id: String,
+    address: IpAddr,
+    port: u16,
+    /// Our SDP as last agreed, so a new answer or offer keeps its origin with a higher version.
+    local: SessionDescription,
+    /// The peer's last SDP: a re-offer with the same origin changes nothing (RFC 3264 §8).
+    remote: Option<SessionDescription>,
+    codec: Codec,
+    /// The offer we sent (hold, resume) and the browser request waiting for its outcome.
+    our_offer: Option<(SessionDescription, oneshot::Sender<Result<(), String>>)>,
+    held_by_browser: bool,
+    held_by_peer: bool,
+    /// What the browser was last told about `held_by_peer`.
+    browser_told_held: bool,
+}
+
+impl SipSide {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(id: SipCallId, side: Side, call_id: &str, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec) -> SipSide {
+        SipSide { id, side, call_id: call_id.to_string(), address, port, local, remote, codec, our_offer: None, held_by_browser: false, held_by_peer: false, browser_told_held: false }
+    }
+
+    /// Handles what the SIP core reported about this call's dialog.
+    pub async fn on_dialog_event(&mut self, layer: &CallLayer, media: &SessionHandle, push: &mpsc::Sender<BrowserPush>, event: DialogEvent) {
+        match event {
+            DialogEvent::Reoffer { sdp, .. } => {
+                let answer = self.answer_reoffer(media, &sdp).await;
+                if answer.is_ok() {
+                    self.tell_hold_state(push).await;
+                }
+                layer.sip.call_reanswer(self.id, answer).await;
+            }
+            DialogEvent::Dtmf { digit, duration_ms, .. } => {
+                let _ = push.send(BrowserPush::Dtmf { call_id: self.call_id.clone(), digit, duration_ms }).await;
+            }
+            DialogEvent::ReofferAnswered { sdp, .. } => {
+                let Some((offer, reply)) = self.our_offer.take() else { return };
+                let result = match SessionDescription::parse(&sdp).ok().and_then(|answer| sdp::read_answer(&offer, &answer).ok().map(|n| (answer, n))) {
+                    Some((answer, negotiated)) => {
+                        self.local = offer;
+                        self.remote = Some(answer);
+                        self.apply(media, &negotiated).await
+                    }
+                    None => Err("the peer's answer cannot be used".to_string()),
+                };
+                let _ = reply.send(result);
+            }
+            DialogEvent::ReofferRefused { status, .. } => {
+                if let Some((_, reply)) = self.our_offer.take() {
+                    self.held_by_browser = !self.held_by_browser;
+                    let _ = reply.send(Err(format!("the SIP peer refused with {status}")));
+                }
+            }
+        }
+    }
+
+    /// Digits the SIP side sent in the media reach the browser as `dtmf` events; digits for a
+    /// peer that wants SIP INFO leave as INFO.
+    pub async fn on_media_event(&mut self, layer: &CallLayer, push: &mpsc::Sender<BrowserPush>, event: MediaEvent) {
+        match event {
+            MediaEvent::Digit { from, digit, duration_ms } if from == self.side => {
+                tracing::info!(%digit, duration_ms, "DTMF from the SIP side");
+                let _ = push.send(BrowserPush::Dtmf { call_id: self.call_id.clone(), digit, duration_ms }).await;
+            }
+            MediaEvent::SendInfo { toward, digit, duration_ms } if toward == self.side => {
+                layer.sip.call_info_dtmf(self.id, digit, duration_ms).await;
+            }
+            MediaEvent::Inactive { side, silent_for } => tracing::info!(?side, ?silent_for, "no RTP"),
+            _ => {}
+        }
+    }
+
+    /// Browser requests about the SIP side; anything else is handed back.
+    pub async fn on_browser(&mut self, layer: &CallLayer, media: &SessionHandle, request: BrowserAnswer) -> Option<BrowserAnswer> {
+        match request {
+            BrowserAnswer::Dtmf { digits, reply } => {
+                let result = media.send_dtmf(self.side, &digits, DIGIT_MS).await.map_err(|e| e.to_string());
+                let _ = reply.send(result);
+            }
+            BrowserAnswer::Hold { hold, reply } => {
+                if self.our_offer.is_some() {
+                    let _ = reply.send(Err("a hold or resume is already in progress".into()));
+                    return None;
+                }
+                if hold == self.held_by_browser {
+                    let _ = reply.send(Ok(()));
+                    return None;
+                }
+                // Held by us, the peer gets nothing from the browser, so say sendonly and send nothing.
+                let offer = sdp::with_direction(&self.local, if hold { Direction::SendOnly } else { Direction::SendRecv });
+                match layer.sip.call_reoffer(self.id, offer.to_string()).await {
+                    Ok(()) => {
+                        self.held_by_browser = hold;
+                        self.our_offer = Some((offer, reply));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            other => return Some(other),
+        }
+        None
+    }
+
+    async fn answer_reoffer(&mut self, media: &SessionHandle, sdp_text: &str) -> Result<String, u16> {
+        let offer = SessionDescription::parse(sdp_text).map_err(|_| 488u16)?;
+        if self.remote.as_ref().is_some_and(|last| sdp::is_same_version(last, &offer)) {
+            // A session refresh or a repeated offer: nothing changes, our answer neither.
+            return Ok(self.local.to_string());
+        }
+        // The codec in use first, so a re-INVITE that keeps it needs no transcoder change.
+        let mut codecs = vec![self.codec];
+        codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != self.codec));
+        let mut capabilities = LocalCapabilities::new(codecs);
+        if self.held_by_browser {
+            capabilities.direction = Direction::SendOnly;
+        }
+        let (mut answer, negotiated) = sdp::answer(&offer, &capabilities, self.address, self.port, self.local.origin.session_id).map_err(|e| {
+            tracing::info!(error = %e, "re-offer refused: 488");
+            488u16
+        })?;
+        answer.origin = self.local.origin.clone();
+        answer.origin.version = self.local.origin.version.wrapping_add(1);
+        self.apply(media, &negotiated).await.map_err(|_| 500u16)?;
+        // sendonly or inactive from the peer (or c=0.0.0.0): it will not take our audio.
+        self.held_by_peer = !negotiated.direction.receives();
+        self.local = answer;
+        self.remote = Some(offer);
+        Ok(self.local.to_string())
+    }
+
+    /// Points the media session's SIP leg at what was just agreed.
+    async fn apply(&mut self, media: &SessionHandle, negotiated: &NegotiatedAudio) -> Result<(), String> {
+        let codec = negotiated.codecs.first().ok_or("no codec agreed")?;
+        let format = PayloadFormat { encoding: encoding_of_codec(codec.codec), payload_type: codec.payload_type, channels: 1 };
+        let mut config = sip_leg(negotiated, format);
+        config.send &= !self.held_by_browser;
+        if codec.codec != self.codec {
+            tracing::info!(from = ?self.codec, to = ?codec.codec, "the SIP side changed codec");
+        }
+        self.codec = codec.codec;
+        media.update_leg(self.side, config).await.map_err(|e| e.to_string())
+    }
+
+    async fn tell_hold_state(&mut self, push: &mpsc::Sender<BrowserPush>) {
+        if self.held_by_peer == self.browser_told_held {
+            return;
+        }
+        self.browser_told_held = self.held_by_peer;
+        let _ = push.send(BrowserPush::RemoteHold { call_id: self.call_id.clone(), on_hold: self.held_by_peer }).await;
+    }
+}
