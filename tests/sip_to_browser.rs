@@ -168,8 +168,9 @@ fn rfc2833_digit_from_the_trunk_reaches_the_browser() {
     assert_eq!(pages[0]["dtmf"], "1", "the browser received DTMF 1: {pages:?}\n{}", gateway.log());
 }
 
-/// The trunk (echoing RTP) puts the call on hold and resumes it. The gateway answers recvonly and
-/// stops sending, so the browser's tone stops coming back; after the resume it returns.
+/// The trunk (echoing RTP) puts the call on hold and resumes it, switching from PCMA to PCMU on the
+/// resume. The gateway answers recvonly and stops sending, so the browser's tone stops coming back;
+/// after the resume it returns, now transcoded between the browser's PCMA and the trunk's PCMU.
 #[test]
 fn hold_and_resume_from_the_trunk() {
     sipp_available();
@@ -186,6 +187,7 @@ fn hold_and_resume_from_the_trunk() {
     let before = page["peakLevel"].as_f64().unwrap_or(0.0);
     assert!(page["levels"]["onHold"].as_f64().unwrap_or(1.0) < before / 10.0, "nothing sent to the trunk on hold (20 dB down at least): {page:#}");
     assert!(page["levels"]["afterResume"].as_f64().unwrap_or(0.0) > 0.05, "audio resumed: {page:#}");
+    assert!(gateway.log().contains("the SIP side changed codec"), "{}", gateway.log());
 }
 
 /// RFC 4028: the trunk asks for Session-Expires 90 as refresher and refreshes at 40 s (UPDATE) and

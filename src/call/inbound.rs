@@ -12,6 +12,7 @@ use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::{CallEndReason, CallerIdentity, IncomingCall, SipCallId};
 use crate::sip::endpoint::{SipCallEvent, StatusHandle};
+use crate::config::BrowserCodecPolicy;
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use super::limits::{CallCounter, CallScope, CallSlot};
 use super::sip_side::SipSide;
@@ -128,13 +129,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
     };
     let Some(sip_codec) = negotiated.codecs.first().cloned() else { return layer.sip.call_reject(call.id, 488).await };
     let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
-    // The browser is offered the SIP side's codec, so audio passes through untouched.
-    let browser_codec = BrowserCodec {
-        mime_type: format!("audio/{}", sip_codec.codec.encoding_name()),
-        payload_type: sip_format.payload_type,
-        clock_rate: sip_codec.clock_rate,
-        channels: if sip_codec.codec == Codec::Opus { 2 } else { 1 },
-    };
+    let browser_codec = browser_codec_for(layer.limits.browser_codec, sip_codec.codec, sip_format.payload_type);
     let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
     let mut ringing: Vec<Device> = Vec::new();
     for (device, push) in devices {
@@ -267,9 +262,27 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
         finish(&layer, &device, &media, &call_id, HangupReason::Failed, &e).await;
         return;
     }
-    tracing::info!(codec = %browser_codec.mime_type, "answered");
+    tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding = browser_format.encoding != sip_format.encoding, "answered");
     let mut sip = SipSide::new(call.id, Side::A, &call_id, layer.engine.address(), rtp_port, answer, Some(offer), sip_codec.codec);
     bridge(&layer, &call, &mut device, &mut media, &mut sip, &call_id, &mut control, &mut sip_events, to_engine).await;
+}
+
+/// What browsers are offered: by default the SIP side's codec, so audio passes through untouched.
+fn browser_codec_for(policy: BrowserCodecPolicy, sip_codec: Codec, sip_payload_type: u8) -> BrowserCodec {
+    let (codec, payload_type) = match policy {
+        BrowserCodecPolicy::Same => (sip_codec, sip_payload_type),
+        // The payload types browsers use for these, so the offer reads naturally to them.
+        BrowserCodecPolicy::Opus => (Codec::Opus, 111),
+        BrowserCodecPolicy::Pcmu => (Codec::Pcmu, 0),
+        BrowserCodecPolicy::Pcma => (Codec::Pcma, 8),
+        BrowserCodecPolicy::G722 => (Codec::G722, 9),
+    };
+    BrowserCodec {
+        mime_type: format!("audio/{}", codec.encoding_name()),
+        payload_type,
+        clock_rate: codec.clock_rate(),
+        channels: if codec == Codec::Opus { 2 } else { 1 },
+    }
 }
 
 /// Candidates the ringing legs gathered, in any order.

@@ -267,6 +267,21 @@ pub struct CallsConfig {
     /// and `reclaim` it; then it ends with BYE. 0 ends it at once.
     #[serde(default = "default_reclaim_grace")]
     pub reclaim_grace_secs: u64,
+    /// The codec browsers are offered on calls from SIP: `same` as the SIP side (audio passes
+    /// through untouched), or one codec for every call (the gateway transcodes when they differ).
+    #[serde(default)]
+    pub browser_codec: BrowserCodecPolicy,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BrowserCodecPolicy {
+    #[default]
+    Same,
+    Opus,
+    Pcmu,
+    Pcma,
+    G722,
 }
 
 impl Default for CallsConfig {
@@ -277,6 +292,7 @@ impl Default for CallsConfig {
             ring_timeout_secs: default_ring_timeout(),
             max_duration_secs: default_max_duration(),
             reclaim_grace_secs: default_reclaim_grace(),
+            browser_codec: BrowserCodecPolicy::Same,
         }
     }
 }

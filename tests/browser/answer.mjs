@@ -76,14 +76,21 @@ async function runPage(mode) {
     const levels = {};
     call.on('remote_hold', async () => { holds.push('hold'); levels.onHold = await peakOver(1200); });
     call.on('remote_resume', async () => { holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
+    const bins = new Float32Array(analyser.frequencyBinCount);
+    let loudest = { hz: 0, db: -Infinity };
     const peakLevel = await peakOver(2300);
+    for (let i = 0; i < 10; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      analyser.getFloatFrequencyData(bins);
+      for (let b = 1; b < bins.length; b++) if (bins[b] > loudest.db) loudest = { hz: (b * context.sampleRate) / analyser.fftSize, db: bins[b] };
+    }
     const stats = await call.pc.getStats();
     let codec = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codec = codec ?? s.mimeType; });
     const wait = mode === 'long' ? 150000 : 15000;
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
-    return { ok: true, mode, caller: call.caller, peakLevel, codec, ended: end, dtmf, holds, levels };
+    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, ended: end, dtmf, holds, levels };
   }, { token, mode });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));

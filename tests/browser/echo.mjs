@@ -1,21 +1,21 @@
 // Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
 // comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
-// Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [early]
+// Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
 // With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
 // tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
 // mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
-// `drop`, it drops and never comes back.
+// `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sineWav } from './wav.mjs';
 
-const [baseUrl, token, codec, target = 'echo', mode = ''] = process.argv.slice(2);
+const [baseUrl, token, codec, target = 'echo', mode = '', toneArg = '1000'] = process.argv.slice(2);
 const dir = mkdtempSync(join(tmpdir(), 'sipbridge-echo-'));
-const wav = join(dir, 'tone-1000hz.wav');
-writeFileSync(wav, sineWav(1000, 48000, 20));
+const wav = join(dir, `tone-${toneArg}hz.wav`);
+writeFileSync(wav, sineWav(Number(toneArg), 48000, 30));
 
 const browser = await chromium.launch({
   executablePath: '/usr/bin/chromium',
@@ -103,6 +103,10 @@ try {
       extra.levelAfterResume = await levelOver(1500);
       await call.dtmf('123#');
       await new Promise((r) => setTimeout(r, 1500));
+    }
+    if (mode === 'dtmf') {
+      await call.dtmf('123#');
+      await new Promise((r) => setTimeout(r, 2000));
     }
     if (mode === 'reclaim' || mode === 'drop') {
       // The WebSocket drops mid-call; the page and its peer connection live on.
