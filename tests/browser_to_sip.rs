@@ -138,3 +138,11 @@ fn unreclaimed_call_ends_with_bye_after_the_grace_period() {
     let (_, log) = call_through(Trunk { sipp_scenario: &["-sn", "uas"], profile_extra: "", browser_mode: "drop", gateway_extra: "\n[calls]\nreclaim_grace_secs = 2\n" });
     assert!(log.contains("waiting for a reclaim"), "{log}");
 }
+
+/// RFC 3262 toward a trunk: it rings with a reliable 180 and answers only after our PRACK.
+#[test]
+fn trunk_that_rings_reliably_gets_a_prack() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_reliable_180.xml");
+    let scenario = scenario.to_string_lossy().into_owned();
+    call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "", gateway_extra: "" });
+}

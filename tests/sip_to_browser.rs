@@ -207,3 +207,18 @@ fn session_timer_call_stays_up_past_two_refreshes() {
     assert_eq!(pages[0]["ended"]["reason"], "normal", "{pages:?}");
     assert!(started.elapsed().as_secs() >= 100, "the call lasted past two refreshes");
 }
+
+/// RFC 3262: a trunk that requires 100rel gets a reliable 180 (RSeq), PRACKs it, and only then
+/// receives the 200; the browser hears its audio and its BYE ends the call.
+#[test]
+fn caller_that_requires_100rel_gets_a_reliable_180() {
+    sipp_available();
+    let gateway = trunk_gateway();
+    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let run = sipp("call_requires_100rel.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_port().to_string()]);
+    let pages = results(lines);
+    let _ = child.wait();
+    assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
+    assert!(pages[0]["peakLevel"].as_f64().unwrap_or(0.0) > 0.05, "{pages:?}");
+    assert_eq!(pages[0]["ended"]["reason"], "normal", "{pages:?}");
+}

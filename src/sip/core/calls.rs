@@ -43,9 +43,12 @@ pub enum CallEndReason {
 }
 
 pub(super) struct SipCall {
-    invite: TransactionKey,
+    pub(super) invite: TransactionKey,
     pub(super) peer: Peer,
     request_uri_host: String,
+    /// The caller sent `Require: 100rel`: our 180 goes reliably (RFC 3262).
+    pub(super) requires_100rel: bool,
+    pub(super) reliable: Option<super::reliable::ReliableRinging>,
     pub(super) dialog: Option<Dialog>,
     pub(super) session: DialogSession,
 }
@@ -65,7 +68,8 @@ impl SipCore {
         let uri = parsed.request_uri.clone();
         let to_user = syntax::uri_user(&uri).unwrap_or_default().to_string();
         let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
-        self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, dialog: None, session });
+        let requires_100rel = super::in_dialog::lists_option(&parsed.request.headers, "Require", "100rel");
+        self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, requires_100rel, reliable: None, dialog: None, session });
         self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
             id,
             identity,
@@ -79,9 +83,12 @@ impl SipCore {
     }
 
     pub fn call_ringing(&mut self, id: SipCallId, now: Instant) {
-        if let Some(key) = self.calls.get(&id).map(|c| c.invite.clone()) {
-            self.respond(&key, 180, Vec::new(), Vec::new(), now);
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.requires_100rel {
+            return self.ring_reliably(id, now);
         }
+        let key = call.invite.clone();
+        self.respond(&key, 180, Vec::new(), Vec::new(), now);
     }
 
     pub fn call_reject(&mut self, id: SipCallId, status: u16, now: Instant) {
@@ -94,6 +101,9 @@ impl SipCore {
 
     /// Answers with our SDP and sets up the dialog (RFC 3261 §12.1.1).
     pub fn call_answer(&mut self, id: SipCallId, sdp: &str, now: Instant) -> Result<(), String> {
+        if self.hold_answer_for_prack(id, sdp) {
+            return Ok(());
+        }
         let call = self.calls.get(&id).ok_or("no such call")?;
         let tx = self.server_transactions.get(&call.invite).ok_or("the INVITE transaction is gone")?;
         let headers = &tx.request_headers;
@@ -113,10 +123,7 @@ impl SipCore {
             .collect();
         let local_tag = tx.to_tag.clone();
         let remote_tag = from.tag().unwrap_or_default().to_string();
-        let our_host = if call.peer.local.ip().is_unspecified() { call.request_uri_host.clone() } else { call.peer.local.ip().to_string() };
-        let transport = call.peer.transport;
-        let transport_param = if transport.is_reliable() { format!(";transport={}", transport.via_name().to_ascii_lowercase()) } else { String::new() };
-        let our_contact = format!("<sip:sipbridge@{}:{}{transport_param}>", bracket(&our_host), call.peer.local.port());
+        let our_contact = call.our_contact();
         let dialog = Dialog::new_uas(call_id, local_tag, remote_tag, to.uri, from.uri, contact, record_route, cseq, false);
         let key = call.invite.clone();
         let mut extra = vec![
@@ -195,6 +202,16 @@ impl SipCore {
             self.calls.remove(&id);
             self.events.push_back(CoreEvent::CallEnded { id, reason: CallEndReason::NoAck });
         }
+    }
+}
+
+impl SipCall {
+    /// Our Contact for this call's dialog: the address the caller reached us on.
+    pub(super) fn our_contact(&self) -> String {
+        let our_host = if self.peer.local.ip().is_unspecified() { self.request_uri_host.clone() } else { self.peer.local.ip().to_string() };
+        let transport = self.peer.transport;
+        let transport_param = if transport.is_reliable() { format!(";transport={}", transport.via_name().to_ascii_lowercase()) } else { String::new() };
+        format!("<sip:sipbridge@{}:{}{transport_param}>", bracket(&our_host), self.peer.local.port())
     }
 }
 

@@ -6,6 +6,7 @@
 mod calls;
 mod in_dialog;
 mod outbound;
+mod reliable;
 mod status;
 mod uas;
 mod upstream;
@@ -116,6 +117,8 @@ enum TimerOwner {
     Client(u64),
     /// A call's session timer (RFC 4028): refresh, or end the session.
     Session(SipCallId),
+    /// Retransmission of a reliable 180 until its PRACK (RFC 3262).
+    Reliable(SipCallId),
 }
 
 pub struct SipCore {
@@ -255,6 +258,7 @@ impl SipCore {
                     }
                 }
                 Some(TimerOwner::Session(id)) => self.session_timer_fired(id, now),
+                Some(TimerOwner::Reliable(id)) => self.reliable_timer_fired(id, now),
                 None => {}
             }
         }

@@ -39,13 +39,13 @@ pub(super) struct OutboundCall {
     pub(super) peer: Option<Peer>,
     pub(super) session: DialogSession,
     /// The INVITE as sent, to build CANCEL and the ACK for an error answer from.
-    invite: Request,
-    route: Route,
+    pub(super) invite: Request,
+    pub(super) route: Route,
     pub(super) dialog: Option<Dialog>,
     answered: bool,
     /// Answers 401/407 with the profile's credentials, once per call.
     digest: Option<crate::sip::auth::DigestClient>,
-    cseq: u32,
+    pub(super) cseq: u32,
     /// CANCEL sent: the call stays until the INVITE's final answer, which is ACKed (or BYEd when
     /// it is a 2xx that crossed the CANCEL) but no longer reported.
     cancelled: bool,
@@ -53,6 +53,9 @@ pub(super) struct OutboundCall {
     provisional_seen: bool,
     /// Our address as the peer sees it (Via, Contact): the source of in-dialog requests.
     advertised: std::net::SocketAddr,
+    /// The last reliable provisional PRACKed, and the CSeq our last PRACK used (RFC 3262).
+    pub(super) last_rseq: Option<u32>,
+    pub(super) prack_cseq: u32,
 }
 
 impl OutboundCall {
@@ -142,7 +145,7 @@ impl SipCore {
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
         let mut session = DialogSession::default();
         session.local_contact = format!("<sip:sipbridge@{advertised}>");
-        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised };
+        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised, last_rseq: None, prack_cseq: 0 };
         self.outbound.insert(id, call);
         self.drain_client(branch_id, now);
         id
@@ -170,6 +173,7 @@ impl SipCore {
                 call.provisional_seen = true;
                 let sdp = (!body.trim().is_empty()).then_some(body);
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::Progress { id, status, sdp }));
+                self.prack_provisional(id, parsed, now);
             }
             200..=299 => {
                 let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok());
@@ -195,7 +199,7 @@ impl SipCore {
                             to.uri,
                             contact,
                             Vec::new(),
-                            cseq,
+                            cseq.max(call.prack_cseq),
                             false,
                             false,
                         ));
@@ -391,7 +395,7 @@ pub(super) fn build_ack(invite: &Request, to: &str, cseq: u32, transaction: AckT
 }
 
 /// A Via value with its branch parameter replaced by `branch(old)`; other parameters stay.
-fn with_branch(via: &str, branch: impl FnOnce(&str) -> String) -> String {
+pub(super) fn with_branch(via: &str, branch: impl FnOnce(&str) -> String) -> String {
     let Some((head, tail)) = via.split_once(";branch=") else { return via.to_string() };
     let (old, rest) = match tail.split_once(';') {
         Some((old, rest)) => (old, format!(";{rest}")),

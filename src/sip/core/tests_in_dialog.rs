@@ -222,3 +222,73 @@ fn placed_call_refreshes_with_update_and_reoffers() {
 }
 
 const PBX_ADDR: &str = "192.0.2.60:5060";
+
+/// RFC 3262 as UAS: a caller that requires 100rel gets a reliable 180, retransmitted until its
+/// PRACK; our 2xx waits for the PRACK so the two arrive in order.
+#[test]
+fn reliable_ringing_is_retransmitted_until_prack_and_the_answer_waits_for_it() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKinv", &["Require: 100rel".into()]);
+    core.handle_inbound(&invite, udp_from(TRUNK), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    let _ = sent(&mut core);
+    core.call_ringing(id, t0);
+    let ringing = sent(&mut core).remove(0).1;
+    assert_eq!(status_line(&ringing), 180);
+    assert_eq!((header(&ringing, "Require"), header(&ringing, "RSeq")), (Some("100rel"), Some("1")));
+    assert!(header(&ringing, "Contact").is_some(), "a reliable 1xx sets up the early dialog");
+    let tag = header(&ringing, "To").and_then(|t| t.split("tag=").nth(1)).expect("To tag").to_string();
+    let (out, _) = run_clock(&mut core, t0, t0 + Duration::from_millis(1600));
+    assert_eq!(out.iter().filter(|t| status_line(t) == 180).count(), 2, "retransmitted at 0.5 s and 1.5 s");
+    core.call_answer(id, "v=0\r\n", t0 + Duration::from_millis(1600)).expect("answer");
+    assert!(sent(&mut core).is_empty(), "the 2xx waits for the PRACK");
+    let t2 = t0 + Duration::from_secs(2);
+    core.handle_inbound(&in_dialog(&String::from_utf8_lossy(&invite), &tag, "PRACK", 2, "z9hG4bKpr", &["RAck: 1 1 INVITE"], ""), udp_from(TRUNK), t2);
+    let out = sent(&mut core);
+    let answers: Vec<(u16, String)> = out.iter().map(|(_, t)| (status_line(t), header(t, "CSeq").unwrap_or_default().to_string())).collect();
+    assert_eq!(answers, vec![(200, "2 PRACK".to_string()), (200, "1 INVITE".to_string())]);
+    core.handle_inbound(&in_dialog(&String::from_utf8_lossy(&invite), &tag, "ACK", 1, "z9hG4bKack", &[], ""), udp_from(TRUNK), t2);
+    let (out, _) = run_clock(&mut core, t2, t2 + Duration::from_secs(10));
+    assert!(!out.iter().any(|t| status_line(t) == 180), "no 180 after the PRACK: {out:?}");
+}
+
+#[test]
+fn reliable_ringing_without_prack_fails_the_call_after_64_t1() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKinv", &["Require: 100rel".into()]);
+    core.handle_inbound(&invite, udp_from(TRUNK), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_ringing(id, t0);
+    let _ = sent(&mut core);
+    let (out, reported) = run_clock(&mut core, t0, t0 + Duration::from_secs(33));
+    assert!(out.iter().any(|t| status_line(t) == 500), "{out:?}");
+    assert!(reported.contains(&CoreEvent::CallEnded { id, reason: CallEndReason::NoAck }));
+}
+
+/// RFC 3262 as UAC: a reliable 183 gets one PRACK per RSeq, in the early dialog, and the CSeq
+/// numbers that follow (BYE) stay above the PRACK's.
+#[test]
+fn reliable_provisional_of_a_placed_call_is_pracked_once() {
+    let t0 = Instant::now();
+    let mut core = core_with(vec![], t0);
+    let (id, invite) = placed_invite(&mut core, t0);
+    assert!(header(&invite, "Supported").is_some_and(|s| s.contains("100rel")));
+    let progress = ["Require: 100rel".to_string(), "RSeq: 7".into(), "Contact: <sip:pbx@192.0.2.60:5060>".into()];
+    let mut reliable = String::from_utf8_lossy(&response_to(&invite, 183, &progress)).into_owned();
+    reliable = reliable.replace(&format!("To: {}\r\n", header(&invite, "To").expect("To")), &format!("To: {};tag=pbx\r\n", header(&invite, "To").expect("To")));
+    core.handle_inbound(reliable.as_bytes(), udp_from(PBX_ADDR), t0);
+    let out = sent(&mut core);
+    let prack = &out.iter().find(|(_, t)| t.starts_with("PRACK ")).expect("PRACK").1;
+    assert!(prack.starts_with("PRACK sip:pbx@192.0.2.60:5060 SIP/2.0"), "{prack}");
+    assert_eq!((header(prack, "RAck"), header(prack, "CSeq")), (Some("7 1 INVITE"), Some("2 PRACK")));
+    assert!(header(prack, "To").is_some_and(|t| t.ends_with(";tag=pbx")), "{prack}");
+    core.handle_inbound(reliable.as_bytes(), udp_from(PBX_ADDR), t0);
+    assert!(!sent(&mut core).iter().any(|(_, t)| t.starts_with("PRACK ")), "a retransmitted 183 is not PRACKed again");
+    core.handle_inbound(&response_to(&invite, 200, &["Contact: <sip:pbx@192.0.2.60:5060>".into()]), udp_from(PBX_ADDR), t0);
+    let _ = sent(&mut core);
+    core.outbound_hangup(id, t0);
+    let bye = sent(&mut core).into_iter().map(|(_, t)| t).find(|t| t.starts_with("BYE ")).expect("BYE");
+    assert_eq!(header(&bye, "CSeq"), Some("3 BYE"));
+}

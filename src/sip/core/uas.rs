@@ -73,6 +73,7 @@ impl SipCore {
             }
             "REGISTER" => self.handle_register(key, parsed, peer, now),
             "CANCEL" => self.handle_cancel(key, now),
+            "PRACK" => self.handle_prack(key, &parsed, now),
             "INVITE" if parsed.to.tag().is_none() => self.handle_new_dialog(key, parsed, peer, now),
             "BYE" => {
                 if !self.handle_bye(&key, &parsed, now) {
