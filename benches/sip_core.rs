@@ -60,6 +60,7 @@ fn main() {
         users: vec![],
         digest_algorithms: vec!["MD5".into()],
         max_calls: None,
+        dial: Default::default(),
     };
     let config = CoreConfig { timers: TimerConfig::default(), product: "bench".into(), nonce_lifetime: Duration::from_secs(300) };
     let t0 = Instant::now();

@@ -3,7 +3,9 @@
 //! Loading never stops at the first problem: every error is collected with the file, the key and
 //! the reason, so an operator fixes a config in one pass.
 
+mod dial_plan;
 mod profile;
+pub use dial_plan::{DialError, DialPlan};
 
 pub use profile::{LocalUser, PeerTransport, Profile, ProfileKind, UserSecret};
 

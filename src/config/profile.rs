@@ -113,6 +113,8 @@ struct RawProfile {
     digest_algorithms: Vec<String>,
     #[serde(default)]
     max_calls: Option<usize>,
+    #[serde(default)]
+    dial: super::DialPlan,
 }
 
 /// A validated profile. Fields that only make sense for some kinds are `Option`s or empty.
@@ -141,6 +143,8 @@ pub struct Profile {
     pub digest_algorithms: Vec<String>,
     /// Concurrent calls through this peer, both directions; `None` leaves only the global caps.
     pub max_calls: Option<usize>,
+    /// How browser-dialed numbers are rewritten for this peer.
+    pub dial: super::DialPlan,
 }
 
 impl fmt::Debug for Profile {
@@ -269,6 +273,9 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         ProfileKind::Pbx | ProfileKind::Trunk => validate_peer(path, &raw, errors),
         ProfileKind::Local => validate_local(path, &raw, errors),
     }
+    if let Err(e) = raw.dial.validate() {
+        errors.push(path, "dial", &e);
+    }
     if raw.max_calls == Some(0) {
         errors.push(path, "max_calls", "must be at least 1 (leave it out for no per-profile cap)");
     }
@@ -297,6 +304,7 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         users,
         digest_algorithms: raw.digest_algorithms,
         max_calls: raw.max_calls,
+        dial: raw.dial.clone(),
     })
 }
 

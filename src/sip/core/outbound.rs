@@ -82,6 +82,11 @@ impl SipCore {
         }
         let profile = profile.ok_or_else(|| format!("`{user}` is not a registered phone and this user may not call out"))?;
         let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
+        let dialed = user;
+        let user = &upstream.profile.dial.apply(dialed).map_err(|e| e.to_string())?;
+        if user != dialed {
+            tracing::info!(%dialed, sent = %user, %profile, "dial plan rewrote the number");
+        }
         let digest = match (&upstream.profile.username, &upstream.profile.password) {
             (Some(user), Some(password)) => Some(crate::sip::auth::DigestClient::new(
                 upstream.profile.auth_username.clone().unwrap_or_else(|| user.clone()),

@@ -30,6 +30,7 @@ pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
         users: vec![],
         digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         max_calls: None,
+        dial: Default::default(),
     }
 }
 
@@ -568,4 +569,19 @@ fn cancel_waits_for_a_provisional_answer() {
     core.handle_inbound(&response_to(&invite, 180, &[]), udp_from(PBX), t0);
     assert!(sent(&mut core).is_empty(), "still one CANCEL");
     assert!(outbound_events(&mut core).is_empty(), "a cancelled call reports no progress");
+}
+
+#[test]
+fn dial_plan_rewrites_the_number_sent_to_the_peer() {
+    let t0 = Instant::now();
+    let mut pbx = pbx_profile(600);
+    pbx.register = false;
+    pbx.dial = crate::config::DialPlan { strip_prefix: Some("9".into()), prepend: None, country_code: Some("44".into()) };
+    let mut core = core_with(vec![pbx], t0);
+    resolve(&mut core, t0);
+    core.place_call(Some("pbx"), "9020 7946 0018", "alice", "v=0\r\n", t0).expect_err("spaces are not allowed in a dial string");
+    core.place_call(Some("pbx"), "902079460018", "alice", "v=0\r\n", t0).expect("placed");
+    let invite = sent(&mut core).remove(0).1;
+    assert!(invite.starts_with("INVITE sip:+442079460018@pbx.example.net:5060 SIP/2.0"), "{invite}");
+    assert!(core.place_call(Some("pbx"), "9123", "alice", "v=0\r\n", t0).is_err(), "not a valid E.164 number");
 }
