@@ -146,3 +146,14 @@ fn trunk_that_rings_reliably_gets_a_prack() {
     let scenario = scenario.to_string_lossy().into_owned();
     call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "", gateway_extra: "" });
 }
+
+/// Blind transfer: the browser asks, the trunk receives REFER to the target, accepts it and
+/// reports the target answered (NOTIFY), and the gateway then hangs up with BYE.
+#[test]
+fn browser_transfers_the_call_with_refer() {
+    let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_accepts_transfer.xml");
+    let scenario = scenario.to_string_lossy().into_owned();
+    let (result, log) = call_through(Trunk { sipp_scenario: &["-sf", &scenario], profile_extra: "", browser_mode: "transfer", gateway_extra: "" });
+    assert_eq!(result["transferAccepted"], true, "{result:#}\n{log}");
+    assert_eq!(result["ended"]["cause"], "transferred", "{result:#}\n{log}");
+}

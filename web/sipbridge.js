@@ -126,6 +126,8 @@ export class Call extends Emitter {
   /** Send DTMF digits (0-9 * # A-D). @param {string} digits */
   async dtmf(digits) { await this.client._request({ type: 'dtmf', call_id: this.id, digits }); }
   async hold() { await this.client._request({ type: 'hold', call_id: this.id }); this.emit('held'); }
+  /** Blind transfer: the far end is asked to call `target` instead; resolves once it accepts. @param {string} target */
+  async transfer(target) { await this.client._request({ type: 'transfer', call_id: this.id, target }); this.emit('transferring', target); }
   async unhold() { await this.client._request({ type: 'unhold', call_id: this.id }); this.emit('resumed'); }
 
   _ended(/** @type {{reason: string, cause?: string}} */ info) {

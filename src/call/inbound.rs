@@ -195,7 +195,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
                 Some(BrowserAnswer::Candidate { device, candidate }) => {
                     if let Some(d) = ringing.iter().find(|d| d.id == device) { let _ = d.leg.add_remote_candidate(candidate).await; }
                 }
-                Some(BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } | BrowserAnswer::Reattach { reply, .. }) => {
+                Some(BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } | BrowserAnswer::Transfer { reply, .. } | BrowserAnswer::Reattach { reply, .. }) => {
                     let _ = reply.send(Err("the call is not answered yet".into()));
                 }
                 // A device whose connection dropped cannot answer any more.
@@ -345,7 +345,7 @@ async fn bridge(
             },
             Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
             answer = control.recv() => match answer {
-                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
+                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. } | BrowserAnswer::Transfer { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
                 Some(BrowserAnswer::Hangup { .. }) | None => {
                     tracing::info!("browser hung up: BYE");
                     layer.sip.call_hangup(call.id).await;
@@ -369,7 +369,13 @@ async fn bridge(
                 }
             },
             event = sip_events.recv() => match event {
-                Some(SipCallEvent::Dialog(event)) => sip.on_dialog_event(layer, media, &device.push, event).await,
+                Some(SipCallEvent::Dialog(event)) => {
+                    sip.on_dialog_event(layer, media, &device.push, event).await;
+                    if sip.transferred {
+                        layer.sip.call_hangup(call.id).await;
+                        return finish(layer, device, media, call_id, HangupReason::Normal, "transferred").await;
+                    }
+                }
                 Some(SipCallEvent::Ended { reason, .. }) => {
                     tracing::info!(?reason, "SIP side ended the call");
                     let cause = match reason {

@@ -170,7 +170,13 @@ pub async fn place(
                     break (HangupReason::Normal, cause.into());
                 }
                 Some(SipCallEvent::Dialog(event)) => match (sip.as_mut(), media.as_ref()) {
-                    (Some(sip), Some(media)) => sip.on_dialog_event(&layer, media, &push, event).await,
+                    (Some(sip), Some(media)) => {
+                        sip.on_dialog_event(&layer, media, &push, event).await;
+                        if sip.transferred {
+                            layer.sip.outbound_hangup(sip_id).await;
+                            break (HangupReason::Normal, "transferred".into());
+                        }
+                    }
                     _ => {
                         if let DialogEvent::Reoffer { id, .. } = event { layer.sip.call_reanswer(id, Err(491)).await; }
                     }
@@ -198,10 +204,10 @@ pub async fn place(
             }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
-                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. })) => match (sip.as_mut(), media.as_ref()) {
+                Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. } | BrowserAnswer::Transfer { .. })) => match (sip.as_mut(), media.as_ref()) {
                     (Some(sip), Some(media)) => { let _ = sip.on_browser(&layer, media, request).await; }
                     _ => {
-                        if let BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } = request { let _ = reply.send(Err("the call is not answered yet".into())); }
+                        if let BrowserAnswer::Dtmf { reply, .. } | BrowserAnswer::Hold { reply, .. } | BrowserAnswer::Transfer { reply, .. } = request { let _ = reply.send(Err("the call is not answered yet".into())); }
                     }
                 },
                 Some(BrowserAnswer::Hangup { .. }) | None => {

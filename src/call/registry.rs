@@ -30,6 +30,8 @@ pub enum BrowserAnswer {
     Dtmf { digits: String, reply: oneshot::Sender<Result<(), String>> },
     /// Hold (`true`) or resume the SIP side; answered once the peer has answered the re-INVITE.
     Hold { hold: bool, reply: oneshot::Sender<Result<(), String>> },
+    /// Blind transfer of the SIP side to `target` (REFER); answered when the peer accepts it.
+    Transfer { target: String, reply: oneshot::Sender<Result<(), String>> },
     /// The device's WebSocket dropped: an answered call waits for a `Reattach` (grace period).
     Detached { device: u64 },
     /// The user's new connection takes the call over; events go to `push` from now on.

@@ -30,16 +30,20 @@ pub struct SipSide {
     codec: Codec,
     /// The offer we sent (hold, resume) and the browser request waiting for its outcome.
     our_offer: Option<(SessionDescription, oneshot::Sender<Result<(), String>>)>,
+    /// A transfer the peer has not accepted or refused yet.
+    transfer: Option<oneshot::Sender<Result<(), String>>>,
     held_by_browser: bool,
     held_by_peer: bool,
     /// What the browser was last told about `held_by_peer`.
     browser_told_held: bool,
+    /// The peer reported the transfer target answered: the call should end.
+    pub transferred: bool,
 }
 
 impl SipSide {
     #[allow(clippy::too_many_arguments)]
     pub fn new(id: SipCallId, side: Side, call_id: &str, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec) -> SipSide {
-        SipSide { id, side, call_id: call_id.to_string(), address, port, local, remote, codec, our_offer: None, held_by_browser: false, held_by_peer: false, browser_told_held: false }
+        SipSide { id, side, call_id: call_id.to_string(), address, port, local, remote, codec, our_offer: None, transfer: None, held_by_browser: false, held_by_peer: false, browser_told_held: false, transferred: false }
     }
 
     /// Handles what the SIP core reported about this call's dialog.
@@ -66,6 +70,16 @@ impl SipSide {
                     None => Err("the peer's answer cannot be used".to_string()),
                 };
                 let _ = reply.send(result);
+            }
+            DialogEvent::ReferAnswered { status, .. } => {
+                if let Some(reply) = self.transfer.take() {
+                    let _ = reply.send(if (200..300).contains(&status) { Ok(()) } else { Err(format!("the SIP peer refused the transfer with {status}")) });
+                }
+            }
+            // The transfer target answered: our part is done (RFC 5589 §6), so hang up.
+            DialogEvent::Transferred { .. } => {
+                tracing::info!("transfer completed: BYE");
+                self.transferred = true;
             }
             DialogEvent::ReofferRefused { status, .. } => {
                 if let Some((_, reply)) = self.our_offer.take() {
@@ -115,6 +129,18 @@ impl SipSide {
                         self.held_by_browser = hold;
                         self.our_offer = Some((offer, reply));
                     }
+                    Err(e) => {
+                        let _ = reply.send(Err(e));
+                    }
+                }
+            }
+            BrowserAnswer::Transfer { target, reply } => {
+                if self.transfer.is_some() {
+                    let _ = reply.send(Err("a transfer is already in progress".into()));
+                    return None;
+                }
+                match layer.sip.call_refer(self.id, target).await {
+                    Ok(()) => self.transfer = Some(reply),
                     Err(e) => {
                         let _ = reply.send(Err(e));
                     }

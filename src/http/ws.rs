@@ -191,6 +191,7 @@ async fn route_bridged(
     let call_id = match &request {
         Request::Accept { call_id, .. } | Request::Reject { call_id, .. } | Request::Candidate { call_id, .. } => call_id,
         Request::Hangup { call_id, .. } | Request::Dtmf { call_id, .. } | Request::Hold { call_id, .. } | Request::Unhold { call_id, .. } => call_id,
+        Request::Transfer { call_id, .. } => call_id,
         _ => return Some(request),
     };
     let Some(control) = bridged.get(call_id).cloned() else { return Some(request) };
@@ -224,6 +225,11 @@ async fn route_bridged(
         Request::Dtmf { id, digits, .. } => {
             let (reply, outcome) = tokio::sync::oneshot::channel();
             let _ = control.send(BrowserAnswer::Dtmf { digits, reply }).await;
+            reply_with(connection, id, outcome).await;
+        }
+        Request::Transfer { id, target, .. } => {
+            let (reply, outcome) = tokio::sync::oneshot::channel();
+            let _ = control.send(BrowserAnswer::Transfer { target, reply }).await;
             reply_with(connection, id, outcome).await;
         }
         Request::Hold { id, .. } => hold(connection, &control, id, true).await,
@@ -395,6 +401,10 @@ async fn handle(
         }
         Request::Accept { id, .. } | Request::Reject { id, .. } => connection.error(Some(id), ErrorCode::UnknownCall, "no such incoming call"),
         Request::Reclaim { id, .. } => connection.error(Some(id), ErrorCode::UnknownCall, "no such call"),
+        Request::Transfer { id, call_id, .. } => {
+            let message = if calls.contains_key(&call_id) { "the echo test cannot be transferred" } else { "no such call" };
+            connection.error(Some(id), if calls.contains_key(&call_id) { ErrorCode::BadRequest } else { ErrorCode::UnknownCall }, message);
+        }
     }
 }
 

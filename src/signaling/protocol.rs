@@ -13,7 +13,7 @@ pub const SUPPORTED_VERSIONS: &[u32] = &[1];
 /// Frame types a client may send. Anything else is `unknown_type`, not `bad_frame`, so a client
 /// can tell "this server is older than me" from "my frame is broken".
 pub const CLIENT_TYPES: &[&str] =
-    &["hello", "login", "call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate", "ping"];
+    &["hello", "login", "call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "transfer", "candidate", "ping"];
 
 /// The client's request id, echoed back unchanged so it can match replies to requests.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -144,6 +144,12 @@ pub enum ClientMessage {
     Reclaim {
         id: RequestId,
         call_id: String,
+    },
+    /// Blind transfer: the SIP side is asked (REFER) to call `target` instead.
+    Transfer {
+        id: RequestId,
+        call_id: String,
+        target: String,
     },
     Candidate {
         #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -58,6 +58,11 @@ pub enum Request {
         id: RequestId,
         call_id: String,
     },
+    Transfer {
+        id: RequestId,
+        call_id: String,
+        target: String,
+    },
     /// `candidate: None` is end-of-candidates. Without an id, success gets no reply.
     Candidate {
         id: Option<RequestId>,
@@ -78,7 +83,8 @@ impl Request {
             | Request::Dtmf { id, .. }
             | Request::Hold { id, .. }
             | Request::Unhold { id, .. }
-            | Request::Reclaim { id, .. } => Some(id),
+            | Request::Reclaim { id, .. }
+            | Request::Transfer { id, .. } => Some(id),
             Request::Candidate { id, .. } => id.as_ref(),
         }
     }
@@ -129,6 +135,7 @@ pub(super) fn message_id(message: &ClientMessage) -> Option<&RequestId> {
         | ClientMessage::Hold { id, .. }
         | ClientMessage::Unhold { id, .. }
         | ClientMessage::Reclaim { id, .. }
+        | ClientMessage::Transfer { id, .. }
         | ClientMessage::Ping { id } => Some(id),
         ClientMessage::Candidate { id, .. } => id.as_ref(),
     }
@@ -173,6 +180,10 @@ pub(super) fn to_request(message: ClientMessage) -> Result<Request, (Option<Requ
         ClientMessage::Reclaim { id, call_id } => {
             validate::call_id(&call_id).map_err(fail)?;
             Request::Reclaim { id, call_id }
+        }
+        ClientMessage::Transfer { id, call_id, target } => {
+            validate::call_id(&call_id).and_then(|()| validate::text("target", &target, MAX_TARGET)).map_err(fail)?;
+            Request::Transfer { id, call_id, target }
         }
         ClientMessage::Candidate { id, call_id, candidate } => {
             validate::call_id(&call_id).map_err(fail)?;

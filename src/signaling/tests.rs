@@ -184,7 +184,7 @@ fn oversize_frames_are_refused_before_parsing() {
 #[test]
 fn calls_need_a_login() {
     let mut c = greeted();
-    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate"] {
+    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "transfer", "candidate"] {
         assert_error(&send(&mut c, example(t)), "not_logged_in", json!(format!("{t}-id")));
         assert_alive(&mut c);
     }
@@ -203,6 +203,7 @@ pub(super) fn example(t: &str) -> Value {
         "reject" => json!({"type": t, "id": id, "call_id": "c1", "reason": "busy"}),
         "dtmf" => json!({"type": t, "id": id, "call_id": "c1", "digits": "0123456789*#ABCD"}),
         "candidate" => json!({"type": t, "id": id, "call_id": "c1", "candidate": cand}),
+        "transfer" => json!({"type": t, "id": id, "call_id": "c1", "target": "+15550001111"}),
         _ => json!({"type": t, "id": id, "call_id": "c1"}),
     }
 }
@@ -210,7 +211,7 @@ pub(super) fn example(t: &str) -> Value {
 #[test]
 fn every_call_request_reaches_the_owner_and_its_reply_comes_back() {
     let mut c = logged_in();
-    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "candidate"] {
+    for t in ["call", "accept", "reject", "hangup", "dtmf", "hold", "unhold", "reclaim", "transfer", "candidate"] {
         let frame = example(t);
         let parsed: ClientMessage = serde_json::from_value(frame.clone()).unwrap();
         assert_eq!(serde_json::to_value(&parsed).unwrap(), frame, "ClientMessage round trip");
@@ -243,6 +244,7 @@ fn requests_carry_their_fields() {
         Request::Hold { id: "hold-id".into(), call_id: "c1".into() },
         Request::Unhold { id: "unhold-id".into(), call_id: "c1".into() },
         Request::Reclaim { id: "reclaim-id".into(), call_id: "c1".into() },
+        Request::Transfer { id: "transfer-id".into(), call_id: "c1".into(), target: "+15550001111".into() },
         Request::Candidate { id: Some("candidate-id".into()), call_id: "c1".into(), candidate: Some(cand) },
     ];
     for want in expected {
@@ -255,6 +257,7 @@ fn requests_carry_their_fields() {
             Request::Hold { .. } => "hold",
             Request::Unhold { .. } => "unhold",
             Request::Reclaim { .. } => "reclaim",
+            Request::Transfer { .. } => "transfer",
             _ => "candidate",
         };
         send(&mut c, example(t));

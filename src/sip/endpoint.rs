@@ -68,6 +68,7 @@ enum SipCommand {
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
     InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
+    Refer { id: super::core::SipCallId, target: String, reply: oneshot::Sender<Result<(), String>> },
     Reoffer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
     UnregisterUser(String),
@@ -141,6 +142,13 @@ impl StatusHandle {
     /// Answers the peer's new offer (`DialogEvent::Reoffer`) with our SDP, or refuses it.
     pub async fn call_reanswer(&self, id: super::core::SipCallId, answer: Result<String, u16>) {
         let _ = self.requests.send(SipCommand::Reanswer { id, answer }).await;
+    }
+
+    /// Blind transfer: REFER the peer to `target`; its answer comes as `DialogEvent::ReferAnswered`.
+    pub async fn call_refer(&self, id: super::core::SipCallId, target: String) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.requests.send(SipCommand::Refer { id, target, reply }).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
+        answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
 
     /// A digit as SIP INFO, for a peer without telephone-event.
@@ -300,6 +308,9 @@ impl Driver {
             }
             SipCommand::OutboundHangup(id) => self.core.outbound_hangup(id, Instant::now()),
             SipCommand::Reanswer { id, answer } => self.core.call_reanswer(id, answer, Instant::now()),
+            SipCommand::Refer { id, target, reply } => {
+                let _ = reply.send(self.core.call_refer(id, &target, Instant::now()));
+            }
             SipCommand::InfoDtmf { id, digit, duration_ms } => self.core.call_info_dtmf(id, digit, duration_ms, Instant::now()),
             SipCommand::Reoffer { id, sdp, reply } => {
                 let _ = reply.send(self.core.call_reoffer(id, &sdp, Instant::now()));

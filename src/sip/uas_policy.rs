@@ -9,7 +9,7 @@ use rsipstack::sip::{Header, Scheme};
 pub const ALLOWED_METHODS: &[&str] = &["INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "INFO", "UPDATE", "REFER", "NOTIFY", "PRACK"];
 /// Option tags we implement. RFC 3261 allows an empty Supported header; this grows with features.
 pub const SUPPORTED_OPTIONS: &[&str] = &["timer", "100rel"];
-pub const ACCEPTED_BODIES: &[&str] = &["application/sdp", "application/dtmf-relay", "application/dtmf"];
+pub const ACCEPTED_BODIES: &[&str] = &["application/sdp", "application/dtmf-relay", "application/dtmf", "message/sipfrag"];
 
 pub fn allow_header() -> Header {
     make_header("Allow", ALLOWED_METHODS.join(", "))

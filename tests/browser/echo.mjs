@@ -5,7 +5,8 @@
 // With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
 // tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
 // mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
-// `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up.
+// `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up. With
+// `transfer`, it transfers the call to +15557654321 and waits for the call to end.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -103,6 +104,15 @@ try {
       extra.levelAfterResume = await levelOver(1500);
       await call.dtmf('123#');
       await new Promise((r) => setTimeout(r, 1500));
+    }
+    if (mode === 'transfer') {
+      // The trunk accepts the REFER, reports the target answered, and the gateway hangs up.
+      const ended = new Promise((resolve) => call.on('ended', resolve));
+      await call.transfer('+15557654321');
+      extra.transferAccepted = true;
+      extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 10000))]);
+      client.close();
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
     }
     if (mode === 'dtmf') {
       await call.dtmf('123#');

@@ -31,12 +31,17 @@ pub enum DialogEvent {
     /// The answer to our own re-INVITE (`call_reoffer`).
     ReofferAnswered { id: SipCallId, sdp: String },
     ReofferRefused { id: SipCallId, status: u16 },
+    /// The peer's final answer to our REFER (202 accepted, or a refusal).
+    ReferAnswered { id: SipCallId, status: u16 },
+    /// The peer's NOTIFY says the transfer target answered (RFC 3515 sipfrag 2xx).
+    Transferred { id: SipCallId },
 }
 
 impl DialogEvent {
     pub fn id(&self) -> SipCallId {
         match self {
             Self::Reoffer { id, .. } | Self::Dtmf { id, .. } | Self::ReofferAnswered { id, .. } | Self::ReofferRefused { id, .. } => *id,
+            Self::ReferAnswered { id, .. } | Self::Transferred { id } => *id,
         }
     }
 }
@@ -85,6 +90,8 @@ pub(super) struct DialogSession {
     awaiting_ack: Option<(u32, TransactionKey)>,
     /// The peer lists UPDATE in Allow: refreshes use it rather than a re-INVITE.
     pub peer_allows_update: bool,
+    /// Our REFER waits for its answer.
+    refer_pending: bool,
 }
 
 #[derive(Debug)]
@@ -309,7 +316,15 @@ impl SipCore {
                 self.respond(&key, 200, headers, Vec::new(), now)
             }
             "REFER" => self.respond(&key, 403, vec![make_header("Reason", "SIP;cause=403;text=\"transfers are not allowed\"".into())], Vec::new(), now),
-            "NOTIFY" => self.respond(&key, 200, Vec::new(), Vec::new(), now),
+            "NOTIFY" => {
+                // Progress of a transfer we asked for (RFC 3515 §2.4.5): the body is a sipfrag.
+                let is_refer = header_value(headers, "Event").is_some_and(|e| e.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("refer")));
+                let status = String::from_utf8_lossy(&parsed.request.body).split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
+                self.respond(&key, 200, Vec::new(), Vec::new(), now);
+                if is_refer && status.is_some_and(|s| (200..300).contains(&s)) {
+                    self.events.push_back(CoreEvent::Dialog(DialogEvent::Transferred { id }));
+                }
+            }
             _ => self.respond(&key, 405, vec![crate::sip::uas_policy::allow_header()], Vec::new(), now),
         }
     }
@@ -365,6 +380,26 @@ impl SipCore {
         Ok(())
     }
 
+    /// Blind transfer (RFC 3515): asks the peer to call `target` instead of us.
+    pub fn call_refer(&mut self, id: SipCallId, target: &str, now: Instant) -> Result<(), String> {
+        if target.is_empty() || !target.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c)) {
+            return Err(format!("`{target}` is not a number or user name"));
+        }
+        let (dialog, session, _) = self.established(id).ok_or("the call is not answered")?;
+        if session.refer_pending {
+            return Err("a transfer is already in progress".into());
+        }
+        // The target is named in the peer's own domain, which is where it will route it.
+        let host = syntax::uri_host(&dialog.remote_uri).unwrap_or_default().to_string();
+        let local = dialog.local_uri.clone();
+        let extra = vec![make_header("Refer-To", format!("<sip:{target}@{host}>")), make_header("Referred-By", format!("<{local}>"))];
+        self.send_dialog_request(id, Method::Refer, extra, Vec::new(), now).ok_or("the dialog has no target")?;
+        if let Some((_, session, _)) = self.established(id) {
+            session.refer_pending = true;
+        }
+        Ok(())
+    }
+
     /// A digit toward a peer that wants DTMF as SIP INFO (`application/dtmf-relay`).
     pub fn call_info_dtmf(&mut self, id: SipCallId, digit: char, duration_ms: u32, now: Instant) {
         let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n").into_bytes();
@@ -412,7 +447,7 @@ impl SipCore {
             make_header("CSeq", format!("{cseq} {method}")),
         ];
         headers.extend(target.routes.iter().map(|r| make_header("Route", r.clone())));
-        if matches!(method, Method::Invite | Method::Update) {
+        if matches!(method, Method::Invite | Method::Update | Method::Refer) {
             headers.push(make_header("Contact", session.local_contact.clone()));
             headers.push(crate::sip::uas_policy::allow_header());
         }
@@ -445,6 +480,15 @@ impl SipCore {
 
     /// A final answer to our re-INVITE, UPDATE or refresh.
     pub(super) fn dialog_response(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) {
+        if parsed.cseq_method.eq_ignore_ascii_case("REFER") {
+            if parsed.status >= 200 {
+                if let Some((_, session, _)) = self.established(id) {
+                    session.refer_pending = false;
+                }
+                self.events.push_back(CoreEvent::Dialog(DialogEvent::ReferAnswered { id, status: parsed.status }));
+            }
+            return;
+        }
         let is_invite = parsed.cseq_method.eq_ignore_ascii_case("INVITE");
         let Some((_, session, peer)) = self.established(id) else { return };
         if is_invite && parsed.status >= 200 && parsed.status < 300 {
