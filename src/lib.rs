@@ -9,3 +9,4 @@ pub mod sip;
 pub mod webrtc_leg;
 pub mod http;
 pub mod signaling;
+pub mod store;

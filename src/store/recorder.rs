@@ -1,0 +1,121 @@
+//! The path every call record write takes: into the spool (synced), then, in order, into the
+//! store. While the database is unreachable the spool grows and the flusher retries with backoff;
+//! a restart picks the spool up where it stopped.
+
+use super::record::CallRecord;
+use super::spool::Spool;
+use super::CallStore;
+use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::sync::{mpsc, Notify};
+
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(15);
+
+/// How the rest of the gateway writes call records. Cheap to clone; never blocks a call.
+#[derive(Clone)]
+pub struct RecorderHandle {
+    writes: mpsc::UnboundedSender<CallRecord>,
+    depth: Arc<AtomicUsize>,
+    last_revision: Arc<AtomicI64>,
+}
+
+impl RecorderHandle {
+    /// Queues a write of `record` (its start, or its end); a newer write of the same record
+    /// replaces an older one in the store.
+    pub fn write(&self, record: &CallRecord) {
+        let mut record = record.clone();
+        record.revision = self.next_revision();
+        if self.writes.send(record).is_err() {
+            tracing::error!("the call record writer has stopped; a record was not written");
+        }
+    }
+
+    /// Records in the spool not yet in the database (for /metrics).
+    pub fn spool_depth(&self) -> usize {
+        self.depth.load(Ordering::Relaxed)
+    }
+
+    /// Microseconds since the epoch, strictly increasing in this process: later writes win,
+    /// also across restarts.
+    fn next_revision(&self) -> i64 {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_micros() as i64).unwrap_or(0);
+        let mut last = self.last_revision.load(Ordering::Relaxed);
+        loop {
+            let next = now.max(last + 1);
+            match self.last_revision.compare_exchange(last, next, Ordering::Relaxed, Ordering::Relaxed) {
+                Ok(_) => return next,
+                Err(seen) => last = seen,
+            }
+        }
+    }
+}
+
+pub struct Recorder;
+
+impl Recorder {
+    /// Starts the appender and the flusher over `spool` and `store`.
+    pub fn start(spool: Spool, store: Arc<dyn CallStore>) -> RecorderHandle {
+        let depth = Arc::new(AtomicUsize::new(spool.depth()));
+        let spool = Arc::new(Mutex::new(spool));
+        let (writes, mut incoming) = mpsc::unbounded_channel::<CallRecord>();
+        let wake = Arc::new(Notify::new());
+        {
+            let (spool, depth, wake) = (spool.clone(), depth.clone(), wake.clone());
+            tokio::spawn(async move {
+                while let Some(record) = incoming.recv().await {
+                    let spool = spool.clone();
+                    let appended = tokio::task::spawn_blocking(move || {
+                        let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
+                        spool.append(&record).map(|()| spool.depth())
+                    })
+                    .await;
+                    match appended {
+                        Ok(Ok(now_pending)) => depth.store(now_pending, Ordering::Relaxed),
+                        Ok(Err(e)) => tracing::error!(error = %e, "cannot write the call record spool"),
+                        Err(e) => tracing::error!(error = %e, "call record spool task failed"),
+                    }
+                    wake.notify_one();
+                }
+            });
+        }
+        tokio::spawn(flush(spool, store, depth.clone(), wake));
+        RecorderHandle { writes, depth, last_revision: Arc::new(AtomicI64::new(0)) }
+    }
+}
+
+async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>) {
+    let mut retry = RETRY_FIRST;
+    let mut failing = false;
+    loop {
+        let front = spool.lock().unwrap_or_else(|p| p.into_inner()).front().cloned();
+        let Some(record) = front else {
+            wake.notified().await;
+            continue;
+        };
+        match store.upsert(&record).await {
+            Ok(()) => {
+                let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
+                if let Err(e) = spool.acknowledge_front() {
+                    tracing::error!(error = %e, "cannot move the spool forward; the record will be written again");
+                }
+                depth.store(spool.depth(), Ordering::Relaxed);
+                if failing {
+                    tracing::info!(waiting = spool.depth(), "the database is back; flushing the spool");
+                    failing = false;
+                }
+                retry = RETRY_FIRST;
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "cannot write call records; keeping them in the spool");
+                    failing = true;
+                }
+                // New writes still wake us, but the retry waits its turn.
+                tokio::time::sleep(retry).await;
+                retry = (retry * 2).min(RETRY_MAX);
+            }
+        }
+    }
+}

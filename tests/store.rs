@@ -1,0 +1,286 @@
+//! The call-record store against a real PostgreSQL (DATABASE_URL, which `make test` provides) and
+//! SQLite: one suite for both, then durability: the database goes away (its port closes) while
+//! calls complete, and every record arrives once it is back, none twice; a restart with records
+//! still in the spool loses nothing either.
+
+use sipbridge::store::{CallDirection, CallRecord, CallStatus, CallStore, HangupSide, LegQuality, Recorder, RecordFilter, Spool, SqlStore};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+
+fn database_url() -> String {
+    std::env::var("DATABASE_URL").expect("DATABASE_URL must name a PostgreSQL: `make test` sets it (scripts/ensure-postgres.sh)")
+}
+
+/// A fresh database on the test server, dropped when the guard goes.
+struct TempDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl TempDatabase {
+    fn create() -> TempDatabase {
+        let admin = database_url();
+        let name = format!("sipbridge_test_{}", uuid::Uuid::new_v4().simple());
+        let status = Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).status().expect("psql");
+        assert!(status.success(), "cannot create a test database on {admin}");
+        let base = admin.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(admin.clone());
+        TempDatabase { url: format!("{base}/{name}"), admin, name }
+    }
+}
+
+impl Drop for TempDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql").arg(&self.admin).args(["-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)]).status();
+    }
+}
+
+fn record(id: &str, started_at: i64) -> CallRecord {
+    let mut r = CallRecord::new(id.into(), CallDirection::Inbound, started_at);
+    r.from_uri = format!("sip:+1555000{id}@carrier.example");
+    r.to_uri = "sip:alice@example.com".into();
+    r.browser_user = Some("alice".into());
+    r.profile = Some("trunk".into());
+    r
+}
+
+/// Twelve calls with every filterable field varied.
+fn sample() -> Vec<CallRecord> {
+    (0..12)
+        .map(|i| {
+            let mut r = record(&format!("{i:02}"), 1_700_000_000_000 + i * 60_000);
+            r.direction = if i % 2 == 0 { CallDirection::Inbound } else { CallDirection::Outbound };
+            r.status = [CallStatus::Answered, CallStatus::Missed, CallStatus::Busy][i as usize % 3];
+            r.profile = Some(if i < 6 { "trunk" } else { "pbx" }.into());
+            r.transcoded = i % 4 == 0;
+            r.to_name = (i == 7).then(|| "Support 100%_Desk".to_string());
+            r.answered_at = (r.status == CallStatus::Answered).then_some(r.started_at + 5_000);
+            let status = r.status;
+            r.finish(r.started_at + 10_000 * (i + 1), status, HangupSide::Sip, "normal", Some(200));
+            r.quality = vec![LegQuality { leg: "sip".into(), direction: "received".into(), packets: 500, loss_percent: 0.4, jitter_ms: 3.5, rtt_ms: Some(40.0), mos: Some(4.3) }];
+            r.revision = 1;
+            r
+        })
+        .collect()
+}
+
+async fn ids(store: &dyn CallStore, filter: RecordFilter) -> Vec<String> {
+    store.list(&RecordFilter { limit: 100, ..filter }).await.expect("list").into_iter().map(|r| r.id).collect()
+}
+
+async fn suite(store: &SqlStore) {
+    store.migrate().await.expect("migrations run");
+    store.migrate().await.expect("and are idempotent");
+    let records = sample();
+    for r in &records {
+        store.upsert(r).await.expect("upsert");
+    }
+    assert_eq!(store.count().await.expect("count"), 12);
+    assert_eq!(store.get("07").await.expect("get").as_ref(), Some(&records[7]), "a record reads back as written");
+    assert_eq!(store.get("nope").await.expect("get"), None);
+
+    // Revisions: an older write never overwrites a newer one.
+    let mut stale = records[3].clone();
+    stale.status = CallStatus::InProgress;
+    stale.revision = 0;
+    store.upsert(&stale).await.expect("upsert");
+    assert_eq!(store.get("03").await.expect("get").map(|r| r.status), Some(records[3].status));
+    let mut newer = records[3].clone();
+    newer.hangup_reason = Some("updated".into());
+    newer.revision = 2;
+    store.upsert(&newer).await.expect("upsert");
+    assert_eq!(store.get("03").await.expect("get").and_then(|r| r.hangup_reason), Some("updated".into()));
+    assert_eq!(store.count().await.expect("count"), 12, "upserts never duplicate");
+
+    let all = ids(store, RecordFilter::default()).await;
+    assert_eq!(all, (0..12).rev().map(|i| format!("{i:02}")).collect::<Vec<_>>(), "newest first");
+    let t = |i: i64| 1_700_000_000_000 + i * 60_000;
+    assert_eq!(ids(store, RecordFilter { from: Some(t(3)), to: Some(t(5)), ..Default::default() }).await, vec!["04", "03"]);
+    assert_eq!(ids(store, RecordFilter { text: Some("155500007@".into()), ..Default::default() }).await, vec!["07"]);
+    assert_eq!(ids(store, RecordFilter { text: Some("100%_d".into()), ..Default::default() }).await, vec!["07"], "% and _ are literal, case ignored");
+    assert_eq!(ids(store, RecordFilter { text: Some("ALICE".into()), ..Default::default() }).await.len(), 12);
+    assert_eq!(ids(store, RecordFilter { direction: Some(CallDirection::Outbound), ..Default::default() }).await, vec!["11", "09", "07", "05", "03", "01"]);
+    assert_eq!(ids(store, RecordFilter { status: Some(CallStatus::Busy), ..Default::default() }).await, vec!["11", "08", "05", "02"]);
+    assert_eq!(ids(store, RecordFilter { profile: Some("pbx".into()), ..Default::default() }).await.len(), 6);
+    assert_eq!(ids(store, RecordFilter { min_duration_ms: Some(100_000), ..Default::default() }).await, vec!["11", "10", "09"]);
+    assert_eq!(ids(store, RecordFilter { transcoded: Some(true), ..Default::default() }).await, vec!["08", "04", "00"]);
+    let combined = RecordFilter { direction: Some(CallDirection::Inbound), status: Some(CallStatus::Answered), profile: Some("trunk".into()), ..Default::default() };
+    assert_eq!(ids(store, combined).await, vec!["00"]);
+
+    // Cursor pagination: pages of 5 cover everything once.
+    let mut seen = Vec::new();
+    let mut after = None;
+    for _ in 0..5 {
+        let page = store.list(&RecordFilter { limit: 5, after: after.clone(), ..Default::default() }).await.expect("page");
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|r| (r.started_at, r.id.clone()));
+        seen.extend(page.into_iter().map(|r| r.id));
+    }
+    assert_eq!(seen, all, "pages in order, no overlap, nothing missed");
+}
+
+#[tokio::test]
+async fn store_suite_on_postgresql() {
+    let database = TempDatabase::create();
+    let store = SqlStore::connect(&database.url).await.expect("connect to PostgreSQL");
+    suite(&store).await;
+    store.close().await;
+}
+
+#[tokio::test]
+async fn store_suite_on_sqlite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = SqlStore::connect(&format!("sqlite://{}", dir.path().join("records.db").display())).await.expect("open SQLite");
+    suite(&store).await;
+    store.close().await;
+}
+
+/// A TCP relay in front of PostgreSQL whose port can be closed and reopened, as when the database
+/// host goes away: closing drops every relayed connection and refuses new ones.
+struct Relay {
+    port: u16,
+    up: Arc<AtomicBool>,
+}
+
+impl Relay {
+    async fn start(target: String) -> Relay {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = Arc::new(AtomicBool::new(true));
+        let flag = up.clone();
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !flag.load(Ordering::SeqCst) {
+                    continue;
+                }
+                let (flag, target) = (flag.clone(), target.clone());
+                tokio::spawn(async move {
+                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
+                    let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
+                    tokio::pin!(relay);
+                    for _ in 0..100_000 {
+                        tokio::select! {
+                            _ = &mut relay => return,
+                            () = tokio::time::sleep(Duration::from_millis(50)) => {
+                                if !flag.load(Ordering::SeqCst) { return; }
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        Relay { port, up }
+    }
+
+    fn set_up(&self, up: bool) {
+        self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+/// `postgres://user@host:port/db` with host:port replaced.
+fn through(url: &str, port: u16) -> (String, String) {
+    let (scheme_user, rest) = url.split_once('@').expect("URL with user@host");
+    let (host_port, db) = rest.split_once('/').expect("URL with a database");
+    (format!("{scheme_user}@127.0.0.1:{port}/{db}"), host_port.to_string())
+}
+
+async fn wait_for_count(store: &SqlStore, want: u64) -> u64 {
+    let mut count = 0;
+    for _ in 0..300 {
+        count = store.count().await.unwrap_or(0);
+        if count >= want {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    count
+}
+
+#[tokio::test]
+async fn records_written_while_the_database_is_down_arrive_once_it_is_back() {
+    let database = TempDatabase::create();
+    let direct = SqlStore::connect(&database.url).await.expect("connect");
+    direct.migrate().await.expect("migrate");
+    let (relayed_url, target) = through(&database.url, 0);
+    let relay = Relay::start(target).await;
+    let (relayed_url, _) = through(&relayed_url, relay.port);
+    let relayed: Arc<dyn CallStore> = Arc::new(SqlStore::connect(&relayed_url).await.expect("connect through the relay"));
+    let spool_dir = tempfile::tempdir().expect("tempdir");
+    let recorder = Recorder::start(Spool::open(spool_dir.path()).expect("spool"), relayed.clone());
+
+    // 10 calls start and complete normally, then the database goes away.
+    let calls: Vec<CallRecord> = sample().into_iter().take(10).collect();
+    for call in &calls {
+        recorder.write(&record(&call.id, call.started_at));
+    }
+    assert_eq!(wait_for_count(&direct, 10).await, 10);
+    relay.set_up(false);
+    // The relay drops its open connections within 50 ms.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While it is down the 10 calls end and 5 more start and end.
+    let mut later: Vec<CallRecord> = (20..25).map(|i| record(&i.to_string(), 1_800_000_000_000 + i)).collect();
+    for call in calls.iter().chain(later.iter()) {
+        recorder.write(call);
+    }
+    for call in later.iter_mut() {
+        call.finish(call.started_at + 42_000, CallStatus::Answered, HangupSide::Browser, "normal", Some(200));
+        recorder.write(call);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(recorder.spool_depth() >= 15, "writes wait in the spool while the database is away: {}", recorder.spool_depth());
+    assert_eq!(direct.count().await.expect("count"), 10, "nothing new reached the database");
+    relay.set_up(true);
+    assert_eq!(wait_for_count(&direct, 15).await, 15, "every record arrived");
+    for _ in 0..200 {
+        if recorder.spool_depth() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(recorder.spool_depth(), 0);
+    assert_eq!(direct.count().await.expect("count"), 15, "none twice");
+    for call in calls.iter().chain(later.iter()) {
+        let stored = direct.get(&call.id).await.expect("get").expect("stored");
+        assert_eq!(stored.status, call.status, "the last write won for {}", call.id);
+        assert_eq!(stored.ended_at, call.ended_at);
+    }
+    println!("outage: 15 writes spooled while the database was unreachable, all 15 records present afterwards, 0 duplicates");
+}
+
+#[tokio::test]
+async fn records_in_the_spool_survive_a_restart() {
+    let database = TempDatabase::create();
+    let direct = SqlStore::connect(&database.url).await.expect("connect");
+    direct.migrate().await.expect("migrate");
+    let spool_dir = tempfile::tempdir().expect("tempdir");
+    // A "gateway" whose database is unreachable spools three completed calls, then stops.
+    {
+        let (dead_url, _) = through(&database.url, 1);
+        let unreachable = SqlStore::connect(&dead_url).await;
+        assert!(unreachable.is_err(), "nothing listens on port 1");
+        let mut spool = Spool::open(spool_dir.path()).expect("spool");
+        for i in 0..3 {
+            let mut call = record(&format!("r{i}"), 1_750_000_000_000 + i);
+            call.finish(call.started_at + 1_000, CallStatus::Cancelled, HangupSide::Sip, "cancelled", Some(487));
+            call.revision = 10 + i;
+            spool.append(&call).expect("append");
+        }
+    }
+    // The restarted gateway reaches the database and flushes what the spool kept.
+    let store: Arc<dyn CallStore> = Arc::new(SqlStore::connect(&database.url).await.expect("connect"));
+    let recorder = Recorder::start(Spool::open(spool_dir.path()).expect("reopen"), store);
+    assert_eq!(wait_for_count(&direct, 3).await, 3);
+    for _ in 0..100 {
+        if recorder.spool_depth() == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(recorder.spool_depth(), 0);
+    assert_eq!(direct.get("r1").await.expect("get").map(|r| r.status), Some(CallStatus::Cancelled));
+}
