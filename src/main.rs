@@ -23,6 +23,8 @@ enum Command {
     Run,
     /// Validate the config and every profile, print a summary, and exit.
     CheckConfig,
+    /// Create or update the call-record database schema, and exit.
+    Migrate,
 }
 
 fn main() -> ExitCode {
@@ -40,8 +42,43 @@ fn main() -> ExitCode {
             print!("{}", config.summary());
             ExitCode::SUCCESS
         }
+        Command::Migrate => migrate(config),
         Command::Run => run(config),
     }
+}
+
+fn migrate(config: Config) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _ = std::fs::create_dir_all(&config.general.data_dir);
+    let result = runtime.block_on(async {
+        let store = sipbridge::store::SqlStore::connect(&config.records_url()).await?;
+        store.migrate().await?;
+        Ok::<_, sipbridge::store::StoreError>(store.backend())
+    });
+    match result {
+        Ok(backend) => {
+            println!("call-record schema is up to date ({backend:?})");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("sipbridge migrate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The call-record writer: store (PostgreSQL or SQLite) behind the durable spool.
+fn start_records(config: &Config) -> anyhow::Result<sipbridge::store::RecorderHandle> {
+    let store = sipbridge::store::SqlStore::connect_lazy(&config.records_url())?;
+    tracing::info!(backend = ?store.backend(), "call records");
+    let spool = sipbridge::store::Spool::open(&config.general.data_dir.join("spool"))?;
+    Ok(sipbridge::store::Recorder::start(spool, Arc::new(store)))
 }
 
 fn run(config: Config) -> ExitCode {
@@ -78,6 +115,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lite: media.ice_lite,
         failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
     };
+    let records = start_records(&config)?;
     let (outbound_tx, outbound_rx) = tokio::sync::mpsc::channel(256);
     let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
         sip: endpoint.status.clone(),
@@ -89,6 +127,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         limits: config.calls.clone(),
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),
         active: Arc::new(sipbridge::call::limits::CallCounter::default()),
+        records: records.clone(),
     });
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {

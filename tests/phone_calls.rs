@@ -150,6 +150,45 @@ fn token(user: &str) -> String {
 
 /// baresip (bob) calls alice; Chromium answers. Returns the browser's report, what baresip
 /// recorded, and the gateway's log.
+/// The gateway's record of its one call, once it has been completed (SQLite in its data dir).
+fn completed_record(gateway: &Gateway) -> sipbridge::store::CallRecord {
+    use sipbridge::store::{CallStore, RecordFilter, SqlStore};
+    let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        for _ in 0..100 {
+            if let Ok(store) = SqlStore::connect(&url).await {
+                let records = store.list(&RecordFilter { limit: 10, ..Default::default() }).await.unwrap_or_default();
+                store.close().await;
+                if let Some(record) = records.into_iter().find(|r| r.ended_at.is_some()) {
+                    return record;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("no completed call record in {url}\n{}", gateway.log());
+    })
+}
+
+/// What every answered call's record must show: who, how long, which media, what quality.
+fn assert_answered_record(record: &sipbridge::store::CallRecord, direction: sipbridge::store::CallDirection, sip_codec: &str, transcoded: bool) {
+    use sipbridge::store::CallStatus;
+    println!("record: {} {:?} {:?} sip={:?} browser={:?} transcoded={} duration={:?} ms billable={:?} s quality={:?}", record.id, record.direction, record.status, record.sip_codec, record.browser_codec, record.transcoded, record.duration_ms, record.billable_secs, record.quality);
+    assert_eq!(record.direction, direction);
+    assert_eq!(record.status, CallStatus::Answered, "{record:#?}");
+    assert_eq!(record.sip_codec.as_deref(), Some(sip_codec), "{record:#?}");
+    assert_eq!(record.transcoded, transcoded, "{record:#?}");
+    let (answered, ended) = (record.answered_at.expect("answered_at"), record.ended_at.expect("ended_at"));
+    assert!(record.started_at <= answered && answered <= ended, "{record:#?}");
+    assert!((2_000..30_000).contains(&(ended - answered)), "talk time within the test's span: {record:#?}");
+    assert_eq!(record.billable_secs, Some((ended - answered + 999) / 1000));
+    for leg in ["sip", "browser"] {
+        let received = record.quality.iter().find(|q| q.leg == leg && q.direction == "received").unwrap_or_else(|| panic!("{leg} quality: {record:#?}"));
+        assert!(received.packets > 50, "{leg} packets: {record:#?}");
+        assert!(received.mos.is_some_and(|m| m > 3.5), "{leg} MOS: {record:#?}");
+    }
+}
+
 fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value, (String, Vec<PathBuf>), String) {
     let gateway = Gateway::start(GatewayOptions { extra_media: gateway_extra.into(), ..Default::default() });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
@@ -168,6 +207,11 @@ fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value,
     let result: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
     let _ = browser.wait();
     let phone = phone.finish();
+    let record = completed_record(&gateway);
+    let codec = if codecs.starts_with("g722") { "G722" } else { "PCMU" };
+    assert_answered_record(&record, sipbridge::store::CallDirection::Inbound, codec, codec == "G722");
+    assert_eq!(record.browser_user.as_deref(), Some("alice"));
+    assert!(record.from_uri.contains("bob@example.com"), "{record:#?}");
     (result, phone, gateway.log())
 }
 
@@ -224,4 +268,7 @@ fn browser_calls_a_registered_phone_with_tones_and_dtmf() {
     println!("baresip received DTMF: {digits:?}");
     assert!(digits.contains("123#"), "DTMF 123# reached baresip\nbaresip:\n{}", phone.0);
     assert!(phone.0.contains("Call with sip:alice@example.com terminated"), "the browser's hangup reached baresip as BYE:\n{}", phone.0);
+    let record = completed_record(&gateway);
+    assert_answered_record(&record, sipbridge::store::CallDirection::Outbound, "PCMU", true);
+    assert_eq!(record.hangup_side, Some(sipbridge::store::HangupSide::Browser));
 }

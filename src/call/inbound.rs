@@ -15,7 +15,9 @@ use crate::sip::endpoint::{SipCallEvent, StatusHandle};
 use crate::config::BrowserCodecPolicy;
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use super::limits::{CallCounter, CallScope, CallSlot};
+use super::call_log::CallLog;
 use super::sip_side::SipSide;
+use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -34,6 +36,8 @@ pub struct CallLayer {
     /// Per-profile caps (`max_calls` in the profile file), by profile name.
     pub profile_caps: HashMap<String, usize>,
     pub active: Arc<CallCounter>,
+    /// Where every call's record goes (through the durable spool).
+    pub records: crate::store::RecorderHandle,
 }
 
 impl CallLayer {
@@ -96,27 +100,31 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
     let call_id = uuid::Uuid::new_v4().to_string();
     let span = tracing::info_span!("call", %call_id, sip_call_id = %call.sip_call_id);
     let _guard = span.enter();
-    let devices = layer.browsers.devices(&call.to_user);
-    if devices.is_empty() {
-        tracing::info!(user = %call.to_user, "nobody is logged in: 480");
-        return layer.sip.call_reject(call.id, 480).await;
-    }
     let through = match &call.identity {
         CallerIdentity::TrustedPeer { profile } => Some(profile.as_str()),
         CallerIdentity::LocalUser { .. } => None,
     };
+    let mut log = CallLog::inbound(&layer.records, &call_id, &call, through);
+    if let CallerIdentity::LocalUser { username } = &call.identity {
+        log.event("caller", format!("local user {username}"));
+    }
+    let devices = layer.browsers.devices(&call.to_user);
+    if devices.is_empty() {
+        tracing::info!(user = %call.to_user, "nobody is logged in: 480");
+        return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+    }
     let Some(_slot) = layer.acquire_slot(&call.to_user, through) else {
         tracing::warn!(user = %call.to_user, "call limit reached: 503");
-        return layer.sip.call_reject(call.id, 503).await;
+        return refuse(&layer, &call, log, 503, CallStatus::Failed, "call limit reached").await;
     };
     let Ok(offer) = SessionDescription::parse(&call.sdp) else {
-        return layer.sip.call_reject(call.id, 488).await;
+        return refuse(&layer, &call, log, 488, CallStatus::Failed, "unreadable SDP").await;
     };
     let endpoint = match layer.engine.allocate().await {
         Ok(endpoint) => endpoint,
         Err(e) => {
             tracing::warn!(error = %e, "no RTP port: 503");
-            return layer.sip.call_reject(call.id, 503).await;
+            return refuse(&layer, &call, log, 503, CallStatus::Failed, "no RTP port").await;
         }
     };
     let capabilities = LocalCapabilities::new(vec![Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]);
@@ -124,10 +132,10 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
         Ok(answered) => answered,
         Err(e) => {
             tracing::info!(error = %e, "no common codec: 488");
-            return layer.sip.call_reject(call.id, 488).await;
+            return refuse(&layer, &call, log, 488, CallStatus::Failed, "no common codec").await;
         }
     };
-    let Some(sip_codec) = negotiated.codecs.first().cloned() else { return layer.sip.call_reject(call.id, 488).await };
+    let Some(sip_codec) = negotiated.codecs.first().cloned() else { return refuse(&layer, &call, log, 488, CallStatus::Failed, "no common codec").await };
     let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
     let browser_codec = browser_codec_for(layer.limits.browser_codec, sip_codec.codec, sip_format.payload_type);
     let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
@@ -164,9 +172,10 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
         }
     }
     if ringing.is_empty() {
-        return layer.sip.call_reject(call.id, 480).await;
+        return refuse(&layer, &call, log, 480, CallStatus::Missed, "no browser could be offered the call").await;
     }
     layer.sip.call_ringing(call.id).await;
+    log.ringing();
     tracing::info!(devices = ringing.len(), user = %call.to_user, "ringing");
 
     // Ring until one device accepts, all refuse, the caller cancels, or nobody answers.
@@ -174,6 +183,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
     tokio::pin!(deadline);
     let mut refused = 0;
     let mut any_busy = false;
+    let mut ending = (CallStatus::Failed, HangupSide::Gateway, "call layer stopped", None);
     let winner = loop {
         tokio::select! {
             answer = control.recv() => match answer {
@@ -188,7 +198,9 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
                     refused += 1;
                     any_busy |= busy;
                     if refused >= ringing.len() {
-                        layer.sip.call_reject(call.id, if any_busy { 486 } else { 603 }).await;
+                        let status = if any_busy { 486 } else { 603 };
+                        layer.sip.call_reject(call.id, status).await;
+                        ending = if any_busy { (CallStatus::Busy, HangupSide::Browser, "busy", Some(status)) } else { (CallStatus::Rejected, HangupSide::Browser, "declined", Some(status)) };
                         break None;
                     }
                 }
@@ -202,7 +214,9 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
                 Some(BrowserAnswer::Detached { .. }) => {
                     refused += 1;
                     if refused >= ringing.len() {
-                        layer.sip.call_reject(call.id, if any_busy { 486 } else { 480 }).await;
+                        let status = if any_busy { 486 } else { 480 };
+                        layer.sip.call_reject(call.id, status).await;
+                        ending = (if any_busy { CallStatus::Busy } else { CallStatus::Missed }, HangupSide::Browser, "the browsers went away", Some(status));
                         break None;
                     }
                 }
@@ -212,6 +226,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
                 Some(SipCallEvent::Ended { reason, .. }) => {
                     tracing::info!(?reason, "caller gave up");
                     for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Cancelled, cause: "caller cancelled".into() }).await; }
+                    ending = (CallStatus::Cancelled, HangupSide::Sip, "caller cancelled", Some(487));
                     break None;
                 }
                 Some(_) => {}
@@ -220,6 +235,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
             () = &mut deadline => {
                 layer.sip.call_reject(call.id, 480).await;
                 for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::NoAnswer, cause: "no answer".into() }).await; }
+                ending = (CallStatus::Missed, HangupSide::Gateway, "no answer", Some(480));
                 break None;
             }
             Some(candidate) = next_candidate(&mut ringing) => {
@@ -235,7 +251,8 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
             d.leg.close().await;
             layer.engine.release(d.port);
         }
-        return;
+        let (status, side, reason, sip_code) = ending;
+        return log.finish(status, side, reason, sip_code);
     };
     let mut device = ringing.remove(index);
     for other in ringing {
@@ -259,12 +276,19 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
     forward_to_browser(from_engine, device.leg.clone());
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
         tracing::warn!(error = %e, "cannot answer the SIP side");
-        finish(&layer, &device, &media, &call_id, HangupReason::Failed, &e).await;
-        return;
+        return finish(&layer, &device, &media, log, HangupSide::Gateway, &call_id, HangupReason::Failed, &e).await;
     }
-    tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding = browser_format.encoding != sip_format.encoding, "answered");
+    let transcoding = browser_format.encoding != sip_format.encoding;
+    tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding, "answered");
+    log.answered(sip_codec.codec.encoding_name(), &browser_codec.mime_type, transcoding, Some(device.id));
     let mut sip = SipSide::new(call.id, Side::A, &call_id, layer.engine.address(), rtp_port, answer, Some(offer), sip_codec.codec);
-    bridge(&layer, &call, &mut device, &mut media, &mut sip, &call_id, &mut control, &mut sip_events, to_engine).await;
+    bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events, to_engine).await;
+}
+
+/// Refuses the caller with `status` and closes the record.
+async fn refuse(layer: &CallLayer, call: &IncomingCall, log: CallLog, status: u16, outcome: CallStatus, why: &str) {
+    layer.sip.call_reject(call.id, status).await;
+    log.finish(outcome, HangupSide::Gateway, why, Some(status));
 }
 
 /// What browsers are offered: by default the SIP side's codec, so audio passes through untouched.
@@ -307,6 +331,7 @@ async fn bridge(
     device: &mut Device,
     media: &mut SessionHandle,
     sip: &mut SipSide,
+    log: CallLog,
     call_id: &str,
     control: &mut mpsc::Receiver<BrowserAnswer>,
     sip_events: &mut mpsc::Receiver<SipCallEvent>,
@@ -321,12 +346,12 @@ async fn bridge(
             () = parking.expired() => {
                 tracing::info!("the browser did not reclaim the call: BYE");
                 layer.sip.call_hangup(call.id).await;
-                return finish(layer, device, media, call_id, HangupReason::Failed, "the browser did not come back").await;
+                return finish(layer, device, media, log, HangupSide::Browser, call_id, HangupReason::Failed, "the browser did not come back").await;
             }
             () = &mut longest => {
                 tracing::info!("maximum call duration reached");
                 layer.sip.call_hangup(call.id).await;
-                return finish(layer, device, media, call_id, HangupReason::Normal, "maximum call duration").await;
+                return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Normal, "maximum call duration").await;
             }
             event = leg_events.recv() => match event {
                 Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
@@ -336,11 +361,11 @@ async fn bridge(
                 Some(LegEvent::Connected) => tracing::info!("browser media connected"),
                 Some(LegEvent::Failed(reason)) => {
                     layer.sip.call_hangup(call.id).await;
-                    return finish(layer, device, media, call_id, HangupReason::Failed, &reason).await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, &reason).await;
                 }
                 None => {
                     layer.sip.call_hangup(call.id).await;
-                    return finish(layer, device, media, call_id, HangupReason::Failed, "browser leg closed").await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, "browser leg closed").await;
                 }
             },
             Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
@@ -349,7 +374,7 @@ async fn bridge(
                 Some(BrowserAnswer::Hangup { .. }) | None => {
                     tracing::info!("browser hung up: BYE");
                     layer.sip.call_hangup(call.id).await;
-                    return finish(layer, device, media, call_id, HangupReason::Normal, "").await;
+                    return finish(layer, device, media, log, HangupSide::Browser, call_id, HangupReason::Normal, "").await;
                 }
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = device.leg.add_remote_candidate(candidate).await; }
                 Some(BrowserAnswer::Accept { reply, .. }) => { let _ = reply.send(Err("already answered".into())); }
@@ -357,7 +382,7 @@ async fn bridge(
                 Some(BrowserAnswer::Detached { .. }) => {
                     if !parking.detach() {
                         layer.sip.call_hangup(call.id).await;
-                        return finish(layer, device, media, call_id, HangupReason::Failed, "the browser went away").await;
+                        return finish(layer, device, media, log, HangupSide::Browser, call_id, HangupReason::Failed, "the browser went away").await;
                     }
                     tracing::info!(grace_secs = layer.limits.reclaim_grace_secs, "the browser's connection dropped; waiting for a reclaim");
                 }
@@ -373,7 +398,7 @@ async fn bridge(
                     sip.on_dialog_event(layer, media, &device.push, event).await;
                     if sip.transferred {
                         layer.sip.call_hangup(call.id).await;
-                        return finish(layer, device, media, call_id, HangupReason::Normal, "transferred").await;
+                        return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Normal, "transferred").await;
                     }
                 }
                 Some(SipCallEvent::Ended { reason, .. }) => {
@@ -383,20 +408,24 @@ async fn bridge(
                         CallEndReason::SessionExpired => "the SIP session expired",
                         _ => "the caller hung up",
                     };
-                    return finish(layer, device, media, call_id, HangupReason::Normal, cause).await;
+                    return finish(layer, device, media, log, HangupSide::Sip, call_id, HangupReason::Normal, cause).await;
                 }
                 Some(_) => {}
                 None => {
                     layer.sip.call_hangup(call.id).await;
-                    return finish(layer, device, media, call_id, HangupReason::Failed, "call layer stopped").await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, "call layer stopped").await;
                 }
             },
         }
     }
 }
 
-async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, call_id: &str, reason: HangupReason, cause: &str) {
+#[allow(clippy::too_many_arguments)]
+async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, mut log: CallLog, side: HangupSide, call_id: &str, reason: HangupReason, cause: &str) {
     let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.to_string(), reason, cause: cause.to_string() }).await;
+    log.collect_quality(media, Side::A).await;
+    let status = if reason == HangupReason::Normal || side != HangupSide::Gateway { CallStatus::Answered } else { CallStatus::Failed };
+    log.finish(status, side, if cause.is_empty() { "the browser hung up" } else { cause }, None);
     media.stop().await;
     device.leg.close().await;
     layer.engine.release(device.port);

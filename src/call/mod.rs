@@ -1,6 +1,7 @@
 //! Calls: the echo test, calls from SIP to browsers (`inbound`), calls from browsers to SIP
 //! (`outbound`), and the caps they share (`limits`).
 
+pub mod call_log;
 pub mod echo;
 pub mod inbound;
 pub mod legs;

@@ -4,7 +4,9 @@
 use super::legs::{codec_of_encoding, encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
+use super::call_log::CallLog;
 use super::sip_side::SipSide;
+use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use crate::sip::core::{CallEndReason, DialogEvent};
 use crate::call::echo::encoding_of;
@@ -47,11 +49,16 @@ pub async fn place(
     mut control: mpsc::Receiver<BrowserAnswer>,
 ) {
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
+    let log = CallLog::outbound(&layer.records, &call_id, &user, profile.as_deref(), &target);
     let Some(_slot) = layer.acquire_slot(&user, profile.as_deref()) else {
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
-        return;
+        return log.finish(CallStatus::Failed, HangupSide::Gateway, "call limit reached", None);
     };
-    let Ok(port) = layer.engine.reserve_port() else { let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await; return };
+    let Ok(port) = layer.engine.reserve_port() else {
+        let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await;
+        return log.finish(CallStatus::Failed, HangupSide::Gateway, "no media port", None);
+    };
+    let mut log = log;
     let config = WebRtcConfig {
         bind: std::net::SocketAddr::new(layer.engine.address(), port),
         ice_servers: layer.webrtc.ice_servers.clone(),
@@ -64,7 +71,7 @@ pub async fn place(
         Err(e) => {
             layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::Failed, &e.to_string())).await;
-            return;
+            return log.finish(CallStatus::Failed, HangupSide::Browser, "the browser's offer was refused", None);
         }
     };
     let leg = Arc::new(leg);
@@ -76,7 +83,7 @@ pub async fn place(
             leg.close().await;
             layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await;
-            return;
+            return log.finish(CallStatus::Failed, HangupSide::Gateway, "no media port", None);
         }
     };
     // The browser's codec first, so the peer can take it untouched; the others allow transcoding.
@@ -89,7 +96,7 @@ pub async fn place(
             leg.close().await;
             layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::NotFound, &e)).await;
-            return;
+            return log.finish(CallStatus::Failed, HangupSide::Gateway, &e, None);
         }
     };
     let (events_tx, mut events) = mpsc::channel(32);
@@ -104,6 +111,9 @@ pub async fn place(
     let longest = tokio::time::sleep(std::time::Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
     let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
+    // Who ended the call and the SIP status, for the record.
+    let mut side = HangupSide::Gateway;
+    let mut sip_status: Option<u16> = None;
     let outcome: (HangupReason, String) = loop {
         tokio::select! {
             () = parking.expired() => {
@@ -132,6 +142,7 @@ pub async fn place(
                         _ => false,
                     };
                     if status == 180 || status == 183 || early {
+                        log.ringing();
                         let sdp = early.then(|| browser_answer.clone());
                         let _ = push.send(BrowserPush::Ringing { call_id: call_id.clone(), sdp }).await;
                     }
@@ -156,16 +167,19 @@ pub async fn place(
                         let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
                         if let Some((answer, negotiated)) = codec {
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
+                            log.answered(first.encoding_name(), &leg.codec().mime_type, encoding_of_codec(first) != browser_encoding, None);
                             sip = Some(SipSide::new(sip_id, Side::B, &call_id, layer.engine.address(), rtp_port, our_offer.clone(), Some(answer), first));
                         }
                     }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Failed { status, .. })) => {
+                    (side, sip_status) = (HangupSide::Sip, Some(status));
                     let (reason, cause) = failure_reason(status);
                     break (reason, format!("{status} {cause}"));
                 }
                 Some(SipCallEvent::Ended { reason, .. }) => {
+                    side = HangupSide::Sip;
                     let cause = if reason == CallEndReason::SessionExpired { "the SIP session expired" } else { "the far end hung up" };
                     break (HangupReason::Normal, cause.into());
                 }
@@ -211,6 +225,7 @@ pub async fn place(
                     }
                 },
                 Some(BrowserAnswer::Hangup { .. }) | None => {
+                    side = HangupSide::Browser;
                     layer.sip.outbound_hangup(sip_id).await;
                     break (HangupReason::Normal, "hung up".into());
                 }
@@ -219,6 +234,7 @@ pub async fn place(
                 // Only an answered call waits for its browser; an unanswered one is given up.
                 Some(BrowserAnswer::Detached { .. }) => {
                     if sip.is_none() || !parking.detach() {
+                        side = HangupSide::Browser;
                         layer.sip.outbound_hangup(sip_id).await;
                         break (HangupReason::Failed, "the browser went away".into());
                     }
@@ -234,9 +250,20 @@ pub async fn place(
     };
     tracing::info!(%call_id, reason = ?outcome.0, cause = %outcome.1, "call ended");
     let _ = push.send(hangup(outcome.0, &outcome.1)).await;
+    let status = match (sip.is_some(), sip_status) {
+        (true, _) if outcome.0 == HangupReason::Normal || side != HangupSide::Gateway => CallStatus::Answered,
+        (true, _) => CallStatus::Failed,
+        (false, Some(486 | 600)) => CallStatus::Busy,
+        (false, Some(603)) => CallStatus::Rejected,
+        (false, Some(480 | 408)) => CallStatus::Missed,
+        (false, None) if side == HangupSide::Browser => CallStatus::Cancelled,
+        _ => CallStatus::Failed,
+    };
     if let Some(media) = media {
+        log.collect_quality(&media, Side::B).await;
         media.stop().await;
     }
+    log.finish(status, side, &outcome.1, sip_status);
     leg.close().await;
     layer.engine.release(port);
 }

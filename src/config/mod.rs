@@ -316,11 +316,29 @@ fn default_max_duration() -> u64 {
     4 * 3_600
 }
 
+/// Where call records go.
+#[derive(Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RecordsConfig {
+    /// `postgres://user:password@host/db`; without it, SQLite in the data directory.
+    #[serde(default)]
+    pub database_url: Option<String>,
+}
+
+impl fmt::Debug for RecordsConfig {
+    // The URL may hold a password.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordsConfig").field("database_url", &self.database_url.as_ref().map(|_| "<redacted>")).finish()
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 struct MainFile {
     #[serde(default)]
     calls: CallsConfig,
+    #[serde(default)]
+    records: RecordsConfig,
     #[serde(default)]
     general: GeneralConfig,
     #[serde(default)]
@@ -339,11 +357,20 @@ pub struct Config {
     pub sip: SipConfig,
     pub media: MediaConfig,
     pub calls: CallsConfig,
+    pub records: RecordsConfig,
     pub http: HttpConfig,
     pub profiles: Vec<Profile>,
 }
 
 impl Config {
+    /// The call-record database: the configured URL, or SQLite in the data directory.
+    pub fn records_url(&self) -> String {
+        match &self.records.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.general.data_dir.join("records.db").display()),
+        }
+    }
+
     pub fn load(file: &Path) -> Result<Config, ConfigErrors> {
         let mut errors = ConfigErrors::default();
         let text = std::fs::read_to_string(file).map_err(|e| {
@@ -370,7 +397,7 @@ impl Config {
 
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
         if errors.0.is_empty() {
-            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, http: main.http, profiles })
+            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, records: main.records, http: main.http, profiles })
         } else {
             Err(errors)
         }

@@ -19,6 +19,9 @@ pub enum Backend {
 pub struct SqlStore {
     pool: AnyPool,
     backend: Backend,
+    /// Migrations ran in this process (they run before the first query, so a database that is
+    /// down at start is migrated when it comes up).
+    migrated: tokio::sync::OnceCell<()>,
 }
 
 const COLUMNS: [&str; 34] = [
@@ -39,8 +42,17 @@ fn db_error(e: sqlx::Error) -> StoreError {
 }
 
 impl SqlStore {
-    /// `postgres://…` or `sqlite://PATH` (created if missing).
+    /// `postgres://…` or `sqlite://PATH` (created if missing). Connects now, so a bad URL or an
+    /// unreachable database shows at once.
     pub async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+        let store = SqlStore::connect_lazy(url)?;
+        drop(store.pool.acquire().await.map_err(db_error)?);
+        Ok(store)
+    }
+
+    /// Like `connect`, but the first connection is made when first needed: the gateway starts
+    /// while its database is down, and records wait in the spool.
+    pub fn connect_lazy(url: &str) -> Result<SqlStore, StoreError> {
         sqlx::any::install_default_drivers();
         let backend = if url.starts_with("postgres") {
             Backend::Postgres
@@ -57,10 +69,9 @@ impl SqlStore {
             // SQLite allows one writer; more connections only queue on its lock.
             .max_connections(if backend == Backend::Sqlite { 1 } else { 8 })
             .acquire_timeout(Duration::from_secs(3))
-            .connect(&url)
-            .await
+            .connect_lazy(&url)
             .map_err(db_error)?;
-        Ok(SqlStore { pool, backend })
+        Ok(SqlStore { pool, backend, migrated: tokio::sync::OnceCell::new() })
     }
 
     pub fn backend(&self) -> Backend {
@@ -68,11 +79,24 @@ impl SqlStore {
     }
 
     pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.run_migrations().await?;
+        let _ = self.migrated.set(());
+        Ok(())
+    }
+
+    async fn ready(&self) -> Result<(), StoreError> {
+        self.migrated.get_or_try_init(|| self.run_migrations()).await.map(|_| ())
+    }
+
+    async fn run_migrations(&self) -> Result<(), StoreError> {
         let result = match self.backend {
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await,
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await,
         };
-        result.map_err(|e| StoreError::Migration(e.to_string()))
+        result.map_err(|e| match e {
+            sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
+            other => StoreError::Migration(other.to_string()),
+        })
     }
 
     pub async fn close(&self) {
@@ -198,6 +222,7 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Bind>) {
 #[async_trait]
 impl CallStore for SqlStore {
     async fn upsert(&self, r: &CallRecord) -> Result<(), StoreError> {
+        self.ready().await?;
         let sql = upsert_sql();
         sqlx::query(AssertSqlSafe(sql))
             .bind(r.id.clone())
@@ -241,11 +266,13 @@ impl CallStore for SqlStore {
     }
 
     async fn get(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {
+        self.ready().await?;
         let row = sqlx::query("SELECT * FROM call_records WHERE id = $1").bind(id.to_string()).fetch_optional(&self.pool).await.map_err(db_error)?;
         row.as_ref().map(record_from_row).transpose()
     }
 
     async fn list(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
+        self.ready().await?;
         let (clause, binds) = filter_sql(filter);
         let limit = i64::from(filter.limit.clamp(1, MAX_PAGE));
         let sql = format!("SELECT * FROM call_records{clause} ORDER BY started_at DESC, id DESC LIMIT ${}", binds.len() + 1);
@@ -262,6 +289,7 @@ impl CallStore for SqlStore {
     }
 
     async fn count(&self) -> Result<u64, StoreError> {
+        self.ready().await?;
         let row = sqlx::query("SELECT COUNT(*) AS n FROM call_records").fetch_one(&self.pool).await.map_err(db_error)?;
         Ok(u64::try_from(row.try_get::<i64, _>("n").map_err(db_error)?).unwrap_or(0))
     }
