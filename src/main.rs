@@ -73,12 +73,13 @@ fn migrate(config: Config) -> ExitCode {
     }
 }
 
-/// The call-record writer: store (PostgreSQL or SQLite) behind the durable spool.
-fn start_records(config: &Config) -> anyhow::Result<sipbridge::store::RecorderHandle> {
+/// The call-record store (PostgreSQL or SQLite) and its writer behind the durable spool.
+fn start_records(config: &Config) -> anyhow::Result<(Arc<dyn sipbridge::store::CallStore>, sipbridge::store::RecorderHandle)> {
     let store = sipbridge::store::SqlStore::connect_lazy(&config.records_url())?;
     tracing::info!(backend = ?store.backend(), "call records");
+    let store: Arc<dyn sipbridge::store::CallStore> = Arc::new(store);
     let spool = sipbridge::store::Spool::open(&config.general.data_dir.join("spool"))?;
-    Ok(sipbridge::store::Recorder::start(spool, Arc::new(store)))
+    Ok((store.clone(), sipbridge::store::Recorder::start(spool, store)))
 }
 
 fn run(config: Config) -> ExitCode {
@@ -115,7 +116,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         lite: media.ice_lite,
         failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
     };
-    let records = start_records(&config)?;
+    let (record_store, records) = start_records(&config)?;
     let (outbound_tx, outbound_rx) = tokio::sync::mpsc::channel(256);
     let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
         sip: endpoint.status.clone(),
@@ -129,6 +130,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         active: Arc::new(sipbridge::call::limits::CallCounter::default()),
         records: records.clone(),
     });
+
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {
         jwt_secret: config.http.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
@@ -147,6 +149,8 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),
         signaling: Arc::new(signaling),
+        records: record_store,
+        recorder: records,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

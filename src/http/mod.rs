@@ -1,6 +1,8 @@
 //! The HTTP side: health, metrics, the status API, the browser signaling WebSocket and the web/
 //! pages (embedded in the binary). The API and metrics need a bearer token; `/ws` needs a login.
 
+mod openapi;
+mod records;
 mod ws;
 
 use crate::config::{LocalUser, Secret};
@@ -19,6 +21,8 @@ pub struct AppState {
     pub sip: StatusHandle,
     pub api_tokens: Arc<Vec<Secret>>,
     pub signaling: Arc<SignalingContext>,
+    pub records: Arc<dyn crate::store::CallStore>,
+    pub recorder: crate::store::RecorderHandle,
 }
 
 /// What the WebSocket endpoint needs from the rest of the gateway.
@@ -77,7 +81,12 @@ pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/metrics", get(metrics))
+        .route("/readyz", get(readyz))
         .route("/api/v1/sip/status", get(sip_status))
+        .route("/api/v1/calls", get(records::list))
+        .route("/api/v1/calls.csv", get(records::export))
+        .route("/api/v1/calls/{id}", get(records::one))
+        .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT) }))
         .route("/ws", get(ws::upgrade));
     for (path, body, content_type) in STATIC_FILES {
         router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, *content_type)], *body) }));
@@ -106,6 +115,17 @@ fn unauthorized() -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
     response
+}
+
+/// Ready when the SIP endpoint runs and the call-record database answers.
+async fn readyz(State(state): State<AppState>) -> Response {
+    if state.sip.snapshot().await.is_none() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running");
+    }
+    match state.records.count().await {
+        Ok(_) => (StatusCode::OK, "ready\n").into_response(),
+        Err(e) => records::store_error(e),
+    }
 }
 
 async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -153,5 +173,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         let up = u8::from(upstream.peer_status == "up");
         let _ = writeln!(out, "sipbridge_peer_up{{profile=\"{}\"}} {up}", upstream.profile);
     }
+    let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");
+    let _ = writeln!(out, "sipbridge_record_spool_depth {}", state.recorder.spool_depth());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }
