@@ -20,6 +20,7 @@ test:
 
 ## Benchmarks that print figures (see benches/).
 bench:
+	@eval "export $$(scripts/ensure-postgres.sh)" && cargo bench --bench records
 	cargo bench --bench sip_core
 	cargo bench --bench media
 	cargo bench --bench echo_load

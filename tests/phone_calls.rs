@@ -182,6 +182,11 @@ fn assert_answered_record(record: &sipbridge::store::CallRecord, direction: sipb
     assert!(record.started_at <= answered && answered <= ended, "{record:#?}");
     assert!((2_000..30_000).contains(&(ended - answered)), "talk time within the test's span: {record:#?}");
     assert_eq!(record.billable_secs, Some((ended - answered + 999) / 1000));
+    let ladder: Vec<&str> = record.sip_messages.iter().map(|m| m.summary.as_str()).collect();
+    println!("ladder: {ladder:?}");
+    assert!(ladder.first().is_some_and(|s| s.starts_with("INVITE ")), "the ladder starts with the INVITE: {ladder:?}");
+    assert!(ladder.iter().any(|s| s.starts_with("BYE ")) && ladder.iter().any(|s| s.starts_with("SIP/2.0 200")), "{ladder:?}");
+    assert!(record.sip_messages.iter().all(|m| !m.text.contains("response=\"")), "digest answers are masked");
     for leg in ["sip", "browser"] {
         let received = record.quality.iter().find(|q| q.leg == leg && q.direction == "received").unwrap_or_else(|| panic!("{leg} quality: {record:#?}"));
         assert!(received.packets > 50, "{leg} packets: {record:#?}");

@@ -90,6 +90,24 @@ impl CallLog {
         }
     }
 
+    /// The call's SIP messages, in order, for the ladder view.
+    pub fn sip_messages(&mut self, entries: Vec<crate::sip::ladder::LadderEntry>) {
+        self.record.sip_messages = entries
+            .into_iter()
+            .map(|e| crate::store::SipMessage { at: e.at, direction: if e.outgoing { "out".into() } else { "in".into() }, peer: e.peer, summary: e.summary, text: e.text })
+            .collect();
+    }
+
+    pub fn add_sip_call_id(&mut self, call_id: &str) {
+        if !call_id.is_empty() && !self.record.sip_call_ids.iter().any(|c| c == call_id) {
+            self.record.sip_call_ids.push(call_id.to_string());
+        }
+    }
+
+    pub fn sip_call_ids(&self) -> Vec<String> {
+        self.record.sip_call_ids.clone()
+    }
+
     pub fn finish(mut self, status: CallStatus, side: HangupSide, reason: &str, sip_code: Option<u16>) {
         self.record.finish(now_ms(), status, side, reason, sip_code);
         self.writer.write(&self.record);

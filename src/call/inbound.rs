@@ -252,6 +252,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
             layer.engine.release(d.port);
         }
         let (status, side, reason, sip_code) = ending;
+        attach_ladder(&layer, &mut log).await;
         return log.finish(status, side, reason, sip_code);
     };
     let mut device = ringing.remove(index);
@@ -286,9 +287,19 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
 }
 
 /// Refuses the caller with `status` and closes the record.
-async fn refuse(layer: &CallLayer, call: &IncomingCall, log: CallLog, status: u16, outcome: CallStatus, why: &str) {
+async fn refuse(layer: &CallLayer, call: &IncomingCall, mut log: CallLog, status: u16, outcome: CallStatus, why: &str) {
     layer.sip.call_reject(call.id, status).await;
+    attach_ladder(layer, &mut log).await;
     log.finish(outcome, HangupSide::Gateway, why, Some(status));
+}
+
+/// The call's SIP messages, once its last transaction had a moment to answer.
+pub(super) async fn attach_ladder(layer: &CallLayer, log: &mut CallLog) {
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for sip_call_id in log.sip_call_ids() {
+        let messages = layer.sip.take_ladder(&sip_call_id).await;
+        log.sip_messages(messages);
+    }
 }
 
 /// What browsers are offered: by default the SIP side's codec, so audio passes through untouched.
@@ -424,6 +435,7 @@ async fn bridge(
 async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, mut log: CallLog, side: HangupSide, call_id: &str, reason: HangupReason, cause: &str) {
     let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.to_string(), reason, cause: cause.to_string() }).await;
     log.collect_quality(media, Side::A).await;
+    attach_ladder(layer, &mut log).await;
     let status = if reason == HangupReason::Normal || side != HangupSide::Gateway { CallStatus::Answered } else { CallStatus::Failed };
     log.finish(status, side, if cause.is_empty() { "the browser hung up" } else { cause }, None);
     media.stop().await;

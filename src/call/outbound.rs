@@ -91,7 +91,10 @@ pub async fn place(
     codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser_encoding)));
     let our_offer = sdp::offer(&LocalCapabilities::new(codecs), layer.engine.address(), endpoint.port, rand::random::<u32>().into(), 1);
     let sip_id = match layer.sip.place_call(profile.as_deref(), &target, &user, our_offer.to_string()).await {
-        Ok(id) => id,
+        Ok((id, sip_call_id)) => {
+            log.add_sip_call_id(&sip_call_id);
+            id
+        }
         Err(e) => {
             leg.close().await;
             layer.engine.release(port);
@@ -263,6 +266,7 @@ pub async fn place(
         log.collect_quality(&media, Side::B).await;
         media.stop().await;
     }
+    super::inbound::attach_ladder(&layer, &mut log).await;
     log.finish(status, side, &outcome.1, sip_status);
     leg.close().await;
     layer.engine.release(port);

@@ -64,7 +64,8 @@ enum SipCommand {
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
-    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<super::core::SipCallId, String>> },
+    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
+    TakeLadder { call_id: String, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
     InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
@@ -128,7 +129,8 @@ impl StatusHandle {
     }
 
     /// Places a call to `user` at the peer of `profile` with our SDP offer.
-    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String) -> Result<super::core::SipCallId, String> {
+    /// Returns the call's id and its SIP Call-ID.
+    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String) -> Result<(super::core::SipCallId, String), String> {
         let (reply, answer) = oneshot::channel();
         let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
@@ -149,6 +151,15 @@ impl StatusHandle {
         let (reply, answer) = oneshot::channel();
         self.requests.send(SipCommand::Refer { id, target, reply }).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
+    }
+
+    /// The SIP messages of a call (by SIP Call-ID) for its record; they are forgotten here.
+    pub async fn take_ladder(&self, call_id: &str) -> Vec<super::ladder::LadderEntry> {
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send(SipCommand::TakeLadder { call_id: call_id.to_string(), reply }).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// A digit as SIP INFO, for a peer without telephone-event.
@@ -224,9 +235,14 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         send_failures: 0,
         pending_user_registrations: HashMap::new(),
         calls: calls_tx,
+        ladder: super::ladder::Ladder::default(),
     };
     tokio::spawn(driver.run(events_rx, status_rx));
     Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, calls: calls_rx, bound })
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
@@ -261,6 +277,8 @@ struct Driver {
     /// Browser logins waiting for the PBX's verdict, by registration key.
     pending_user_registrations: HashMap<String, oneshot::Sender<Result<String, String>>>,
     calls: mpsc::Sender<SipCallEvent>,
+    /// The SIP messages of calls in progress, for their records.
+    ladder: super::ladder::Ladder,
 }
 
 type Resolution = (String, Result<ResolvedPeer, String>);
@@ -304,7 +322,11 @@ impl Driver {
             SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
             SipCommand::PlaceCall { profile, user, caller, sdp, reply } => {
-                let _ = reply.send(self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now()));
+                let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
+                let _ = reply.send(placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default())));
+            }
+            SipCommand::TakeLadder { call_id, reply } => {
+                let _ = reply.send(self.ladder.take(&call_id));
             }
             SipCommand::OutboundHangup(id) => self.core.outbound_hangup(id, Instant::now()),
             SipCommand::Reanswer { id, answer } => self.core.call_reanswer(id, answer, Instant::now()),
@@ -321,7 +343,10 @@ impl Driver {
     fn handle_event(&mut self, event: TransportEvent) {
         let now = Instant::now();
         match event {
-            TransportEvent::Message { bytes, peer } => self.core.handle_inbound(&bytes, peer, now),
+            TransportEvent::Message { bytes, peer } => {
+                self.ladder.observe(&bytes, false, &peer.remote.to_string(), unix_ms());
+                self.core.handle_inbound(&bytes, peer, now)
+            }
             TransportEvent::ConnectionOpened { peer, commands } => {
                 if let Some(id) = peer.connection {
                     self.by_remote.insert((peer.transport, peer.remote), id);
@@ -382,6 +407,11 @@ impl Driver {
     }
 
     fn send(&mut self, transmit: Transmit) {
+        let destination = match transmit.route {
+            Route::Reply(ResponseRoute::Datagram { to, .. }) | Route::Request { to, .. } => to,
+            Route::Reply(ResponseRoute::Connection(peer)) => peer.remote,
+        };
+        self.ladder.observe(&transmit.bytes, true, &destination.to_string(), unix_ms());
         let delivered = match transmit.route {
             Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_sockets.get(&from) {
                 Some(socket) => socket.try_send_to(&transmit.bytes, to).is_ok(),

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod core;
 pub mod dialog;
 pub mod endpoint;
+pub mod ladder;
 pub mod message;
 pub mod options;
 pub mod registrar;

@@ -103,6 +103,12 @@ impl SipCore {
         Ok(self.send_first_invite(uri, from, format!("<sip:{user}@{host}>"), (transport, resolved.remote), resolved.advertised, digest, sdp, now))
     }
 
+    /// The SIP Call-ID of a call we placed (for its record's ladder).
+    pub fn outbound_sip_call_id(&self, id: SipCallId) -> Option<String> {
+        let call = self.outbound.get(&id)?;
+        call.invite.headers.iter().find(|h| matches!(h, Header::CallId(_))).map(|h| h.value().trim().to_string())
+    }
+
     /// The freshest binding of a phone registered as `user`, with the flow it registered over.
     fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer)> {
         let local = self.local.as_ref()?;
