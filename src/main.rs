@@ -25,6 +25,19 @@ enum Command {
     CheckConfig,
     /// Create or update the call-record database schema, and exit.
     Migrate,
+    /// Web console users.
+    #[command(subcommand)]
+    User(UserCommand),
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add (or replace) a console user; the password is read from standard input.
+    Add {
+        username: String,
+        #[arg(long, default_value = "viewer", value_parser = ["admin", "viewer"])]
+        role: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -43,6 +56,24 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate => migrate(config),
+        Command::User(UserCommand::Add { username, role }) => {
+            let role = if role == "admin" { sipbridge::config::ConsoleRole::Admin } else { sipbridge::config::ConsoleRole::Viewer };
+            let mut password = String::new();
+            if std::io::stdin().read_line(&mut password).is_err() {
+                eprintln!("sipbridge user add: cannot read the password from standard input");
+                return ExitCode::FAILURE;
+            }
+            match sipbridge::http::console::add_user(&config.general.data_dir, &username, password.trim_end_matches(['\r', '\n']), role) {
+                Ok(()) => {
+                    println!("console user {username} saved in {}", sipbridge::http::console::users_file(&config.general.data_dir).display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("sipbridge user add: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Run => run(config),
     }
 }
@@ -151,6 +182,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         signaling: Arc::new(signaling),
         records: record_store,
         recorder: records,
+        console: Arc::new(http::ConsoleContext {
+            users: http::console::load_users(&config.http.console_users, &config.general.data_dir),
+            sessions: http::console::Sessions::open(&config.general.data_dir)?,
+        }),
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await

@@ -198,11 +198,38 @@ pub struct HttpConfig {
     /// STUN/TURN URLs handed to browsers in the login reply (and used by the gateway's peer).
     #[serde(default)]
     pub ice_servers: Vec<String>,
+    /// Web console users (also added with `sipbridge user add`, kept in the data directory).
+    #[serde(default)]
+    pub console_users: Vec<ConsoleUser>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http_listen(), api_tokens: Vec::new(), jwt_secret: None, ice_servers: Vec::new() }
+        Self { listen: default_http_listen(), api_tokens: Vec::new(), jwt_secret: None, ice_servers: Vec::new(), console_users: Vec::new() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ConsoleRole {
+    /// Everything, including exports and SIP registrations.
+    Admin,
+    /// Call records and the dashboard.
+    Viewer,
+}
+
+/// A web console login. The password is only ever stored as an argon2 hash (PHC string).
+#[derive(Clone, Deserialize, serde::Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsoleUser {
+    pub username: String,
+    pub password_hash: String,
+    pub role: ConsoleRole,
+}
+
+impl fmt::Debug for ConsoleUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).finish()
     }
 }
 

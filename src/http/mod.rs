@@ -1,6 +1,7 @@
 //! The HTTP side: health, metrics, the status API, the browser signaling WebSocket and the web/
 //! pages (embedded in the binary). The API and metrics need a bearer token; `/ws` needs a login.
 
+pub mod console;
 mod openapi;
 mod records;
 mod ws;
@@ -11,7 +12,7 @@ use crate::sip::endpoint::StatusHandle;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use std::fmt::Write;
 use std::sync::Arc;
@@ -23,6 +24,13 @@ pub struct AppState {
     pub signaling: Arc<SignalingContext>,
     pub records: Arc<dyn crate::store::CallStore>,
     pub recorder: crate::store::RecorderHandle,
+    pub console: Arc<ConsoleContext>,
+}
+
+/// Who may log in to the web console, and the session signer.
+pub struct ConsoleContext {
+    pub users: Vec<crate::config::ConsoleUser>,
+    pub sessions: console::Sessions,
 }
 
 /// What the WebSocket endpoint needs from the rest of the gateway.
@@ -75,6 +83,9 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     ("/", include_str!("../../web/phone.html"), "text/html; charset=utf-8"),
     ("/phone.html", include_str!("../../web/phone.html"), "text/html; charset=utf-8"),
     ("/sipbridge.js", include_str!("../../web/sipbridge.js"), "text/javascript; charset=utf-8"),
+    ("/console", include_str!("../../web/console.html"), "text/html; charset=utf-8"),
+    ("/console.js", include_str!("../../web/console.js"), "text/javascript; charset=utf-8"),
+    ("/console.css", include_str!("../../web/console.css"), "text/css; charset=utf-8"),
 ];
 
 pub fn router(state: AppState) -> Router {
@@ -87,6 +98,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/calls.csv", get(records::export))
         .route("/api/v1/calls/{id}", get(records::one))
         .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT) }))
+        .route("/console/login", post(console::login))
+        .route("/console/logout", post(console::logout))
+        .route("/console/me", get(console::me))
         .route("/ws", get(ws::upgrade));
     for (path, body, content_type) in STATIC_FILES {
         router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, *content_type)], *body) }));
@@ -111,6 +125,20 @@ fn authorized(headers: &HeaderMap, tokens: &[Secret]) -> bool {
     })
 }
 
+/// Bearer tokens (operators' scripts) act as admin; console sessions carry their role.
+/// `Err` is the 401 or 403 to answer with.
+fn access(state: &AppState, headers: &HeaderMap, admin_only: bool) -> Result<(), Response> {
+    if authorized(headers, &state.api_tokens) {
+        return Ok(());
+    }
+    match console::session(state, headers) {
+        Some((_, crate::config::ConsoleRole::Admin)) => Ok(()),
+        Some(_) if admin_only => Err(error(StatusCode::FORBIDDEN, "forbidden", "this needs an admin")),
+        Some(_) => Ok(()),
+        None => Err(unauthorized()),
+    }
+}
+
 fn unauthorized() -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -129,8 +157,8 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &state.api_tokens) {
-        return unauthorized();
+    if let Err(refusal) = access(&state, &headers, true) {
+        return refusal;
     }
     match state.sip.snapshot().await {
         Some(status) => Json(status).into_response(),

@@ -1,7 +1,7 @@
 //! `/api/v1/calls`: call records, filtered and paged (JSON or CSV), one record with its timeline
 //! and SIP ladder. Every bad query parameter is a 400 with a JSON error naming it.
 
-use super::{authorized, error, unauthorized, AppState};
+use super::{access, error, AppState};
 use crate::store::{CallDirection, CallRecord, CallStatus, RecordFilter, StoreError};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
@@ -156,8 +156,8 @@ fn summary(record: &CallRecord) -> serde_json::Value {
 }
 
 pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&headers, &state.api_tokens) {
-        return unauthorized();
+    if let Err(refusal) = access(&state, &headers, false) {
+        return refusal;
     }
     let filter = match parse_filter(&params, true) {
         Ok(filter) => filter,
@@ -173,8 +173,8 @@ pub(super) async fn list(State(state): State<AppState>, headers: HeaderMap, Quer
 }
 
 pub(super) async fn one(State(state): State<AppState>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    if !authorized(&headers, &state.api_tokens) {
-        return unauthorized();
+    if let Err(refusal) = access(&state, &headers, false) {
+        return refusal;
     }
     if id.len() > 64 || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
         return bad("id", "not a call id");
@@ -234,9 +234,10 @@ fn csv_row(r: &CallRecord) -> String {
     row
 }
 
+/// Exports hold every record at once (billing data): admins only.
 pub(super) async fn export(State(state): State<AppState>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> Response {
-    if !authorized(&headers, &state.api_tokens) {
-        return unauthorized();
+    if let Err(refusal) = access(&state, &headers, true) {
+        return refusal;
     }
     let mut filter = match parse_filter(&params, false) {
         Ok(filter) => filter,

@@ -49,11 +49,13 @@ pub struct GatewayOptions {
     pub extra_media: String,
     /// `digest_algorithms` of the local domain, in challenge order.
     pub digest_algorithms: &'static str,
+    /// Extra lines for the [http] section (which comes last, so tables may follow).
+    pub extra_http: String,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]" }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new() }
     }
 }
 
@@ -85,13 +87,14 @@ impl Gateway {
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
              [media]\naddress = \"127.0.0.1\"\n{media_range}{extra_media}\n\
-             [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n",
+             [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n{}",
             if options.extra_sip.contains("rate_limit") {
                 options.extra_sip.clone()
             } else {
                 // Tests send bursts from one address; the production default would throttle them.
                 format!("rate_limit_per_second = 5000\nrate_limit_burst = 10000\n{}", options.extra_sip)
-            }
+            },
+            options.extra_http
         );
         std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
         let profiles = dir.path().join("profiles");

@@ -1,0 +1,136 @@
+//! The web console in headless Chromium: login (a wrong password first), the dashboard, the call
+//! records (a real call's record plus seeded ones), a filter that narrows them, and the detail
+//! page with the SIP ladder of the real call. Also the console's auth over HTTP: sessions, roles
+//! (403 for a viewer's export) and cross-origin refusal. Screenshots land in
+//! $CARGO_TARGET_DIR/test-artifacts/console/.
+
+mod support;
+
+use sipbridge::store::{CallDirection, CallRecord, CallStatus, CallStore, HangupSide, SqlStore};
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use support::{sipp, sipp_available, Gateway, GatewayOptions};
+
+const ADMIN_PASSWORD: &str = "console-admin-pass";
+const VIEWER_PASSWORD: &str = "console-viewer-pass";
+
+fn console_gateway() -> Gateway {
+    let admin = sipbridge::http::console::hash_password(ADMIN_PASSWORD).expect("hash");
+    let viewer = sipbridge::http::console::hash_password(VIEWER_PASSWORD).expect("hash");
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    Gateway::start(GatewayOptions {
+        profiles: vec![("trunk.toml".into(), trunk)],
+        extra_http: format!(
+            "\n[[http.console_users]]\nusername = \"ops\"\npassword_hash = \"{admin}\"\nrole = \"admin\"\n\
+             \n[[http.console_users]]\nusername = \"viewer\"\npassword_hash = \"{viewer}\"\nrole = \"viewer\"\n"
+        ),
+        ..Default::default()
+    })
+}
+
+/// A raw HTTP request; returns (status, headers, body).
+fn request(port: u16, method: &str, path: &str, headers: &[&str], body: &str) -> (u16, String, String) {
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    let extra: String = headers.iter().map(|h| format!("{h}\r\n")).collect();
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n{extra}\r\n{body}", body.len()).expect("write");
+    let mut response = String::new();
+    let _ = stream.read_to_string(&mut response);
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, head.to_string(), body.to_string())
+}
+
+fn login(port: u16, user: &str, password: &str) -> Option<String> {
+    let (status, head, _) = request(port, "POST", "/console/login", &[], &format!("{{\"username\":\"{user}\",\"password\":\"{password}\"}}"));
+    if status != 200 {
+        return None;
+    }
+    head.lines().find_map(|l| l.strip_prefix("set-cookie: ").or_else(|| l.strip_prefix("Set-Cookie: "))).map(|c| c.split(';').next().unwrap_or("").to_string())
+}
+
+#[test]
+fn console_sessions_roles_and_origin_checks() {
+    let gateway = console_gateway();
+    let port = gateway.http_port;
+    assert_eq!(login(port, "ops", "wrong password"), None);
+    let (status, _, body) = request(port, "POST", "/console/login", &[], "{\"username\":\"ops\"}");
+    assert_eq!(status, 400, "{body}");
+    let (status, _, _) = request(port, "POST", "/console/login", &["Origin: http://evil.example"], &format!("{{\"username\":\"ops\",\"password\":\"{ADMIN_PASSWORD}\"}}"));
+    assert_eq!(status, 403, "a login posted from another site is refused");
+    let admin = login(port, "ops", ADMIN_PASSWORD).expect("admin session");
+    let viewer = login(port, "viewer", VIEWER_PASSWORD).expect("viewer session");
+    let cookie = |c: &str| format!("Cookie: {c}");
+    assert_eq!(request(port, "GET", "/api/v1/calls", &[&cookie(&viewer)], "").0, 200, "viewers read records");
+    assert_eq!(request(port, "GET", "/api/v1/calls.csv", &[&cookie(&viewer)], "").0, 403, "but may not export them");
+    assert_eq!(request(port, "GET", "/api/v1/sip/status", &[&cookie(&viewer)], "").0, 403);
+    assert_eq!(request(port, "GET", "/api/v1/calls.csv", &[&cookie(&admin)], "").0, 200);
+    assert_eq!(request(port, "GET", "/api/v1/calls", &[&cookie(&viewer.replace("viewer", "admin"))], "").0, 401, "a tampered cookie is no session");
+    let (status, _, body) = request(port, "GET", "/console/me", &[&cookie(&admin)], "");
+    assert_eq!(status, 200);
+    assert!(body.contains("\"role\":\"admin\""), "{body}");
+    assert!(!gateway.log().contains(ADMIN_PASSWORD), "passwords are never logged");
+}
+
+#[test]
+fn console_in_chromium_lists_filters_and_shows_the_ladder() {
+    sipp_available();
+    let gateway = console_gateway();
+    // One real call: nobody is logged in as alice, so the trunk gets 480 and the call is missed.
+    let run = sipp("call_nobody.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
+    assert!(run.success(), "{}", run.describe());
+    let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let store = SqlStore::connect(&url).await.expect("open the gateway's database");
+        // The gateway creates the schema with its first record; queries retry until then.
+        let mut real = None;
+        for _ in 0..100 {
+            real = store.list(&Default::default()).await.ok().and_then(|r| r.into_iter().find(|r| r.ended_at.is_some()));
+            if real.is_some() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        let mut real = real.expect("the real call's record");
+        assert!(real.sip_messages.len() >= 3, "{:?}", real.sip_messages);
+        // Named so the browser can search for it.
+        real.from_name = Some("ladder-caller".into());
+        real.revision += 1;
+        store.upsert(&real).await.expect("rename");
+        for i in 0..20i64 {
+            let mut r = CallRecord::new(format!("seed-{i:02}"), CallDirection::Inbound, 1_795_500_000_000 + i * 60_000);
+            r.from_uri = format!("sip:+1555{i:07}@carrier.example");
+            r.to_uri = "sip:alice@example.com".into();
+            let status = if i % 4 == 0 { CallStatus::Missed } else { CallStatus::Answered };
+            r.finish(r.started_at + 30_000, status, HangupSide::Sip, "normal", Some(200));
+            r.revision = 1;
+            store.upsert(&r).await.expect("seed");
+        }
+        store.close().await;
+    });
+    let out = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("test-artifacts/console");
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console.mjs");
+    let output = std::process::Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .args(["ops", ADMIN_PASSWORD])
+        .arg(&out)
+        .output()
+        .expect("run the browser");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
+    println!("console: {result}");
+    assert_eq!(result["ok"], true, "{result:#}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(result["wrongPasswordMessage"].as_str().is_some_and(|m| m.contains("wrong")), "{result:#}");
+    assert_eq!(result["who"], "ops (admin)");
+    assert_eq!(result["rowsAll"], 21, "the real call and the 20 seeded");
+    assert_eq!(result["rowsMissed"], 6, "the filter narrows to the missed calls");
+    assert_eq!(result["statusesAfterFilter"], serde_json::json!(["missed"]));
+    assert!(result["ladderArrows"].as_u64().is_some_and(|n| n >= 3), "{result:#}");
+    assert_eq!(result["ladderLabels"][0], "INVITE", "{result:#}");
+    assert!(result["firstMessage"].as_str().is_some_and(|m| m.starts_with("INVITE sip:alice@")), "{result:#}");
+    assert_eq!(result["pageErrors"], serde_json::json!([]));
+    for shot in ["console-dashboard.png", "console-records.png", "console-filtered.png", "console-detail.png"] {
+        assert!(out.join(shot).metadata().is_ok_and(|m| m.len() > 1_000), "screenshot {shot} saved in {}", out.display());
+    }
+}
