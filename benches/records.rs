@@ -35,7 +35,7 @@ fn seed_sql(rows: u64) -> String {
                 'PCMU', CASE WHEN g % 4 = 0 THEN 'audio/opus' ELSE 'audio/PCMU' END, g % 4 = 0,
                 '[{{\"leg\":\"sip\",\"direction\":\"received\",\"packets\":1500,\"loss_percent\":0.1,\"jitter_ms\":2.0,\"rtt_ms\":40.0,\"mos\":4.3}}]',
                 '[]', '[]', 1
-         FROM generate_series(1, {rows}) AS g"
+         FROM generate_series(1::bigint, {rows}::bigint) AS g"
     )
 }
 

@@ -160,6 +160,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),
         active: Arc::new(sipbridge::call::limits::CallCounter::default()),
         records: records.clone(),
+        stats: Arc::new(sipbridge::call::call_log::CallStats::default()),
     });
 
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
@@ -175,6 +176,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         login_guard: http::LoginGuard::default(),
         browsers,
         calls: call_layer,
+        websockets: Default::default(),
     };
     let state = http::AppState {
         sip: endpoint.status.clone(),

@@ -137,5 +137,7 @@ fn call_record_api_filters_pages_exports_and_refuses_bad_input() {
 
     // Metrics show the spool (empty: the database is up).
     let (_, metrics) = http_get(gateway.http_port, "/metrics", Some(API_TOKEN)).expect("metrics");
-    assert!(metrics.contains("sipbridge_record_spool_depth 0"), "{metrics}");
+    for metric in ["sipbridge_record_spool_depth 0", "sipbridge_calls_active 0", "sipbridge_transcoding_sessions 0", "sipbridge_websocket_connections 0", "sipbridge_rtp_packets_received_total"] {
+        assert!(metrics.contains(metric), "{metric} in\n{metrics}");
+    }
 }

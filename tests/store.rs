@@ -3,40 +3,13 @@
 //! calls complete, and every record arrives once it is back, none twice; a restart with records
 //! still in the spool loses nothing either.
 
+#[path = "support/postgres.rs"]
+mod postgres;
+
+use postgres::{Relay, TempDatabase};
 use sipbridge::store::{CallDirection, CallRecord, CallStatus, CallStore, HangupSide, LegQuality, Recorder, RecordFilter, Spool, SqlStore};
-use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::{TcpListener, TcpStream};
-
-fn database_url() -> String {
-    std::env::var("DATABASE_URL").expect("DATABASE_URL must name a PostgreSQL: `make test` sets it (scripts/ensure-postgres.sh)")
-}
-
-/// A fresh database on the test server, dropped when the guard goes.
-struct TempDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl TempDatabase {
-    fn create() -> TempDatabase {
-        let admin = database_url();
-        let name = format!("sipbridge_test_{}", uuid::Uuid::new_v4().simple());
-        let status = Command::new("psql").arg(&admin).args(["-qc", &format!("CREATE DATABASE {name}")]).status().expect("psql");
-        assert!(status.success(), "cannot create a test database on {admin}");
-        let base = admin.rsplit_once('/').map(|(base, _)| base.to_string()).unwrap_or(admin.clone());
-        TempDatabase { url: format!("{base}/{name}"), admin, name }
-    }
-}
-
-impl Drop for TempDatabase {
-    fn drop(&mut self) {
-        let _ = Command::new("psql").arg(&self.admin).args(["-qc", &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)]).status();
-    }
-}
 
 fn record(id: &str, started_at: i64) -> CallRecord {
     let mut r = CallRecord::new(id.into(), CallDirection::Inbound, started_at);
@@ -140,55 +113,6 @@ async fn store_suite_on_sqlite() {
     store.close().await;
 }
 
-/// A TCP relay in front of PostgreSQL whose port can be closed and reopened, as when the database
-/// host goes away: closing drops every relayed connection and refuses new ones.
-struct Relay {
-    port: u16,
-    up: Arc<AtomicBool>,
-}
-
-impl Relay {
-    async fn start(target: String) -> Relay {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let port = listener.local_addr().expect("addr").port();
-        let up = Arc::new(AtomicBool::new(true));
-        let flag = up.clone();
-        tokio::spawn(async move {
-            while let Ok((mut client, _)) = listener.accept().await {
-                if !flag.load(Ordering::SeqCst) {
-                    continue;
-                }
-                let (flag, target) = (flag.clone(), target.clone());
-                tokio::spawn(async move {
-                    let Ok(mut server) = TcpStream::connect(&target).await else { return };
-                    let relay = tokio::io::copy_bidirectional(&mut client, &mut server);
-                    tokio::pin!(relay);
-                    for _ in 0..100_000 {
-                        tokio::select! {
-                            _ = &mut relay => return,
-                            () = tokio::time::sleep(Duration::from_millis(50)) => {
-                                if !flag.load(Ordering::SeqCst) { return; }
-                            }
-                        }
-                    }
-                });
-            }
-        });
-        Relay { port, up }
-    }
-
-    fn set_up(&self, up: bool) {
-        self.up.store(up, Ordering::SeqCst);
-    }
-}
-
-/// `postgres://user@host:port/db` with host:port replaced.
-fn through(url: &str, port: u16) -> (String, String) {
-    let (scheme_user, rest) = url.split_once('@').expect("URL with user@host");
-    let (host_port, db) = rest.split_once('/').expect("URL with a database");
-    (format!("{scheme_user}@127.0.0.1:{port}/{db}"), host_port.to_string())
-}
-
 async fn wait_for_count(store: &SqlStore, want: u64) -> u64 {
     let mut count = 0;
     for _ in 0..300 {
@@ -206,9 +130,9 @@ async fn records_written_while_the_database_is_down_arrive_once_it_is_back() {
     let database = TempDatabase::create();
     let direct = SqlStore::connect(&database.url).await.expect("connect");
     direct.migrate().await.expect("migrate");
-    let (relayed_url, target) = through(&database.url, 0);
+    let (_, target) = database.through(0);
     let relay = Relay::start(target).await;
-    let (relayed_url, _) = through(&relayed_url, relay.port);
+    let (relayed_url, _) = database.through(relay.port);
     let relayed: Arc<dyn CallStore> = Arc::new(SqlStore::connect(&relayed_url).await.expect("connect through the relay"));
     let spool_dir = tempfile::tempdir().expect("tempdir");
     let recorder = Recorder::start(Spool::open(spool_dir.path()).expect("spool"), relayed.clone());
@@ -260,7 +184,7 @@ async fn records_in_the_spool_survive_a_restart() {
     let spool_dir = tempfile::tempdir().expect("tempdir");
     // A "gateway" whose database is unreachable spools three completed calls, then stops.
     {
-        let (dead_url, _) = through(&database.url, 1);
+        let (dead_url, _) = database.through(1);
         let unreachable = SqlStore::connect(&dead_url).await;
         assert!(unreachable.is_err(), "nothing listens on port 1");
         let mut spool = Spool::open(spool_dir.path()).expect("spool");

@@ -11,13 +11,39 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
+/// Totals for /metrics, fed by every call's record as it closes.
+#[derive(Default)]
+pub struct CallStats {
+    ended: std::sync::Mutex<std::collections::BTreeMap<&'static str, u64>>,
+    transcoding: std::sync::atomic::AtomicI64,
+    rtp_received: std::sync::atomic::AtomicU64,
+    rtp_lost: std::sync::atomic::AtomicU64,
+}
+
+impl CallStats {
+    pub fn ended_by_status(&self) -> Vec<(&'static str, u64)> {
+        self.ended.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, *v)).collect()
+    }
+
+    pub fn transcoding_sessions(&self) -> i64 {
+        self.transcoding.load(std::sync::atomic::Ordering::Relaxed).max(0)
+    }
+
+    /// RTP packets received by the gateway on finished calls, and those lost on the way.
+    pub fn rtp(&self) -> (u64, u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        (self.rtp_received.load(Relaxed), self.rtp_lost.load(Relaxed))
+    }
+}
+
 pub struct CallLog {
     record: CallRecord,
     writer: RecorderHandle,
+    stats: std::sync::Arc<CallStats>,
 }
 
 impl CallLog {
-    pub fn inbound(writer: &RecorderHandle, call_id: &str, call: &IncomingCall, profile: Option<&str>) -> CallLog {
+    pub fn inbound(writer: &RecorderHandle, stats: &std::sync::Arc<CallStats>, call_id: &str, call: &IncomingCall, profile: Option<&str>) -> CallLog {
         let mut record = CallRecord::new(call_id.to_string(), CallDirection::Inbound, now_ms());
         record.sip_call_ids = vec![call.sip_call_id.clone()];
         record.profile = profile.map(str::to_string);
@@ -27,19 +53,19 @@ impl CallLog {
         record.browser_user = Some(call.to_user.clone());
         record.sip_remote = Some(call.source.to_string());
         record.event(record.started_at, "invite", format!("from {}", call.source));
-        let log = CallLog { record, writer: writer.clone() };
+        let log = CallLog { record, writer: writer.clone(), stats: stats.clone() };
         log.writer.write(&log.record);
         log
     }
 
-    pub fn outbound(writer: &RecorderHandle, call_id: &str, user: &str, profile: Option<&str>, target: &str) -> CallLog {
+    pub fn outbound(writer: &RecorderHandle, stats: &std::sync::Arc<CallStats>, call_id: &str, user: &str, profile: Option<&str>, target: &str) -> CallLog {
         let mut record = CallRecord::new(call_id.to_string(), CallDirection::Outbound, now_ms());
         record.profile = profile.map(str::to_string);
         record.browser_user = Some(user.to_string());
         record.from_uri = format!("browser:{user}");
         record.to_uri = format!("sip:{target}");
         record.event(record.started_at, "call", format!("to {target}"));
-        let log = CallLog { record, writer: writer.clone() };
+        let log = CallLog { record, writer: writer.clone(), stats: stats.clone() };
         log.writer.write(&log.record);
         log
     }
@@ -62,6 +88,9 @@ impl CallLog {
         self.record.transcoded = transcoded;
         self.record.browser_device = device.map(|d| format!("{d:016x}"));
         self.record.event(at, "answered", format!("{sip_codec} / {browser_codec}{}", if transcoded { ", transcoded" } else { "" }));
+        if transcoded {
+            self.stats.transcoding.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         self.writer.write(&self.record);
     }
 
@@ -109,7 +138,17 @@ impl CallLog {
     }
 
     pub fn finish(mut self, status: CallStatus, side: HangupSide, reason: &str, sip_code: Option<u16>) {
+        use std::sync::atomic::Ordering::Relaxed;
         self.record.finish(now_ms(), status, side, reason, sip_code);
+        if self.record.transcoded {
+            self.stats.transcoding.fetch_sub(1, Relaxed);
+        }
+        for q in self.record.quality.iter().filter(|q| q.direction == "received") {
+            self.stats.rtp_received.fetch_add(q.packets, Relaxed);
+            let lost = (q.packets as f64 * q.loss_percent / (100.0 - q.loss_percent).max(1.0)).round() as u64;
+            self.stats.rtp_lost.fetch_add(lost, Relaxed);
+        }
+        *self.stats.ended.lock().unwrap_or_else(|p| p.into_inner()).entry(status.as_str()).or_default() += 1;
         self.writer.write(&self.record);
     }
 }

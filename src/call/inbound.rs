@@ -38,6 +38,7 @@ pub struct CallLayer {
     pub active: Arc<CallCounter>,
     /// Where every call's record goes (through the durable spool).
     pub records: crate::store::RecorderHandle,
+    pub stats: Arc<super::call_log::CallStats>,
 }
 
 impl CallLayer {
@@ -104,7 +105,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
         CallerIdentity::TrustedPeer { profile } => Some(profile.as_str()),
         CallerIdentity::LocalUser { .. } => None,
     };
-    let mut log = CallLog::inbound(&layer.records, &call_id, &call, through);
+    let mut log = CallLog::inbound(&layer.records, &layer.stats, &call_id, &call, through);
     if let CallerIdentity::LocalUser { username } = &call.identity {
         log.event("caller", format!("local user {username}"));
     }

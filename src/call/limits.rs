@@ -23,6 +23,11 @@ pub struct CallSlot {
 }
 
 impl CallCounter {
+    /// Calls in progress right now.
+    pub fn active(&self) -> usize {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
     /// Takes a slot when the total and every scope are below their caps; otherwise takes nothing.
     pub fn acquire(self: &Arc<Self>, max_total: usize, scopes: &[(CallScope, usize)]) -> Option<CallSlot> {
         let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());

@@ -49,7 +49,7 @@ pub async fn place(
     mut control: mpsc::Receiver<BrowserAnswer>,
 ) {
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
-    let log = CallLog::outbound(&layer.records, &call_id, &user, profile.as_deref(), &target);
+    let log = CallLog::outbound(&layer.records, &layer.stats, &call_id, &user, profile.as_deref(), &target);
     let Some(_slot) = layer.acquire_slot(&user, profile.as_deref()) else {
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
         return log.finish(CallStatus::Failed, HangupSide::Gateway, "call limit reached", None);

@@ -46,6 +46,8 @@ pub struct SignalingContext {
     pub login_guard: LoginGuard,
     pub browsers: Arc<crate::call::registry::BrowserRegistry>,
     pub calls: Arc<crate::call::inbound::CallLayer>,
+    /// Open signaling WebSockets.
+    pub websockets: std::sync::atomic::AtomicUsize,
 }
 
 /// Failed browser logins per source address: after `MAX_FAILURES` within `WINDOW`, further login
@@ -167,8 +169,8 @@ async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Respon
 }
 
 async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if !authorized(&headers, &state.api_tokens) {
-        return unauthorized();
+    if let Err(refusal) = access(&state, &headers, true) {
+        return refusal;
     }
     let Some(status) = state.sip.snapshot().await else {
         return error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running");
@@ -201,6 +203,22 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
         let up = u8::from(upstream.peer_status == "up");
         let _ = writeln!(out, "sipbridge_peer_up{{profile=\"{}\"}} {up}", upstream.profile);
     }
+    let calls = &state.signaling.calls;
+    let _ = writeln!(out, "# TYPE sipbridge_calls_active gauge");
+    let _ = writeln!(out, "sipbridge_calls_active {}", calls.active.active());
+    let _ = writeln!(out, "# TYPE sipbridge_calls_total counter");
+    for (status, count) in calls.stats.ended_by_status() {
+        let _ = writeln!(out, "sipbridge_calls_total{{status=\"{status}\"}} {count}");
+    }
+    let _ = writeln!(out, "# TYPE sipbridge_transcoding_sessions gauge");
+    let _ = writeln!(out, "sipbridge_transcoding_sessions {}", calls.stats.transcoding_sessions());
+    let (received, lost) = calls.stats.rtp();
+    let _ = writeln!(out, "# TYPE sipbridge_rtp_packets_received_total counter");
+    let _ = writeln!(out, "sipbridge_rtp_packets_received_total {received}");
+    let _ = writeln!(out, "# TYPE sipbridge_rtp_packets_lost_total counter");
+    let _ = writeln!(out, "sipbridge_rtp_packets_lost_total {lost}");
+    let _ = writeln!(out, "# TYPE sipbridge_websocket_connections gauge");
+    let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");
     let _ = writeln!(out, "sipbridge_record_spool_depth {}", state.recorder.spool_depth());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

@@ -35,8 +35,19 @@ fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
+/// Counts an open WebSocket for /metrics until dropped.
+struct OpenSocket<'a>(&'a std::sync::atomic::AtomicUsize);
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
 async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     let signaling = &state.signaling;
+    signaling.websockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let _open = OpenSocket(&signaling.websockets);
     let mut connection = Connection::new(ConnectionConfig {
         jwt_secret: signaling.jwt_secret.clone(),
         server: signaling.server.clone(),

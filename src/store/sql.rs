@@ -175,8 +175,9 @@ enum Bind {
     Bool(bool),
 }
 
-/// The WHERE clause and binds of a filter; placeholders continue from `$1`.
-fn filter_sql(filter: &RecordFilter) -> (String, Vec<Bind>) {
+/// The WHERE clause and binds of a filter; placeholders continue from `$1`. PostgreSQL searches
+/// one trigram-indexed column; SQLite (the small embedded default) scans the fields.
+fn filter_sql(filter: &RecordFilter, backend: Backend) -> (String, Vec<Bind>) {
     let mut clauses: Vec<String> = Vec::new();
     let mut binds: Vec<Bind> = Vec::new();
     let next = |bind: Bind, binds: &mut Vec<Bind>| {
@@ -193,7 +194,10 @@ fn filter_sql(filter: &RecordFilter) -> (String, Vec<Bind>) {
         let escaped: String = text.to_lowercase().chars().flat_map(|c| if "%_\\".contains(c) { vec!['\\', c] } else { vec![c] }).collect();
         let p = next(Bind::Text(format!("%{escaped}%")), &mut binds);
         let like = |col: &str| format!("LOWER(COALESCE({col}, '')) LIKE {p} ESCAPE '\\'");
-        clauses.push(format!("({} OR {} OR {} OR {} OR {})", like("from_uri"), like("to_uri"), like("from_name"), like("to_name"), like("browser_user")));
+        clauses.push(match backend {
+            Backend::Postgres => format!("search_text LIKE {p} ESCAPE '\\'"),
+            Backend::Sqlite => format!("({} OR {} OR {} OR {} OR {})", like("from_uri"), like("to_uri"), like("from_name"), like("to_name"), like("browser_user")),
+        });
     }
     if let Some(direction) = filter.direction {
         clauses.push(format!("direction = {}", next(Bind::Text(direction.as_str().into()), &mut binds)));
@@ -273,7 +277,7 @@ impl CallStore for SqlStore {
 
     async fn list(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError> {
         self.ready().await?;
-        let (clause, binds) = filter_sql(filter);
+        let (clause, binds) = filter_sql(filter, self.backend);
         let limit = i64::from(filter.limit.clamp(1, MAX_PAGE));
         let sql = format!("SELECT * FROM call_records{clause} ORDER BY started_at DESC, id DESC LIMIT ${}", binds.len() + 1);
         let mut query = sqlx::query(AssertSqlSafe(sql));
