@@ -105,3 +105,34 @@ fn run_example(log_format: &str) -> String {
     assert!(!log.contains("change-me"), "secrets are never logged:\n{log}");
     log
 }
+
+/// `sipbridge user add` stores an argon2 hash (never the password) and `sipbridge migrate` creates
+/// the record schema in the embedded SQLite.
+#[test]
+fn user_add_and_migrate() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
+    std::fs::write(dir.path().join("gw.toml"), "[general]\ndata_dir = \"data\"\n").expect("write");
+    let config = dir.path().join("gw.toml");
+    let mut child = sipbridge()
+        .args(["user", "add", "ops", "--role", "admin", "--config"])
+        .arg(&config)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    child.stdin.take().expect("stdin").write_all(b"a long console password\n").expect("write");
+    let output = child.wait_with_output().expect("wait");
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
+    let users = std::fs::read_to_string(dir.path().join("data/console-users.toml")).expect("users file");
+    assert!(users.contains("username = \"ops\"") && users.contains("$argon2id$") && users.contains("role = \"admin\""), "{users}");
+    assert!(!users.contains("a long console password"), "only the hash is stored");
+    let short = sipbridge().args(["user", "add", "ops", "--config"]).arg(&config).stdin(std::process::Stdio::null()).output().expect("run");
+    assert!(!short.status.success(), "an empty password is refused");
+
+    let migrate = sipbridge().args(["migrate", "--config"]).arg(&config).output().expect("run");
+    assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
+    assert!(String::from_utf8_lossy(&migrate.stdout).contains("up to date (Sqlite)"));
+    assert!(dir.path().join("data/records.db").exists());
+}

@@ -59,7 +59,9 @@ fn call_record_api_filters_pages_exports_and_refuses_bad_input() {
         assert!(body.contains("\"unauthorized\""), "{body}");
     }
     assert_eq!(http_get(gateway.http_port, "/healthz", None).expect("request").0, 200, "health needs no token");
-    assert_eq!(http_get(gateway.http_port, "/readyz", None).expect("request").0, 200, "ready: SIP runs and the database answers");
+    assert_eq!(http_get(gateway.http_port, "/readyz", None).expect("request").0, 401, "everything but /healthz needs a token");
+    assert_eq!(http_get(gateway.http_port, "/api/v1/openapi.json", None).expect("request").0, 401);
+    assert_eq!(http_get(gateway.http_port, "/readyz", Some(API_TOKEN)).expect("request").0, 200, "ready: SIP runs and the database answers");
 
     // Filters, alone and combined.
     let all = ids(&gateway, "");

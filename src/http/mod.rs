@@ -99,7 +99,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/calls", get(records::list))
         .route("/api/v1/calls.csv", get(records::export))
         .route("/api/v1/calls/{id}", get(records::one))
-        .route("/api/v1/openapi.json", get(|| async { ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT) }))
+        .route("/api/v1/openapi.json", get(openapi_document))
         .route("/console/login", post(console::login))
         .route("/console/logout", post(console::logout))
         .route("/console/me", get(console::me))
@@ -147,8 +147,19 @@ fn unauthorized() -> Response {
     response
 }
 
-/// Ready when the SIP endpoint runs and the call-record database answers.
-async fn readyz(State(state): State<AppState>) -> Response {
+async fn openapi_document(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = access(&state, &headers, false) {
+        return refusal;
+    }
+    ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT).into_response()
+}
+
+/// Ready when the SIP endpoint runs and the call-record database answers. Like everything but
+/// /healthz it needs a token (probes can send one).
+async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = access(&state, &headers, false) {
+        return refusal;
+    }
     if state.sip.snapshot().await.is_none() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running");
     }
