@@ -150,24 +150,21 @@ fn token(user: &str) -> String {
 
 /// baresip (bob) calls alice; Chromium answers. Returns the browser's report, what baresip
 /// recorded, and the gateway's log.
-/// The gateway's record of its one call, once it has been completed (SQLite in its data dir).
+/// The gateway's record of its one call as the REST API returns it, once the call has ended.
 fn completed_record(gateway: &Gateway) -> sipbridge::store::CallRecord {
-    use sipbridge::store::{CallStore, RecordFilter, SqlStore};
-    let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-    runtime.block_on(async {
-        for _ in 0..100 {
-            if let Ok(store) = SqlStore::connect(&url).await {
-                let records = store.list(&RecordFilter { limit: 10, ..Default::default() }).await.unwrap_or_default();
-                store.close().await;
-                if let Some(record) = records.into_iter().find(|r| r.ended_at.is_some()) {
-                    return record;
-                }
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..100 {
+        let listed = support::http_get(gateway.http_port, "/api/v1/calls?limit=10", Some(support::API_TOKEN)).ok();
+        let ended = listed
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|page| page["calls"].as_array().and_then(|calls| calls.iter().find(|c| !c["ended_at"].is_null()).cloned()));
+        if let Some(id) = ended.as_ref().and_then(|c| c["id"].as_str()) {
+            let (status, body) = support::http_get(gateway.http_port, &format!("/api/v1/calls/{id}"), Some(support::API_TOKEN)).expect("record");
+            assert_eq!(status, 200, "{body}");
+            return serde_json::from_str(&body).unwrap_or_else(|e| panic!("the API's record reads as a CallRecord ({e}): {body}"));
         }
-        panic!("no completed call record in {url}\n{}", gateway.log());
-    })
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no completed call record from the API\n{}", gateway.log());
 }
 
 /// What every answered call's record must show: who, how long, which media, what quality.

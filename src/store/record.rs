@@ -128,7 +128,9 @@ pub struct CallRecord {
     pub quality: Vec<LegQuality>,
     pub events: Vec<CallEvent>,
     pub sip_messages: Vec<SipMessage>,
-    /// Raised on every write of this record, so a replayed older write never wins.
+    /// Raised on every write of this record, so a replayed older write never wins. Not shown by
+    /// the API.
+    #[serde(default)]
     pub revision: i64,
 }
 
