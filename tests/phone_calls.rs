@@ -214,6 +214,8 @@ fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value,
     assert_answered_record(&record, sipbridge::store::CallDirection::Inbound, codec, codec == "G722");
     assert_eq!(record.browser_user.as_deref(), Some("alice"));
     assert!(record.from_uri.contains("bob@example.com"), "{record:#?}");
+    assert!(record.sip_user_agent.as_deref().is_some_and(|ua| ua.contains("baresip")), "{record:#?}");
+    assert_eq!(record.dtmf_mode.as_deref(), Some("rfc4733"), "baresip offers telephone-event");
     (result, phone, gateway.log())
 }
 

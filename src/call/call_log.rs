@@ -52,6 +52,7 @@ impl CallLog {
         record.to_uri = format!("sip:{}", call.to_user);
         record.browser_user = Some(call.to_user.clone());
         record.sip_remote = Some(call.source.to_string());
+        record.sip_user_agent = call.user_agent.clone();
         record.event(record.started_at, "invite", format!("from {}", call.source));
         let log = CallLog { record, writer: writer.clone(), stats: stats.clone() };
         log.writer.write(&log.record);
@@ -78,6 +79,11 @@ impl CallLog {
         let at = now_ms();
         self.record.ringing_at.get_or_insert(at);
         self.record.event(at, "ringing", "");
+    }
+
+    /// How DTMF reaches the SIP side: RFC 4733 when it offered telephone-event, else SIP INFO.
+    pub fn dtmf_mode(&mut self, telephone_event: bool) {
+        self.record.dtmf_mode = Some(if telephone_event { "rfc4733" } else { "info" }.to_string());
     }
 
     pub fn answered(&mut self, sip_codec: &str, browser_codec: &str, transcoded: bool, device: Option<u64>) {

@@ -282,6 +282,7 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc
     }
     let transcoding = browser_format.encoding != sip_format.encoding;
     tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding, "answered");
+    log.dtmf_mode(negotiated.telephone_event.is_some());
     log.answered(sip_codec.codec.encoding_name(), &browser_codec.mime_type, transcoding, Some(device.id));
     let mut sip = SipSide::new(call.id, Side::A, &call_id, layer.engine.address(), rtp_port, answer, Some(offer), sip_codec.codec);
     bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events, to_engine).await;

@@ -170,6 +170,7 @@ pub async fn place(
                         let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
                         if let Some((answer, negotiated)) = codec {
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
+                            log.dtmf_mode(negotiated.telephone_event.is_some());
                             log.answered(first.encoding_name(), &leg.codec().mime_type, encoding_of_codec(first) != browser_encoding, None);
                             sip = Some(SipSide::new(sip_id, Side::B, &call_id, layer.engine.address(), rtp_port, our_offer.clone(), Some(answer), first));
                         }

@@ -28,6 +28,8 @@ pub struct IncomingCall {
     pub sdp: String,
     pub source: SocketAddr,
     pub sip_call_id: String,
+    /// The caller's User-Agent, for the call record.
+    pub user_agent: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +81,7 @@ impl SipCore {
             sdp: String::from_utf8_lossy(&parsed.request.body).into_owned(),
             source: peer.remote,
             sip_call_id: parsed.call_id.clone(),
+            user_agent: parsed.request.headers.iter().find(|h| matches!(h, Header::UserAgent(_))).map(|h| h.value().chars().take(200).collect()),
         }));
     }
 
