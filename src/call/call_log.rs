@@ -104,6 +104,8 @@ impl CallLog {
     pub async fn collect_quality(&mut self, media: &SessionHandle, sip: Side) {
         for (side, leg) in [(sip, "sip"), (sip.other(), "browser")] {
             let Ok(q) = media.quality(side).await else { continue };
+            self.stats.rtp_received.fetch_add(q.received_packets, std::sync::atomic::Ordering::Relaxed);
+            self.stats.rtp_lost.fetch_add(q.lost, std::sync::atomic::Ordering::Relaxed);
             self.record.quality.push(LegQuality {
                 leg: leg.into(),
                 direction: "received".into(),
@@ -148,11 +150,6 @@ impl CallLog {
         self.record.finish(now_ms(), status, side, reason, sip_code);
         if self.record.transcoded {
             self.stats.transcoding.fetch_sub(1, Relaxed);
-        }
-        for q in self.record.quality.iter().filter(|q| q.direction == "received") {
-            self.stats.rtp_received.fetch_add(q.packets, Relaxed);
-            let lost = (q.packets as f64 * q.loss_percent / (100.0 - q.loss_percent).max(1.0)).round() as u64;
-            self.stats.rtp_lost.fetch_add(lost, Relaxed);
         }
         *self.stats.ended.lock().unwrap_or_else(|p| p.into_inner()).entry(status.as_str()).or_default() += 1;
         self.writer.write(&self.record);

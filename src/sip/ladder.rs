@@ -30,6 +30,11 @@ impl Ladder {
     /// Notes one message. Messages of a Call-ID not followed yet start a ladder only if they are
     /// an INVITE; everything else (REGISTER, OPTIONS) is ignored.
     pub fn observe(&mut self, bytes: &[u8], outgoing: bool, peer: &str, at: i64) {
+        // With no call followed, only an INVITE can matter: the rest (REGISTER and OPTIONS
+        // traffic, floods) costs one prefix check.
+        if self.calls.is_empty() && !bytes.starts_with(b"INVITE ") {
+            return;
+        }
         let Some(head_end) = find(bytes, b"\r\n\r\n") else { return };
         let Ok(head) = std::str::from_utf8(&bytes[..head_end]) else { return };
         let Some(summary) = head.lines().next() else { return };

@@ -11,7 +11,7 @@ use super::in_dialog::{timer_requested, DialogSession, MIN_SESSION_EXPIRES};
 use super::uas::CallerIdentity;
 use crate::sip::Peer;
 use rsipstack::sip::headers::make_header;
-use rsipstack::sip::{Header, Headers, Method, Request, Version};
+use rsipstack::sip::{Header, Method};
 use std::net::SocketAddr;
 use std::time::Instant;
 
@@ -153,25 +153,16 @@ impl SipCore {
 
     /// Ends an answered call from our side: BYE to the far end.
     pub fn call_hangup(&mut self, id: SipCallId, now: Instant) {
-        let Some(mut call) = self.calls.remove(&id) else { return };
-        let Some(dialog) = call.dialog.as_mut() else {
+        let Some(call) = self.calls.get(&id) else { return };
+        if call.dialog.is_none() {
             // Not answered yet: the caller learns with a final response.
-            return self.respond(&call.invite, 480, Vec::new(), Vec::new(), now);
-        };
-        let target = dialog.request_target();
-        let cseq = dialog.next_local_cseq();
-        let Ok(uri) = rsipstack::sip::Uri::try_from(target.request_uri.as_str()) else { return };
-        let mut headers = vec![
-            make_header("Max-Forwards", "70".into()),
-            make_header("From", format!("<{}>;tag={}", dialog.local_uri, dialog.id.local_tag)),
-            make_header("To", format!("<{}>;tag={}", dialog.remote_uri, dialog.id.remote_tag)),
-            make_header("Call-ID", dialog.id.call_id.clone()),
-            make_header("CSeq", format!("{cseq} BYE")),
-        ];
-        headers.extend(target.routes.iter().map(|r| make_header("Route", r.clone())));
-        let request = Request { method: Method::Bye, uri, version: Version::V2, headers: Headers(headers), body: Vec::new() };
+            let invite = call.invite.clone();
+            self.calls.remove(&id);
+            return self.respond(&invite, 480, Vec::new(), Vec::new(), now);
+        }
         // Sent where the caller's packets really came from (symmetric signalling through NAT).
-        self.send_in_dialog(request, call.peer, now);
+        let _ = self.send_dialog_request(id, Method::Bye, Vec::new(), Vec::new(), now);
+        self.calls.remove(&id);
     }
 
     /// In-dialog BYE from the far end.

@@ -113,12 +113,8 @@ pub(super) fn timer_requested(headers: &Headers) -> Result<Option<SessionTimer>,
     }
     // `refresher` is relative to this request: its UAC is the peer. A peer without timer support
     // cannot refresh, so we do.
-    let we_refresh = match refresher.as_deref() {
-        Some("uas") => true,
-        Some("uac") => false,
-        _ => !peer_supports,
-    };
-    Ok(Some(SessionTimer { interval, we_refresh: we_refresh || !peer_supports, peer_supports }))
+    let we_refresh = !peer_supports || refresher.as_deref() == Some("uas");
+    Ok(Some(SessionTimer { interval, we_refresh, peer_supports }))
 }
 
 /// The session timer a 2xx to our own INVITE or refresh settled on (RFC 4028 §7.2).
@@ -428,7 +424,7 @@ impl SipCore {
     }
 
     /// Builds and sends a request in the dialog of `id` through a client transaction of its own.
-    fn send_dialog_request(&mut self, id: SipCallId, method: Method, extra: Vec<Header>, body: Vec<u8>, now: Instant) -> Option<u64> {
+    pub(super) fn send_dialog_request(&mut self, id: SipCallId, method: Method, extra: Vec<Header>, body: Vec<u8>, now: Instant) -> Option<u64> {
         let (branch_id, branch) = self.new_branch();
         let product = self.config.product.clone();
         let timers = self.config.timers;

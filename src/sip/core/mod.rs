@@ -27,8 +27,7 @@ use super::transaction::{
 use super::{Peer, TransportKind};
 use crate::config::{Profile, ProfileKind};
 use bytes::Bytes;
-use rsipstack::sip::headers::make_header;
-use rsipstack::sip::{Header, Headers, Request};
+use rsipstack::sip::{Header, Headers};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -522,24 +521,6 @@ impl SipCore {
         if timed_out {
             self.upstream_failure(purpose, "no response (transaction timeout)", now);
         }
-    }
-
-    /// Sends an in-dialog request toward `peer` (where the dialog's requests come from) through a
-    /// new client transaction; its response needs no handling beyond the transaction.
-    fn send_in_dialog(&mut self, mut request: Request, peer: Peer, now: Instant) {
-        let (branch_id, branch) = self.new_branch();
-        let host = if peer.local.ip().is_unspecified() { peer.remote.ip() } else { peer.local.ip() };
-        let host = if host.is_ipv6() { format!("[{host}]") } else { host.to_string() };
-        let via = format!("SIP/2.0/{} {host}:{};branch={branch};rport", peer.transport.via_name(), peer.local.port());
-        request.headers.push_front(make_header("Via", via));
-        request.headers.push(make_header("User-Agent", self.config.product.clone()));
-        request.headers.push(make_header("Content-Length", "0".into()));
-        let reliability = if peer.transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
-        let machine = ClientNonInvite::new(Bytes::from(request.to_bytes()), reliability, self.config.timers, now);
-        let route = Route::Request { transport: peer.transport, to: peer.remote, branch_id };
-        self.client_transactions
-            .insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose: upstream::Purpose::InDialog, sent_at: now });
-        self.drain_client(branch_id, now);
     }
 
     fn new_branch(&mut self) -> (u64, String) {

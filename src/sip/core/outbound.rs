@@ -319,23 +319,8 @@ impl SipCore {
             self.cancel_outbound(id);
             return;
         }
-        let Some(mut call) = self.outbound.remove(&id) else { return };
-        let peer_route = call.route;
-        if let Some(dialog) = call.dialog.as_mut() {
-            let target = dialog.request_target();
-            let cseq = dialog.next_local_cseq();
-            let Ok(uri) = rsipstack::sip::Uri::try_from(target.request_uri.as_str()) else { return };
-            let headers = vec![
-                make_header("Max-Forwards", "70".into()),
-                make_header("From", format!("<{}>;tag={}", dialog.local_uri, dialog.id.local_tag)),
-                make_header("To", format!("<{}>;tag={}", dialog.remote_uri, dialog.id.remote_tag)),
-                make_header("Call-ID", dialog.id.call_id.clone()),
-                make_header("CSeq", format!("{cseq} BYE")),
-            ];
-            let request = Request { method: Method::Bye, uri, version: Version::V2, headers: Headers(headers), body: Vec::new() };
-            let Route::Request { transport, to, .. } = peer_route else { return };
-            self.send_in_dialog(request, Peer { transport, remote: to, local: call.advertised, connection: None }, now);
-        }
+        let _ = self.send_dialog_request(id, Method::Bye, Vec::new(), Vec::new(), now);
+        self.outbound.remove(&id);
     }
 
     /// Gives up on an unanswered call: CANCEL now, or on the first provisional answer.
