@@ -3,7 +3,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sipbridge-target
 CONFIG ?= sipbridge.example.toml
 
-.PHONY: run test bench fuzz-sip check-config
+.PHONY: run test bench bench-full fuzz-sip check-config
 
 ## Install what is missing, build, and run the gateway with the example config.
 run:
@@ -18,12 +18,19 @@ test:
 	@eval "export $$(scripts/ensure-postgres.sh)" && echo "using $$DATABASE_URL" && \
 		cargo test --no-fail-fast -- --test-threads=2
 
-## Benchmarks that print figures (see benches/).
+## Benchmarks that print figures (see benches/). The whole-gateway load runs last and writes
+## target/bench/REPORT.md; its quick version takes about 4 minutes once built.
 bench:
+	scripts/system-deps.sh bench
 	@eval "export $$(scripts/ensure-postgres.sh)" && cargo bench --bench records
 	cargo bench --bench sip_core
 	cargo bench --bench media
-	cargo bench --bench echo_load
+	cargo bench --bench gateway_load
+
+## The whole-gateway load, ramped until calls fail or packets are lost (about 30 minutes).
+bench-full:
+	scripts/system-deps.sh bench
+	LOAD=full cargo bench --bench gateway_load
 
 ## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
 fuzz-sip:

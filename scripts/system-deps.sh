@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
-# Installs the Debian packages a purpose needs: `run` (build and run the gateway) or `test`
-# (plus the real peers and PostgreSQL the tests talk to). As root it runs apt-get; otherwise it
+# Installs the Debian packages a purpose needs: `run` (build and run the gateway), `test`
+# (plus the real peers and PostgreSQL the tests talk to) or `bench` (plus perf, which profiles
+# the gateway under load; the load tool's own test profiles too, so `test` has it as well). As root it runs apt-get; otherwise it
 # prints the exact command and fails, so nothing is half-installed silently.
 set -euo pipefail
 
 purpose="${1:-run}"
 run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libopus-dev)
-test_packages=(sip-tester baresip postgresql postgresql-client openssl chromium nodejs npm)
+test_packages=(sip-tester baresip postgresql postgresql-client openssl chromium nodejs npm linux-perf)
 
 packages=("${run_packages[@]}")
-if [[ "$purpose" == "test" ]]; then
+if [[ "$purpose" == "test" || "$purpose" == "bench" ]]; then
     packages+=("${test_packages[@]}")
 fi
 

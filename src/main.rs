@@ -197,6 +197,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         tracing::warn!("no http.api_tokens configured: /metrics and /api/v1 refuse every request");
     }
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    // Signaling frames are small and latency-bound: without TCP_NODELAY a second frame in a row
+    // (a candidate after `incoming`) waits for the browser's delayed ACK, 40 ms on Linux.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
     server.await?;
     tracing::info!("stopped");

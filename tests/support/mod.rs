@@ -51,11 +51,13 @@ pub struct GatewayOptions {
     pub digest_algorithms: &'static str,
     /// Extra lines for the [http] section (which comes last, so tables may follow).
     pub extra_http: String,
+    /// Benchmarks run at the production default (`info`); tests want the call logic's debug lines.
+    pub log_level: &'static str,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug" }
     }
 }
 
@@ -81,13 +83,14 @@ impl Gateway {
         let extra_media = &options.extra_media;
         let media_range = if extra_media.contains("rtp_port_min") { String::new() } else { format!("rtp_port_min = {rtp_min}\nrtp_port_max = {rtp_max}\n") };
         let config = format!(
-            "[general]\ndata_dir = \"data\"\nlog_level = \"info,sipbridge=debug\"\n\n\
+            "[general]\ndata_dir = \"data\"\nlog_level = \"{}\"\n\n\
              [sip]\nprofiles_dir = \"profiles\"\n{}\n\
              [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
              [media]\naddress = \"127.0.0.1\"\n{media_range}{extra_media}\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n{}",
+            options.log_level,
             if options.extra_sip.contains("rate_limit") {
                 options.extra_sip.clone()
             } else {

@@ -1,0 +1,287 @@
+//! The browser side of the load: a Rust WebRTC client (webrtc-rs, the stack the gateway itself
+//! uses, so DTLS-SRTP and ICE are real) speaking the signaling protocol of docs/signaling.md.
+
+use super::meter::{probe_payload, Receiver, Window};
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{json, Value};
+use sipbridge::media::rtp::{self, RtpHeader};
+use sipbridge::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+/// What the browser puts in its RTP: probes in PCMU (passthrough), or Opus frames of a tone.
+#[derive(Clone)]
+pub enum Voice {
+    PcmuProbes,
+    Opus(Arc<Vec<Vec<u8>>>),
+}
+
+impl Voice {
+    pub fn codec(&self) -> BrowserCodec {
+        match self {
+            Voice::PcmuProbes => BrowserCodec { mime_type: "audio/PCMU".into(), payload_type: 0, clock_rate: 8_000, channels: 1 },
+            Voice::Opus(_) => BrowserCodec { mime_type: "audio/opus".into(), payload_type: 111, clock_rate: 48_000, channels: 2 },
+        }
+    }
+
+    fn samples_per_frame(&self) -> u32 {
+        match self {
+            Voice::PcmuProbes => 160,
+            Voice::Opus(_) => 960,
+        }
+    }
+}
+
+pub struct Browser {
+    ws: Socket,
+    next_id: u64,
+    pub call_id: String,
+}
+
+fn frame(value: Value) -> Message {
+    Message::Text(value.to_string().into())
+}
+
+pub fn token(user: &str, profiles: &[&str], secret: &str) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let claims = sipbridge::signaling::jwt::Claims { sub: user.into(), exp: now + 3_600, nbf: None, iat: None, profiles: profiles.iter().map(|p| p.to_string()).collect() };
+    sipbridge::signaling::jwt::sign(&claims, secret.as_bytes())
+}
+
+fn client_config() -> Result<WebRtcConfig, String> {
+    Ok(WebRtcConfig { bind: "127.0.0.1:0".parse().map_err(|_| "address")?, ice_servers: vec![], public_ip: None, lite: false, failed_timeout: Duration::from_secs(15) })
+}
+
+/// Moves `payload_type` to the front of the audio m-line: the gateway answers with the first
+/// codec a browser offers, as Chrome users steer it with `setCodecPreferences`.
+fn prefer_payload_type(sdp: &str, payload_type: u8) -> String {
+    sdp.split("\r\n")
+        .map(|line| match line.strip_prefix("m=audio ") {
+            Some(rest) => {
+                let fields: Vec<&str> = rest.split(' ').collect();
+                let wanted = payload_type.to_string();
+                let mut formats: Vec<&str> = fields.iter().skip(2).copied().filter(|f| *f != wanted).collect();
+                formats.insert(0, &wanted);
+                format!("m=audio {} {} {}", fields.first().unwrap_or(&"9"), fields.get(1).unwrap_or(&"UDP/TLS/RTP/SAVPF"), formats.join(" "))
+            }
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\r\n")
+}
+
+impl Browser {
+    pub async fn login(http_port: u16, token: &str) -> Result<Browser, String> {
+        // Browsers set TCP_NODELAY on every socket; so does this one.
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://127.0.0.1:{http_port}/ws"), None, true).await.map_err(|e| format!("connect: {e}"))?;
+        let mut browser = Browser { ws, next_id: 1, call_id: String::new() };
+        browser.request(json!({"type": "hello", "versions": [1]})).await?;
+        browser.request(json!({"type": "login", "method": "token", "token": token})).await?;
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let reply = browser.next_frame(deadline).await?;
+            if reply["type"] == "login" && reply["ok"] == true {
+                return Ok(browser);
+            }
+            if reply["type"] == "error" {
+                return Err(format!("login: {reply}"));
+            }
+        }
+    }
+
+    async fn request(&mut self, mut value: Value) -> Result<(), String> {
+        value["id"] = json!(self.next_id);
+        self.next_id += 1;
+        self.ws.send(frame(value)).await.map_err(|e| format!("send: {e}"))
+    }
+
+    async fn next_frame(&mut self, deadline: Instant) -> Result<Value, String> {
+        match tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), self.ws.next()).await {
+            Err(_) => Err("signaling timeout".into()),
+            Ok(Some(Ok(Message::Text(text)))) => serde_json::from_str(text.as_str()).map_err(|e| e.to_string()),
+            Ok(Some(Ok(_))) => Ok(Value::Null),
+            Ok(_) => Err("signaling closed".into()),
+        }
+    }
+
+    /// Places a call; returns once `answered` arrives, with the time `call` was sent and the leg.
+    pub async fn call(&mut self, target: &str, voice: &Voice, within: Duration) -> Result<(Instant, Instant, Leg), String> {
+        let (leg, offer, events) = WebRtcLeg::offer(voice.codec(), &client_config()?, rand::random()).await.map_err(|e| e.to_string())?;
+        let offer = prefer_payload_type(&offer, voice.codec().payload_type);
+        let sent = Instant::now();
+        self.request(json!({"type": "call", "target": target, "sdp": offer})).await?;
+        let mut leg = Leg { leg, events, pending_candidates: Vec::new() };
+        let deadline = Instant::now() + within;
+        loop {
+            tokio::select! {
+                frame = self.next_frame(deadline) => {
+                    let frame = frame?;
+                    match frame["type"].as_str() {
+                        Some("call") if frame["ok"] == true => {
+                            self.call_id = frame["call_id"].as_str().unwrap_or_default().to_string();
+                            for candidate in std::mem::take(&mut leg.pending_candidates) {
+                                self.send_candidate(candidate).await;
+                            }
+                        }
+                        Some("answered") => {
+                            let answered = Instant::now();
+                            leg.leg.set_answer(frame["sdp"].as_str().unwrap_or_default()).await.map_err(|e| e.to_string())?;
+                            return Ok((sent, answered, leg));
+                        }
+                        Some("candidate") => leg.add_remote(&frame).await,
+                        Some("hangup") | Some("error") => return Err(frame.to_string()),
+                        _ => {}
+                    }
+                }
+                Some(event) = leg.events.recv() => {
+                    if let LegEvent::LocalCandidate(candidate) = event {
+                        if self.call_id.is_empty() { leg.pending_candidates.push(candidate) } else { self.send_candidate(candidate).await }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Waits for `incoming`; returns when it arrived and the gateway's offer.
+    pub async fn incoming(&mut self, within: Duration) -> Result<(Instant, String), String> {
+        let deadline = Instant::now() + within;
+        loop {
+            let frame = self.next_frame(deadline).await?;
+            if frame["type"] == "incoming" {
+                let at = Instant::now();
+                self.call_id = frame["call_id"].as_str().unwrap_or_default().to_string();
+                return Ok((at, frame["sdp"].as_str().unwrap_or_default().to_string()));
+            }
+        }
+    }
+
+    /// Answers the incoming call with `voice`'s codec.
+    pub async fn accept(&mut self, offer: &str, voice: &Voice) -> Result<Leg, String> {
+        let forced = voice.codec().mime_type.trim_start_matches("audio/").to_string();
+        let (leg, answer, events) = WebRtcLeg::answer(offer, Some(&forced), &client_config()?, rand::random()).await.map_err(|e| e.to_string())?;
+        self.request(json!({"type": "accept", "call_id": self.call_id, "sdp": answer})).await?;
+        Ok(Leg { leg, events, pending_candidates: Vec::new() })
+    }
+
+    async fn send_candidate(&mut self, candidate: Option<Value>) {
+        let _ = self.ws.send(frame(json!({"type": "candidate", "call_id": self.call_id, "candidate": candidate}))).await;
+    }
+
+    pub async fn hang_up(&mut self) {
+        let call_id = self.call_id.clone();
+        let _ = self.request(json!({"type": "hangup", "call_id": call_id})).await;
+    }
+
+    /// Media until `stop`: sends `voice` every 20 ms once connected, and meters what arrives.
+    /// Returns the packets sent inside the window and the receiver, or why the call broke.
+    pub async fn media(&mut self, leg: &mut Leg, voice: &Voice, window: Window, call: u32, probed: bool, stop: Instant) -> Result<(u64, Receiver), String> {
+        let mut receiver = Receiver::new(window, probed);
+        let mut connected = false;
+        let mut ticker = super::meter::packet_clock();
+        let ssrc: u32 = rand::random();
+        let payload_type = voice.codec().payload_type;
+        let (mut sequence, mut timestamp, mut index, mut sent_in_window) = (rand::random::<u16>(), rand::random::<u32>(), 0usize, 0u64);
+        let mut packet = [0u8; 1_500];
+        let far_future = stop + Duration::from_secs(3_600);
+        loop {
+            let now = Instant::now();
+            if now >= stop {
+                return Ok((sent_in_window, receiver));
+            }
+            tokio::select! {
+                frame = self.next_frame(far_future) => {
+                    let frame = frame?;
+                    match frame["type"].as_str() {
+                        Some("candidate") => leg.add_remote(&frame).await,
+                        Some("hangup") => return Err(format!("gateway hung up: {frame}")),
+                        _ => {}
+                    }
+                }
+                event = leg.events.recv() => match event {
+                    Some(LegEvent::Rtp(bytes)) => receiver.on_packet(&bytes, Instant::now()),
+                    Some(LegEvent::Connected) => connected = true,
+                    Some(LegEvent::LocalCandidate(candidate)) => self.send_candidate(candidate).await,
+                    Some(LegEvent::Failed(reason)) => return Err(format!("WebRTC: {reason}")),
+                    None => return Err("WebRTC leg gone".into()),
+                },
+                _ = ticker.tick(), if connected => {
+                    let now = Instant::now();
+                    let header = RtpHeader { marker: false, payload_type, sequence, timestamp, ssrc };
+                    let written = match voice {
+                        Voice::PcmuProbes => rtp::write_packet(&mut packet, &header, &probe_payload(&window, call, now)),
+                        Voice::Opus(frames) => rtp::write_packet(&mut packet, &header, &frames[index % frames.len()]),
+                    };
+                    if let Ok(len) = written {
+                        if leg.leg.send_rtp(&packet[..len]).await.is_ok() && window.contains(now) {
+                            sent_in_window += 1;
+                        }
+                    }
+                    sequence = sequence.wrapping_add(1);
+                    timestamp = timestamp.wrapping_add(voice.samples_per_frame());
+                    index += 1;
+                }
+                () = tokio::time::sleep_until(stop.into()) => {}
+            }
+        }
+    }
+
+    /// After the SIP side hung up: waits (bounded) for the `hangup` event.
+    pub async fn await_hangup(&mut self, within: Duration) -> bool {
+        let deadline = Instant::now() + within;
+        while let Ok(frame) = self.next_frame(deadline).await {
+            if frame["type"] == "hangup" && frame.get("ok").is_none() {
+                return true;
+            }
+        }
+        false
+    }
+}
+
+pub struct Leg {
+    pub leg: WebRtcLeg,
+    events: mpsc::Receiver<LegEvent>,
+    pending_candidates: Vec<Option<Value>>,
+}
+
+impl Leg {
+    async fn add_remote(&self, frame: &Value) {
+        let candidate = Some(frame["candidate"].clone()).filter(|c| !c.is_null());
+        let _ = self.leg.add_remote_candidate(candidate).await;
+    }
+}
+
+/// One second of a 1 kHz tone as 50 Opus payloads, sent in a loop on transcoded calls.
+pub fn opus_tone() -> Vec<Vec<u8>> {
+    use sipbridge::media::codec::{encoder, CodecKind, CodecParams};
+    let mut params = CodecParams::new(CodecKind::Opus);
+    params.channels = 1;
+    let Ok(mut encoder) = encoder(&params) else { return vec![vec![0xF8, 0xFF, 0xFE]; 50] };
+    let rate = encoder.sample_rate() as usize;
+    let frame = encoder.frame_samples();
+    (0..50)
+        .map(|i| {
+            let pcm: Vec<i16> = (0..frame)
+                .map(|n| ((i * frame + n) as f64 * 2.0 * std::f64::consts::PI * 1000.0 / rate as f64).sin())
+                .map(|s| (s * 8_000.0) as i16)
+                .collect();
+            let mut out = Vec::new();
+            let _ = encoder.encode(&pcm, &mut out);
+            out
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn preferred_payload_type_leads_the_m_line() {
+        let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 9 0 8 110 101\r\na=mid:0\r\n";
+        assert_eq!(super::prefer_payload_type(sdp, 0), "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 0 111 9 8 110 101\r\na=mid:0\r\n");
+    }
+}

@@ -1,0 +1,112 @@
+//! One call through the gateway, driven from both ends: a Rust WebRTC browser and the SIP trunk.
+
+use super::browser::{token, Browser, Voice};
+use super::meter::{StreamTally, Window};
+use super::sip_peer::{CallOutcome, RtpEndpoint, SipPeer};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const SIGNALING_WAIT: Duration = Duration::from_secs(15);
+
+/// What every call of a scenario shares.
+pub struct CallContext {
+    pub http_port: u16,
+    pub jwt_secret: &'static str,
+    pub peer: Arc<SipPeer>,
+    pub voice: Voice,
+    pub window: Window,
+    /// Passthrough: payloads arrive untouched, so probes give exact loss and latency.
+    pub probed: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct CallReport {
+    /// INVITE to `incoming` (calls from SIP) or `call` to `answered` less the trunk's think time.
+    pub setup_us: Option<u32>,
+    /// Calls from SIP: the browser's `accept` to the trunk's 200 OK.
+    pub accept_to_ok_us: Option<u32>,
+    pub to_browser: StreamTally,
+    pub to_sip: StreamTally,
+    pub failure: Option<String>,
+}
+
+fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
+}
+
+/// A browser calls the trunk (user `t<index>`) and hangs up at `stop`.
+pub async fn from_browser(context: Arc<CallContext>, index: u32, stop: Instant) -> CallReport {
+    let mut report = CallReport::default();
+    if let Err(e) = browser_call(&context, index, stop, &mut report).await {
+        report.failure = Some(e);
+    }
+    report
+}
+
+async fn browser_call(context: &CallContext, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
+    let target = format!("t{index}");
+    let mut browser = Browser::login(context.http_port, &token(&format!("caller{index}"), &["trunk"], context.jwt_secret)).await?;
+    let (sent, answered, mut leg) = browser.call(&target, &context.voice, SIGNALING_WAIT).await?;
+    let trunk = context.peer.answered_call_for(&target, SIGNALING_WAIT).await.ok_or("the trunk never saw the INVITE")?;
+    let think = trunk.answered.saturating_duration_since(trunk.received);
+    report.setup_us = Some(micros(answered.saturating_duration_since(sent).saturating_sub(think)));
+    let sip_media = tokio::spawn(trunk.media.run(trunk.gateway_media, context.window, index, context.probed, stop));
+    let browser_media = browser.media(&mut leg, &context.voice, context.window, index, context.probed, stop).await;
+    browser.hang_up().await;
+    leg.leg.close().await;
+    let (sent_by_sip, sip_receiver) = sip_media.await.map_err(|e| e.to_string())?;
+    let (sent_by_browser, browser_receiver) = browser_media?;
+    report.to_browser = browser_receiver.tally(sent_by_sip);
+    report.to_sip = sip_receiver.tally(sent_by_browser);
+    Ok(())
+}
+
+/// The trunk calls browser user `load<index>`, which answers at once; the trunk hangs up at `stop`.
+pub async fn from_sip(context: Arc<CallContext>, index: u32, stop: Instant) -> CallReport {
+    let mut report = CallReport::default();
+    if let Err(e) = sip_call(&context, index, stop, &mut report).await {
+        report.failure = Some(e);
+    }
+    report
+}
+
+async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
+    let user = format!("load{index}");
+    let mut browser = Browser::login(context.http_port, &token(&user, &[], context.jwt_secret)).await?;
+    let media = RtpEndpoint::bind().await.map_err(|e| e.to_string())?;
+    let mut call = context.peer.invite(&user, media.port()).await;
+    let (incoming, offer) = browser.incoming(SIGNALING_WAIT).await?;
+    report.setup_us = Some(micros(incoming.saturating_duration_since(call.sent_at)));
+    let mut leg = browser.accept(&offer, &context.voice).await?;
+    let accepted = Instant::now();
+    let (window, probed) = (context.window, context.probed);
+    let sip_side = async move {
+        let outcome = call.outcome(SIGNALING_WAIT).await;
+        let CallOutcome::Answered { at, gateway_media } = outcome else {
+            return Err(match outcome {
+                CallOutcome::Failed(why) => why,
+                CallOutcome::Answered { .. } => String::new(),
+            });
+        };
+        let (sent, receiver) = media.run(gateway_media, window, index, probed, stop).await;
+        let hung_up_early = call.hung_up_by_gateway();
+        let confirmed = call.hang_up().await;
+        match (hung_up_early, confirmed) {
+            (true, _) => Err("the gateway hung up early".to_string()),
+            (false, false) => Err("BYE not answered".to_string()),
+            (false, true) => Ok((at, sent, receiver)),
+        }
+    };
+    let (browser_media, sip_result) = tokio::join!(browser.media(&mut leg, &context.voice, window, index, probed, stop), sip_side);
+    let (answered, sent_by_sip, sip_receiver) = sip_result?;
+    report.accept_to_ok_us = Some(micros(answered.saturating_duration_since(accepted)));
+    let hangup_seen = browser.await_hangup(Duration::from_secs(5)).await;
+    leg.leg.close().await;
+    let (sent_by_browser, browser_receiver) = browser_media?;
+    report.to_browser = browser_receiver.tally(sent_by_sip);
+    report.to_sip = sip_receiver.tally(sent_by_browser);
+    if !hangup_seen {
+        return Err("the browser never heard the hangup".into());
+    }
+    Ok(())
+}

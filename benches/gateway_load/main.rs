@@ -1,0 +1,353 @@
+//! Whole-gateway load: a release gateway on loopback, Rust WebRTC browsers on one side and a SIP
+//! trunk with an RTP generator on the other, in one process. Prints each scenario and writes
+//! target/bench/REPORT.md with every figure against its target.
+//!
+//! `LOAD=quick` (the default, `make bench`) runs each scenario once at a size a 2-core machine
+//! holds; `LOAD=full` (`make bench-full`) ramps each until calls fail or packets are lost.
+
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
+pub mod browser;
+pub mod calls;
+pub mod meter;
+pub mod profile;
+pub mod report;
+pub mod sip_peer;
+
+use browser::Voice;
+use calls::{CallContext, CallReport};
+use meter::{percentile, CpuSample, StreamTally, Window};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use support::{Gateway, GatewayOptions, JWT_SECRET};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    Browser,
+    Sip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Media {
+    /// PCMU on both legs: RTP <-> SRTP, payload untouched.
+    Passthrough,
+    /// Opus in the browser, PCMU on the trunk.
+    Transcoded,
+}
+
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    pub origin: Origin,
+    pub media: Media,
+    pub calls: usize,
+    pub arrivals_per_second: f64,
+    /// `None`: every call stays up through the measured window (concurrency). `Some`: each call
+    /// lasts this long after it starts (setup rate).
+    pub hold: Option<Duration>,
+    /// After the last call starts, before measuring: ICE and DTLS finish, jitter settles.
+    pub settle: Duration,
+    pub measure: Duration,
+    pub profile: bool,
+}
+
+impl Scenario {
+    pub fn name(&self) -> String {
+        let origin = match self.origin {
+            Origin::Browser => "browser → SIP",
+            Origin::Sip => "SIP → browser",
+        };
+        let media = match self.media {
+            Media::Passthrough => "PCMU passthrough",
+            Media::Transcoded => "Opus ↔ PCMU",
+        };
+        match self.hold {
+            None => format!("{origin}, {media}, {} concurrent", self.calls),
+            Some(hold) => format!("{origin}, {media}, {:.0} setups/s, {}s calls", self.arrivals_per_second, hold.as_secs()),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct Outcome {
+    pub scenario: Scenario,
+    pub answered: usize,
+    pub failed: usize,
+    pub failures: Vec<String>,
+    pub setup_us: Vec<u32>,
+    pub accept_to_ok_us: Vec<u32>,
+    pub to_browser: StreamTally,
+    pub to_sip: StreamTally,
+    pub gateway_cpu: f64,
+    pub loader_cpu: f64,
+    pub idle_rss_kib: u64,
+    pub loaded_rss_kib: u64,
+    /// Setups completed per second over the arrival period.
+    pub setup_rate: f64,
+    pub profile: Option<Result<profile::Summary, String>>,
+}
+
+impl Outcome {
+    pub fn lost(&self) -> u64 {
+        self.to_browser.lost + self.to_sip.lost
+    }
+
+    pub fn clean(&self) -> bool {
+        self.failed == 0 && self.lost() == 0
+    }
+
+    pub fn cpu_per_call(&self) -> f64 {
+        self.gateway_cpu / self.scenario.calls.max(1) as f64
+    }
+
+    pub fn rss_per_call_kib(&self) -> f64 {
+        self.loaded_rss_kib.saturating_sub(self.idle_rss_kib) as f64 / self.scenario.calls.max(1) as f64
+    }
+}
+
+fn start_gateway(scenario: &Scenario, trunk_port: u16) -> Gateway {
+    let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
+    let browser_codec = match scenario.media {
+        Media::Passthrough => "same",
+        Media::Transcoded => "opus",
+    };
+    Gateway::start(GatewayOptions {
+        profiles: vec![("trunk.toml".into(), trunk)],
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n"),
+        log_level: "info",
+        ..Default::default()
+    })
+}
+
+fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
+    let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
+    let trunk_port = trunk_socket.local_addr().map_err(|e| e.to_string())?.port();
+    let gateway = start_gateway(&scenario, trunk_port);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
+    let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus));
+    runtime.shutdown_timeout(Duration::from_secs(2));
+    outcome
+}
+
+async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::UdpSocket, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
+    let pid = gateway.pid();
+    let peer = sip_peer::SipPeer::start(trunk_socket, gateway.sip_addr()).map_err(|e| e.to_string())?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let idle_rss_kib = meter::rss_kib(pid);
+    let epoch = Instant::now();
+    let arrival_gap = Duration::from_secs_f64(1.0 / scenario.arrivals_per_second);
+    let ramp = arrival_gap * scenario.calls as u32;
+    let settle = scenario.settle;
+    let window = match scenario.hold {
+        None => Window { epoch, start: epoch + ramp + settle, end: epoch + ramp + settle + scenario.measure },
+        Some(_) => Window::never(epoch),
+    };
+    let (voice, probed) = match scenario.media {
+        Media::Passthrough => (Voice::PcmuProbes, true),
+        Media::Transcoded => (Voice::Opus(Arc::clone(opus)), false),
+    };
+    let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed });
+    let mut tasks = Vec::with_capacity(scenario.calls);
+    let arrivals_cpu = CpuSample::start(pid);
+    for index in 0..scenario.calls {
+        tokio::time::sleep_until((epoch + arrival_gap * index as u32).into()).await;
+        let stop = match scenario.hold {
+            None => window.end,
+            Some(hold) => Instant::now() + hold,
+        };
+        let context = Arc::clone(&context);
+        let (index, origin) = (index as u32, scenario.origin);
+        tasks.push(tokio::spawn(async move {
+            match origin {
+                Origin::Browser => calls::from_browser(context, index, stop).await,
+                Origin::Sip => calls::from_sip(context, index, stop).await,
+            }
+        }));
+    }
+    // Everything measured about the gateway happens inside the window (or the arrivals, for the
+    // setup-rate scenarios, which have no media window).
+    let (gateway_cpu, loader_cpu, loaded_rss_kib, profile) = match scenario.hold {
+        None => {
+            tokio::time::sleep_until(window.start.into()).await;
+            let recording = scenario.profile.then(|| profile::record(pid, scenario.measure, gateway.dir.path()));
+            let (gateway_cpu, loader_cpu) = (CpuSample::start(pid), CpuSample::start(std::process::id()));
+            tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
+            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), meter::rss_kib(pid));
+            let profile = recording.map(|r| r.and_then(|r| tokio::task::block_in_place(|| profile::summarise(r))));
+            (figures.0, figures.1, figures.2, profile)
+        }
+        Some(_) => (arrivals_cpu.percent_of_core(), 0.0, meter::rss_kib(pid), None),
+    };
+    let mut reports = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        reports.push(tokio::time::timeout(Duration::from_secs(60), task).await.ok().and_then(Result::ok).unwrap_or_else(|| CallReport { failure: Some("call task hung".into()), ..Default::default() }));
+    }
+    Ok(collect(scenario, reports, (gateway_cpu, loader_cpu), (idle_rss_kib, loaded_rss_kib), profile))
+}
+
+fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (u64, u64), profile: Option<Result<profile::Summary, String>>) -> Outcome {
+    let mut outcome = Outcome {
+        answered: 0,
+        failed: 0,
+        failures: Vec::new(),
+        setup_us: Vec::new(),
+        accept_to_ok_us: Vec::new(),
+        to_browser: StreamTally::default(),
+        to_sip: StreamTally::default(),
+        gateway_cpu: cpu.0,
+        loader_cpu: cpu.1,
+        idle_rss_kib: rss.0,
+        loaded_rss_kib: rss.1,
+        setup_rate: 0.0,
+        profile,
+        scenario,
+    };
+    for report in reports {
+        outcome.setup_us.extend(report.setup_us);
+        outcome.accept_to_ok_us.extend(report.accept_to_ok_us);
+        outcome.to_browser.merge(report.to_browser);
+        outcome.to_sip.merge(report.to_sip);
+        match report.failure {
+            Some(failure) => {
+                outcome.failed += 1;
+                if outcome.failures.len() < 5 {
+                    outcome.failures.push(failure);
+                }
+            }
+            None => outcome.answered += 1,
+        }
+    }
+    outcome.setup_us.sort_unstable();
+    outcome.accept_to_ok_us.sort_unstable();
+    outcome.to_browser.latencies_us.sort_unstable();
+    outcome.to_sip.latencies_us.sort_unstable();
+    let arrival_seconds = outcome.scenario.calls as f64 / outcome.scenario.arrivals_per_second;
+    outcome.setup_rate = outcome.setup_us.len().min(outcome.answered) as f64 / arrival_seconds.max(1e-3);
+    outcome
+}
+
+fn print(outcome: &Outcome) {
+    let ms = |us: u32| us as f64 / 1_000.0;
+    println!(
+        "{:<58} answered {:>4} failed {:>3} | setup p50 {:>6.2} ms p99 {:>7.2} ms | gateway {:>6.1} % core = {:.3} %/call | RSS +{:.0} KiB/call | lost {} of {}/{} (to browser/to SIP) | latency p50/p99 to browser {:.2}/{:.2} ms, to SIP {:.2}/{:.2} ms | load tool {:.0} % core",
+        outcome.scenario.name(),
+        outcome.answered,
+        outcome.failed,
+        ms(percentile(&outcome.setup_us, 0.5)),
+        ms(percentile(&outcome.setup_us, 0.99)),
+        outcome.gateway_cpu,
+        outcome.cpu_per_call(),
+        outcome.rss_per_call_kib(),
+        outcome.lost(),
+        outcome.to_browser.received + outcome.to_browser.lost,
+        outcome.to_sip.received + outcome.to_sip.lost,
+        ms(percentile(&outcome.to_browser.latencies_us, 0.5)),
+        ms(percentile(&outcome.to_browser.latencies_us, 0.99)),
+        ms(percentile(&outcome.to_sip.latencies_us, 0.5)),
+        ms(percentile(&outcome.to_sip.latencies_us, 0.99)),
+        outcome.loader_cpu,
+    );
+    for failure in &outcome.failures {
+        println!("    failure: {failure}");
+    }
+}
+
+fn run_scenario(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>, outcomes: &mut Vec<Outcome>) -> bool {
+    match run(scenario.clone(), opus) {
+        Ok(outcome) => {
+            print(&outcome);
+            let clean = outcome.clean();
+            outcomes.push(outcome);
+            clean
+        }
+        Err(e) => {
+            println!("{}: could not run: {e}", scenario.name());
+            false
+        }
+    }
+}
+
+fn concurrent(plan: &Plan, origin: Origin, media: Media, calls: usize, profile: bool) -> Scenario {
+    Scenario { origin, media, calls, arrivals_per_second: 50.0, hold: None, settle: plan.settle, measure: plan.measure, profile }
+}
+
+fn setup_rate(plan: &Plan, origin: Origin, per_second: f64) -> Scenario {
+    let calls = (per_second * plan.setup_seconds as f64) as usize;
+    Scenario { origin, media: Media::Passthrough, calls, arrivals_per_second: per_second, hold: Some(Duration::from_secs(2)), settle: plan.settle, measure: Duration::ZERO, profile: false }
+}
+
+/// What one run does: fixed sizes (quick), or ramps that stop at the first loss or failure (full).
+pub struct Plan {
+    pub ramp: bool,
+    pub passthrough: Vec<usize>,
+    pub transcoded: Vec<usize>,
+    pub setups_per_second: f64,
+    pub setup_seconds: u64,
+    pub settle: Duration,
+    pub measure: Duration,
+    /// Profile the gateway during the largest passthrough and transcoded runs.
+    pub profile: bool,
+}
+
+impl Plan {
+    fn from_env() -> Plan {
+        let full = std::env::var("LOAD").is_ok_and(|v| v == "full");
+        let sizes = |var: &str, default: &str| -> Vec<usize> { std::env::var(var).unwrap_or_else(|_| default.into()).split(',').filter_map(|n| n.trim().parse().ok()).collect() };
+        Plan {
+            ramp: full,
+            passthrough: if full { (1..=10).map(|n| n * 100).collect() } else { sizes("LOAD_PASSTHROUGH", "200") },
+            transcoded: if full { (1..=10).map(|n| n * 50).collect() } else { sizes("LOAD_TRANSCODED", "100") },
+            setups_per_second: 50.0,
+            setup_seconds: 10,
+            settle: Duration::from_secs(3),
+            measure: Duration::from_secs(if full { 20 } else { 15 }),
+            profile: true,
+        }
+    }
+}
+
+/// Runs every scenario of the plan and returns what each measured.
+pub fn run_plan(plan: &Plan) -> Vec<Outcome> {
+    let opus = Arc::new(browser::opus_tone());
+    let mut outcomes = Vec::new();
+    for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
+        let largest = sizes.iter().copied().max().unwrap_or(0);
+        for origin in [Origin::Browser, Origin::Sip] {
+            for &calls in sizes {
+                let profile = plan.profile && origin == Origin::Browser && (calls == largest || plan.ramp);
+                let clean = run_scenario(concurrent(plan, origin, media, calls, profile), &opus, &mut outcomes);
+                if plan.ramp && !clean {
+                    break;
+                }
+            }
+        }
+    }
+    if plan.ramp {
+        // Keep only the profile of the largest clean run of each kind.
+        for media in [Media::Passthrough, Media::Transcoded] {
+            let keep = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls);
+            for o in outcomes.iter_mut().filter(|o| o.scenario.media == media && Some(o.scenario.calls) != keep) {
+                o.profile = None;
+            }
+        }
+    }
+    for origin in [Origin::Browser, Origin::Sip] {
+        let mut rate = plan.setups_per_second;
+        while run_scenario(setup_rate(plan, origin, rate), &opus, &mut outcomes) && plan.ramp && rate < 300.0 {
+            rate += 50.0;
+        }
+    }
+    outcomes
+}
+
+fn main() {
+    let plan = Plan::from_env();
+    let started = Instant::now();
+    println!("gateway load ({}): release gateway on loopback; Rust WebRTC browsers and a SIP trunk in this process", if plan.ramp { "full" } else { "quick" });
+    let outcomes = run_plan(&plan);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/REPORT.md");
+    match report::write(&path, &outcomes, plan.ramp, started.elapsed()) {
+        Ok(()) => println!("report: {}", path.display()),
+        Err(e) => println!("report not written: {e}"),
+    }
+}
