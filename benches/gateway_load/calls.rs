@@ -21,6 +21,7 @@ pub struct CallContext {
 
 #[derive(Debug, Default)]
 pub struct CallReport {
+    pub call: String,
     /// INVITE to `incoming` (calls from SIP) or `call` to `answered` less the trunk's think time.
     pub setup_us: Option<u32>,
     /// Calls from SIP: the browser's `accept` to the trunk's 200 OK.
@@ -36,9 +37,9 @@ fn micros(duration: Duration) -> u32 {
 
 /// A browser calls the trunk (user `t<index>`) and hangs up at `stop`.
 pub async fn from_browser(context: Arc<CallContext>, index: u32, stop: Instant) -> CallReport {
-    let mut report = CallReport::default();
+    let mut report = CallReport { call: format!("caller{index} → t{index}"), ..Default::default() };
     if let Err(e) = browser_call(&context, index, stop, &mut report).await {
-        report.failure = Some(e);
+        report.failure = Some(format!("{}: {e}", report.call));
     }
     report
 }
@@ -63,19 +64,19 @@ async fn browser_call(context: &CallContext, index: u32, stop: Instant, report: 
 
 /// The trunk calls browser user `load<index>`, which answers at once; the trunk hangs up at `stop`.
 pub async fn from_sip(context: Arc<CallContext>, index: u32, stop: Instant) -> CallReport {
-    let mut report = CallReport::default();
+    let mut report = CallReport { call: format!("trunk → load{index}"), ..Default::default() };
     if let Err(e) = sip_call(&context, index, stop, &mut report).await {
-        report.failure = Some(e);
+        report.failure = Some(format!("{}: {e}", report.call));
     }
     report
 }
 
 async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
     let user = format!("load{index}");
-    let mut browser = Browser::login(context.http_port, &token(&user, &[], context.jwt_secret)).await?;
+    let mut browser = Browser::login(context.http_port, &token(&user, &[], context.jwt_secret)).await.map_err(|e| format!("login: {e}"))?;
     let media = RtpEndpoint::bind().await.map_err(|e| e.to_string())?;
     let mut call = context.peer.invite(&user, media.port()).await;
-    let (incoming, offer) = browser.incoming(SIGNALING_WAIT).await?;
+    let (incoming, offer) = browser.incoming(SIGNALING_WAIT).await.map_err(|e| format!("waiting for `incoming`: {e}"))?;
     report.setup_us = Some(micros(incoming.saturating_duration_since(call.sent_at)));
     let mut leg = browser.accept(&offer, &context.voice).await?;
     let accepted = Instant::now();

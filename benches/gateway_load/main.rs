@@ -52,6 +52,10 @@ pub struct Scenario {
 }
 
 impl Scenario {
+    fn slug(&self) -> String {
+        self.name().chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect::<String>().split('-').filter(|p| !p.is_empty()).collect::<Vec<_>>().join("-")
+    }
+
     pub fn name(&self) -> String {
         let origin = match self.origin {
             Origin::Browser => "browser → SIP",
@@ -62,6 +66,7 @@ impl Scenario {
             Media::Transcoded => "Opus ↔ PCMU",
         };
         match self.hold {
+            None if self.profile => format!("{origin}, {media}, {} concurrent, under perf (figures not counted)", self.calls),
             None => format!("{origin}, {media}, {} concurrent", self.calls),
             Some(hold) => format!("{origin}, {media}, {:.0} setups/s, {}s calls", self.arrivals_per_second, hold.as_secs()),
         }
@@ -126,6 +131,15 @@ fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> 
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus));
     runtime.shutdown_timeout(Duration::from_secs(2));
+    if let Ok(outcome) = &outcome {
+        if !outcome.failures.is_empty() {
+            // The gateway's own account of the failed calls outlives its temporary directory.
+            let kept = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench").join(format!("gateway-{}.log", outcome.scenario.slug()));
+            let _ = std::fs::create_dir_all(kept.parent().unwrap_or(std::path::Path::new(".")));
+            let _ = std::fs::write(&kept, gateway.log());
+            println!("    gateway log: {}", kept.display());
+        }
+    }
     outcome
 }
 
@@ -203,6 +217,9 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
         scenario,
     };
     for report in reports {
+        if report.to_browser.lost + report.to_sip.lost > 0 && outcome.failures.len() < 5 {
+            outcome.failures.push(format!("{}: lost {} to the browser, {} to SIP", report.call, report.to_browser.lost, report.to_sip.lost));
+        }
         outcome.setup_us.extend(report.setup_us);
         outcome.accept_to_ok_us.extend(report.accept_to_ok_us);
         outcome.to_browser.merge(report.to_browser);
@@ -285,7 +302,7 @@ pub struct Plan {
     pub setup_seconds: u64,
     pub settle: Duration,
     pub measure: Duration,
-    /// Profile the gateway during the largest passthrough and transcoded runs.
+    /// Profile the gateway in an extra run at the largest clean passthrough and transcoded sizes.
     pub profile: bool,
 }
 
@@ -297,7 +314,7 @@ impl Plan {
             ramp: full,
             passthrough: if full { (1..=10).map(|n| n * 100).collect() } else { sizes("LOAD_PASSTHROUGH", "200") },
             transcoded: if full { (1..=10).map(|n| n * 50).collect() } else { sizes("LOAD_TRANSCODED", "100") },
-            setups_per_second: 50.0,
+            setups_per_second: std::env::var("LOAD_SETUP_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(50.0),
             setup_seconds: 10,
             settle: Duration::from_secs(3),
             measure: Duration::from_secs(if full { 20 } else { 15 }),
@@ -311,27 +328,22 @@ pub fn run_plan(plan: &Plan) -> Vec<Outcome> {
     let opus = Arc::new(browser::opus_tone());
     let mut outcomes = Vec::new();
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
-        let largest = sizes.iter().copied().max().unwrap_or(0);
         for origin in [Origin::Browser, Origin::Sip] {
             for &calls in sizes {
-                let profile = plan.profile && origin == Origin::Browser && (calls == largest || plan.ramp);
-                let clean = run_scenario(concurrent(plan, origin, media, calls, profile), &opus, &mut outcomes);
+                let clean = run_scenario(concurrent(plan, origin, media, calls, false), &opus, &mut outcomes);
                 if plan.ramp && !clean {
                     break;
                 }
             }
         }
-    }
-    if plan.ramp {
-        // Keep only the profile of the largest clean run of each kind.
-        for media in [Media::Passthrough, Media::Transcoded] {
-            let keep = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls);
-            for o in outcomes.iter_mut().filter(|o| o.scenario.media == media && Some(o.scenario.calls) != keep) {
-                o.profile = None;
-            }
+        // perf disturbs what it watches, so the profile is a run of its own at the largest clean
+        // size, and none of its figures count.
+        let largest_clean = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls);
+        if let Some(calls) = largest_clean.filter(|_| plan.profile) {
+            run_scenario(concurrent(plan, Origin::Browser, media, calls, true), &opus, &mut outcomes);
         }
     }
-    for origin in [Origin::Browser, Origin::Sip] {
+    for origin in [Origin::Browser, Origin::Sip].into_iter().filter(|_| plan.setups_per_second > 0.0) {
         let mut rate = plan.setups_per_second;
         while run_scenario(setup_rate(plan, origin, rate), &opus, &mut outcomes) && plan.ramp && rate < 300.0 {
             rate += 50.0;

@@ -35,7 +35,7 @@ pub struct Summary {
 
 /// Which part of the gateway a symbol belongs to, for the summary.
 fn area_of(symbol: &str, dso: &str) -> &'static str {
-    let areas: [(&str, &'static str); 14] = [
+    let areas: [(&str, &'static str); 19] = [
         ("sipbridge::media::srtp", "SRTP (our SIP-side crypto)"),
         ("sipbridge::media", "media engine (relay, codec handlers)"),
         ("sipbridge::webrtc_leg", "browser leg glue"),
@@ -48,8 +48,13 @@ fn area_of(symbol: &str, dso: &str) -> &'static str {
         ("rtc_interceptor", "webrtc-rs interceptors (RTCP reports, NACK)"),
         ("webrtc", "webrtc-rs peer connection"),
         ("rtc", "webrtc-rs core"),
-        ("tokio", "tokio runtime"),
+        ("tokio", "tokio and futures (task wake-ups, channels)"),
+        ("futures", "tokio and futures (task wake-ups, channels)"),
         ("aes", "AES"),
+        ("hashbrown", "Rust collections and allocation"),
+        ("alloc::", "Rust collections and allocation"),
+        ("core::", "Rust core (formatting, slices)"),
+        ("std::", "Rust std"),
     ];
     for (prefix, area) in areas {
         if symbol.contains(prefix) {
@@ -59,7 +64,7 @@ fn area_of(symbol: &str, dso: &str) -> &'static str {
     if dso.contains("kernel") {
         return "kernel (syscalls, UDP, scheduling)";
     }
-    if dso.contains("libc") || symbol.starts_with("__") || symbol.contains("malloc") || symbol.contains("free") {
+    if dso.contains("libc") || symbol.contains("malloc") || symbol.contains("free") {
         return "libc (allocator, memcpy)";
     }
     if dso.contains("libav") || dso.contains("libopus") || dso.contains("libsw") {
@@ -112,8 +117,14 @@ pub fn summarise(mut recording: Recording) -> Result<Summary, String> {
     Ok(Summary { samples, areas, symbols })
 }
 
-/// Drops generic parameters and hashes so a symbol fits a table cell.
+/// Drops generic parameters and hashes so a symbol fits a table cell; `<T as Trait>::f` becomes
+/// `T::f`, which says whose code it is.
 fn shorten(symbol: &str) -> String {
+    let symbol = symbol.trim_end_matches(" - -").trim();
+    let symbol = match symbol.strip_prefix('<').and_then(|rest| rest.split_once(" as ")) {
+        Some((implementor, rest)) => format!("{implementor}{}", rest.split_once(">::").map(|(_, method)| format!("::{method}")).unwrap_or_default()),
+        None => symbol.to_string(),
+    };
     let mut out = String::new();
     let mut depth = 0;
     for c in symbol.chars() {
@@ -126,4 +137,13 @@ fn shorten(symbol: &str) -> String {
     }
     let out = out.split("::h").next().unwrap_or(&out).to_string();
     if out.chars().count() > 110 { format!("{}…", out.chars().take(110).collect::<String>()) } else { out }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn symbols_keep_their_owner() {
+        assert_eq!(super::shorten("<tokio::net::UdpSocket as core::future::Future>::poll - -"), "tokio::net::UdpSocket::poll");
+        assert_eq!(super::shorten("hashbrown::map::HashMap<K,V,S>::contains_key"), "hashbrown::map::HashMap::contains_key");
+    }
 }

@@ -46,7 +46,7 @@ fn scenario_table(out: &mut String, outcomes: &[Outcome]) {
 pub fn best<'a>(outcomes: &'a [Outcome], media: Media, origin: Option<Origin>) -> Option<&'a Outcome> {
     outcomes
         .iter()
-        .filter(|o| o.scenario.hold.is_none() && o.scenario.media == media && origin.is_none_or(|origin| o.scenario.origin == origin))
+        .filter(|o| !o.scenario.profile && o.scenario.hold.is_none() && o.scenario.media == media && origin.is_none_or(|origin| o.scenario.origin == origin))
         .filter(|o| o.clean())
         .max_by_key(|o| o.scenario.calls)
 }
@@ -56,6 +56,7 @@ fn verdict(met: bool) -> &'static str {
 }
 
 fn targets_table(out: &mut String, outcomes: &[Outcome]) {
+    let counted: Vec<&Outcome> = outcomes.iter().filter(|o| !o.scenario.profile).collect();
     out.push_str("| target (2 cores) | measured | verdict |\n|---|---|---|\n");
     for (media, calls_target, cpu_target, label) in [(Media::Passthrough, 500, 0.15, "passthrough"), (Media::Transcoded, 200, 0.42, "Opus ↔ PCMU transcoded")] {
         let held: Vec<String> = [Origin::Browser, Origin::Sip]
@@ -74,9 +75,9 @@ fn targets_table(out: &mut String, outcomes: &[Outcome]) {
         let worst = cpu.iter().map(|(c, _)| *c).fold(0.0, f64::max);
         let _ = writeln!(out, "| < {cpu_target} % of a core per {label} call | {} | {} |", cpu.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(", "), verdict(!cpu.is_empty() && worst < cpu_target));
     }
-    let concurrent: Vec<&Outcome> = outcomes.iter().filter(|o| o.scenario.hold.is_none()).collect();
+    let concurrent: Vec<&Outcome> = counted.iter().copied().filter(|o| o.scenario.hold.is_none()).collect();
     let setups = |origin: Origin| -> Vec<u32> {
-        let mut all: Vec<u32> = outcomes.iter().filter(|o| o.scenario.origin == origin).flat_map(|o| o.setup_us.iter().copied()).collect();
+        let mut all: Vec<u32> = counted.iter().filter(|o| o.scenario.origin == origin).flat_map(|o| o.setup_us.iter().copied()).collect();
         all.sort_unstable();
         all
     };
@@ -98,7 +99,7 @@ fn targets_table(out: &mut String, outcomes: &[Outcome]) {
     let rss: Vec<(f64, String)> = concurrent.iter().filter(|o| o.clean()).map(|o| (o.rss_per_call_kib(), format!("{:.0} KiB ({})", o.rss_per_call_kib(), o.scenario.name()))).collect();
     let worst_rss = rss.iter().map(|(r, _)| *r).fold(0.0, f64::max);
     let _ = writeln!(out, "| < 1 MB RSS per call | {} | {} |", rss.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("; "), verdict(!rss.is_empty() && worst_rss < 1_024.0));
-    let rates: Vec<&Outcome> = outcomes.iter().filter(|o| o.scenario.hold.is_some() && o.failed == 0).collect();
+    let rates: Vec<&Outcome> = counted.iter().copied().filter(|o| o.scenario.hold.is_some() && o.failed == 0).collect();
     let fastest = rates.iter().map(|o| o.setup_rate).fold(0.0, f64::max);
     let text = rates.iter().map(|o| format!("{:.0}/s ({})", o.setup_rate, origin_name(o.scenario.origin))).collect::<Vec<_>>().join(", ");
     let _ = writeln!(out, "| ≥ 50 call setups per second without a failure | {} | {} |", if text.is_empty() { "no clean run".into() } else { text }, verdict(fastest >= 50.0 - 0.5));

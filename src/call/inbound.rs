@@ -97,10 +97,16 @@ struct Device {
     port: u16,
 }
 
-async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc::Receiver<SipCallEvent>) {
+async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: mpsc::Receiver<SipCallEvent>) {
+    use tracing::Instrument;
     let call_id = uuid::Uuid::new_v4().to_string();
+    // Instrumented, not entered: a guard held across an await stays on the worker thread while
+    // the task sleeps, and every call polled there (and spawned from there) nested inside it.
     let span = tracing::info_span!("call", %call_id, sip_call_id = %call.sip_call_id);
-    let _guard = span.enter();
+    answer_inbound(layer, call, sip_events, call_id).instrument(span).await
+}
+
+async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_events: mpsc::Receiver<SipCallEvent>, call_id: String) {
     let through = match &call.identity {
         CallerIdentity::TrustedPeer { profile } => Some(profile.as_str()),
         CallerIdentity::LocalUser { .. } => None,

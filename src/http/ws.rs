@@ -63,16 +63,19 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     // Upstream registrations made for this connection's user (PBX login), ended when it closes.
     let mut registrations: Vec<String> = Vec::new();
     let (events_tx, mut events_rx) = mpsc::channel::<(String, EchoEvent)>(256);
-    loop {
-        while let Some(frame) = connection.poll_outgoing() {
-            if socket.send(Message::Text(frame.into())).await.is_err() {
-                return close(calls, registrations, &state).await;
-            }
-        }
+    'session: loop {
+        // Reachable before the login reply leaves: a client may be called the moment it has it.
         if registered_as.is_none() {
             if let Some(user) = connection.user() {
                 state.signaling.browsers.add(&user.user, device, push_tx.clone());
                 registered_as = Some(user.user.clone());
+            }
+        }
+        while let Some(frame) = connection.poll_outgoing() {
+            if socket.send(Message::Text(frame.into())).await.is_err() {
+                // Through the cleanup below, like every other way out: the user's registration
+                // and its answered calls must not outlive the socket.
+                break 'session;
             }
         }
         tokio::select! {
@@ -184,7 +187,8 @@ async fn place_call(
     connection.reply(id, serde_json::json!({ "call_id": call_id }));
     let layer = state.signaling.calls.clone();
     let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
-    tokio::spawn(crate::call::outbound::place(layer, call_id, user, profile, target, sdp, push, control_rx));
+    let span = tracing::info_span!("call", %call_id);
+    tokio::spawn(tracing::Instrument::instrument(crate::call::outbound::place(layer, call_id, user, profile, target, sdp, push, control_rx), span));
 }
 
 async fn phone_registered(state: &AppState, user: &str) -> bool {

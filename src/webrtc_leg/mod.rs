@@ -13,6 +13,7 @@ use bytes::Bytes;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -30,6 +31,8 @@ pub enum WebRtcError {
     Engine(String),
     #[error("the offer has no audio codec we support")]
     NoCommonCodec,
+    #[error("DTLS is not up yet")]
+    NotConnected,
 }
 
 fn engine_error(e: impl std::fmt::Display) -> WebRtcError {
@@ -74,11 +77,13 @@ pub struct WebRtcLeg {
     ssrc: u32,
     codec: BrowserCodec,
     mid: String,
+    connected: Arc<AtomicBool>,
 }
 
 struct Handler {
     events: mpsc::Sender<LegEvent>,
     mid: String,
+    connected: Arc<AtomicBool>,
 }
 
 #[async_trait::async_trait]
@@ -98,6 +103,7 @@ impl PeerConnectionEventHandler for Handler {
     }
 
     async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        self.connected.store(state == RTCPeerConnectionState::Connected, Ordering::Release);
         let event = match state {
             RTCPeerConnectionState::Connected => LegEvent::Connected,
             RTCPeerConnectionState::Failed => LegEvent::Failed("ice_failed".into()),
@@ -210,13 +216,14 @@ impl WebRtcLeg {
     pub async fn offer(codec: BrowserCodec, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
         let mid = "0".to_string();
         let (events_tx, events_rx) = mpsc::channel(512);
-        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone() }).await?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone(), connected: Arc::clone(&connected) }).await?;
         let track = local_track(&codec, ssrc);
         connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
         let offer = connection.create_offer(None).await.map_err(engine_error)?;
         connection.set_local_description(offer).await.map_err(engine_error)?;
         let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
-        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
+        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid, connected }, local.sdp, events_rx))
     }
 
     pub async fn set_answer(&self, answer_sdp: &str) -> Result<(), WebRtcError> {
@@ -228,7 +235,8 @@ impl WebRtcLeg {
     pub async fn answer(offer_sdp: &str, forced_codec: Option<&str>, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
         let (codec, mid) = choose_codec(offer_sdp, forced_codec)?;
         let (events_tx, events_rx) = mpsc::channel(512);
-        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone() }).await?;
+        let connected = Arc::new(AtomicBool::new(false));
+        let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone(), connected: Arc::clone(&connected) }).await?;
         let offer = RTCSessionDescription::offer(offer_sdp.to_string()).map_err(engine_error)?;
         connection.set_remote_description(offer).await.map_err(engine_error)?;
         // Added after the remote offer, with a codec from it, so the offered transceiver is reused
@@ -238,7 +246,7 @@ impl WebRtcLeg {
         let answer = connection.create_answer(None).await.map_err(engine_error)?;
         connection.set_local_description(answer).await.map_err(engine_error)?;
         let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
-        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid }, local.sdp, events_rx))
+        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid, connected }, local.sdp, events_rx))
     }
 }
 
@@ -285,6 +293,11 @@ impl WebRtcLeg {
 
     /// Sends one RTP packet (our bytes) to the browser, re-stamped with the track's SSRC.
     pub async fn send_rtp(&self, packet: &[u8]) -> Result<(), WebRtcError> {
+        // Media from SIP often starts before DTLS is up; webrtc-rs would drop each packet with a
+        // warning, a log flood at every call setup.
+        if !self.connected.load(Ordering::Acquire) {
+            return Err(WebRtcError::NotConnected);
+        }
         let view = RtpView::parse(packet).map_err(engine_error)?;
         let header = view.header();
         let mut rtp_packet = rtc::rtp::packet::Packet::default();
