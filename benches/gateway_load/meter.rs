@@ -79,6 +79,9 @@ pub struct Receiver {
     probed: bool,
     received: u64,
     latencies_us: Vec<u32>,
+    /// Send times of the probes counted (sequence numbers, unprobed): a retransmission answering
+    /// an RTCP NACK must not hide a loss.
+    probes_seen: std::collections::HashSet<u64>,
     /// Extended sequence numbers seen inside the window (transcoded streams).
     first_sequence: Option<i64>,
     highest_sequence: i64,
@@ -86,7 +89,7 @@ pub struct Receiver {
 
 impl Receiver {
     pub fn new(window: Window, probed: bool) -> Receiver {
-        Receiver { window, probed, received: 0, latencies_us: Vec::new(), first_sequence: None, highest_sequence: 0 }
+        Receiver { window, probed, received: 0, latencies_us: Vec::new(), probes_seen: Default::default(), first_sequence: None, highest_sequence: 0 }
     }
 
     /// One RTP packet (header and payload) arriving at `now`.
@@ -94,7 +97,8 @@ impl Receiver {
         let Ok(view) = sipbridge::media::rtp::RtpView::parse(packet) else { return };
         if self.probed {
             let Some(sent_at) = probe_sent_at(&self.window, view.payload()) else { return };
-            if self.window.contains(sent_at) {
+            let key = sent_at.saturating_duration_since(self.window.epoch).as_nanos() as u64;
+            if self.window.contains(sent_at) && self.probes_seen.insert(key) {
                 self.received += 1;
                 let micros = now.saturating_duration_since(sent_at).as_micros();
                 self.latencies_us.push(u32::try_from(micros).unwrap_or(u32::MAX));
@@ -113,6 +117,9 @@ impl Receiver {
             // Wrap-around and reordering: the nearest extension of `raw` to the highest seen.
             Some(_) => self.highest_sequence + i64::from(raw.wrapping_sub(self.highest_sequence as u16) as i16),
         };
+        if !self.probes_seen.insert(extended as u64) {
+            return;
+        }
         self.highest_sequence = if self.received == 0 { extended } else { self.highest_sequence.max(extended) };
         self.received += 1;
     }
@@ -205,6 +212,8 @@ mod tests {
         let inside = probe_payload(&window, 0, epoch + Duration::from_millis(1_500));
         receiver.on_packet(&packet(1, &before), epoch + Duration::from_millis(1_010));
         receiver.on_packet(&packet(2, &inside), epoch + Duration::from_micros(1_500_250));
+        // A retransmission (RTCP NACK) of the same probe counts once.
+        receiver.on_packet(&packet(2, &inside), epoch + Duration::from_millis(1_530));
         let tally = receiver.tally(3);
         assert_eq!((tally.received, tally.lost), (1, 2));
         assert_eq!(tally.latencies_us, vec![250]);
@@ -216,10 +225,10 @@ mod tests {
         let window = Window { epoch, start: epoch, end: epoch + Duration::from_secs(10) };
         let mut receiver = Receiver::new(window, false);
         let at = epoch + Duration::from_secs(1);
-        for sequence in [65_534u16, 65_535, 1, 0, 3] {
+        for sequence in [65_534u16, 65_535, 1, 0, 3, 1] {
             receiver.on_packet(&packet(sequence, &[0; 160]), at);
         }
-        // 65534..=3 is six packets; 2 never came; 0 came late and still counts.
+        // 65534..=3 is six packets; 2 never came; 0 came late and still counts; 1 came twice.
         let tally = receiver.tally(0);
         assert_eq!((tally.received, tally.lost), (5, 1));
     }
