@@ -61,6 +61,7 @@ fn main() {
         digest_algorithms: vec!["MD5".into()],
         max_calls: None,
         dial: Default::default(),
+        outbound_proxy: None,
     };
     let config = CoreConfig { timers: TimerConfig::default(), product: "bench".into(), nonce_lifetime: Duration::from_secs(300) };
     let t0 = Instant::now();

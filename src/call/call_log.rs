@@ -71,6 +71,12 @@ impl CallLog {
         log
     }
 
+    /// The SIP peer of a call we placed, from its first response.
+    pub fn sip_peer(&mut self, remote: std::net::SocketAddr, user_agent: Option<String>) {
+        self.record.sip_remote = Some(remote.to_string());
+        self.record.sip_user_agent = user_agent;
+    }
+
     pub fn event(&mut self, kind: &str, detail: impl Into<String>) {
         self.record.event(now_ms(), kind, detail);
     }
@@ -147,6 +153,11 @@ impl CallLog {
 
     pub fn finish(mut self, status: CallStatus, side: HangupSide, reason: &str, sip_code: Option<u16>) {
         use std::sync::atomic::Ordering::Relaxed;
+        if status != CallStatus::Answered {
+            // One line per call that never connected, whatever refused it, so an operator can
+            // find out why from the log alone.
+            tracing::info!(call_id = %self.record.id, status = status.as_str(), side = ?side, sip_status = ?sip_code, reason, "call not connected");
+        }
         self.record.finish(now_ms(), status, side, reason, sip_code);
         if self.record.transcoded {
             self.stats.transcoding.fetch_sub(1, Relaxed);

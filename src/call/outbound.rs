@@ -177,6 +177,7 @@ pub async fn place(
                     }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
                 }
+                Some(SipCallEvent::Outbound(OutboundEvent::PeerSeen { remote, user_agent, .. })) => log.sip_peer(remote, user_agent),
                 Some(SipCallEvent::Outbound(OutboundEvent::Failed { status, .. })) => {
                     (side, sip_status) = (HangupSide::Sip, Some(status));
                     let (reason, cause) = failure_reason(status);

@@ -7,7 +7,7 @@ mod dial_plan;
 mod profile;
 pub use dial_plan::{DialError, DialPlan};
 
-pub use profile::{LocalUser, PeerTransport, Profile, ProfileKind, UserSecret};
+pub use profile::{LocalUser, OutboundProxy, PeerTransport, Profile, ProfileKind, UserSecret};
 
 use serde::Deserialize;
 use std::fmt;

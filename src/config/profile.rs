@@ -115,6 +115,8 @@ struct RawProfile {
     max_calls: Option<usize>,
     #[serde(default)]
     dial: super::DialPlan,
+    #[serde(default)]
+    outbound_proxy: Option<String>,
 }
 
 /// A validated profile. Fields that only make sense for some kinds are `Option`s or empty.
@@ -145,6 +147,49 @@ pub struct Profile {
     pub max_calls: Option<usize>,
     /// How browser-dialed numbers are rewritten for this peer.
     pub dial: super::DialPlan,
+    /// Every request toward this peer goes to this proxy first (RFC 3261 §8.1.2 preloaded route).
+    pub outbound_proxy: Option<OutboundProxy>,
+}
+
+/// A proxy in front of a peer: requests are sent to `host:port` with `Route: <sip:host:port;lr>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundProxy {
+    pub host: String,
+    pub port: u16,
+}
+
+impl OutboundProxy {
+    /// `proxy.example.com`, `192.0.2.1:5070` or `sip:192.0.2.1:5070;lr`.
+    pub fn parse(text: &str) -> Option<OutboundProxy> {
+        let text = text.trim();
+        let bare = text.strip_prefix("sip:").unwrap_or(text);
+        let bare = bare.split(';').next()?;
+        if bare.is_empty() || bare.contains(['@', '?', ' ', '<', '>']) {
+            return None;
+        }
+        let (host, port) = match bare.strip_prefix('[') {
+            Some(v6) => {
+                let (ip, after) = v6.split_once(']')?;
+                ip.parse::<std::net::Ipv6Addr>().ok()?;
+                (format!("[{ip}]"), after.strip_prefix(':'))
+            }
+            None => match bare.split_once(':') {
+                Some((host, port)) => (host.to_string(), Some(port)),
+                None => (bare.to_string(), None),
+            },
+        };
+        let port = match port {
+            Some(port) => port.parse::<u16>().ok().filter(|p| *p > 0)?,
+            None => 5060,
+        };
+        let valid = host.starts_with('[') || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
+        (valid && !host.is_empty()).then_some(OutboundProxy { host, port })
+    }
+
+    /// The Route value preloaded on requests sent through the proxy.
+    pub fn route(&self) -> String {
+        format!("<sip:{}:{};lr>", self.host, self.port)
+    }
 }
 
 impl fmt::Debug for Profile {
@@ -161,6 +206,7 @@ impl fmt::Debug for Profile {
             .field("ping", &self.ping)
             .field("trusted_networks", &self.trusted_networks)
             .field("domain", &self.domain)
+            .field("outbound_proxy", &self.outbound_proxy)
             .field("users", &self.users.len())
             .finish()
     }
@@ -305,6 +351,7 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         digest_algorithms: raw.digest_algorithms,
         max_calls: raw.max_calls,
         dial: raw.dial.clone(),
+        outbound_proxy: raw.outbound_proxy.as_deref().and_then(OutboundProxy::parse),
     })
 }
 
@@ -330,6 +377,11 @@ fn validate_peer(path: &Path, raw: &RawProfile, errors: &mut ConfigErrors) {
     if raw.transport == PeerTransport::Tls {
         errors.push(path, "transport", "TLS toward peers is not supported yet; use udp or tcp");
     }
+    if let Some(proxy) = raw.outbound_proxy.as_deref() {
+        if OutboundProxy::parse(proxy).is_none() {
+            errors.push(path, "outbound_proxy", format!("`{proxy}` is not host, host:port or sip:host:port"));
+        }
+    }
     if raw.ping && raw.ping_interval_secs < 1 {
         errors.push(path, "ping_interval_secs", "must be at least 1 second");
     }
@@ -354,6 +406,9 @@ fn validate_peer(path: &Path, raw: &RawProfile, errors: &mut ConfigErrors) {
 fn validate_local(path: &Path, raw: &RawProfile, errors: &mut ConfigErrors) {
     if raw.domain.as_deref().unwrap_or("").is_empty() {
         errors.push(path, "domain", "a local profile needs the domain phones register to");
+    }
+    if raw.outbound_proxy.is_some() {
+        errors.push(path, "outbound_proxy", "a local profile sends nothing upstream");
     }
     if raw.register || raw.host.is_some() {
         errors.push(path, "register", "a local profile has no upstream host to register to");

@@ -7,6 +7,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::net::{IpAddr, SocketAddr};
 
 /// Tags and Call-ID are compared byte-for-byte: RFC 3261 §20.8 makes Call-ID case-sensitive,
 /// and treating tags the same way keeps `DialogId` usable as a plain hash key.
@@ -55,6 +56,26 @@ pub struct RequestTarget {
     pub routes: Vec<String>,
     /// The URI to resolve (RFC 3263) and send to.
     pub next_hop: String,
+}
+
+impl RequestTarget {
+    /// The next hop as a socket address, when its URI names an IP literal (RFC 3263 DNS
+    /// procedures are not run here: a host name yields `None` and the caller keeps its flow).
+    pub fn next_hop_address(&self) -> Option<SocketAddr> {
+        uri_socket_address(&self.next_hop)
+    }
+}
+
+/// `sip:user@192.0.2.1:5070;transport=udp` -> 192.0.2.1:5070; `sips:` defaults to 5061.
+pub fn uri_socket_address(uri: &str) -> Option<SocketAddr> {
+    let (scheme, rest) = uri.trim().split_once(':')?;
+    let default_port = if scheme.eq_ignore_ascii_case("sips") { 5061 } else { 5060 };
+    // The user part may hold ';' and '?', so the host starts after the last '@'.
+    let host_port = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+    let host_port = host_port.split([';', '?']).next()?;
+    let (host, port) = crate::sip::syntax::split_host_port(host_port).ok()?;
+    let ip = host.trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+    Some(SocketAddr::new(ip, port.unwrap_or(default_port)))
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -372,6 +393,19 @@ mod tests {
         assert!(!has_lr("sip:a;lr@p;transport=tcp"));
         assert!(!has_lr("sip:p?lr"));
         assert_eq!(request_uri_form("sip:a;x=1@p;method=INVITE;transport=tcp?h=1"), "sip:a;x=1@p;transport=tcp");
+    }
+
+    #[test]
+    fn next_hop_addresses() {
+        let target = |hop: &str| RequestTarget { request_uri: String::new(), routes: Vec::new(), next_hop: hop.into() };
+        assert_eq!(target("sip:127.0.0.1:5070;lr").next_hop_address(), Some("127.0.0.1:5070".parse().expect("a")));
+        assert_eq!(target("sip:a;b@10.0.0.1;transport=tcp").next_hop_address(), Some("10.0.0.1:5060".parse().expect("a")));
+        assert_eq!(target("sips:[2001:db8::1]").next_hop_address(), Some("[2001:db8::1]:5061".parse().expect("a")));
+        assert_eq!(target("sip:proxy.example.com;lr").next_hop_address(), None);
+        assert_eq!(target("garbage").next_hop_address(), None);
+        let mut d = uac(false);
+        d.route_set = rr(&["<sip:192.0.2.9:5062;lr>"]);
+        assert_eq!(d.request_target().next_hop_address(), Some("192.0.2.9:5062".parse().expect("a")));
     }
 
     #[test]

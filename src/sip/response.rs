@@ -123,9 +123,13 @@ pub fn build(
     server: &str,
 ) -> Response {
     let mut headers = Headers::default();
+    let creates_dialog = (101..300).contains(&status) && is_invite(request_headers);
     for header in request_headers.iter() {
         match header {
             Header::Via(_) | Header::From(_) | Header::CallId(_) | Header::CSeq(_) => headers.push(header.clone()),
+            // RFC 3261 §12.1.1: proxies that record-routed must see their values again, in order,
+            // or the caller's ACK and BYE carry no Route and a stateful proxy drops them.
+            Header::RecordRoute(_) if creates_dialog => headers.push(header.clone()),
             Header::To(to) => {
                 let value = to.value().to_string();
                 let has_tag = syntax::NameAddr::parse(&value).map(|n| n.tag().is_some()).unwrap_or(true);
@@ -147,6 +151,14 @@ pub fn build(
         headers,
         body,
     }
+}
+
+fn is_invite(headers: &Headers) -> bool {
+    headers
+        .iter()
+        .find(|h| matches!(h, Header::CSeq(_)))
+        .and_then(|h| syntax::parse_cseq(h.value()).ok())
+        .is_some_and(|(_, method)| method.eq_ignore_ascii_case("INVITE"))
 }
 
 #[cfg(test)]
@@ -205,6 +217,27 @@ mod tests {
         let top = ViaValue::parse(&via).expect("top");
         let ResponseRoute::Datagram { to, .. } = response_route(&top, &udp_peer("192.0.2.7:40000")) else { panic!() };
         assert_eq!(to, "192.0.2.7:5070".parse::<std::net::SocketAddr>().expect("a"));
+    }
+
+    #[test]
+    fn dialog_creating_answers_carry_record_route_in_order() {
+        let mut h = headers("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1");
+        h.retain(|x| !matches!(x, Header::CSeq(_)));
+        h.push(make_header("CSeq", "1 INVITE".into()));
+        h.push(make_header("Record-Route", "<sip:p2.example.com;lr>".into()));
+        h.push(make_header("Record-Route", "<sip:p1.example.com;lr;ftag=x>, <sip:p0;lr>".into()));
+        for status in [180, 200] {
+            let text = String::from_utf8(build(&h, status, Some("t"), vec![], vec![], "s").to_bytes()).expect("utf8");
+            let p2 = text.find("Record-Route: <sip:p2.example.com;lr>\r\n").expect("first value");
+            let p1 = text.find("Record-Route: <sip:p1.example.com;lr;ftag=x>, <sip:p0;lr>\r\n").expect("second value");
+            assert!(p2 < p1, "{text}");
+        }
+        for status in [100, 486] {
+            let text = String::from_utf8(build(&h, status, Some("t"), vec![], vec![], "s").to_bytes()).expect("utf8");
+            assert!(!text.contains("Record-Route"), "{status}: {text}");
+        }
+        let options = headers("SIP/2.0/UDP 192.0.2.7;branch=z9hG4bK1");
+        assert!(!String::from_utf8(build(&options, 200, Some("t"), vec![], vec![], "s").to_bytes()).expect("utf8").contains("Record-Route"));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 // Headless Chromium logged in as a browser user with sipbridge.js, one page per MODE: prints
 // READY once every page is logged in. The fake microphone plays a 440 Hz tone.
 // Modes: accept (answer, measure audio, note DTMF and remote hold, wait up to 15 s for the end),
-// long (the same, waiting up to 150 s), busy (reject as busy), watch (let it ring and report how
+// long (the same, waiting up to 150 s), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
 import { chromium } from 'playwright-core';
@@ -87,6 +87,11 @@ async function runPage(mode) {
     const stats = await call.pc.getStats();
     let codec = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codec = codec ?? s.mimeType; });
+    if (mode === 'hangup') {
+      await call.hangup();
+      client.close();
+      return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, ended: { reason: 'local_hangup' } };
+    }
     const wait = mode === 'long' ? 150000 : 15000;
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();

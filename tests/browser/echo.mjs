@@ -6,7 +6,8 @@
 // tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
 // mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
 // `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up. With
-// `transfer`, it transfers the call to +15557654321 and waits for the call to end.
+// `transfer`, it transfers the call to +15557654321 and waits for the call to end. With
+// `remote-end`, it waits for the far end to hang up.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -111,6 +112,13 @@ try {
       await call.transfer('+15557654321');
       extra.transferAccepted = true;
       extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 10000))]);
+      client.close();
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
+    }
+    if (mode === 'remote-end') {
+      // The far end hangs up: wait for it rather than hanging up ourselves.
+      const ended = new Promise((resolve) => call.on('ended', resolve));
+      extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 15000))]);
       client.close();
       return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
     }

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod kamailio;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -274,6 +276,16 @@ pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
         }
     }
     SippRun { output, errors }
+}
+
+/// Waits (at most 10 s) until something has bound UDP `port` on 127.0.0.1, e.g. a peer started
+/// in the background that must be listening before the gateway calls it.
+pub fn wait_udp_bound(port: u16) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
+        assert!(Instant::now() < deadline, "nothing bound UDP port {port} within 10 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
 }
 
 pub fn scenario_path(name: &str) -> PathBuf {

@@ -64,6 +64,7 @@ impl SipCore {
         };
         let mut session = DialogSession::default();
         session.timer = timer;
+        session.symmetric = true;
         session.peer_allows_update = super::in_dialog::lists_option(&parsed.request.headers, "Allow", "UPDATE");
         let id = self.next_call_id;
         self.next_call_id += 1;
@@ -119,11 +120,7 @@ impl SipCore {
             .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
             .map(|c| c.uri)
             .unwrap_or_else(|| from.uri.clone());
-        let record_route: Vec<String> = headers
-            .iter()
-            .filter(|h| matches!(h, Header::RecordRoute(_)))
-            .flat_map(|h| syntax::split_values(h.value()).into_iter().map(str::to_string).collect::<Vec<_>>())
-            .collect();
+        let record_route = super::in_dialog::record_route_values(headers);
         let local_tag = tx.to_tag.clone();
         let remote_tag = from.tag().unwrap_or_default().to_string();
         let our_contact = call.our_contact();
@@ -160,7 +157,7 @@ impl SipCore {
             self.calls.remove(&id);
             return self.respond(&invite, 480, Vec::new(), Vec::new(), now);
         }
-        // Sent where the caller's packets really came from (symmetric signalling through NAT).
+        // To the route set's first hop, or where the caller's packets really came from.
         let _ = self.send_dialog_request(id, Method::Bye, Vec::new(), Vec::new(), now);
         self.calls.remove(&id);
     }

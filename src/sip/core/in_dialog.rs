@@ -7,7 +7,7 @@ use super::calls::{CallEndReason, SipCallId};
 use super::outbound::{build_ack, AckTransaction};
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore, TimerOwner};
-use crate::sip::dialog::Dialog;
+use crate::sip::dialog::{Dialog, RequestTarget};
 use crate::sip::message::{ParsedRequest, ParsedResponse};
 use crate::sip::syntax::{self, NameAddr};
 use crate::sip::transaction::{ClientInvite, ClientNonInvite, Reliability, TransactionKey};
@@ -15,6 +15,7 @@ use crate::sip::Peer;
 use bytes::Bytes;
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::{Header, Headers, Method, Request, Version};
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Shorter Session-Expires values are refused with 422 (RFC 4028 §4: the Min-SE floor).
@@ -92,6 +93,14 @@ pub(super) struct DialogSession {
     pub peer_allows_update: bool,
     /// Our REFER waits for its answer.
     refer_pending: bool,
+    /// DTMF digits waiting for the INFO before them to be answered: one INFO at a time, or a
+    /// proxy that reorders them makes the peer refuse the older CSeq (RFC 3261 §12.2.2) and a
+    /// digit is lost or swapped.
+    info_queue: std::collections::VecDeque<(char, u32)>,
+    info_in_flight: bool,
+    /// Without a route set, in-dialog requests go back along the flow the peer used rather than
+    /// to its Contact: callers and registered phones may sit behind NAT (symmetric signalling).
+    pub symmetric: bool,
 }
 
 #[derive(Debug)]
@@ -132,6 +141,48 @@ fn parse_session_expires(value: &str) -> Option<(u32, Option<String>)> {
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("refresher"))
         .map(|(_, v)| v.trim().to_ascii_lowercase());
     Some((interval, refresher))
+}
+
+/// Every Record-Route value of a message, in order, one name-addr each.
+pub(super) fn record_route_values(headers: &Headers) -> Vec<String> {
+    headers
+        .iter()
+        .filter(|h| matches!(h, Header::RecordRoute(_)))
+        .flat_map(|h| syntax::split_values(h.value()).into_iter().map(str::to_string).collect::<Vec<_>>())
+        .collect()
+}
+
+/// Where a request inside a dialog goes (RFC 3261 §12.2.1.1, §8.1.2): the first route when
+/// there is a route set, else the remote target, or the peer's own flow for a symmetric dialog.
+/// A host name is not resolved here: the flow the dialog was set up on serves instead.
+pub(super) fn dialog_destination(dialog: &Dialog, target: &RequestTarget, symmetric: bool, flow: SocketAddr) -> SocketAddr {
+    if dialog.route_set.is_empty() && symmetric {
+        return flow;
+    }
+    target.next_hop_address().filter(|hop| hop.is_ipv4() == flow.is_ipv4()).unwrap_or(flow)
+}
+
+/// The ACK for a 2xx (RFC 3261 §13.2.2.4): a request of the dialog, to its target with its
+/// route set, in a transaction of its own.
+pub(super) fn ack_for_2xx(invite: &Request, to: &str, cseq: u32, target: &RequestTarget) -> Option<Request> {
+    let mut ack = build_ack(invite, to, cseq, AckTransaction::ItsOwn);
+    ack.uri = rsipstack::sip::Uri::try_from(target.request_uri.as_str()).ok()?;
+    let mut headers = Headers::default();
+    for header in ack.headers.iter() {
+        if matches!(header, Header::To(_)) {
+            for route in &target.routes {
+                headers.push(make_header("Route", route.clone()));
+            }
+        }
+        headers.push(header.clone());
+    }
+    ack.headers = headers;
+    Some(ack)
+}
+
+/// The URI of a message's first Contact.
+pub(super) fn contact_uri(headers: &Headers) -> Option<String> {
+    header_value(headers, "Contact").and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok())).map(|c| c.uri)
 }
 
 pub(super) fn header_value(headers: &Headers, name: &str) -> Option<String> {
@@ -250,9 +301,7 @@ impl SipCore {
             _ => None,
         };
         let Some(id) = found else { return self.respond(&key, 481, Vec::new(), Vec::new(), now) };
-        let contact = header_value(&parsed.request.headers, "Contact")
-            .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
-            .map(|c| c.uri);
+        let contact = contact_uri(&parsed.request.headers);
         let Some((dialog, session, _)) = self.established(id) else { return self.respond(&key, 481, Vec::new(), Vec::new(), now) };
         if let Err(e) = dialog.accept_remote_cseq(parsed.cseq) {
             return self.respond(&key, e.status(), Vec::new(), Vec::new(), now);
@@ -396,11 +445,28 @@ impl SipCore {
         Ok(())
     }
 
-    /// A digit toward a peer that wants DTMF as SIP INFO (`application/dtmf-relay`).
+    /// A digit toward a peer that wants DTMF as SIP INFO (`application/dtmf-relay`), sent once
+    /// the INFO before it has its final answer.
     pub fn call_info_dtmf(&mut self, id: SipCallId, digit: char, duration_ms: u32, now: Instant) {
+        let Some((_, session, _)) = self.established(id) else { return };
+        session.info_queue.push_back((digit, duration_ms));
+        if !session.info_in_flight {
+            self.send_next_info(id, now);
+        }
+    }
+
+    fn send_next_info(&mut self, id: SipCallId, now: Instant) {
+        let Some((_, session, _)) = self.established(id) else { return };
+        let Some((digit, duration_ms)) = session.info_queue.pop_front() else {
+            session.info_in_flight = false;
+            return;
+        };
         let body = format!("Signal={digit}\r\nDuration={duration_ms}\r\n").into_bytes();
         let extra = vec![make_header("Content-Type", "application/dtmf-relay".into())];
-        let _ = self.send_dialog_request(id, Method::Info, extra, body, now);
+        let sent = self.send_dialog_request(id, Method::Info, extra, body, now).is_some();
+        if let Some((_, session, _)) = self.established(id) {
+            session.info_in_flight = sent;
+        }
     }
 
     /// A session refresh from our side (RFC 4028 §7.4): UPDATE without a body where the peer
@@ -453,7 +519,8 @@ impl SipCore {
         let request = Request { method, uri, version: Version::V2, headers: Headers(headers), body };
         let bytes = Bytes::from(request.to_bytes());
         let reliability = if peer.transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
-        let route = Route::Request { transport: peer.transport, to: peer.remote, branch_id };
+        let destination = dialog_destination(dialog, &target, session.symmetric, peer.remote);
+        let route = Route::Request { transport: peer.transport, to: destination, branch_id };
         let machine = if method == Method::Invite {
             session.last_invite = Some(request);
             ClientMachine::Invite(ClientInvite::new(bytes, reliability, timers, now))
@@ -476,6 +543,9 @@ impl SipCore {
 
     /// A final answer to our re-INVITE, UPDATE or refresh.
     pub(super) fn dialog_response(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) {
+        if parsed.cseq_method.eq_ignore_ascii_case("INFO") && parsed.status >= 200 {
+            self.send_next_info(id, now);
+        }
         if parsed.cseq_method.eq_ignore_ascii_case("REFER") {
             if parsed.status >= 200 {
                 if let Some((_, session, _)) = self.established(id) {
@@ -486,13 +556,18 @@ impl SipCore {
             return;
         }
         let is_invite = parsed.cseq_method.eq_ignore_ascii_case("INVITE");
-        let Some((_, session, peer)) = self.established(id) else { return };
+        let Some((dialog, session, peer)) = self.established(id) else { return };
         if is_invite && parsed.status >= 200 && parsed.status < 300 {
+            // A 2xx to a re-INVITE refreshes the target (RFC 3261 §12.2.1.2), and the ACK goes there.
+            if let Some(contact) = contact_uri(&parsed.response.headers) {
+                dialog.update_remote_target(contact);
+            }
             // Every 2xx (retransmissions too) gets its ACK, a transaction of its own.
-            if let Some(invite) = session.last_invite.as_ref() {
-                let to = parsed.response.headers.iter().find(|h| matches!(h, Header::To(_))).map(|h| h.value().to_string()).unwrap_or_default();
-                let ack = build_ack(invite, &to, parsed.cseq, AckTransaction::ItsOwn);
-                let route = Route::Request { transport: peer.transport, to: peer.remote, branch_id: 0 };
+            let target = dialog.request_target();
+            let destination = dialog_destination(dialog, &target, session.symmetric, peer.remote);
+            let to = parsed.response.headers.iter().find(|h| matches!(h, Header::To(_))).map(|h| h.value().to_string()).unwrap_or_default();
+            if let Some(ack) = session.last_invite.as_ref().and_then(|invite| ack_for_2xx(invite, &to, parsed.cseq, &target)) {
+                let route = Route::Request { transport: peer.transport, to: destination, branch_id: 0 };
                 self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
             }
         }

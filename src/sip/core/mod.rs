@@ -588,3 +588,5 @@ fn transaction_key(parsed: &ParsedRequest) -> TransactionKey {
 mod tests;
 #[cfg(test)]
 mod tests_in_dialog;
+#[cfg(test)]
+mod tests_routing;

@@ -2,7 +2,7 @@
 //! transaction, ACK for 2xx, the dialog, CANCEL before the answer and BYE after it.
 
 use super::calls::SipCallId;
-use super::in_dialog::{lists_option, DialogSession, REQUESTED_SESSION_EXPIRES};
+use super::in_dialog::{ack_for_2xx, dialog_destination, lists_option, record_route_values, DialogSession, REQUESTED_SESSION_EXPIRES};
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore};
 use crate::sip::dialog::Dialog;
@@ -23,12 +23,15 @@ pub enum OutboundEvent {
     Answered { id: SipCallId, sdp: String },
     /// A final failure, or 408 when the peer never answered.
     Failed { id: SipCallId, status: u16 },
+    /// The first response from the peer: where the call went and what the peer calls itself
+    /// (its Server or User-Agent header), for the call's record.
+    PeerSeen { id: SipCallId, remote: std::net::SocketAddr, user_agent: Option<String> },
 }
 
 impl OutboundEvent {
     pub fn id(&self) -> SipCallId {
         match self {
-            Self::Progress { id, .. } | Self::Answered { id, .. } | Self::Failed { id, .. } => *id,
+            Self::Progress { id, .. } | Self::Answered { id, .. } | Self::Failed { id, .. } | Self::PeerSeen { id, .. } => *id,
         }
     }
 }
@@ -56,9 +59,22 @@ pub(super) struct OutboundCall {
     /// The last reliable provisional PRACKed, and the CSeq our last PRACK used (RFC 3262).
     pub(super) last_rseq: Option<u32>,
     pub(super) prack_cseq: u32,
+    /// `PeerSeen` was reported.
+    peer_seen: bool,
 }
 
 impl OutboundCall {
+    /// The ACK for the INVITE's 2xx and where it goes: the dialog's next hop once the dialog exists.
+    fn ack_for_2xx(&self, to: &str, cseq: u32) -> Option<(Request, std::net::SocketAddr)> {
+        let Route::Request { to: flow, .. } = self.route else { return None };
+        let Some(dialog) = self.dialog.as_ref() else {
+            return Some((build_ack(&self.invite, to, cseq, AckTransaction::ItsOwn), flow));
+        };
+        let target = dialog.request_target();
+        let destination = dialog_destination(dialog, &target, self.session.symmetric, flow);
+        Some((ack_for_2xx(&self.invite, to, cseq, &target)?, destination))
+    }
+
     /// ACK for a 3xx-6xx, which belongs to the INVITE transaction (same branch).
     pub(super) fn ack_for_error(&self, response: &ParsedResponse) -> Option<Bytes> {
         let to = response.response.headers.iter().find(|h| matches!(h, Header::To(_)))?.value();
@@ -78,7 +94,12 @@ impl SipCore {
             let domain = self.local.as_ref().and_then(|l| l.profile.domain.clone()).unwrap_or_default();
             let from = format!("<sip:{caller}@{domain}>");
             let to = format!("<sip:{user}@{domain}>");
-            return Ok(self.send_first_invite(uri, from, to, (peer.transport, peer.remote), peer.local, None, sdp, now));
+            let id = self.send_first_invite(uri, (from, to, None), (peer.transport, peer.remote), peer.local, None, sdp, now);
+            // A registered phone may sit behind NAT: its dialog follows the flow it registered over.
+            if let Some(call) = self.outbound.get_mut(&id) {
+                call.session.symmetric = true;
+            }
+            return Ok(id);
         }
         let profile = profile.ok_or_else(|| format!("`{user}` is not a registered phone and this user may not call out"))?;
         let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
@@ -100,7 +121,9 @@ impl SipCore {
         let transport = upstream.transport();
         let uri = rsipstack::sip::Uri::try_from(format!("sip:{user}@{host}:{port}").as_str()).map_err(|e| e.to_string())?;
         let from = format!("<sip:sipbridge@{}>", resolved.advertised);
-        Ok(self.send_first_invite(uri, from, format!("<sip:{user}@{host}>"), (transport, resolved.remote), resolved.advertised, digest, sdp, now))
+        let preloaded_route = upstream.profile.outbound_proxy.as_ref().map(|p| p.route());
+        let to = format!("<sip:{user}@{host}>");
+        Ok(self.send_first_invite(uri, (from, to, preloaded_route), (transport, resolved.remote), resolved.advertised, digest, sdp, now))
     }
 
     /// The SIP Call-ID of a call we placed (for its record's ladder).
@@ -122,8 +145,7 @@ impl SipCore {
     fn send_first_invite(
         &mut self,
         uri: rsipstack::sip::Uri,
-        from: String,
-        to: String,
+        (from, to, preloaded_route): (String, String, Option<String>),
         (transport, remote): (crate::sip::TransportKind, std::net::SocketAddr),
         advertised: std::net::SocketAddr,
         digest: Option<crate::sip::auth::DigestClient>,
@@ -134,7 +156,7 @@ impl SipCore {
         self.next_call_id += 1;
         let (branch_id, branch) = self.new_branch();
         let route = Route::Request { transport, to: remote, branch_id };
-        let headers = vec![
+        let mut headers = vec![
             make_header("Via", format!("SIP/2.0/{} {advertised};branch={branch};rport", transport.via_name())),
             make_header("Max-Forwards", "70".into()),
             make_header("From", format!("{from};tag={}", response::random_token(6))),
@@ -149,6 +171,9 @@ impl SipCore {
             make_header("Content-Type", "application/sdp".into()),
             make_header("Content-Length", sdp.len().to_string()),
         ];
+        if let Some(route) = preloaded_route {
+            headers.insert(2, make_header("Route", route));
+        }
         let invite = Request { method: Method::Invite, uri, version: Version::V2, headers: Headers(headers), body: sdp.as_bytes().to_vec() };
         let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
         let machine = ClientInvite::new(Bytes::from(invite.to_bytes()), reliability, self.config.timers, now);
@@ -156,7 +181,7 @@ impl SipCore {
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
         let mut session = DialogSession::default();
         session.local_contact = format!("<sip:sipbridge@{advertised}>");
-        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised, last_rseq: None, prack_cseq: 0 };
+        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised, last_rseq: None, prack_cseq: 0, peer_seen: false };
         self.outbound.insert(id, call);
         self.drain_client(branch_id, now);
         id
@@ -166,6 +191,19 @@ impl SipCore {
     pub(super) fn outbound_response(&mut self, id: SipCallId, parsed: &ParsedResponse, now: Instant) {
         let Some(call) = self.outbound.get_mut(&id) else { return };
         let status = parsed.status;
+        if !call.peer_seen && status > 100 {
+            call.peer_seen = true;
+            if let Route::Request { to: remote, .. } = call.route {
+                let user_agent = parsed
+                    .response
+                    .headers
+                    .iter()
+                    .find(|h| matches!(h, Header::Server(_) | Header::UserAgent(_)))
+                    .map(|h| h.value().chars().take(200).collect());
+                self.events.push_back(CoreEvent::Outbound(OutboundEvent::PeerSeen { id, remote, user_agent }));
+            }
+        }
+        let Some(call) = self.outbound.get_mut(&id) else { return };
         if call.cancelled && status >= 300 {
             self.outbound.remove(&id);
             return;
@@ -190,7 +228,6 @@ impl SipCore {
                 let to = find(|h| matches!(h, Header::To(_))).and_then(|v| NameAddr::parse(&v).ok());
                 let to_value = find(|h| matches!(h, Header::To(_))).unwrap_or_default();
                 let cseq = call.cseq;
-                let ack = build_ack(&call.invite, &to_value, cseq, AckTransaction::ItsOwn);
                 let route = call.route;
                 if !call.answered {
                     call.answered = true;
@@ -209,7 +246,7 @@ impl SipCore {
                             from.uri,
                             to.uri,
                             contact,
-                            Vec::new(),
+                            record_route_values(headers),
                             cseq.max(call.prack_cseq),
                             false,
                             false,
@@ -226,8 +263,13 @@ impl SipCore {
                     }
                 }
                 let hang_up_crossed_answer = call.cancelled;
-                // Every 2xx (retransmissions too) is acknowledged by us, not the transaction.
-                self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
+                // Every 2xx (retransmissions too) is acknowledged by us, not the transaction, along
+                // the dialog's route set to its remote target (RFC 3261 §13.2.2.4).
+                if let Some((ack, to)) = call.ack_for_2xx(&to_value, cseq) {
+                    let Route::Request { transport, .. } = route else { return };
+                    let route = Route::Request { transport, to, branch_id: 0 };
+                    self.transmits.push_back(super::Transmit { route, bytes: Bytes::from(ack.to_bytes()) });
+                }
                 if hang_up_crossed_answer {
                     if let Some(call) = self.outbound.get_mut(&id) {
                         call.cancelled = false;
@@ -374,6 +416,8 @@ pub(super) fn build_ack(invite: &Request, to: &str, cseq: u32, transaction: AckT
     for header in invite.headers.iter() {
         match header {
             Header::From(_) | Header::CallId(_) | Header::MaxForwards(_) => headers.push(header.clone()),
+            // RFC 3261 §17.1.1.3: the ACK of an error answer repeats the INVITE's Route headers.
+            Header::Route(_) if matches!(transaction, AckTransaction::TheInvites) => headers.push(header.clone()),
             Header::Via(via) => match transaction {
                 AckTransaction::TheInvites => headers.push(header.clone()),
                 AckTransaction::ItsOwn => {

@@ -3,11 +3,12 @@
 //! caller sees them in order. As UAC we advertise `100rel` and PRACK every new reliable 1xx.
 
 use super::calls::{CallEndReason, SipCallId};
-use super::in_dialog::{header_value, lists_option};
+use super::in_dialog::{contact_uri, dialog_destination, header_value, lists_option, record_route_values};
+use crate::sip::dialog::Dialog;
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore, TimerOwner};
 use crate::sip::message::{ParsedRequest, ParsedResponse};
-use crate::sip::syntax::{self, NameAddr};
+use crate::sip::syntax;
 use crate::sip::transaction::{ClientNonInvite, Reliability, TransactionKey};
 use bytes::Bytes;
 use rsipstack::sip::headers::make_header;
@@ -108,11 +109,15 @@ impl SipCore {
         }
         let Some(rseq) = header_value(headers, "RSeq").and_then(|v| v.parse::<u32>().ok()) else { return };
         let to = headers.iter().find(|h| matches!(h, Header::To(_))).map(|h| h.value().to_string()).unwrap_or_default();
-        let target = header_value(headers, "Contact")
-            .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
-            .and_then(|c| rsipstack::sip::Uri::try_from(c.uri.as_str()).ok());
         let (branch_id, branch) = self.new_branch();
         let Some(call) = self.outbound.get_mut(&id) else { return };
+        let Route::Request { transport, to: flow, .. } = call.route else { return };
+        // The PRACK rides the early dialog: the 1xx's Record-Route reversed, to its Contact.
+        let remote_target = contact_uri(headers).unwrap_or_else(|| call.invite.uri.to_string());
+        let early = Dialog::new_uac("", "", "", "", "", remote_target, record_route_values(headers), 0, false, true);
+        let target = early.request_target();
+        let destination = dialog_destination(&early, &target, call.session.symmetric, flow);
+        let Ok(uri) = rsipstack::sip::Uri::try_from(target.request_uri.as_str()) else { return };
         if call.last_rseq.is_some_and(|last| rseq <= last) {
             return;
         }
@@ -126,14 +131,15 @@ impl SipCore {
                 _ => {}
             }
         }
+        for route in &target.routes {
+            out.push(make_header("Route", route.clone()));
+        }
         out.push(make_header("To", to));
         out.push(make_header("CSeq", format!("{} PRACK", call.prack_cseq)));
         out.push(make_header("RAck", format!("{rseq} {} INVITE", call.cseq)));
         out.push(make_header("Content-Length", "0".into()));
-        let uri = target.unwrap_or_else(|| call.invite.uri.clone());
         let prack = Request { method: Method::PRack, uri, version: Version::V2, headers: out, body: Vec::new() };
-        let Route::Request { transport, to: remote, .. } = call.route else { return };
-        let route = Route::Request { transport, to: remote, branch_id };
+        let route = Route::Request { transport, to: destination, branch_id };
         let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
         let machine = ClientNonInvite::new(Bytes::from(prack.to_bytes()), reliability, self.config.timers, now);
         self.client_transactions.insert(branch_id, ClientTransaction { machine: ClientMachine::NonInvite(machine), route, purpose: Purpose::InDialog, sent_at: now });

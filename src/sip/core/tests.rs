@@ -5,8 +5,8 @@ use crate::config::{LocalUser, PeerTransport, UserSecret};
 use crate::sip::auth::{ChallengeKind, DigestClient};
 use std::net::SocketAddr;
 
-const GATEWAY: &str = "127.0.0.1:5060";
-const PBX: &str = "192.0.2.60:5060";
+pub(super) const GATEWAY: &str = "127.0.0.1:5060";
+pub(super) const PBX: &str = "192.0.2.60:5060";
 
 pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
     Profile {
@@ -31,6 +31,7 @@ pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
         digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
         max_calls: None,
         dial: Default::default(),
+        outbound_proxy: None,
     }
 }
 
@@ -437,8 +438,12 @@ fn digest_guessing_is_cut_off() {
     assert_eq!(statuses(&mut core), vec![401]);
 }
 
+/// Progress, answers and failures; `PeerSeen` has a test of its own.
 fn outbound_events(core: &mut SipCore) -> Vec<OutboundEvent> {
-    std::iter::from_fn(|| core.poll_event()).filter_map(|e| if let CoreEvent::Outbound(o) = e { Some(o) } else { None }).collect()
+    std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| if let CoreEvent::Outbound(o) = e { Some(o) } else { None })
+        .filter(|o| !matches!(o, OutboundEvent::PeerSeen { .. }))
+        .collect()
 }
 
 /// A core with one PBX profile that has credentials but does not register, and the INVITE of

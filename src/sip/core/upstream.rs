@@ -223,11 +223,15 @@ impl SipCore {
             return;
         }
         upstream.resolving = true;
-        let host = upstream.profile.host.clone().unwrap_or_default();
+        // Through an outbound proxy, the proxy is the only address we ever send to.
+        let (host, port) = match &upstream.profile.outbound_proxy {
+            Some(proxy) => (proxy.host.trim_start_matches('[').trim_end_matches(']').to_string(), proxy.port),
+            None => (upstream.profile.host.clone().unwrap_or_default(), upstream.profile.port),
+        };
         self.events.push_back(CoreEvent::Resolve {
             profile: upstream.profile.name.clone(),
             host,
-            port: upstream.profile.port,
+            port,
             transport: upstream.transport(),
         });
     }
@@ -374,9 +378,13 @@ impl SipCore {
         let upstream = &self.upstreams[index];
         let Some(resolved) = upstream.resolved else { return };
         let transport = upstream.transport();
+        let proxy_route = upstream.profile.outbound_proxy.as_ref().map(|p| p.route());
         let (branch_id, branch) = self.new_branch();
         let via = format!("SIP/2.0/{} {};branch={branch};rport", transport.via_name(), resolved.advertised);
         request.headers.push_front(make_header("Via", via));
+        if let Some(route) = proxy_route {
+            request.headers.push(make_header("Route", route));
+        }
         request.headers.push(make_header("Content-Length", "0".into()));
         let reliability = if transport.is_reliable() { Reliability::Reliable } else { Reliability::Unreliable };
         let machine = ClientNonInvite::new(Bytes::from(request.to_bytes()), reliability, self.config.timers, now);
