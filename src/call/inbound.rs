@@ -117,7 +117,6 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     }
     let devices = layer.browsers.devices(&call.to_user);
     if devices.is_empty() {
-        tracing::info!(user = %call.to_user, "nobody is logged in: 480");
         return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
     }
     let Some(_slot) = layer.acquire_slot(&call.to_user, through) else {

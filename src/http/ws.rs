@@ -176,6 +176,7 @@ async fn place_call(
 ) {
     let Some((user, profile)) = connection.user().map(|u| (u.user.clone(), u.profiles.first().cloned())) else { return };
     if profile.is_none() && !phone_registered(state, target).await {
+        tracing::info!(%user, %target, "call refused: the user has no profile to call out through and the target is no registered phone");
         return connection.error(Some(id), ErrorCode::Forbidden, "this user may only call phones registered to the gateway (no profile)");
     }
     if bridged.len() >= MAX_CALLS_PER_CONNECTION {
