@@ -131,13 +131,7 @@ fn browser_calls_trunk(scenario: &str, mode: &str) -> (serde_json::Value, Proxy,
     let stdout = String::from_utf8_lossy(&output.stdout);
     let page: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
     let status = sipp.wait().expect("sipp exit");
-    let sipp_errors: String = std::fs::read_dir(work.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect();
+    let sipp_errors = support::sipp_error_logs(work.path());
     assert_eq!(page["ok"], true, "{page:#}\n{sipp_errors}\nproxy:\n{}\n{}", proxy.trace().join("\n"), gateway.log());
     assert!(status.success(), "the trunk's scenario: {status:?}\n{sipp_errors}\nproxy:\n{}\n{}", proxy.trace().join("\n"), gateway.log());
     let hz = page["peakHz"].as_f64().unwrap_or(0.0);

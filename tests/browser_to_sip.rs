@@ -59,13 +59,7 @@ fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);
     println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
-    let sipp_errors: String = std::fs::read_dir(work.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect();
+    let sipp_errors = support::sipp_error_logs(work.path());
     assert!(sipp_status.success(), "the trunk's scenario passed: {sipp_status:?}\n{sipp_errors}\n{}", gateway.log());
     (result, gateway.log())
 }

@@ -278,6 +278,17 @@ pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
     SippRun { output, errors }
 }
 
+/// The `-trace_err` logs a sipp run left in `dir`: what it did not expect, for failure messages.
+pub fn sipp_error_logs(dir: &Path) -> String {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .collect()
+}
+
 /// Waits (at most 10 s) until something has bound UDP `port` on 127.0.0.1, e.g. a peer started
 /// in the background that must be listening before the gateway calls it.
 pub fn wait_udp_bound(port: u16) {
