@@ -178,7 +178,10 @@ export class Call extends Emitter {
   async transfer(target) { await this.client._request({ type: 'transfer', call_id: this.id, target }); this.emit('transferring', target); }
   async unhold() { await this.client._request({ type: 'unhold', call_id: this.id }); this.emit('resumed'); }
 
+  /** Ends the call once: a page sees one `ended`, however many ways the end arrives. */
   _ended(/** @type {{reason: string, cause?: string}} */ info) {
+    if (this._finished) return;
+    this._finished = true;
     this.state = 'ended';
     this._pendingLocal = [];
     this._close();
