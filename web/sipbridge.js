@@ -85,8 +85,8 @@ export class Call extends Emitter {
       this.emit('track', this.remoteStream);
     };
     pc.onicecandidate = (event) => {
-      // Gathering can outlive the call (a busy callee answers in milliseconds): the gateway
-      // would answer every late candidate with `unknown_call`.
+      // hangup() and reject() mark the call ended before the gateway answers them: a candidate
+      // gathered meanwhile would reach a call the gateway has dropped (`unknown_call`).
       if (this.state === 'ended') return;
       const candidate = event.candidate ? event.candidate.toJSON() : null;
       if (this.id) this.client._send({ type: 'candidate', call_id: this.id, candidate });
