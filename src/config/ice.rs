@@ -22,7 +22,8 @@ const MAX_CREDENTIAL_LIFETIME_SECS: u64 = 7 * 24 * 3_600;
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawIceServer {
-    #[serde(default)]
+    /// A list, or one URL as a string (both are what `RTCIceServer.urls` takes).
+    #[serde(default, deserialize_with = "one_or_many")]
     pub urls: Vec<String>,
     #[serde(default)]
     pub username: Option<String>,
@@ -33,6 +34,19 @@ pub struct RawIceServer {
     pub shared_secret: Option<Secret>,
     #[serde(default)]
     pub credential_lifetime_secs: Option<u64>,
+}
+
+fn one_or_many<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Urls {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match Urls::deserialize(deserializer)? {
+        Urls::One(url) => vec![url],
+        Urls::Many(urls) => urls,
+    })
 }
 
 /// How a browser authenticates to one ICE server.
@@ -240,6 +254,14 @@ mod tests {
         half.username = Some("u".into());
         assert!(errors_of(&[half]).iter().any(|e| e.starts_with("http.ice_servers[0].credential: required")));
         assert!(errors_of(&[raw(&[])]).iter().any(|e| e.starts_with("http.ice_servers[0].urls")));
+    }
+
+    #[test]
+    fn urls_may_be_one_string_or_a_list() {
+        let one: RawIceServer = toml::from_str("urls = \"stun:s.example.com\"").expect("one");
+        let many: RawIceServer = toml::from_str("urls = [\"stun:a\", \"stun:b\"]").expect("many");
+        assert_eq!((one.urls.len(), many.urls.len()), (1, 2));
+        assert!(toml::from_str::<RawIceServer>("urls = 3").is_err());
     }
 
     #[test]
