@@ -14,6 +14,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 use support::calls::{assert_tone, token, trunk_profile, EchoTrunk};
+use support::coturn::{Coturn, TURN_SECRET};
 use support::{free_port, sipp, Gateway, GatewayOptions};
 
 /// The test's HTTP server: the page and the library for GET, and every POST (path, body) to `posts`.
@@ -111,6 +112,8 @@ impl Firefox {
             ("media.navigator.permission.disabled", "true".into()),
             ("permissions.default.microphone", "1".into()),
             ("media.peerconnection.ice.loopback", "true".into()),
+            // Tests stay on 127.0.0.0/8: no candidate on the host's other interfaces.
+            ("media.peerconnection.ice.force_interface", "\"lo\"".into()),
             ("media.peerconnection.ice.obfuscate_host_addresses", "false".into()),
             ("media.autoplay.default", "0".into()),
             // A quiet, fast start: nothing fetched from the network.
@@ -154,23 +157,38 @@ fn page_url(server: &PageServer, gateway: &Gateway, query: &str) -> String {
     format!("http://127.0.0.1:{}/firefox.html?ws=ws://127.0.0.1:{}/ws&{query}", server.port, gateway.http_port)
 }
 
-#[test]
-fn firefox_calls_the_trunk_and_hears_its_echo() {
+/// Firefox calls a number through the trunk and reports what it heard; `query` adds to the page's.
+fn firefox_calls_the_trunk(extra_http: String, query: &str) -> (serde_json::Value, String) {
     let trunk_port = free_port();
-    let gateway = Gateway::start(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], ..Default::default() });
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], extra_http, ..Default::default() });
     let trunk = EchoTrunk::start(trunk_port);
     let server = PageServer::start();
-    let url = page_url(&server, &gateway, &format!("mode=call&target=%2B15551234567&token={}", token("alice", &["trunk"])));
+    let url = page_url(&server, &gateway, &format!("mode=call&target=%2B15551234567&token={}{query}", token("alice", &["trunk"])));
     let firefox = Firefox::open(&url, 1000);
     let report = server.wait_post("/result", Duration::from_secs(45)).unwrap_or_default();
     drop(firefox);
     let sipp = trunk.finish();
     let log = gateway.log();
     assert_eq!(report["ok"], true, "{report:#}\n{log}");
-    println!("firefox -> trunk (sipp echo): {} Hz at {} dB, {}", report["peakHz"], report["peakDb"], report["codec"]);
+    println!("firefox -> trunk (sipp echo): {} Hz at {} dB, {}, pair {}", report["peakHz"], report["peakDb"], report["codec"], report["selectedPair"]);
     assert_tone(&report, "peakHz", 1000.0, &log);
     assert!(sipp.is_ok(), "the trunk answered and got the BYE: {sipp:?}\n{log}");
+    (report, log)
+}
+
+#[test]
+fn firefox_calls_the_trunk_and_hears_its_echo() {
+    let (_, log) = firefox_calls_the_trunk(String::new(), "");
     assert_no_harmless_warnings(&log);
+}
+
+/// As in turn_relay.rs for Chromium: relay-only Firefox with the login reply's TURN credential.
+#[test]
+fn firefox_behind_a_relay_calls_the_trunk() {
+    let coturn = Coturn::start();
+    let (report, log) = firefox_calls_the_trunk(coturn.ice_servers_config(), "&policy=relay");
+    assert_eq!(report["selectedPair"]["local"], "relay", "Firefox's media went through coturn: {report:#}");
+    assert!(!log.contains(TURN_SECRET), "the shared secret is never logged");
 }
 
 /// Firefox's DTLS hello carries about 30 extensions webrtc-rs does not know; TLS says to ignore
