@@ -7,7 +7,7 @@ set -euo pipefail
 
 purpose="${1:-run}"
 run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libopus-dev)
-test_packages=(sip-tester baresip kamailio postgresql postgresql-client openssl chromium nodejs npm linux-perf)
+test_packages=(sip-tester baresip kamailio postgresql postgresql-client openssl chromium nodejs npm linux-perf coturn firefox-esr)
 
 packages=("${run_packages[@]}")
 if [[ "$purpose" == "test" || "$purpose" == "bench" ]]; then

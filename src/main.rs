@@ -142,7 +142,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let engine = sipbridge::media::engine::MediaEngine::new(media.address, media.rtp_port_min, media.rtp_port_max)?;
     let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
     let webrtc = sipbridge::call::echo::WebRtcSettings {
-        ice_servers: config.http.ice_servers.clone(),
+        // The gateway's legs offer host candidates (and `public_address` as NAT 1:1): browsers,
+        // through TURN if they must, reach them directly. STUN would only rediscover that address
+        // and TURN would relay what can flow directly, so `http.ice_servers` is for browsers only.
+        ice_servers: Vec::new(),
         public_ip: media.public_address,
         lite: media.ice_lite,
         failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),

@@ -39,6 +39,45 @@ fn check_config_names_file_key_and_reason() {
     assert!(stderr.contains("3 error(s)"), "{stderr}");
 }
 
+/// ICE server entries a browser would refuse are refused by check-config, each with its key, and
+/// the shared secret of a valid entry is never printed.
+#[test]
+fn check_config_refuses_ice_servers_browsers_would_refuse() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
+    let entries = [
+        "urls = []",
+        "urls = [\"http://turn.example.com\"]",
+        "urls = [\"turn:turn.example.com:3478\"]",
+        "urls = [\"turn:turn.example.com\"]\nusername = \"u\"\ncredential = \"p\"\nshared_secret = \"s3cr3t-both\"",
+        "urls = [\"turns:turn.example.com\"]\nusername = \"u\"",
+        "urls = [\"turn:turn.example.com\"]\nshared_secret = \"s3cr3t-valid\"",
+    ];
+    let config: String = entries.iter().map(|e| format!("[[http.ice_servers]]\n{e}\n")).collect();
+    std::fs::write(dir.path().join("gw.toml"), config).expect("write");
+    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    for expected in [
+        "http.ice_servers[0].urls: list at least one",
+        "http.ice_servers[1].urls[0]: `http://turn.example.com`: the scheme must be",
+        "http.ice_servers[2]: a turn: or turns: URL needs either username and credential, or shared_secret",
+        "http.ice_servers[3]: set either username and credential, or shared_secret, not both",
+        "http.ice_servers[4].credential: required with username",
+    ] {
+        assert!(stderr.lines().any(|l| l.contains("gw.toml: ") && l.contains(expected)), "missing `{expected}` in:\n{stderr}");
+    }
+    assert!(!stderr.contains("ice_servers[5]") && stderr.contains("5 error(s)"), "{stderr}");
+    assert!(!stderr.contains("s3cr3t"), "{stderr}");
+
+    std::fs::write(dir.path().join("gw.toml"), format!("[[http.ice_servers]]\n{}\n", entries[5])).expect("write");
+    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("ice server for browsers: turn:turn.example.com (per-login credentials"), "{stdout}");
+    assert!(!stdout.contains("s3cr3t"), "{stdout}");
+}
+
 /// `make run` in miniature: the example config and profiles, on free ports. The example PBX does
 /// not exist, so the gateway must keep running, say why, and still answer OPTIONS.
 #[test]

@@ -6,8 +6,23 @@
 //   call.on('answered', () => ...); call.hangup();
 //   c.on('incoming', call => call.accept({ stream }));
 
-/** @typedef {{ token?: string, user?: string, password?: string, reconnect?: boolean, iceServers?: RTCIceServer[] }} ConnectOptions */
-/** @typedef {{ stream?: MediaStream, codec?: string }} CallOptions */
+/**
+ * @typedef {object} ConnectOptions
+ * @property {string} [token] a JWT from your backend (login method `token`)
+ * @property {string} [user] with `password`: a local user of the gateway (method `password`)
+ * @property {string} [password]
+ * @property {boolean} [reconnect] reconnect and reclaim answered calls when the WebSocket drops (default true)
+ * @property {RTCIceServer[]} [iceServers] the page's own STUN/TURN servers, used together with the gateway's
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] `'relay'` to send media only through TURN (default `'all'`)
+ * @property {string[]} [codecs] audio codecs the browser offers or accepts, in order of preference, e.g. `['opus', 'PCMU']`
+ */
+/**
+ * @typedef {object} CallOptions
+ * @property {MediaStream} [stream] the microphone; without it the call only receives
+ * @property {string} [codec] force this codec on the SIP side (docs/signaling.md §4.4)
+ * @property {RTCIceTransportPolicy} [iceTransportPolicy] overrides the client's for this call
+ * @property {string[]} [codecs] overrides the client's for this call
+ */
 
 const PROTOCOL_VERSION = 1;
 const REQUEST_TIMEOUT_MS = 15000;
@@ -55,9 +70,14 @@ export class Call extends Emitter {
     this._pendingLocal = [];
   }
 
-  _createPeerConnection(/** @type {MediaStream|undefined} */ stream) {
-    const pc = new RTCPeerConnection({ iceServers: this.client.iceServers });
+  /** Throws what the browser throws, e.g. for an ICE server it refuses. @param {CallOptions} options */
+  _createPeerConnection(options) {
+    const client = this.client;
+    const iceTransportPolicy = options.iceTransportPolicy ?? client.options.iceTransportPolicy ?? 'all';
+    const pc = new RTCPeerConnection({ iceServers: client.iceServers, iceTransportPolicy });
     this.pc = pc;
+    this._codecs = options.codecs ?? client.options.codecs;
+    const stream = options.stream;
     if (stream) for (const track of stream.getAudioTracks()) pc.addTrack(track, stream);
     else pc.addTransceiver('audio', { direction: 'recvonly' });
     pc.ontrack = (event) => {
@@ -65,6 +85,9 @@ export class Call extends Emitter {
       this.emit('track', this.remoteStream);
     };
     pc.onicecandidate = (event) => {
+      // hangup() and reject() mark the call ended before the gateway answers them: a candidate
+      // gathered meanwhile would reach a call the gateway has dropped (`unknown_call`).
+      if (this.state === 'ended') return;
       const candidate = event.candidate ? event.candidate.toJSON() : null;
       if (this.id) this.client._send({ type: 'candidate', call_id: this.id, candidate });
       else this._pendingLocal.push(candidate);
@@ -92,15 +115,40 @@ export class Call extends Emitter {
     try { await this.pc.addIceCandidate(candidate ?? undefined); } catch (e) { console.warn('sipbridge: bad candidate', e); }
   }
 
+  /** Orders (and limits) the codecs of every audio transceiver, where the browser can. */
+  _applyCodecPreferences() {
+    if (!this._codecs?.length || typeof RTCRtpReceiver.getCapabilities !== 'function') return;
+    const available = RTCRtpReceiver.getCapabilities('audio')?.codecs ?? [];
+    const wanted = this._codecs.map((name) => `audio/${name}`.toLowerCase());
+    const rank = (codec) => wanted.indexOf(codec.mimeType.toLowerCase());
+    const chosen = available.filter((codec) => rank(codec) >= 0).sort((a, b) => rank(a) - rank(b));
+    // DTMF always stays possible.
+    const preferences = [...chosen, ...available.filter((codec) => codec.mimeType.toLowerCase() === 'audio/telephone-event')];
+    if (!chosen.length) throw new SipBridgeError('bad_request', `this browser has none of the codecs ${this._codecs.join(', ')}`);
+    for (const transceiver of this.pc?.getTransceivers() ?? []) {
+      if (typeof transceiver.setCodecPreferences === 'function' && transceiver.receiver.track?.kind === 'audio') transceiver.setCodecPreferences(preferences);
+    }
+  }
+
   _flushLocalCandidates() {
+    if (this.state === 'ended') { this._pendingLocal = []; return; }
     for (const candidate of this._pendingLocal.splice(0)) this.client._send({ type: 'candidate', call_id: this.id, candidate });
   }
 
   /** Answer an incoming call. @param {CallOptions} [options] */
   async accept(options = {}) {
     if (this.direction !== 'incoming' || this.state !== 'ringing') throw new SipBridgeError('bad_request', 'only a ringing incoming call can be accepted');
-    const pc = this.pc ?? this._createPeerConnection(options.stream);
+    let pc = this.pc;
+    try {
+      pc = pc ?? this._createPeerConnection(options);
+    } catch (e) {
+      // The caller must not ring on: refuse the call, and end it here as any failure does.
+      this.client._request({ type: 'reject', call_id: this.id, reason: 'declined' }).catch(() => {});
+      this._ended({ reason: 'failed', cause: `the browser refused the peer connection: ${e.message}` });
+      throw new SipBridgeError('failed', e.message);
+    }
     await this._setRemote({ type: 'offer', sdp: this._offer });
+    this._applyCodecPreferences();
     const answer = await pc.createAnswer();
     await pc.setLocalDescription(answer);
     await this.client._request({ type: 'accept', call_id: this.id, sdp: pc.localDescription?.sdp ?? answer.sdp });
@@ -130,8 +178,12 @@ export class Call extends Emitter {
   async transfer(target) { await this.client._request({ type: 'transfer', call_id: this.id, target }); this.emit('transferring', target); }
   async unhold() { await this.client._request({ type: 'unhold', call_id: this.id }); this.emit('resumed'); }
 
+  /** Ends the call once: a page sees one `ended`, however many ways the end arrives. */
   _ended(/** @type {{reason: string, cause?: string}} */ info) {
+    if (this._finished) return;
+    this._finished = true;
     this.state = 'ended';
+    this._pendingLocal = [];
     this._close();
     this.client._calls.delete(this.id);
     this.emit('ended', info);
@@ -147,7 +199,8 @@ export class Client extends Emitter {
     super();
     this.url = url;
     this.options = { reconnect: true, ...options };
-    /** @type {RTCIceServer[]} */ this.iceServers = options.iceServers ?? [];
+    /** The page's own servers, then the gateway's from the last login reply. @type {RTCIceServer[]} */
+    this.iceServers = options.iceServers ?? [];
     /** @type {Map<string, Call>} */ this._calls = new Map();
     /** @type {Map<number, {resolve: Function, reject: Function, timer: any}>} */ this._pending = new Map();
     this._nextId = 1;
@@ -173,7 +226,8 @@ export class Client extends Emitter {
       : { type: 'login', method: 'password', user: this.options.user, password: this.options.password };
     const reply = await this._request(login);
     this.user = reply.user;
-    if (reply.ice_servers?.length) this.iceServers = reply.ice_servers;
+    // Each login brings fresh TURN credentials: they replace the last login's, never the page's.
+    this.iceServers = [...(this.options.iceServers ?? []), ...(reply.ice_servers ?? [])];
     this._retry = 0;
     this.emit('state', 'connected');
     // Answered calls survive a dropped connection for the gateway's grace period: take them back.
@@ -258,14 +312,24 @@ export class Client extends Emitter {
   /** Place a call. @param {string} target @param {CallOptions} [options] @returns {Call} */
   call(target, options = {}) {
     const call = new Call(this, null, 'outgoing');
-    const pc = call._createPeerConnection(options.stream);
+    let pc;
+    try {
+      pc = call._createPeerConnection(options);
+    } catch (e) {
+      // Pages attach their handlers after call() returns: end the call once they have.
+      setTimeout(() => call._ended({ reason: 'failed', cause: `the browser refused the peer connection: ${e.message}` }), 0);
+      return call;
+    }
     (async () => {
+      call._applyCodecPreferences();
       const offer = await pc.createOffer();
       await pc.setLocalDescription(offer);
       const request = { type: 'call', target, sdp: pc.localDescription?.sdp ?? offer.sdp };
       if (options.codec) request.codec = options.codec;
       const reply = await this._request(request);
       call.id = reply.call_id;
+      // Hung up while the request was in flight: the gateway has the call now, end it there.
+      if (call.state === 'ended') { this._request({ type: 'hangup', call_id: call.id }).catch(() => {}); return; }
       this._calls.set(call.id, call);
       call._flushLocalCandidates();
       if (reply.sdp) { await call._setRemote({ type: 'answer', sdp: reply.sdp }); call.state = 'answered'; call.emit('answered'); }

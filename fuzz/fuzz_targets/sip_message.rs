@@ -72,9 +72,9 @@ fn profiles() -> Vec<Profile> {
     local.domain = Some("example.com".into());
     local.aliases = vec!["127.0.0.1".into()];
     local.users = vec![
-        LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()) },
+        LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()), profiles: vec![] },
         // HA1 = MD5("bob:example.com:builder")
-        LocalUser { username: "bob".into(), secret: UserSecret::Ha1Md5("37593d991414f52c30246c60c7798431".into()) },
+        LocalUser { username: "bob".into(), secret: UserSecret::Ha1Md5("37593d991414f52c30246c60c7798431".into()), profiles: vec![] },
     ];
     let mut trunk = profile("trunk", ProfileKind::Trunk);
     trunk.host = Some("192.0.2.50".into());

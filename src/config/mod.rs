@@ -4,7 +4,9 @@
 //! the reason, so an operator fixes a config in one pass.
 
 mod dial_plan;
+mod ice;
 mod profile;
+pub use ice::{IceAuth, IceServerConfig, DEFAULT_CREDENTIAL_LIFETIME_SECS};
 pub use dial_plan::{DialError, DialPlan};
 
 pub use profile::{LocalUser, OutboundProxy, PeerTransport, Profile, ProfileKind, UserSecret};
@@ -195,9 +197,13 @@ pub struct HttpConfig {
     /// HS256 secret an operator's web app signs browser login tokens with (docs/signaling.md).
     #[serde(default)]
     pub jwt_secret: Option<Secret>,
-    /// STUN/TURN URLs handed to browsers in the login reply (and used by the gateway's peer).
-    #[serde(default)]
-    pub ice_servers: Vec<String>,
+    /// `[[http.ice_servers]]` as written; validated into `ice_servers` by `Config::load`.
+    #[serde(default, rename = "ice_servers")]
+    raw_ice_servers: Vec<ice::RawIceServer>,
+    /// STUN/TURN servers handed to browsers in the login reply (docs/signaling.md §4.2). The
+    /// gateway's own WebRTC legs use none of them: browsers reach the gateway directly.
+    #[serde(skip)]
+    pub ice_servers: Vec<IceServerConfig>,
     /// Web console users (also added with `sipbridge user add`, kept in the data directory).
     #[serde(default)]
     pub console_users: Vec<ConsoleUser>,
@@ -205,7 +211,14 @@ pub struct HttpConfig {
 
 impl Default for HttpConfig {
     fn default() -> Self {
-        Self { listen: default_http_listen(), api_tokens: Vec::new(), jwt_secret: None, ice_servers: Vec::new(), console_users: Vec::new() }
+        Self {
+            listen: default_http_listen(),
+            api_tokens: Vec::new(),
+            jwt_secret: None,
+            raw_ice_servers: Vec::new(),
+            ice_servers: Vec::new(),
+            console_users: Vec::new(),
+        }
     }
 }
 
@@ -422,9 +435,11 @@ impl Config {
         sip.tls.cert_file = sip.tls.cert_file.map(|p| base.join(p));
         sip.tls.key_file = sip.tls.key_file.map(|p| base.join(p));
 
+        let mut http = main.http;
+        http.ice_servers = ice::validate(file, &http.raw_ice_servers, &mut errors);
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
         if errors.0.is_empty() {
-            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, records: main.records, http: main.http, profiles })
+            Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, records: main.records, http, profiles })
         } else {
             Err(errors)
         }
@@ -438,6 +453,9 @@ impl Config {
         }
         out.push_str(&format!("  media on {} ports {}-{}\n", self.media.address, self.media.rtp_port_min, self.media.rtp_port_max));
         out.push_str(&format!("  http on {}\n", self.http.listen));
+        for server in &self.http.ice_servers {
+            out.push_str(&format!("  ice server for browsers: {}\n", server.summary()));
+        }
         out.push_str(&format!("  {} profile(s) from {}\n", self.profiles.len(), self.sip.profiles_dir.display()));
         for profile in &self.profiles {
             out.push_str(&format!("    {}\n", profile.summary()));

@@ -59,6 +59,9 @@ impl fmt::Debug for UserSecret {
 pub struct LocalUser {
     pub username: String,
     pub secret: UserSecret,
+    /// Trunk and PBX profiles this user's browser calls may go through after a `password` login,
+    /// first one first, as a token's `profiles` claim grants them.
+    pub profiles: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -69,6 +72,8 @@ struct RawUser {
     password: Option<String>,
     #[serde(default)]
     ha1: Option<String>,
+    #[serde(default)]
+    profiles: Vec<String>,
 }
 
 #[derive(Clone, Deserialize)]
@@ -275,18 +280,40 @@ pub(super) fn load_dir(dir: &Path, main_file: &Path, errors: &mut ConfigErrors) 
         .collect();
     paths.sort();
     let mut profiles: Vec<Profile> = Vec::new();
+    let mut local_files = Vec::new();
     for path in paths {
         let Some(profile) = load_file(&path, errors) else { continue };
         if profiles.iter().any(|p| p.name == profile.name) {
             errors.push(&path, "name", format!("profile name `{}` is used by another file", profile.name));
             continue;
         }
+        if profile.kind == ProfileKind::Local {
+            local_files.push((path, profiles.len()));
+        }
         profiles.push(profile);
     }
-    if profiles.iter().filter(|p| p.kind == ProfileKind::Local).count() > 1 {
+    if local_files.len() > 1 {
         errors.push(dir, "kind", "only one profile may be the local domain (kind = \"local\")");
     }
+    for (path, index) in &local_files {
+        check_user_grants(path, &profiles[*index], &profiles, errors);
+    }
     profiles
+}
+
+/// A user's `profiles` must name trunk or PBX profiles that exist: a typo would otherwise show up
+/// only as a `forbidden` call.
+fn check_user_grants(path: &Path, local: &Profile, profiles: &[Profile], errors: &mut ConfigErrors) {
+    for (i, user) in local.users.iter().enumerate() {
+        for (j, name) in user.profiles.iter().enumerate() {
+            let key = format!("users[{i}].profiles[{j}]");
+            match profiles.iter().find(|p| &p.name == name) {
+                None => errors.push(path, key, format!("no profile is named `{name}`")),
+                Some(p) if p.kind == ProfileKind::Local => errors.push(path, key, "must name a trunk or pbx profile"),
+                Some(_) => {}
+            }
+        }
+    }
 }
 
 pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profile> {
@@ -473,7 +500,7 @@ fn parse_users(path: &Path, raw: &[RawUser], errors: &mut ConfigErrors) -> Vec<L
                 continue;
             }
         };
-        users.push(LocalUser { username: user.username.clone(), secret });
+        users.push(LocalUser { username: user.username.clone(), secret, profiles: user.profiles.clone() });
     }
     users
 }

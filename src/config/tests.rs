@@ -90,3 +90,37 @@ fn secrets_are_not_in_debug_output() {
     let config = Config::load(&main).expect("valid");
     assert!(!format!("{config:?}").contains("hunter2"));
 }
+
+#[test]
+fn local_users_may_be_granted_existing_trunk_profiles() {
+    let local = "kind = \"local\"\ndomain = \"d\"\n\
+                 [[users]]\nusername = \"a\"\npassword = \"pw\"\nprofiles = [\"carrier\"]\n\
+                 [[users]]\nusername = \"b\"\npassword = \"pw\"\nprofiles = [\"nope\", \"l\"]\n";
+    let trunk = "kind = \"trunk\"\nhost = \"192.0.2.1\"\ntrusted_addresses = [\"192.0.2.1\"]\n";
+    let (_dir, main) = config_dir("", &[("l.toml", local), ("carrier.toml", trunk)]);
+    let errors = Config::load(&main).expect_err("unknown grants are refused").0;
+    let keys: Vec<_> = errors.iter().map(|e| format!("{}: {}", e.key, e.reason)).collect();
+    assert_eq!(keys, ["users[1].profiles[0]: no profile is named `nope`", "users[1].profiles[1]: must name a trunk or pbx profile"]);
+    let local = "kind = \"local\"\ndomain = \"d\"\n[[users]]\nusername = \"a\"\npassword = \"pw\"\nprofiles = [\"carrier\"]\n";
+    let (_dir, main) = config_dir("", &[("l.toml", local), ("carrier.toml", trunk)]);
+    let config = Config::load(&main).expect("valid");
+    let users = &config.profiles.iter().find(|p| p.kind == ProfileKind::Local).expect("local").users;
+    assert_eq!(users[0].profiles, ["carrier"]);
+}
+
+#[test]
+fn ice_servers_are_validated_with_the_rest_and_never_printed() {
+    let good = "[[http.ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n\
+                [[http.ice_servers]]\nurls = [\"turn:127.0.0.1:3478?transport=udp\"]\nshared_secret = \"coturn-hush\"\n";
+    let (_dir, main) = config_dir(good, &[]);
+    let config = Config::load(&main).expect("valid");
+    assert_eq!(config.http.ice_servers.len(), 2);
+    let shown = format!("{config:?}{}", config.summary());
+    assert!(!shown.contains("coturn-hush"), "{shown}");
+    assert!(config.summary().contains("per-login credentials"), "{}", config.summary());
+    let bad = "[sip]\nt1_ms = 0\n[[http.ice_servers]]\nurls = [\"turn:127.0.0.1\"]\n";
+    let (_dir, main) = config_dir(bad, &[]);
+    let errors = Config::load(&main).expect_err("refused").0;
+    assert!(errors.iter().any(|e| e.key == "sip.t1_ms"), "{errors:?}");
+    assert!(errors.iter().any(|e| e.key == "http.ice_servers[0]" && e.reason.contains("shared_secret")), "{errors:?}");
+}

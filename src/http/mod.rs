@@ -37,7 +37,8 @@ pub struct ConsoleContext {
 pub struct SignalingContext {
     pub jwt_secret: Option<Vec<u8>>,
     pub server: String,
-    pub ice_servers: Vec<String>,
+    /// For the login reply (`signaling::ice`); the gateway's own legs use none of them.
+    pub ice_servers: Vec<crate::config::IceServerConfig>,
     pub engine: Arc<MediaEngine>,
     pub opus_complexity: u8,
     pub local_users: Vec<LocalUser>,

@@ -7,7 +7,7 @@ use crate::call::echo::{EchoCall, EchoEvent};
 use crate::call::registry::{BrowserAnswer, BrowserPush};
 use crate::signaling::{Caller, RejectReason};
 use crate::config::{LocalUser, UserSecret};
-use crate::signaling::{Connection, ConnectionConfig, ErrorCode, HangupReason, IceCandidate, IceServer, LoginError, LoginInfo, Request, ServerEvent};
+use crate::signaling::{Connection, ConnectionConfig, ErrorCode, HangupReason, IceCandidate, LoginError, LoginInfo, Request, ServerEvent};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, State};
 use std::net::SocketAddr;
@@ -51,7 +51,7 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     let mut connection = Connection::new(ConnectionConfig {
         jwt_secret: signaling.jwt_secret.clone(),
         server: signaling.server.clone(),
-        ice_servers: if signaling.ice_servers.is_empty() { vec![] } else { vec![IceServer { urls: signaling.ice_servers.clone(), username: None, credential: None }] },
+        ice_servers: signaling.ice_servers.clone(),
         max_frame: MAX_FRAME,
     });
     let mut calls: HashMap<String, EchoCall> = HashMap::new();
@@ -339,7 +339,9 @@ async fn handle(
     match request {
         Request::PasswordLogin { id, user, password } => {
             let result = match signaling.local_users.iter().find(|u| u.username == user) {
-                Some(local) if password_matches(local, &signaling.realm, password.expose()) => Ok(LoginInfo { user, profiles: vec![] }),
+                Some(local) if password_matches(local, &signaling.realm, password.expose()) => {
+                    Ok(LoginInfo { user, profiles: local.profiles.clone() })
+                }
                 _ => Err(LoginError::Rejected),
             };
             connection.login_result(id, result);

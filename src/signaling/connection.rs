@@ -8,7 +8,7 @@
 
 use super::jwt::{self, TokenError};
 use super::protocol::{
-    ClientMessage, ErrorCode, ErrorFrame, IceServer, LoginMethod, RequestId, ServerEvent, CLIENT_TYPES,
+    ClientMessage, ErrorCode, ErrorFrame, LoginMethod, RequestId, ServerEvent, CLIENT_TYPES,
     SUPPORTED_VERSIONS,
 };
 use super::request::{envelope, message_id, precheck, to_request, Request};
@@ -36,7 +36,8 @@ pub struct ConnectionConfig {
     pub jwt_secret: Option<Vec<u8>>,
     /// Sent in the hello reply, e.g. "sipbridge/0.1.0".
     pub server: String,
-    pub ice_servers: Vec<IceServer>,
+    /// Handed to the browser at login, with TURN credentials minted for its user (`ice::for_login`).
+    pub ice_servers: Vec<crate::config::IceServerConfig>,
     pub max_frame: usize,
 }
 
@@ -87,7 +88,8 @@ pub struct LoggedIn {
 #[derive(Debug)]
 enum Login {
     None,
-    Pending { id: RequestId, kind: LoginKind },
+    /// `requested_at` is when the login frame arrived: minted TURN credentials expire from then.
+    Pending { id: RequestId, kind: LoginKind, requested_at: u64 },
     Done(LoggedIn),
 }
 
@@ -167,8 +169,8 @@ impl Connection {
     /// Ends a password or pbx login. A result for any other id is ignored (e.g. the login was
     /// already answered with `error`).
     pub fn login_result(&mut self, id: RequestId, result: Result<LoginInfo, LoginError>) {
-        let kind = match &self.login {
-            Login::Pending { id: pending, kind } if *pending == id => *kind,
+        let (kind, requested_at) = match &self.login {
+            Login::Pending { id: pending, kind, requested_at } if *pending == id => (*kind, *requested_at),
             _ => return,
         };
         self.take_pending(&id);
@@ -176,6 +178,7 @@ impl Connection {
             Ok(info) => self.finish_login(
                 &id,
                 LoggedIn { user: info.user, profiles: info.profiles, method: kind, expires_at: None },
+                requested_at,
             ),
             Err(e) => {
                 self.login = Login::None;
@@ -306,7 +309,7 @@ impl Connection {
             }
         };
         if self.queue("login", request) {
-            self.login = Login::Pending { id, kind };
+            self.login = Login::Pending { id, kind, requested_at: now_unix };
         }
     }
 
@@ -322,7 +325,7 @@ impl Connection {
                     method: LoginKind::Token,
                     expires_at: Some(claims.exp),
                 };
-                self.finish_login(id, user);
+                self.finish_login(id, user, now_unix);
             }
             Err(e) => {
                 self.login_failures = self.login_failures.saturating_add(1);
@@ -332,11 +335,12 @@ impl Connection {
         }
     }
 
-    fn finish_login(&mut self, id: &RequestId, user: LoggedIn) {
+    fn finish_login(&mut self, id: &RequestId, user: LoggedIn, now_unix: u64) {
         let mut body = Map::new();
         body.insert("user".into(), user.user.clone().into());
         body.insert("profiles".into(), user.profiles.clone().into());
-        body.insert("ice_servers".into(), serde_json::to_value(&self.config.ice_servers).unwrap_or_default());
+        let ice_servers = super::ice::for_login(&self.config.ice_servers, &user.user, now_unix);
+        body.insert("ice_servers".into(), serde_json::to_value(&ice_servers).unwrap_or_default());
         self.login = Login::Done(user);
         self.send_reply("login", id, body);
     }

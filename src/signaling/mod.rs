@@ -4,6 +4,7 @@
 //! WebSocket driver and the call layer own it; nothing here touches a socket or reads a clock.
 
 mod connection;
+pub mod ice;
 pub mod jwt;
 mod protocol;
 mod request;

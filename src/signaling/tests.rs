@@ -14,10 +14,9 @@ pub(super) fn config() -> ConnectionConfig {
     ConnectionConfig {
         jwt_secret: Some(SECRET.to_vec()),
         server: "sipbridge/test".into(),
-        ice_servers: vec![IceServer {
+        ice_servers: vec![crate::config::IceServerConfig {
             urls: vec!["turn:turn.example.com:3478".into()],
-            username: Some("u".into()),
-            credential: Some("c".into()),
+            auth: crate::config::IceAuth::Static { username: "u".into(), credential: crate::config::Secret("c".into()) },
         }],
         max_frame: DEFAULT_MAX_FRAME,
     }

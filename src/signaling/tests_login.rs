@@ -117,3 +117,27 @@ fn secrets_stay_out_of_debug_output() {
         serde_json::from_value(json!({"type": "login", "id": 1, "method": "token", "token": "tok-123"})).unwrap();
     assert!(!format!("{login:?}").contains("tok-123"));
 }
+
+/// coturn `use-auth-secret`: each login gets `expiry:user` and its HMAC, the expiry counted from
+/// the login frame's arrival; neither the reply nor Debug output holds the secret itself.
+#[test]
+fn shared_secret_servers_get_a_credential_minted_per_login() {
+    use crate::config::{IceAuth, IceServerConfig, Secret};
+    let turn = IceServerConfig {
+        urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+        auth: IceAuth::SharedSecret { secret: Secret("coturn-secret".into()), lifetime_secs: 3_600 },
+    };
+    let mut c = Connection::new(ConnectionConfig { ice_servers: vec![turn], ..config() });
+    send(&mut c, json!({"type": "hello", "id": 0, "versions": [1]}));
+    send(&mut c, json!({"type": "login", "id": 1, "method": "password", "user": "carol", "password": "pw"}));
+    assert!(c.poll_request().is_some());
+    c.login_result(1.into(), Ok(LoginInfo { user: "carol".into(), profiles: vec!["trunk".into()] }));
+    let out = drain(&mut c);
+    let server = &out[0]["ice_servers"][0];
+    let expiry = NOW + 3_600;
+    assert_eq!(server["username"], format!("{expiry}:carol"), "{out:?}");
+    let (_, password) = ice::rest_credential(b"coturn-secret", "carol", expiry);
+    assert_eq!(server["credential"], password);
+    assert!(!out[0].to_string().contains("coturn-secret"));
+    assert!(!format!("{c:?}").contains("coturn-secret"));
+}

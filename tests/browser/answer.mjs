@@ -4,6 +4,7 @@
 // long (the same, waiting up to 150 s), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
+// SIPBRIDGE_ICE_POLICY=relay makes the pages use only TURN relays (see `selectedPair`).
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -27,10 +28,10 @@ async function runPage(mode) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.text() === 'READY' && ++ready === modes.length) console.log('READY'); });
   await page.goto(`${baseUrl}/phone.html`);
-  return page.evaluate(async ({ token, mode }) => {
+  return page.evaluate(async ({ token, mode, icePolicy }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
-    const client = await SipBridge.connect(location.origin.replace(/^http/, 'ws') + '/ws', { token, reconnect: false });
+    const client = await SipBridge.connect(location.origin.replace(/^http/, 'ws') + '/ws', { token, reconnect: false, iceTransportPolicy: icePolicy || undefined });
     console.log('READY');
     const call = await new Promise((resolve, reject) => {
       client.on('incoming', resolve);
@@ -87,6 +88,10 @@ async function runPage(mode) {
     const stats = await call.pc.getStats();
     let codec = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codec = codec ?? s.mimeType; });
+    let pair = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
+    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}` };
     if (mode === 'hangup') {
       await call.hangup();
       client.close();
@@ -95,8 +100,8 @@ async function runPage(mode) {
     const wait = mode === 'long' ? 150000 : 15000;
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
-    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, ended: end, dtmf, holds, levels };
-  }, { token, mode });
+    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, selectedPair, ended: end, dtmf, holds, levels };
+  }, { token, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));
 await browser.close();

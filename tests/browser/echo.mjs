@@ -1,6 +1,8 @@
 // Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
 // comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
-// Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
+// Usage: node echo.mjs BASE_URL LOGIN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
+// LOGIN is a JWT, or `password:USER:PASSWORD` for a local user. SIPBRIDGE_ICE_POLICY=relay makes
+// the browser use only TURN relays (`selectedPair` in the result says which pair carried media).
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
 // With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
 // tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
@@ -34,11 +36,13 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec, target, mode }) => {
+  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
-    const client = await SipBridge.connect(url, { token, reconnect: mode === 'reclaim' });
+    const [method, user, password] = token.split(':');
+    const login = method === 'password' ? { user, password } : { token };
+    const client = await SipBridge.connect(url, { ...login, reconnect: mode === 'reclaim', iceTransportPolicy: icePolicy || undefined });
     const call = client.call(target, { stream, codec: codec || undefined });
     let earlyMedia = false;
     call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
@@ -84,6 +88,10 @@ try {
     const stats = await call.pc.getStats();
     let codecName = null;
     stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codecName = codecName ?? s.mimeType; });
+    let pair = null;
+    stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
+    const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
+    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}` };
     const stateAtMeasurement = call.state;
     const extra = {};
     if (mode === 'hold-dtmf') {
@@ -113,7 +121,7 @@ try {
       extra.transferAccepted = true;
       extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 10000))]);
       client.close();
-      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, ...extra };
     }
     if (mode === 'remote-end') {
       // The far end hangs up: wait for it rather than hanging up ourselves.
@@ -130,7 +138,7 @@ try {
       // The WebSocket drops mid-call; the page and its peer connection live on.
       const reclaimed = new Promise((resolve) => call.on('reclaimed', () => resolve(true)));
       client.ws.close();
-      if (mode === 'drop') return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dropped: true };
+      if (mode === 'drop') return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, dropped: true };
       extra.reclaimed = await Promise.race([reclaimed, new Promise((r) => setTimeout(() => r(false), 10000))]);
       const again = new Float32Array(analyser.frequencyBinCount);
       let after = { hz: 0, db: -Infinity };
@@ -143,8 +151,8 @@ try {
     }
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement, ...extra };
-  }, { token, codec, target, mode });
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, ...extra };
+  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod calls;
+pub mod coturn;
 pub mod kamailio;
 
 use std::io::{Read, Write};
@@ -55,11 +57,13 @@ pub struct GatewayOptions {
     pub extra_http: String,
     /// Benchmarks run at the production default (`info`); tests want the call logic's debug lines.
     pub log_level: &'static str,
+    /// Trunk or PBX profiles local user alice may call through after a password login.
+    pub alice_profiles: Vec<&'static str>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug" }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new() }
     }
 }
 
@@ -107,9 +111,10 @@ impl Gateway {
         let local = format!(
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
              digest_algorithms = {}\n\
-             [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\n\
+             [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
              [[users]]\nusername = \"bob\"\npassword = \"builder\"\n",
-            options.digest_algorithms
+            options.digest_algorithms,
+            options.alice_profiles
         );
         std::fs::write(profiles.join("local.toml"), local).expect("write profile");
         for (name, text) in &options.profiles {

@@ -38,7 +38,7 @@ pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
 pub(super) fn profiles() -> Vec<Profile> {
     let mut local = profile("local", ProfileKind::Local);
     local.domain = Some("example.com".into());
-    local.users = vec![LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()) }];
+    local.users = vec![LocalUser { username: "alice".into(), secret: UserSecret::Password("wonderland".into()), profiles: vec![] }];
     let mut trunk = profile("trunk", ProfileKind::Trunk);
     trunk.host = Some("192.0.2.50".into());
     trunk.trusted_networks = vec!["192.0.2.50/32".parse().expect("net")];

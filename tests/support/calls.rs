@@ -1,0 +1,97 @@
+//! Whole calls between a browser page and sipp, shared by the TURN, local-user and Firefox tests:
+//! a trunk that echoes RTP (so a browser hears its own tone back through the whole path), and the
+//! Chromium pages of tests/browser.
+
+use super::{free_port, sipp_available, Gateway, JWT_SECRET};
+use std::process::{Child, Command, Stdio};
+
+/// A trunk profile toward sipp on `port`, trusted by address.
+pub fn trunk_profile(port: u16) -> (String, String) {
+    ("trunk.toml".into(), format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {port}\ntrusted_addresses = [\"127.0.0.1\"]\n"))
+}
+
+/// A JWT for `user`, valid 10 minutes, granting `profiles`.
+pub fn token(user: &str, profiles: &[&str]) -> String {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
+    let claims = sipbridge::signaling::jwt::Claims {
+        sub: user.into(),
+        exp: now + 600,
+        nbf: None,
+        iat: None,
+        profiles: profiles.iter().map(|p| p.to_string()).collect(),
+    };
+    sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes())
+}
+
+/// sipp answering one call on `port` and echoing its RTP; its logs stay in `work`.
+pub struct EchoTrunk {
+    child: Child,
+    pub work: tempfile::TempDir,
+}
+
+impl EchoTrunk {
+    pub fn start(port: u16) -> EchoTrunk {
+        sipp_available();
+        let work = tempfile::tempdir().expect("tempdir");
+        let child = Command::new("sipp")
+            .args(["-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
+            .args(["-p", &port.to_string(), "-mp", &free_port().to_string()])
+            .current_dir(work.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start sipp");
+        EchoTrunk { child, work }
+    }
+
+    /// Waits for sipp's verdict on its one call: Ok, or its error log.
+    pub fn finish(mut self) -> Result<(), String> {
+        let status = self.child.wait().expect("sipp exit");
+        if status.success() {
+            return Ok(());
+        }
+        let errors: String = std::fs::read_dir(self.work.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect();
+        Err(format!("sipp {status:?}\n{errors}"))
+    }
+}
+
+impl Drop for EchoTrunk {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs tests/browser/echo.mjs (Chromium calls `target`, measures what comes back) and returns its
+/// report. `login` is a JWT or `password:USER:PASSWORD`; `env` goes to the script.
+pub fn chromium_calls(gateway: &Gateway, login: &str, target: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
+    let output = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(login)
+        .arg("")
+        .arg(target)
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the browser");
+    last_json_line(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// The last line of `text` that is a JSON object, or `null`.
+pub fn last_json_line(text: &str) -> serde_json::Value {
+    text.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default()
+}
+
+/// Asserts a measured peak is the expected tone (a 4096/8192-point FFT at 48 kHz: bins of 6-12 Hz).
+#[track_caller]
+pub fn assert_tone(report: &serde_json::Value, key: &str, expected_hz: f64, context: &str) {
+    let peak = report[key].as_f64().unwrap_or(0.0);
+    assert!((peak - expected_hz).abs() <= 20.0, "expected {expected_hz} Hz, heard {peak:.1} Hz: {report:#}\n{context}");
+}
