@@ -66,6 +66,7 @@ enum SipCommand {
     CallHangup(super::core::SipCallId),
     PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
     TakeLadder { call_id: String, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
+    Destination { profile: Option<String>, user: String, reply: oneshot::Sender<Option<SocketAddr>> },
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
     InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
@@ -135,6 +136,15 @@ impl StatusHandle {
         let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
+    }
+
+    /// Where a call to `user` through `profile` would be sent, so its media can be routed (and
+    /// its SDP address chosen) before the offer is written. `None` when not reachable yet.
+    pub async fn call_destination(&self, profile: Option<&str>, user: &str) -> Option<SocketAddr> {
+        let (reply, answer) = oneshot::channel();
+        let command = SipCommand::Destination { profile: profile.map(str::to_string), user: user.into(), reply };
+        self.requests.send(command).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     pub async fn outbound_hangup(&self, id: super::core::SipCallId) {
@@ -230,6 +240,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         udp_sockets,
         bound: bound.clone(),
         advertised_ip,
+        route_sources: Default::default(),
         connections: HashMap::new(),
         by_remote: HashMap::new(),
         send_failures: 0,
@@ -271,6 +282,8 @@ struct Driver {
     udp_sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     bound: Vec<(ListenTransport, SocketAddr)>,
     advertised_ip: Option<IpAddr>,
+    /// Where packets to each peer leave from, for listeners bound to a wildcard.
+    route_sources: crate::route_source::RouteSources,
     connections: HashMap<ConnectionId, Connection>,
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
     send_failures: u64,
@@ -325,6 +338,9 @@ impl Driver {
                 let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
                 let _ = reply.send(placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default())));
             }
+            SipCommand::Destination { profile, user, reply } => {
+                let _ = reply.send(self.core.call_destination(profile.as_deref(), &user, Instant::now()));
+            }
             SipCommand::TakeLadder { call_id, reply } => {
                 let _ = reply.send(self.ladder.take(&call_id));
             }
@@ -344,6 +360,7 @@ impl Driver {
         let now = Instant::now();
         match event {
             TransportEvent::Message { bytes, peer } => {
+                let peer = self.as_seen_by(peer);
                 self.ladder.observe(&bytes, false, &peer.remote.to_string(), unix_ms());
                 self.core.handle_inbound(&bytes, peer, now)
             }
@@ -413,7 +430,7 @@ impl Driver {
         };
         self.ladder.observe(&transmit.bytes, true, &destination.to_string(), unix_ms());
         let delivered = match transmit.route {
-            Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_sockets.get(&from) {
+            Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_socket_for(from) {
                 Some(socket) => socket.try_send_to(&transmit.bytes, to).is_ok(),
                 None => false,
             },
@@ -450,6 +467,32 @@ impl Driver {
             self.send_failures += 1;
             tracing::debug!(route = ?transmit.route, "could not send");
         }
+    }
+
+    /// The peer with `local` set to the address the peer should see: `sip.advertised_address`,
+    /// else the listener's own address, else (a wildcard listener) the route source toward the
+    /// peer. The core writes `local` into Via and Contact, so it never sees a wildcard it could
+    /// advertise; replies still leave from the listener (`udp_socket_for`).
+    fn as_seen_by(&self, mut peer: super::Peer) -> super::Peer {
+        let ip = match self.advertised_ip {
+            Some(ip) if ip.is_ipv4() == peer.local.is_ipv4() => Some(ip),
+            _ if peer.local.ip().is_unspecified() => self.route_sources.toward(peer.remote.ip()),
+            _ => None,
+        };
+        if let Some(ip) = ip {
+            peer.local.set_ip(ip);
+        }
+        peer
+    }
+
+    /// The UDP listener behind `local`: the one bound there, else the one of that family and
+    /// port (a wildcard, or any listener when `local` is the advertised address).
+    fn udp_socket_for(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        let same = |bound: &&SocketAddr| bound.port() == local.port() && bound.is_ipv4() == local.is_ipv4();
+        let wildcard = |bound: &&SocketAddr| same(bound) && bound.ip().is_unspecified();
+        let found = self.udp_sockets.get_key_value(&local);
+        let found = found.or_else(|| self.udp_sockets.iter().find(|(bound, _)| wildcard(bound)));
+        found.or_else(|| self.udp_sockets.iter().find(|(bound, _)| same(bound))).map(|(_, socket)| socket)
     }
 
     fn resolve(&self, profile: String, host: String, port: u16, transport: TransportKind, reply: mpsc::Sender<Resolution>) {
@@ -511,15 +554,12 @@ fn pick_route(
         if transport == TransportKind::Udp && listener.0 != ListenTransport::Udp {
             return None;
         }
-        let ip = advertised_ip.or_else(|| local_ip_towards(*remote)).unwrap_or(listener.1.ip());
+        // Never a wildcard: with no route toward this address, it is not reachable either.
+        let ip = match advertised_ip {
+            Some(ip) => ip,
+            None if listener.1.ip().is_unspecified() => crate::route_source::lookup(remote.ip())?,
+            None => listener.1.ip(),
+        };
         Some(ResolvedPeer { remote: *remote, advertised: SocketAddr::new(ip, listener.1.port()) })
     })
-}
-
-/// The source address the kernel would use toward `remote`; connecting a UDP socket sends nothing.
-fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = std::net::UdpSocket::bind(bind).ok()?;
-    socket.connect(remote).ok()?;
-    socket.local_addr().ok().map(|a| a.ip())
 }
