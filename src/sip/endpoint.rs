@@ -11,6 +11,8 @@ use super::transport::{self, ConnectionCommand, TransportEvent, TransportShared}
 use super::{ConnectionId, TransportKind};
 use crate::config::{Config, ListenTransport};
 use anyhow::Context;
+
+mod addresses;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -469,30 +471,14 @@ impl Driver {
         }
     }
 
-    /// The peer with `local` set to the address the peer should see: `sip.advertised_address`,
-    /// else the listener's own address, else (a wildcard listener) the route source toward the
-    /// peer. The core writes `local` into Via and Contact, so it never sees a wildcard it could
-    /// advertise; replies still leave from the listener (`udp_socket_for`).
-    fn as_seen_by(&self, mut peer: super::Peer) -> super::Peer {
-        let ip = match self.advertised_ip {
-            Some(ip) if ip.is_ipv4() == peer.local.is_ipv4() => Some(ip),
-            _ if peer.local.ip().is_unspecified() => self.route_sources.toward(peer.remote.ip()),
-            _ => None,
-        };
-        if let Some(ip) = ip {
-            peer.local.set_ip(ip);
-        }
-        peer
+    /// The peer as the core must see it (`addresses::seen_by`), the route source looked up and
+    /// remembered here.
+    fn as_seen_by(&self, peer: super::Peer) -> super::Peer {
+        addresses::seen_by(peer, self.advertised_ip, |remote| self.route_sources.toward(remote))
     }
 
-    /// The UDP listener behind `local`: the one bound there, else the one of that family and
-    /// port (a wildcard, or any listener when `local` is the advertised address).
     fn udp_socket_for(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
-        let same = |bound: &&SocketAddr| bound.port() == local.port() && bound.is_ipv4() == local.is_ipv4();
-        let wildcard = |bound: &&SocketAddr| same(bound) && bound.ip().is_unspecified();
-        let found = self.udp_sockets.get_key_value(&local);
-        let found = found.or_else(|| self.udp_sockets.iter().find(|(bound, _)| wildcard(bound)));
-        found.or_else(|| self.udp_sockets.iter().find(|(bound, _)| same(bound))).map(|(_, socket)| socket)
+        addresses::listener_for(&self.udp_sockets, local)
     }
 
     fn resolve(&self, profile: String, host: String, port: u16, transport: TransportKind, reply: mpsc::Sender<Resolution>) {
@@ -505,7 +491,7 @@ impl Driver {
                 Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
                 Ok(Ok(addresses)) => {
                     let addresses: Vec<SocketAddr> = addresses.collect();
-                    pick_route(&addresses, &listeners, transport, advertised_ip)
+                    addresses::pick_route(&addresses, &listeners, transport, advertised_ip, crate::route_source::lookup)
                         .ok_or_else(|| format!("{host} resolved to {addresses:?}, none reachable from our listeners"))
                 }
             };
@@ -530,36 +516,4 @@ impl Driver {
         };
         status
     }
-}
-
-/// Chooses the peer address we can reach and the address our Via/Contact should advertise.
-fn pick_route(
-    addresses: &[SocketAddr],
-    listeners: &[(ListenTransport, SocketAddr)],
-    transport: TransportKind,
-    advertised_ip: Option<IpAddr>,
-) -> Option<ResolvedPeer> {
-    let wanted = match transport {
-        TransportKind::Udp => ListenTransport::Udp,
-        TransportKind::Tcp => ListenTransport::Tcp,
-        TransportKind::Tls => ListenTransport::Tls,
-    };
-    addresses.iter().find_map(|remote| {
-        let same_family = |(_, local): &&(ListenTransport, SocketAddr)| local.is_ipv4() == remote.is_ipv4();
-        let listener = listeners
-            .iter()
-            .filter(same_family)
-            .find(|(t, _)| *t == wanted)
-            .or_else(|| listeners.iter().filter(same_family).find(|(t, _)| *t == ListenTransport::Udp))?;
-        if transport == TransportKind::Udp && listener.0 != ListenTransport::Udp {
-            return None;
-        }
-        // Never a wildcard: with no route toward this address, it is not reachable either.
-        let ip = match advertised_ip {
-            Some(ip) => ip,
-            None if listener.1.ip().is_unspecified() => crate::route_source::lookup(remote.ip())?,
-            None => listener.1.ip(),
-        };
-        Some(ResolvedPeer { remote: *remote, advertised: SocketAddr::new(ip, listener.1.port()) })
-    })
 }
