@@ -309,3 +309,27 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    #[test]
+    fn sdp_never_names_a_wildcard() {
+        let concrete = MediaEngine::new(ip("127.0.0.1"), 40_000, 40_010).expect("engine");
+        assert_eq!(concrete.advertised_toward(Some(ip("192.0.2.1"))), ip("127.0.0.1"), "the bound address");
+        let public = MediaEngine::with_public_address(ip("0.0.0.0"), Some(ip("203.0.113.10")), 40_000, 40_010).expect("engine");
+        assert_eq!(public.advertised_toward(Some(ip("127.0.0.1"))), ip("203.0.113.10"), "media.public_address wins");
+        let wildcard = MediaEngine::new(ip("0.0.0.0"), 40_000, 40_010).expect("engine");
+        assert_eq!(wildcard.advertised_toward(Some(ip("127.0.0.2"))), ip("127.0.0.1"), "the route source toward the peer");
+        for peer in [None, Some(ip("0.0.0.0")), Some(ip("2001:db8::1"))] {
+            assert!(!wildcard.advertised_toward(peer).is_unspecified(), "{peer:?}");
+        }
+        let v6 = MediaEngine::new(ip("::"), 40_000, 40_010).expect("engine");
+        assert_eq!(v6.advertised_toward(Some(ip("::1"))), ip("::1"));
+    }
+}
