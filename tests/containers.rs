@@ -203,6 +203,14 @@ fn example_config_in_a_namespace_without_multicast_calls_both_ways() {
     let netns = Netns::create();
     the_namespace_has_no_multicast_route(&netns);
     let gateway = ExampleGateway::start(&netns);
+    // What check-config says it will advertise here, for every socket of the example.
+    let check = netns.command(env!("CARGO_BIN_EXE_sipbridge")).arg("check-config").arg("--config").arg(gateway.dir.path().join("sipbridge.toml")).output().expect("check-config");
+    let summary = String::from_utf8_lossy(&check.stdout);
+    assert!(check.status.success(), "{}", support::describe(&check));
+    println!("{summary}");
+    assert!(summary.contains("sip udp on 0.0.0.0:5060 -> Via/Contact: the local address of the route toward the peer"), "{summary}");
+    assert!(summary.contains("media on 0.0.0.0 -> SDP c=/o=: the local address of the route toward the peer"), "{summary}");
+    assert!(summary.contains(&format!("browser media on 0.0.0.0 -> ICE host candidates: {ADDRESS}\n")), "one host candidate, on the non-loopback address: {summary}");
     // Browsers load the page from 127.0.0.1: getUserMedia needs a secure context, which plain
     // http is only on loopback. Their media still flows over 10.200.1.1, the only non-loopback
     // address, which is where the gateway's browser legs bind.
