@@ -3,6 +3,7 @@
 pub mod call;
 pub mod config;
 pub mod logging;
+pub mod route_source;
 pub mod media;
 pub mod sdp;
 pub mod sip;

@@ -53,6 +53,12 @@ fn main() -> ExitCode {
     match cli.command.unwrap_or(Command::Run) {
         Command::CheckConfig => {
             print!("{}", config.summary());
+            let media = &config.media;
+            let candidates = match media.public_address {
+                Some(public) => format!("{public} (media.public_address)"),
+                None => sipbridge::webrtc_leg::host_candidate_addresses(media.address).iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            };
+            println!("  browser media on {} -> ICE host candidates: {candidates}", media.address);
             ExitCode::SUCCESS
         }
         Command::Migrate => migrate(config),
@@ -139,7 +145,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let sip_calls = std::mem::replace(&mut endpoint.calls, tokio::sync::mpsc::channel(1).1);
     let browsers = Arc::new(sipbridge::call::registry::BrowserRegistry::default());
     let media = &config.media;
-    let engine = sipbridge::media::engine::MediaEngine::new(media.address, media.rtp_port_min, media.rtp_port_max)?;
+    let engine = sipbridge::media::engine::MediaEngine::with_public_address(media.address, media.public_address, media.rtp_port_min, media.rtp_port_max)?;
     let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
     let webrtc = sipbridge::call::echo::WebRtcSettings {
         // The gateway's legs offer host candidates (and `public_address` as NAT 1:1): browsers,

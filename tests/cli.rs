@@ -22,6 +22,37 @@ fn check_config_summarises_the_example() {
         assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
     }
     assert!(!stdout.contains("change-me"), "secrets are never printed:\n{stdout}");
+    // Every socket is bound to a wildcard: each says what it advertises instead, never the wildcard.
+    let route = "the local address of the route toward the peer";
+    for expected in [format!("sip udp on 0.0.0.0:5060 -> Via/Contact: {route}"), format!("sip udp on [::]:5060 -> Via/Contact: {route}"), format!("media on 0.0.0.0 -> SDP c=/o=: {route}"), "browser media on 0.0.0.0 -> ICE host candidates: ".to_string()] {
+        assert!(stdout.contains(&expected), "missing `{expected}` in:\n{stdout}");
+    }
+    for line in stdout.lines().filter(|l| l.contains(" -> ")) {
+        let advertised = line.split(" -> ").nth(1).unwrap_or_default();
+        assert!(!advertised.contains("0.0.0.0") && !advertised.contains("[::]") && !advertised.contains(" ::"), "a wildcard is advertised: {line}");
+    }
+}
+
+/// Configured addresses are what check-config says will be advertised; a wildcard there is an error.
+#[test]
+fn check_config_names_the_configured_advertised_addresses() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
+    let main = "[sip]\nadvertised_address = \"203.0.113.10\"\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n[media]\naddress = \"0.0.0.0\"\npublic_address = \"203.0.113.11\"\n";
+    std::fs::write(dir.path().join("gw.toml"), main).expect("write");
+    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
+    assert!(stdout.contains("sip udp on 0.0.0.0:5060 -> Via/Contact: 203.0.113.10 (sip.advertised_address)"), "{stdout}");
+    assert!(stdout.contains("media on 0.0.0.0 -> SDP c=/o=: 203.0.113.11 (media.public_address)"), "{stdout}");
+    assert!(stdout.contains("ICE host candidates: 203.0.113.11 (media.public_address)"), "{stdout}");
+
+    std::fs::write(dir.path().join("gw.toml"), "[sip]\nadvertised_address = \"0.0.0.0\"\n[media]\npublic_address = \"::\"\n").expect("write");
+    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("sip.advertised_address: `0.0.0.0` cannot be advertised"), "{stderr}");
+    assert!(stderr.contains("media.public_address: a wildcard cannot be advertised"), "{stderr}");
 }
 
 #[test]

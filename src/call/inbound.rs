@@ -134,7 +134,8 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         }
     };
     let capabilities = LocalCapabilities::new(vec![Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]);
-    let (answer, negotiated) = match sdp::answer(&offer, &capabilities, layer.engine.address(), endpoint.port, rand::random::<u32>().into()) {
+    let media_address = super::legs::sip_media_address(&layer.engine, Some(&offer), Some(call.source.ip()));
+    let (answer, negotiated) = match sdp::answer(&offer, &capabilities, media_address, endpoint.port, rand::random::<u32>().into()) {
         Ok(answered) => answered,
         Err(e) => {
             tracing::info!(error = %e, "no common codec: 488");
@@ -289,7 +290,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding, "answered");
     log.dtmf_mode(negotiated.telephone_event.is_some());
     log.answered(sip_codec.codec.encoding_name(), &browser_codec.mime_type, transcoding, Some(device.id));
-    let mut sip = SipSide::new(call.id, Side::A, &call_id, layer.engine.address(), rtp_port, answer, Some(offer), sip_codec.codec);
+    let mut sip = SipSide::new(call.id, Side::A, &call_id, media_address, rtp_port, answer, Some(offer), sip_codec.codec);
     bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events, to_engine).await;
 }
 

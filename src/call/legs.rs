@@ -1,10 +1,11 @@
 //! Leg set-up shared by every call kind: the media session's view of a SIP peer and of a browser,
 //! and the task that carries the engine's packets out through a WebRTC leg.
 
-use crate::media::engine::INTERNAL_PEER;
+use crate::media::engine::{MediaEngine, INTERNAL_PEER};
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::{DtmfMode, LegConfig, RtcpMode};
-use crate::sdp::{Codec, NegotiatedAudio};
+use crate::sdp::{Codec, NegotiatedAudio, SessionDescription};
+use std::net::IpAddr;
 use crate::webrtc_leg::WebRtcLeg;
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -55,4 +56,11 @@ pub fn forward_to_browser(mut from_engine: mpsc::Receiver<Vec<u8>>, leg: Arc<Web
             }
         }
     });
+}
+
+/// The address our SDP gives a SIP peer for media: toward the address its offer names for RTP,
+/// else toward its signalling address (the engine never returns a wildcard, which means hold).
+pub fn sip_media_address(engine: &MediaEngine, offer: Option<&SessionDescription>, signalling: Option<IpAddr>) -> IpAddr {
+    let offered = offer.and_then(|o| o.media.iter().find(|m| m.kind == "audio").and_then(|m| m.rtp_address(o))).map(|a| a.ip());
+    engine.advertised_toward(offered.or(signalling))
 }

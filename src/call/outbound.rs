@@ -89,7 +89,9 @@ pub async fn place(
     // The browser's codec first, so the peer can take it untouched; the others allow transcoding.
     let mut codecs = vec![codec_of_encoding(browser_encoding)];
     codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser_encoding)));
-    let our_offer = sdp::offer(&LocalCapabilities::new(codecs), layer.engine.address(), endpoint.port, rand::random::<u32>().into(), 1);
+    let destination = layer.sip.call_destination(profile.as_deref(), &target).await;
+    let media_address = super::legs::sip_media_address(&layer.engine, None, destination.map(|d| d.ip()));
+    let our_offer = sdp::offer(&LocalCapabilities::new(codecs), media_address, endpoint.port, rand::random::<u32>().into(), 1);
     let sip_id = match layer.sip.place_call(profile.as_deref(), &target, &user, our_offer.to_string()).await {
         Ok((id, sip_call_id)) => {
             log.add_sip_call_id(&sip_call_id);
@@ -172,7 +174,7 @@ pub async fn place(
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
                             log.dtmf_mode(negotiated.telephone_event.is_some());
                             log.answered(first.encoding_name(), &leg.codec().mime_type, encoding_of_codec(first) != browser_encoding, None);
-                            sip = Some(SipSide::new(sip_id, Side::B, &call_id, layer.engine.address(), rtp_port, our_offer.clone(), Some(answer), first));
+                            sip = Some(SipSide::new(sip_id, Side::B, &call_id, media_address, rtp_port, our_offer.clone(), Some(answer), first));
                         }
                     }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;

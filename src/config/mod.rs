@@ -3,6 +3,7 @@
 //! Loading never stops at the first problem: every error is collected with the file, the key and
 //! the reason, so an operator fixes a config in one pass.
 
+mod advertise;
 mod dial_plan;
 mod ice;
 mod profile;
@@ -117,7 +118,8 @@ pub struct TlsConfig {
 pub struct SipConfig {
     #[serde(default = "default_listen")]
     pub listen: Vec<ListenConfig>,
-    /// Address written into Via/Contact when the listeners bind a wildcard or sit behind NAT.
+    /// Address written into Via/Contact instead of the listeners' own (NAT 1:1). Unset, a
+    /// wildcard listener advertises the local address of the route toward each peer.
     #[serde(default)]
     pub advertised_address: Option<String>,
     #[serde(default)]
@@ -249,7 +251,8 @@ impl fmt::Debug for ConsoleUser {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
-    /// Address RTP sockets bind to (and advertise, unless `public_address` is set).
+    /// Address RTP sockets bind to, and advertise unless `public_address` is set; a wildcard
+    /// advertises the local address of the route toward each peer, never itself.
     #[serde(default = "default_media_address")]
     pub address: std::net::IpAddr,
     #[serde(default)]
@@ -448,10 +451,10 @@ impl Config {
     /// Human summary printed by `check-config`.
     pub fn summary(&self) -> String {
         let mut out = format!("config {} is valid\n", self.file.display());
-        for listen in &self.sip.listen {
-            out.push_str(&format!("  sip {} on {}\n", listen.transport, listen.address));
+        for line in self.advertised_lines() {
+            out.push_str(&format!("  {line}\n"));
         }
-        out.push_str(&format!("  media on {} ports {}-{}\n", self.media.address, self.media.rtp_port_min, self.media.rtp_port_max));
+        out.push_str(&format!("  media ports {}-{}\n", self.media.rtp_port_min, self.media.rtp_port_max));
         out.push_str(&format!("  http on {}\n", self.http.listen));
         for server in &self.http.ice_servers {
             out.push_str(&format!("  ice server for browsers: {}\n", server.summary()));
@@ -532,11 +535,7 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
             errors.push(file, format!("http.api_tokens[{i}]"), "must be at least 16 characters");
         }
     }
-    if let Some(address) = &main.sip.advertised_address {
-        if address.parse::<std::net::IpAddr>().is_err() {
-            errors.push(file, "sip.advertised_address", format!("`{address}` is not an IP address"));
-        }
-    }
+    advertise::validate(file, main, errors);
     if main.general.log_level.parse::<tracing_subscriber::filter::EnvFilter>().is_err() {
         errors.push(file, "general.log_level", "not a valid tracing filter (e.g. \"info\" or \"sipbridge=debug\")");
     }

@@ -44,13 +44,22 @@ pub struct RtpEndpoint {
 
 pub struct MediaEngine {
     address: IpAddr,
+    /// `media.public_address`: what SDP names instead of our own address (NAT 1:1).
+    public_address: Option<IpAddr>,
+    route_sources: crate::route_source::RouteSources,
     ports: Mutex<PortPool>,
     started: Instant,
 }
 
 impl MediaEngine {
     pub fn new(address: IpAddr, port_min: u16, port_max: u16) -> Result<Arc<MediaEngine>, EngineError> {
-        Ok(Arc::new(MediaEngine { address, ports: Mutex::new(PortPool::new(port_min, port_max)?), started: Instant::now() }))
+        Self::with_public_address(address, None, port_min, port_max)
+    }
+
+    pub fn with_public_address(address: IpAddr, public_address: Option<IpAddr>, port_min: u16, port_max: u16) -> Result<Arc<MediaEngine>, EngineError> {
+        let ports = Mutex::new(PortPool::new(port_min, port_max)?);
+        let public_address = public_address.filter(|ip| !ip.is_unspecified());
+        Ok(Arc::new(MediaEngine { address, public_address, route_sources: Default::default(), ports, started: Instant::now() }))
     }
 
     /// Binds the next free even/odd pair. Ports another process holds are skipped (and returned to
@@ -77,8 +86,26 @@ impl MediaEngine {
         Ok(self.lock_ports().allocate()?)
     }
 
+    /// The address RTP sockets bind (possibly a wildcard: never write it into SDP).
     pub fn address(&self) -> IpAddr {
         self.address
+    }
+
+    /// The address SDP names for media exchanged with `peer`: the public address, else the bound
+    /// one, else (bound to a wildcard) the local address of the route toward `peer`. Never
+    /// `0.0.0.0` or `::`, which SDP reads as hold: with no route, the family's loopback.
+    pub fn advertised_toward(&self, peer: Option<IpAddr>) -> IpAddr {
+        if let Some(public) = self.public_address {
+            return public;
+        }
+        if !self.address.is_unspecified() {
+            return self.address;
+        }
+        let routed = peer.filter(|p| !p.is_unspecified()).and_then(|p| self.route_sources.toward(p));
+        routed.filter(|ip| ip.is_ipv4() == self.address.is_ipv4()).unwrap_or(match self.address {
+            IpAddr::V4(_) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+            IpAddr::V6(_) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+        })
     }
 
     fn lock_ports(&self) -> std::sync::MutexGuard<'_, PortPool> {
@@ -280,5 +307,29 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 
             },
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(engine.now()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(text: &str) -> IpAddr {
+        text.parse().expect("ip")
+    }
+
+    #[test]
+    fn sdp_never_names_a_wildcard() {
+        let concrete = MediaEngine::new(ip("127.0.0.1"), 40_000, 40_010).expect("engine");
+        assert_eq!(concrete.advertised_toward(Some(ip("192.0.2.1"))), ip("127.0.0.1"), "the bound address");
+        let public = MediaEngine::with_public_address(ip("0.0.0.0"), Some(ip("203.0.113.10")), 40_000, 40_010).expect("engine");
+        assert_eq!(public.advertised_toward(Some(ip("127.0.0.1"))), ip("203.0.113.10"), "media.public_address wins");
+        let wildcard = MediaEngine::new(ip("0.0.0.0"), 40_000, 40_010).expect("engine");
+        assert_eq!(wildcard.advertised_toward(Some(ip("127.0.0.2"))), ip("127.0.0.1"), "the route source toward the peer");
+        for peer in [None, Some(ip("0.0.0.0")), Some(ip("2001:db8::1"))] {
+            assert!(!wildcard.advertised_toward(peer).is_unspecified(), "{peer:?}");
+        }
+        let v6 = MediaEngine::new(ip("::"), 40_000, 40_010).expect("engine");
+        assert_eq!(v6.advertised_toward(Some(ip("::1"))), ip("::1"));
     }
 }

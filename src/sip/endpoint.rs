@@ -11,6 +11,8 @@ use super::transport::{self, ConnectionCommand, TransportEvent, TransportShared}
 use super::{ConnectionId, TransportKind};
 use crate::config::{Config, ListenTransport};
 use anyhow::Context;
+
+mod addresses;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -66,6 +68,7 @@ enum SipCommand {
     CallHangup(super::core::SipCallId),
     PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
     TakeLadder { call_id: String, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
+    Destination { profile: Option<String>, user: String, reply: oneshot::Sender<Option<SocketAddr>> },
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
     InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
@@ -135,6 +138,15 @@ impl StatusHandle {
         let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
+    }
+
+    /// Where a call to `user` through `profile` would be sent, so its media can be routed (and
+    /// its SDP address chosen) before the offer is written. `None` when not reachable yet.
+    pub async fn call_destination(&self, profile: Option<&str>, user: &str) -> Option<SocketAddr> {
+        let (reply, answer) = oneshot::channel();
+        let command = SipCommand::Destination { profile: profile.map(str::to_string), user: user.into(), reply };
+        self.requests.send(command).await.ok()?;
+        answer.await.ok().flatten()
     }
 
     pub async fn outbound_hangup(&self, id: super::core::SipCallId) {
@@ -230,6 +242,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         udp_sockets,
         bound: bound.clone(),
         advertised_ip,
+        route_sources: Default::default(),
         connections: HashMap::new(),
         by_remote: HashMap::new(),
         send_failures: 0,
@@ -271,6 +284,8 @@ struct Driver {
     udp_sockets: HashMap<SocketAddr, Arc<UdpSocket>>,
     bound: Vec<(ListenTransport, SocketAddr)>,
     advertised_ip: Option<IpAddr>,
+    /// Where packets to each peer leave from, for listeners bound to a wildcard.
+    route_sources: crate::route_source::RouteSources,
     connections: HashMap<ConnectionId, Connection>,
     by_remote: HashMap<(TransportKind, SocketAddr), ConnectionId>,
     send_failures: u64,
@@ -325,6 +340,9 @@ impl Driver {
                 let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
                 let _ = reply.send(placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default())));
             }
+            SipCommand::Destination { profile, user, reply } => {
+                let _ = reply.send(self.core.call_destination(profile.as_deref(), &user, Instant::now()));
+            }
             SipCommand::TakeLadder { call_id, reply } => {
                 let _ = reply.send(self.ladder.take(&call_id));
             }
@@ -344,6 +362,7 @@ impl Driver {
         let now = Instant::now();
         match event {
             TransportEvent::Message { bytes, peer } => {
+                let peer = self.as_seen_by(peer);
                 self.ladder.observe(&bytes, false, &peer.remote.to_string(), unix_ms());
                 self.core.handle_inbound(&bytes, peer, now)
             }
@@ -413,7 +432,7 @@ impl Driver {
         };
         self.ladder.observe(&transmit.bytes, true, &destination.to_string(), unix_ms());
         let delivered = match transmit.route {
-            Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_sockets.get(&from) {
+            Route::Reply(ResponseRoute::Datagram { from, to }) => match self.udp_socket_for(from) {
                 Some(socket) => socket.try_send_to(&transmit.bytes, to).is_ok(),
                 None => false,
             },
@@ -452,6 +471,16 @@ impl Driver {
         }
     }
 
+    /// The peer as the core must see it (`addresses::seen_by`), the route source looked up and
+    /// remembered here.
+    fn as_seen_by(&self, peer: super::Peer) -> super::Peer {
+        addresses::seen_by(peer, self.advertised_ip, |remote| self.route_sources.toward(remote))
+    }
+
+    fn udp_socket_for(&self, local: SocketAddr) -> Option<&Arc<UdpSocket>> {
+        addresses::listener_for(&self.udp_sockets, local)
+    }
+
     fn resolve(&self, profile: String, host: String, port: u16, transport: TransportKind, reply: mpsc::Sender<Resolution>) {
         let advertised_ip = self.advertised_ip;
         let listeners = self.bound.clone();
@@ -462,7 +491,7 @@ impl Driver {
                 Ok(Err(e)) => Err(format!("cannot resolve {host}: {e}")),
                 Ok(Ok(addresses)) => {
                     let addresses: Vec<SocketAddr> = addresses.collect();
-                    pick_route(&addresses, &listeners, transport, advertised_ip)
+                    addresses::pick_route(&addresses, &listeners, transport, advertised_ip, crate::route_source::lookup)
                         .ok_or_else(|| format!("{host} resolved to {addresses:?}, none reachable from our listeners"))
                 }
             };
@@ -487,39 +516,4 @@ impl Driver {
         };
         status
     }
-}
-
-/// Chooses the peer address we can reach and the address our Via/Contact should advertise.
-fn pick_route(
-    addresses: &[SocketAddr],
-    listeners: &[(ListenTransport, SocketAddr)],
-    transport: TransportKind,
-    advertised_ip: Option<IpAddr>,
-) -> Option<ResolvedPeer> {
-    let wanted = match transport {
-        TransportKind::Udp => ListenTransport::Udp,
-        TransportKind::Tcp => ListenTransport::Tcp,
-        TransportKind::Tls => ListenTransport::Tls,
-    };
-    addresses.iter().find_map(|remote| {
-        let same_family = |(_, local): &&(ListenTransport, SocketAddr)| local.is_ipv4() == remote.is_ipv4();
-        let listener = listeners
-            .iter()
-            .filter(same_family)
-            .find(|(t, _)| *t == wanted)
-            .or_else(|| listeners.iter().filter(same_family).find(|(t, _)| *t == ListenTransport::Udp))?;
-        if transport == TransportKind::Udp && listener.0 != ListenTransport::Udp {
-            return None;
-        }
-        let ip = advertised_ip.or_else(|| local_ip_towards(*remote)).unwrap_or(listener.1.ip());
-        Some(ResolvedPeer { remote: *remote, advertised: SocketAddr::new(ip, listener.1.port()) })
-    })
-}
-
-/// The source address the kernel would use toward `remote`; connecting a UDP socket sends nothing.
-fn local_ip_towards(remote: SocketAddr) -> Option<IpAddr> {
-    let bind: SocketAddr = if remote.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let socket = std::net::UdpSocket::bind(bind).ok()?;
-    socket.connect(remote).ok()?;
-    socket.local_addr().ok().map(|a| a.ip())
 }

@@ -89,6 +89,9 @@ pub struct Rejected {
 
 pub fn parse(bytes: &[u8], transport: TransportKind) -> Result<Inbound, Rejected> {
     let trimmed = trim_leading_crlf(bytes);
+    // RFC 5118 §4.10 asks to tolerate RFC 3261's three-colon IPv6 form, which rsipstack refuses.
+    let rewritten = syntax::rewrite_three_colon_references(trimmed);
+    let trimmed = rewritten.as_deref().unwrap_or(trimmed);
     if trimmed.is_empty() {
         return Ok(Inbound::KeepAlive);
     }
@@ -143,6 +146,9 @@ fn check_request_line(line: &str) -> Result<(), MessageError> {
         // RFC 3261 §19.1.1: headers are not allowed in a Request-URI; never apply them.
         return Err(MessageError::Malformed("Request-URI must not carry headers".into()));
     }
+    // An IPv6 address without brackets (RFC 5118 §4.2) or with unbalanced ones is refused here:
+    // read leniently, its last groups would pass for a port and the request would be misrouted.
+    syntax::check_sip_uri_host(uri).map_err(|e| MessageError::Malformed(format!("Request-URI: {}", truncate(&e.0))))?;
     Ok(())
 }
 
@@ -336,3 +342,5 @@ fn truncate(text: &str) -> &str {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rfc5118;

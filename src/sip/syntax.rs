@@ -3,6 +3,9 @@
 //! rsipstack keeps most header values as text and is deliberately lenient. These readers decide
 //! what we accept, because a B2BUA that acts on a half-understood From or Via misroutes responses.
 
+mod host;
+pub use host::{check_sip_uri_host, parse_ipv6_reference, rewrite_three_colon_references, split_host_port};
+
 use std::fmt;
 
 /// RFC 3261 §25.1 token characters.
@@ -142,34 +145,6 @@ impl fmt::Display for ViaValue {
     }
 }
 
-pub fn split_host_port(text: &str) -> Result<(String, Option<u16>), SyntaxError> {
-    let text = text.trim();
-    if text.is_empty() || text.contains(char::is_whitespace) {
-        return err(format!("bad host `{text}`"));
-    }
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (v6, after) = rest.split_once(']').ok_or_else(|| SyntaxError(format!("bad IPv6 host `{text}`")))?;
-        if v6.parse::<std::net::Ipv6Addr>().is_err() {
-            return err(format!("bad IPv6 host `{text}`"));
-        }
-        (format!("[{v6}]"), after.strip_prefix(':'))
-    } else {
-        match text.split_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p)),
-            None => (text.to_string(), None),
-        }
-    };
-    let valid_host = host.starts_with('[') || host.chars().all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-');
-    if !valid_host || host.is_empty() {
-        return err(format!("bad host `{text}`"));
-    }
-    let port = match port {
-        Some(p) => Some(p.parse::<u16>().map_err(|_| SyntaxError(format!("bad port in `{text}`")))?),
-        None => None,
-    };
-    Ok((host, port))
-}
-
 /// A From, To, Contact, Route or Record-Route value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NameAddr {
@@ -282,7 +257,7 @@ fn check_uri_text(uri: &str, bracketed: bool) -> Result<(), SyntaxError> {
         return err(format!("URI `{uri}` is empty or contains whitespace{}", if bracketed { " inside <>" } else { "" }));
     }
     match uri.split_once(':') {
-        Some((scheme, rest)) if !rest.is_empty() && scheme_is_valid(scheme) => Ok(()),
+        Some((scheme, rest)) if !rest.is_empty() && scheme_is_valid(scheme) => check_sip_uri_host(uri),
         _ => err(format!("`{uri}` is not a URI")),
     }
 }

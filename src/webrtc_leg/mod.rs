@@ -7,9 +7,15 @@
 //! the offered transceiver; `write_rtp` silently drops packets with a foreign SSRC or an
 //! unnegotiated payload type, so every packet is re-stamped with the track's SSRC; header
 //! extensions are stripped; `to_json` leaves `sdpMid` empty, so the real mid is filled in.
+//! mDNS is off: webrtc-rs would otherwise join 224.0.0.251, which fails with "No such device"
+//! wherever there is no multicast route (containers, network namespaces), and the call with it.
+//! A wildcard bind becomes one socket per usable interface address (`addresses.rs`).
+
+mod addresses;
 
 use crate::media::rtp::{RtpHeader, RtpView};
 use bytes::Bytes;
+use rtc::ice::mdns::MulticastDnsMode;
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use std::net::SocketAddr;
@@ -39,6 +45,11 @@ fn engine_error(e: impl std::fmt::Display) -> WebRtcError {
     WebRtcError::Engine(e.to_string())
 }
 
+/// The addresses a browser leg bound to `bind` offers as host candidates on this host now.
+pub fn host_candidate_addresses(bind: std::net::IpAddr) -> Vec<std::net::IpAddr> {
+    addresses::bind_addresses(SocketAddr::new(bind, 0), &addresses::interface_addresses()).into_iter().map(|a| a.ip()).collect()
+}
+
 /// What the leg reports.
 #[derive(Debug)]
 pub enum LegEvent {
@@ -62,7 +73,8 @@ pub struct BrowserCodec {
 
 #[derive(Debug, Clone)]
 pub struct WebRtcConfig {
-    /// Where the peer connection binds (a concrete address; the wildcard skips loopback).
+    /// Where the peer connection binds: a concrete address as is, a wildcard as each usable
+    /// interface address of its family (loopback only when that is all there is).
     pub bind: SocketAddr,
     pub ice_servers: Vec<String>,
     /// Advertised instead of the bound address (NAT 1:1).
@@ -255,6 +267,9 @@ async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<imp
         let registry = register_default_interceptors(Registry::new(), &mut engine).map_err(engine_error)?;
         let ice_servers = if config.ice_servers.is_empty() { vec![] } else { vec![RTCIceServer { urls: config.ice_servers.clone(), ..Default::default() }] };
         let mut settings = SettingEngineBuilder::new()
+            // Browsers' `.local` candidates are then ignored; they still reach us, since their
+            // checks to our host candidates reveal them as peer-reflexive.
+            .with_multicast_dns_mode(MulticastDnsMode::Disabled)
             .with_lite(config.lite)
             .with_ice_timeouts(Some(config.failed_timeout / 3), Some(config.failed_timeout), None);
         if let Some(ip) = config.public_ip {
@@ -266,7 +281,7 @@ async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<imp
             .with_media_engine(engine)
             .with_interceptor_registry(registry)
             .with_handler(Arc::new(handler))
-            .with_udp_addrs(vec![config.bind.to_string()])
+            .with_udp_addrs(addresses::bind_addresses(config.bind, &addresses::interface_addresses()))
             .build()
             .await
             .map_err(engine_error)

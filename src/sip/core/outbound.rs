@@ -133,7 +133,7 @@ impl SipCore {
     }
 
     /// The freshest binding of a phone registered as `user`, with the flow it registered over.
-    fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer)> {
+    pub(super) fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer)> {
         let local = self.local.as_ref()?;
         let domain = local.profile.domain.as_deref()?;
         let binding = local.registrar.lookup(&format!("sip:{user}@{domain}"), now).into_iter().next()?;
