@@ -5,7 +5,7 @@ use crate::media::engine::INTERNAL_PEER;
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::{DtmfMode, LegConfig, RtcpMode};
 use crate::sdp::{Codec, NegotiatedAudio};
-use crate::webrtc_leg::WebRtcLeg;
+use crate::webrtc_leg::{BrowserMedia, WebRtcLeg};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -44,6 +44,17 @@ pub fn sip_leg(negotiated: &NegotiatedAudio, format: PayloadFormat) -> LegConfig
 /// A leg fed through a channel (a browser's WebRTC leg, or the echo loop): no socket, no RTCP.
 pub fn internal_leg(formats: Vec<PayloadFormat>) -> LegConfig {
     LegConfig { formats, telephone_event: None, dtmf: DtmfMode::Rfc4733, ptime_ms: 20, remote: Some(INTERNAL_PEER), send: true, rtcp: RtcpMode::Off }
+}
+
+/// A browser's leg under its own payload numbers (e.g. Opus 111 while the SIP leg says 96): the
+/// media session translates between the legs, and webrtc-rs drops packets under any other
+/// number. `None` when the browser's codec is not one the engine handles.
+pub fn browser_leg(media: &BrowserMedia) -> Option<(LegConfig, PayloadFormat)> {
+    let encoding = crate::call::echo::encoding_of(&media.codec.mime_type)?;
+    let format = PayloadFormat { encoding, payload_type: media.codec.payload_type, channels: 1 };
+    let mut config = internal_leg(vec![format]);
+    config.telephone_event = media.telephone_event;
+    Some((config, format))
 }
 
 /// Sends what the engine produced for the browser until the engine drops its side.

@@ -1,5 +1,5 @@
 // Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
-// comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
+// comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, dtmfReceived (digits the far end sent), error?}.
 // Usage: node echo.mjs BASE_URL TOKEN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
 // With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
@@ -39,6 +39,9 @@ try {
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
     const client = await SipBridge.connect(url, { token, reconnect: mode === 'reclaim' });
     const call = client.call(target, { stream, codec: codec || undefined });
+    // Digits the far end sends (RFC 4733 in its media, or INFO), as `dtmf` events.
+    let dtmfReceived = '';
+    call.on('dtmf', ({ digit }) => { dtmfReceived += digit; });
     let earlyMedia = false;
     call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
     const remote = await new Promise((resolve, reject) => {
@@ -112,7 +115,7 @@ try {
       extra.transferAccepted = true;
       extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 10000))]);
       client.close();
-      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dtmfReceived, ...extra };
     }
     if (mode === 'dtmf') {
       await call.dtmf('123#');
@@ -135,7 +138,7 @@ try {
     }
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement, ...extra };
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, errorsSeen: errors, earlyMedia, stateAtMeasurement, dtmfReceived, ...extra };
   }, { token, codec, target, mode });
   result.logs = logs.slice(-20);
 } catch (e) {

@@ -245,7 +245,15 @@ sipp errors log:\n{}", describe(&self.output), self.errors)
 /// Runs a sipp scenario (from tests/sipp) against `target` in a scratch directory, so its logs
 /// never land in the repository. Bounded by sipp's own -timeout.
 pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
+    sipp_with_files(scenario, target, extra, &[])
+}
+
+/// `sipp`, with files (e.g. a generated pcap) written next to the scenario first.
+pub fn sipp_with_files(scenario: &str, target: &str, extra: &[&str], files: &[(&str, &[u8])]) -> SippRun {
     let work = tempfile::tempdir().expect("tempdir");
+    for (name, bytes) in files {
+        std::fs::write(work.path().join(name), bytes).expect("write a file for sipp");
+    }
     // `builtin:NAME` runs one of sipp's own scenarios (`-sn`), anything else a file of tests/sipp.
     let scenario_args = match scenario.strip_prefix("builtin:") {
         Some(name) => vec!["-sn".to_string(), name.to_string()],

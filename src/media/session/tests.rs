@@ -345,3 +345,5 @@ fn transcoded_path_reorders_and_conceals_losses() {
     s.handle_timeout(ms(300));
     assert_eq!(std::iter::from_fn(|| s.poll_transmit()).count(), 0, "nothing was left held");
 }
+
+mod payload_types;
