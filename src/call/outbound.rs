@@ -1,7 +1,7 @@
 //! A call from a browser to SIP: answer the browser's WebRTC offer, offer SIP to the peer of one
 //! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
 
-use super::legs::{browser_leg, codec_of_encoding, encoding_of_codec, forward_to_browser, sip_leg};
+use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encoding_of_codec, forward_to_browser, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
@@ -325,9 +325,11 @@ fn start_media(
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
+    let mut sip_config = sip_leg(&negotiated, sip_format);
+    accept_offered_numbers(&mut sip_config, our_offer);
     let session = MediaSession::new(
         browser.clone(),
-        sip_leg(&negotiated, sip_format),
+        sip_config,
         seeds,
         crate::media::codec_glue::factory(layer.opus_complexity),
         Timeouts::default(),
