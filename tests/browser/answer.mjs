@@ -73,9 +73,54 @@ async function runPage(mode) {
       }
       return peak;
     };
+    // The loudest sample heard over `ms` (after `settle` ms), or until `stop()` says so; and for
+    // how long it listened.
+    const peakUntil = async (ms, settle, stop) => {
+      let peak = 0;
+      let t = 0;
+      for (; t < ms && !stop(); t += 100) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (t < settle) continue;
+        analyser.getFloatTimeDomainData(samples);
+        for (const s of samples) peak = Math.max(peak, Math.abs(s));
+      }
+      return { peak, ms: Math.max(0, t - settle) };
+    };
+    const audioIn = async () => {
+      let found = {};
+      (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+      return found;
+    };
+    // `remote_hold` comes over the WebSocket the moment the gateway stops sending to the trunk,
+    // but audio the trunk echoed before then is still on its way or in this browser's jitter
+    // buffer (deep under load). The hold has reached the page once packets stopped coming (200 ms
+    // without one) and the jitter buffer ran dry (it conceals from then on): measure from there.
+    const drained = async () => {
+      let last = await audioIn();
+      let concealedAtLastPacket = last.concealedSamples ?? 0;
+      for (let i = 0, quiet = 0; i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = await audioIn();
+        if (now.packetsReceived !== last.packetsReceived) {
+          quiet = 0;
+          concealedAtLastPacket = now.concealedSamples ?? 0;
+        } else {
+          quiet++;
+        }
+        last = now;
+        if (quiet >= 4 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+      }
+      return false;
+    };
     const levels = {};
-    call.on('remote_hold', async () => { holds.push('hold'); levels.onHold = await peakOver(1200); });
-    call.on('remote_resume', async () => { holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
+    let resumed = false;
+    call.on('remote_hold', async () => {
+      holds.push('hold');
+      levels.holdDrained = await drained();
+      const heard = await peakUntil(1200, 300, () => resumed);
+      [levels.onHold, levels.onHoldMs] = [heard.peak, heard.ms];
+    });
+    call.on('remote_resume', async () => { resumed = true; holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
     const bins = new Float32Array(analyser.frequencyBinCount);
     let loudest = { hz: 0, db: -Infinity };
     const peakLevel = await peakOver(2300);
