@@ -21,6 +21,24 @@ fn token(profiles: &[&str]) -> String {
     sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes())
 }
 
+type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
+
+/// Chromium logged in as alice, answering the next call (tests/browser/answer.mjs `accept`).
+fn answering_browser(gateway: &Gateway) -> (std::process::Child, Lines) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(token(&[]))
+        .arg("accept")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the browser");
+    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
+    (browser, lines)
+}
+
 /// What every call here must not show: a packet webrtc-rs refused for its payload type.
 fn assert_no_refused_packets(log: &str) {
     assert!(!log.contains("unsupported codec type"), "a packet left under a number the browser leg never negotiated:\n{log}");
@@ -33,19 +51,9 @@ fn a_phone_with_opus_96_calls_a_browser_that_hears_it_and_its_digits() {
     sipp_available();
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: SAME_CODEC.into(), ..Default::default() });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(&[]))
-        .arg("accept")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
-    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
-    let mut stream = pcap::RtpStream::new();
-    stream.opus_tone(96, 700.0, 5);
+    let (mut browser, lines) = answering_browser(&gateway);
+    let mut stream = pcap::RtpStream::new(0x0960_0960);
+    stream.opus_tone(96, 700.0, 50);
     stream.digit(97, 5);
     stream.digit(97, 9);
     let pcap = stream.pcap();
@@ -68,6 +76,39 @@ fn a_phone_with_opus_96_calls_a_browser_that_hears_it_and_its_digits() {
     assert_eq!(page["dtmf"], "59", "the digits sent as 97 arrived: {page:#}\n{log}");
     assert!(log.contains("browser_payload_type=111") && log.contains("sip_payload_type=96"), "each leg kept its number:\n{log}");
     assert!(log.contains("transcoding=false"), "{log}");
+    assert_no_refused_packets(&log);
+}
+
+/// sipp calls with Opus 96 and telephone-event 97 (a 700 Hz tone, then digit 5), then renumbers
+/// in a re-INVITE to 98 and 100 and sends digit 7 and a 900 Hz tone under the new numbers: both
+/// digits arrive, and after the 7 the browser hears 900 Hz.
+#[test]
+fn a_phone_that_renumbers_in_a_reinvite_is_still_heard() {
+    sipp_available();
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: SAME_CODEC.into(), ..Default::default() });
+    let (mut browser, lines) = answering_browser(&gateway);
+    let mut before = pcap::RtpStream::new(0x0960_0960);
+    before.opus_tone(96, 700.0, 33);
+    before.digit(97, 5);
+    let mut after = pcap::RtpStream::new(0x0980_0980);
+    after.digit(100, 7);
+    after.opus_tone(98, 900.0, 28);
+    let run = sipp_with_files(
+        "opus_renumbers_in_reinvite.xml",
+        &format!("127.0.0.1:{}", gateway.sip_port),
+        &["-t", "u1", "-mp", &free_port().to_string()],
+        &[("opus96.pcap", &before.pcap()), ("opus98.pcap", &after.pcap())],
+    );
+    let page: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
+    let _ = browser.wait();
+    let log = gateway.log();
+    println!("before the re-INVITE {} Hz; digits {:?}; after digit 7 (Opus 98): {} Hz", page["peakHz"], page["dtmf"], page["afterDigit"]["7"]);
+    assert!(run.success(), "the phone's numbers were kept in both answers: {}\n{log}", run.describe());
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert!((page["peakHz"].as_f64().unwrap_or(0.0) - 700.0).abs() <= 20.0, "700 Hz under 96: {page:#}\n{log}");
+    assert_eq!(page["dtmf"], "57", "digits under 97, then under 100: {page:#}\n{log}");
+    assert!((page["afterDigit"]["7"].as_f64().unwrap_or(0.0) - 900.0).abs() <= 20.0, "900 Hz under 98 after the re-INVITE: {page:#}\n{log}");
     assert_no_refused_packets(&log);
 }
 
@@ -146,17 +187,7 @@ fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::V
 #[test]
 fn baresip_with_opus_96_calls_a_browser() {
     let gateway = Gateway::start(GatewayOptions { extra_media: SAME_CODEC.into(), ..Default::default() });
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(&[]))
-        .arg("accept")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
-    assert!(lines.by_ref().map_while(Result::ok).any(|l| l == "READY"), "the browser never logged in");
+    let (mut browser, lines) = answering_browser(&gateway);
     let phone = baresip::Phone::start(&gateway, "opus/48000/2", 1000, &["/dial sip:alice@example.com".to_string()], 10);
     wait_for_log(&gateway, "browser media connected");
     phone.command("/sndcode 59");

@@ -1,6 +1,7 @@
 // Headless Chromium logged in as a browser user with sipbridge.js, one page per MODE: prints
 // READY once every page is logged in. The fake microphone plays a 440 Hz tone.
-// Modes: accept (answer, measure audio, note DTMF and remote hold, wait up to 15 s for the end),
+// Modes: accept (answer, measure audio, note DTMF with the frequency heard after each digit, and
+// remote hold, wait up to 15 s for the end),
 // long (the same, waiting up to 150 s), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
@@ -49,7 +50,14 @@ async function runPage(mode) {
     }
     let dtmf = '';
     const holds = [];
-    call.on('dtmf', ({ digit }) => { dtmf += digit; });
+    // The loudest frequency after each digit (1 s, once 300 ms passed): a phone that renumbers
+    // its payload types in a re-INVITE marks the new stream with a digit.
+    const afterDigit = {};
+    let measureAfterDigit = null;
+    call.on('dtmf', ({ digit }) => {
+      dtmf += digit;
+      if (measureAfterDigit) measureAfterDigit(digit).then((hz) => { afterDigit[digit] = hz; });
+    });
     const remote = new Promise((resolve) => call.on('track', resolve));
     await call.accept({ stream });
     const track = await Promise.race([remote, new Promise((_, reject) => setTimeout(() => reject(new Error('no remote track')), 10000))]);
@@ -112,6 +120,17 @@ async function runPage(mode) {
       }
       return false;
     };
+    measureAfterDigit = async () => {
+      const found = new Float32Array(analyser.frequencyBinCount);
+      let best = { hz: 0, db: -Infinity };
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        analyser.getFloatFrequencyData(found);
+        for (let b = 1; b < found.length; b++) if (found[b] > best.db) best = { hz: (b * context.sampleRate) / analyser.fftSize, db: found[b] };
+      }
+      return best.hz;
+    };
     const levels = {};
     let resumed = false;
     call.on('remote_hold', async () => {
@@ -135,7 +154,7 @@ async function runPage(mode) {
     const wait = mode === 'long' ? 150000 : 15000;
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
-    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, ended: end, dtmf, holds, levels };
+    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, ended: end, dtmf, afterDigit, holds, levels };
   }, { token, mode });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));

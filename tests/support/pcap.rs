@@ -12,34 +12,36 @@ const OPUS_TICKS: u32 = 960;
 /// RTP packets with their send offsets in microseconds.
 pub struct RtpStream {
     packets: Vec<(u64, Vec<u8>)>,
+    ssrc: u32,
     sequence: u16,
     timestamp: u32,
     at_us: u64,
 }
 
 impl RtpStream {
-    pub fn new() -> RtpStream {
-        RtpStream { packets: Vec::new(), sequence: 1_000, timestamp: 48_000, at_us: 0 }
+    /// A stream from one source: a second pcap played in the same call needs its own `ssrc`.
+    pub fn new(ssrc: u32) -> RtpStream {
+        RtpStream { packets: Vec::new(), ssrc, sequence: 1_000, timestamp: 48_000, at_us: 0 }
     }
 
     fn push(&mut self, payload_type: u8, marker: bool, timestamp: u32, payload: &[u8]) {
         let mut packet = vec![0x80, (u8::from(marker) << 7) | payload_type];
         packet.extend_from_slice(&self.sequence.to_be_bytes());
         packet.extend_from_slice(&timestamp.to_be_bytes());
-        packet.extend_from_slice(&0x0960_0960u32.to_be_bytes());
+        packet.extend_from_slice(&self.ssrc.to_be_bytes());
         packet.extend_from_slice(payload);
         self.packets.push((self.at_us, packet));
         self.sequence = self.sequence.wrapping_add(1);
         self.at_us += 20_000;
     }
 
-    /// `seconds` of a sine at `hz`, Opus (mono, 20 ms) under `payload_type`.
-    pub fn opus_tone(&mut self, payload_type: u8, hz: f64, seconds: u32) {
+    /// A sine at `hz` for `tenths_of_seconds`, Opus (mono, 20 ms) under `payload_type`.
+    pub fn opus_tone(&mut self, payload_type: u8, hz: f64, tenths_of_seconds: u32) {
         let params = CodecParams::new(CodecKind::Opus);
         let mut opus = encoder(&params).expect("an Opus encoder");
         let mut phase = 0.0f64;
         let step = 2.0 * std::f64::consts::PI * hz / 48_000.0;
-        for frame in 0..seconds * 50 {
+        for frame in 0..tenths_of_seconds * 5 {
             let pcm: Vec<i16> = (0..960)
                 .map(|_| {
                     phase += step;

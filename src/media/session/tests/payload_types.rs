@@ -19,8 +19,12 @@ fn browser() -> LegConfig {
 }
 
 fn event_packet(pt: u8, ts: u32, seq: u16, marker: bool, end: bool, duration: u16) -> Vec<u8> {
+    event_packet_from(0x77, pt, ts, seq, marker, end, duration)
+}
+
+fn event_packet_from(ssrc: u32, pt: u8, ts: u32, seq: u16, marker: bool, end: bool, duration: u16) -> Vec<u8> {
     let mut packet = vec![0u8; 16];
-    let header = rtp::RtpHeader { marker, payload_type: pt, sequence: seq, timestamp: ts, ssrc: 0x77 };
+    let header = rtp::RtpHeader { marker, payload_type: pt, sequence: seq, timestamp: ts, ssrc };
     let payload = [7u8, if end { 0x80 | 10 } else { 10 }, (duration >> 8) as u8, duration as u8];
     rtp::write_packet(&mut packet, &header, &payload).expect("write");
     packet
@@ -127,4 +131,22 @@ fn a_reoffer_that_renumbers_is_followed_in_both_directions() {
     assert_eq!(play_digit(&mut s, Side::B, B_PEER, 110, 10, 100), vec![100; 5]);
     assert_eq!(play_digit(&mut s, Side::A, A_PEER, 100, 10, 300), vec![110; 5]);
     assert_eq!(digits(&mut s), vec![(Side::B, '7'), (Side::A, '7')]);
+}
+
+#[test]
+fn a_new_source_after_a_reoffer_has_its_own_event_timestamps() {
+    // The phone's first stream sent a digit late in its timeline; after the re-INVITE a new SSRC
+    // starts its timestamps low again: its digit is new, not a stale copy of the old one.
+    let mut s = session(phone(96, 97), browser());
+    let packets = [(true, false, 960), (false, true, 4_800), (false, true, 4_800)];
+    for (i, (marker, end, duration)) in packets.into_iter().enumerate() {
+        s.handle_rtp(Side::A, addr(A_PEER), event_packet_from(0x1111, 97, 206_400, 50 + i as u16, marker, end, duration), ms(i as u64 * 20));
+    }
+    s.update_leg(Side::A, phone(98, 100));
+    for (i, (marker, end, duration)) in packets.into_iter().enumerate() {
+        s.handle_rtp(Side::A, addr(A_PEER), event_packet_from(0x2222, 100, 48_000, 7 + i as u16, marker, end, duration), ms(500 + i as u64 * 20));
+    }
+    let relayed: Vec<u8> = std::iter::from_fn(|| s.poll_transmit()).map(|t| parse(&t.packet).payload_type).collect();
+    assert_eq!(relayed, vec![110; 6], "both digits relayed under the browser's number");
+    assert_eq!(digits(&mut s), vec![(Side::A, '7'), (Side::A, '7')]);
 }
