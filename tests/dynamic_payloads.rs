@@ -11,7 +11,7 @@ mod pcap;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
-use support::{free_port, sipp_available, sipp_with_files, Gateway, GatewayOptions, JWT_SECRET};
+use support::{free_port, free_sipp_media_port, sipp_available, sipp_with_files, Gateway, GatewayOptions, JWT_SECRET};
 
 const SAME_CODEC: &str = "\n[calls]\nbrowser_codec = \"same\"\n";
 
@@ -60,7 +60,7 @@ fn a_phone_with_opus_96_calls_a_browser_that_hears_it_and_its_digits() {
     let run = sipp_with_files(
         "opus96_calls_browser.xml",
         &format!("127.0.0.1:{}", gateway.sip_port),
-        &["-t", "u1", "-mp", &free_port().to_string()],
+        &["-t", "u1", "-mp", &free_sipp_media_port().to_string()],
         &[("opus96.pcap", &pcap)],
     );
     let page: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
@@ -97,7 +97,7 @@ fn a_phone_that_renumbers_in_a_reinvite_is_still_heard() {
     let run = sipp_with_files(
         "opus_renumbers_in_reinvite.xml",
         &format!("127.0.0.1:{}", gateway.sip_port),
-        &["-t", "u1", "-mp", &free_port().to_string()],
+        &["-t", "u1", "-mp", &free_sipp_media_port().to_string()],
         &[("opus96.pcap", &before.pcap()), ("opus98.pcap", &after.pcap())],
     );
     let page: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
@@ -139,7 +139,7 @@ fn the_codec_field_is_the_only_codec_offered_to_a_sip_target() {
 /// scenario's success and that no packet was refused; returns the browser's report and the log.
 fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::Value, String) {
     sipp_available();
-    let (trunk_port, media_port) = (free_port(), free_port());
+    let (trunk_port, media_port) = (free_port(), free_sipp_media_port());
     let profile = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], extra_media: SAME_CODEC.into(), ..Default::default() });
     let work = tempfile::tempdir().expect("tempdir");

@@ -26,6 +26,19 @@ pub fn free_port() -> u16 {
     panic!("no free port found in 100 tries");
 }
 
+/// A media port for sipp's `-mp`: sipp binds it, the port above (RTCP) and the one two above
+/// (its "video" echo), so all three must be free or sipp exits at start.
+pub fn free_sipp_media_port() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        let free = port < u16::MAX - 3 && (1..=3).all(|offset| UdpSocket::bind(("127.0.0.1", port + offset)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free run of four ports found in 200 tries");
+}
+
 /// A port p with p and p+1 free (UDP and TCP): baresip's libre binds TLS on `sip_listen` + 1.
 pub fn free_port_pair() -> u16 {
     for _ in 0..200 {
