@@ -188,10 +188,15 @@ fn hold_and_resume_from_the_trunk() {
     let _ = child.wait();
     assert!(run.success(), "hold answered recvonly, resume sendrecv: {}\n{}", run.describe(), gateway.log());
     let page = &pages[0];
-    println!("levels heard by the browser: before hold {}, on hold {}, after resume {}", page["peakLevel"], page["levels"]["onHold"], page["levels"]["afterResume"]);
+    println!("levels heard by the browser: before hold {}, on hold {} (over {} ms), after resume {}", page["peakLevel"], page["levels"]["onHold"], page["levels"]["onHoldMs"], page["levels"]["afterResume"]);
     assert_eq!(page["holds"], serde_json::json!(["hold", "resume"]), "{page:#}");
     assert!(page["peakLevel"].as_f64().unwrap_or(0.0) > 0.05, "the echo came back before the hold: {page:#}");
     let before = page["peakLevel"].as_f64().unwrap_or(0.0);
+    // The browser measures once the echo stopped arriving and its jitter buffer ran dry (not a
+    // fixed time after `remote_hold`, which raced audio still in flight under load); a gateway
+    // that kept sending to the trunk keeps the echo coming, and this fails.
+    assert_eq!(page["levels"]["holdDrained"], true, "the echo stopped reaching the browser on hold: {page:#}");
+    assert!(page["levels"]["onHoldMs"].as_u64().unwrap_or(0) >= 800, "the hold was listened to before the resume: {page:#}");
     assert!(page["levels"]["onHold"].as_f64().unwrap_or(1.0) < before / 10.0, "nothing sent to the trunk on hold (20 dB down at least): {page:#}");
     assert!(page["levels"]["afterResume"].as_f64().unwrap_or(0.0) > 0.05, "audio resumed: {page:#}");
     assert!(gateway.log().contains("the SIP side changed codec"), "{}", gateway.log());

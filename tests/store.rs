@@ -33,7 +33,11 @@ fn sample() -> Vec<CallRecord> {
             r.answered_at = (r.status == CallStatus::Answered).then_some(r.started_at + 5_000);
             let status = r.status;
             r.finish(r.started_at + 10_000 * (i + 1), status, HangupSide::Sip, "normal", Some(200));
-            r.quality = vec![LegQuality { leg: "sip".into(), direction: "received".into(), packets: 500, loss_percent: 0.4, jitter_ms: 3.5, rtt_ms: Some(40.0), mos: Some(4.3) }];
+            r.quality = vec![LegQuality { leg: "sip".into(), direction: "received".into(), packets: 500, loss_percent: 0.4, jitter_ms: 3.5, rtt_ms: Some(40.0), mos: Some(4.3), note: None }];
+            if i == 5 {
+                // A leg that heard nothing: no MOS, and the record says why.
+                r.quality.push(LegQuality::new("browser", "received", 0, None));
+            }
             r.revision = 1;
             r
         })
@@ -53,6 +57,9 @@ async fn suite(store: &SqlStore) {
     }
     assert_eq!(store.count().await.expect("count"), 12);
     assert_eq!(store.get("07").await.expect("get").as_ref(), Some(&records[7]), "a record reads back as written");
+    let silent = store.get("05").await.expect("get").expect("record 05");
+    assert_eq!(silent, records[5], "a direction without media reads back with its note");
+    assert_eq!((silent.quality[1].mos, silent.quality[1].note.as_deref()), (None, Some("no media received")));
     assert_eq!(store.get("nope").await.expect("get"), None);
 
     // Revisions: an older write never overwrites a newer one.

@@ -137,7 +137,7 @@ async function detail(id) {
     ['Hangup', `${call.hangup_side ?? ''} ${call.hangup_reason ?? ''} ${call.hangup_sip_code ? `(SIP ${call.hangup_sip_code}${call.hangup_q850 ? `, Q.850 ${call.hangup_q850}` : ''})` : ''}`],
     ['Codecs', `${call.sip_codec ?? ''} / ${call.browser_codec ?? ''}${call.transcoded ? ' (transcoded)' : ''}`], ['SIP Call-ID', (call.sip_call_ids ?? []).join(' ')],
   ].map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const quality = (call.quality ?? []).map((q) => `<tr><td>${escapeHtml(q.leg)}</td><td>${escapeHtml(q.direction)}</td><td>${q.packets}</td><td>${q.loss_percent.toFixed(2)} %</td><td>${q.jitter_ms.toFixed(1)} ms</td><td>${q.rtt_ms == null ? '' : q.rtt_ms.toFixed(1) + ' ms'}</td><td>${q.mos == null ? '' : q.mos.toFixed(2)}</td></tr>`).join('');
+  const quality = (call.quality ?? []).map((q) => `<tr><td>${escapeHtml(q.leg)}</td><td>${escapeHtml(q.direction)}</td><td>${q.packets}</td><td>${q.loss_percent.toFixed(2)} %</td><td>${q.jitter_ms.toFixed(1)} ms</td><td>${q.rtt_ms == null ? '' : q.rtt_ms.toFixed(1) + ' ms'}</td><td>${q.mos == null ? escapeHtml(q.note ?? '') : q.mos.toFixed(2)}</td></tr>`).join('');
   const events = (call.events ?? []).map((e) => `<tr><td>${time(e.at)}</td><td>${escapeHtml(e.kind)}</td><td>${escapeHtml(e.detail)}</td></tr>`).join('');
   view.innerHTML = `
     <p><a href="#/calls">← Call records</a></p>

@@ -112,24 +112,8 @@ impl CallLog {
             let Ok(q) = media.quality(side).await else { continue };
             self.stats.rtp_received.fetch_add(q.received_packets, std::sync::atomic::Ordering::Relaxed);
             self.stats.rtp_lost.fetch_add(q.lost, std::sync::atomic::Ordering::Relaxed);
-            self.record.quality.push(LegQuality {
-                leg: leg.into(),
-                direction: "received".into(),
-                packets: q.received_packets,
-                loss_percent: q.loss_percent,
-                jitter_ms: q.jitter_ms,
-                rtt_ms: q.rtt_ms,
-                mos: Some(q.mos),
-            });
-            self.record.quality.push(LegQuality {
-                leg: leg.into(),
-                direction: "sent".into(),
-                packets: q.sent_packets,
-                loss_percent: 0.0,
-                jitter_ms: 0.0,
-                rtt_ms: q.rtt_ms,
-                mos: None,
-            });
+            self.record.quality.push(received_quality(leg, &q));
+            self.record.quality.push(LegQuality { rtt_ms: q.rtt_ms, ..LegQuality::new(leg, "sent", q.sent_packets, None) });
         }
     }
 
@@ -164,5 +148,32 @@ impl CallLog {
         }
         *self.stats.ended.lock().unwrap_or_else(|p| p.into_inner()).entry(status.as_str()).or_default() += 1;
         self.writer.write(&self.record);
+    }
+}
+
+/// What a leg received, as the record keeps it: a leg that received nothing says so, with no MOS.
+fn received_quality(leg: &str, q: &crate::media::session::LegQuality) -> LegQuality {
+    LegQuality { loss_percent: q.loss_percent, jitter_ms: q.jitter_ms, rtt_ms: q.rtt_ms, ..LegQuality::new(leg, "received", q.received_packets, q.mos) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::session::LegQuality as MediaQuality;
+
+    #[test]
+    fn a_leg_that_received_nothing_has_no_mos_but_says_why() {
+        let silent = MediaQuality { codec: "opus".into(), sent_packets: 250, ..Default::default() };
+        let record = received_quality("browser", &silent);
+        assert_eq!((record.packets, record.mos, record.note.as_deref()), (0, None, Some(crate::store::NO_MEDIA_RECEIVED)));
+        // Even a MOS computed upstream is not kept for an empty direction.
+        let record = received_quality("sip", &MediaQuality { mos: Some(4.08), ..silent.clone() });
+        assert_eq!((record.mos, record.note.as_deref()), (None, Some("no media received")));
+        let heard = MediaQuality { received_packets: 500, loss_percent: 0.4, jitter_ms: 3.0, mos: Some(4.2), ..silent };
+        let record = received_quality("sip", &heard);
+        assert_eq!((record.packets, record.mos, record.note), (500, Some(4.2), None));
+        assert_eq!((record.loss_percent, record.jitter_ms), (0.4, 3.0));
+        let sent = LegQuality::new("sip", "sent", 0, None);
+        assert_eq!(sent.note.as_deref(), Some(crate::store::NO_MEDIA_SENT));
     }
 }

@@ -107,7 +107,7 @@ impl EchoCall {
                 }
             }
         };
-        let Some(browser) = browser_format(leg.codec()) else {
+        let Some(browser) = browser_format(&leg.codec()) else {
             leg.close().await;
             engine.release(port);
             return Err(crate::webrtc_leg::WebRtcError::NoCommonCodec.into());

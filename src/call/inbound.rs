@@ -2,9 +2,9 @@
 //! that accepts, and carry hang-ups both ways. One task per call; it only talks to the SIP side
 //! through `StatusHandle` commands and `SipCallEvent`s, and to browsers through the registry.
 
-use super::legs::{encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
+use super::legs::{browser_leg, encoding_of_codec, forward_to_browser, sip_leg};
 use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry, Parking};
-use crate::call::echo::{encoding_of, WebRtcSettings};
+use crate::call::echo::WebRtcSettings;
 use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
@@ -144,7 +144,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     };
     let Some(sip_codec) = negotiated.codecs.first().cloned() else { return refuse(&layer, &call, log, 488, CallStatus::Failed, "no common codec").await };
     let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
-    let browser_codec = browser_codec_for(layer.limits.browser_codec, sip_codec.codec, sip_format.payload_type);
+    let browser_codec = browser_codec_for(layer.limits.browser_codec, sip_codec.codec);
     let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
     let mut ringing: Vec<Device> = Vec::new();
     for (device, push) in devices {
@@ -197,7 +197,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
                 Some(BrowserAnswer::Accept { device, sdp, reply }) => {
                     let Some(index) = ringing.iter().position(|d| d.id == device) else { let _ = reply.send(Err("not ringing".into())); continue };
                     match ringing[index].leg.set_answer(&sdp).await {
-                        Ok(()) => { let _ = reply.send(Ok(())); break Some(index); }
+                        Ok(_) => { let _ = reply.send(Ok(())); break Some(index); }
                         Err(e) => { let _ = reply.send(Err(e.to_string())); }
                     }
                 }
@@ -269,8 +269,15 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         layer.engine.release(other.port);
     }
     let sip_leg = sip_leg(&negotiated, sip_format);
-    let browser_format = PayloadFormat { encoding: encoding_of(&browser_codec.mime_type).unwrap_or(sip_format.encoding), payload_type: browser_codec.payload_type, channels: 1 };
-    let browser_leg = internal_leg(vec![browser_format]);
+    // The browser's own numbers, as its answer settled them: not the SIP side's.
+    let browser_media = device.leg.media();
+    let Some((browser_leg, browser_format)) = browser_leg(&browser_media) else {
+        // Cannot happen with the codecs we offer; refused cleanly all the same.
+        let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Failed, cause: "no usable codec".into() }).await;
+        device.leg.close().await;
+        layer.engine.release(device.port);
+        return refuse(&layer, &call, log, 488, CallStatus::Failed, "the browser answered with no usable codec").await;
+    };
     let seeds = [
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
@@ -287,9 +294,9 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         return finish(&layer, &device, &media, log, HangupSide::Gateway, &call_id, HangupReason::Failed, &e).await;
     }
     let transcoding = browser_format.encoding != sip_format.encoding;
-    tracing::info!(codec = %browser_codec.mime_type, sip_codec = ?sip_codec.codec, transcoding, "answered");
+    tracing::info!(codec = %browser_media.codec.mime_type, browser_payload_type = browser_format.payload_type, sip_codec = ?sip_codec.codec, sip_payload_type = sip_format.payload_type, transcoding, "answered");
     log.dtmf_mode(negotiated.telephone_event.is_some());
-    log.answered(sip_codec.codec.encoding_name(), &browser_codec.mime_type, transcoding, Some(device.id));
+    log.answered(sip_codec.codec.encoding_name(), &browser_media.codec.mime_type, transcoding, Some(device.id));
     let mut sip = SipSide::new(call.id, Side::A, &call_id, media_address, rtp_port, answer, Some(offer), sip_codec.codec);
     bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events, to_engine).await;
 }
@@ -311,18 +318,20 @@ pub(super) async fn attach_ladder(layer: &CallLayer, log: &mut CallLog) {
 }
 
 /// What browsers are offered: by default the SIP side's codec, so audio passes through untouched.
-fn browser_codec_for(policy: BrowserCodecPolicy, sip_codec: Codec, sip_payload_type: u8) -> BrowserCodec {
-    let (codec, payload_type) = match policy {
-        BrowserCodecPolicy::Same => (sip_codec, sip_payload_type),
-        // The payload types browsers use for these, so the offer reads naturally to them.
-        BrowserCodecPolicy::Opus => (Codec::Opus, 111),
-        BrowserCodecPolicy::Pcmu => (Codec::Pcmu, 0),
-        BrowserCodecPolicy::Pcma => (Codec::Pcma, 8),
-        BrowserCodecPolicy::G722 => (Codec::G722, 9),
+/// Only the codec carries over: the browser leg numbers its payload types itself (Opus is 111
+/// there even when the SIP side calls it 96), and the media session translates.
+fn browser_codec_for(policy: BrowserCodecPolicy, sip_codec: Codec) -> BrowserCodec {
+    let codec = match policy {
+        BrowserCodecPolicy::Same => sip_codec,
+        BrowserCodecPolicy::Opus => Codec::Opus,
+        BrowserCodecPolicy::Pcmu => Codec::Pcmu,
+        BrowserCodecPolicy::Pcma => Codec::Pcma,
+        BrowserCodecPolicy::G722 => Codec::G722,
     };
     BrowserCodec {
         mime_type: format!("audio/{}", codec.encoding_name()),
-        payload_type,
+        // The browser leg's registered number; the sender's negotiated parameters confirm it.
+        payload_type: codec.static_payload_type().unwrap_or(111),
         clock_rate: codec.clock_rate(),
         channels: if codec == Codec::Opus { 2 } else { 1 },
     }

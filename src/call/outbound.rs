@@ -1,7 +1,7 @@
 //! A call from a browser to SIP: answer the browser's WebRTC offer, offer SIP to the peer of one
 //! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
 
-use super::legs::{codec_of_encoding, encoding_of_codec, forward_to_browser, internal_leg, sip_leg};
+use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encoding_of_codec, forward_to_browser, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
@@ -9,9 +9,9 @@ use super::sip_side::SipSide;
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use crate::sip::core::{CallEndReason, DialogEvent};
-use crate::call::echo::encoding_of;
 use crate::media::engine::{LegIo, SessionHandle};
 use crate::media::handler::{Encoding, PayloadFormat};
+use crate::media::session::LegConfig;
 use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
@@ -35,19 +35,33 @@ fn failure_reason(status: u16) -> (HangupReason, &'static str) {
     }
 }
 
+/// What the browser asked for in its `call` request.
+pub struct OutboundCall {
+    pub call_id: String,
+    pub user: String,
+    pub profile: Option<String>,
+    pub target: String,
+    pub browser_offer: String,
+    /// The `codec` field: the only codec offered to the SIP side (transcoded when the browser's
+    /// differs); `None` offers the browser's codec first, then every other one.
+    pub sip_codec: Option<Encoding>,
+}
+
+/// The codecs offered to the SIP side: the one asked for, or the browser's first so the peer can
+/// take it untouched, then the others so it may choose one we transcode.
+fn sip_offer_codecs(browser: Encoding, forced: Option<Encoding>) -> Vec<Codec> {
+    if let Some(forced) = forced {
+        return vec![codec_of_encoding(forced)];
+    }
+    let mut codecs = vec![codec_of_encoding(browser)];
+    codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser)));
+    codecs
+}
+
 /// Places the call; returns the WebRTC side's events-to-browser through `push`, and takes hangup
 /// and candidates through `control`.
-#[allow(clippy::too_many_arguments)]
-pub async fn place(
-    layer: Arc<CallLayer>,
-    call_id: String,
-    user: String,
-    profile: Option<String>,
-    target: String,
-    browser_offer: String,
-    mut push: mpsc::Sender<BrowserPush>,
-    mut control: mpsc::Receiver<BrowserAnswer>,
-) {
+pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Sender<BrowserPush>, mut control: mpsc::Receiver<BrowserAnswer>) {
+    let OutboundCall { call_id, user, profile, target, browser_offer, sip_codec: forced_codec } = call;
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
     let log = CallLog::outbound(&layer.records, &layer.stats, &call_id, &user, profile.as_deref(), &target);
     let Some(_slot) = layer.acquire_slot(&user, profile.as_deref()) else {
@@ -75,8 +89,14 @@ pub async fn place(
         }
     };
     let leg = Arc::new(leg);
-    let browser_encoding = encoding_of(&leg.codec().mime_type).unwrap_or(Encoding::Opus);
-    let browser_format = PayloadFormat { encoding: browser_encoding, payload_type: leg.codec().payload_type, channels: 1 };
+    // The browser leg keeps the numbers it negotiated; the media session maps them to the SIP leg's.
+    let Some((browser_config, browser_format)) = browser_leg(&leg.media()) else {
+        leg.close().await;
+        layer.engine.release(port);
+        let _ = push.send(hangup(HangupReason::Failed, "no usable codec")).await;
+        return log.finish(CallStatus::Failed, HangupSide::Browser, "the browser's offer was refused", None);
+    };
+    let browser_encoding = browser_format.encoding;
     let endpoint = match layer.engine.allocate().await {
         Ok(endpoint) => endpoint,
         Err(_) => {
@@ -86,9 +106,10 @@ pub async fn place(
             return log.finish(CallStatus::Failed, HangupSide::Gateway, "no media port", None);
         }
     };
-    // The browser's codec first, so the peer can take it untouched; the others allow transcoding.
-    let mut codecs = vec![codec_of_encoding(browser_encoding)];
-    codecs.extend([Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus].into_iter().filter(|c| *c != codec_of_encoding(browser_encoding)));
+    let codecs = sip_offer_codecs(browser_encoding, forced_codec);
+    if let Some(forced) = forced_codec {
+        tracing::info!(%call_id, codec = forced.name(), "the browser asked for one codec on the SIP side");
+    }
     let destination = layer.sip.call_destination(profile.as_deref(), &target).await;
     let media_address = super::legs::sip_media_address(&layer.engine, None, destination.map(|d| d.ip()));
     let our_offer = sdp::offer(&LocalCapabilities::new(codecs), media_address, endpoint.port, rand::random::<u32>().into(), 1);
@@ -133,9 +154,10 @@ pub async fn place(
                 Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, sdp, .. })) => {
                     // 183 with SDP is early media: ringback or an announcement the browser must hear.
                     let early = match sdp {
-                        Some(sdp) if media.is_none() => match start_media(&layer, &our_offer, &sdp, browser_format, &leg, &mut endpoint, &mut from_browser) {
+                        Some(sdp) if media.is_none() => match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint, &mut from_browser) {
                             Ok(started) => {
-                                tracing::info!(%call_id, sip_codec = ?started.1, browser_codec = ?browser_encoding, "early media");
+                                let (sip_codec, sip_payload_type) = started.1;
+                                tracing::info!(%call_id, ?sip_codec, sip_payload_type, ?browser_encoding, browser_payload_type = browser_format.payload_type, "early media");
                                 media = Some(started.0);
                                 true
                             }
@@ -154,9 +176,11 @@ pub async fn place(
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Answered { sdp, .. })) => {
                     if media.is_none() {
-                        match start_media(&layer, &our_offer, &sdp, browser_format, &leg, &mut endpoint, &mut from_browser) {
+                        match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint, &mut from_browser) {
                             Ok(started) => {
-                                tracing::info!(%call_id, sip_codec = ?started.1, browser_codec = ?browser_encoding, "answered");
+                                let (sip_codec, sip_payload_type) = started.1;
+                                let transcoding = encoding_of_codec(sip_codec) != browser_encoding;
+                                tracing::info!(%call_id, ?sip_codec, sip_payload_type, ?browser_encoding, browser_payload_type = browser_format.payload_type, transcoding, "answered");
                                 media = Some(started.0);
                             }
                             Err(e) => {
@@ -290,11 +314,11 @@ fn start_media(
     layer: &Arc<CallLayer>,
     our_offer: &SessionDescription,
     peer_sdp: &str,
-    browser_format: PayloadFormat,
+    browser: &LegConfig,
     leg: &Arc<WebRtcLeg>,
     endpoint: &mut Option<crate::media::engine::RtpEndpoint>,
     from_browser: &mut Option<mpsc::Receiver<Vec<u8>>>,
-) -> Result<(SessionHandle, Codec), &'static str> {
+) -> Result<(SessionHandle, (Codec, u8)), &'static str> {
     let negotiated = SessionDescription::parse(peer_sdp).ok().and_then(|answer| sdp::read_answer(our_offer, &answer).ok());
     let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else { return Err("no common codec") };
     let sip_codec = &negotiated.codecs[0];
@@ -304,9 +328,11 @@ fn start_media(
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
+    let mut sip_config = sip_leg(&negotiated, sip_format);
+    accept_offered_numbers(&mut sip_config, our_offer);
     let session = MediaSession::new(
-        internal_leg(vec![browser_format]),
-        sip_leg(&negotiated, sip_format),
+        browser.clone(),
+        sip_config,
         seeds,
         crate::media::codec_glue::factory(layer.opus_complexity),
         Timeouts::default(),
@@ -315,7 +341,7 @@ fn start_media(
     let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
     let media = layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp));
     forward_to_browser(from_engine, leg.clone());
-    Ok((media, sip_codec.codec))
+    Ok((media, (sip_codec.codec, sip_codec.payload_type)))
 }
 
 #[cfg(test)]
@@ -339,5 +365,12 @@ mod tests {
         }
         assert_eq!(failure_reason(401).1, "authentication failed at the peer");
         assert_eq!(failure_reason(488).1, "no common codec");
+    }
+
+    #[test]
+    fn the_codec_field_is_the_only_codec_offered_to_sip() {
+        assert_eq!(sip_offer_codecs(Encoding::Opus, Some(Encoding::Pcma)), vec![Codec::Pcma]);
+        assert_eq!(sip_offer_codecs(Encoding::Opus, None), vec![Codec::Opus, Codec::Pcmu, Codec::Pcma, Codec::G722]);
+        assert_eq!(sip_offer_codecs(Encoding::Pcmu, None)[0], Codec::Pcmu);
     }
 }

@@ -2,7 +2,7 @@
 //! from the peer (hold, resume, codec change, refresh), hold and resume asked by the browser,
 //! and DTMF both ways (RFC 4733 in the media, or SIP INFO).
 
-use super::legs::{encoding_of_codec, sip_leg};
+use super::legs::{accept_offered_numbers, encoding_of_codec, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush};
 use crate::media::engine::SessionHandle;
@@ -63,9 +63,10 @@ impl SipSide {
                 let Some((offer, reply)) = self.our_offer.take() else { return };
                 let result = match SessionDescription::parse(&sdp).ok().and_then(|answer| sdp::read_answer(&offer, &answer).ok().map(|n| (answer, n))) {
                     Some((answer, negotiated)) => {
+                        let applied = self.apply(media, &negotiated, Some(&offer)).await;
                         self.local = offer;
                         self.remote = Some(answer);
-                        self.apply(media, &negotiated).await
+                        applied
                     }
                     None => Err("the peer's answer cannot be used".to_string()),
                 };
@@ -170,7 +171,7 @@ impl SipSide {
         })?;
         answer.origin = self.local.origin.clone();
         answer.origin.version = self.local.origin.version.wrapping_add(1);
-        self.apply(media, &negotiated).await.map_err(|_| 500u16)?;
+        self.apply(media, &negotiated, None).await.map_err(|_| 500u16)?;
         // sendonly or inactive from the peer (or c=0.0.0.0): it will not take our audio.
         self.held_by_peer = !negotiated.direction.receives();
         self.local = answer;
@@ -178,11 +179,15 @@ impl SipSide {
         Ok(self.local.to_string())
     }
 
-    /// Points the media session's SIP leg at what was just agreed.
-    async fn apply(&mut self, media: &SessionHandle, negotiated: &NegotiatedAudio) -> Result<(), String> {
+    /// Points the media session's SIP leg at what was just agreed; `our_offer` when the peer
+    /// answered ours (it may send under our numbers).
+    async fn apply(&mut self, media: &SessionHandle, negotiated: &NegotiatedAudio, our_offer: Option<&SessionDescription>) -> Result<(), String> {
         let codec = negotiated.codecs.first().ok_or("no codec agreed")?;
         let format = PayloadFormat { encoding: encoding_of_codec(codec.codec), payload_type: codec.payload_type, channels: 1 };
         let mut config = sip_leg(negotiated, format);
+        if let Some(offer) = our_offer {
+            accept_offered_numbers(&mut config, offer);
+        }
         config.send &= !self.held_by_browser;
         if codec.codec != self.codec {
             tracing::info!(from = ?self.codec, to = ?codec.codec, "the SIP side changed codec");

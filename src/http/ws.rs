@@ -135,9 +135,9 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 continue;
             }
             if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
-                if let Request::Call { id, target, sdp, .. } = &request {
+                if let Request::Call { id, target, sdp, codec } = &request {
                 if target != "echo" {
-                    place_call(&mut connection, &state, id.clone(), target, sdp, &mut bridged, &push_tx).await;
+                    place_call(&mut connection, &state, id.clone(), target, sdp, codec.as_deref(), &mut bridged, &push_tx).await;
                     continue;
                 }
             }
@@ -164,17 +164,25 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
 }
 
 /// A browser calls SIP: a phone registered to the gateway by its user name, else through the
-/// first profile the user may use (token claim or PBX login).
+/// first profile the user may use (token claim or PBX login). `codec` is the only codec offered
+/// to the SIP side (docs/signaling.md §4.4).
+#[allow(clippy::too_many_arguments)]
 async fn place_call(
     connection: &mut Connection,
     state: &AppState,
     id: crate::signaling::RequestId,
     target: &str,
     sdp: &str,
+    codec: Option<&str>,
     bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
     push: &mpsc::Sender<BrowserPush>,
 ) {
     let Some((user, profile)) = connection.user().map(|u| (u.user.clone(), u.profiles.first().cloned())) else { return };
+    let sip_codec = match codec.map(|name| crate::call::echo::encoding_of(name).ok_or(name)) {
+        None => None,
+        Some(Ok(encoding)) => Some(encoding),
+        Some(Err(name)) => return connection.error(Some(id), ErrorCode::BadRequest, &format!("unknown codec `{name}` (use opus, g722, pcmu or pcma)")),
+    };
     if profile.is_none() && !phone_registered(state, target).await {
         tracing::info!(%user, %target, "call refused: the user has no profile to call out through and the target is no registered phone");
         return connection.error(Some(id), ErrorCode::Forbidden, "this user may only call phones registered to the gateway (no profile)");
@@ -189,7 +197,8 @@ async fn place_call(
     let layer = state.signaling.calls.clone();
     let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
     let span = tracing::info_span!("call", %call_id);
-    tokio::spawn(tracing::Instrument::instrument(crate::call::outbound::place(layer, call_id, user, profile, target, sdp, push, control_rx), span));
+    let call = crate::call::outbound::OutboundCall { call_id, user, profile, target, browser_offer: sdp, sip_codec };
+    tokio::spawn(tracing::Instrument::instrument(crate::call::outbound::place(layer, call, push, control_rx), span));
 }
 
 async fn phone_registered(state: &AppState, user: &str) -> bool {

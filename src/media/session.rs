@@ -116,8 +116,10 @@ pub struct LegCounters {
 
 struct Leg {
     config: LegConfig,
-    /// Digits in packets from this leg, reported once each.
+    /// Digits in packets from this leg, reported once each, and the SSRC they came from: a new
+    /// source starts a timestamp space of its own (RFC 3550), so its events are not "stale".
     dtmf_in: DtmfReceiver,
+    dtmf_source: Option<u32>,
     /// Relays this leg's current telephone-event toward the other leg (clock conversion).
     dtmf_relay: Option<DtmfRelay>,
     /// Digits we play toward this leg (INFO from the other side, or a browser request).
@@ -200,6 +202,7 @@ impl MediaSession {
             let clock = config.formats.first().map(|f| f.clock_rate()).unwrap_or(8_000);
             Leg {
                 dtmf_in: DtmfReceiver::new(),
+                dtmf_source: None,
                 dtmf_relay: None,
                 dtmf_out: None,
                 rx: ReceiveStats::new(),

@@ -49,7 +49,8 @@ impl Codec {
         }
     }
 
-    fn static_payload_type(self) -> Option<u8> {
+    /// The RFC 3551 number, for the codecs that have one.
+    pub fn static_payload_type(self) -> Option<u8> {
         match self {
             Codec::Pcmu => Some(0),
             Codec::Pcma => Some(8),

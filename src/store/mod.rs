@@ -9,7 +9,7 @@ mod recorder;
 mod spool;
 mod sql;
 
-pub use record::{CallDirection, CallEvent, CallRecord, CallStatus, HangupSide, LegQuality, SipMessage};
+pub use record::{CallDirection, CallEvent, CallRecord, CallStatus, HangupSide, LegQuality, SipMessage, NO_MEDIA_RECEIVED, NO_MEDIA_SENT};
 pub use recorder::{Recorder, RecorderHandle};
 pub use spool::{Spool, SpoolError};
 pub use sql::{Backend, SqlStore};

@@ -67,7 +67,28 @@ pub struct LegQuality {
     pub loss_percent: f64,
     pub jitter_ms: f64,
     pub rtt_ms: Option<f64>,
+    /// Absent when nothing arrived: a leg that received no packets has no quality to score.
     pub mos: Option<f64>,
+    /// Why a figure is missing, e.g. [`NO_MEDIA_RECEIVED`]; records written before it read as `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// The note of a direction in which no RTP arrived at all (one-way audio, a codec refused...).
+pub const NO_MEDIA_RECEIVED: &str = "no media received";
+/// The note of a direction in which we sent nothing (the other leg was silent, or held).
+pub const NO_MEDIA_SENT: &str = "no media sent";
+
+impl LegQuality {
+    /// The figures of one leg and direction; with no packets there is no MOS, only the note.
+    pub fn new(leg: &str, direction: &str, packets: u64, mos: Option<f64>) -> LegQuality {
+        let note = match (packets, direction) {
+            (0, "received") => Some(NO_MEDIA_RECEIVED.to_string()),
+            (0, _) => Some(NO_MEDIA_SENT.to_string()),
+            _ => None,
+        };
+        LegQuality { leg: leg.into(), direction: direction.into(), packets, loss_percent: 0.0, jitter_ms: 0.0, rtt_ms: None, mos: mos.filter(|_| packets > 0), note }
+    }
 }
 
 /// A step in the call's timeline.

@@ -25,6 +25,7 @@ use tokio::sync::mpsc;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::rtp_transceiver::RtpSender;
 use webrtc::peer_connection::{
     register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
@@ -71,6 +72,15 @@ pub struct BrowserCodec {
     pub channels: u16,
 }
 
+/// What the browser leg negotiated, with the browser leg's own payload numbers: the media engine
+/// must stamp exactly these, whatever numbers the SIP leg uses (webrtc-rs drops any other).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrowserMedia {
+    pub codec: BrowserCodec,
+    /// telephone-event payload type and clock rate, when the browser negotiated it.
+    pub telephone_event: Option<(u8, u32)>,
+}
+
 #[derive(Debug, Clone)]
 pub struct WebRtcConfig {
     /// Where the peer connection binds: a concrete address as is, a wildcard as each usable
@@ -86,8 +96,10 @@ pub struct WebRtcConfig {
 pub struct WebRtcLeg {
     connection: Box<dyn PeerConnection>,
     track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
     ssrc: u32,
-    codec: BrowserCodec,
+    /// Set from the sender's negotiated parameters, again once an answer is applied.
+    media: std::sync::Mutex<BrowserMedia>,
     mid: String,
     connected: Arc<AtomicBool>,
 }
@@ -231,16 +243,23 @@ impl WebRtcLeg {
         let connected = Arc::new(AtomicBool::new(false));
         let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone(), connected: Arc::clone(&connected) }).await?;
         let track = local_track(&codec, ssrc);
-        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
+        let sender = connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
         let offer = connection.create_offer(None).await.map_err(engine_error)?;
         connection.set_local_description(offer).await.map_err(engine_error)?;
         let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
-        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid, connected }, local.sdp, events_rx))
+        let media = negotiated_media(sender.as_ref(), &codec).await?;
+        let leg = WebRtcLeg { connection: Box::new(connection), track, sender, ssrc, media: std::sync::Mutex::new(media), mid, connected };
+        Ok((leg, local.sdp, events_rx))
     }
 
-    pub async fn set_answer(&self, answer_sdp: &str) -> Result<(), WebRtcError> {
+    /// Applies the browser's answer; returns what the leg now sends and receives.
+    pub async fn set_answer(&self, answer_sdp: &str) -> Result<BrowserMedia, WebRtcError> {
         let answer = RTCSessionDescription::answer(answer_sdp.to_string()).map_err(engine_error)?;
-        self.connection.set_remote_description(answer).await.map_err(engine_error)
+        self.connection.set_remote_description(answer).await.map_err(engine_error)?;
+        let intended = self.media().codec;
+        let media = negotiated_media(self.sender.as_ref(), &intended).await?;
+        *self.media.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = media.clone();
+        Ok(media)
     }
 
     /// Answers a browser's offer. Returns the leg, our answer SDP, and the leg's events.
@@ -254,12 +273,48 @@ impl WebRtcLeg {
         // Added after the remote offer, with a codec from it, so the offered transceiver is reused
         // and the answer is sendrecv.
         let track = local_track(&codec, ssrc);
-        connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
+        let sender = connection.add_track(Arc::clone(&track) as Arc<dyn TrackLocal>).await.map_err(engine_error)?;
         let answer = connection.create_answer(None).await.map_err(engine_error)?;
         connection.set_local_description(answer).await.map_err(engine_error)?;
         let local = connection.local_description().await.ok_or_else(|| WebRtcError::Engine("no local description".into()))?;
-        Ok((WebRtcLeg { connection: Box::new(connection), track, ssrc, codec, mid, connected }, local.sdp, events_rx))
+        let media = negotiated_media(sender.as_ref(), &codec).await?;
+        let leg = WebRtcLeg { connection: Box::new(connection), track, sender, ssrc, media: std::sync::Mutex::new(media), mid, connected };
+        Ok((leg, local.sdp, events_rx))
     }
+}
+
+/// One negotiated codec as the sender lists it: (MIME type, clock rate, channels, payload type).
+type SenderCodec = (String, u32, u16, u8);
+
+/// Reads the payload types the sender accepts: `write_rtp` refuses every other number.
+async fn negotiated_media(sender: &dyn RtpSender, intended: &BrowserCodec) -> Result<BrowserMedia, WebRtcError> {
+    let parameters = sender.get_parameters().await.map_err(engine_error)?;
+    let codecs: Vec<SenderCodec> = parameters
+        .rtp_parameters
+        .codecs
+        .iter()
+        .map(|c| (c.rtp_codec.mime_type.clone(), c.rtp_codec.clock_rate, c.rtp_codec.channels, c.payload_type))
+        .collect();
+    let media = media_from_codecs(&codecs, intended).ok_or(WebRtcError::NoCommonCodec)?;
+    tracing::debug!(codec = %media.codec.mime_type, payload_type = media.codec.payload_type, telephone_event = ?media.telephone_event, "browser leg payload types");
+    Ok(media)
+}
+
+/// The intended codec under the number the sender negotiated, and the telephone-event at its
+/// clock rate (or at any rate: the media engine converts event clocks).
+fn media_from_codecs(codecs: &[SenderCodec], intended: &BrowserCodec) -> Option<BrowserMedia> {
+    let (mime, clock_rate, channels, payload_type) = codecs
+        .iter()
+        .find(|(mime, rate, _, _)| mime.eq_ignore_ascii_case(&intended.mime_type) && *rate == intended.clock_rate)?;
+    let events = codecs.iter().filter(|(mime, ..)| mime.eq_ignore_ascii_case("audio/telephone-event"));
+    let mut telephone_event = None;
+    for (_, rate, _, pt) in events {
+        if telephone_event.is_none() || *rate == *clock_rate {
+            telephone_event = Some((*pt, *rate));
+        }
+    }
+    let codec = BrowserCodec { mime_type: mime.clone(), payload_type: *payload_type, clock_rate: *clock_rate, channels: *channels };
+    Some(BrowserMedia { codec, telephone_event })
 }
 
 async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<impl PeerConnection, WebRtcError> {
@@ -288,8 +343,13 @@ async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<imp
 }
 
 impl WebRtcLeg {
-    pub fn codec(&self) -> &BrowserCodec {
-        &self.codec
+    /// The negotiated codec, with the browser leg's payload type.
+    pub fn codec(&self) -> BrowserCodec {
+        self.media().codec
+    }
+
+    pub fn media(&self) -> BrowserMedia {
+        self.media.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
     }
 
     pub fn ssrc(&self) -> u32 {
@@ -328,5 +388,29 @@ impl WebRtcLeg {
 
     pub async fn close(&self) {
         let _ = self.connection.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn codec(mime: &str, rate: u32, channels: u16, pt: u8) -> SenderCodec {
+        (mime.to_string(), rate, channels, pt)
+    }
+
+    #[test]
+    fn the_browser_leg_uses_the_senders_numbers_not_the_sip_legs() {
+        // Offered to the browser as "Opus, like the SIP side's PT 96": the sender says 111.
+        let intended = BrowserCodec { mime_type: "audio/opus".into(), payload_type: 96, clock_rate: 48_000, channels: 2 };
+        let sender = [codec("audio/opus", 48_000, 2, 111), codec("audio/telephone-event", 8_000, 1, 101), codec("audio/telephone-event", 48_000, 1, 110)];
+        let media = media_from_codecs(&sender, &intended).expect("negotiated");
+        assert_eq!(media.codec.payload_type, 111);
+        assert_eq!(media.telephone_event, Some((110, 48_000)), "the event clock follows the audio clock");
+        let pcmu = BrowserCodec { mime_type: "audio/PCMU".into(), payload_type: 0, clock_rate: 8_000, channels: 1 };
+        let sender = [codec("audio/PCMU", 8_000, 1, 0), codec("audio/telephone-event", 48_000, 1, 126)];
+        let media = media_from_codecs(&sender, &pcmu).expect("negotiated");
+        assert_eq!((media.codec.payload_type, media.telephone_event), (0, Some((126, 48_000))));
+        assert!(media_from_codecs(&sender[1..], &pcmu).is_none(), "a codec the sender lacks is not invented");
     }
 }

@@ -1,6 +1,7 @@
 // Headless Chromium logged in as a browser user with sipbridge.js, one page per MODE: prints
 // READY once every page is logged in. The fake microphone plays a 440 Hz tone.
-// Modes: accept (answer, measure audio, note DTMF and remote hold, wait up to 15 s for the end),
+// Modes: accept (answer, measure audio, note DTMF with the frequency heard after each digit, and
+// remote hold, wait up to 15 s for the end),
 // long (the same, waiting up to 150 s), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
@@ -50,7 +51,14 @@ async function runPage(mode) {
     }
     let dtmf = '';
     const holds = [];
-    call.on('dtmf', ({ digit }) => { dtmf += digit; });
+    // The loudest frequency after each digit (1 s, once 300 ms passed): a phone that renumbers
+    // its payload types in a re-INVITE marks the new stream with a digit.
+    const afterDigit = {};
+    let measureAfterDigit = null;
+    call.on('dtmf', ({ digit }) => {
+      dtmf += digit;
+      if (measureAfterDigit) measureAfterDigit(digit).then((hz) => { afterDigit[digit] = hz; });
+    });
     const remote = new Promise((resolve) => call.on('track', resolve));
     await call.accept({ stream });
     const track = await Promise.race([remote, new Promise((_, reject) => setTimeout(() => reject(new Error('no remote track')), 10000))]);
@@ -74,9 +82,65 @@ async function runPage(mode) {
       }
       return peak;
     };
+    // The loudest sample heard over `ms` (after `settle` ms), or until `stop()` says so; and for
+    // how long it listened.
+    const peakUntil = async (ms, settle, stop) => {
+      let peak = 0;
+      let t = 0;
+      for (; t < ms && !stop(); t += 100) {
+        await new Promise((r) => setTimeout(r, 100));
+        if (t < settle) continue;
+        analyser.getFloatTimeDomainData(samples);
+        for (const s of samples) peak = Math.max(peak, Math.abs(s));
+      }
+      return { peak, ms: Math.max(0, t - settle) };
+    };
+    const audioIn = async () => {
+      let found = {};
+      (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+      return found;
+    };
+    // `remote_hold` comes over the WebSocket the moment the gateway stops sending to the trunk,
+    // but audio the trunk echoed before then is still on its way or in this browser's jitter
+    // buffer (deep under load). The hold has reached the page once packets stopped coming (200 ms
+    // without one) and the jitter buffer ran dry (it conceals from then on): measure from there.
+    const drained = async () => {
+      let last = await audioIn();
+      let concealedAtLastPacket = last.concealedSamples ?? 0;
+      for (let i = 0, quiet = 0; i < 100; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const now = await audioIn();
+        if (now.packetsReceived !== last.packetsReceived) {
+          quiet = 0;
+          concealedAtLastPacket = now.concealedSamples ?? 0;
+        } else {
+          quiet++;
+        }
+        last = now;
+        if (quiet >= 4 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+      }
+      return false;
+    };
+    measureAfterDigit = async () => {
+      const found = new Float32Array(analyser.frequencyBinCount);
+      let best = { hz: 0, db: -Infinity };
+      await new Promise((r) => setTimeout(r, 300));
+      for (let i = 0; i < 10; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        analyser.getFloatFrequencyData(found);
+        for (let b = 1; b < found.length; b++) if (found[b] > best.db) best = { hz: (b * context.sampleRate) / analyser.fftSize, db: found[b] };
+      }
+      return best.hz;
+    };
     const levels = {};
-    call.on('remote_hold', async () => { holds.push('hold'); levels.onHold = await peakOver(1200); });
-    call.on('remote_resume', async () => { holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
+    let resumed = false;
+    call.on('remote_hold', async () => {
+      holds.push('hold');
+      levels.holdDrained = await drained();
+      const heard = await peakUntil(1200, 300, () => resumed);
+      [levels.onHold, levels.onHoldMs] = [heard.peak, heard.ms];
+    });
+    call.on('remote_resume', async () => { resumed = true; holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
     const bins = new Float32Array(analyser.frequencyBinCount);
     let loudest = { hz: 0, db: -Infinity };
     const peakLevel = await peakOver(2300);
@@ -100,7 +164,7 @@ async function runPage(mode) {
     const wait = mode === 'long' ? 150000 : 15000;
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
-    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, selectedPair, ended: end, dtmf, holds, levels };
+    return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, selectedPair, ended: end, dtmf, afterDigit, holds, levels };
   }, { token, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));

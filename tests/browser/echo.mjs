@@ -1,5 +1,5 @@
 // Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
-// comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, error?}.
+// comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, dtmfReceived (digits the far end sent), error?}.
 // Usage: node echo.mjs BASE_URL LOGIN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
 // LOGIN is a JWT, or `password:USER:PASSWORD` for a local user. SIPBRIDGE_ICE_POLICY=relay makes
 // the browser use only TURN relays (`selectedPair` in the result says which pair carried media).
@@ -44,6 +44,9 @@ try {
     const login = method === 'password' ? { user, password } : { token };
     const client = await SipBridge.connect(url, { ...login, reconnect: mode === 'reclaim', iceTransportPolicy: icePolicy || undefined });
     const call = client.call(target, { stream, codec: codec || undefined });
+    // Digits the far end sends (RFC 4733 in its media, or INFO), as `dtmf` events.
+    let dtmfReceived = '';
+    call.on('dtmf', ({ digit }) => { dtmfReceived += digit; });
     let earlyMedia = false;
     call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
     const remote = await new Promise((resolve, reject) => {
@@ -121,14 +124,14 @@ try {
       extra.transferAccepted = true;
       extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 10000))]);
       client.close();
-      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, ...extra };
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, dtmfReceived, ...extra };
     }
     if (mode === 'remote-end') {
       // The far end hangs up: wait for it rather than hanging up ourselves.
       const ended = new Promise((resolve) => call.on('ended', resolve));
       extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 15000))]);
       client.close();
-      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, ...extra };
+      return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dtmfReceived, ...extra };
     }
     if (mode === 'dtmf') {
       await call.dtmf('123#');
@@ -151,7 +154,7 @@ try {
     }
     await call.hangup();
     client.close();
-    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, ...extra };
+    return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, dtmfReceived, ...extra };
   }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
   result.logs = logs.slice(-20);
 } catch (e) {

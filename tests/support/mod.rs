@@ -30,6 +30,19 @@ pub fn free_port() -> u16 {
     panic!("no free port found in 100 tries");
 }
 
+/// A media port for sipp's `-mp`: sipp binds it, the port above (RTCP) and the one two above
+/// (its "video" echo), so all three must be free or sipp exits at start.
+pub fn free_sipp_media_port() -> u16 {
+    for _ in 0..200 {
+        let port = free_port();
+        let free = port < u16::MAX - 3 && (1..=3).all(|offset| UdpSocket::bind(("127.0.0.1", port + offset)).is_ok());
+        if free {
+            return port;
+        }
+    }
+    panic!("no free run of four ports found in 200 tries");
+}
+
 /// A port p with p and p+1 free (UDP and TCP): baresip's libre binds TLS on `sip_listen` + 1.
 pub fn free_port_pair() -> u16 {
     for _ in 0..200 {
@@ -252,7 +265,15 @@ sipp errors log:\n{}", describe(&self.output), self.errors)
 /// Runs a sipp scenario (from tests/sipp) against `target` in a scratch directory, so its logs
 /// never land in the repository. Bounded by sipp's own -timeout.
 pub fn sipp(scenario: &str, target: &str, extra: &[&str]) -> SippRun {
+    sipp_with_files(scenario, target, extra, &[])
+}
+
+/// `sipp`, with files (e.g. a generated pcap) written next to the scenario first.
+pub fn sipp_with_files(scenario: &str, target: &str, extra: &[&str], files: &[(&str, &[u8])]) -> SippRun {
     let work = tempfile::tempdir().expect("tempdir");
+    for (name, bytes) in files {
+        std::fs::write(work.path().join(name), bytes).expect("write a file for sipp");
+    }
     // `builtin:NAME` runs one of sipp's own scenarios (`-sn`), anything else a file of tests/sipp.
     let scenario_args = match scenario.strip_prefix("builtin:") {
         Some(name) => vec!["-sn".to_string(), name.to_string()],

@@ -3,7 +3,7 @@
 //! digits from signalling are played as RFC 4733 packets toward a leg.
 
 use super::{DtmfMode, MediaEvent, MediaSession, Side};
-use crate::media::dtmf::{DigitEvent, DtmfGenerator, DtmfRelay};
+use crate::media::dtmf::{DigitEvent, DtmfGenerator, DtmfReceiver, DtmfRelay};
 use crate::media::rtp::{self, RtpHeader};
 use std::time::Duration;
 
@@ -13,7 +13,14 @@ const PACKET_MS: u32 = 20;
 impl MediaSession {
     pub(super) fn handle_telephone_event(&mut self, side: Side, header: RtpHeader, payload: &[u8], rate: u32, now: Duration) {
         let out_side = side.other();
-        let reports = self.legs[side.index()].dtmf_in.on_packet(header.timestamp, header.marker, payload, rate);
+        let leg = &mut self.legs[side.index()];
+        if leg.dtmf_source != Some(header.ssrc) {
+            // A re-INVITE or a new sender: its timestamps say nothing about the old stream's.
+            leg.dtmf_source = Some(header.ssrc);
+            leg.dtmf_in = DtmfReceiver::new();
+            leg.dtmf_relay = None;
+        }
+        let reports = leg.dtmf_in.on_packet(header.timestamp, header.marker, payload, rate);
         let began = reports.iter().any(|r| matches!(r, DigitEvent::Began { .. }));
         let (out_mode, out_event) = {
             let out = &self.legs[out_side.index()].config;

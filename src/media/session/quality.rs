@@ -22,7 +22,9 @@ pub struct LegQuality {
     pub sent_packets: u64,
     pub sent_bytes: u64,
     pub rtt_ms: Option<f64>,
-    pub mos: f64,
+    /// `None` until a packet arrives: silence has no quality, and the E-model would score a
+    /// leg that received nothing as perfect (no loss, no jitter).
+    pub mos: Option<f64>,
 }
 
 const CNAME: &str = "sipbridge";
@@ -48,7 +50,7 @@ impl MediaSession {
             sent_packets: leg.tx.packets(),
             sent_bytes: leg.tx.octets(),
             rtt_ms,
-            mos: stats::mos(codec_quality, leg.rx.loss_percent(), leg.rx.jitter_ms(), rtt_ms.unwrap_or(0.0)),
+            mos: (leg.rx.packets() > 0).then(|| stats::mos(codec_quality, leg.rx.loss_percent(), leg.rx.jitter_ms(), rtt_ms.unwrap_or(0.0))),
         }
     }
 

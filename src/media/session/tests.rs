@@ -322,7 +322,7 @@ fn quality_figures_and_rtcp_reports() {
     assert_eq!(quality.codec, "PCMU");
     assert_eq!(quality.lost, 5);
     assert!((quality.loss_percent - 5.0).abs() < 0.2, "{quality:?}");
-    assert!(quality.mos > 3.0 && quality.mos < 4.3, "{quality:?}");
+    assert!(quality.mos.is_some_and(|mos| mos > 3.0 && mos < 4.3), "{quality:?}");
     assert_eq!(quality.sent_packets, 95);
     s.handle_timeout(Duration::from_secs(5));
     let reports: Vec<MediaTransmit> = std::iter::from_fn(|| s.poll_transmit()).collect();
@@ -345,3 +345,19 @@ fn transcoded_path_reorders_and_conceals_losses() {
     s.handle_timeout(ms(300));
     assert_eq!(std::iter::from_fn(|| s.poll_transmit()).count(), 0, "nothing was left held");
 }
+
+#[test]
+fn a_leg_that_received_nothing_has_no_mos() {
+    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
+    for i in 0..50u16 {
+        s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, i, u32::from(i) * 160, 0x1234), ms(u64::from(i) * 20));
+        while let Some(t) = s.poll_transmit() {
+            s.recycle(t.packet);
+        }
+    }
+    let (heard, deaf) = (s.quality(Side::A), s.quality(Side::B));
+    assert!(heard.mos.is_some_and(|mos| mos > 4.0), "{heard:?}");
+    assert_eq!((deaf.received_packets, deaf.sent_packets, deaf.mos), (0, 50, None), "0 packets is no figure, not MOS 4.08");
+}
+
+mod payload_types;
