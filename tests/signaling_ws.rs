@@ -96,6 +96,8 @@ async fn every_error_path_gets_its_code_and_the_connection_survives() {
     assert_eq!(error_code(&send(&mut ws, json!({"type": "hangup", "id": 10, "call_id": "nope"})).await), "unknown_call");
     assert_eq!(error_code(&send(&mut ws, json!({"type": "dtmf", "id": 11, "call_id": "x", "digits": "12<script>"})).await), "bad_request");
     assert_eq!(error_code(&send(&mut ws, json!({"type": "call", "id": 12, "target": "+15551234567", "sdp": "v=0"})).await), "forbidden");
+    // A codec the SIP side cannot be offered (docs/signaling.md section 4.4) is refused before anything is placed.
+    assert_eq!(error_code(&send(&mut ws, json!({"type": "call", "id": 13, "target": "+15551234567", "sdp": "v=0", "codec": "G729"})).await), "bad_request");
     still_alive(&mut ws).await;
 }
 
