@@ -164,4 +164,8 @@ fn trunk_hangs_up_a_browser_call_through_the_proxy() {
     let trace = proxy.trace().join("\n");
     assert!(trace.contains("PROXY IN ACK sip:127.0.0.1:"), "our ACK followed the record-route, not the Contact:\n{trace}");
     assert!(trace.contains("PROXY IN BYE sip:sipbridge@"), "{trace}");
+    // The record names the peer the call went to, and what it calls itself.
+    let record = support::completed_record(&gateway);
+    assert_eq!(record.sip_remote, Some(format!("127.0.0.1:{}", proxy.port)), "{record:#?}");
+    assert_eq!(record.sip_user_agent.as_deref(), Some("Example Trunk 4.2"), "{record:#?}");
 }

@@ -11,7 +11,6 @@ use baresip::{read_wav, received_recording, tone_share, Phone};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 use support::{Gateway, GatewayOptions, JWT_SECRET};
 
 fn token(user: &str) -> String {
@@ -22,23 +21,6 @@ fn token(user: &str) -> String {
 
 /// baresip (bob) calls alice; Chromium answers. Returns the browser's report, what baresip
 /// recorded, and the gateway's log.
-/// The gateway's record of its one call as the REST API returns it, once the call has ended.
-fn completed_record(gateway: &Gateway) -> sipbridge::store::CallRecord {
-    for _ in 0..100 {
-        let listed = support::http_get(gateway.http_port, "/api/v1/calls?limit=10", Some(support::API_TOKEN)).ok();
-        let ended = listed
-            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
-            .and_then(|page| page["calls"].as_array().and_then(|calls| calls.iter().find(|c| !c["ended_at"].is_null()).cloned()));
-        if let Some(id) = ended.as_ref().and_then(|c| c["id"].as_str()) {
-            let (status, body) = support::http_get(gateway.http_port, &format!("/api/v1/calls/{id}"), Some(support::API_TOKEN)).expect("record");
-            assert_eq!(status, 200, "{body}");
-            return serde_json::from_str(&body).unwrap_or_else(|e| panic!("the API's record reads as a CallRecord ({e}): {body}"));
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("no completed call record from the API\n{}", gateway.log());
-}
-
 /// What every answered call's record must show: who, how long, which media, what quality.
 fn assert_answered_record(record: &sipbridge::store::CallRecord, direction: sipbridge::store::CallDirection, sip_codec: &str, transcoded: bool) {
     use sipbridge::store::CallStatus;
@@ -81,7 +63,7 @@ fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value,
     let result: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
     let _ = browser.wait();
     let phone = phone.finish();
-    let record = completed_record(&gateway);
+    let record = support::completed_record(&gateway);
     let codec = if codecs.starts_with("g722") { "G722" } else { "PCMU" };
     assert_answered_record(&record, sipbridge::store::CallDirection::Inbound, codec, codec == "G722");
     assert_eq!(record.browser_user.as_deref(), Some("alice"));
@@ -144,7 +126,7 @@ fn browser_calls_a_registered_phone_with_tones_and_dtmf() {
     println!("baresip received DTMF: {digits:?}");
     assert!(digits.contains("123#"), "DTMF 123# reached baresip\nbaresip:\n{}", phone.0);
     assert!(phone.0.contains("Call with sip:alice@example.com terminated"), "the browser's hangup reached baresip as BYE:\n{}", phone.0);
-    let record = completed_record(&gateway);
+    let record = support::completed_record(&gateway);
     assert_answered_record(&record, sipbridge::store::CallDirection::Outbound, "PCMU", true);
     assert_eq!(record.hangup_side, Some(sipbridge::store::HangupSide::Browser));
 }

@@ -304,6 +304,23 @@ pub fn sipp_with_files(scenario: &str, target: &str, extra: &[&str], files: &[(&
     SippRun { output, errors }
 }
 
+/// The gateway's record of its one call as the REST API returns it, once the call has ended.
+pub fn completed_record(gateway: &Gateway) -> sipbridge::store::CallRecord {
+    for _ in 0..100 {
+        let listed = http_get(gateway.http_port, "/api/v1/calls?limit=10", Some(API_TOKEN)).ok();
+        let ended = listed
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|page| page["calls"].as_array().and_then(|calls| calls.iter().find(|c| !c["ended_at"].is_null()).cloned()));
+        if let Some(id) = ended.as_ref().and_then(|c| c["id"].as_str()) {
+            let (status, body) = http_get(gateway.http_port, &format!("/api/v1/calls/{id}"), Some(API_TOKEN)).expect("record");
+            assert_eq!(status, 200, "{body}");
+            return serde_json::from_str(&body).unwrap_or_else(|e| panic!("the API's record reads as a CallRecord ({e}): {body}"));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("no completed call record from the API\n{}", gateway.log());
+}
+
 /// The `-trace_err` logs a sipp run left in `dir`: what it did not expect, for failure messages.
 pub fn sipp_error_logs(dir: &Path) -> String {
     std::fs::read_dir(dir)
