@@ -4,7 +4,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -120,10 +119,10 @@ fn over_tcp(gateway: &Gateway, bytes: &[u8], expect: Expect) -> Option<u16> {
 
 /// Waits until the gateway has processed everything in flight (counters stop moving).
 fn settle(gateway: &Gateway) {
-    let mut last = counters(gateway);
+    let mut last = support::sip_counters(gateway);
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(300));
-        let now = counters(gateway);
+        let now = support::sip_counters(gateway);
         if now == last {
             return;
         }
@@ -131,37 +130,10 @@ fn settle(gateway: &Gateway) {
     }
 }
 
-fn counters(gateway: &Gateway) -> (u64, BTreeMap<String, u64>) {
-    let status = gateway.status();
-    let received = status["counters"]["messages_received"].as_u64().unwrap_or(0);
-    let sent = status["counters"]["responses_sent"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
-        .unwrap_or_default();
-    (received, sent)
-}
-
 /// Sends one datagram and reads back, from the counters, which status (if any) it produced.
 fn over_udp(gateway: &Gateway, socket: &UdpSocket, bytes: &[u8]) -> Option<u16> {
     std::thread::sleep(Duration::from_millis(350));
-    let (received_before, sent_before) = counters(gateway);
-    socket.send_to(bytes, gateway.sip_addr()).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (received, sent) = counters(gateway);
-        if received > received_before {
-            let answered: Vec<u16> = sent
-                .iter()
-                .filter(|(code, count)| sent_before.get(*code).copied().unwrap_or(0) < **count)
-                .filter_map(|(code, _)| code.parse().ok())
-                .filter(|code| *code != 100)
-                .collect();
-            assert!(answered.len() <= 1, "one message produced several answers: {answered:?}");
-            return answered.first().copied();
-        }
-        assert!(Instant::now() < deadline, "gateway never counted the datagram");
-        std::thread::sleep(Duration::from_millis(30));
-    }
+    support::answer_to_datagram(gateway, socket, bytes)
 }
 
 fn options(method_transport: &str, port: u16) -> Vec<u8> {

@@ -5,7 +5,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpStream, UdpSocket};
 use std::path::PathBuf;
@@ -60,38 +59,6 @@ fn over_tcp(gateway: &Gateway, bytes: &[u8]) -> Option<u16> {
     }
 }
 
-fn counters(gateway: &Gateway) -> (u64, BTreeMap<String, u64>) {
-    let status = gateway.status();
-    let received = status["counters"]["messages_received"].as_u64().unwrap_or(0);
-    let sent = status["counters"]["responses_sent"]
-        .as_object()
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
-        .unwrap_or_default();
-    (received, sent)
-}
-
-/// One datagram; the status it produced, read from the counters once the gateway counted it.
-fn over_udp(gateway: &Gateway, socket: &UdpSocket, bytes: &[u8]) -> Option<u16> {
-    let (received_before, sent_before) = counters(gateway);
-    socket.send_to(bytes, gateway.sip_addr()).expect("send");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let (received, sent) = counters(gateway);
-        if received > received_before {
-            let answered: Vec<u16> = sent
-                .iter()
-                .filter(|(code, count)| sent_before.get(*code).copied().unwrap_or(0) < **count)
-                .filter_map(|(code, _)| code.parse().ok())
-                .filter(|code| *code != 100)
-                .collect();
-            assert!(answered.len() <= 1, "one message produced several answers: {answered:?}");
-            return answered.first().copied();
-        }
-        assert!(Instant::now() < deadline, "the gateway never counted the datagram");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
 #[test]
 fn rfc5118_ipv6_messages_get_400_or_normal_handling() {
     let cases = index();
@@ -106,7 +73,7 @@ fn rfc5118_ipv6_messages_get_400_or_normal_handling() {
         let bytes = std::fs::read(corpus_dir().join(file)).expect("corpus file");
         let tcp = over_tcp(&gateway, &bytes);
         std::thread::sleep(Duration::from_millis(350));
-        let udp_answer = over_udp(&gateway, &udp, &bytes);
+        let udp_answer = support::answer_to_datagram(&gateway, &udp, &bytes);
         let shown = |a: Option<u16>| a.map_or("-".to_string(), |c| c.to_string());
         let wanted = expected.map_or("handled".to_string(), |s| s.to_string());
         println!("{file:<32} {section:<5} {wanted:<9} {:<5} {:<5}", shown(tcp), shown(udp_answer));

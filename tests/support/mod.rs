@@ -321,6 +321,40 @@ pub fn completed_record(gateway: &Gateway) -> sipbridge::store::CallRecord {
     panic!("no completed call record from the API\n{}", gateway.log());
 }
 
+/// The gateway's message counters: requests received, and responses sent by status.
+pub fn sip_counters(gateway: &Gateway) -> (u64, std::collections::BTreeMap<String, u64>) {
+    let status = gateway.status();
+    let received = status["counters"]["messages_received"].as_u64().unwrap_or(0);
+    let sent = status["counters"]["responses_sent"]
+        .as_object()
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap_or(0))).collect())
+        .unwrap_or_default();
+    (received, sent)
+}
+
+/// Sends one datagram and reads back from the counters which final status (if any) it produced,
+/// once the gateway has counted it: answers to UDP may go to a Via address nobody listens on.
+pub fn answer_to_datagram(gateway: &Gateway, socket: &UdpSocket, bytes: &[u8]) -> Option<u16> {
+    let (received_before, sent_before) = sip_counters(gateway);
+    socket.send_to(bytes, gateway.sip_addr()).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let (received, sent) = sip_counters(gateway);
+        if received > received_before {
+            let answered: Vec<u16> = sent
+                .iter()
+                .filter(|(code, count)| sent_before.get(*code).copied().unwrap_or(0) < **count)
+                .filter_map(|(code, _)| code.parse().ok())
+                .filter(|code| *code != 100)
+                .collect();
+            assert!(answered.len() <= 1, "one message produced several answers: {answered:?}");
+            return answered.first().copied();
+        }
+        assert!(Instant::now() < deadline, "the gateway never counted the datagram");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// The `-trace_err` logs a sipp run left in `dir`: what it did not expect, for failure messages.
 pub fn sipp_error_logs(dir: &Path) -> String {
     std::fs::read_dir(dir)
