@@ -1,6 +1,8 @@
 //! Users of the gateway's local domain log in to the browser API with their password. The
 //! configuration grants them trunk profiles (`profiles` under `[[users]]`), as a token's claim
 //! does; the login reply carries TURN credentials minted for them from the shared secret.
+//! Console users granted profiles (`profiles` under `[[http.console_users]]`) log in the same way
+//! with their console password.
 
 mod support;
 
@@ -71,4 +73,24 @@ async fn login_replies_carry_granted_profiles_and_minted_turn_credentials() {
     assert_eq!(bob["ice_servers"][1]["username"].as_str().map(|u| u.ends_with(":bob")), Some(true), "{bob}");
     let log = gateway.log();
     assert!(!log.contains(TURN_SECRET), "the shared secret is never logged:\n{log}");
+}
+
+/// A console user granted the trunk logs in to the softphone with the console password and gets
+/// that profile; a wrong password, or a console user granted nothing, is refused.
+#[tokio::test]
+async fn console_users_granted_profiles_log_in_to_the_softphone() {
+    let ops = sipbridge::http::console::hash_password("ops-console-pass").expect("hash");
+    let viewer = sipbridge::http::console::hash_password("viewer-console-pass").expect("hash");
+    let console_users = format!(
+        "\n[[http.console_users]]\nusername = \"ops\"\npassword_hash = \"{ops}\"\nrole = \"admin\"\nprofiles = [\"trunk\"]\n\
+         \n[[http.console_users]]\nusername = \"viewer\"\npassword_hash = \"{viewer}\"\nrole = \"viewer\"\n"
+    );
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![trunk_profile(free_port())], extra_http: console_users, ..Default::default() });
+    let ops = login(&gateway, "ops", "ops-console-pass").await;
+    assert_eq!((&ops["ok"], &ops["user"], &ops["profiles"]), (&json!(true), &json!("ops"), &json!(["trunk"])), "{ops}");
+    let wrong = login(&gateway, "ops", "not-the-password").await;
+    assert_eq!((&wrong["type"], &wrong["code"]), (&json!("error"), &json!("login_failed")), "{wrong}");
+    let ungranted = login(&gateway, "viewer", "viewer-console-pass").await;
+    assert_eq!(ungranted["code"], "login_failed", "a console user with no profile has no softphone: {ungranted}");
+    assert!(!gateway.log().contains("ops-console-pass"), "passwords are never logged");
 }

@@ -240,11 +240,15 @@ pub struct ConsoleUser {
     pub username: String,
     pub password_hash: String,
     pub role: ConsoleRole,
+    /// Trunk and PBX profiles this user may call out through from the softphone, after a
+    /// `password` login with the console password. Without any, the softphone refuses the login.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub profiles: Vec<String>,
 }
 
 impl fmt::Debug for ConsoleUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).finish()
+        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).field("profiles", &self.profiles).finish()
     }
 }
 
@@ -441,6 +445,7 @@ impl Config {
         let mut http = main.http;
         http.ice_servers = ice::validate(file, &http.raw_ice_servers, &mut errors);
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
+        check_console_grants(file, &http.console_users, &profiles, &mut errors);
         if errors.0.is_empty() {
             Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, records: main.records, http, profiles })
         } else {
@@ -464,6 +469,20 @@ impl Config {
             out.push_str(&format!("    {}\n", profile.summary()));
         }
         out
+    }
+}
+
+/// A console user's `profiles` must name trunk or PBX profiles that exist, as a local user's must.
+fn check_console_grants(file: &Path, users: &[ConsoleUser], profiles: &[Profile], errors: &mut ConfigErrors) {
+    for (i, user) in users.iter().enumerate() {
+        for (j, name) in user.profiles.iter().enumerate() {
+            let key = format!("http.console_users[{i}].profiles[{j}]");
+            match profiles.iter().find(|p| &p.name == name) {
+                None => errors.push(file, key, format!("no profile is named `{name}`")),
+                Some(p) if p.kind == ProfileKind::Local => errors.push(file, key, "must name a trunk or pbx profile"),
+                Some(_) => {}
+            }
+        }
     }
 }
 

@@ -109,6 +109,21 @@ fn local_users_may_be_granted_existing_trunk_profiles() {
 }
 
 #[test]
+fn console_users_may_be_granted_existing_trunk_profiles() {
+    let local = "kind = \"local\"\ndomain = \"d\"\n";
+    let trunk = "kind = \"trunk\"\nhost = \"192.0.2.1\"\ntrusted_addresses = [\"192.0.2.1\"]\n";
+    let user = |name: &str, grants: &str| format!("[[http.console_users]]\nusername = \"{name}\"\npassword_hash = \"$argon2id$x\"\nrole = \"admin\"\nprofiles = {grants}\n");
+    let main = format!("{}{}", user("ops", "[\"carrier\"]"), user("bad", "[\"nope\", \"l\"]"));
+    let (_dir, path) = config_dir(&main, &[("l.toml", local), ("carrier.toml", trunk)]);
+    let errors = Config::load(&path).expect_err("unknown grants are refused").0;
+    let keys: Vec<_> = errors.iter().map(|e| format!("{}: {}", e.key, e.reason)).collect();
+    assert_eq!(keys, ["http.console_users[1].profiles[0]: no profile is named `nope`", "http.console_users[1].profiles[1]: must name a trunk or pbx profile"]);
+    let (_dir, path) = config_dir(&user("ops", "[\"carrier\"]"), &[("l.toml", local), ("carrier.toml", trunk)]);
+    let config = Config::load(&path).expect("valid");
+    assert_eq!(config.http.console_users[0].profiles, ["carrier"]);
+}
+
+#[test]
 fn ice_servers_are_validated_with_the_rest_and_never_printed() {
     let good = "[[http.ice_servers]]\nurls = [\"stun:127.0.0.1:3478\"]\n\
                 [[http.ice_servers]]\nurls = [\"turn:127.0.0.1:3478?transport=udp\"]\nshared_secret = \"coturn-hush\"\n";

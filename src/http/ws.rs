@@ -351,7 +351,8 @@ async fn handle(
                 Some(local) if password_matches(local, &signaling.realm, password.expose()) => {
                     Ok(LoginInfo { user, profiles: local.profiles.clone() })
                 }
-                _ => Err(LoginError::Rejected),
+                Some(_) => Err(LoginError::Rejected),
+                None => console_login(state, user, password.expose().to_string()).await,
             };
             connection.login_result(id, result);
         }
@@ -432,6 +433,17 @@ async fn handle(
             let message = if calls.contains_key(&call_id) { "the echo test cannot be transferred" } else { "no such call" };
             connection.error(Some(id), if calls.contains_key(&call_id) { ErrorCode::BadRequest } else { ErrorCode::UnknownCall }, message);
         }
+    }
+}
+
+/// A console user granted profiles logs in to the softphone with the console password.
+async fn console_login(state: &AppState, user: String, password: String) -> Result<LoginInfo, LoginError> {
+    let console = state.console.clone();
+    let name = user.clone();
+    let granted = tokio::task::spawn_blocking(move || super::console::softphone_login(&console.users, &name, &password)).await;
+    match granted {
+        Ok(Some(profiles)) => Ok(LoginInfo { user, profiles }),
+        _ => Err(LoginError::Rejected),
     }
 }
 
