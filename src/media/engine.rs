@@ -82,8 +82,21 @@ impl MediaEngine {
     }
 
     /// A port for a leg that binds its own socket (the WebRTC leg). Give it back with `release`.
+    /// The range may overlap the kernel's ephemeral ports, so a port some other socket holds is
+    /// skipped (and goes back to the pool) rather than failing the call when the leg binds it.
     pub fn reserve_port(&self) -> Result<u16, EngineError> {
-        Ok(self.lock_ports().allocate()?)
+        let mut last_error = None;
+        for _ in 0..32 {
+            let port = self.lock_ports().allocate()?;
+            match std::net::UdpSocket::bind(SocketAddr::new(self.address, port)) {
+                Ok(_probe) => return Ok(port),
+                Err(e) => {
+                    self.lock_ports().release(port);
+                    last_error = Some(EngineError::Bind { port, source: e });
+                }
+            }
+        }
+        Err(last_error.unwrap_or(EngineError::Ports(PortError::Exhausted(0, 0))))
     }
 
     /// The address RTP sockets bind (possibly a wildcard: never write it into SDP).
@@ -316,6 +329,22 @@ mod tests {
 
     fn ip(text: &str) -> IpAddr {
         text.parse().expect("ip")
+    }
+
+    #[test]
+    fn a_port_another_socket_holds_is_skipped_and_kept() {
+        // An even port held by someone else, at the start of the engine's range.
+        let held = (0..100)
+            .filter_map(|_| std::net::UdpSocket::bind("127.0.0.1:0").ok())
+            .find(|s| s.local_addr().is_ok_and(|a| a.port() % 2 == 0 && a.port() < 65_000))
+            .expect("an even ephemeral port");
+        let port = held.local_addr().expect("addr").port();
+        let engine = MediaEngine::new(ip("127.0.0.1"), port, port + 10).expect("engine");
+        let before = engine.lock_ports().available();
+        let reserved = engine.reserve_port().expect("a free port");
+        assert_ne!(reserved, port, "the held port is skipped");
+        assert!((port..=port + 10).contains(&reserved));
+        assert_eq!(engine.lock_ports().available(), before - 1, "the held port went back to the pool");
     }
 
     #[test]

@@ -92,8 +92,9 @@ impl Gateway {
     pub fn start(options: GatewayOptions) -> Gateway {
         let dir = tempfile::tempdir().expect("tempdir");
         let (sip_port, tls_port, http_port) = (free_port(), free_port(), free_port());
-        // A media range per gateway, spread by process and port so parallel tests rarely overlap.
-        let rtp_min = 20_000 + (u32::from(http_port) * 7 + std::process::id()) % 200 * 100;
+        // A media range per gateway, spread by process and port so parallel tests rarely overlap,
+        // and below the kernel's ephemeral ports (32768 and up), which browsers and sipp take.
+        let rtp_min = 20_000 + (u32::from(http_port) * 7 + std::process::id()) % 120 * 100;
         let (rtp_min, rtp_max) = (rtp_min, rtp_min + 98);
         let tls = match &options.tls_cert {
             Some((cert, key)) => format!("[sip.tls]\ncert_file = \"{}\"\nkey_file = \"{}\"\n", cert.display(), key.display()),
