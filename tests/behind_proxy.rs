@@ -64,7 +64,7 @@ fn trunk_calls_browser(scenario: &str, mode: &str) -> (serde_json::Value, Proxy,
     let gateway = gateway(free_port());
     let proxy = Proxy::start(gateway.sip_port, free_port());
     let (child, lines) = browser(&gateway, mode);
-    let run = support::sipp(scenario, &format!("127.0.0.1:{}", proxy.port), &["-t", "u1", "-rtp_echo", "-mp", &free_port().to_string()]);
+    let run = support::sipp(scenario, &format!("127.0.0.1:{}", proxy.port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_sipp_media_port().to_string()]);
     let page = page_result(child, lines);
     assert!(run.success(), "{}\nproxy:\n{}\n{}", run.describe(), proxy.trace().join("\n"), gateway.log());
     assert_eq!(page["ok"], true, "{page:#}\n{}", gateway.log());
@@ -111,7 +111,7 @@ fn browser_calls_trunk(scenario: &str, mode: &str) -> (serde_json::Value, Proxy,
         .arg("-sf")
         .arg(&scenario_file)
         .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
-        .args(["-p", &trunk_port.to_string(), "-mp", &free_port().to_string()])
+        .args(["-p", &trunk_port.to_string(), "-mp", &support::free_sipp_media_port().to_string()])
         .current_dir(work.path())
         .stdin(Stdio::null())
         .stdout(Stdio::null())

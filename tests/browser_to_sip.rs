@@ -22,7 +22,7 @@ struct Trunk<'a> {
 fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
     sipp_available();
     let trunk_port = free_port();
-    let media_port = free_port();
+    let media_port = support::free_sipp_media_port();
     let profile = format!(
         "kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n{}",
         trunk.profile_extra

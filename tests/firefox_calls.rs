@@ -210,7 +210,7 @@ fn trunk_calls_firefox_which_answers_and_hears_its_echo() {
     let firefox = Firefox::open(&page_url(&server, &gateway, &format!("mode=answer&token={}", token("alice", &[]))), 440);
     let ready = server.wait_post("/ready", Duration::from_secs(30));
     assert!(ready.is_some(), "firefox never logged in\n{}", gateway.log());
-    let media_port = free_port().to_string();
+    let media_port = support::free_sipp_media_port().to_string();
     let run = sipp("call_to_browser_echo.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &media_port]);
     let report = server.wait_post("/result", Duration::from_secs(20)).unwrap_or_default();
     drop(firefox);

@@ -27,7 +27,7 @@ fn trunk_call_rings_the_browser_user_who_answers_and_hears_audio() {
     let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
     let ready = lines.by_ref().map_while(Result::ok).any(|line| line == "READY");
     assert!(ready, "the browser never logged in");
-    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-trace_msg", "-mp", &support::free_port().to_string()]);
+    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-trace_msg", "-mp", &support::free_sipp_media_port().to_string()]);
     let result: serde_json::Value = lines
         .map_while(Result::ok)
         .filter(|l| l.starts_with('{'))
@@ -78,7 +78,7 @@ fn two_tabs_ring_and_the_second_hears_answered_elsewhere() {
     sipp_available();
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["accept", "watch"]);
-    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_port().to_string()]);
+    let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
     let pages = results(lines);
     let _ = child.wait();
     assert!(run.success(), "{}", run.describe());
@@ -167,7 +167,7 @@ fn rfc2833_digit_from_the_trunk_reaches_the_browser() {
     sipp_available();
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["accept"]);
-    let run = sipp("builtin:uac_pcap", &format!("127.0.0.1:{}", gateway.sip_port), &["-s", "alice", "-t", "u1", "-mp", &support::free_port().to_string()]);
+    let run = sipp("builtin:uac_pcap", &format!("127.0.0.1:{}", gateway.sip_port), &["-s", "alice", "-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
     let pages = results(lines);
     let _ = child.wait();
     assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
@@ -183,7 +183,7 @@ fn hold_and_resume_from_the_trunk() {
     sipp_available();
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["accept"]);
-    let run = sipp("call_hold_from_trunk.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_port().to_string()]);
+    let run = sipp("call_hold_from_trunk.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_sipp_media_port().to_string()]);
     let pages = results(lines);
     let _ = child.wait();
     assert!(run.success(), "hold answered recvonly, resume sendrecv: {}\n{}", run.describe(), gateway.log());
@@ -211,7 +211,7 @@ fn session_timer_call_stays_up_past_two_refreshes() {
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["long"]);
     let started = std::time::Instant::now();
-    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-mp", &support::free_port().to_string()]);
+    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-mp", &support::free_sipp_media_port().to_string()]);
     let pages = results(lines);
     let _ = child.wait();
     println!("session-timer call lasted {:.1} s", started.elapsed().as_secs_f64());
@@ -227,7 +227,7 @@ fn caller_that_requires_100rel_gets_a_reliable_180() {
     sipp_available();
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["accept"]);
-    let run = sipp("call_requires_100rel.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_port().to_string()]);
+    let run = sipp("call_requires_100rel.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
     let pages = results(lines);
     let _ = child.wait();
     assert!(run.success(), "{}\n{}", run.describe(), gateway.log());

@@ -48,7 +48,7 @@ fn trunk_calls_a_browser_behind_a_relay() {
         .expect("start the browser");
     let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
     assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
-    let media_port = free_port().to_string();
+    let media_port = support::free_sipp_media_port().to_string();
     let run = sipp("call_to_browser_echo.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &media_port]);
     let report = support::calls::last_json_line(&lines.map_while(Result::ok).collect::<Vec<_>>().join("\n"));
     let _ = browser.wait();

@@ -2,7 +2,7 @@
 //! a trunk that echoes RTP (so a browser hears its own tone back through the whole path), and the
 //! Chromium pages of tests/browser.
 
-use super::{free_port, sipp_available, Gateway, JWT_SECRET};
+use super::{sipp_available, Gateway, JWT_SECRET};
 use std::process::{Child, Command, Stdio};
 
 /// A trunk profile toward sipp on `port`, trusted by address.
@@ -35,7 +35,7 @@ impl EchoTrunk {
         let work = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
             .args(["-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
-            .args(["-p", &port.to_string(), "-mp", &free_port().to_string()])
+            .args(["-p", &port.to_string(), "-mp", &super::free_sipp_media_port().to_string()])
             .current_dir(work.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
