@@ -3,6 +3,7 @@
 
 use std::net::UdpSocket;
 use std::path::Path;
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -38,6 +39,9 @@ impl Proxy {
             .arg("-P")
             .arg(dir.path().join("kamailio.pid"))
             .args(["-m", "32", "-M", "8"])
+            // Its own process group: Kamailio forks workers that hold the sockets, and all of
+            // them must go when the test ends.
+            .process_group(0)
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
@@ -88,8 +92,18 @@ impl Proxy {
 }
 
 impl Drop for Proxy {
+    /// SIGTERM to the whole group (the main process and its workers), SIGKILL if it lingers.
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).stderr(Stdio::null()).status();
         let _ = self.child.wait();
     }
 }
