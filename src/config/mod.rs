@@ -4,10 +4,14 @@
 //! the reason, so an operator fixes a config in one pass.
 
 mod advertise;
+mod calls;
+mod console;
 mod dial_plan;
 mod ice;
 mod profile;
 pub use ice::{IceAuth, IceServerConfig, DEFAULT_CREDENTIAL_LIFETIME_SECS};
+pub use calls::{BrowserCodecPolicy, CallsConfig};
+pub use console::{ConsoleRole, ConsoleUser};
 pub use dial_plan::{DialError, DialPlan};
 
 pub use profile::{LocalUser, OutboundProxy, PeerTransport, Profile, ProfileKind, UserSecret};
@@ -224,34 +228,6 @@ impl Default for HttpConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ConsoleRole {
-    /// Everything, including exports and SIP registrations.
-    Admin,
-    /// Call records and the dashboard.
-    Viewer,
-}
-
-/// A web console login. The password is only ever stored as an argon2 hash (PHC string).
-#[derive(Clone, Deserialize, serde::Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct ConsoleUser {
-    pub username: String,
-    pub password_hash: String,
-    pub role: ConsoleRole,
-    /// Trunk and PBX profiles this user may call out through from the softphone, after a
-    /// `password` login with the console password. Without any, the softphone refuses the login.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub profiles: Vec<String>,
-}
-
-impl fmt::Debug for ConsoleUser {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).field("profiles", &self.profiles).finish()
-    }
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MediaConfig {
@@ -295,72 +271,6 @@ impl Default for MediaConfig {
             ice_failed_timeout_secs: default_ice_failed_timeout(),
         }
     }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CallsConfig {
-    /// Calls in progress at once (ringing or answered); beyond it SIP callers get 503 with
-    /// Retry-After and browsers a `rate_limited` error.
-    #[serde(default = "default_max_calls")]
-    pub max_concurrent: usize,
-    #[serde(default = "default_max_calls_per_user")]
-    pub max_per_user: usize,
-    /// Browsers ring this long before the caller hears 480.
-    #[serde(default = "default_ring_timeout")]
-    pub ring_timeout_secs: u64,
-    /// An answered call is ended after this long.
-    #[serde(default = "default_max_duration")]
-    pub max_duration_secs: u64,
-    /// An answered call outlives its browser's WebSocket this long, so the browser can reconnect
-    /// and `reclaim` it; then it ends with BYE. 0 ends it at once.
-    #[serde(default = "default_reclaim_grace")]
-    pub reclaim_grace_secs: u64,
-    /// The codec browsers are offered on calls from SIP: `same` as the SIP side (audio passes
-    /// through untouched), or one codec for every call (the gateway transcodes when they differ).
-    #[serde(default)]
-    pub browser_codec: BrowserCodecPolicy,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum BrowserCodecPolicy {
-    #[default]
-    Same,
-    Opus,
-    Pcmu,
-    Pcma,
-    G722,
-}
-
-impl Default for CallsConfig {
-    fn default() -> Self {
-        Self {
-            max_concurrent: default_max_calls(),
-            max_per_user: default_max_calls_per_user(),
-            ring_timeout_secs: default_ring_timeout(),
-            max_duration_secs: default_max_duration(),
-            reclaim_grace_secs: default_reclaim_grace(),
-            browser_codec: BrowserCodecPolicy::Same,
-        }
-    }
-}
-
-fn default_max_calls() -> usize {
-    1_000
-}
-fn default_max_calls_per_user() -> usize {
-    4
-}
-fn default_ring_timeout() -> u64 {
-    30
-}
-fn default_reclaim_grace() -> u64 {
-    30
-}
-
-fn default_max_duration() -> u64 {
-    4 * 3_600
 }
 
 /// Where call records go.
@@ -445,7 +355,7 @@ impl Config {
         let mut http = main.http;
         http.ice_servers = ice::validate(file, &http.raw_ice_servers, &mut errors);
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
-        check_console_grants(file, &http.console_users, &profiles, &mut errors);
+        console::check_grants(file, &http.console_users, &profiles, &mut errors);
         if errors.0.is_empty() {
             Ok(Config { file: file.to_path_buf(), general, sip, media: main.media, calls: main.calls, records: main.records, http, profiles })
         } else {
@@ -469,20 +379,6 @@ impl Config {
             out.push_str(&format!("    {}\n", profile.summary()));
         }
         out
-    }
-}
-
-/// A console user's `profiles` must name trunk or PBX profiles that exist, as a local user's must.
-fn check_console_grants(file: &Path, users: &[ConsoleUser], profiles: &[Profile], errors: &mut ConfigErrors) {
-    for (i, user) in users.iter().enumerate() {
-        for (j, name) in user.profiles.iter().enumerate() {
-            let key = format!("http.console_users[{i}].profiles[{j}]");
-            match profiles.iter().find(|p| &p.name == name) {
-                None => errors.push(file, key, format!("no profile is named `{name}`")),
-                Some(p) if p.kind == ProfileKind::Local => errors.push(file, key, "must name a trunk or pbx profile"),
-                Some(_) => {}
-            }
-        }
     }
 }
 

@@ -301,17 +301,21 @@ pub(super) fn load_dir(dir: &Path, main_file: &Path, errors: &mut ConfigErrors) 
     profiles
 }
 
-/// A user's `profiles` must name trunk or PBX profiles that exist: a typo would otherwise show up
-/// only as a `forbidden` call.
 fn check_user_grants(path: &Path, local: &Profile, profiles: &[Profile], errors: &mut ConfigErrors) {
     for (i, user) in local.users.iter().enumerate() {
-        for (j, name) in user.profiles.iter().enumerate() {
-            let key = format!("users[{i}].profiles[{j}]");
-            match profiles.iter().find(|p| &p.name == name) {
-                None => errors.push(path, key, format!("no profile is named `{name}`")),
-                Some(p) if p.kind == ProfileKind::Local => errors.push(path, key, "must name a trunk or pbx profile"),
-                Some(_) => {}
-            }
+        check_grants(path, &format!("users[{i}]"), &user.profiles, profiles, errors);
+    }
+}
+
+/// A user's `profiles` (a local user's or a console user's) must name trunk or PBX profiles that
+/// exist: a typo would otherwise show up only as a `forbidden` call.
+pub(super) fn check_grants(path: &Path, user_key: &str, grants: &[String], profiles: &[Profile], errors: &mut ConfigErrors) {
+    for (j, name) in grants.iter().enumerate() {
+        let key = format!("{user_key}.profiles[{j}]");
+        match profiles.iter().find(|p| &p.name == name) {
+            None => errors.push(path, key, format!("no profile is named `{name}`")),
+            Some(p) if p.kind == ProfileKind::Local => errors.push(path, key, "must name a trunk or pbx profile"),
+            Some(_) => {}
         }
     }
 }

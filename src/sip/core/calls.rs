@@ -65,13 +65,13 @@ impl SipCore {
         let mut session = DialogSession::default();
         session.timer = timer;
         session.symmetric = true;
-        session.peer_allows_update = super::in_dialog::lists_option(&parsed.request.headers, "Allow", "UPDATE");
+        session.peer_allows_update = super::routing::lists_option(&parsed.request.headers, "Allow", "UPDATE");
         let id = self.next_call_id;
         self.next_call_id += 1;
         let uri = parsed.request_uri.clone();
         let to_user = syntax::uri_user(&uri).unwrap_or_default().to_string();
         let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
-        let requires_100rel = super::in_dialog::lists_option(&parsed.request.headers, "Require", "100rel");
+        let requires_100rel = super::routing::lists_option(&parsed.request.headers, "Require", "100rel");
         self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, requires_100rel, reliable: None, dialog: None, session });
         self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
             id,
@@ -120,7 +120,7 @@ impl SipCore {
             .and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok()))
             .map(|c| c.uri)
             .unwrap_or_else(|| from.uri.clone());
-        let record_route = super::in_dialog::record_route_values(headers);
+        let record_route = super::routing::record_route_values(headers);
         let local_tag = tx.to_tag.clone();
         let remote_tag = from.tag().unwrap_or_default().to_string();
         let our_contact = call.our_contact();

@@ -5,17 +5,17 @@
 
 use super::calls::{CallEndReason, SipCallId};
 use super::outbound::{build_ack, AckTransaction};
+use super::routing::{ack_for_2xx, contact_uri, dialog_destination, header_value, lists_option};
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore, TimerOwner};
-use crate::sip::dialog::{Dialog, RequestTarget};
+use crate::sip::dialog::Dialog;
 use crate::sip::message::{ParsedRequest, ParsedResponse};
-use crate::sip::syntax::{self, NameAddr};
+use crate::sip::syntax;
 use crate::sip::transaction::{ClientInvite, ClientNonInvite, Reliability, TransactionKey};
 use crate::sip::Peer;
 use bytes::Bytes;
 use rsipstack::sip::headers::make_header;
 use rsipstack::sip::{Header, Headers, Method, Request, Version};
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 /// Shorter Session-Expires values are refused with 422 (RFC 4028 §4: the Min-SE floor).
@@ -141,59 +141,6 @@ fn parse_session_expires(value: &str) -> Option<(u32, Option<String>)> {
         .find(|(name, _)| name.trim().eq_ignore_ascii_case("refresher"))
         .map(|(_, v)| v.trim().to_ascii_lowercase());
     Some((interval, refresher))
-}
-
-/// Every Record-Route value of a message, in order, one name-addr each.
-pub(super) fn record_route_values(headers: &Headers) -> Vec<String> {
-    headers
-        .iter()
-        .filter(|h| matches!(h, Header::RecordRoute(_)))
-        .flat_map(|h| syntax::split_values(h.value()).into_iter().map(str::to_string).collect::<Vec<_>>())
-        .collect()
-}
-
-/// Where a request inside a dialog goes (RFC 3261 §12.2.1.1, §8.1.2): the first route when
-/// there is a route set, else the remote target, or the peer's own flow for a symmetric dialog.
-/// A host name is not resolved here: the flow the dialog was set up on serves instead.
-pub(super) fn dialog_destination(dialog: &Dialog, target: &RequestTarget, symmetric: bool, flow: SocketAddr) -> SocketAddr {
-    if dialog.route_set.is_empty() && symmetric {
-        return flow;
-    }
-    target.next_hop_address().filter(|hop| hop.is_ipv4() == flow.is_ipv4()).unwrap_or(flow)
-}
-
-/// The ACK for a 2xx (RFC 3261 §13.2.2.4): a request of the dialog, to its target with its
-/// route set, in a transaction of its own.
-pub(super) fn ack_for_2xx(invite: &Request, to: &str, cseq: u32, target: &RequestTarget) -> Option<Request> {
-    let mut ack = build_ack(invite, to, cseq, AckTransaction::ItsOwn);
-    ack.uri = rsipstack::sip::Uri::try_from(target.request_uri.as_str()).ok()?;
-    let mut headers = Headers::default();
-    for header in ack.headers.iter() {
-        if matches!(header, Header::To(_)) {
-            for route in &target.routes {
-                headers.push(make_header("Route", route.clone()));
-            }
-        }
-        headers.push(header.clone());
-    }
-    ack.headers = headers;
-    Some(ack)
-}
-
-/// The URI of a message's first Contact.
-pub(super) fn contact_uri(headers: &Headers) -> Option<String> {
-    header_value(headers, "Contact").and_then(|v| syntax::split_values(&v).first().and_then(|c| NameAddr::parse(c).ok())).map(|c| c.uri)
-}
-
-pub(super) fn header_value(headers: &Headers, name: &str) -> Option<String> {
-    headers.iter().find(|h| h.name().eq_ignore_ascii_case(name)).map(|h| h.value().trim().to_string())
-}
-
-pub(super) fn lists_option(headers: &Headers, name: &str, option: &str) -> bool {
-    headers
-        .iter()
-        .filter(|h| h.name().eq_ignore_ascii_case(name))
-        .any(|h| h.value().split(',').any(|t| t.trim().eq_ignore_ascii_case(option)))
 }
 
 /// A digit from an INFO body: `application/dtmf-relay` (`Signal=5`, `Duration=160`) or

@@ -7,6 +7,7 @@ mod calls;
 mod in_dialog;
 mod outbound;
 mod reliable;
+mod routing;
 mod status;
 mod uas;
 mod upstream;

@@ -2,7 +2,8 @@
 //! transaction, ACK for 2xx, the dialog, CANCEL before the answer and BYE after it.
 
 use super::calls::SipCallId;
-use super::in_dialog::{ack_for_2xx, dialog_destination, lists_option, record_route_values, DialogSession, REQUESTED_SESSION_EXPIRES};
+use super::in_dialog::{DialogSession, REQUESTED_SESSION_EXPIRES};
+use super::routing::{ack_for_2xx, dialog_destination, lists_option, record_route_values};
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore};
 use crate::sip::dialog::Dialog;

@@ -3,7 +3,7 @@
 //! caller sees them in order. As UAC we advertise `100rel` and PRACK every new reliable 1xx.
 
 use super::calls::{CallEndReason, SipCallId};
-use super::in_dialog::{contact_uri, dialog_destination, header_value, lists_option, record_route_values};
+use super::routing::{contact_uri, dialog_destination, header_value, lists_option, record_route_values};
 use crate::sip::dialog::Dialog;
 use super::upstream::Purpose;
 use super::{ClientMachine, ClientTransaction, CoreEvent, Route, SipCore, TimerOwner};
