@@ -9,6 +9,7 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use support::calls::{echo_page, EchoTrunk};
 use support::kamailio::Proxy;
 use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
 
@@ -105,35 +106,13 @@ fn browser_calls_trunk(scenario: &str, mode: &str) -> (serde_json::Value, Proxy,
     let reserved = free_port();
     let gateway = gateway(reserved);
     let proxy = Proxy::start_on(reserved, gateway.sip_port, trunk_port);
-    let work = tempfile::tempdir().expect("tempdir");
-    let scenario_file = support::scenario_path(scenario);
-    let mut sipp = Command::new("sipp")
-        .arg("-sf")
-        .arg(&scenario_file)
-        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
-        .args(["-p", &trunk_port.to_string(), "-mp", &support::free_sipp_media_port().to_string()])
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start sipp");
-    support::wait_udp_bound(trunk_port);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(vec!["trunk".into()]))
-        .arg("")
-        .arg("+15551234567")
-        .arg(mode)
-        .output()
-        .expect("run the browser");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let page: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-    let status = sipp.wait().expect("sipp exit");
-    let sipp_errors = support::sipp_error_logs(work.path());
-    assert_eq!(page["ok"], true, "{page:#}\n{sipp_errors}\nproxy:\n{}\n{}", proxy.trace().join("\n"), gateway.log());
-    assert!(status.success(), "the trunk's scenario: {status:?}\n{sipp_errors}\nproxy:\n{}\n{}", proxy.trace().join("\n"), gateway.log());
+    let scenario_file = support::scenario_path(scenario).to_string_lossy().into_owned();
+    let trunk = EchoTrunk::with_scenario(trunk_port, &["-sf", &scenario_file]);
+    let page = echo_page(&gateway, &token(vec!["trunk".into()]), ["", "+15551234567", mode], &[]);
+    let verdict = trunk.finish();
+    let context = format!("proxy:\n{}\n{}", proxy.trace().join("\n"), gateway.log());
+    assert_eq!(page["ok"], true, "{page:#}\n{verdict:?}\n{context}");
+    assert!(verdict.is_ok(), "the trunk's scenario: {verdict:?}\n{context}");
     let hz = page["peakHz"].as_f64().unwrap_or(0.0);
     println!("{scenario}: the tone came back at {hz:.1} Hz");
     assert!((hz - 1000.0).abs() <= 20.0, "the browser's tone came back through the trunk: {page:#}");

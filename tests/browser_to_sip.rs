@@ -4,8 +4,8 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
-use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
+use support::calls::{echo_page, EchoTrunk};
+use support::{free_port, Gateway, GatewayOptions};
 
 /// What the trunk (sipp) does with the call, and what the gateway's profile for it adds.
 struct Trunk<'a> {
@@ -20,47 +20,20 @@ struct Trunk<'a> {
 /// Places the browser's call through the trunk and returns the browser's report and the gateway's
 /// log, after checking the tone came back and sipp's scenario passed.
 fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
-    sipp_available();
     let trunk_port = free_port();
-    let media_port = support::free_sipp_media_port();
     let profile = format!(
         "kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n{}",
         trunk.profile_extra
     );
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], extra_media: trunk.gateway_extra.into(), ..Default::default() });
-    let work = tempfile::tempdir().expect("tempdir");
-    let mut sipp = Command::new("sipp")
-        .args(trunk.sipp_scenario)
-        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
-        .args(["-p", &trunk_port.to_string(), "-mp", &media_port.to_string()])
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start sipp");
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec!["trunk".into()] };
-    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
-    std::thread::sleep(std::time::Duration::from_millis(500));
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token)
-        .arg("")
-        .arg("+15551234567")
-        .arg(trunk.browser_mode)
-        .output()
-        .expect("run the browser");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-    let sipp_status = sipp.wait().expect("sipp exit");
+    let sipp = EchoTrunk::with_scenario(trunk_port, trunk.sipp_scenario);
+    let result = echo_page(&gateway, &support::calls::token("alice", &["trunk"]), ["", "+15551234567", trunk.browser_mode], &[]);
+    let verdict = sipp.finish();
     assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);
     println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
-    let sipp_errors = support::sipp_error_logs(work.path());
-    assert!(sipp_status.success(), "the trunk's scenario passed: {sipp_status:?}\n{sipp_errors}\n{}", gateway.log());
+    assert!(verdict.is_ok(), "the trunk's scenario passed: {verdict:?}\n{}", gateway.log());
     (result, gateway.log())
 }
 

@@ -12,6 +12,7 @@ mod pcap;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use support::{free_port, free_sipp_media_port, sipp_available, sipp_with_files, Gateway, GatewayOptions, JWT_SECRET};
+use support::calls::{echo_page, EchoTrunk};
 
 const SAME_CODEC: &str = "\n[calls]\nbrowser_codec = \"same\"\n";
 
@@ -139,43 +140,18 @@ fn the_codec_field_is_the_only_codec_offered_to_a_sip_target() {
 /// scenario's success and that no packet was refused; returns the browser's report and the log.
 fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::Value, String) {
     sipp_available();
-    let (trunk_port, media_port) = (free_port(), free_sipp_media_port());
+    let trunk_port = free_port();
     let profile = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], extra_media: SAME_CODEC.into(), ..Default::default() });
-    let work = tempfile::tempdir().expect("tempdir");
-    let mut sipp = Command::new("sipp")
-        .args(["-sf", &support::scenario_path(scenario).to_string_lossy()])
-        .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
-        .args(["-p", &trunk_port.to_string(), "-mp", &media_port.to_string()])
-        .current_dir(work.path())
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start sipp");
-    wait_for_udp_listener(trunk_port);
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
-    let output = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(&["trunk"]))
-        .args([codec, "+15551239696", mode])
-        .output()
-        .expect("run the browser");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-    let sipp_status = sipp.wait().expect("sipp exit");
+    let scenario_file = support::scenario_path(scenario).to_string_lossy().into_owned();
+    let trunk = EchoTrunk::with_scenario(trunk_port, &["-sf", &scenario_file]);
+    let result = echo_page(&gateway, &token(&["trunk"]), [codec, "+15551239696", mode], &[]);
+    let verdict = trunk.finish();
     let log = gateway.log();
-    let sipp_errors: String = std::fs::read_dir(work.path())
-        .into_iter()
-        .flatten()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .collect();
     assert_eq!(result["ok"], true, "{result:#}\n{log}");
     let heard = result["peakHz"].as_f64().unwrap_or(0.0);
     assert!((heard - 1000.0).abs() <= 20.0, "the tone came back through the phone: {result:#}\n{log}");
-    assert!(sipp_status.success(), "the phone's scenario passed: {sipp_status:?}\n{sipp_errors}\n{log}");
+    assert!(verdict.is_ok(), "the phone's scenario passed: {verdict:?}\n{log}");
     assert_no_refused_packets(&log);
     (result, log)
 }
@@ -189,7 +165,7 @@ fn baresip_with_opus_96_calls_a_browser() {
     let gateway = Gateway::start(GatewayOptions { extra_media: SAME_CODEC.into(), ..Default::default() });
     let (mut browser, lines) = answering_browser(&gateway);
     let phone = baresip::Phone::start(&gateway, "opus/48000/2", 1000, &["/dial sip:alice@example.com".to_string()], 10);
-    wait_for_log(&gateway, "browser media connected");
+    gateway.wait_for_log("browser media connected");
     phone.command("/sndcode 59");
     let page: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
     let _ = browser.wait();
@@ -239,28 +215,4 @@ fn a_browser_calls_baresip_with_opus_only() {
     assert!(digits.contains("123#"), "DTMF 123# reached baresip: {digits:?}\nbaresip:\n{phone_log}");
     assert!(log.contains("transcoding=false"), "Opus end to end:\n{log}");
     assert_no_refused_packets(&log);
-}
-
-/// Waits (bounded) until the gateway logged `what`.
-fn wait_for_log(gateway: &Gateway, what: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    while std::time::Instant::now() < deadline {
-        if gateway.log().contains(what) {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("the gateway never logged {what:?}:\n{}", gateway.log());
-}
-
-/// sipp binds its SIP port a moment after it starts; the browser must not call before.
-fn wait_for_udp_listener(port: u16) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while std::time::Instant::now() < deadline {
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
-    panic!("sipp never bound 127.0.0.1:{port}");
 }

@@ -106,12 +106,10 @@ fn nobody_logged_in_gives_the_caller_480() {
     let run = sipp("call_nobody.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
     assert!(run.success(), "the caller got 480: {}\n{}", run.describe(), gateway.log());
     // The record (and its log line) is finished just after the 480 leaves.
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    let said_why = |log: &str| log.lines().filter(|l| l.contains("call not connected") && l.contains("nobody is logged in")).count() == 1;
-    while !said_why(&gateway.log()) {
-        assert!(std::time::Instant::now() < deadline, "one log line says why:\n{}", gateway.log());
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    }
+    gateway.wait_for_log("reason=\"nobody is logged in\"");
+    let log = gateway.log();
+    let said_why = log.lines().filter(|l| l.contains("call not connected") && l.contains("nobody is logged in")).count();
+    assert_eq!(said_why, 1, "one log line says why:\n{log}");
 }
 
 #[test]

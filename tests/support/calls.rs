@@ -30,34 +30,36 @@ pub struct EchoTrunk {
 }
 
 impl EchoTrunk {
+    /// sipp's own `uas` scenario.
     pub fn start(port: u16) -> EchoTrunk {
+        EchoTrunk::with_scenario(port, &["-sn", "uas"])
+    }
+
+    /// `scenario` is sipp's arguments naming it (`-sf FILE` or `-sn NAME`). Returns once sipp
+    /// listens, so the gateway's INVITE cannot come first.
+    pub fn with_scenario(port: u16, scenario: &[&str]) -> EchoTrunk {
         sipp_available();
         let work = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
-            .args(["-sn", "uas", "-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
+            .args(scenario)
+            .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
             .args(["-p", &port.to_string(), "-mp", &super::free_sipp_media_port().to_string()])
             .current_dir(work.path())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .spawn()
             .expect("start sipp");
+        super::wait_udp_bound(port);
         EchoTrunk { child, work }
     }
 
-    /// Waits for sipp's verdict on its one call: Ok, or its error log.
+    /// Waits for sipp's verdict on its one call: Ok, or its exit status and error log.
     pub fn finish(mut self) -> Result<(), String> {
         let status = self.child.wait().expect("sipp exit");
         if status.success() {
             return Ok(());
         }
-        let errors: String = std::fs::read_dir(self.work.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|e| e.file_name().to_string_lossy().ends_with("_errors.log"))
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect();
-        Err(format!("sipp {status:?}\n{errors}"))
+        Err(format!("sipp {status:?}\n{}", super::sipp_error_logs(self.work.path())))
     }
 }
 
@@ -71,13 +73,17 @@ impl Drop for EchoTrunk {
 /// Runs tests/browser/echo.mjs (Chromium calls `target`, measures what comes back) and returns its
 /// report. `login` is a JWT or `password:USER:PASSWORD`; `env` goes to the script.
 pub fn chromium_calls(gateway: &Gateway, login: &str, target: &str, env: &[(&str, &str)]) -> serde_json::Value {
+    echo_page(gateway, login, ["", target, ""], env)
+}
+
+/// echo.mjs with its `[CODEC, TARGET, MODE]` arguments (see the script's header).
+pub fn echo_page(gateway: &Gateway, login: &str, codec_target_mode: [&str; 3], env: &[(&str, &str)]) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
     let output = Command::new("node")
         .arg(script)
         .arg(format!("http://127.0.0.1:{}", gateway.http_port))
         .arg(login)
-        .arg("")
-        .arg(target)
+        .args(codec_target_mode)
         .envs(env.iter().copied())
         .output()
         .expect("run the browser");

@@ -162,6 +162,15 @@ impl Gateway {
         panic!("gateway did not become ready; log:\n{}", self.log());
     }
 
+    /// Waits (at most 20 s) until the gateway has logged `what`.
+    pub fn wait_for_log(&self, what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !self.log().contains(what) {
+            assert!(Instant::now() < deadline, "the gateway never logged {what:?}:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
