@@ -27,7 +27,7 @@ impl Side {
             Side::B => Side::A,
         }
     }
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         match self {
             Side::A => 0,
             Side::B => 1,

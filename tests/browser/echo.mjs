@@ -94,7 +94,7 @@ try {
     let pair = null;
     stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
     const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
-    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}` };
+    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}`, remoteAddress: `${ends.remote?.address}:${ends.remote?.port}` };
     const stateAtMeasurement = call.state;
     const extra = {};
     if (mode === 'hold-dtmf') {
