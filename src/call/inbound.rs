@@ -16,7 +16,7 @@ use crate::config::BrowserCodecPolicy;
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use super::limits::{CallCounter, CallScope, CallSlot};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use std::collections::HashMap;
@@ -30,6 +30,8 @@ pub struct CallLayer {
     pub browsers: Arc<BrowserRegistry>,
     pub webrtc: WebRtcSettings,
     pub opus_complexity: u8,
+    /// `[media] rtp_timeout_secs` and `rtp_hold_timeout_secs`: a silent leg ends the call.
+    pub media_timeouts: Timeouts,
     /// Calls placed by browsers register here to receive their SIP events.
     pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
     pub limits: crate::config::CallsConfig,
@@ -283,7 +285,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let factory = crate::media::codec_glue::factory(layer.opus_complexity);
-    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
+    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, layer.media_timeouts, layer.engine.now());
     let (to_engine, from_browser) = mpsc::channel(512);
     let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
     let rtp_port = endpoint.port;
@@ -396,7 +398,12 @@ async fn bridge(
                     return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, "browser leg closed").await;
                 }
             },
-            Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
+            Some(event) = media.events.recv() => {
+                if let Some(timeout) = sip.on_media_event(layer, &device.push, event).await {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, MediaTimeout::REASON, &timeout.cause()).await;
+                }
+            }
             answer = control.recv() => match answer {
                 Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. } | BrowserAnswer::Transfer { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
                 Some(BrowserAnswer::Hangup { .. }) | None => {

@@ -5,14 +5,14 @@ use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encodi
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use crate::sip::core::{CallEndReason, DialogEvent};
 use crate::media::engine::{LegIo, SessionHandle};
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::LegConfig;
-use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
+use crate::media::session::{EgressSeeds, MediaSession};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::OutboundEvent;
@@ -192,7 +192,9 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                         // Without 100rel the 200's SDP repeats the 183's (RFC 6337 §3.1), so early media carries on.
                         tracing::info!(%call_id, "answered after early media");
                     }
-                    if media.is_some() {
+                    if let Some(media) = &media {
+                        // Media must flow from the answer on (early media may be silent).
+                        let _ = media.expect_media().await;
                         let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
                         if let Some((answer, negotiated)) = codec {
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
@@ -245,7 +247,11 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 }
             },
             Some(event) = next_media_event(&mut media) => {
-                if let Some(sip) = sip.as_mut() { sip.on_media_event(&layer, &push, event).await; }
+                let Some(sip) = sip.as_mut() else { continue };
+                if let Some(timeout) = sip.on_media_event(&layer, &push, event).await {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (MediaTimeout::REASON, timeout.cause());
+                }
             }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
@@ -330,14 +336,9 @@ fn start_media(
     let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
     let mut sip_config = sip_leg(&negotiated, sip_format);
     accept_offered_numbers(&mut sip_config, our_offer);
-    let session = MediaSession::new(
-        browser.clone(),
-        sip_config,
-        seeds,
-        crate::media::codec_glue::factory(layer.opus_complexity),
-        Timeouts::default(),
-        layer.engine.now(),
-    );
+    let mut session = MediaSession::new(browser.clone(), sip_config, seeds, crate::media::codec_glue::factory(layer.opus_complexity), layer.media_timeouts, layer.engine.now());
+    // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
+    session.defer_inactivity();
     let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
     let media = layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp));
     forward_to_browser(from_engine, leg.clone());

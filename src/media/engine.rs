@@ -158,6 +158,7 @@ impl MediaEngine {
 
 enum Command {
     UpdateLeg(Side, LegConfig),
+    ExpectMedia,
     SendDtmf(Side, String, u32),
     Quality(Side, oneshot::Sender<LegQuality>),
     Counters(Side, oneshot::Sender<LegCounters>),
@@ -173,6 +174,11 @@ pub struct SessionHandle {
 impl SessionHandle {
     pub async fn update_leg(&self, side: Side, config: LegConfig) -> Result<(), EngineError> {
         self.commands.send(Command::UpdateLeg(side, config)).await.map_err(|_| EngineError::Ended)
+    }
+
+    /// The call was answered after early media: the inactivity timers start now.
+    pub async fn expect_media(&self) -> Result<(), EngineError> {
+        self.commands.send(Command::ExpectMedia).await.map_err(|_| EngineError::Ended)
     }
 
     pub async fn counters(&self, side: Side) -> Result<LegCounters, EngineError> {
@@ -308,7 +314,8 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 
                 None => break,
             },
             command = commands.recv() => match command {
-                Some(Command::UpdateLeg(side, config)) => session.update_leg(side, config),
+                Some(Command::UpdateLeg(side, config)) => session.update_leg(side, config, engine.now()),
+                Some(Command::ExpectMedia) => session.expect_media(engine.now()),
                 Some(Command::Counters(side, reply)) => { let _ = reply.send(session.counters(side)); }
                 Some(Command::Quality(side, reply)) => { let _ = reply.send(session.quality(side)); }
                 Some(Command::SendDtmf(side, digits, duration)) => {
