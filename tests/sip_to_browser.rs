@@ -202,14 +202,16 @@ fn hold_and_resume_from_the_trunk() {
 
 /// RFC 4028: the trunk asks for Session-Expires 90 as refresher and refreshes at 40 s (UPDATE) and
 /// 80 s (re-INVITE). The call is still up at 105 s, past the first expiry, when the trunk hangs
-/// up; sipp fails on any BYE the gateway would have sent.
+/// up; sipp fails on any BYE the gateway would have sent. The trunk echoes the browser's audio:
+/// a trunk silent for 30 s would get the media timeout's BYE.
 #[test]
 fn session_timer_call_stays_up_past_two_refreshes() {
     sipp_available();
     let gateway = trunk_gateway();
     let (mut child, lines) = browsers(&gateway, &["long"]);
     let started = std::time::Instant::now();
-    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-mp", &support::free_sipp_media_port().to_string()]);
+    let media_port = support::free_sipp_media_port().to_string();
+    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-rtp_echo", "-mp", &media_port]);
     let pages = results(lines);
     let _ = child.wait();
     println!("session-timer call lasted {:.1} s", started.elapsed().as_secs_f64());
