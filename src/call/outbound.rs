@@ -336,7 +336,14 @@ fn start_media(
     let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
     let mut sip_config = sip_leg(&negotiated, sip_format);
     accept_offered_numbers(&mut sip_config, our_offer);
-    let mut session = MediaSession::new(browser.clone(), sip_config, seeds, crate::media::codec_glue::factory(layer.opus_complexity), layer.media_timeouts, layer.engine.now());
+    let mut session = MediaSession::new(
+        browser.clone(),
+        sip_config,
+        seeds,
+        crate::media::codec_glue::factory(layer.opus_complexity),
+        layer.media_timeouts,
+        layer.engine.now(),
+    );
     // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
     session.defer_inactivity();
     let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
