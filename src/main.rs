@@ -170,6 +170,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         browsers: browsers.clone(),
         webrtc: webrtc.clone(),
         opus_complexity: media.opus_complexity,
+        media_timeouts: sipbridge::media::session::Timeouts {
+            rtp: std::time::Duration::from_secs(media.rtp_timeout_secs),
+            rtp_on_hold: std::time::Duration::from_secs(media.rtp_hold_timeout_secs),
+        },
         outbound: outbound_tx,
         limits: config.calls.clone(),
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),

@@ -17,7 +17,7 @@ use crate::config::BrowserCodecPolicy;
 use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig};
 use super::limits::{CallCounter, CallScope, CallSlot};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use std::collections::HashMap;
@@ -31,6 +31,8 @@ pub struct CallLayer {
     pub browsers: Arc<BrowserRegistry>,
     pub webrtc: WebRtcSettings,
     pub opus_complexity: u8,
+    /// `[media] rtp_timeout_secs` and `rtp_hold_timeout_secs`: a silent leg ends the call.
+    pub media_timeouts: Timeouts,
     /// Calls placed by browsers register here to receive their SIP events.
     pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
     pub limits: crate::config::CallsConfig,
@@ -270,7 +272,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let factory = crate::media::codec_glue::factory(layer.opus_complexity);
-    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
+    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, layer.media_timeouts, layer.engine.now());
     let rtp_port = endpoint.port;
     let mut media = layer.engine.spawn_with_browser(session, LegIo::Udp(endpoint), device.leg.io(), &device.leg);
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
@@ -378,7 +380,12 @@ async fn bridge(
                     return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, "browser leg closed").await;
                 }
             },
-            Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
+            Some(event) = media.events.recv() => {
+                if let Some(timeout) = sip.on_media_event(layer, &device.push, event).await {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, MediaTimeout::REASON, &timeout.cause()).await;
+                }
+            }
             answer = control.recv() => match answer {
                 Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. } | BrowserAnswer::Transfer { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
                 Some(BrowserAnswer::Hangup { .. }) | None => {

@@ -5,7 +5,7 @@ use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encodi
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use crate::sip::core::{CallEndReason, DialogEvent};
@@ -13,7 +13,7 @@ use crate::media::engine::{BrowserLegHandle, LegIo, SessionHandle};
 use crate::media::worker::BrowserLegStart;
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::LegConfig;
-use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
+use crate::media::session::{EgressSeeds, MediaSession};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::OutboundEvent;
@@ -178,7 +178,9 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                         // Without 100rel the 200's SDP repeats the 183's (RFC 6337 §3.1), so early media carries on.
                         tracing::info!(%call_id, "answered after early media");
                     }
-                    if media.is_some() {
+                    if let Some(media) = &media {
+                        // Media must flow from the answer on (early media may be silent).
+                        let _ = media.expect_media().await;
                         let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
                         if let Some((answer, negotiated)) = codec {
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
@@ -230,7 +232,11 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 }
             },
             Some(event) = next_media_event(&mut media) => {
-                if let Some(sip) = sip.as_mut() { sip.on_media_event(&layer, &push, event).await; }
+                let Some(sip) = sip.as_mut() else { continue };
+                if let Some(timeout) = sip.on_media_event(&layer, &push, event).await {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (MediaTimeout::REASON, timeout.cause());
+                }
             }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
@@ -313,14 +319,16 @@ fn start_media(
     let Some(rtp) = endpoint.take() else { return Err("internal") };
     let mut sip_config = sip_leg(&negotiated, sip_format);
     accept_offered_numbers(&mut sip_config, our_offer);
-    let session = MediaSession::new(
+    let mut session = MediaSession::new(
         browser.clone(),
         sip_config,
         seeds,
         crate::media::codec_glue::factory(layer.opus_complexity),
-        Timeouts::default(),
+        layer.media_timeouts,
         layer.engine.now(),
     );
+    // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
+    session.defer_inactivity();
     let media = layer.engine.spawn_with_browser(session, leg.io(), LegIo::Udp(rtp), leg);
     Ok((media, (sip_codec.codec, sip_codec.payload_type)))
 }

@@ -284,6 +284,11 @@ impl SessionHandle {
         self.command(SessionCommand::UpdateLeg(side, config))
     }
 
+    /// The call was answered after early media: the inactivity timers start now.
+    pub async fn expect_media(&self) -> Result<(), EngineError> {
+        self.command(SessionCommand::ExpectMedia)
+    }
+
     pub async fn counters(&self, side: Side) -> Result<LegCounters, EngineError> {
         let (tx, rx) = oneshot::channel();
         self.command(SessionCommand::Counters(side, tx))?;

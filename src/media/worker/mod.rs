@@ -50,6 +50,8 @@ pub enum WorkerLeg {
 
 pub enum SessionCommand {
     UpdateLeg(Side, LegConfig),
+    /// The call was answered after early media: inactivity counts from now.
+    ExpectMedia,
     SendDtmf(Side, String, u32),
     Quality(Side, oneshot::Sender<LegQuality>),
     Counters(Side, oneshot::Sender<LegCounters>),
@@ -335,7 +337,8 @@ impl Worker {
         let elapsed = now.saturating_duration_since(self.started);
         let Some(slot) = self.sessions.get_mut(&id) else { return };
         match command {
-            SessionCommand::UpdateLeg(side, config) => slot.session.update_leg(side, config),
+            SessionCommand::UpdateLeg(side, config) => slot.session.update_leg(side, config, elapsed),
+            SessionCommand::ExpectMedia => slot.session.expect_media(elapsed),
             SessionCommand::Counters(side, reply) => {
                 let _ = reply.send(slot.session.counters(side));
             }
