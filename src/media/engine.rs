@@ -21,6 +21,8 @@ pub enum EngineError {
     Bind { port: u16, source: std::io::Error },
     #[error("the media session has ended")]
     Ended,
+    #[error("cannot make the DTLS certificate: {0}")]
+    Certificate(#[source] WebRtcError),
 }
 
 /// How a leg's packets enter and leave the engine.

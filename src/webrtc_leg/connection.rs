@@ -38,6 +38,7 @@ pub struct LegIdentity {
     pub ssrc: u32,
     /// The worker's sockets: what the ICE agent sees packets arrive on.
     pub local_addresses: Vec<SocketAddr>,
+    pub certificate: super::DtlsCertificate,
 }
 
 pub struct WebRtcLeg {
@@ -81,7 +82,7 @@ fn build_connection(config: &WebRtcConfig, identity: &LegIdentity, now: Instant)
         .with_ice_timeouts(Some(config.failed_timeout / 3), Some(config.failed_timeout), None)
         .build();
     RTCPeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(RTCConfigurationBuilder::new().with_certificates(vec![identity.certificate.0.clone()]).build())
         .with_setting_engine(settings)
         .with_media_engine(engine)
         .with_interceptor_registry(registry)

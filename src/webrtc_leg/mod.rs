@@ -13,6 +13,7 @@ mod addresses;
 mod connection;
 
 pub use connection::{Datagram, LegIdentity, WebRtcLeg};
+use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
@@ -77,6 +78,20 @@ pub struct WebRtcConfig {
     pub public_ip: Option<std::net::IpAddr>,
     pub lite: bool,
     pub failed_timeout: std::time::Duration,
+}
+
+/// One DTLS certificate for every leg of a worker, as a browser keeps one per origin: an ECDSA
+/// key and a self-signed certificate per call would be call setup time spent for nothing.
+#[derive(Clone)]
+pub struct DtlsCertificate(RTCCertificate);
+
+impl DtlsCertificate {
+    pub fn generate() -> Result<DtlsCertificate, WebRtcError> {
+        let provider = rtc::crypto::default_provider().map_err(engine_error)?;
+        let params = CertificateParams::new(vec!["sipbridge".to_owned()]).map_err(engine_error)?;
+        let certificate = RTCCertificate::generate(provider.crypto(), rtc::crypto::SignatureScheme::EcdsaP256Sha256, params).map_err(engine_error)?;
+        Ok(DtlsCertificate(certificate))
+    }
 }
 
 /// The codecs we accept from browsers, in preference order, plus telephone-event at both rates.

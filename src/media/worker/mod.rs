@@ -150,6 +150,7 @@ pub(super) struct Worker {
     /// Sockets left readable after a full batch: edge-triggered epoll will not report them again.
     pending_reads: Vec<usize>,
     pending_sessions: Vec<(SessionId, Side, bool)>,
+    certificate: crate::webrtc_leg::DtlsCertificate,
 }
 
 /// Binds the shared WebRTC sockets and starts the worker thread.
@@ -183,6 +184,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, ports:
         buffer: vec![0; 2_048],
         pending_reads: Vec::new(),
         pending_sessions: Vec::new(),
+        certificate: crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?,
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))
@@ -277,6 +279,7 @@ impl Worker {
             pwd: random_token(32),
             ssrc,
             local_addresses: self.shared.iter().map(|s| s.local).collect(),
+            certificate: self.certificate.clone(),
         };
         let (leg, sdp) = match start {
             BrowserLegStart::Answer { offer, forced_codec } => WebRtcLeg::answer(&offer, forced_codec.as_deref(), config, &identity, now)?,
