@@ -54,6 +54,8 @@ pub struct WebRtcLeg {
     advertised: Vec<serde_json::Value>,
     /// Whether our candidates were already announced (after our description is set).
     announced: bool,
+    /// Where the last datagram for this leg came from: the browser's end once connected.
+    last_peer: Option<SocketAddr>,
 }
 
 fn local_track(codec: &BrowserCodec, ssrc: u32) -> MediaStreamTrack {
@@ -101,7 +103,7 @@ impl WebRtcLeg {
                 serde_json::to_value(candidate_init(i, shown, &mid)).unwrap_or_default()
             })
             .collect();
-        WebRtcLeg { pc, sender, ssrc: identity.ssrc, media, mid, ufrag: identity.ufrag.clone(), connected: false, events: VecDeque::new(), advertised, announced: false }
+        WebRtcLeg { pc, sender, ssrc: identity.ssrc, media, mid, ufrag: identity.ufrag.clone(), connected: false, events: VecDeque::new(), advertised, announced: false, last_peer: None }
     }
 
     /// Our host candidates go to the ICE agent under the addresses packets arrive on; browsers
@@ -178,6 +180,11 @@ impl WebRtcLeg {
         self.connected
     }
 
+    /// The address the browser's datagrams last came from.
+    pub fn last_peer(&self) -> Option<SocketAddr> {
+        self.last_peer
+    }
+
     /// A trickled candidate from the browser; `None` is end-of-candidates.
     pub fn add_remote_candidate(&mut self, candidate: Option<serde_json::Value>) -> Result<(), WebRtcError> {
         let Some(candidate) = candidate else { return Ok(()) };
@@ -195,6 +202,7 @@ impl WebRtcLeg {
 
     /// A datagram that arrived for this leg on the worker's socket `local` from `peer`.
     pub fn handle_datagram(&mut self, local: SocketAddr, peer: SocketAddr, payload: &[u8], now: Instant) -> Result<(), WebRtcError> {
+        self.last_peer = Some(peer);
         let transport = TransportContext { local_addr: local, peer_addr: peer, transport_protocol: TransportProtocol::UDP, ecn: None };
         let result = self.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(payload) }).map_err(engine_error);
         self.drain_events();

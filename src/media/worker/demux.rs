@@ -25,6 +25,12 @@ pub fn classify(datagram: &[u8]) -> DatagramKind {
     }
 }
 
+/// RTCP among RTP on one port (RFC 5761 §4): packet types 192-223 sit where RTP's marker bit and
+/// payload type would be.
+pub fn is_rtcp(datagram: &[u8]) -> bool {
+    datagram.get(1).is_some_and(|pt| (192..=223).contains(pt))
+}
+
 /// The recipient's ufrag of a STUN message (the part of USERNAME before ':'), if it has one.
 pub fn stun_recipient_ufrag(datagram: &[u8]) -> Option<&str> {
     if classify(datagram) != DatagramKind::Stun {
@@ -91,5 +97,6 @@ mod tests {
         assert_eq!(classify(&[0x80, 0x00]), DatagramKind::Rtp);
         assert_eq!(classify(&[0xff]), DatagramKind::Unknown);
         assert_eq!(classify(&[]), DatagramKind::Unknown);
+        assert!(is_rtcp(&[0x80, 200]) && !is_rtcp(&[0x80, 111]) && !is_rtcp(&[0x80]));
     }
 }

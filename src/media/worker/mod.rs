@@ -293,6 +293,7 @@ impl Worker {
 
     fn close_browser_leg(&mut self, id: LegId) {
         let Some(mut slot) = self.legs.remove(&id) else { return };
+        tracing::debug!(leg = id, "browser leg closed");
         slot.leg.close();
         self.ufrags.remove(slot.leg.ufrag());
         for flow in slot.flows {

@@ -28,10 +28,18 @@ impl Worker {
             let now = Instant::now();
             let Some(id) = self.leg_for(index, peer, len) else { continue };
             let Some(slot) = self.legs.get_mut(&id) else { continue };
-            if slot.leg.handle_datagram(local, peer, &self.buffer[..len], now).is_err() {
+            let datagram = &self.buffer[..len];
+            let kind = demux::classify(datagram);
+            // RTP (not RTCP) that yields no packet failed SRTP authentication or replay checks;
+            // rtc only logs those, so they are counted here.
+            let must_yield_rtp = kind == DatagramKind::Rtp && !demux::is_rtcp(datagram);
+            if kind == DatagramKind::Unknown || slot.leg.handle_datagram(local, peer, datagram, now).is_err() {
+                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if self.after_leg(id, now) == 0 && must_yield_rtp {
                 self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
             }
-            self.after_leg(id, now);
         }
         // More may be queued, and edge-triggered readiness will not fire again for them: a
         // bounded batch keeps one busy socket from starving the rest, the remainder is read on
@@ -58,11 +66,13 @@ impl Worker {
     }
 
     /// After a leg took input: its RTP into its session, the session's output out, the leg's
-    /// datagrams and events out, and both timers re-armed.
-    pub(super) fn after_leg(&mut self, id: LegId, now: Instant) {
+    /// datagrams and events out, and both timers re-armed. Returns how many RTP packets the leg
+    /// gave up.
+    pub(super) fn after_leg(&mut self, id: LegId, now: Instant) -> usize {
         let elapsed = now.saturating_duration_since(self.started);
-        let Some(slot) = self.legs.get_mut(&id) else { return };
+        let Some(slot) = self.legs.get_mut(&id) else { return 0 };
         let attached = slot.session;
+        let mut delivered = 0;
         loop {
             match attached.and_then(|(session, _)| self.sessions.get_mut(&session)) {
                 Some(session_slot) => {
@@ -73,6 +83,7 @@ impl Worker {
                         break;
                     };
                     packet.truncate(len);
+                    delivered += 1;
                     let side = attached.map_or(Side::A, |(_, side)| side);
                     session_slot.session.handle_rtp(side, INTERNAL_PEER, packet, elapsed);
                 }
@@ -81,6 +92,7 @@ impl Worker {
                     if slot.leg.poll_rtp(&mut self.buffer).is_none() {
                         break;
                     }
+                    delivered += 1;
                 }
             }
         }
@@ -89,6 +101,7 @@ impl Worker {
         if let Some((session, _)) = attached {
             self.drive_session(session, now);
         }
+        delivered
     }
 
     /// Reads a SIP-side RTP or RTCP socket of session `id` until it would block.
@@ -215,6 +228,9 @@ pub(super) fn flush_leg(slot: &mut BrowserSlot, id: LegId, shared: &[SharedSocke
         let _ = shared[index].socket.send_to(&datagram.payload, datagram.peer);
     }
     while let Some(event) = slot.leg.poll_event() {
+        if matches!(event, crate::webrtc_leg::LegEvent::Connected) {
+            tracing::info!(leg = id, browser = ?slot.leg.last_peer(), "browser media connected");
+        }
         let _ = slot.events.try_send(event);
     }
 }
