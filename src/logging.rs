@@ -20,6 +20,9 @@ const HARMLESS_WARNINGS: &[(&str, &str)] = &[
     // whose candidates never come fails on the ICE timeout and is logged as such.
     ("rtc_ice::agent", "[controlled]: pingAllCandidates called with no candidate pairs"),
     ("rtc_ice::agent", "[controlling]: pingAllCandidates called with no candidate pairs"),
+    // SRTP that fails authentication on a browser leg's 5-tuple: one line per forged packet, an
+    // easy log flood. The media worker counts each in `sipbridge_webrtc_dropped_total`.
+    ("rtc::peer_connection::handler", "SrtpHandler.handle_read got error"),
 ];
 
 pub fn init(format: LogFormat, level: &str) {
@@ -97,6 +100,7 @@ mod tests {
         tracing::subscriber::with_default(subscriber, || {
             tracing::warn!(target: "rtc_dtls::handshake::handshake_message_client_hello", "Unsupported Extension Type 0 23");
             tracing::warn!(target: "rtc_ice::agent", "[controlled]: pingAllCandidates called with no candidate pairs. Connection is not possible yet.");
+            tracing::warn!(target: "rtc::peer_connection::handler", "SrtpHandler.handle_read got error: srtp: failed to verify auth tag");
             // Kept: another warning of the same module, the same text at another level, ours.
             tracing::warn!(target: "rtc_ice::agent", "failed to resolve a candidate");
             tracing::error!(target: "rtc_dtls::handshake::handshake_message_client_hello", "Unsupported Extension Type 0 23");
