@@ -345,3 +345,102 @@ pub fn run_benchmarks() {
         20_000.0 / f
     );
 }
+
+/// Thread CPU time in µs, for benchmarks outside this module that compare against these figures.
+pub fn thread_cpu_us() -> f64 {
+    cpu_us()
+}
+
+/// Payloads of `params` encoding 5 s of speech-like input at the codec's own rate (Opus: 48 kHz,
+/// 32 kbit/s, as a browser sends).
+pub fn payloads(params: &CodecParams) -> Vec<Vec<u8>> {
+    encode_all(params, &speech_like(params.kind.sample_rate(), 5.0))
+}
+
+/// Narrowband Opus payloads (encoded from 8 kHz input, 16 kbit/s): what a gateway sends towards
+/// a browser on behalf of a G.711 phone.
+pub fn narrowband_opus_payloads(complexity: u8) -> Vec<Vec<u8>> {
+    let mut p = CodecParams::new(CodecKind::Opus);
+    p.opus.complexity = complexity;
+    let mut enc = OpusEncoder::new(&p, 8000).expect("encoder");
+    speech_like(8000, 5.0)
+        .chunks_exact(160)
+        .map(|c| {
+            let mut v = Vec::new();
+            enc.encode(c, &mut v).expect("encode");
+            v
+        })
+        .collect()
+}
+
+/// Raw libopus cost per 20 ms frame, in µs of thread CPU: one bare `opus_encode` and one bare
+/// `opus_decode` call (nothing of ours around them), mono, VoIP, the gateway's settings.
+#[derive(Clone, Copy, Debug)]
+pub struct RawOpusCost {
+    pub encode_us: f64,
+    pub decode_us: f64,
+}
+
+impl RawOpusCost {
+    pub fn total(&self) -> f64 {
+        self.encode_us + self.decode_us
+    }
+}
+
+/// Raw libopus: encoding 20 ms frames of `rate` input at `complexity`, and decoding `packets` to
+/// `rate` (the decoding a transcoder towards a `rate` leg does).
+pub fn raw_opus_cost(packets: &[Vec<u8>], rate: u32, complexity: u8, min_cpu_us: f64) -> RawOpusCost {
+    let mut p = CodecParams::new(CodecKind::Opus);
+    p.opus.complexity = complexity;
+    let pcm = speech_like(rate, 5.0);
+    let frame = (rate / 50) as usize;
+    let mut enc = OpusEncoder::new(&p, rate).expect("encoder");
+    let mut buf = vec![0u8; 4000];
+    let encode_us = per_frame(min_cpu_us, pcm.len() / frame, || {
+        for c in pcm.chunks_exact(frame) {
+            enc.encode_raw(c, frame, &mut buf).expect("opus_encode");
+        }
+    });
+    let mut dec = OpusDecoder::new(&p, rate).expect("decoder");
+    let mut out = vec![0i16; frame];
+    let decode_us = per_frame(min_cpu_us, packets.len(), || {
+        for pk in packets {
+            dec.decode_raw(pk, &mut out).expect("opus_decode");
+        }
+    });
+    RawOpusCost { encode_us, decode_us }
+}
+
+/// µs of thread CPU per frame of `run`, which handles `frames` frames per call; one warm-up call.
+fn per_frame(min_cpu_us: f64, frames: usize, mut run: impl FnMut()) -> f64 {
+    run();
+    let (mut total, start) = (0usize, cpu_us());
+    while cpu_us() - start < min_cpu_us {
+        run();
+        total += frames;
+    }
+    (cpu_us() - start) / total as f64
+}
+
+/// The codec layer's [`Transcoder`] for both directions of an Opus <-> PCMU call, µs per 20 ms
+/// frame: (Opus `packets` -> PCMU, PCMU -> Opus).
+pub fn transcoder_opus_pcmu_cost(packets: &[Vec<u8>], complexity: u8, min_cpu_us: f64) -> (f64, f64) {
+    let mut opus = CodecParams::new(CodecKind::Opus);
+    opus.opus.complexity = complexity;
+    let pcmu = CodecParams::new(CodecKind::Pcmu);
+    let pcmu_packets = payloads(&pcmu);
+    let mut out: Vec<OutFrame> = Vec::with_capacity(8);
+    let mut measure = |t: &mut Transcoder, input: &[Vec<u8>]| {
+        per_frame(min_cpu_us, input.len(), || {
+            for p in input {
+                t.push(p, &mut out).expect("push");
+                for f in out.drain(..) {
+                    t.recycle(f);
+                }
+            }
+        })
+    };
+    let down = measure(&mut Transcoder::new(&opus, &pcmu).expect("transcoder"), packets);
+    let up = measure(&mut Transcoder::new(&pcmu, &opus).expect("transcoder"), &pcmu_packets);
+    (down, up)
+}
