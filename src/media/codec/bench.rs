@@ -373,74 +373,94 @@ pub fn narrowband_opus_payloads(complexity: u8) -> Vec<Vec<u8>> {
         .collect()
 }
 
-/// Raw libopus cost per 20 ms frame, in µs of thread CPU: one bare `opus_encode` and one bare
-/// `opus_decode` call (nothing of ours around them), mono, VoIP, the gateway's settings.
-#[derive(Clone, Copy, Debug)]
-pub struct RawOpusCost {
-    pub encode_us: f64,
-    pub decode_us: f64,
-}
+/// One pass of a workload for [`interleaved_min`]: a label, the 20 ms frames one call of the
+/// closure handles, and the closure.
+pub type Workload<'a> = (&'static str, usize, Box<dyn FnMut() + 'a>);
 
-impl RawOpusCost {
-    pub fn total(&self) -> f64 {
-        self.encode_us + self.decode_us
+/// µs of thread CPU per frame of each workload, as the minimum over `rounds` rounds in which every
+/// workload runs one pass, interleaved. On a machine shared with other builds the minimum is the
+/// cost without interference, and interleaving exposes every workload to the same conditions, so
+/// their ratios hold within one run.
+pub fn interleaved_min(workloads: &mut [Workload<'_>], rounds: usize) -> Vec<f64> {
+    let mut best = vec![f64::INFINITY; workloads.len()];
+    for (_, _, run) in workloads.iter_mut() {
+        run(); // warm-up
     }
+    for _ in 0..rounds {
+        for (i, (_, frames, run)) in workloads.iter_mut().enumerate() {
+            let start = cpu_us();
+            run();
+            best[i] = best[i].min((cpu_us() - start) / *frames as f64);
+        }
+    }
+    best
 }
 
-/// Raw libopus: encoding 20 ms frames of `rate` input at `complexity`, and decoding `packets` to
-/// `rate` (the decoding a transcoder towards a `rate` leg does).
-pub fn raw_opus_cost(packets: &[Vec<u8>], rate: u32, complexity: u8, min_cpu_us: f64) -> RawOpusCost {
+fn opus_params(complexity: u8) -> CodecParams {
     let mut p = CodecParams::new(CodecKind::Opus);
     p.opus.complexity = complexity;
-    let pcm = speech_like(rate, 5.0);
+    p
+}
+
+/// Raw libopus encoding: one bare `opus_encode` call (nothing of ours around it) per 20 ms frame
+/// of `rate` speech-like input, `frames` frames per pass, mono, VoIP, the gateway's settings.
+pub fn raw_opus_encode(rate: u32, complexity: u8, frames: usize) -> Workload<'static> {
     let frame = (rate / 50) as usize;
-    let mut enc = OpusEncoder::new(&p, rate).expect("encoder");
+    let pcm = speech_like(rate, 5.0)[..frame * frames.min(250)].to_vec();
+    let mut enc = OpusEncoder::new(&opus_params(complexity), rate).expect("encoder");
     let mut buf = vec![0u8; 4000];
-    let encode_us = per_frame(min_cpu_us, pcm.len() / frame, || {
+    let frames = pcm.len() / frame;
+    let run = move || {
         for c in pcm.chunks_exact(frame) {
             enc.encode_raw(c, frame, &mut buf).expect("opus_encode");
         }
-    });
-    let mut dec = OpusDecoder::new(&p, rate).expect("decoder");
-    let mut out = vec![0i16; frame];
-    let decode_us = per_frame(min_cpu_us, packets.len(), || {
+    };
+    ("raw opus_encode", frames, Box::new(run))
+}
+
+/// Raw libopus decoding: one bare `opus_decode` call per packet, to `rate`.
+pub fn raw_opus_decode(packets: &[Vec<u8>], rate: u32) -> Workload<'_> {
+    let mut dec = OpusDecoder::new(&opus_params(DEFAULT_OPUS_COMPLEXITY), rate).expect("decoder");
+    let mut out = vec![0i16; (rate / 50) as usize];
+    let run = move || {
         for pk in packets {
             dec.decode_raw(pk, &mut out).expect("opus_decode");
         }
-    });
-    RawOpusCost { encode_us, decode_us }
+    };
+    ("raw opus_decode", packets.len(), Box::new(run))
 }
 
-/// µs of thread CPU per frame of `run`, which handles `frames` frames per call; one warm-up call.
-fn per_frame(min_cpu_us: f64, frames: usize, mut run: impl FnMut()) -> f64 {
-    run();
-    let (mut total, start) = (0usize, cpu_us());
-    while cpu_us() - start < min_cpu_us {
-        run();
-        total += frames;
-    }
-    (cpu_us() - start) / total as f64
+/// What libopus itself must do for an Opus <-> PCMU call, per 20 ms: decode one of `packets` to
+/// 8 kHz and encode one 8 kHz frame, both bare calls.
+pub fn raw_opus_pcmu_call(packets: &[Vec<u8>], complexity: u8) -> Workload<'_> {
+    let (_, encoded, mut encode) = raw_opus_encode(8000, complexity, packets.len());
+    let (_, _, mut decode) = raw_opus_decode(packets, 8000);
+    assert_eq!(encoded, packets.len(), "one encoded frame per decoded packet");
+    ("raw libopus", packets.len(), Box::new(move || {
+        decode();
+        encode();
+    }))
 }
 
-/// The codec layer's [`Transcoder`] for both directions of an Opus <-> PCMU call, µs per 20 ms
-/// frame: (Opus `packets` -> PCMU, PCMU -> Opus).
-pub fn transcoder_opus_pcmu_cost(packets: &[Vec<u8>], complexity: u8, min_cpu_us: f64) -> (f64, f64) {
-    let mut opus = CodecParams::new(CodecKind::Opus);
-    opus.opus.complexity = complexity;
+/// The codec layer's [`Transcoder`]s of an Opus <-> PCMU call, per 20 ms: one of `packets` Opus ->
+/// PCMU and one PCMU packet -> Opus, output frames recycled as the session would.
+pub fn transcoder_opus_pcmu_call(packets: &[Vec<u8>], complexity: u8) -> Workload<'_> {
+    let opus = opus_params(complexity);
     let pcmu = CodecParams::new(CodecKind::Pcmu);
     let pcmu_packets = payloads(&pcmu);
+    let mut down = Transcoder::new(&opus, &pcmu).expect("transcoder");
+    let mut up = Transcoder::new(&pcmu, &opus).expect("transcoder");
     let mut out: Vec<OutFrame> = Vec::with_capacity(8);
-    let mut measure = |t: &mut Transcoder, input: &[Vec<u8>]| {
-        per_frame(min_cpu_us, input.len(), || {
-            for p in input {
+    let frames = packets.len().min(pcmu_packets.len());
+    let run = move || {
+        for (o, u) in packets.iter().zip(&pcmu_packets) {
+            for (t, p) in [(&mut down, o), (&mut up, u)] {
                 t.push(p, &mut out).expect("push");
                 for f in out.drain(..) {
                     t.recycle(f);
                 }
             }
-        })
+        }
     };
-    let down = measure(&mut Transcoder::new(&opus, &pcmu).expect("transcoder"), packets);
-    let up = measure(&mut Transcoder::new(&pcmu, &opus).expect("transcoder"), &pcmu_packets);
-    (down, up)
+    ("Transcoder", frames, Box::new(run))
 }
