@@ -145,13 +145,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let sip_calls = std::mem::replace(&mut endpoint.calls, tokio::sync::mpsc::channel(1).1);
     let browsers = Arc::new(sipbridge::call::registry::BrowserRegistry::default());
     let media = &config.media;
-    let engine = sipbridge::media::engine::MediaEngine::with_public_address(media.address, media.public_address, media.rtp_port_min, media.rtp_port_max)?;
+    let workers = sipbridge::media::engine::WorkerSettings { workers: media.workers, webrtc_port: media.webrtc_port };
+    let engine = sipbridge::media::engine::MediaEngine::with_workers(media.address, media.public_address, media.rtp_port_min, media.rtp_port_max, workers)?;
+    // At start, not at the first call: the operator sees the WebRTC ports in the log (and a
+    // port that cannot be bound stops the gateway here).
+    for (index, worker) in engine.workers()?.iter().enumerate() {
+        let ports: Vec<String> = worker.webrtc_addresses.iter().map(ToString::to_string).collect();
+        tracing::info!(worker = index, webrtc = %ports.join(", "), "media worker started");
+    }
     let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
+    // The gateway's legs offer host candidates (and `public_address` as NAT 1:1): browsers,
+    // through TURN if they must, reach them directly. STUN would only rediscover that address
+    // and TURN would relay what can flow directly, so `http.ice_servers` is for browsers only.
     let webrtc = sipbridge::call::echo::WebRtcSettings {
-        // The gateway's legs offer host candidates (and `public_address` as NAT 1:1): browsers,
-        // through TURN if they must, reach them directly. STUN would only rediscover that address
-        // and TURN would relay what can flow directly, so `http.ice_servers` is for browsers only.
-        ice_servers: Vec::new(),
         public_ip: media.public_address,
         lite: media.ice_lite,
         failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
@@ -164,6 +170,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         browsers: browsers.clone(),
         webrtc: webrtc.clone(),
         opus_complexity: media.opus_complexity,
+        media_timeouts: sipbridge::media::session::Timeouts {
+            rtp: std::time::Duration::from_secs(media.rtp_timeout_secs),
+            rtp_on_hold: std::time::Duration::from_secs(media.rtp_hold_timeout_secs),
+        },
         outbound: outbound_tx,
         limits: config.calls.clone(),
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),

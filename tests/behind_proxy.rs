@@ -7,9 +7,7 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use support::calls::{echo_page, EchoTrunk};
+use support::calls::{echo_page, AnsweringPages, EchoTrunk};
 use support::kamailio::Proxy;
 use support::{free_port, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
 
@@ -37,36 +35,14 @@ fn assert_clean_trace(proxy: &Proxy, gateway: &Gateway) {
     assert!(!gateway.log().contains("no ACK"), "{}", gateway.log());
 }
 
-/// Browsers (tests/browser/answer.mjs) logged in as alice, one page per mode.
-fn browser(gateway: &Gateway, mode: &str) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(vec![]))
-        .arg(mode)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
-    (child, lines)
-}
-
-fn page_result(mut child: std::process::Child, lines: std::io::Lines<BufReader<std::process::ChildStdout>>) -> serde_json::Value {
-    let result = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
-    let _ = child.wait();
-    result
-}
-
 /// sipp -rtp_echo calls alice through the proxy; answer.mjs hears its own 440 Hz tone come back.
 fn trunk_calls_browser(scenario: &str, mode: &str) -> (serde_json::Value, Proxy, Gateway) {
     sipp_available();
     let gateway = gateway(free_port());
     let proxy = Proxy::start(gateway.sip_port, free_port());
-    let (child, lines) = browser(&gateway, mode);
+    let browser = AnsweringPages::start(&gateway, &[mode]);
     let run = support::sipp(scenario, &format!("127.0.0.1:{}", proxy.port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_sipp_media_port().to_string()]);
-    let page = page_result(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
     assert!(run.success(), "{}\nproxy:\n{}\n{}", run.describe(), proxy.trace().join("\n"), gateway.log());
     assert_eq!(page["ok"], true, "{page:#}\n{}", gateway.log());
     let hz = page["peakHz"].as_f64().unwrap_or(0.0);

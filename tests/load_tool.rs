@@ -34,12 +34,9 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         // 50 packets/s each way for the 3 s window, per call, give or take the window's edges.
         let expected = outcome.scenario.calls as u64 * 150;
         for (direction, tally) in [("to browser", &outcome.to_browser), ("to SIP", &outcome.to_sip)] {
-            // Known gateway defect, found by this tool and open: now and then one browser-placed
-            // call's browser → SIP audio never reaches the trunk for the whole call. Anything
-            // else lost (a part of a stream) fails here.
-            let one_silent_stream = direction == "to SIP" && outcome.scenario.origin == gateway_load::Origin::Browser && tally.lost == 150;
-            assert!(tally.lost == 0 || one_silent_stream, "{name} {direction}: {tally:?}");
-            let expected = expected - tally.lost;
+            // Nothing is lost: the one-way defect of the old media plane (a browser-placed call's
+            // browser -> SIP audio now and then never arrived) is gone with the workers.
+            assert_eq!(tally.lost, 0, "{name} {direction}: {tally:?}");
             assert!(tally.received + 10 >= expected && tally.received <= expected + 10, "{name} {direction}: {} received, about {expected} expected", tally.received);
             let probed = outcome.scenario.media == Media::Passthrough;
             assert_eq!(tally.latencies_us.len() as u64, if probed { tally.received } else { 0 }, "{name} {direction}: a latency sample per probe");

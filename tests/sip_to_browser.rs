@@ -4,37 +4,16 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use support::{sipp, sipp_available, Gateway, GatewayOptions, JWT_SECRET};
+use support::calls::AnsweringPages;
+use support::{sipp, sipp_available, Gateway, GatewayOptions};
 
 #[test]
 fn trunk_call_rings_the_browser_user_who_answers_and_hears_audio() {
     sipp_available();
-    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
-    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() });
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec![] };
-    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
-    let ready = lines.by_ref().map_while(Result::ok).any(|line| line == "READY");
-    assert!(ready, "the browser never logged in");
+    let gateway = trunk_gateway();
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
     let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-trace_msg", "-mp", &support::free_sipp_media_port().to_string()]);
-    let result: serde_json::Value = lines
-        .map_while(Result::ok)
-        .filter(|l| l.starts_with('{'))
-        .last()
-        .and_then(|l| serde_json::from_str(&l).ok())
-        .unwrap_or_default();
-    let _ = browser.wait();
+    let result = browser.reports().pop().unwrap_or_default();
     assert!(run.success(), "the trunk's call: {}\n{}", run.describe(), gateway.log());
     assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
     assert!(result["caller"]["uri"].as_str().is_some_and(|u| u.contains("+15550001111")), "{result:#}");
@@ -46,28 +25,6 @@ fn trunk_call_rings_the_browser_user_who_answers_and_hears_audio() {
     assert_eq!(result["ended"]["reason"], "normal", "the trunk's BYE ended the call in the browser: {result:#}");
 }
 
-fn browsers(gateway: &Gateway, modes: &[&str]) -> (std::process::Child, std::io::Lines<BufReader<std::process::ChildStdout>>) {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
-    let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: vec![] };
-    let token = sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes());
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token)
-        .args(modes)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browsers never logged in");
-    (child, lines)
-}
-
-fn results(lines: std::io::Lines<BufReader<std::process::ChildStdout>>) -> Vec<serde_json::Value> {
-    lines.map_while(Result::ok).filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(&l).ok()).collect()
-}
-
 fn trunk_gateway() -> Gateway {
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() })
@@ -77,10 +34,9 @@ fn trunk_gateway() -> Gateway {
 fn two_tabs_ring_and_the_second_hears_answered_elsewhere() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["accept", "watch"]);
+    let browser = AnsweringPages::start(&gateway, &["accept", "watch"]);
     let run = sipp("call_to_browser.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "{}", run.describe());
     assert_eq!(pages.len(), 2, "{pages:?}");
     assert_eq!(pages[0]["ended"]["reason"], "normal", "the tab that answered: {pages:?}");
@@ -91,10 +47,9 @@ fn two_tabs_ring_and_the_second_hears_answered_elsewhere() {
 fn a_browser_that_rejects_as_busy_gives_the_caller_486() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["busy"]);
+    let browser = AnsweringPages::start(&gateway, &["busy"]);
     let run = sipp("call_busy.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "the caller got 486: {}\n{}", run.describe(), gateway.log());
     assert_eq!(pages[0]["ok"], true, "{pages:?}");
 }
@@ -116,10 +71,9 @@ fn nobody_logged_in_gives_the_caller_480() {
 fn cancel_before_answer_stops_the_browsers_ringing_and_gives_487() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["watch", "watch"]);
+    let browser = AnsweringPages::start(&gateway, &["watch", "watch"]);
     let run = sipp("call_cancelled.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "CANCEL got 200 and the INVITE 487: {}\n{}", run.describe(), gateway.log());
     assert!(pages.iter().all(|p| p["ended"]["reason"] == "cancelled"), "both tabs stopped ringing: {pages:?}");
 }
@@ -133,7 +87,7 @@ fn second_call_is_refused_with(profile_extra: &str, calls_config: &str) {
         extra_media: calls_config.into(),
         ..Default::default()
     });
-    let (mut child, lines) = browsers(&gateway, &["watch"]);
+    let browser = AnsweringPages::start(&gateway, &["watch"]);
     let target = format!("127.0.0.1:{}", gateway.sip_port);
     let first_port = support::free_port().to_string();
     let first_target = target.clone();
@@ -142,8 +96,7 @@ fn second_call_is_refused_with(profile_extra: &str, calls_config: &str) {
     std::thread::sleep(std::time::Duration::from_millis(700));
     let second = sipp("call_overload.xml", &target, &["-t", "u1", "-p", &support::free_port().to_string()]);
     let first = first.join().expect("first call");
-    let _ = results(lines);
-    let _ = child.wait();
+    let _ = browser.reports();
     assert!(second.success(), "the second call got 503 with Retry-After: {}\n{}", second.describe(), gateway.log());
     assert!(first.success(), "the first call was unaffected: {}", first.describe());
 }
@@ -164,10 +117,9 @@ fn beyond_the_profile_call_limit_callers_get_503_with_retry_after() {
 fn rfc2833_digit_from_the_trunk_reaches_the_browser() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
     let run = sipp("builtin:uac_pcap", &format!("127.0.0.1:{}", gateway.sip_port), &["-s", "alice", "-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
     assert_eq!(pages[0]["codec"], "audio/PCMA", "{pages:?}");
     assert_eq!(pages[0]["dtmf"], "1", "the browser received DTMF 1: {pages:?}\n{}", gateway.log());
@@ -180,10 +132,9 @@ fn rfc2833_digit_from_the_trunk_reaches_the_browser() {
 fn hold_and_resume_from_the_trunk() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
     let run = sipp("call_hold_from_trunk.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-rtp_echo", "-mp", &support::free_sipp_media_port().to_string()]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "hold answered recvonly, resume sendrecv: {}\n{}", run.describe(), gateway.log());
     let page = &pages[0];
     println!("levels heard by the browser: before hold {}, on hold {} (over {} ms), after resume {}", page["peakLevel"], page["levels"]["onHold"], page["levels"]["onHoldMs"], page["levels"]["afterResume"]);
@@ -202,16 +153,17 @@ fn hold_and_resume_from_the_trunk() {
 
 /// RFC 4028: the trunk asks for Session-Expires 90 as refresher and refreshes at 40 s (UPDATE) and
 /// 80 s (re-INVITE). The call is still up at 105 s, past the first expiry, when the trunk hangs
-/// up; sipp fails on any BYE the gateway would have sent.
+/// up; sipp fails on any BYE the gateway would have sent. The trunk echoes the browser's audio:
+/// a trunk silent for 30 s would get the media timeout's BYE.
 #[test]
 fn session_timer_call_stays_up_past_two_refreshes() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["long"]);
+    let browser = AnsweringPages::start(&gateway, &["long"]);
     let started = std::time::Instant::now();
-    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-mp", &support::free_sipp_media_port().to_string()]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let media_port = support::free_sipp_media_port().to_string();
+    let run = sipp("call_session_timer.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-timeout", "150s", "-rtp_echo", "-mp", &media_port]);
+    let pages = browser.reports();
     println!("session-timer call lasted {:.1} s", started.elapsed().as_secs_f64());
     assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
     assert_eq!(pages[0]["ended"]["reason"], "normal", "{pages:?}");
@@ -224,10 +176,9 @@ fn session_timer_call_stays_up_past_two_refreshes() {
 fn caller_that_requires_100rel_gets_a_reliable_180() {
     sipp_available();
     let gateway = trunk_gateway();
-    let (mut child, lines) = browsers(&gateway, &["accept"]);
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
     let run = sipp("call_requires_100rel.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-mp", &support::free_sipp_media_port().to_string()]);
-    let pages = results(lines);
-    let _ = child.wait();
+    let pages = browser.reports();
     assert!(run.success(), "{}\n{}", run.describe(), gateway.log());
     assert!(pages[0]["peakLevel"].as_f64().unwrap_or(0.0) > 0.05, "{pages:?}");
     assert_eq!(pages[0]["ended"]["reason"], "normal", "{pages:?}");

@@ -5,7 +5,7 @@ use super::meter::{probe_payload, Receiver, Window};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use sipbridge::media::rtp::{self, RtpHeader};
-use sipbridge::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use super::webrtc_client::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;

@@ -14,6 +14,7 @@ pub mod meter;
 pub mod profile;
 pub mod report;
 pub mod sip_peer;
+pub mod webrtc_client;
 
 use browser::Voice;
 use calls::{CallContext, CallReport};

@@ -2,11 +2,12 @@
 //! With a forced codec the loop runs through that codec, so the audio is transcoded both ways
 //! (e.g. Opus -> PCMU -> Opus): the first thing to try when "there is no audio".
 
-use super::legs::{internal_leg, forward_to_browser};
-use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
+use super::legs::internal_leg;
+use crate::media::engine::{BrowserLegHandle, LegIo, MediaEngine, SessionHandle};
+use crate::media::worker::BrowserLegStart;
 use crate::media::handler::{Encoding, PayloadFormat, TranscoderFactory};
 use crate::media::session::{EgressSeeds, MediaSession, Side, Timeouts};
-use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -20,17 +21,14 @@ pub enum EchoEvent {
 /// The operator's WebRTC settings, per call.
 #[derive(Debug, Clone)]
 pub struct WebRtcSettings {
-    pub ice_servers: Vec<String>,
     pub public_ip: Option<std::net::IpAddr>,
     pub lite: bool,
     pub failed_timeout: std::time::Duration,
 }
 
 pub struct EchoCall {
-    leg: Arc<WebRtcLeg>,
+    leg: Arc<BrowserLegHandle>,
     media: SessionHandle,
-    engine: Arc<MediaEngine>,
-    port: u16,
     pub transcoding: bool,
 }
 
@@ -84,32 +82,11 @@ impl EchoCall {
             None => None,
         };
         let ssrc: u32 = rand::random();
-        // A port of the range may be held by another process (an ephemeral socket): try a few.
-        let mut attempt = 0;
-        let (port, (leg, answer, mut leg_events)) = loop {
-            let port = engine.reserve_port()?;
-            let config = WebRtcConfig {
-                bind: std::net::SocketAddr::new(engine.address(), port),
-                ice_servers: webrtc.ice_servers.clone(),
-                public_ip: webrtc.public_ip,
-                lite: webrtc.lite,
-                failed_timeout: webrtc.failed_timeout,
-            };
-            match WebRtcLeg::answer(offer_sdp, None, &config, ssrc).await {
-                Ok(answered) => break (port, answered),
-                Err(e) => {
-                    engine.release(port);
-                    attempt += 1;
-                    let bind_failure = e.to_string().contains("no udp_sockets");
-                    if !bind_failure || attempt >= 4 {
-                        return Err(e.into());
-                    }
-                }
-            }
-        };
+        let config = WebRtcConfig { public_ip: webrtc.public_ip, lite: webrtc.lite, failed_timeout: webrtc.failed_timeout };
+        let start = BrowserLegStart::Answer { offer: offer_sdp.to_string(), forced_codec: None };
+        let (leg, answer, _, mut leg_events) = engine.open_browser_leg(start, &config, ssrc).await?;
         let Some(browser) = browser_format(&leg.codec()) else {
             leg.close().await;
-            engine.release(port);
             return Err(crate::webrtc_leg::WebRtcError::NoCommonCodec.into());
         };
         let looped = match loop_encoding {
@@ -124,22 +101,14 @@ impl EchoCall {
         let session = MediaSession::new(internal_leg(vec![browser]), internal_leg(vec![looped]), seeds, factory, Timeouts::default(), engine.now());
         if let Some(problem) = session.problems().first() {
             leg.close().await;
-            engine.release(port);
             return Err(EchoError::Transcoding(problem.clone()));
         }
-        let (to_engine, from_browser) = mpsc::channel(512);
-        let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
-        let media = engine.spawn_legs(session, LegIo::Channel { inbound: from_browser, outbound: to_browser }, LegIo::Loopback);
+        let media = engine.spawn_with_browser(session, leg.io(), LegIo::Loopback, &leg);
         let leg = Arc::new(leg);
         let (events_tx, events_rx) = mpsc::channel(64);
-        forward_to_browser(from_engine, leg.clone());
         tokio::spawn(async move {
             while let Some(event) = leg_events.recv().await {
                 let forwarded = match event {
-                    LegEvent::Rtp(packet) => {
-                        let _ = to_engine.try_send(packet);
-                        continue;
-                    }
                     LegEvent::LocalCandidate(candidate) => EchoEvent::Candidate(candidate),
                     LegEvent::Connected => EchoEvent::Connected,
                     LegEvent::Failed(reason) => EchoEvent::Ended { reason },
@@ -149,7 +118,7 @@ impl EchoCall {
                 }
             }
         });
-        Ok((EchoCall { leg, media, engine: engine.clone(), port, transcoding }, answer, events_rx))
+        Ok((EchoCall { leg, media, transcoding }, answer, events_rx))
     }
 
     pub async fn add_remote_candidate(&self, candidate: Option<serde_json::Value>) -> Result<(), EchoError> {
@@ -163,6 +132,5 @@ impl EchoCall {
     pub async fn hangup(&self) {
         self.media.stop().await;
         self.leg.close().await;
-        self.engine.release(self.port);
     }
 }

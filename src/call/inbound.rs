@@ -2,10 +2,11 @@
 //! that accepts, and carry hang-ups both ways. One task per call; it only talks to the SIP side
 //! through `StatusHandle` commands and `SipCallEvent`s, and to browsers through the registry.
 
-use super::legs::{browser_leg, encoding_of_codec, forward_to_browser, sip_leg};
+use super::legs::{browser_leg, encoding_of_codec, sip_leg};
 use super::registry::{BrowserAnswer, BrowserPush, BrowserRegistry, Parking};
 use crate::call::echo::WebRtcSettings;
-use crate::media::engine::{LegIo, MediaEngine, SessionHandle};
+use crate::media::engine::{BrowserLegHandle, LegIo, MediaEngine, SessionHandle};
+use crate::media::worker::BrowserLegStart;
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
@@ -13,10 +14,10 @@ use crate::signaling::HangupReason;
 use crate::sip::core::{CallEndReason, CallerIdentity, IncomingCall, SipCallId};
 use crate::sip::endpoint::{SipCallEvent, StatusHandle};
 use crate::config::BrowserCodecPolicy;
-use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig};
 use super::limits::{CallCounter, CallScope, CallSlot};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use std::collections::HashMap;
@@ -30,6 +31,8 @@ pub struct CallLayer {
     pub browsers: Arc<BrowserRegistry>,
     pub webrtc: WebRtcSettings,
     pub opus_complexity: u8,
+    /// `[media] rtp_timeout_secs` and `rtp_hold_timeout_secs`: a silent leg ends the call.
+    pub media_timeouts: Timeouts,
     /// Calls placed by browsers register here to receive their SIP events.
     pub outbound: mpsc::Sender<(SipCallId, mpsc::Sender<SipCallEvent>)>,
     pub limits: crate::config::CallsConfig,
@@ -92,9 +95,8 @@ pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>
 struct Device {
     id: u64,
     push: mpsc::Sender<BrowserPush>,
-    leg: Arc<WebRtcLeg>,
+    leg: Arc<BrowserLegHandle>,
     events: Option<mpsc::Receiver<LegEvent>>,
-    port: u16,
 }
 
 async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: mpsc::Receiver<SipCallEvent>) {
@@ -148,16 +150,10 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
     let mut ringing: Vec<Device> = Vec::new();
     for (device, push) in devices {
-        let Ok(port) = layer.engine.reserve_port() else { continue };
-        let config = WebRtcConfig {
-            bind: std::net::SocketAddr::new(layer.engine.address(), port),
-            ice_servers: layer.webrtc.ice_servers.clone(),
-            public_ip: layer.webrtc.public_ip,
-            lite: layer.webrtc.lite,
-            failed_timeout: layer.webrtc.failed_timeout,
-        };
-        match WebRtcLeg::offer(browser_codec.clone(), &config, rand::random()).await {
-            Ok((leg, sdp, events)) => {
+        let config = WebRtcConfig { public_ip: layer.webrtc.public_ip, lite: layer.webrtc.lite, failed_timeout: layer.webrtc.failed_timeout };
+        let start = BrowserLegStart::Offer { codec: browser_codec.clone() };
+        match layer.engine.open_browser_leg(start, &config, rand::random()).await {
+            Ok((leg, sdp, _, events)) => {
                 let incoming = BrowserPush::Incoming {
                     call_id: call_id.clone(),
                     caller_uri: call.from_uri.clone(),
@@ -166,16 +162,12 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
                     control: control_tx.clone(),
                 };
                 if push.send(incoming).await.is_ok() {
-                    ringing.push(Device { id: device, push, leg: Arc::new(leg), events: Some(events), port });
+                    ringing.push(Device { id: device, push, leg: Arc::new(leg), events: Some(events) });
                     continue;
                 }
                 leg.close().await;
-                layer.engine.release(port);
             }
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot offer to a browser");
-                layer.engine.release(port);
-            }
+            Err(e) => tracing::warn!(error = %e, "cannot offer to a browser"),
         }
     }
     if ringing.is_empty() {
@@ -256,7 +248,6 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     let Some(index) = winner else {
         for d in ringing {
             d.leg.close().await;
-            layer.engine.release(d.port);
         }
         let (status, side, reason, sip_code) = ending;
         attach_ladder(&layer, &mut log).await;
@@ -266,7 +257,6 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     for other in ringing {
         let _ = other.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::AnsweredElsewhere, cause: "answered on another device".into() }).await;
         other.leg.close().await;
-        layer.engine.release(other.port);
     }
     let sip_leg = sip_leg(&negotiated, sip_format);
     // The browser's own numbers, as its answer settled them: not the SIP side's.
@@ -275,7 +265,6 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         // Cannot happen with the codecs we offer; refused cleanly all the same.
         let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Failed, cause: "no usable codec".into() }).await;
         device.leg.close().await;
-        layer.engine.release(device.port);
         return refuse(&layer, &call, log, 488, CallStatus::Failed, "the browser answered with no usable codec").await;
     };
     let seeds = [
@@ -283,12 +272,9 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let factory = crate::media::codec_glue::factory(layer.opus_complexity);
-    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, Timeouts::default(), layer.engine.now());
-    let (to_engine, from_browser) = mpsc::channel(512);
-    let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
+    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, layer.media_timeouts, layer.engine.now());
     let rtp_port = endpoint.port;
-    let mut media = layer.engine.spawn_legs(session, LegIo::Udp(endpoint), LegIo::Channel { inbound: from_browser, outbound: to_browser });
-    forward_to_browser(from_engine, device.leg.clone());
+    let mut media = layer.engine.spawn_with_browser(session, LegIo::Udp(endpoint), device.leg.io(), &device.leg);
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
         tracing::warn!(error = %e, "cannot answer the SIP side");
         return finish(&layer, &device, &media, log, HangupSide::Gateway, &call_id, HangupReason::Failed, &e).await;
@@ -298,7 +284,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     log.dtmf_mode(negotiated.telephone_event.is_some());
     log.answered(sip_codec.codec.encoding_name(), &browser_media.codec.mime_type, transcoding, Some(device.id));
     let mut sip = SipSide::new(call.id, Side::A, &call_id, media_address, rtp_port, answer, Some(offer), sip_codec.codec);
-    bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events, to_engine).await;
+    bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events).await;
 }
 
 /// Refuses the caller with `status` and closes the record.
@@ -363,7 +349,6 @@ async fn bridge(
     call_id: &str,
     control: &mut mpsc::Receiver<BrowserAnswer>,
     sip_events: &mut mpsc::Receiver<SipCallEvent>,
-    to_engine: mpsc::Sender<Vec<u8>>,
 ) {
     let Some(mut leg_events) = device.events.take() else { return };
     let longest = tokio::time::sleep(Duration::from_secs(layer.limits.max_duration_secs));
@@ -382,7 +367,6 @@ async fn bridge(
                 return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Normal, "maximum call duration").await;
             }
             event = leg_events.recv() => match event {
-                Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
                 Some(LegEvent::LocalCandidate(candidate)) => {
                     let _ = device.push.send(BrowserPush::Candidate { call_id: call_id.to_string(), candidate }).await;
                 }
@@ -396,7 +380,12 @@ async fn bridge(
                     return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Failed, "browser leg closed").await;
                 }
             },
-            Some(event) = media.events.recv() => sip.on_media_event(layer, &device.push, event).await,
+            Some(event) = media.events.recv() => {
+                if let Some(timeout) = sip.on_media_event(layer, &device.push, event).await {
+                    layer.sip.call_hangup(call.id).await;
+                    return finish(layer, device, media, log, HangupSide::Gateway, call_id, MediaTimeout::REASON, &timeout.cause()).await;
+                }
+            }
             answer = control.recv() => match answer {
                 Some(request @ (BrowserAnswer::Dtmf { .. } | BrowserAnswer::Hold { .. } | BrowserAnswer::Transfer { .. })) => { let _ = sip.on_browser(layer, media, request).await; }
                 Some(BrowserAnswer::Hangup { .. }) | None => {
@@ -457,5 +446,4 @@ async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, mut l
     log.finish(status, side, if cause.is_empty() { "the browser hung up" } else { cause }, None);
     media.stop().await;
     device.leg.close().await;
-    layer.engine.release(device.port);
 }

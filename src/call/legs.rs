@@ -1,14 +1,12 @@
 //! Leg set-up shared by every call kind: the media session's view of a SIP peer and of a browser,
-//! and the task that carries the engine's packets out through a WebRTC leg.
+//! and the addresses SDP names for media.
 
 use crate::media::engine::{MediaEngine, INTERNAL_PEER};
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::{DtmfMode, LegConfig, RtcpMode};
 use crate::sdp::{Codec, NegotiatedAudio, SessionDescription};
 use std::net::IpAddr;
-use crate::webrtc_leg::{BrowserMedia, WebRtcLeg};
-use std::sync::Arc;
-use tokio::sync::mpsc;
+use crate::webrtc_leg::BrowserMedia;
 
 pub fn encoding_of_codec(codec: Codec) -> Encoding {
     match codec {
@@ -75,17 +73,6 @@ pub fn browser_leg(media: &BrowserMedia) -> Option<(LegConfig, PayloadFormat)> {
     let mut config = internal_leg(vec![format]);
     config.telephone_event = media.telephone_event;
     Some((config, format))
-}
-
-/// Sends what the engine produced for the browser until the engine drops its side.
-pub fn forward_to_browser(mut from_engine: mpsc::Receiver<Vec<u8>>, leg: Arc<WebRtcLeg>) {
-    tokio::spawn(async move {
-        while let Some(packet) = from_engine.recv().await {
-            if let Err(e) = leg.send_rtp(&packet).await {
-                tracing::debug!(error = %e, "cannot send to the browser");
-            }
-        }
-    });
 }
 
 /// The address our SDP gives a SIP peer for media: toward the address its offer names for RTP,

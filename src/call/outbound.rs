@@ -1,23 +1,24 @@
 //! A call from a browser to SIP: answer the browser's WebRTC offer, offer SIP to the peer of one
 //! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
 
-use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encoding_of_codec, forward_to_browser, sip_leg};
+use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encoding_of_codec, sip_leg};
 use super::inbound::CallLayer;
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
-use super::sip_side::SipSide;
+use super::sip_side::{MediaTimeout, SipSide};
 use crate::store::{CallStatus, HangupSide};
 use crate::media::session::Side;
 use crate::sip::core::{CallEndReason, DialogEvent};
-use crate::media::engine::{LegIo, SessionHandle};
+use crate::media::engine::{BrowserLegHandle, LegIo, SessionHandle};
+use crate::media::worker::BrowserLegStart;
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::LegConfig;
-use crate::media::session::{EgressSeeds, MediaSession, Timeouts};
+use crate::media::session::{EgressSeeds, MediaSession};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::OutboundEvent;
 use crate::sip::endpoint::SipCallEvent;
-use crate::webrtc_leg::{LegEvent, WebRtcConfig, WebRtcLeg};
+use crate::webrtc_leg::{LegEvent, WebRtcConfig};
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
@@ -68,22 +69,12 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
         return log.finish(CallStatus::Failed, HangupSide::Gateway, "call limit reached", None);
     };
-    let Ok(port) = layer.engine.reserve_port() else {
-        let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await;
-        return log.finish(CallStatus::Failed, HangupSide::Gateway, "no media port", None);
-    };
     let mut log = log;
-    let config = WebRtcConfig {
-        bind: std::net::SocketAddr::new(layer.engine.address(), port),
-        ice_servers: layer.webrtc.ice_servers.clone(),
-        public_ip: layer.webrtc.public_ip,
-        lite: layer.webrtc.lite,
-        failed_timeout: layer.webrtc.failed_timeout,
-    };
-    let (leg, browser_answer, mut leg_events) = match WebRtcLeg::answer(&browser_offer, None, &config, rand::random()).await {
+    let config = WebRtcConfig { public_ip: layer.webrtc.public_ip, lite: layer.webrtc.lite, failed_timeout: layer.webrtc.failed_timeout };
+    let start = BrowserLegStart::Answer { offer: browser_offer.clone(), forced_codec: None };
+    let (leg, browser_answer, _, mut leg_events) = match layer.engine.open_browser_leg(start, &config, rand::random()).await {
         Ok(answered) => answered,
         Err(e) => {
-            layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::Failed, &e.to_string())).await;
             return log.finish(CallStatus::Failed, HangupSide::Browser, "the browser's offer was refused", None);
         }
@@ -92,7 +83,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     // The browser leg keeps the numbers it negotiated; the media session maps them to the SIP leg's.
     let Some((browser_config, browser_format)) = browser_leg(&leg.media()) else {
         leg.close().await;
-        layer.engine.release(port);
         let _ = push.send(hangup(HangupReason::Failed, "no usable codec")).await;
         return log.finish(CallStatus::Failed, HangupSide::Browser, "the browser's offer was refused", None);
     };
@@ -101,7 +91,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
         Ok(endpoint) => endpoint,
         Err(_) => {
             leg.close().await;
-            layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::Unavailable, "no media port")).await;
             return log.finish(CallStatus::Failed, HangupSide::Gateway, "no media port", None);
         }
@@ -120,7 +109,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
         }
         Err(e) => {
             leg.close().await;
-            layer.engine.release(port);
             let _ = push.send(hangup(HangupReason::NotFound, &e)).await;
             return log.finish(CallStatus::Failed, HangupSide::Gateway, &e, None);
         }
@@ -132,8 +120,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     let mut sip: Option<SipSide> = None;
     let rtp_port = endpoint.port;
     let mut endpoint = Some(endpoint);
-    let (to_engine, from_browser) = mpsc::channel(512);
-    let mut from_browser = Some(from_browser);
     let longest = tokio::time::sleep(std::time::Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
     let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
@@ -154,7 +140,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 Some(SipCallEvent::Outbound(OutboundEvent::Progress { status, sdp, .. })) => {
                     // 183 with SDP is early media: ringback or an announcement the browser must hear.
                     let early = match sdp {
-                        Some(sdp) if media.is_none() => match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint, &mut from_browser) {
+                        Some(sdp) if media.is_none() => match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint) {
                             Ok(started) => {
                                 let (sip_codec, sip_payload_type) = started.1;
                                 tracing::info!(%call_id, ?sip_codec, sip_payload_type, ?browser_encoding, browser_payload_type = browser_format.payload_type, "early media");
@@ -176,7 +162,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 }
                 Some(SipCallEvent::Outbound(OutboundEvent::Answered { sdp, .. })) => {
                     if media.is_none() {
-                        match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint, &mut from_browser) {
+                        match start_media(&layer, &our_offer, &sdp, &browser_config, &leg, &mut endpoint) {
                             Ok(started) => {
                                 let (sip_codec, sip_payload_type) = started.1;
                                 let transcoding = encoding_of_codec(sip_codec) != browser_encoding;
@@ -192,7 +178,9 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                         // Without 100rel the 200's SDP repeats the 183's (RFC 6337 §3.1), so early media carries on.
                         tracing::info!(%call_id, "answered after early media");
                     }
-                    if media.is_some() {
+                    if let Some(media) = &media {
+                        // Media must flow from the answer on (early media may be silent).
+                        let _ = media.expect_media().await;
                         let codec = SessionDescription::parse(&sdp).ok().and_then(|a| sdp::read_answer(&our_offer, &a).ok().map(|n| (a, n)));
                         if let Some((answer, negotiated)) = codec {
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
@@ -230,7 +218,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 None => break (HangupReason::Failed, "call layer stopped".into()),
             },
             event = leg_events.recv() => match event {
-                Some(LegEvent::Rtp(packet)) => { let _ = to_engine.try_send(packet); }
                 Some(LegEvent::LocalCandidate(candidate)) => {
                     let _ = push.send(BrowserPush::Candidate { call_id: call_id.clone(), candidate }).await;
                 }
@@ -245,7 +232,11 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                 }
             },
             Some(event) = next_media_event(&mut media) => {
-                if let Some(sip) = sip.as_mut() { sip.on_media_event(&layer, &push, event).await; }
+                let Some(sip) = sip.as_mut() else { continue };
+                if let Some(timeout) = sip.on_media_event(&layer, &push, event).await {
+                    layer.sip.outbound_hangup(sip_id).await;
+                    break (MediaTimeout::REASON, timeout.cause());
+                }
             }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Candidate { candidate, .. }) => { let _ = leg.add_remote_candidate(candidate).await; }
@@ -297,7 +288,6 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     super::inbound::attach_ladder(&layer, &mut log).await;
     log.finish(status, side, &outcome.1, sip_status);
     leg.close().await;
-    layer.engine.release(port);
 }
 
 /// The media session's next event, once there is a session.
@@ -315,9 +305,8 @@ fn start_media(
     our_offer: &SessionDescription,
     peer_sdp: &str,
     browser: &LegConfig,
-    leg: &Arc<WebRtcLeg>,
+    leg: &Arc<BrowserLegHandle>,
     endpoint: &mut Option<crate::media::engine::RtpEndpoint>,
-    from_browser: &mut Option<mpsc::Receiver<Vec<u8>>>,
 ) -> Result<(SessionHandle, (Codec, u8)), &'static str> {
     let negotiated = SessionDescription::parse(peer_sdp).ok().and_then(|answer| sdp::read_answer(our_offer, &answer).ok());
     let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else { return Err("no common codec") };
@@ -327,20 +316,20 @@ fn start_media(
         EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
         EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() },
     ];
-    let (Some(rtp), Some(inbound)) = (endpoint.take(), from_browser.take()) else { return Err("internal") };
+    let Some(rtp) = endpoint.take() else { return Err("internal") };
     let mut sip_config = sip_leg(&negotiated, sip_format);
     accept_offered_numbers(&mut sip_config, our_offer);
-    let session = MediaSession::new(
+    let mut session = MediaSession::new(
         browser.clone(),
         sip_config,
         seeds,
         crate::media::codec_glue::factory(layer.opus_complexity),
-        Timeouts::default(),
+        layer.media_timeouts,
         layer.engine.now(),
     );
-    let (to_browser, from_engine) = mpsc::channel::<Vec<u8>>(512);
-    let media = layer.engine.spawn_legs(session, LegIo::Channel { inbound, outbound: to_browser }, LegIo::Udp(rtp));
-    forward_to_browser(from_engine, leg.clone());
+    // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
+    session.defer_inactivity();
+    let media = layer.engine.spawn_with_browser(session, leg.io(), LegIo::Udp(rtp), leg);
     Ok((media, (sip_codec.codec, sip_codec.payload_type)))
 }
 

@@ -9,12 +9,35 @@ use crate::media::engine::SessionHandle;
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{MediaEvent, Side};
 use crate::sdp::{self, Codec, Direction, LocalCapabilities, NegotiatedAudio, SessionDescription};
+use crate::signaling::HangupReason;
 use crate::sip::core::{DialogEvent, SipCallId};
 use std::net::IpAddr;
+use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 /// How long each digit the browser sends lasts toward the SIP side.
 const DIGIT_MS: u32 = 100;
+
+/// A leg sent no RTP for `[media] rtp_timeout_secs` (`rtp_hold_timeout_secs` on hold): the call
+/// ends with BYE to the SIP side and `media_timeout` to the browser, and the record says so. The
+/// timers run only once the call is answered (see `media::session::inactivity`), so there is
+/// never a CANCEL or an error answer for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MediaTimeout {
+    /// The silent leg: "SIP" or "browser".
+    pub leg: &'static str,
+    pub silent_for: Duration,
+}
+
+impl MediaTimeout {
+    pub const REASON: HangupReason = HangupReason::MediaTimeout;
+
+    /// The `cause` for the browser and the record's hangup reason. It starts with the protocol's
+    /// reason value so records can be searched for it.
+    pub fn cause(&self) -> String {
+        format!("media_timeout: no RTP from the {} side for {} s", self.leg, self.silent_for.as_secs())
+    }
+}
 
 pub struct SipSide {
     pub id: SipCallId,
@@ -92,8 +115,10 @@ impl SipSide {
     }
 
     /// Digits the SIP side sent in the media reach the browser as `dtmf` events; digits for a
-    /// peer that wants SIP INFO leave as INFO.
-    pub async fn on_media_event(&mut self, layer: &CallLayer, push: &mpsc::Sender<BrowserPush>, event: MediaEvent) {
+    /// peer that wants SIP INFO leave as INFO. A silent leg ends the call: the caller hangs up
+    /// with the returned timeout.
+    #[must_use]
+    pub async fn on_media_event(&mut self, layer: &CallLayer, push: &mpsc::Sender<BrowserPush>, event: MediaEvent) -> Option<MediaTimeout> {
         match event {
             MediaEvent::Digit { from, digit, duration_ms } if from == self.side => {
                 tracing::info!(%digit, duration_ms, "DTMF from the SIP side");
@@ -102,9 +127,14 @@ impl SipSide {
             MediaEvent::SendInfo { toward, digit, duration_ms } if toward == self.side => {
                 layer.sip.call_info_dtmf(self.id, digit, duration_ms).await;
             }
-            MediaEvent::Inactive { side, silent_for } => tracing::info!(?side, ?silent_for, "no RTP"),
+            MediaEvent::Inactive { side, silent_for } => {
+                let timeout = MediaTimeout { leg: if side == self.side { "SIP" } else { "browser" }, silent_for };
+                tracing::info!(leg = timeout.leg, ?silent_for, on_hold = self.held_by_browser || self.held_by_peer, "media timeout: BYE");
+                return Some(timeout);
+            }
             _ => {}
         }
+        None
     }
 
     /// Browser requests about the SIP side; anything else is handed back.

@@ -255,6 +255,13 @@ pub struct MediaConfig {
     /// A browser leg whose ICE has not connected (or lost connectivity) this long ends the call.
     #[serde(default = "default_ice_failed_timeout")]
     pub ice_failed_timeout_secs: u64,
+    /// Media worker threads; 0 (the default) is one per core.
+    #[serde(default)]
+    pub workers: usize,
+    /// The UDP port every browser leg of the first worker shares (the next worker takes the
+    /// next port); 0 (the default) takes one port per worker from the RTP range.
+    #[serde(default)]
+    pub webrtc_port: u16,
 }
 
 impl Default for MediaConfig {
@@ -269,6 +276,8 @@ impl Default for MediaConfig {
             opus_complexity: default_opus_complexity(),
             ice_lite: false,
             ice_failed_timeout_secs: default_ice_failed_timeout(),
+            workers: 0,
+            webrtc_port: 0,
         }
     }
 }
@@ -435,6 +444,9 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     }
     if calls.max_duration_secs < 60 {
         errors.push(file, "calls.max_duration_secs", "must be at least 60 s");
+    }
+    if media.workers > 64 {
+        errors.push(file, "media.workers", "must be 0 (one per core) to 64");
     }
     if !(1..=120).contains(&media.ice_failed_timeout_secs) {
         errors.push(file, "media.ice_failed_timeout_secs", "must be 1-120 s");

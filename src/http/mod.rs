@@ -229,6 +229,11 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_rtp_packets_received_total {received}");
     let _ = writeln!(out, "# TYPE sipbridge_rtp_packets_lost_total counter");
     let _ = writeln!(out, "sipbridge_rtp_packets_lost_total {lost}");
+    let (unknown_flow, unknown_ufrag, rejected) = calls.engine.webrtc_drops();
+    let _ = writeln!(out, "# TYPE sipbridge_webrtc_dropped_total counter");
+    let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_flow\"}} {unknown_flow}");
+    let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_ufrag\"}} {unknown_ufrag}");
+    let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"rejected_by_leg\"}} {rejected}");
     let _ = writeln!(out, "# TYPE sipbridge_websocket_connections gauge");
     let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.load(std::sync::atomic::Ordering::Relaxed));
     let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");

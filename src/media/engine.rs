@@ -1,14 +1,16 @@
-//! The tokio driver of the media engine: binds RTP/RTCP port pairs from the configured range and
-//! runs one task per session (never a thread per call). All media decisions are in `session.rs`;
-//! this file only moves packets and time. It never waits on signalling or storage: commands and
-//! events travel over bounded channels, and a full event channel drops the event rather than block.
+//! The media engine: the port pool, the addresses SDP names, and the media workers that run the
+//! sessions (`worker/`). Signalling uses it through handles: `SessionHandle` for a running
+//! session and `BrowserLegHandle` for a WebRTC leg. Both send commands to the worker that owns
+//! the call; nothing here is on the packet path.
 
 use super::ports::{PortError, PortPool};
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
+use super::worker::{self, BrowserLegStart, Command, LegId, SessionCommand, SessionId, WorkerHandle, WorkerLeg};
+use crate::webrtc_leg::{BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,27 +21,39 @@ pub enum EngineError {
     Bind { port: u16, source: std::io::Error },
     #[error("the media session has ended")]
     Ended,
+    #[error("cannot make the DTLS certificate: {0}")]
+    Certificate(#[source] WebRtcError),
 }
 
 /// How a leg's packets enter and leave the engine.
 pub enum LegIo {
     /// A SIP-side leg: our own RTP/RTCP sockets.
     Udp(RtpEndpoint),
-    /// A leg whose transport lives elsewhere (the WebRTC leg): decrypted RTP in and out.
-    Channel { inbound: mpsc::Receiver<Vec<u8>>, outbound: mpsc::Sender<Vec<u8>> },
+    /// A browser's WebRTC leg, opened with `MediaEngine::open_browser_leg`.
+    Browser(LegId),
     /// Echo: what the session sends to this leg comes straight back from it.
     Loopback,
 }
 
-/// The address packets on channel and loopback legs appear to come from; configure such legs with
+/// The address packets on browser and loopback legs appear to come from; configure such legs with
 /// it as their remote so the latch accepts them (their transport authenticates them already).
 pub const INTERNAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// One leg's sockets: RTP on an even port, RTCP on the port above (unless rtcp-mux is used).
+/// Non-blocking; the worker that runs the session watches them.
 pub struct RtpEndpoint {
-    pub rtp: UdpSocket,
-    pub rtcp: UdpSocket,
+    pub rtp: std::net::UdpSocket,
+    pub rtcp: std::net::UdpSocket,
     pub port: u16,
+}
+
+/// How many workers, and which port their shared WebRTC sockets use.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct WorkerSettings {
+    /// 0: one per core.
+    pub workers: usize,
+    /// The first worker's WebRTC port (the next worker takes the next port); 0: from the range.
+    pub webrtc_port: u16,
 }
 
 pub struct MediaEngine {
@@ -47,8 +61,13 @@ pub struct MediaEngine {
     /// `media.public_address`: what SDP names instead of our own address (NAT 1:1).
     public_address: Option<IpAddr>,
     route_sources: crate::route_source::RouteSources,
-    ports: Mutex<PortPool>,
+    ports: Arc<Mutex<PortPool>>,
     started: Instant,
+    settings: WorkerSettings,
+    /// Started on first use, so an engine that only answers address questions binds nothing.
+    workers: Mutex<Option<Arc<Vec<WorkerHandle>>>>,
+    next_worker: AtomicUsize,
+    next_id: AtomicU64,
 }
 
 impl MediaEngine {
@@ -57,9 +76,23 @@ impl MediaEngine {
     }
 
     pub fn with_public_address(address: IpAddr, public_address: Option<IpAddr>, port_min: u16, port_max: u16) -> Result<Arc<MediaEngine>, EngineError> {
-        let ports = Mutex::new(PortPool::new(port_min, port_max)?);
+        Self::with_workers(address, public_address, port_min, port_max, WorkerSettings::default())
+    }
+
+    pub fn with_workers(address: IpAddr, public_address: Option<IpAddr>, port_min: u16, port_max: u16, settings: WorkerSettings) -> Result<Arc<MediaEngine>, EngineError> {
+        let ports = Arc::new(Mutex::new(PortPool::new(port_min, port_max)?));
         let public_address = public_address.filter(|ip| !ip.is_unspecified());
-        Ok(Arc::new(MediaEngine { address, public_address, route_sources: Default::default(), ports, started: Instant::now() }))
+        Ok(Arc::new(MediaEngine {
+            address,
+            public_address,
+            route_sources: Default::default(),
+            ports,
+            started: Instant::now(),
+            settings,
+            workers: Mutex::new(None),
+            next_worker: AtomicUsize::new(0),
+            next_id: AtomicU64::new(1),
+        }))
     }
 
     /// Binds the next free even/odd pair. Ports another process holds are skipped (and returned to
@@ -68,9 +101,8 @@ impl MediaEngine {
         let mut last_error = None;
         for _ in 0..32 {
             let port = self.lock_ports().allocate()?;
-            let rtp = UdpSocket::bind(SocketAddr::new(self.address, port)).await;
-            let rtcp = UdpSocket::bind(SocketAddr::new(self.address, port + 1)).await;
-            match (rtp, rtcp) {
+            let bind = |port: u16| std::net::UdpSocket::bind(SocketAddr::new(self.address, port)).and_then(|s| s.set_nonblocking(true).map(|()| s));
+            match (bind(port), bind(port + 1)) {
                 (Ok(rtp), Ok(rtcp)) => return Ok(RtpEndpoint { rtp, rtcp, port }),
                 (Err(e), _) | (_, Err(e)) => {
                     self.lock_ports().release(port);
@@ -81,9 +113,8 @@ impl MediaEngine {
         Err(last_error.unwrap_or(EngineError::Ports(PortError::Exhausted(0, 0))))
     }
 
-    /// A port for a leg that binds its own socket (the WebRTC leg). Give it back with `release`.
-    /// The range may overlap the kernel's ephemeral ports, so a port some other socket holds is
-    /// skipped (and goes back to the pool) rather than failing the call when the leg binds it.
+    /// A port from the range that no other socket holds now. The range may overlap the kernel's
+    /// ephemeral ports, so a held port is skipped (and goes back to the pool).
     pub fn reserve_port(&self) -> Result<u16, EngineError> {
         let mut last_error = None;
         for _ in 0..32 {
@@ -135,191 +166,208 @@ impl MediaEngine {
         self.started.elapsed()
     }
 
-    /// Starts the task that runs `session` between two UDP endpoints.
+    /// The workers, started on first use.
+    pub fn workers(&self) -> Result<Arc<Vec<WorkerHandle>>, EngineError> {
+        let mut workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(started) = workers.as_ref() {
+            return Ok(Arc::clone(started));
+        }
+        let count = match self.settings.workers {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            n => n,
+        };
+        let mut started = Vec::with_capacity(count);
+        for index in 0..count {
+            started.push(self.start_worker(index)?);
+        }
+        let started = Arc::new(started);
+        *workers = Some(Arc::clone(&started));
+        Ok(started)
+    }
+
+    fn start_worker(&self, index: usize) -> Result<WorkerHandle, EngineError> {
+        if self.settings.webrtc_port != 0 {
+            let port = self.settings.webrtc_port.saturating_add(index as u16);
+            let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
+            return worker::spawn(index, &binds, self.started, Arc::clone(&self.ports));
+        }
+        let mut last_error = None;
+        for _ in 0..32 {
+            let port = self.reserve_port()?;
+            let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
+            match worker::spawn(index, &binds, self.started, Arc::clone(&self.ports)) {
+                Ok(handle) => return Ok(handle),
+                Err(e) => last_error = Some(e),
+            }
+        }
+        Err(last_error.unwrap_or(EngineError::Ended))
+    }
+
+    /// Drops counted on the shared WebRTC ports, summed over workers: (unknown 5-tuple,
+    /// unknown ufrag, refused by a leg).
+    pub fn webrtc_drops(&self) -> (u64, u64, u64) {
+        let workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        workers.map_or((0, 0, 0), |workers| {
+            workers.iter().fold((0, 0, 0), |(a, b, c), w| {
+                (a + w.counters.unknown_flow.load(Ordering::Relaxed), b + w.counters.unknown_ufrag.load(Ordering::Relaxed), c + w.counters.rejected_by_leg.load(Ordering::Relaxed))
+            })
+        })
+    }
+
+    fn next_worker(&self) -> Result<(usize, WorkerHandle), EngineError> {
+        let workers = self.workers()?;
+        let index = self.next_worker.fetch_add(1, Ordering::Relaxed) % workers.len().max(1);
+        workers.get(index).cloned().map(|w| (index, w)).ok_or(EngineError::Ended)
+    }
+
+    /// Opens a browser leg on a worker: answering the browser's offer, or offering to it. Returns
+    /// the leg, our SDP, what it negotiated, and the leg's events (local candidates, state).
+    pub async fn open_browser_leg(&self, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32) -> Result<(BrowserLegHandle, String, BrowserMedia, mpsc::Receiver<LegEvent>), WebRtcError> {
+        let (_, worker) = self.next_worker().map_err(|e| WebRtcError::Engine(e.to_string()))?;
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (events_tx, events) = mpsc::channel(64);
+        let (reply, answer) = oneshot::channel();
+        worker
+            .send(Command::OpenBrowserLeg { id, start, config: config.clone(), ssrc, events: events_tx, reply })
+            .map_err(|e| WebRtcError::Engine(e.to_string()))?;
+        let (sdp, media) = answer.await.map_err(|_| WebRtcError::Engine("media worker stopped".into()))??;
+        let handle = BrowserLegHandle { id, worker, ssrc, media: Mutex::new(media.clone()) };
+        Ok((handle, sdp, media, events))
+    }
+
+    /// Starts `session` between two UDP endpoints.
     pub fn spawn(self: &Arc<Self>, session: MediaSession, a: RtpEndpoint, b: RtpEndpoint) -> SessionHandle {
         self.spawn_legs(session, LegIo::Udp(a), LegIo::Udp(b))
     }
 
-    /// Starts the task that runs `session` between any two kinds of leg.
+    /// Starts `session` between any two kinds of leg, on the worker of its browser leg if any.
     pub fn spawn_legs(self: &Arc<Self>, session: MediaSession, a: LegIo, b: LegIo) -> SessionHandle {
-        let (commands_tx, commands_rx) = mpsc::channel(32);
-        let (events_tx, events_rx) = mpsc::channel(256);
-        let engine = self.clone();
-        tokio::spawn(async move {
-            let ports: Vec<u16> = [&a, &b].iter().filter_map(|io| if let LegIo::Udp(e) = io { Some(e.port) } else { None }).collect();
-            run(engine.clone(), session, [a, b], commands_rx, events_tx).await;
-            for port in ports {
-                engine.release(port);
-            }
+        self.spawn_on(session, a, b, None)
+    }
+
+    /// As `spawn_legs`, with the session on the worker that holds `browser`.
+    pub fn spawn_with_browser(self: &Arc<Self>, session: MediaSession, a: LegIo, b: LegIo, browser: &BrowserLegHandle) -> SessionHandle {
+        self.spawn_on(session, a, b, Some(browser.worker.clone()))
+    }
+
+    fn spawn_on(self: &Arc<Self>, session: MediaSession, a: LegIo, b: LegIo, worker: Option<WorkerHandle>) -> SessionHandle {
+        let id: SessionId = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (events_tx, events) = mpsc::channel(256);
+        let worker = worker.map(Ok).unwrap_or_else(|| self.next_worker().map(|(_, w)| w));
+        let legs = [a, b].map(|io| match io {
+            LegIo::Udp(endpoint) => WorkerLeg::Udp(endpoint),
+            LegIo::Browser(id) => WorkerLeg::Browser(id),
+            LegIo::Loopback => WorkerLeg::Loopback,
         });
-        SessionHandle { commands: commands_tx, events: events_rx }
+        let worker = match worker {
+            Ok(worker) => worker.send(Command::StartSession { id, session: Box::new(session), legs, events: events_tx }).map(|()| worker),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = &worker {
+            tracing::error!(error = %e, "no media worker: the session carries no media");
+        }
+        SessionHandle { id, worker: worker.ok(), events }
     }
 }
 
-enum Command {
-    UpdateLeg(Side, LegConfig),
-    SendDtmf(Side, String, u32),
-    Quality(Side, oneshot::Sender<LegQuality>),
-    Counters(Side, oneshot::Sender<LegCounters>),
-    Stop,
-}
-
-/// The call layer's grip on a running session.
+/// The call layer's grip on a running session. Dropping it stops the session.
 pub struct SessionHandle {
-    commands: mpsc::Sender<Command>,
+    id: SessionId,
+    worker: Option<WorkerHandle>,
     pub events: mpsc::Receiver<MediaEvent>,
 }
 
 impl SessionHandle {
+    fn command(&self, command: SessionCommand) -> Result<(), EngineError> {
+        self.worker.as_ref().ok_or(EngineError::Ended)?.send(Command::Session { id: self.id, command })
+    }
+
     pub async fn update_leg(&self, side: Side, config: LegConfig) -> Result<(), EngineError> {
-        self.commands.send(Command::UpdateLeg(side, config)).await.map_err(|_| EngineError::Ended)
+        self.command(SessionCommand::UpdateLeg(side, config))
+    }
+
+    /// The call was answered after early media: the inactivity timers start now.
+    pub async fn expect_media(&self) -> Result<(), EngineError> {
+        self.command(SessionCommand::ExpectMedia)
     }
 
     pub async fn counters(&self, side: Side) -> Result<LegCounters, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Counters(side, tx)).await.map_err(|_| EngineError::Ended)?;
+        self.command(SessionCommand::Counters(side, tx))?;
         rx.await.map_err(|_| EngineError::Ended)
     }
 
     /// Plays digits toward `toward` (RFC 4733, or an INFO event if that leg wants INFO).
     pub async fn send_dtmf(&self, toward: Side, digits: &str, duration_ms: u32) -> Result<(), EngineError> {
-        self.commands.send(Command::SendDtmf(toward, digits.to_string(), duration_ms)).await.map_err(|_| EngineError::Ended)
+        self.command(SessionCommand::SendDtmf(toward, digits.to_string(), duration_ms))
     }
 
     pub async fn quality(&self, side: Side) -> Result<LegQuality, EngineError> {
         let (tx, rx) = oneshot::channel();
-        self.commands.send(Command::Quality(side, tx)).await.map_err(|_| EngineError::Ended)?;
+        self.command(SessionCommand::Quality(side, tx))?;
         rx.await.map_err(|_| EngineError::Ended)
     }
 
     pub async fn stop(&self) {
-        let _ = self.commands.send(Command::Stop).await;
+        let _ = self.command(SessionCommand::Stop);
     }
 }
 
-/// A leg taken apart so `select!` can borrow its sockets and its channel independently.
-struct LegParts {
-    udp: Option<RtpEndpoint>,
-    inbound: Option<mpsc::Receiver<Vec<u8>>>,
-    outbound: Option<mpsc::Sender<Vec<u8>>>,
-    loopback: bool,
-}
-
-impl From<LegIo> for LegParts {
-    fn from(io: LegIo) -> LegParts {
-        match io {
-            LegIo::Udp(endpoint) => LegParts { udp: Some(endpoint), inbound: None, outbound: None, loopback: false },
-            LegIo::Channel { inbound, outbound } => LegParts { udp: None, inbound: Some(inbound), outbound: Some(outbound), loopback: false },
-            LegIo::Loopback => LegParts { udp: None, inbound: None, outbound: None, loopback: true },
-        }
+impl Drop for SessionHandle {
+    fn drop(&mut self) {
+        let _ = self.command(SessionCommand::Stop);
     }
 }
 
-async fn recv_udp(endpoint: &Option<RtpEndpoint>, rtcp: bool, buffer: &mut [u8]) -> Option<(usize, SocketAddr)> {
-    match endpoint {
-        Some(endpoint) => {
-            let socket = if rtcp { &endpoint.rtcp } else { &endpoint.rtp };
-            socket.recv_from(buffer).await.ok()
-        }
-        None => std::future::pending().await,
+/// The call layer's grip on a browser's WebRTC leg. Dropping it closes the leg.
+pub struct BrowserLegHandle {
+    id: LegId,
+    worker: WorkerHandle,
+    ssrc: u32,
+    media: Mutex<BrowserMedia>,
+}
+
+impl BrowserLegHandle {
+    /// What the session's `LegIo` names this leg by.
+    pub fn io(&self) -> LegIo {
+        LegIo::Browser(self.id)
+    }
+
+    pub fn ssrc(&self) -> u32 {
+        self.ssrc
+    }
+
+    /// What the leg negotiated, with the browser leg's own payload numbers.
+    pub fn media(&self) -> BrowserMedia {
+        self.media.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    pub fn codec(&self) -> BrowserCodec {
+        self.media().codec
+    }
+
+    /// Applies the browser's answer to our offer.
+    pub async fn set_answer(&self, sdp: &str) -> Result<BrowserMedia, WebRtcError> {
+        let (reply, answer) = oneshot::channel();
+        self.worker.send(Command::SetBrowserAnswer { id: self.id, sdp: sdp.to_string(), reply }).map_err(|e| WebRtcError::Engine(e.to_string()))?;
+        let media = answer.await.map_err(|_| WebRtcError::Engine("media worker stopped".into()))??;
+        *self.media.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = media.clone();
+        Ok(media)
+    }
+
+    /// A trickled candidate from the browser; `None` is end-of-candidates.
+    pub async fn add_remote_candidate(&self, candidate: Option<serde_json::Value>) -> Result<(), WebRtcError> {
+        self.worker.send(Command::AddRemoteCandidate { id: self.id, candidate }).map_err(|e| WebRtcError::Engine(e.to_string()))
+    }
+
+    pub async fn close(&self) {
+        let _ = self.worker.send(Command::CloseBrowserLeg { id: self.id });
     }
 }
 
-async fn recv_channel(inbound: &mut Option<mpsc::Receiver<Vec<u8>>>) -> Option<Vec<u8>> {
-    match inbound {
-        Some(inbound) => inbound.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 2], mut commands: mpsc::Receiver<Command>, events: mpsc::Sender<MediaEvent>) {
-    let [a, b] = legs;
-    let (mut a, mut b) = (LegParts::from(a), LegParts::from(b));
-    let mut buffer_a = session.buffer();
-    let mut buffer_b = session.buffer();
-    let (mut scratch_a, mut scratch_b) = ([0u8; 1_500], [0u8; 1_500]);
-    let mut looped: Vec<(Side, Vec<u8>)> = Vec::new();
-    loop {
-        // Loopback packets re-enter as if received; they only ever travel toward the other leg,
-        // so this cannot cycle.
-        for _ in 0..8 {
-            while let Some(transmit) = session.poll_transmit() {
-                let parts = match transmit.side {
-                    Side::A => &a,
-                    Side::B => &b,
-                };
-                if let Some(endpoint) = &parts.udp {
-                    let socket = if transmit.rtcp { &endpoint.rtcp } else { &endpoint.rtp };
-                    // Never wait on a full socket buffer: a late media packet is a lost one.
-                    let _ = socket.try_send_to(&transmit.packet, transmit.to);
-                    session.recycle(transmit.packet);
-                } else if transmit.rtcp {
-                    session.recycle(transmit.packet);
-                } else if let Some(outbound) = &parts.outbound {
-                    let _ = outbound.try_send(transmit.packet);
-                } else if parts.loopback {
-                    looped.push((transmit.side, transmit.packet));
-                }
-            }
-            if looped.is_empty() {
-                break;
-            }
-            for (side, packet) in looped.drain(..) {
-                session.handle_rtp(side, INTERNAL_PEER, packet, engine.now());
-            }
-        }
-        while let Some(event) = session.poll_event() {
-            let _ = events.try_send(event);
-        }
-        let deadline = session.poll_timeout().map(|d| engine.started + d).unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
-        buffer_a.resize(1_500, 0);
-        buffer_b.resize(1_500, 0);
-        tokio::select! {
-            received = recv_udp(&a.udp, false, &mut buffer_a) => {
-                if let Some((len, from)) = received {
-                    buffer_a.truncate(len);
-                    let packet = std::mem::replace(&mut buffer_a, session.buffer());
-                    session.handle_rtp(Side::A, from, packet, engine.now());
-                }
-            }
-            received = recv_udp(&b.udp, false, &mut buffer_b) => {
-                if let Some((len, from)) = received {
-                    buffer_b.truncate(len);
-                    let packet = std::mem::replace(&mut buffer_b, session.buffer());
-                    session.handle_rtp(Side::B, from, packet, engine.now());
-                }
-            }
-            received = recv_udp(&a.udp, true, &mut scratch_a) => {
-                if let Some((len, from)) = received {
-                    session.handle_rtcp(Side::A, from, scratch_a.get(..len).unwrap_or_default(), engine.now());
-                }
-            }
-            received = recv_udp(&b.udp, true, &mut scratch_b) => {
-                if let Some((len, from)) = received {
-                    session.handle_rtcp(Side::B, from, scratch_b.get(..len).unwrap_or_default(), engine.now());
-                }
-            }
-            packet = recv_channel(&mut a.inbound) => match packet {
-                Some(packet) => session.handle_rtp(Side::A, INTERNAL_PEER, packet, engine.now()),
-                None => break,
-            },
-            packet = recv_channel(&mut b.inbound) => match packet {
-                Some(packet) => session.handle_rtp(Side::B, INTERNAL_PEER, packet, engine.now()),
-                None => break,
-            },
-            command = commands.recv() => match command {
-                Some(Command::UpdateLeg(side, config)) => session.update_leg(side, config),
-                Some(Command::Counters(side, reply)) => { let _ = reply.send(session.counters(side)); }
-                Some(Command::Quality(side, reply)) => { let _ = reply.send(session.quality(side)); }
-                Some(Command::SendDtmf(side, digits, duration)) => {
-                    if let Err(e) = session.send_dtmf(side, &digits, duration, engine.now()) {
-                        tracing::info!(error = %e, "cannot play DTMF");
-                    }
-                }
-                Some(Command::Stop) | None => break,
-            },
-            _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(engine.now()),
-        }
+impl Drop for BrowserLegHandle {
+    fn drop(&mut self) {
+        let _ = self.worker.send(Command::CloseBrowserLeg { id: self.id });
     }
 }
 

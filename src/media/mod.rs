@@ -16,3 +16,4 @@ pub mod sequencer;
 pub mod session;
 pub mod srtp;
 pub mod stats;
+pub mod worker;

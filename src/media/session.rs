@@ -27,7 +27,7 @@ impl Side {
             Side::B => Side::A,
         }
     }
-    fn index(self) -> usize {
+    pub fn index(self) -> usize {
         match self {
             Side::A => 0,
             Side::B => 1,
@@ -68,7 +68,9 @@ pub enum RtcpMode {
     SeparatePort,
 }
 
-#[derive(Debug, Clone, Copy)]
+/// How long a leg may send nothing before the call ends (`[media] rtp_timeout_secs` and
+/// `rtp_hold_timeout_secs`); the hold limit applies to both legs while either is on hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Timeouts {
     pub rtp: Duration,
     pub rtp_on_hold: Duration,
@@ -95,7 +97,8 @@ pub enum MediaEvent {
     Digit { from: Side, digit: char, duration_ms: u32 },
     /// The other leg wants DTMF as SIP INFO: the signalling layer sends it toward `toward`.
     SendInfo { toward: Side, digit: char, duration_ms: u32 },
-    /// No RTP from this leg for the configured time: the call should end with this cause.
+    /// No RTP from this leg for the configured time (reported once; again only after the leg
+    /// was heard or the timers restarted): the call should end as a media timeout.
     Inactive { side: Side, silent_for: Duration },
     Latched { side: Side, address: SocketAddr },
 }
@@ -142,8 +145,7 @@ struct Leg {
     /// Handlers for packets *from* this leg toward the other one.
     handlers: HandlerTable,
     last_handler_was_passthrough: Option<bool>,
-    last_received: Duration,
-    inactive_reported: bool,
+    silence: Silence,
     counters: LegCounters,
 }
 
@@ -154,6 +156,8 @@ pub struct MediaSession {
     started: Duration,
     factory: TranscoderFactory,
     timeouts: Timeouts,
+    /// Off during early media (nothing has to flow before the answer): see `expect_media`.
+    watching_inactivity: bool,
     transmits: VecDeque<MediaTransmit>,
     events: VecDeque<MediaEvent>,
     pool: Vec<Vec<u8>>,
@@ -218,8 +222,7 @@ impl MediaSession {
                 egress: EgressSequencer::new(seed.ssrc, clock, seed.sequence, seed.timestamp),
                 handlers: HandlerTable::default(),
                 last_handler_was_passthrough: None,
-                last_received: now,
-                inactive_reported: false,
+                silence: Silence::since(now),
                 counters: LegCounters::default(),
                 config,
             }
@@ -230,6 +233,7 @@ impl MediaSession {
             started: now,
             factory,
             timeouts,
+            watching_inactivity: true,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             pool: Vec::new(),
@@ -248,8 +252,10 @@ impl MediaSession {
     }
 
     /// A re-INVITE or UPDATE changed what a leg negotiated: rebuild handlers and restart the
-    /// egress timeline segment toward it so the peer sees continuity.
-    pub fn update_leg(&mut self, side: Side, config: LegConfig) {
+    /// egress timeline segment toward it so the peer sees continuity. A hold or resume restarts
+    /// the inactivity timers under the new limit.
+    pub fn update_leg(&mut self, side: Side, config: LegConfig, now: Duration) {
+        let was_on_hold = self.on_hold();
         let leg = &mut self.legs[side.index()];
         leg.latch.set_signalled(config.remote);
         if let Some(format) = config.formats.first() {
@@ -258,6 +264,9 @@ impl MediaSession {
         leg.egress.discontinuity();
         leg.config = config;
         self.rebuild_handlers();
+        if self.on_hold() != was_on_hold {
+            self.restart_inactivity(now);
+        }
     }
 
     fn rebuild_handlers(&mut self) {
@@ -301,7 +310,7 @@ impl MediaSession {
     }
 
     pub fn poll_timeout(&self) -> Option<Duration> {
-        let inactivity = self.legs.iter().filter(|leg| !leg.inactive_reported).map(|leg| leg.last_received + self.limit_for(leg));
+        let inactivity = self.inactivity_deadline().into_iter();
         let reports = self.legs.iter().filter(|leg| leg.config.rtcp != RtcpMode::Off).map(|leg| leg.next_report);
         let dtmf = self.legs.iter().filter_map(|leg| leg.dtmf_out.as_ref().filter(|g| !g.is_idle()).map(|_| self.next_dtmf_tick));
         let reorder = self.legs.iter().filter_map(|leg| leg.reorder.poll_timeout());
@@ -323,20 +332,7 @@ impl MediaSession {
             self.next_dtmf_tick = now + DTMF_TICK;
             self.play_dtmf(now);
         }
-        for side in [Side::A, Side::B] {
-            let limit = self.limit_for(&self.legs[side.index()]);
-            let leg = &mut self.legs[side.index()];
-            let silent_for = now.saturating_sub(leg.last_received);
-            if !leg.inactive_reported && silent_for >= limit {
-                leg.inactive_reported = true;
-                self.events.push_back(MediaEvent::Inactive { side, silent_for });
-            }
-        }
-    }
-
-    fn limit_for(&self, leg: &Leg) -> Duration {
-        // A held peer may legitimately stop sending; allow it much longer.
-        if leg.config.send { self.timeouts.rtp } else { self.timeouts.rtp_on_hold }
+        self.check_inactivity(now);
     }
 
     /// Keys SDES negotiated for a leg: `outbound` protects what we send it, `inbound` checks what
@@ -372,8 +368,7 @@ impl MediaSession {
         if let Some(super::latch::LatchEvent::Latched { address, .. } | super::latch::LatchEvent::Moved { to: address, .. }) = leg.latch.poll_event() {
             self.events.push_back(MediaEvent::Latched { side, address });
         }
-        leg.last_received = now;
-        leg.inactive_reported = false;
+        leg.silence.heard(now);
         leg.counters.received_packets += 1;
         leg.counters.received_bytes += (payload_end - payload_start) as u64;
         let clock = leg.config.formats.iter().find(|f| f.payload_type == header.payload_type).map(|f| f.clock_rate());
@@ -499,6 +494,9 @@ impl MediaSession {
 
 #[path = "session/dtmf.rs"]
 mod dtmf_path;
+#[path = "session/inactivity.rs"]
+mod inactivity;
+use inactivity::Silence;
 #[path = "session/quality.rs"]
 mod quality;
 pub use quality::LegQuality;

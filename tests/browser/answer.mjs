@@ -2,7 +2,8 @@
 // READY once every page is logged in. The fake microphone plays a 440 Hz tone.
 // Modes: accept (answer, measure audio, note DTMF with the frequency heard after each digit, and
 // remote hold, wait up to 15 s for the end),
-// long (the same, waiting up to 150 s), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
+// long (the same, waiting up to 150 s), await-end (answer, measure nothing, wait up to 30 s for the
+// far end or the gateway to end it, e.g. a media timeout), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
 // SIPBRIDGE_ICE_POLICY=relay makes the pages use only TURN relays (see `selectedPair`).
@@ -61,6 +62,11 @@ async function runPage(mode) {
     });
     const remote = new Promise((resolve) => call.on('track', resolve));
     await call.accept({ stream });
+    if (mode === 'await-end') {
+      const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 30000))]);
+      client.close();
+      return { ok: true, mode, caller: call.caller, ended: end };
+    }
     const track = await Promise.race([remote, new Promise((_, reject) => setTimeout(() => reject(new Error('no remote track')), 10000))]);
     const audio = new Audio();
     audio.srcObject = track;

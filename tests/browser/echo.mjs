@@ -9,7 +9,9 @@
 // mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
 // `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up. With
 // `transfer`, it transfers the call to +15557654321 and waits for the call to end. With
-// `remote-end`, it waits for the far end to hang up.
+// `remote-end`, it waits for the far end to hang up. With `await-end` (or `hold-await-end`, which
+// holds first), it measures nothing once answered and waits up to 30 s for the call to end
+// (e.g. a media timeout), reporting how.
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -44,6 +46,7 @@ try {
     const login = method === 'password' ? { user, password } : { token };
     const client = await SipBridge.connect(url, { ...login, reconnect: mode === 'reclaim', iceTransportPolicy: icePolicy || undefined });
     const call = client.call(target, { stream, codec: codec || undefined });
+    const callEnded = new Promise((resolve) => call.on('ended', resolve));
     // Digits the far end sends (RFC 4733 in its media, or INFO), as `dtmf` events.
     let dtmfReceived = '';
     call.on('dtmf', ({ digit }) => { dtmfReceived += digit; });
@@ -64,6 +67,12 @@ try {
         call.on('answered', resolve);
         setTimeout(() => reject(new Error('not answered within 10 s')), 10000);
       });
+    }
+    if (mode === 'await-end' || mode === 'hold-await-end') {
+      if (mode === 'hold-await-end') await call.hold();
+      const ended = await Promise.race([callEnded, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 30000))]);
+      client.close();
+      return { ok: true, held: mode === 'hold-await-end', ended };
     }
     // Bad frames on the same connection get errors and never disturb the call (measured below).
     let errors = 0;
@@ -94,7 +103,7 @@ try {
     let pair = null;
     stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
     const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
-    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}` };
+    const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}`, remoteAddress: `${ends.remote?.address}:${ends.remote?.port}` };
     const stateAtMeasurement = call.state;
     const extra = {};
     if (mode === 'hold-dtmf') {

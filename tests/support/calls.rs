@@ -3,7 +3,8 @@
 //! Chromium pages of tests/browser.
 
 use super::{sipp_available, Gateway, JWT_SECRET};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Lines};
+use std::process::{Child, ChildStdout, Command, Stdio};
 
 /// A trunk profile toward sipp on `port`, trusted by address.
 pub fn trunk_profile(port: u16) -> (String, String) {
@@ -38,11 +39,21 @@ impl EchoTrunk {
     /// `scenario` is sipp's arguments naming it (`-sf FILE` or `-sn NAME`). Returns once sipp
     /// listens, so the gateway's INVITE cannot come first.
     pub fn with_scenario(port: u16, scenario: &[&str]) -> EchoTrunk {
+        EchoTrunk::launch(port, scenario, &["-rtp_echo"])
+    }
+
+    /// The same trunk without the echo: it sends no RTP at all (unless its scenario plays some).
+    pub fn silent(port: u16, scenario: &[&str]) -> EchoTrunk {
+        EchoTrunk::launch(port, scenario, &[])
+    }
+
+    fn launch(port: u16, scenario: &[&str], media: &[&str]) -> EchoTrunk {
         sipp_available();
         let work = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
             .args(scenario)
-            .args(["-rtp_echo", "-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
+            .args(media)
+            .args(["-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
             .args(["-p", &port.to_string(), "-mp", &super::free_sipp_media_port().to_string()])
             .current_dir(work.path())
             .stdin(Stdio::null())
@@ -88,6 +99,45 @@ pub fn echo_page(gateway: &Gateway, login: &str, codec_target_mode: [&str; 3], e
         .output()
         .expect("run the browser");
     last_json_line(&String::from_utf8_lossy(&output.stdout))
+}
+
+/// tests/browser/answer.mjs: Chromium pages logged in as alice (a JWT with no profiles), one per
+/// mode, waiting for a call.
+pub struct AnsweringPages {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl AnsweringPages {
+    /// Returns once every page is logged in, so a call placed next rings them all.
+    pub fn start(gateway: &Gateway, modes: &[&str]) -> AnsweringPages {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+            .arg(token("alice", &[]))
+            .args(modes)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the browser");
+        let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser pages never logged in");
+        AnsweringPages { child, lines }
+    }
+
+    /// Each page's report, in the order of the modes, once every page is done.
+    pub fn reports(mut self) -> Vec<serde_json::Value> {
+        let reports = self.lines.by_ref().map_while(Result::ok).filter(|l| l.starts_with('{')).filter_map(|l| serde_json::from_str(&l).ok()).collect();
+        let _ = self.child.wait();
+        reports
+    }
+}
+
+impl Drop for AnsweringPages {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// The last line of `text` that is a JSON object, or `null`.

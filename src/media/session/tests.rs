@@ -114,11 +114,11 @@ fn hold_stops_sending_and_unhold_resumes_continuously() {
     let before = parse(&s.poll_transmit().expect("sent").packet);
     let mut held = leg(vec![format(Encoding::Pcmu, 0)], B_PEER);
     held.send = false;
-    s.update_leg(Side::B, held.clone());
+    s.update_leg(Side::B, held.clone(), Duration::ZERO);
     s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 2, 320, 0x1234), ms(20));
     assert!(s.poll_transmit().is_none(), "nothing is sent to a held leg");
     held.send = true;
-    s.update_leg(Side::B, held);
+    s.update_leg(Side::B, held, Duration::ZERO);
     s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 150, 24_000, 0x1234), ms(3_000));
     let after = parse(&s.poll_transmit().expect("resumed").packet);
     assert_eq!(after.ssrc, before.ssrc);
@@ -150,37 +150,17 @@ fn switching_into_and_out_of_transcoding_keeps_one_stream() {
     };
     stamps.extend(send(&mut s, 0, 1, 0));
     // Re-INVITE: A now sends G.729-less... say Opus, which B lacks: transcode to B's PCMU.
-    s.update_leg(Side::A, leg(vec![format(Encoding::Opus, 111)], A_PEER));
+    s.update_leg(Side::A, leg(vec![format(Encoding::Opus, 111)], A_PEER), Duration::ZERO);
     stamps.extend(send(&mut s, 111, 2, 20));
     stamps.extend(send(&mut s, 111, 3, 40));
     // And back to a shared codec: passthrough again.
-    s.update_leg(Side::A, leg(vec![format(Encoding::Pcmu, 0)], A_PEER));
+    s.update_leg(Side::A, leg(vec![format(Encoding::Pcmu, 0)], A_PEER), Duration::ZERO);
     stamps.extend(send(&mut s, 0, 4, 60));
     let sequences: Vec<u16> = stamps.iter().map(|h| h.sequence).collect();
     assert_eq!(sequences, vec![200, 201, 202, 203]);
     assert!(stamps.iter().all(|h| h.ssrc == 0xB));
     let deltas: Vec<u32> = stamps.windows(2).map(|w| w[1].timestamp.wrapping_sub(w[0].timestamp)).collect();
     assert_eq!(deltas, vec![160, 160, 160], "one continuous 8 kHz timeline");
-}
-
-#[test]
-fn silence_ends_the_call_with_a_clear_cause() {
-    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0)], B_PEER));
-    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(0, 1, 160, 1), ms(0));
-    s.handle_rtp(Side::B, addr(B_PEER), rtp_packet(0, 1, 160, 2), ms(0));
-    s.handle_timeout(Duration::from_secs(29));
-    assert!(std::iter::from_fn(|| s.poll_event()).all(|e| !matches!(e, MediaEvent::Inactive { .. })));
-    assert_eq!(s.poll_timeout(), Some(Duration::from_secs(30)));
-    s.handle_timeout(Duration::from_secs(30));
-    let inactive: Vec<MediaEvent> = std::iter::from_fn(|| s.poll_event()).filter(|e| matches!(e, MediaEvent::Inactive { .. })).collect();
-    assert_eq!(inactive.len(), 2);
-    // On hold the limit is longer.
-    let mut held = leg(vec![format(Encoding::Pcmu, 0)], B_PEER);
-    held.send = false;
-    let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), held);
-    s.handle_timeout(Duration::from_secs(31));
-    let sides: Vec<Side> = std::iter::from_fn(|| s.poll_event()).filter_map(|e| match e { MediaEvent::Inactive { side, .. } => Some(side), _ => None }).collect();
-    assert_eq!(sides, vec![Side::A]);
 }
 
 fn te_packet(ts: u32, seq: u16, marker: bool, end: bool, duration: u16) -> Vec<u8> {
@@ -361,3 +341,4 @@ fn a_leg_that_received_nothing_has_no_mos() {
 }
 
 mod payload_types;
+mod inactivity;

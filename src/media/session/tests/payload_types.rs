@@ -120,7 +120,7 @@ fn a_reoffer_that_renumbers_is_followed_in_both_directions() {
     s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(96, 1, 960, 0x1234), ms(0));
     assert_eq!(s.poll_transmit().map(|t| parse(&t.packet).payload_type), Some(111));
     // re-INVITE: the phone now calls Opus 98 and telephone-event 100.
-    s.update_leg(Side::A, phone(98, 100));
+    s.update_leg(Side::A, phone(98, 100), Duration::ZERO);
     s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(98, 2, 1_920, 0x1234), ms(20));
     assert_eq!(s.poll_transmit().map(|t| parse(&t.packet).payload_type), Some(111), "the new number is understood");
     s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(96, 3, 2_880, 0x1234), ms(40));
@@ -142,7 +142,7 @@ fn a_new_source_after_a_reoffer_has_its_own_event_timestamps() {
     for (i, (marker, end, duration)) in packets.into_iter().enumerate() {
         s.handle_rtp(Side::A, addr(A_PEER), event_packet_from(0x1111, 97, 206_400, 50 + i as u16, marker, end, duration), ms(i as u64 * 20));
     }
-    s.update_leg(Side::A, phone(98, 100));
+    s.update_leg(Side::A, phone(98, 100), Duration::ZERO);
     for (i, (marker, end, duration)) in packets.into_iter().enumerate() {
         s.handle_rtp(Side::A, addr(A_PEER), event_packet_from(0x2222, 100, 48_000, 7 + i as u16, marker, end, duration), ms(500 + i as u64 * 20));
     }

@@ -1,0 +1,389 @@
+//! Media workers: a small fixed set of threads, each owning the sockets and the state of its
+//! calls (SIP-side RTP/RTCP sockets, browser legs on one shared WebRTC port per address, and the
+//! `MediaSession`s). A packet goes receive -> decrypt -> codec handler -> encrypt -> send in one
+//! `&mut` call chain on one thread (`paths.rs`); signalling talks to a worker through commands
+//! (a channel plus an epoll waker) and hears back through per-call event channels, both off the
+//! packet path.
+
+mod demux;
+mod paths;
+
+use super::engine::{EngineError, RtpEndpoint};
+use super::ports::PortPool;
+use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
+use crate::webrtc_leg::{BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError, WebRtcLeg};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::collections::{BinaryHeap, HashMap};
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicU64;
+use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+pub type LegId = u64;
+pub type SessionId = u64;
+
+/// Drops on the shared WebRTC ports, per cause (the metrics endpoint reads them).
+#[derive(Debug, Default)]
+pub struct WorkerCounters {
+    /// Not STUN and from a 5-tuple no leg has used.
+    pub unknown_flow: AtomicU64,
+    /// STUN naming a ufrag no leg has.
+    pub unknown_ufrag: AtomicU64,
+    /// Refused by a leg's connection: bad DTLS, SRTP that fails authentication, bad STUN.
+    pub rejected_by_leg: AtomicU64,
+}
+
+/// How a browser leg starts: answering the browser's offer, or offering to it.
+pub enum BrowserLegStart {
+    Answer { offer: String, forced_codec: Option<String> },
+    Offer { codec: BrowserCodec },
+}
+
+/// A leg of a session as the worker holds it.
+pub enum WorkerLeg {
+    Udp(RtpEndpoint),
+    Browser(LegId),
+    Loopback,
+}
+
+pub enum SessionCommand {
+    UpdateLeg(Side, LegConfig),
+    /// The call was answered after early media: inactivity counts from now.
+    ExpectMedia,
+    SendDtmf(Side, String, u32),
+    Quality(Side, oneshot::Sender<LegQuality>),
+    Counters(Side, oneshot::Sender<LegCounters>),
+    Stop,
+}
+
+pub type OpenReply = oneshot::Sender<Result<(String, BrowserMedia), WebRtcError>>;
+
+pub enum Command {
+    OpenBrowserLeg { id: LegId, start: BrowserLegStart, config: WebRtcConfig, ssrc: u32, events: mpsc::Sender<LegEvent>, reply: OpenReply },
+    SetBrowserAnswer { id: LegId, sdp: String, reply: oneshot::Sender<Result<BrowserMedia, WebRtcError>> },
+    AddRemoteCandidate { id: LegId, candidate: Option<serde_json::Value> },
+    CloseBrowserLeg { id: LegId },
+    StartSession { id: SessionId, session: Box<MediaSession>, legs: [WorkerLeg; 2], events: mpsc::Sender<MediaEvent> },
+    Session { id: SessionId, command: SessionCommand },
+}
+
+/// A worker's mailbox. Cheap to clone; every send wakes the worker's epoll.
+#[derive(Clone)]
+pub struct WorkerHandle {
+    commands: std_mpsc::Sender<Command>,
+    waker: Arc<Waker>,
+    pub counters: Arc<WorkerCounters>,
+    /// The shared WebRTC sockets' addresses (the candidates every leg of this worker offers).
+    pub webrtc_addresses: Arc<Vec<SocketAddr>>,
+}
+
+impl WorkerHandle {
+    pub fn send(&self, command: Command) -> Result<(), EngineError> {
+        self.commands.send(command).map_err(|_| EngineError::Ended)?;
+        self.waker.wake().map_err(|_| EngineError::Ended)
+    }
+}
+
+const WAKER: Token = Token(0);
+/// Tokens below this are shared WebRTC sockets (index + 1); above, session sockets.
+const SESSION_TOKENS: usize = 1 << 16;
+
+fn session_token(id: SessionId, side: Side, rtcp: bool) -> Token {
+    let side_bit = usize::from(side == Side::B);
+    Token(SESSION_TOKENS + ((id as usize) << 2 | side_bit << 1 | usize::from(rtcp)))
+}
+
+fn token_session(token: Token) -> (SessionId, Side, bool) {
+    let raw = token.0 - SESSION_TOKENS;
+    ((raw >> 2) as SessionId, if raw & 2 == 0 { Side::A } else { Side::B }, raw & 1 == 1)
+}
+
+pub(super) struct SharedSocket {
+    socket: UdpSocket,
+    local: SocketAddr,
+}
+
+pub(super) struct BrowserSlot {
+    leg: WebRtcLeg,
+    events: mpsc::Sender<LegEvent>,
+    session: Option<(SessionId, Side)>,
+    flows: Vec<(usize, SocketAddr)>,
+    deadline: Option<Instant>,
+}
+
+pub(super) enum SlotLeg {
+    Udp { rtp: UdpSocket, rtcp: UdpSocket, port: u16 },
+    Browser(LegId),
+    Loopback,
+    /// A browser leg that closed while its session ran: what is sent toward it is dropped.
+    Closed,
+}
+
+pub(super) struct SessionSlot {
+    session: Box<MediaSession>,
+    legs: [SlotLeg; 2],
+    events: mpsc::Sender<MediaEvent>,
+    deadline: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum TimerKey {
+    Session(SessionId),
+    Leg(LegId),
+}
+
+pub(super) struct Worker {
+    poll: Poll,
+    commands: std_mpsc::Receiver<Command>,
+    started: Instant,
+    shared: Vec<SharedSocket>,
+    legs: HashMap<LegId, BrowserSlot>,
+    ufrags: HashMap<String, LegId>,
+    flows: HashMap<(usize, SocketAddr), LegId>,
+    sessions: HashMap<SessionId, SessionSlot>,
+    timers: BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>,
+    counters: Arc<WorkerCounters>,
+    ports: Arc<Mutex<PortPool>>,
+    buffer: Vec<u8>,
+    /// Sockets left readable after a full batch: edge-triggered epoll will not report them again.
+    pending_reads: Vec<usize>,
+    pending_sessions: Vec<(SessionId, Side, bool)>,
+    certificate: crate::webrtc_leg::DtlsCertificate,
+}
+
+/// Binds the shared WebRTC sockets and starts the worker thread.
+pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, ports: Arc<Mutex<PortPool>>) -> Result<WorkerHandle, EngineError> {
+    let poll = Poll::new().map_err(|source| EngineError::Bind { port: 0, source })?;
+    let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|source| EngineError::Bind { port: 0, source })?);
+    let mut shared = Vec::new();
+    for (i, bind) in webrtc_binds.iter().enumerate() {
+        let std_socket = std::net::UdpSocket::bind(bind).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
+        std_socket.set_nonblocking(true).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
+        let local = std_socket.local_addr().map_err(|source| EngineError::Bind { port: bind.port(), source })?;
+        let mut socket = UdpSocket::from_std(std_socket);
+        poll.registry().register(&mut socket, Token(i + 1), Interest::READABLE).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
+        shared.push(SharedSocket { socket, local });
+    }
+    let (commands_tx, commands) = std_mpsc::channel();
+    let counters = Arc::new(WorkerCounters::default());
+    let webrtc_addresses = Arc::new(shared.iter().map(|s| s.local).collect());
+    let worker = Worker {
+        poll,
+        commands,
+        started,
+        shared,
+        legs: HashMap::new(),
+        ufrags: HashMap::new(),
+        flows: HashMap::new(),
+        sessions: HashMap::new(),
+        timers: BinaryHeap::new(),
+        counters: Arc::clone(&counters),
+        ports,
+        buffer: vec![0; 2_048],
+        pending_reads: Vec::new(),
+        pending_sessions: Vec::new(),
+        certificate: crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?,
+    };
+    std::thread::Builder::new()
+        .name(format!("media-{index}"))
+        .spawn(move || worker.run())
+        .map_err(|source| EngineError::Bind { port: 0, source })?;
+    Ok(WorkerHandle { commands: commands_tx, waker, counters, webrtc_addresses })
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut events = Events::with_capacity(256);
+        loop {
+            let busy = !self.pending_reads.is_empty() || !self.pending_sessions.is_empty();
+            let timeout = match self.timers.peek() {
+                _ if busy => Duration::ZERO,
+                Some(std::cmp::Reverse((at, _))) => at.saturating_duration_since(Instant::now()),
+                None => Duration::from_secs(60),
+            };
+            if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    tracing::error!(error = %e, "media worker cannot poll; stopping");
+                    return;
+                }
+            }
+            for event in events.iter() {
+                match event.token() {
+                    WAKER => {
+                        if !self.drain_commands() {
+                            return;
+                        }
+                    }
+                    Token(t) if t < SESSION_TOKENS => self.read_shared(t - 1),
+                    token => {
+                        let (id, side, rtcp) = token_session(token);
+                        self.read_session(id, side, rtcp);
+                    }
+                }
+            }
+            for index in std::mem::take(&mut self.pending_reads) {
+                self.read_shared(index);
+            }
+            for (id, side, rtcp) in std::mem::take(&mut self.pending_sessions) {
+                self.read_session(id, side, rtcp);
+            }
+            self.run_timers(Instant::now());
+        }
+    }
+
+    /// Handles every queued command; false once the engine is gone.
+    fn drain_commands(&mut self) -> bool {
+        loop {
+            match self.commands.try_recv() {
+                Ok(command) => self.handle_command(command),
+                Err(std_mpsc::TryRecvError::Empty) => return true,
+                Err(std_mpsc::TryRecvError::Disconnected) => return false,
+            }
+        }
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        let now = Instant::now();
+        match command {
+            Command::OpenBrowserLeg { id, start, config, ssrc, events, reply } => {
+                let _ = reply.send(self.open_browser_leg(id, start, &config, ssrc, events, now));
+                self.after_leg(id, now);
+            }
+            Command::SetBrowserAnswer { id, sdp, reply } => {
+                let result = match self.legs.get_mut(&id) {
+                    Some(slot) => slot.leg.set_answer(&sdp, now),
+                    None => Err(WebRtcError::NotConnected),
+                };
+                let _ = reply.send(result);
+                self.after_leg(id, now);
+            }
+            Command::AddRemoteCandidate { id, candidate } => {
+                if let Some(slot) = self.legs.get_mut(&id) {
+                    if let Err(e) = slot.leg.add_remote_candidate(candidate) {
+                        tracing::debug!(error = %e, "browser candidate refused");
+                    }
+                }
+                self.after_leg(id, now);
+            }
+            Command::CloseBrowserLeg { id } => self.close_browser_leg(id),
+            Command::StartSession { id, session, legs, events } => self.start_session(id, session, legs, events, now),
+            Command::Session { id, command } => self.session_command(id, command, now),
+        }
+    }
+
+    fn open_browser_leg(&mut self, id: LegId, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32, events: mpsc::Sender<LegEvent>, now: Instant) -> Result<(String, BrowserMedia), WebRtcError> {
+        let identity = crate::webrtc_leg::LegIdentity {
+            ufrag: random_token(16),
+            pwd: random_token(32),
+            ssrc,
+            local_addresses: self.shared.iter().map(|s| s.local).collect(),
+            certificate: self.certificate.clone(),
+        };
+        let (leg, sdp) = match start {
+            BrowserLegStart::Answer { offer, forced_codec } => WebRtcLeg::answer(&offer, forced_codec.as_deref(), config, &identity, now)?,
+            BrowserLegStart::Offer { codec } => WebRtcLeg::offer(codec, config, &identity, now)?,
+        };
+        let media = leg.media().clone();
+        self.ufrags.insert(identity.ufrag, id);
+        self.legs.insert(id, BrowserSlot { leg, events, session: None, flows: Vec::new(), deadline: None });
+        Ok((sdp, media))
+    }
+
+    fn close_browser_leg(&mut self, id: LegId) {
+        let Some(mut slot) = self.legs.remove(&id) else { return };
+        slot.leg.close();
+        self.ufrags.remove(slot.leg.ufrag());
+        for flow in slot.flows {
+            self.flows.remove(&flow);
+        }
+        if let Some((session, side)) = slot.session {
+            if let Some(session) = self.sessions.get_mut(&session) {
+                // The session keeps running toward the other leg; this side now goes nowhere.
+                session.legs[side.index()] = SlotLeg::Closed;
+            }
+        }
+    }
+
+    fn start_session(&mut self, id: SessionId, session: Box<MediaSession>, legs: [WorkerLeg; 2], events: mpsc::Sender<MediaEvent>, now: Instant) {
+        let mut slot_legs = Vec::with_capacity(2);
+        for (side, leg) in [Side::A, Side::B].into_iter().zip(legs) {
+            let slot_leg = match leg {
+                WorkerLeg::Udp(endpoint) => self.register_endpoint(id, side, endpoint),
+                WorkerLeg::Browser(leg) => {
+                    if let Some(browser) = self.legs.get_mut(&leg) {
+                        browser.session = Some((id, side));
+                    }
+                    SlotLeg::Browser(leg)
+                }
+                WorkerLeg::Loopback => SlotLeg::Loopback,
+            };
+            slot_legs.push(slot_leg);
+        }
+        let (Some(b), Some(a)) = (slot_legs.pop(), slot_legs.pop()) else { return };
+        self.sessions.insert(id, SessionSlot { session, legs: [a, b], events, deadline: None });
+        self.drive_session(id, now);
+    }
+
+    fn register_endpoint(&mut self, id: SessionId, side: Side, endpoint: RtpEndpoint) -> SlotLeg {
+        let RtpEndpoint { rtp, rtcp, port } = endpoint;
+        let (mut rtp, mut rtcp) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp));
+        let registry = self.poll.registry();
+        if let Err(e) = registry.register(&mut rtp, session_token(id, side, false), Interest::READABLE).and_then(|()| registry.register(&mut rtcp, session_token(id, side, true), Interest::READABLE)) {
+            tracing::error!(error = %e, port, "cannot watch an RTP socket");
+        }
+        SlotLeg::Udp { rtp, rtcp, port }
+    }
+
+    fn session_command(&mut self, id: SessionId, command: SessionCommand, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.started);
+        let Some(slot) = self.sessions.get_mut(&id) else { return };
+        match command {
+            SessionCommand::UpdateLeg(side, config) => slot.session.update_leg(side, config, elapsed),
+            SessionCommand::ExpectMedia => slot.session.expect_media(elapsed),
+            SessionCommand::Counters(side, reply) => {
+                let _ = reply.send(slot.session.counters(side));
+            }
+            SessionCommand::Quality(side, reply) => {
+                let _ = reply.send(slot.session.quality(side));
+            }
+            SessionCommand::SendDtmf(side, digits, duration) => {
+                if let Err(e) = slot.session.send_dtmf(side, &digits, duration, elapsed) {
+                    tracing::info!(error = %e, "cannot play DTMF");
+                }
+            }
+            SessionCommand::Stop => return self.stop_session(id),
+        }
+        self.drive_session(id, now);
+    }
+
+    fn stop_session(&mut self, id: SessionId) {
+        let Some(slot) = self.sessions.remove(&id) else { return };
+        for leg in slot.legs {
+            match leg {
+                SlotLeg::Udp { mut rtp, mut rtcp, port } => {
+                    let _ = self.poll.registry().deregister(&mut rtp);
+                    let _ = self.poll.registry().deregister(&mut rtcp);
+                    drop((rtp, rtcp));
+                    self.ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(port);
+                }
+                SlotLeg::Browser(leg) => {
+                    if let Some(browser) = self.legs.get_mut(&leg) {
+                        browser.session = None;
+                    }
+                }
+                SlotLeg::Loopback | SlotLeg::Closed => {}
+            }
+        }
+    }
+}
+
+/// ICE credentials: RFC 8445 §5.3 wants at least 24 bits (ufrag) and 128 bits (pwd) of
+/// randomness from the ICE character set.
+fn random_token(len: usize) -> String {
+    use rand::Rng;
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut rng = rand::thread_rng();
+    (0..len).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
+}

@@ -1,0 +1,240 @@
+//! The packet paths of a worker. Every function runs to completion on the worker's thread: a
+//! datagram read here leaves through a socket before the next one is read, with no channel,
+//! lock or task in between, and packet buffers come from the session's pool.
+
+use super::demux::{self, DatagramKind};
+use super::{BrowserSlot, LegId, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
+use crate::media::engine::INTERNAL_PEER;
+use crate::media::session::Side;
+use std::collections::HashMap;
+use std::io::ErrorKind;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+/// Datagrams read from one socket per readiness event before the others get their turn.
+const READ_BATCH: usize = 64;
+
+impl Worker {
+    /// Reads the shared WebRTC socket `index` until it would block (or a batch is done).
+    pub(super) fn read_shared(&mut self, index: usize) {
+        for _ in 0..READ_BATCH {
+            let Some(shared) = self.shared.get(index) else { return };
+            let (len, peer) = match shared.socket.recv_from(&mut self.buffer) {
+                Ok(received) => received,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                Err(_) => continue,
+            };
+            let local = shared.local;
+            let now = Instant::now();
+            let Some(id) = self.leg_for(index, peer, len) else { continue };
+            let Some(slot) = self.legs.get_mut(&id) else { continue };
+            if slot.leg.handle_datagram(local, peer, &self.buffer[..len], now).is_err() {
+                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+            }
+            self.after_leg(id, now);
+        }
+        // More may be queued, and edge-triggered readiness will not fire again for them: a
+        // bounded batch keeps one busy socket from starving the rest, the remainder is read on
+        // the next turn of the loop.
+        self.pending_reads.push(index);
+    }
+
+    /// ICE-mux: the 5-tuple if known, else the ufrag of a STUN request (which then owns it).
+    fn leg_for(&mut self, index: usize, peer: std::net::SocketAddr, len: usize) -> Option<LegId> {
+        if let Some(id) = self.flows.get(&(index, peer)) {
+            return Some(*id);
+        }
+        let datagram = &self.buffer[..len];
+        if demux::classify(datagram) != DatagramKind::Stun {
+            self.counters.unknown_flow.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        let Some(id) = demux::stun_recipient_ufrag(datagram).and_then(|ufrag| self.ufrags.get(ufrag)).copied() else {
+            self.counters.unknown_ufrag.fetch_add(1, Ordering::Relaxed);
+            return None;
+        };
+        learn_flow(&mut self.flows, self.legs.get_mut(&id)?, id, (index, peer));
+        Some(id)
+    }
+
+    /// After a leg took input: its RTP into its session, the session's output out, the leg's
+    /// datagrams and events out, and both timers re-armed.
+    pub(super) fn after_leg(&mut self, id: LegId, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.started);
+        let Some(slot) = self.legs.get_mut(&id) else { return };
+        let attached = slot.session;
+        loop {
+            match attached.and_then(|(session, _)| self.sessions.get_mut(&session)) {
+                Some(session_slot) => {
+                    let mut packet = session_slot.session.buffer();
+                    packet.resize(1_500, 0);
+                    let Some(len) = slot.leg.poll_rtp(&mut packet) else {
+                        session_slot.session.recycle(packet);
+                        break;
+                    };
+                    packet.truncate(len);
+                    let side = attached.map_or(Side::A, |(_, side)| side);
+                    session_slot.session.handle_rtp(side, INTERNAL_PEER, packet, elapsed);
+                }
+                // Media before the session is bridged (early ICE) has nowhere to go.
+                None => {
+                    if slot.leg.poll_rtp(&mut self.buffer).is_none() {
+                        break;
+                    }
+                }
+            }
+        }
+        flush_leg(slot, id, &self.shared, &mut self.flows);
+        schedule_leg(slot, id, &mut self.timers);
+        if let Some((session, _)) = attached {
+            self.drive_session(session, now);
+        }
+    }
+
+    /// Reads a SIP-side RTP or RTCP socket of session `id` until it would block.
+    pub(super) fn read_session(&mut self, id: SessionId, side: Side, rtcp: bool) {
+        for _ in 0..READ_BATCH {
+            let Some(slot) = self.sessions.get_mut(&id) else { return };
+            let SlotLeg::Udp { rtp, rtcp: rtcp_socket, .. } = &slot.legs[side.index()] else { return };
+            let socket = if rtcp { rtcp_socket } else { rtp };
+            let now = Instant::now();
+            let elapsed = now.saturating_duration_since(self.started);
+            if rtcp {
+                match socket.recv_from(&mut self.buffer) {
+                    Ok((len, from)) => slot.session.handle_rtcp(side, from, &self.buffer[..len], elapsed),
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return,
+                    Err(_) => continue,
+                }
+            } else {
+                let mut packet = slot.session.buffer();
+                packet.resize(1_500, 0);
+                match socket.recv_from(&mut packet) {
+                    Ok((len, from)) => {
+                        packet.truncate(len);
+                        slot.session.handle_rtp(side, from, packet, elapsed);
+                    }
+                    Err(e) => {
+                        slot.session.recycle(packet);
+                        if e.kind() == ErrorKind::WouldBlock {
+                            return;
+                        }
+                        continue;
+                    }
+                }
+            }
+            self.drive_session(id, now);
+        }
+        self.pending_sessions.push((id, side, rtcp));
+    }
+
+    /// Sends what session `id` produced, toward sockets or browser legs, and its events out.
+    pub(super) fn drive_session(&mut self, id: SessionId, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.started);
+        let Some(slot) = self.sessions.get_mut(&id) else { return };
+        // Loopback packets re-enter as if received; they only travel toward the other leg, so
+        // this cannot cycle, and the bound is a guard.
+        for _ in 0..8 {
+            let mut looped = false;
+            while let Some(transmit) = slot.session.poll_transmit() {
+                match &slot.legs[transmit.side.index()] {
+                    SlotLeg::Udp { rtp, rtcp, .. } => {
+                        let socket = if transmit.rtcp { rtcp } else { rtp };
+                        // Never wait on a full socket buffer: a late media packet is a lost one.
+                        let _ = socket.send_to(&transmit.packet, transmit.to);
+                        slot.session.recycle(transmit.packet);
+                    }
+                    SlotLeg::Browser(leg) => {
+                        if let (false, Some(browser)) = (transmit.rtcp, self.legs.get_mut(leg)) {
+                            let _ = browser.leg.send_rtp(&transmit.packet, now);
+                            flush_leg(browser, *leg, &self.shared, &mut self.flows);
+                        }
+                        slot.session.recycle(transmit.packet);
+                    }
+                    SlotLeg::Loopback if !transmit.rtcp => {
+                        looped = true;
+                        slot.session.handle_rtp(transmit.side, INTERNAL_PEER, transmit.packet, elapsed);
+                    }
+                    SlotLeg::Loopback | SlotLeg::Closed => slot.session.recycle(transmit.packet),
+                }
+            }
+            if !looped {
+                break;
+            }
+        }
+        while let Some(event) = slot.session.poll_event() {
+            let _ = slot.events.try_send(event);
+        }
+        schedule_session(slot, id, self.started, &mut self.timers);
+    }
+
+    /// Fires every timer that is due, then re-arms what they changed.
+    pub(super) fn run_timers(&mut self, now: Instant) {
+        // Bounded: a state machine that keeps asking for a time already past must not spin here.
+        for _ in 0..4_096 {
+            let Some(std::cmp::Reverse((at, key))) = self.timers.peek().copied() else { break };
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            match key {
+                TimerKey::Session(id) => {
+                    let Some(slot) = self.sessions.get_mut(&id) else { continue };
+                    if slot.deadline != Some(at) {
+                        continue;
+                    }
+                    slot.deadline = None;
+                    slot.session.handle_timeout(now.saturating_duration_since(self.started));
+                    self.drive_session(id, now);
+                }
+                TimerKey::Leg(id) => {
+                    let Some(slot) = self.legs.get_mut(&id) else { continue };
+                    if slot.deadline != Some(at) {
+                        continue;
+                    }
+                    slot.deadline = None;
+                    slot.leg.handle_timeout(now);
+                    self.after_leg(id, now);
+                }
+            }
+        }
+    }
+}
+
+fn learn_flow(flows: &mut HashMap<(usize, std::net::SocketAddr), LegId>, slot: &mut BrowserSlot, id: LegId, flow: (usize, std::net::SocketAddr)) {
+    if flows.insert(flow, id).is_none() {
+        slot.flows.push(flow);
+    }
+}
+
+/// Sends the leg's datagrams from the shared socket they name, and passes its events on.
+pub(super) fn flush_leg(slot: &mut BrowserSlot, id: LegId, shared: &[SharedSocket], flows: &mut HashMap<(usize, std::net::SocketAddr), LegId>) {
+    while let Some(datagram) = slot.leg.poll_datagram() {
+        let Some(index) = shared.iter().position(|s| s.local == datagram.local) else { continue };
+        // Our own checks and DTLS flights open the 5-tuple their answers come back on.
+        learn_flow(flows, slot, id, (index, datagram.peer));
+        let _ = shared[index].socket.send_to(&datagram.payload, datagram.peer);
+    }
+    while let Some(event) = slot.leg.poll_event() {
+        let _ = slot.events.try_send(event);
+    }
+}
+
+fn schedule_leg(slot: &mut BrowserSlot, id: LegId, timers: &mut std::collections::BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>) {
+    let next = slot.leg.poll_timeout();
+    if next.is_some() && next != slot.deadline {
+        slot.deadline = next;
+        if let Some(at) = next {
+            timers.push(std::cmp::Reverse((at, TimerKey::Leg(id))));
+        }
+    }
+}
+
+fn schedule_session(slot: &mut SessionSlot, id: SessionId, started: Instant, timers: &mut std::collections::BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>) {
+    let next = slot.session.poll_timeout().map(|d| started + d);
+    if next.is_some() && next != slot.deadline {
+        slot.deadline = next;
+        if let Some(at) = next {
+            timers.push(std::cmp::Reverse((at, TimerKey::Session(id))));
+        }
+    }
+}
