@@ -1,6 +1,9 @@
 //! Media path costs, printed as figures: passthrough per packet (RTP -> RTP, and SRTP -> RTP), the
-//! SRTP primitives, and (once codecs land) transcoding per 20 ms frame. `make bench` runs it.
+//! SRTP primitives, a transcoded Opus <-> PCMU call against raw libopus measured in the same run,
+//! and the codec tables per 20 ms frame. `make bench` runs it.
 
+use sipbridge::media::codec::{bench, CodecKind, CodecParams, DEFAULT_OPUS_COMPLEXITY};
+use sipbridge::media::codec_glue;
 use sipbridge::media::handler::{Encoding, PayloadFormat, PayloadTranscoder, TranscoderFactory};
 use sipbridge::media::rtp::{self, RtpHeader};
 use sipbridge::media::session::{DtmfMode, EgressSeeds, LegConfig, MediaSession, RtcpMode, Side, Timeouts};
@@ -9,10 +12,17 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+const PCMU: PayloadFormat = PayloadFormat { encoding: Encoding::Pcmu, payload_type: 0, channels: 1 };
+const OPUS: PayloadFormat = PayloadFormat { encoding: Encoding::Opus, payload_type: 111, channels: 1 };
+
 fn leg(remote: &str) -> LegConfig {
+    leg_with(PCMU, remote)
+}
+
+fn leg_with(format: PayloadFormat, remote: &str) -> LegConfig {
     LegConfig {
-        formats: vec![PayloadFormat { encoding: Encoding::Pcmu, payload_type: 0, channels: 1 }],
-        telephone_event: Some((101, 8_000)),
+        formats: vec![format],
+        telephone_event: Some((101, format.clock_rate())),
         dtmf: DtmfMode::Rfc4733,
         ptime_ms: 20,
         remote: Some(remote.parse().expect("addr")),
@@ -62,6 +72,78 @@ fn passthrough(srtp: bool) -> f64 {
     start.elapsed().as_nanos() as f64 / f64::from(count)
 }
 
+/// Writes an RTP packet into `buffer` (a session buffer, as the driver receives into one).
+fn rtp_into(mut buffer: Vec<u8>, payload_type: u8, frame: u32, payload: &[u8]) -> Vec<u8> {
+    let ticks = if payload_type == OPUS.payload_type { 960 } else { 160 };
+    let header = RtpHeader { marker: false, payload_type, sequence: frame as u16, timestamp: frame.wrapping_mul(ticks), ssrc: 0x1234 + u32::from(payload_type) };
+    buffer.resize(rtp::RTP_HEADER_LEN + payload.len(), 0);
+    if let Ok(len) = rtp::write_packet(&mut buffer, &header, payload) {
+        buffer.truncate(len);
+    }
+    buffer
+}
+
+/// A transcoded Opus <-> PCMU call through the gateway's own media path (`MediaSession` with the
+/// production transcoder factory), per 20 ms of call: one Opus packet in on A and one PCMU packet
+/// in on B, each transcoded and sent out on the other leg.
+fn transcoded_call(opus_payloads: &[Vec<u8>]) -> bench::Workload<'_> {
+    let seeds = [EgressSeeds { ssrc: 1, sequence: 1, timestamp: 1 }, EgressSeeds { ssrc: 2, sequence: 1, timestamp: 1 }];
+    let factory = codec_glue::factory(DEFAULT_OPUS_COMPLEXITY);
+    let (remote_a, remote_b) = ("192.0.2.1:4000", "192.0.2.2:4000");
+    let mut session = MediaSession::new(leg_with(OPUS, remote_a), leg_with(PCMU, remote_b), seeds, factory, Timeouts::default(), Duration::ZERO);
+    let (from_a, from_b): (SocketAddr, SocketAddr) = (remote_a.parse().expect("addr"), remote_b.parse().expect("addr"));
+    let pcmu_payloads = bench::payloads(&CodecParams::new(CodecKind::Pcmu));
+    let frames = opus_payloads.len().min(pcmu_payloads.len());
+    let mut frame = 0u32;
+    let run = move || {
+        let mut sent = 0;
+        for (opus, pcmu) in opus_payloads.iter().zip(&pcmu_payloads) {
+            frame += 1;
+            let now = Duration::from_millis(20 * u64::from(frame));
+            let packet = rtp_into(session.buffer(), OPUS.payload_type, frame, opus);
+            session.handle_rtp(Side::A, from_a, packet, now);
+            let packet = rtp_into(session.buffer(), PCMU.payload_type, frame, pcmu);
+            session.handle_rtp(Side::B, from_b, packet, now);
+            while let Some(t) = session.poll_transmit() {
+                sent += 1;
+                session.recycle(black_box(t.packet));
+            }
+        }
+        assert!(sent >= 2 * frames - 4, "the session sent {sent} packets for {frames} frames each way");
+    };
+    ("gateway", frames, Box::new(run))
+}
+
+/// Issue 13's transcoding target: an Opus <-> PCMU call costs at most 1.3x what libopus itself
+/// spends on the call's frames (decode to 8 kHz + encode from 8 kHz), measured in this run.
+fn opus_pcmu_at_codec_cost() {
+    let cx = DEFAULT_OPUS_COMPLEXITY;
+    // Short passes (1 s of audio), many rounds: on a shared machine some pass of each workload runs
+    // undisturbed.
+    let (rounds, pass) = (60, 50);
+    println!("Opus <-> PCMU at the codec's own cost: µs of thread CPU per 20 ms frame, complexity {cx}, mono;");
+    println!("each figure is the minimum over {rounds} interleaved passes of {pass} frames of speech-like audio (one run)");
+    let browser = &bench::payloads(&CodecParams::new(CodecKind::Opus))[..pass];
+    let narrowband = &bench::narrowband_opus_payloads(cx)[..pass];
+    let mut raw = vec![
+        bench::raw_opus_encode(8000, cx, pass),
+        bench::raw_opus_decode(narrowband, 8000),
+        bench::raw_opus_encode(48000, cx, pass),
+        bench::raw_opus_decode(browser, 48000),
+    ];
+    let r = bench::interleaved_min(&mut raw, rounds);
+    println!("  {:<40} encode {:>6.1} + decode {:>5.1} = {:>6.1}", "raw libopus  8 kHz (16 kbit/s narrowband)", r[0], r[1], r[0] + r[1]);
+    println!("  {:<40} encode {:>6.1} + decode {:>5.1} = {:>6.1}", "raw libopus 48 kHz (32 kbit/s)", r[2], r[3], r[2] + r[3]);
+    println!("  {:<40} {:>8} {:>11} {:>7} {:>9} {:>7}", "Opus <-> PCMU call, Opus packets in:", "raw", "Transcoder", "ratio", "gateway", "ratio");
+    for (label, packets) in [("browser-like: 48 kHz, 32 kbit/s", browser), ("narrowband: 8 kHz, 16 kbit/s", narrowband)] {
+        let mut call = vec![bench::raw_opus_pcmu_call(packets, cx), bench::transcoder_opus_pcmu_call(packets, cx), transcoded_call(packets)];
+        let c = bench::interleaved_min(&mut call, rounds);
+        println!("  {label:<40} {:>8.1} {:>11.1} {:>6.2}x {:>9.1} {:>6.2}x", c[0], c[1], c[1] / c[0], c[2], c[2] / c[0]);
+    }
+    println!("  raw = bare opus_decode of the same packets to 8 kHz + opus_encode from 8 kHz; Transcoder = the codec");
+    println!("  layer both ways, G.711 included; gateway = MediaSession, RTP in -> RTP out both ways. Target: <= 1.3x\n");
+}
+
 fn main() {
     let plain = passthrough(false);
     let srtp = passthrough(true);
@@ -80,6 +162,7 @@ fn main() {
     }
     println!("{:<56} {:>8.0} ns/packet (incl. building the packet)", "SRTP protect", start.elapsed().as_nanos() as f64 / f64::from(n));
     println!();
+    opus_pcmu_at_codec_cost();
     // µs of CPU per 20 ms frame for every transcoding pair and direction, Opus complexity 0/5/10,
     // G.711 native against ffmpeg, and concurrent Opus<->PCMU calls per core.
     sipbridge::media::codec::bench::run_benchmarks();

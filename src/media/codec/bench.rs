@@ -345,3 +345,122 @@ pub fn run_benchmarks() {
         20_000.0 / f
     );
 }
+
+/// Thread CPU time in µs, for benchmarks outside this module that compare against these figures.
+pub fn thread_cpu_us() -> f64 {
+    cpu_us()
+}
+
+/// Payloads of `params` encoding 5 s of speech-like input at the codec's own rate (Opus: 48 kHz,
+/// 32 kbit/s, as a browser sends).
+pub fn payloads(params: &CodecParams) -> Vec<Vec<u8>> {
+    encode_all(params, &speech_like(params.kind.sample_rate(), 5.0))
+}
+
+/// Narrowband Opus payloads (encoded from 8 kHz input, 16 kbit/s): what a gateway sends towards
+/// a browser on behalf of a G.711 phone.
+pub fn narrowband_opus_payloads(complexity: u8) -> Vec<Vec<u8>> {
+    let mut p = CodecParams::new(CodecKind::Opus);
+    p.opus.complexity = complexity;
+    let mut enc = OpusEncoder::new(&p, 8000).expect("encoder");
+    speech_like(8000, 5.0)
+        .chunks_exact(160)
+        .map(|c| {
+            let mut v = Vec::new();
+            enc.encode(c, &mut v).expect("encode");
+            v
+        })
+        .collect()
+}
+
+/// One pass of a workload for [`interleaved_min`]: a label, the 20 ms frames one call of the
+/// closure handles, and the closure.
+pub type Workload<'a> = (&'static str, usize, Box<dyn FnMut() + 'a>);
+
+/// µs of thread CPU per frame of each workload, as the minimum over `rounds` rounds in which every
+/// workload runs one pass, interleaved. On a machine shared with other builds the minimum is the
+/// cost without interference, and interleaving exposes every workload to the same conditions, so
+/// their ratios hold within one run.
+pub fn interleaved_min(workloads: &mut [Workload<'_>], rounds: usize) -> Vec<f64> {
+    let mut best = vec![f64::INFINITY; workloads.len()];
+    for (_, _, run) in workloads.iter_mut() {
+        run(); // warm-up
+    }
+    for _ in 0..rounds {
+        for (i, (_, frames, run)) in workloads.iter_mut().enumerate() {
+            let start = cpu_us();
+            run();
+            best[i] = best[i].min((cpu_us() - start) / *frames as f64);
+        }
+    }
+    best
+}
+
+fn opus_params(complexity: u8) -> CodecParams {
+    let mut p = CodecParams::new(CodecKind::Opus);
+    p.opus.complexity = complexity;
+    p
+}
+
+/// Raw libopus encoding: one bare `opus_encode` call (nothing of ours around it) per 20 ms frame
+/// of `rate` speech-like input, `frames` frames per pass, mono, VoIP, the gateway's settings.
+pub fn raw_opus_encode(rate: u32, complexity: u8, frames: usize) -> Workload<'static> {
+    let frame = (rate / 50) as usize;
+    let pcm = speech_like(rate, 5.0)[..frame * frames.min(250)].to_vec();
+    let mut enc = OpusEncoder::new(&opus_params(complexity), rate).expect("encoder");
+    let mut buf = vec![0u8; 4000];
+    let frames = pcm.len() / frame;
+    let run = move || {
+        for c in pcm.chunks_exact(frame) {
+            enc.encode_raw(c, frame, &mut buf).expect("opus_encode");
+        }
+    };
+    ("raw opus_encode", frames, Box::new(run))
+}
+
+/// Raw libopus decoding: one bare `opus_decode` call per packet, to `rate`.
+pub fn raw_opus_decode(packets: &[Vec<u8>], rate: u32) -> Workload<'_> {
+    let mut dec = OpusDecoder::new(&opus_params(DEFAULT_OPUS_COMPLEXITY), rate).expect("decoder");
+    let mut out = vec![0i16; (rate / 50) as usize];
+    let run = move || {
+        for pk in packets {
+            dec.decode_raw(pk, &mut out).expect("opus_decode");
+        }
+    };
+    ("raw opus_decode", packets.len(), Box::new(run))
+}
+
+/// What libopus itself must do for an Opus <-> PCMU call, per 20 ms: decode one of `packets` to
+/// 8 kHz and encode one 8 kHz frame, both bare calls.
+pub fn raw_opus_pcmu_call(packets: &[Vec<u8>], complexity: u8) -> Workload<'_> {
+    let (_, encoded, mut encode) = raw_opus_encode(8000, complexity, packets.len());
+    let (_, _, mut decode) = raw_opus_decode(packets, 8000);
+    assert_eq!(encoded, packets.len(), "one encoded frame per decoded packet");
+    ("raw libopus", packets.len(), Box::new(move || {
+        decode();
+        encode();
+    }))
+}
+
+/// The codec layer's [`Transcoder`]s of an Opus <-> PCMU call, per 20 ms: one of `packets` Opus ->
+/// PCMU and one PCMU packet -> Opus, output frames recycled as the session would.
+pub fn transcoder_opus_pcmu_call(packets: &[Vec<u8>], complexity: u8) -> Workload<'_> {
+    let opus = opus_params(complexity);
+    let pcmu = CodecParams::new(CodecKind::Pcmu);
+    let pcmu_packets = payloads(&pcmu);
+    let mut down = Transcoder::new(&opus, &pcmu).expect("transcoder");
+    let mut up = Transcoder::new(&pcmu, &opus).expect("transcoder");
+    let mut out: Vec<OutFrame> = Vec::with_capacity(8);
+    let frames = packets.len().min(pcmu_packets.len());
+    let run = move || {
+        for (o, u) in packets.iter().zip(&pcmu_packets) {
+            for (t, p) in [(&mut down, o), (&mut up, u)] {
+                t.push(p, &mut out).expect("push");
+                for f in out.drain(..) {
+                    t.recycle(f);
+                }
+            }
+        }
+    };
+    ("Transcoder", frames, Box::new(run))
+}

@@ -18,8 +18,11 @@
 //! It is also cheaper: ffmpeg's wrappers use libopus's multistream API, which on this kind of
 //! (virtual) machine executes a trapping `CPUID` on every call (perf: ~45 % of the wrapper's decode
 //! time), 65 µs vs 31 µs per 48 kHz decode, 83 µs vs 69 µs per 8 kHz encode.
-//! Linking: `-lopus`, so the build needs Debian's `libopus-dev` (libopus0 is already a dependency of
-//! libavcodec59).
+//! libopus is reached through the `audiopus_sys` binding crate (only `opus.rs` uses it), which
+//! finds the system libopus with pkg-config and links it dynamically: the build needs Debian's
+//! `pkg-config` and `libopus-dev` (libopus0 is already a dependency of libavcodec59). Without them
+//! its build script falls back to building a bundled libopus with cmake; `scripts/system-deps.sh`
+//! installs both, so that fallback never runs.
 //! [`Backend::Ffmpeg`] keeps the all-ffmpeg path (pcm_mulaw, pcm_alaw, g722, libopus through
 //! libavcodec, swresample down from 48 kHz) for comparison: the benchmark measures both.
 //!
@@ -45,6 +48,8 @@ mod transcoder;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_rates;
 
 pub use bench::run_benchmarks;
 pub use ffmpeg::{FfmpegDecoder, FfmpegEncoder};

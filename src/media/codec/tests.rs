@@ -30,7 +30,7 @@ const PACKETS: usize = 100;
 const LOST: [usize; 3] = [7, 23, 24];
 
 #[derive(Clone, Copy, Debug, PartialEq)]
-enum Sig {
+pub(super) enum Sig {
     Tone,
     Multi,
     /// Vowel-like: 12 harmonics of a pitch gliding 80..200 Hz at 2.3 Hz, syllable envelope at 4 Hz.
@@ -66,11 +66,11 @@ fn sig_value(sig: Sig, t: f64) -> f64 {
 }
 
 /// `n` samples of `sig` at `rate`, delayed by `delay` seconds.
-fn gen(sig: Sig, rate: u32, n: usize, delay: f64) -> Vec<f64> {
+pub(super) fn gen(sig: Sig, rate: u32, n: usize, delay: f64) -> Vec<f64> {
     (0..n).map(|i| sig_value(sig, i as f64 / rate as f64 - delay)).collect()
 }
 
-fn to_pcm(x: &[f64], channels: usize) -> Vec<i16> {
+pub(super) fn to_pcm(x: &[f64], channels: usize) -> Vec<i16> {
     let mut v = Vec::with_capacity(x.len() * channels);
     for &s in x {
         let s = s.round().clamp(-32768.0, 32767.0) as i16;
@@ -86,7 +86,7 @@ fn to_mono_f64(pcm: &[i16], channels: usize) -> Vec<f64> {
 }
 
 /// Amplitude of the component at `f` (Hann window, Goertzel).
-fn tone_amp(x: &[f64], rate: f64, f: f64) -> f64 {
+pub(super) fn tone_amp(x: &[f64], rate: f64, f: f64) -> f64 {
     let n = x.len();
     let w = 2.0 * PI * f / rate;
     let coeff = 2.0 * w.cos();
@@ -104,7 +104,7 @@ fn tone_amp(x: &[f64], rate: f64, f: f64) -> f64 {
 }
 
 /// Dominant frequency of `x` between 50 Hz and min(3900 Hz, Nyquist).
-fn dominant_freq(x: &[f64], rate: u32) -> f64 {
+pub(super) fn dominant_freq(x: &[f64], rate: u32) -> f64 {
     let r = rate as f64;
     let short = &x[..(rate as usize / 5).min(x.len())];
     let top = 3900.0f64.min(r / 2.0 - 50.0);
