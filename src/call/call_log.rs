@@ -106,6 +106,13 @@ impl CallLog {
         self.writer.write(&self.record);
     }
 
+    /// The SIP leg's SDES-SRTP suite, when there is one (never the keys).
+    pub fn srtp(&mut self, keys: Option<&crate::media::srtp::SdesKeys>) {
+        if let Some(keys) = keys {
+            self.event("srtp", format!("SDES {}", keys.local.suite.name()));
+        }
+    }
+
     /// Per-leg quality from the media session, before it stops.
     pub async fn collect_quality(&mut self, media: &SessionHandle, sip: Side) {
         for (side, leg) in [(sip, "sip"), (sip.other(), "browser")] {

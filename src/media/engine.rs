@@ -5,6 +5,7 @@
 
 use super::ports::{PortError, PortPool};
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
+use super::srtp::SrtpContext;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -161,6 +162,7 @@ enum Command {
     SendDtmf(Side, String, u32),
     Quality(Side, oneshot::Sender<LegQuality>),
     Counters(Side, oneshot::Sender<LegCounters>),
+    RekeySrtp(Side, Option<SrtpContext>, Option<SrtpContext>),
     Stop,
 }
 
@@ -190,6 +192,11 @@ impl SessionHandle {
         let (tx, rx) = oneshot::channel();
         self.commands.send(Command::Quality(side, tx)).await.map_err(|_| EngineError::Ended)?;
         rx.await.map_err(|_| EngineError::Ended)
+    }
+
+    /// Installs SDES keys a re-INVITE changed; `None` keeps that direction's context.
+    pub async fn rekey_srtp(&self, side: Side, outbound: Option<SrtpContext>, inbound: Option<SrtpContext>) -> Result<(), EngineError> {
+        self.commands.send(Command::RekeySrtp(side, outbound, inbound)).await.map_err(|_| EngineError::Ended)
     }
 
     pub async fn stop(&self) {
@@ -316,6 +323,7 @@ async fn run(engine: Arc<MediaEngine>, mut session: MediaSession, legs: [LegIo; 
                         tracing::info!(error = %e, "cannot play DTMF");
                     }
                 }
+                Some(Command::RekeySrtp(side, outbound, inbound)) => session.rekey_srtp(side, outbound, inbound),
                 Some(Command::Stop) | None => break,
             },
             _ = tokio::time::sleep_until(deadline.into()) => session.handle_timeout(engine.now()),

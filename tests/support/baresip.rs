@@ -19,6 +19,12 @@ pub struct Phone {
 impl Phone {
     /// `codecs` in baresip's account syntax; `commands` run at start (e.g. a dial).
     pub fn start(gateway: &Gateway, codecs: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
+        Phone::start_with(gateway, codecs, "", tone_hz, commands, run_secs)
+    }
+
+    /// Like [`Phone::start`], with more account parameters, e.g. `;mediaenc=srtp-mand` (which
+    /// loads baresip's SRTP module).
+    pub fn start_with(gateway: &Gateway, codecs: &str, account_params: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
         assert!(Command::new("baresip").arg("-h").output().is_ok(), "baresip is not installed: `make test` installs it");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port_pair();
@@ -32,15 +38,16 @@ impl Phone {
                  audio_source ausine,{tone_hz}\nausrc_srate 48000\nausrc_channels 2\n\
                  audio_player alsa,null\nsnd_path {}\n\
                  module g711.so\nmodule g722.so\nmodule opus.so\nmodule ausine.so\nmodule alsa.so\nmodule sndfile.so\n\
-                 module_app account.so\nmodule_app menu.so\nmodule_tmp uuid.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n",
-                recordings.display()
+                 module_app account.so\nmodule_app menu.so\nmodule_tmp uuid.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n{}",
+                recordings.display(),
+                if account_params.contains("mediaenc=srtp") { "module srtp.so\n" } else { "" }
             ),
         )
         .expect("baresip config");
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:bob@example.com>;auth_pass=builder;outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}\n",
+                "<sip:bob@example.com>;auth_pass=builder;outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}{account_params}\n",
                 gateway.sip_port
             ),
         )
@@ -148,3 +155,15 @@ pub fn received_recording(recordings: &[PathBuf]) -> PathBuf {
         .unwrap_or_else(|| panic!("no -dec.wav among {recordings:?}"))
 }
 
+/// A 1 kHz tone from baresip reached the browser (`peakHz` of its report) and the browser's
+/// 440 Hz reached baresip (its recording).
+pub fn assert_tones(result: &serde_json::Value, phone: &(String, Vec<PathBuf>), log: &str) {
+    assert_eq!(result["ok"], true, "{result:#}\nbaresip:\n{}\ngateway:\n{log}", phone.0);
+    let heard = result["peakHz"].as_f64().unwrap_or(0.0);
+    println!("the browser heard baresip's tone at {heard:.1} Hz");
+    assert!((heard - 1000.0).abs() <= 20.0, "1 kHz from baresip reached the browser: {result:#}");
+    let (samples, rate) = read_wav(&received_recording(&phone.1));
+    let (at_440, at_1000) = (tone_share(&samples, rate, 440.0), tone_share(&samples, rate, 1000.0));
+    println!("baresip's recording ({} s at {rate} Hz): 440 Hz share {at_440:.3}, 1 kHz share {at_1000:.3}", samples.len() as u32 / rate.max(1));
+    assert!(at_440 > 0.2 && at_440 > 10.0 * at_1000, "440 Hz from the browser reached baresip\nbaresip:\n{}", phone.0);
+}
