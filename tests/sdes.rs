@@ -28,6 +28,7 @@ fn assert_srtp_record(record: &sipbridge::store::CallRecord) {
     }
     let sip = record.quality.iter().find(|q| q.leg == "sip" && q.direction == "received").unwrap_or_else(|| panic!("{record:#?}"));
     assert!(sip.packets > 50, "SRTP from baresip was authenticated and decrypted: {record:#?}");
+    assert!(!record.events.iter().any(|e| e.kind == "srtp_dropped"), "no packet from baresip failed authentication: {record:#?}");
 }
 
 /// baresip's own account of the call: SRTP was on (with `srtp-mand` it accepts nothing else)
@@ -37,17 +38,26 @@ fn assert_baresip_used_srtp(phone_log: &str) {
     assert!(!phone_log.contains("failed to decrypt"), "baresip authenticated all we sent:\n{phone_log}");
 }
 
+/// Also holds and resumes from baresip: both re-INVITEs keep the keys, and audio comes back.
 #[test]
 fn srtp_mandatory_baresip_calls_a_browser_with_tones_both_ways() {
     let gateway = Gateway::start(GatewayOptions::default());
     let (mut browser, lines) = answering_browser(&gateway, &token("alice", &[]));
-    let phone = Phone::start_with(&gateway, "pcmu", SRTP_MANDATORY, 1000, &["/dial sip:alice@example.com".to_string()], 9);
+    let phone = Phone::start_with(&gateway, "pcmu", SRTP_MANDATORY, 1000, &["/dial sip:alice@example.com".to_string()], 16);
+    phone.wait_received_audio(3);
+    phone.command("/hold");
+    gateway.wait_for_log("the SIP peer holds the call");
+    phone.command("/resume");
+    gateway.wait_for_log("the SIP peer resumed the call");
     let result: serde_json::Value = lines.map_while(Result::ok).filter(|l| l.starts_with('{')).last().and_then(|l| serde_json::from_str(&l).ok()).unwrap_or_default();
     let _ = browser.wait();
     let phone = phone.finish();
     let log = gateway.log();
     assert_tones(&result, &phone, &log);
     assert_baresip_used_srtp(&phone.0);
+    assert_eq!(result["holds"], serde_json::json!(["hold", "resume"]), "{result:#}");
+    assert!(result["levels"]["afterResume"].as_f64().unwrap_or(0.0) > 0.05, "audio came back after the resume: {result:#}");
+    assert!(!log.contains("new SDES keys"), "baresip kept its key, so did we:\n{log}");
     let record = completed_record(&gateway);
     assert_srtp_record(&record);
     assert!(!log.contains("inline:") || log.contains("inline:(masked)"), "no key in the gateway's log:\n{log}");

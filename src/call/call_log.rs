@@ -122,6 +122,12 @@ impl CallLog {
             self.record.quality.push(received_quality(leg, &q));
             self.record.quality.push(LegQuality { rtt_ms: q.rtt_ms, ..LegQuality::new(leg, "sent", q.sent_packets, None) });
         }
+        // SRTP packets that failed authentication or replayed: a wrong key shows here.
+        if let Ok(counters) = media.counters(sip).await {
+            if counters.dropped_srtp > 0 {
+                self.event("srtp_dropped", format!("{} SRTP packets from the SIP peer failed authentication", counters.dropped_srtp));
+            }
+        }
     }
 
     /// The call's SIP messages, in order, for the ladder view.

@@ -235,6 +235,7 @@ impl SipSide {
             return;
         }
         self.browser_told_held = self.held_by_peer;
+        tracing::info!(on_hold = self.held_by_peer, "{}", if self.held_by_peer { "the SIP peer holds the call" } else { "the SIP peer resumed the call" });
         let _ = push.send(BrowserPush::RemoteHold { call_id: self.call_id.clone(), on_hold: self.held_by_peer }).await;
     }
 }

@@ -80,6 +80,20 @@ impl Phone {
         socket.send_to(format!("{command}\n").as_bytes(), ("127.0.0.1", self.console)).expect("send to baresip's console");
     }
 
+    /// Waits until baresip has recorded `secs` of what it received (8 kHz, 16-bit), so a test
+    /// can act once audio flows.
+    pub fn wait_received_audio(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let recorded = || {
+            let files = std::fs::read_dir(self.dir.path().join("recordings")).into_iter().flatten().flatten();
+            files.filter(|e| e.file_name().to_string_lossy().ends_with("-dec.wav")).filter_map(|e| e.metadata().ok()).map(|m| m.len()).max().unwrap_or(0)
+        };
+        while recorded() < 44 + secs * 16_000 {
+            assert!(Instant::now() < deadline, "baresip recorded no {secs} s of audio:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("baresip.log")).unwrap_or_default()
     }
@@ -146,11 +160,13 @@ pub fn tone_share(samples: &[f64], rate: u32, hz: f64) -> f64 {
     power / (best_energy * window as f64 / 2.0)
 }
 
-/// What baresip heard: the recording of the decoded far-end audio.
+/// What baresip heard: the recording of the decoded far-end audio (the longest, as a re-INVITE
+/// starts another).
 pub fn received_recording(recordings: &[PathBuf]) -> PathBuf {
     recordings
         .iter()
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .cloned()
         .unwrap_or_else(|| panic!("no -dec.wav among {recordings:?}"))
 }
