@@ -62,6 +62,7 @@ fn main() {
         max_calls: None,
         dial: Default::default(),
         outbound_proxy: None,
+        srtp: Default::default(),
     };
     let config = CoreConfig { timers: TimerConfig::default(), product: "bench".into(), nonce_lifetime: Duration::from_secs(300) };
     let t0 = Instant::now();

@@ -177,6 +177,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         outbound: outbound_tx,
         limits: config.calls.clone(),
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),
+        srtp: sipbridge::call::sdes::SrtpPolicies::from_profiles(&config.profiles),
         active: Arc::new(sipbridge::call::limits::CallCounter::default()),
         records: records.clone(),
         stats: Arc::new(sipbridge::call::call_log::CallStats::default()),

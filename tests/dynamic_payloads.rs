@@ -9,8 +9,7 @@ mod baresip;
 #[path = "support/pcap.rs"]
 mod pcap;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use support::{free_port, free_sipp_media_port, sipp_available, sipp_with_files, Gateway, GatewayOptions, JWT_SECRET};
 use support::calls::{echo_page, EchoTrunk};
 
@@ -20,24 +19,6 @@ fn token(profiles: &[&str]) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
     let claims = sipbridge::signaling::jwt::Claims { sub: "alice".into(), exp: now + 600, nbf: None, iat: None, profiles: profiles.iter().map(|p| p.to_string()).collect() };
     sipbridge::signaling::jwt::sign(&claims, JWT_SECRET.as_bytes())
-}
-
-type Lines = std::io::Lines<BufReader<std::process::ChildStdout>>;
-
-/// Chromium logged in as alice, answering the next call (tests/browser/answer.mjs `accept`).
-fn answering_browser(gateway: &Gateway) -> (std::process::Child, Lines) {
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
-    let mut browser = Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .arg(token(&[]))
-        .arg("accept")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start the browser");
-    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
-    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
-    (browser, lines)
 }
 
 /// What every call here must not show: a packet webrtc-rs refused for its payload type.
@@ -52,7 +33,7 @@ fn a_phone_with_opus_96_calls_a_browser_that_hears_it_and_its_digits() {
     sipp_available();
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: SAME_CODEC.into(), ..Default::default() });
-    let (mut browser, lines) = answering_browser(&gateway);
+    let (mut browser, lines) = support::calls::answering_browser(&gateway, &token(&[]));
     let mut stream = pcap::RtpStream::new(0x0960_0960);
     stream.opus_tone(96, 700.0, 50);
     stream.digit(97, 5);
@@ -88,7 +69,7 @@ fn a_phone_that_renumbers_in_a_reinvite_is_still_heard() {
     sipp_available();
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: SAME_CODEC.into(), ..Default::default() });
-    let (mut browser, lines) = answering_browser(&gateway);
+    let (mut browser, lines) = support::calls::answering_browser(&gateway, &token(&[]));
     let mut before = pcap::RtpStream::new(0x0960_0960);
     before.opus_tone(96, 700.0, 33);
     before.digit(97, 5);
@@ -163,7 +144,7 @@ fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::V
 #[test]
 fn baresip_with_opus_96_calls_a_browser() {
     let gateway = Gateway::start(GatewayOptions { extra_media: SAME_CODEC.into(), ..Default::default() });
-    let (mut browser, lines) = answering_browser(&gateway);
+    let (mut browser, lines) = support::calls::answering_browser(&gateway, &token(&[]));
     let phone = baresip::Phone::start(&gateway, "opus/48000/2", 1000, &["/dial sip:alice@example.com".to_string()], 10);
     gateway.wait_for_log("browser media connected");
     phone.command("/sndcode 59");

@@ -106,6 +106,13 @@ impl CallLog {
         self.writer.write(&self.record);
     }
 
+    /// The SIP leg's SDES-SRTP suite, when there is one (never the keys).
+    pub fn srtp(&mut self, keys: Option<&crate::media::srtp::SdesKeys>) {
+        if let Some(keys) = keys {
+            self.event("srtp", format!("SDES {}", keys.local.suite.name()));
+        }
+    }
+
     /// Per-leg quality from the media session, before it stops.
     pub async fn collect_quality(&mut self, media: &SessionHandle, sip: Side) {
         for (side, leg) in [(sip, "sip"), (sip.other(), "browser")] {
@@ -114,6 +121,12 @@ impl CallLog {
             self.stats.rtp_lost.fetch_add(q.lost, std::sync::atomic::Ordering::Relaxed);
             self.record.quality.push(received_quality(leg, &q));
             self.record.quality.push(LegQuality { rtt_ms: q.rtt_ms, ..LegQuality::new(leg, "sent", q.sent_packets, None) });
+        }
+        // SRTP packets that failed authentication or replayed: a wrong key shows here.
+        if let Ok(counters) = media.counters(sip).await {
+            if counters.dropped_srtp > 0 {
+                self.event("srtp_dropped", format!("{} SRTP packets from the SIP peer failed authentication", counters.dropped_srtp));
+            }
         }
     }
 

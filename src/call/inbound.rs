@@ -38,6 +38,8 @@ pub struct CallLayer {
     pub limits: crate::config::CallsConfig,
     /// Per-profile caps (`max_calls` in the profile file), by profile name.
     pub profile_caps: HashMap<String, usize>,
+    /// Per-profile SDES-SRTP policy (`srtp` in the profile file).
+    pub srtp: super::sdes::SrtpPolicies,
     pub active: Arc<CallCounter>,
     /// Where every call's record goes (through the durable spool).
     pub records: crate::store::RecorderHandle,
@@ -117,16 +119,13 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     if let CallerIdentity::LocalUser { username } = &call.identity {
         log.event("caller", format!("local user {username}"));
     }
-    let devices = layer.browsers.devices(&call.to_user);
-    if devices.is_empty() {
-        return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
-    }
     let Some(_slot) = layer.acquire_slot(&call.to_user, through) else {
         tracing::warn!(user = %call.to_user, "call limit reached: 503");
         return refuse(&layer, &call, log, 503, CallStatus::Failed, "call limit reached").await;
     };
-    let Ok(offer) = SessionDescription::parse(&call.sdp) else {
-        return refuse(&layer, &call, log, 488, CallStatus::Failed, "unreadable SDP").await;
+    let offer = match SessionDescription::parse(&call.sdp) {
+        Ok(offer) => offer,
+        Err(e) => return refuse(&layer, &call, log, e.sip_status(), CallStatus::Failed, "unreadable SDP").await,
     };
     let endpoint = match layer.engine.allocate().await {
         Ok(endpoint) => endpoint,
@@ -137,14 +136,24 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     };
     let capabilities = LocalCapabilities::new(vec![Codec::Pcmu, Codec::Pcma, Codec::G722, Codec::Opus]);
     let media_address = super::legs::sip_media_address(&layer.engine, Some(&offer), Some(call.source.ip()));
-    let (answer, negotiated) = match sdp::answer(&offer, &capabilities, media_address, endpoint.port, rand::random::<u32>().into()) {
+    let srtp = layer.srtp.for_profile(through);
+    let answered = sdp::answer(&offer, &capabilities, media_address, endpoint.port, rand::random::<u32>().into()).and_then(|(mut answer, negotiated)| {
+        let keys = super::sdes::answer_offer(srtp, &offer, &negotiated, &mut answer, None)?;
+        let codec = negotiated.codecs.first().cloned().ok_or(sdp::SdpError::NoCommonCodec)?;
+        Ok((answer, negotiated, keys, codec))
+    });
+    let (answer, negotiated, keys, sip_codec) = match answered {
         Ok(answered) => answered,
         Err(e) => {
-            tracing::info!(error = %e, "no common codec: 488");
-            return refuse(&layer, &call, log, 488, CallStatus::Failed, "no common codec").await;
+            tracing::info!(error = %e, status = e.sip_status(), "offer refused");
+            return refuse(&layer, &call, log, e.sip_status(), CallStatus::Failed, e.cause()).await;
         }
     };
-    let Some(sip_codec) = negotiated.codecs.first().cloned() else { return refuse(&layer, &call, log, 488, CallStatus::Failed, "no common codec").await };
+    // After the offer is known to be acceptable: a 488 says more than a 480 would.
+    let devices = layer.browsers.devices(&call.to_user);
+    if devices.is_empty() {
+        return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+    }
     let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
     let browser_codec = browser_codec_for(layer.limits.browser_codec, sip_codec.codec);
     let (control_tx, mut control) = mpsc::channel::<BrowserAnswer>(64);
@@ -272,7 +281,11 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
         EgressSeeds { ssrc: device.leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
     ];
     let factory = crate::media::codec_glue::factory(layer.opus_complexity);
-    let session = MediaSession::new(sip_leg, browser_leg, seeds, factory, layer.media_timeouts, layer.engine.now());
+    let mut session = MediaSession::new(sip_leg, browser_leg, seeds, factory, layer.media_timeouts, layer.engine.now());
+    if let Some(keys) = &keys {
+        let (outbound, inbound) = keys.contexts();
+        session.set_srtp(Side::A, outbound, inbound);
+    }
     let rtp_port = endpoint.port;
     let mut media = layer.engine.spawn_with_browser(session, LegIo::Udp(endpoint), device.leg.io(), &device.leg);
     if let Err(e) = layer.sip.call_answer(call.id, answer.to_string()).await {
@@ -283,7 +296,8 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     tracing::info!(codec = %browser_media.codec.mime_type, browser_payload_type = browser_format.payload_type, sip_codec = ?sip_codec.codec, sip_payload_type = sip_format.payload_type, transcoding, "answered");
     log.dtmf_mode(negotiated.telephone_event.is_some());
     log.answered(sip_codec.codec.encoding_name(), &browser_media.codec.mime_type, transcoding, Some(device.id));
-    let mut sip = SipSide::new(call.id, Side::A, &call_id, media_address, rtp_port, answer, Some(offer), sip_codec.codec);
+    log.srtp(keys.as_ref());
+    let mut sip = SipSide::new(call.id, Side::A, &call_id, media_address, rtp_port, answer, Some(offer), sip_codec.codec).with_srtp(srtp, keys);
     bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events).await;
 }
 

@@ -8,4 +8,5 @@ pub mod legs;
 pub mod limits;
 pub mod outbound;
 pub mod registry;
+pub mod sdes;
 pub mod sip_side;

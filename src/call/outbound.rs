@@ -13,6 +13,7 @@ use crate::media::engine::{BrowserLegHandle, LegIo, SessionHandle};
 use crate::media::worker::BrowserLegStart;
 use crate::media::handler::{Encoding, PayloadFormat};
 use crate::media::session::LegConfig;
+use crate::media::srtp::SdesKeys;
 use crate::media::session::{EgressSeeds, MediaSession};
 use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::signaling::HangupReason;
@@ -31,7 +32,7 @@ fn failure_reason(status: u16) -> (HangupReason, &'static str) {
         // Still challenged after answering with the profile's credentials.
         401 | 407 => (HangupReason::Forbidden, "authentication failed at the peer"),
         403 => (HangupReason::Forbidden, "refused by the peer"),
-        488 | 606 => (HangupReason::Failed, "no common codec"),
+        488 | 606 => (HangupReason::Failed, "no common codec or SRTP setting"),
         _ => (HangupReason::Unavailable, "unavailable"),
     }
 }
@@ -101,7 +102,13 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     }
     let destination = layer.sip.call_destination(profile.as_deref(), &target).await;
     let media_address = super::legs::sip_media_address(&layer.engine, None, destination.map(|d| d.ip()));
-    let our_offer = sdp::offer(&LocalCapabilities::new(codecs), media_address, endpoint.port, rand::random::<u32>().into(), 1);
+    let mut our_offer = sdp::offer(&LocalCapabilities::new(codecs), media_address, endpoint.port, rand::random::<u32>().into(), 1);
+    let srtp = layer.srtp.for_profile(profile.as_deref());
+    if let Err(e) = super::sdes::secure_offer(srtp, &mut our_offer) {
+        leg.close().await;
+        let _ = push.send(hangup(HangupReason::Failed, e.cause())).await;
+        return log.finish(CallStatus::Failed, HangupSide::Gateway, e.cause(), None);
+    }
     let sip_id = match layer.sip.place_call(profile.as_deref(), &target, &user, our_offer.to_string()).await {
         Ok((id, sip_call_id)) => {
             log.add_sip_call_id(&sip_call_id);
@@ -117,6 +124,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     let _ = layer.outbound.send((sip_id, events_tx)).await;
     tracing::info!(%call_id, profile = profile.as_deref().unwrap_or("(registered phone)"), %target, "calling SIP");
     let mut media: Option<SessionHandle> = None;
+    let mut keys = None;
     let mut sip: Option<SipSide> = None;
     let rtp_port = endpoint.port;
     let mut endpoint = Some(endpoint);
@@ -145,6 +153,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                                 let (sip_codec, sip_payload_type) = started.1;
                                 tracing::info!(%call_id, ?sip_codec, sip_payload_type, ?browser_encoding, browser_payload_type = browser_format.payload_type, "early media");
                                 media = Some(started.0);
+                                keys = started.2;
                                 true
                             }
                             Err(e) => {
@@ -168,6 +177,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                                 let transcoding = encoding_of_codec(sip_codec) != browser_encoding;
                                 tracing::info!(%call_id, ?sip_codec, sip_payload_type, ?browser_encoding, browser_payload_type = browser_format.payload_type, transcoding, "answered");
                                 media = Some(started.0);
+                                keys = started.2;
                             }
                             Err(e) => {
                                 layer.sip.outbound_hangup(sip_id).await;
@@ -186,7 +196,8 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
                             let first = negotiated.codecs.first().map(|c| c.codec).unwrap_or(Codec::Pcmu);
                             log.dtmf_mode(negotiated.telephone_event.is_some());
                             log.answered(first.encoding_name(), &leg.codec().mime_type, encoding_of_codec(first) != browser_encoding, None);
-                            sip = Some(SipSide::new(sip_id, Side::B, &call_id, media_address, rtp_port, our_offer.clone(), Some(answer), first));
+                            log.srtp(keys.as_ref());
+                            sip = Some(SipSide::new(sip_id, Side::B, &call_id, media_address, rtp_port, our_offer.clone(), Some(answer), first).with_srtp(srtp, keys.clone()));
                         }
                     }
                     let _ = push.send(BrowserPush::Answered { call_id: call_id.clone(), sdp: browser_answer.clone() }).await;
@@ -307,10 +318,10 @@ fn start_media(
     browser: &LegConfig,
     leg: &Arc<BrowserLegHandle>,
     endpoint: &mut Option<crate::media::engine::RtpEndpoint>,
-) -> Result<(SessionHandle, (Codec, u8)), &'static str> {
-    let negotiated = SessionDescription::parse(peer_sdp).ok().and_then(|answer| sdp::read_answer(our_offer, &answer).ok());
-    let Some(negotiated) = negotiated.filter(|n| !n.codecs.is_empty()) else { return Err("no common codec") };
-    let sip_codec = &negotiated.codecs[0];
+) -> Result<(SessionHandle, (Codec, u8), Option<SdesKeys>), &'static str> {
+    let negotiated = SessionDescription::parse(peer_sdp).and_then(|answer| sdp::read_answer(our_offer, &answer)).map_err(|e| e.cause())?;
+    let keys = super::sdes::read_answer(our_offer, &negotiated).map_err(|e| e.cause())?;
+    let sip_codec = negotiated.codecs.first().ok_or("no common codec")?;
     let sip_format = PayloadFormat { encoding: encoding_of_codec(sip_codec.codec), payload_type: sip_codec.payload_type, channels: 1 };
     let seeds = [
         EgressSeeds { ssrc: leg.ssrc(), sequence: rand::random(), timestamp: rand::random() },
@@ -327,10 +338,14 @@ fn start_media(
         layer.media_timeouts,
         layer.engine.now(),
     );
+    if let Some(keys) = &keys {
+        let (outbound, inbound) = keys.contexts();
+        session.set_srtp(Side::B, outbound, inbound);
+    }
     // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
     session.defer_inactivity();
     let media = layer.engine.spawn_with_browser(session, leg.io(), LegIo::Udp(rtp), leg);
-    Ok((media, (sip_codec.codec, sip_codec.payload_type)))
+    Ok((media, (sip_codec.codec, sip_codec.payload_type), keys))
 }
 
 #[cfg(test)]
@@ -353,7 +368,7 @@ mod tests {
             assert_eq!(failure_reason(status).0, reason, "SIP {status}");
         }
         assert_eq!(failure_reason(401).1, "authentication failed at the peer");
-        assert_eq!(failure_reason(488).1, "no common codec");
+        assert_eq!(failure_reason(488).1, "no common codec or SRTP setting");
     }
 
     #[test]

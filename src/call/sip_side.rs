@@ -8,6 +8,8 @@ use super::registry::{BrowserAnswer, BrowserPush};
 use crate::media::engine::SessionHandle;
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{MediaEvent, Side};
+use crate::media::srtp::SdesKeys;
+use crate::config::SrtpPolicy;
 use crate::sdp::{self, Codec, Direction, LocalCapabilities, NegotiatedAudio, SessionDescription};
 use crate::signaling::HangupReason;
 use crate::sip::core::{DialogEvent, SipCallId};
@@ -61,12 +63,23 @@ pub struct SipSide {
     browser_told_held: bool,
     /// The peer reported the transfer target answered: the call should end.
     pub transferred: bool,
+    /// The profile's `srtp`, for the peer's re-offers.
+    srtp: SrtpPolicy,
+    /// SDES keys in use on the SIP leg, when the call is SRTP.
+    keys: Option<SdesKeys>,
 }
 
 impl SipSide {
     #[allow(clippy::too_many_arguments)]
     pub fn new(id: SipCallId, side: Side, call_id: &str, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec) -> SipSide {
-        SipSide { id, side, call_id: call_id.to_string(), address, port, local, remote, codec, our_offer: None, transfer: None, held_by_browser: false, held_by_peer: false, browser_told_held: false, transferred: false }
+        SipSide { id, side, call_id: call_id.to_string(), address, port, local, remote, codec, our_offer: None, transfer: None, held_by_browser: false, held_by_peer: false, browser_told_held: false, transferred: false, srtp: SrtpPolicy::default(), keys: None }
+    }
+
+    /// The SRTP policy of the call's profile and the keys the first offer/answer settled.
+    pub fn with_srtp(mut self, srtp: SrtpPolicy, keys: Option<SdesKeys>) -> SipSide {
+        self.srtp = srtp;
+        self.keys = keys;
+        self
     }
 
     /// Handles what the SIP core reported about this call's dialog.
@@ -84,8 +97,11 @@ impl SipSide {
             }
             DialogEvent::ReofferAnswered { sdp, .. } => {
                 let Some((offer, reply)) = self.our_offer.take() else { return };
-                let result = match SessionDescription::parse(&sdp).ok().and_then(|answer| sdp::read_answer(&offer, &answer).ok().map(|n| (answer, n))) {
-                    Some((answer, negotiated)) => {
+                let answered = SessionDescription::parse(&sdp).and_then(|answer| sdp::read_answer(&offer, &answer).map(|n| (answer, n)));
+                let keyed = answered.and_then(|(answer, n)| super::sdes::read_answer(&offer, &n).map(|keys| (answer, n, keys)));
+                let result = match keyed.ok() {
+                    Some((answer, negotiated, keys)) => {
+                        self.rekey(media, keys).await;
                         let applied = self.apply(media, &negotiated, Some(&offer)).await;
                         self.local = offer;
                         self.remote = Some(answer);
@@ -183,7 +199,7 @@ impl SipSide {
     }
 
     async fn answer_reoffer(&mut self, media: &SessionHandle, sdp_text: &str) -> Result<String, u16> {
-        let offer = SessionDescription::parse(sdp_text).map_err(|_| 488u16)?;
+        let offer = SessionDescription::parse(sdp_text).map_err(|e| e.sip_status())?;
         if self.remote.as_ref().is_some_and(|last| sdp::is_same_version(last, &offer)) {
             // A session refresh or a repeated offer: nothing changes, our answer neither.
             return Ok(self.local.to_string());
@@ -195,12 +211,15 @@ impl SipSide {
         if self.held_by_browser {
             capabilities.direction = Direction::SendOnly;
         }
-        let (mut answer, negotiated) = sdp::answer(&offer, &capabilities, self.address, self.port, self.local.origin.session_id).map_err(|e| {
-            tracing::info!(error = %e, "re-offer refused: 488");
-            488u16
-        })?;
+        let refused = |e: sdp::SdpError| {
+            tracing::info!(error = %e, status = e.sip_status(), "re-offer refused");
+            e.sip_status()
+        };
+        let (mut answer, negotiated) = sdp::answer(&offer, &capabilities, self.address, self.port, self.local.origin.session_id).map_err(refused)?;
+        let keys = super::sdes::answer_offer(self.srtp, &offer, &negotiated, &mut answer, self.keys.as_ref()).map_err(refused)?;
         answer.origin = self.local.origin.clone();
         answer.origin.version = self.local.origin.version.wrapping_add(1);
+        self.rekey(media, keys).await;
         self.apply(media, &negotiated, None).await.map_err(|_| 500u16)?;
         // sendonly or inactive from the peer (or c=0.0.0.0): it will not take our audio.
         self.held_by_peer = !negotiated.direction.receives();
@@ -226,11 +245,27 @@ impl SipSide {
         media.update_leg(self.side, config).await.map_err(|e| e.to_string())
     }
 
+    /// Installs the keys a re-INVITE settled, replacing only the directions whose key changed,
+    /// so an unchanged direction keeps its SRTP indices and replay window.
+    async fn rekey(&mut self, media: &SessionHandle, keys: Option<SdesKeys>) {
+        let (Some(new), current) = (keys, self.keys.as_ref()) else { return };
+        let outbound = (current.map(|c| &c.local) != Some(&new.local)).then(|| new.local.context());
+        let inbound = (current.map(|c| &c.remote) != Some(&new.remote)).then(|| new.remote.context());
+        if outbound.is_some() || inbound.is_some() {
+            tracing::info!(rekey_outbound = outbound.is_some(), rekey_inbound = inbound.is_some(), "new SDES keys on the SIP leg");
+            if media.rekey_srtp(self.side, outbound, inbound).await.is_err() {
+                tracing::warn!("the media session ended before the new keys");
+            }
+        }
+        self.keys = Some(new);
+    }
+
     async fn tell_hold_state(&mut self, push: &mpsc::Sender<BrowserPush>) {
         if self.held_by_peer == self.browser_told_held {
             return;
         }
         self.browser_told_held = self.held_by_peer;
+        tracing::info!(on_hold = self.held_by_peer, "{}", if self.held_by_peer { "the SIP peer holds the call" } else { "the SIP peer resumed the call" });
         let _ = push.send(BrowserPush::RemoteHold { call_id: self.call_id.clone(), on_hold: self.held_by_peer }).await;
     }
 }

@@ -14,7 +14,7 @@ pub use calls::{BrowserCodecPolicy, CallsConfig};
 pub use console::{ConsoleRole, ConsoleUser};
 pub use dial_plan::{DialError, DialPlan};
 
-pub use profile::{LocalUser, OutboundProxy, PeerTransport, Profile, ProfileKind, UserSecret};
+pub use profile::{LocalUser, OutboundProxy, PeerTransport, Profile, ProfileKind, SrtpPolicy, UserSecret};
 
 use serde::Deserialize;
 use std::fmt;

@@ -19,6 +19,20 @@ pub enum ProfileKind {
     Local,
 }
 
+/// SDES-SRTP (RFC 4568) toward this profile's peers, or toward the phones of a `local` profile.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SrtpPolicy {
+    /// Plain RTP only: an RTP/SAVP offer gets 488, `a=crypto` in an RTP/AVP offer is ignored.
+    Off,
+    /// SRTP when the peer asks for it (RTP/SAVP, or `a=crypto` on RTP/AVP); our offers are plain
+    /// RTP, which every trunk accepts.
+    #[default]
+    Optional,
+    /// SRTP only: a plain offer gets 488, and our offers are RTP/SAVP with `a=crypto`.
+    Mandatory,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum PeerTransport {
@@ -122,6 +136,8 @@ struct RawProfile {
     dial: super::DialPlan,
     #[serde(default)]
     outbound_proxy: Option<String>,
+    #[serde(default)]
+    srtp: SrtpPolicy,
 }
 
 /// A validated profile. Fields that only make sense for some kinds are `Option`s or empty.
@@ -154,6 +170,8 @@ pub struct Profile {
     pub dial: super::DialPlan,
     /// Every request toward this peer goes to this proxy first (RFC 3261 §8.1.2 preloaded route).
     pub outbound_proxy: Option<OutboundProxy>,
+    /// SDES-SRTP on calls with this peer (for `local`: with its registered phones).
+    pub srtp: SrtpPolicy,
 }
 
 /// A proxy in front of a peer: requests are sent to `host:port` with `Route: <sip:host:port;lr>`.
@@ -212,6 +230,7 @@ impl fmt::Debug for Profile {
             .field("trusted_networks", &self.trusted_networks)
             .field("domain", &self.domain)
             .field("outbound_proxy", &self.outbound_proxy)
+            .field("srtp", &self.srtp)
             .field("users", &self.users.len())
             .finish()
     }
@@ -383,6 +402,7 @@ pub(super) fn load_file(path: &Path, errors: &mut ConfigErrors) -> Option<Profil
         max_calls: raw.max_calls,
         dial: raw.dial.clone(),
         outbound_proxy: raw.outbound_proxy.as_deref().and_then(OutboundProxy::parse),
+        srtp: raw.srtp,
     })
 }
 

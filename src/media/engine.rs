@@ -5,6 +5,7 @@
 
 use super::ports::{PortError, PortPool};
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
+use super::srtp::SrtpContext;
 use super::worker::{self, BrowserLegStart, Command, LegId, SessionCommand, SessionId, WorkerHandle, WorkerLeg};
 use crate::webrtc_leg::{BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError};
 use std::net::{IpAddr, SocketAddr};
@@ -40,11 +41,19 @@ pub enum LegIo {
 pub const INTERNAL_PEER: SocketAddr = SocketAddr::new(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
 
 /// One leg's sockets: RTP on an even port, RTCP on the port above (unless rtcp-mux is used).
-/// Non-blocking; the worker that runs the session watches them.
+/// Non-blocking; the worker that runs the session watches them. Dropping it (with its session,
+/// or unused when a call fails first) gives the port back to the range.
 pub struct RtpEndpoint {
     pub rtp: std::net::UdpSocket,
     pub rtcp: std::net::UdpSocket,
     pub port: u16,
+    pool: Arc<Mutex<PortPool>>,
+}
+
+impl Drop for RtpEndpoint {
+    fn drop(&mut self) {
+        self.pool.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(self.port);
+    }
 }
 
 /// How many workers, and which port their shared WebRTC sockets use.
@@ -103,7 +112,7 @@ impl MediaEngine {
             let port = self.lock_ports().allocate()?;
             let bind = |port: u16| std::net::UdpSocket::bind(SocketAddr::new(self.address, port)).and_then(|s| s.set_nonblocking(true).map(|()| s));
             match (bind(port), bind(port + 1)) {
-                (Ok(rtp), Ok(rtcp)) => return Ok(RtpEndpoint { rtp, rtcp, port }),
+                (Ok(rtp), Ok(rtcp)) => return Ok(RtpEndpoint { rtp, rtcp, port, pool: Arc::clone(&self.ports) }),
                 (Err(e), _) | (_, Err(e)) => {
                     self.lock_ports().release(port);
                     last_error = Some(EngineError::Bind { port, source: e });
@@ -189,13 +198,13 @@ impl MediaEngine {
         if self.settings.webrtc_port != 0 {
             let port = self.settings.webrtc_port.saturating_add(index as u16);
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            return worker::spawn(index, &binds, self.started, Arc::clone(&self.ports));
+            return worker::spawn(index, &binds, self.started);
         }
         let mut last_error = None;
         for _ in 0..32 {
             let port = self.reserve_port()?;
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            match worker::spawn(index, &binds, self.started, Arc::clone(&self.ports)) {
+            match worker::spawn(index, &binds, self.started) {
                 Ok(handle) => return Ok(handle),
                 Err(e) => last_error = Some(e),
             }
@@ -306,6 +315,11 @@ impl SessionHandle {
         let (tx, rx) = oneshot::channel();
         self.command(SessionCommand::Quality(side, tx))?;
         rx.await.map_err(|_| EngineError::Ended)
+    }
+
+    /// Installs SDES keys a re-INVITE changed; `None` keeps that direction's context.
+    pub async fn rekey_srtp(&self, side: Side, outbound: Option<SrtpContext>, inbound: Option<SrtpContext>) -> Result<(), EngineError> {
+        self.command(SessionCommand::RekeySrtp(side, outbound, inbound))
     }
 
     pub async fn stop(&self) {

@@ -343,6 +343,13 @@ impl MediaSession {
         leg.srtp_in = Some(inbound);
     }
 
+    /// New SDES keys from a re-INVITE; `None` keeps that direction's context (and its indices).
+    pub fn rekey_srtp(&mut self, side: Side, outbound: Option<SrtpContext>, inbound: Option<SrtpContext>) {
+        let leg = &mut self.legs[side.index()];
+        leg.srtp_out = outbound.or(leg.srtp_out.take());
+        leg.srtp_in = inbound.or(leg.srtp_in.take());
+    }
+
     /// One RTP packet received from `side`'s socket. The buffer is reused for the forwarded copy.
     pub fn handle_rtp(&mut self, side: Side, from: SocketAddr, mut packet: Vec<u8>, now: Duration) {
         if let Some(srtp) = &mut self.legs[side.index()].srtp_in {

@@ -43,6 +43,33 @@ pub enum SdpError {
     BadAnswer(&'static str),
     /// The answer chose a format our offer did not contain.
     CodecNotOffered { payload_type: u8, encoding: String },
+    /// The peer offered RTP/SAVP to a profile whose `srtp` is `off`.
+    SrtpNotAllowed,
+    /// The peer offered or answered plain RTP where the profile's `srtp` is `mandatory`.
+    SrtpRequired,
+    /// SRTP is needed but no `a=crypto` line is usable (unknown suites, MKI, bad keys...); the
+    /// reason never quotes a key.
+    NoUsableCrypto(String),
+}
+
+impl SdpError {
+    /// The SIP status that refuses an offer for this reason: all of them are "not acceptable
+    /// here" (RFC 3261 §21.4.26), whether the codecs, the syntax or the security do not fit.
+    pub fn sip_status(&self) -> u16 {
+        488
+    }
+
+    /// Short words for the call record and the browser.
+    pub fn cause(&self) -> &'static str {
+        match self {
+            SdpError::NoCommonCodec | SdpError::CodecNotOffered { .. } => "no common codec",
+            SdpError::SrtpNotAllowed => "SRTP offered but not allowed",
+            SdpError::SrtpRequired => "SRTP required but not offered",
+            SdpError::NoUsableCrypto(_) => "no usable SRTP crypto suite",
+            SdpError::NoAudio | SdpError::AudioDeclined => "no audio stream",
+            _ => "unusable SDP",
+        }
+    }
 }
 
 impl fmt::Display for SdpError {
@@ -60,6 +87,9 @@ impl fmt::Display for SdpError {
             SdpError::CodecNotOffered { payload_type, encoding } => {
                 write!(f, "the answer chose {encoding} (payload type {payload_type}), which was not offered")
             }
+            SdpError::SrtpNotAllowed => write!(f, "RTP/SAVP offered, but SRTP is off for this peer"),
+            SdpError::SrtpRequired => write!(f, "plain RTP offered, but SRTP is mandatory for this peer"),
+            SdpError::NoUsableCrypto(reason) => write!(f, "SRTP: {reason}"),
         }
     }
 }

@@ -78,19 +78,40 @@ fn header<'a>(head: &'a str, names: &[&str]) -> Option<&'a str> {
 }
 
 /// Digest answers are not passwords, but they are replayable material: keep only the scheme.
+/// SDES master keys in SDP bodies (`a=crypto ... inline:KEY`) are the call's secret: masked too.
+/// Bodies may use bare LF, so lines are split on LF and their CR kept.
 fn mask_credentials(text: &str) -> String {
-    text.split("\r\n")
+    text.split('\n')
         .map(|line| {
             let lower = line.to_ascii_lowercase();
             if lower.starts_with("authorization:") || lower.starts_with("proxy-authorization:") {
                 let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                format!("{name}: {} (masked)", value.trim().split(' ').next().unwrap_or(""))
+                let cr = if line.ends_with('\r') { "\r" } else { "" };
+                format!("{name}: {} (masked){cr}", value.trim().split(' ').next().unwrap_or(""))
+            } else if lower.starts_with("a=crypto:") {
+                mask_sdes_keys(line)
             } else {
                 line.to_string()
             }
         })
         .collect::<Vec<_>>()
-        .join("\r\n")
+        .join("\n")
+}
+
+/// Every `inline:` key of an `a=crypto` line replaced by a marker; lifetime and MKI stay.
+pub fn mask_sdes_keys(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut rest = line;
+    while let Some(at) = rest.to_ascii_lowercase().find("inline:") {
+        let key_start = at + "inline:".len();
+        out.push_str(&rest[..key_start]);
+        out.push_str("(masked)");
+        let after = &rest[key_start..];
+        let key_end = after.find(|c: char| c == '|' || c == ';' || c.is_ascii_whitespace()).unwrap_or(after.len());
+        rest = &after[key_end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 #[cfg(test)]
@@ -114,6 +135,20 @@ mod tests {
         assert!(entries[0].text.contains("Proxy-Authorization: Digest (masked)") && !entries[0].text.contains("abc"));
         assert!(entries[1].outgoing);
         assert!(ladder.take("c1").is_empty(), "taken once");
+    }
+
+    #[test]
+    fn sdes_keys_in_sdp_bodies_are_masked() {
+        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzcyAo";
+        let body = format!("v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20\r\nA=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:{key}\na=sendrecv\r\n");
+        let invite = format!("INVITE sip:alice@gw SIP/2.0\r\nCall-ID: k1\r\nContent-Type: application/sdp\r\n\r\n{body}");
+        let mut ladder = Ladder::default();
+        ladder.observe(invite.as_bytes(), false, "10.0.0.1:5060", 1);
+        let text = &ladder.take("k1")[0].text;
+        assert!(!text.contains(key), "{text}");
+        assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:(masked)|2^20\r\n"), "{text}");
+        assert!(text.contains("A=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:(masked)\na=sendrecv\r\n"), "{text}");
+        assert!(text.starts_with("INVITE sip:alice@gw SIP/2.0\r\nCall-ID: k1\r\n"), "the rest is untouched");
     }
 
     #[test]

@@ -19,6 +19,12 @@ pub struct Phone {
 impl Phone {
     /// `codecs` in baresip's account syntax; `commands` run at start (e.g. a dial).
     pub fn start(gateway: &Gateway, codecs: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
+        Phone::start_with(gateway, codecs, "", tone_hz, commands, run_secs)
+    }
+
+    /// Like [`Phone::start`], with more account parameters, e.g. `;mediaenc=srtp-mand` (which
+    /// loads baresip's SRTP module).
+    pub fn start_with(gateway: &Gateway, codecs: &str, account_params: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
         assert!(Command::new("baresip").arg("-h").output().is_ok(), "baresip is not installed: `make test` installs it");
         let dir = tempfile::tempdir().expect("tempdir");
         let port = free_port_pair();
@@ -32,15 +38,16 @@ impl Phone {
                  audio_source ausine,{tone_hz}\nausrc_srate 48000\nausrc_channels 2\n\
                  audio_player alsa,null\nsnd_path {}\n\
                  module g711.so\nmodule g722.so\nmodule opus.so\nmodule ausine.so\nmodule alsa.so\nmodule sndfile.so\n\
-                 module_app account.so\nmodule_app menu.so\nmodule_tmp uuid.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n",
-                recordings.display()
+                 module_app account.so\nmodule_app menu.so\nmodule_tmp uuid.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n{}",
+                recordings.display(),
+                if account_params.contains("mediaenc=srtp") { "module srtp.so\n" } else { "" }
             ),
         )
         .expect("baresip config");
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:bob@example.com>;auth_pass=builder;outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}\n",
+                "<sip:bob@example.com>;auth_pass=builder;outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}{account_params}\n",
                 gateway.sip_port
             ),
         )
@@ -71,6 +78,20 @@ impl Phone {
     pub fn command(&self, command: &str) {
         let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
         socket.send_to(format!("{command}\n").as_bytes(), ("127.0.0.1", self.console)).expect("send to baresip's console");
+    }
+
+    /// Waits until baresip has recorded `secs` of what it received (8 kHz, 16-bit), so a test
+    /// can act once audio flows.
+    pub fn wait_received_audio(&self, secs: u64) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let recorded = || {
+            let files = std::fs::read_dir(self.dir.path().join("recordings")).into_iter().flatten().flatten();
+            files.filter(|e| e.file_name().to_string_lossy().ends_with("-dec.wav")).filter_map(|e| e.metadata().ok()).map(|m| m.len()).max().unwrap_or(0)
+        };
+        while recorded() < 44 + secs * 16_000 {
+            assert!(Instant::now() < deadline, "baresip recorded no {secs} s of audio:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     pub fn log(&self) -> String {
@@ -139,12 +160,26 @@ pub fn tone_share(samples: &[f64], rate: u32, hz: f64) -> f64 {
     power / (best_energy * window as f64 / 2.0)
 }
 
-/// What baresip heard: the recording of the decoded far-end audio.
+/// What baresip heard: the recording of the decoded far-end audio (the longest, as a re-INVITE
+/// starts another).
 pub fn received_recording(recordings: &[PathBuf]) -> PathBuf {
     recordings
         .iter()
-        .find(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .filter(|p| p.to_string_lossy().ends_with("-dec.wav"))
+        .max_by_key(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
         .cloned()
         .unwrap_or_else(|| panic!("no -dec.wav among {recordings:?}"))
 }
 
+/// A 1 kHz tone from baresip reached the browser (`peakHz` of its report) and the browser's
+/// 440 Hz reached baresip (its recording).
+pub fn assert_tones(result: &serde_json::Value, phone: &(String, Vec<PathBuf>), log: &str) {
+    assert_eq!(result["ok"], true, "{result:#}\nbaresip:\n{}\ngateway:\n{log}", phone.0);
+    let heard = result["peakHz"].as_f64().unwrap_or(0.0);
+    println!("the browser heard baresip's tone at {heard:.1} Hz");
+    assert!((heard - 1000.0).abs() <= 20.0, "1 kHz from baresip reached the browser: {result:#}");
+    let (samples, rate) = read_wav(&received_recording(&phone.1));
+    let (at_440, at_1000) = (tone_share(&samples, rate, 440.0), tone_share(&samples, rate, 1000.0));
+    println!("baresip's recording ({} s at {rate} Hz): 440 Hz share {at_440:.3}, 1 kHz share {at_1000:.3}", samples.len() as u32 / rate.max(1));
+    assert!(at_440 > 0.2 && at_440 > 10.0 * at_1000, "440 Hz from the browser reached baresip\nbaresip:\n{}", phone.0);
+}

@@ -6,6 +6,22 @@ use super::{sipp_available, Gateway, JWT_SECRET};
 use std::io::{BufRead, BufReader, Lines};
 use std::process::{Child, ChildStdout, Command, Stdio};
 
+/// Chromium logged in with `login`, answering the next call (tests/browser/answer.mjs `accept`).
+pub fn answering_browser(gateway: &Gateway, login: &str) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
+    let mut browser = Command::new("node")
+        .arg(script)
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .arg(login)
+        .arg("accept")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start the browser");
+    let mut lines = BufReader::new(browser.stdout.take().expect("stdout")).lines();
+    assert!(lines.by_ref().map_while(Result::ok).any(|line| line == "READY"), "the browser never logged in");
+    (browser, lines)
+}
+
 /// A trunk profile toward sipp on `port`, trusted by address.
 pub fn trunk_profile(port: u16) -> (String, String) {
     ("trunk.toml".into(), format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {port}\ntrusted_addresses = [\"127.0.0.1\"]\n"))
@@ -89,12 +105,17 @@ pub fn chromium_calls(gateway: &Gateway, login: &str, target: &str, env: &[(&str
 
 /// echo.mjs with its `[CODEC, TARGET, MODE]` arguments (see the script's header).
 pub fn echo_page(gateway: &Gateway, login: &str, codec_target_mode: [&str; 3], env: &[(&str, &str)]) -> serde_json::Value {
+    echo_page_args(gateway, login, &codec_target_mode, env)
+}
+
+/// echo.mjs with `[CODEC, TARGET, MODE, TONE_HZ]` or a prefix of them.
+pub fn echo_page_args(gateway: &Gateway, login: &str, args: &[&str], env: &[(&str, &str)]) -> serde_json::Value {
     let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/echo.mjs");
     let output = Command::new("node")
         .arg(script)
         .arg(format!("http://127.0.0.1:{}", gateway.http_port))
         .arg(login)
-        .args(codec_target_mode)
+        .args(args)
         .envs(env.iter().copied())
         .output()
         .expect("run the browser");

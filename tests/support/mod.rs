@@ -72,11 +72,13 @@ pub struct GatewayOptions {
     pub log_level: &'static str,
     /// Trunk or PBX profiles local user alice may call through after a password login.
     pub alice_profiles: Vec<&'static str>,
+    /// `srtp` of the local domain: toward the phones registered to it.
+    pub local_srtp: &'static str,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional" }
     }
 }
 
@@ -124,10 +126,11 @@ impl Gateway {
         std::fs::create_dir(&profiles).expect("mkdir");
         let local = format!(
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
-             digest_algorithms = {}\n\
+             digest_algorithms = {}\nsrtp = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
              [[users]]\nusername = \"bob\"\npassword = \"builder\"\n",
             options.digest_algorithms,
+            options.local_srtp,
             options.alice_profiles
         );
         std::fs::write(profiles.join("local.toml"), local).expect("write profile");

@@ -1,8 +1,10 @@
 //! SRTP/SRTCP (RFC 3711) keyed by SDES (RFC 4568), for the SIP leg.
 //!
 //! Only the AES-CM + HMAC-SHA1 suites that SIP endpoints actually offer are
-//! supported, with key_derivation_rate 0 and no MKI. Everything here is pure:
-//! no I/O, no clock, no allocation per packet. Packets are hostile input, so
+//! supported, with key_derivation_rate 0 and no MKI. The transforms are the
+//! maintained `rtc-srtp` crate's (webrtc-rs, the same code that protects the
+//! WebRTC legs); this module keys it from `a=crypto` and puts our error type
+//! and bounds around it. Pure: no I/O, no clock. Packets are hostile input, so
 //! every failure is a [`SrtpError`], never a panic.
 //!
 //! Typical use on an incoming offer:
@@ -16,13 +18,15 @@
 //! between directions, and SDES gives each side its own key anyway.
 
 mod context;
-mod keys;
-mod replay;
 mod sdes;
 #[cfg(test)]
 mod tests;
 
 use std::fmt;
+
+/// AES-128 master key and the 112-bit master salt of RFC 3711 §8.2.
+pub(crate) const MASTER_KEY_LEN: usize = 16;
+pub(crate) const MASTER_SALT_LEN: usize = 14;
 
 pub use context::{SrtpContext, MAX_SSRCS, MAX_TRAILER_LEN};
 pub use sdes::{select_supported, CryptoAttribute, SdesError, SdesKeys};

@@ -8,8 +8,7 @@ use rand::rngs::OsRng;
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
-use super::keys::{MASTER_KEY_LEN, MASTER_SALT_LEN};
-use super::{SrtpContext, Suite};
+use super::{SrtpContext, Suite, MASTER_KEY_LEN, MASTER_SALT_LEN};
 
 const KEY_SALT_LEN: usize = MASTER_KEY_LEN + MASTER_SALT_LEN;
 /// RFC 3711 §9.2: SRTP indices are 48 bits, so no key can outlive 2^48.

@@ -9,15 +9,16 @@ mod demux;
 mod paths;
 
 use super::engine::{EngineError, RtpEndpoint};
-use super::ports::PortPool;
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
 use crate::webrtc_leg::{BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError, WebRtcLeg};
 use mio::net::UdpSocket;
+use mio::unix::SourceFd;
 use mio::{Events, Interest, Poll, Token, Waker};
+use std::os::fd::AsRawFd;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
 use std::sync::atomic::AtomicU64;
-use std::sync::{mpsc as std_mpsc, Arc, Mutex};
+use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
@@ -55,6 +56,8 @@ pub enum SessionCommand {
     SendDtmf(Side, String, u32),
     Quality(Side, oneshot::Sender<LegQuality>),
     Counters(Side, oneshot::Sender<LegCounters>),
+    /// New SDES keys after a re-INVITE; `None` keeps that direction's context.
+    RekeySrtp(Side, Option<super::srtp::SrtpContext>, Option<super::srtp::SrtpContext>),
     Stop,
 }
 
@@ -114,7 +117,7 @@ pub(super) struct BrowserSlot {
 }
 
 pub(super) enum SlotLeg {
-    Udp { rtp: UdpSocket, rtcp: UdpSocket, port: u16 },
+    Udp(RtpEndpoint),
     Browser(LegId),
     Loopback,
     /// A browser leg that closed while its session ran: what is sent toward it is dropped.
@@ -145,7 +148,6 @@ pub(super) struct Worker {
     sessions: HashMap<SessionId, SessionSlot>,
     timers: BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>,
     counters: Arc<WorkerCounters>,
-    ports: Arc<Mutex<PortPool>>,
     buffer: Vec<u8>,
     /// Sockets left readable after a full batch: edge-triggered epoll will not report them again.
     pending_reads: Vec<usize>,
@@ -154,7 +156,7 @@ pub(super) struct Worker {
 }
 
 /// Binds the shared WebRTC sockets and starts the worker thread.
-pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, ports: Arc<Mutex<PortPool>>) -> Result<WorkerHandle, EngineError> {
+pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant) -> Result<WorkerHandle, EngineError> {
     let poll = Poll::new().map_err(|source| EngineError::Bind { port: 0, source })?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|source| EngineError::Bind { port: 0, source })?);
     let mut shared = Vec::new();
@@ -180,7 +182,6 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, ports:
         sessions: HashMap::new(),
         timers: BinaryHeap::new(),
         counters: Arc::clone(&counters),
-        ports,
         buffer: vec![0; 2_048],
         pending_reads: Vec::new(),
         pending_sessions: Vec::new(),
@@ -328,13 +329,15 @@ impl Worker {
     }
 
     fn register_endpoint(&mut self, id: SessionId, side: Side, endpoint: RtpEndpoint) -> SlotLeg {
-        let RtpEndpoint { rtp, rtcp, port } = endpoint;
-        let (mut rtp, mut rtcp) = (UdpSocket::from_std(rtp), UdpSocket::from_std(rtcp));
         let registry = self.poll.registry();
-        if let Err(e) = registry.register(&mut rtp, session_token(id, side, false), Interest::READABLE).and_then(|()| registry.register(&mut rtcp, session_token(id, side, true), Interest::READABLE)) {
-            tracing::error!(error = %e, port, "cannot watch an RTP socket");
+        let (rtp, rtcp) = (endpoint.rtp.as_raw_fd(), endpoint.rtcp.as_raw_fd());
+        let registered = registry
+            .register(&mut SourceFd(&rtp), session_token(id, side, false), Interest::READABLE)
+            .and_then(|()| registry.register(&mut SourceFd(&rtcp), session_token(id, side, true), Interest::READABLE));
+        if let Err(e) = registered {
+            tracing::error!(error = %e, port = endpoint.port, "cannot watch an RTP socket");
         }
-        SlotLeg::Udp { rtp, rtcp, port }
+        SlotLeg::Udp(endpoint)
     }
 
     fn session_command(&mut self, id: SessionId, command: SessionCommand, now: Instant) {
@@ -343,6 +346,7 @@ impl Worker {
         match command {
             SessionCommand::UpdateLeg(side, config) => slot.session.update_leg(side, config, elapsed),
             SessionCommand::ExpectMedia => slot.session.expect_media(elapsed),
+            SessionCommand::RekeySrtp(side, outbound, inbound) => slot.session.rekey_srtp(side, outbound, inbound),
             SessionCommand::Counters(side, reply) => {
                 let _ = reply.send(slot.session.counters(side));
             }
@@ -363,11 +367,10 @@ impl Worker {
         let Some(slot) = self.sessions.remove(&id) else { return };
         for leg in slot.legs {
             match leg {
-                SlotLeg::Udp { mut rtp, mut rtcp, port } => {
-                    let _ = self.poll.registry().deregister(&mut rtp);
-                    let _ = self.poll.registry().deregister(&mut rtcp);
-                    drop((rtp, rtcp));
-                    self.ports.lock().unwrap_or_else(std::sync::PoisonError::into_inner).release(port);
+                // Dropping the endpoint closes its sockets and gives its port back.
+                SlotLeg::Udp(endpoint) => {
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&endpoint.rtp.as_raw_fd()));
+                    let _ = self.poll.registry().deregister(&mut SourceFd(&endpoint.rtcp.as_raw_fd()));
                 }
                 SlotLeg::Browser(leg) => {
                     if let Some(browser) = self.legs.get_mut(&leg) {

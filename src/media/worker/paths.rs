@@ -108,8 +108,8 @@ impl Worker {
     pub(super) fn read_session(&mut self, id: SessionId, side: Side, rtcp: bool) {
         for _ in 0..READ_BATCH {
             let Some(slot) = self.sessions.get_mut(&id) else { return };
-            let SlotLeg::Udp { rtp, rtcp: rtcp_socket, .. } = &slot.legs[side.index()] else { return };
-            let socket = if rtcp { rtcp_socket } else { rtp };
+            let SlotLeg::Udp(endpoint) = &slot.legs[side.index()] else { return };
+            let socket = if rtcp { &endpoint.rtcp } else { &endpoint.rtp };
             let now = Instant::now();
             let elapsed = now.saturating_duration_since(self.started);
             if rtcp {
@@ -150,8 +150,8 @@ impl Worker {
             let mut looped = false;
             while let Some(transmit) = slot.session.poll_transmit() {
                 match &slot.legs[transmit.side.index()] {
-                    SlotLeg::Udp { rtp, rtcp, .. } => {
-                        let socket = if transmit.rtcp { rtcp } else { rtp };
+                    SlotLeg::Udp(endpoint) => {
+                        let socket = if transmit.rtcp { &endpoint.rtcp } else { &endpoint.rtp };
                         // Never wait on a full socket buffer: a late media packet is a lost one.
                         let _ = socket.send_to(&transmit.packet, transmit.to);
                         slot.session.recycle(transmit.packet);

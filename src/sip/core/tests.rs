@@ -32,6 +32,7 @@ pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
         max_calls: None,
         dial: Default::default(),
         outbound_proxy: None,
+        srtp: Default::default(),
     }
 }
 

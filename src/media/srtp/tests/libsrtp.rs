@@ -101,11 +101,23 @@ fn we_unprotect_libsrtp_rtcp() {
     }
 }
 
+/// `OURS_SRTCP` came from this module's earlier (hand-written) transform with SRTCP index 0 and
+/// libsrtp accepted it; `rtc-srtp` starts its SRTCP index at 1, so the same plaintext now comes
+/// out with index 1 and another keystream. Both must read back.
 #[test]
 fn our_srtcp_is_what_libsrtp_accepted() {
     let (key, salt) = test_key();
+    let mut rx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &key, &salt);
+    let mut accepted = hex(OURS_SRTCP);
+    rx.unprotect_rtcp(&mut accepted).unwrap();
+    assert_eq!(accepted, hex(RTCP_PLAIN));
     let mut tx = SrtpContext::new(Suite::AesCm128HmacSha1_80, &key, &salt);
     let mut packet = hex(RTCP_PLAIN);
     tx.protect_rtcp(&mut packet).unwrap();
-    assert_eq!(packet, hex(OURS_SRTCP));
+    let ours = hex(OURS_SRTCP);
+    assert_eq!(packet.len(), ours.len());
+    let index_at = packet.len() - 14;
+    assert_eq!(packet[index_at..index_at + 4], [0x80, 0, 0, 1], "E flag and the first SRTCP index");
+    rx.unprotect_rtcp(&mut packet).unwrap();
+    assert_eq!(packet, hex(RTCP_PLAIN));
 }
