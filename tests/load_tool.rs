@@ -19,11 +19,22 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         setup_seconds: 2,
         settle: Duration::from_secs(2),
         measure: Duration::from_secs(3),
+        floor_measure: Duration::from_secs(2),
         profile: true,
     };
-    let outcomes = gateway_load::run_plan(&plan);
+    let run = gateway_load::run_plan(&plan);
+    // The floors come first: the bare relay at each scenario's size loses nothing, and raw libopus
+    // costs something.
+    assert_eq!(run.floors.relay.len(), 2, "a bare relay floor per call count (6 and 4)");
+    for relay in &run.floors.relay {
+        let relay = relay.as_ref().expect("bare relay floor");
+        assert!(relay.relayed > 0 && relay.cpu_percent > 0.0 && relay.lost == 0, "{relay:?}");
+    }
+    let codec = run.floors.codec.as_ref().expect("libopus floor");
+    assert!(codec.encode_us > 0.0 && codec.decode_us > 0.0, "{codec:?}");
+    let outcomes = &run.outcomes;
     assert_eq!(outcomes.len(), 8, "passthrough and transcoded both ways, each once more under perf, and two setup rates");
-    for outcome in &outcomes {
+    for outcome in outcomes {
         let name = outcome.scenario.name();
         assert_eq!((outcome.answered, outcome.failed), (outcome.scenario.calls, 0), "{name}: {:?}", outcome.failures);
         assert_eq!(outcome.setup_us.len(), outcome.scenario.calls, "{name}: a setup time per call");
@@ -52,19 +63,23 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bench/REPORT.md");
-    report::write(&path, &outcomes, false, Duration::from_secs(1)).expect("report");
+    report::write(&path, &run, false, Duration::from_secs(1)).expect("report");
     let text = std::fs::read_to_string(&path).expect("read report");
     for row in [
-        "≥ 500 concurrent passthrough calls with zero loss",
-        "< 0.15 % of a core per passthrough call",
-        "≥ 200 concurrent Opus ↔ PCMU transcoded calls with zero loss",
-        "< 0.42 % of a core per Opus ↔ PCMU transcoded call",
-        "setup p99 < 5 ms: SIP INVITE → browser `incoming`",
-        "setup p99 < 5 ms: browser `call` → `answered`",
-        "added media latency p99 < 1 ms, passthrough browser → SIP",
-        "added media latency p99 < 1 ms, passthrough SIP → browser",
-        "< 1 MB RSS per call",
-        "≥ 50 call setups per second",
+        "## Floors",
+        "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
+        "raw libopus, complexity 5, 8 kHz",
+        "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from browsers",
+        "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from SIP",
+        "transcoded Opus ↔ PCMU at 100 calls ≤ 1.3x raw libopus + the relay floor per call, from browsers",
+        "transcoded Opus ↔ PCMU at 100 calls ≤ 1.3x raw libopus + the relay floor per call, from SIP",
+        "zero lost packets and failed calls at 200 relayed calls, from browsers",
+        "zero lost packets and failed calls at 100 transcoded calls, from SIP",
+        "≤ 256 KiB RSS per relayed call",
+        "added latency p99 < 0.50 ms in passthrough at 200 calls, browser → SIP",
+        "added latency p99 < 0.50 ms in passthrough at 200 calls, SIP → browser",
+        "setup p99 < 3.00 ms at 50 setups/s: SIP INVITE → browser `incoming`",
+        "setup p99 < 3.00 ms at 50 setups/s: browser `call` → `answered`",
         "## Where the gateway's time goes",
     ] {
         assert!(text.contains(row), "report lacks {row:?}:\n{text}");

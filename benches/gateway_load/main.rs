@@ -10,10 +10,12 @@ mod support;
 
 pub mod browser;
 pub mod calls;
+pub mod floor;
 pub mod meter;
 pub mod profile;
 pub mod report;
 pub mod sip_peer;
+pub mod targets;
 pub mod webrtc_client;
 
 use browser::Voice;
@@ -21,7 +23,8 @@ use calls::{CallContext, CallReport};
 use meter::{percentile, CpuSample, StreamTally, Window};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use support::{Gateway, GatewayOptions, JWT_SECRET};
+use support::{Gateway, GatewayOptions};
+pub use support::JWT_SECRET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
@@ -111,9 +114,11 @@ impl Outcome {
     }
 }
 
-fn start_gateway(scenario: &Scenario, trunk_port: u16) -> Gateway {
+/// A gateway whose trunk profile points at `trunk_port`, translating to Opus for browsers when
+/// `media` says so.
+pub fn start_gateway(media: Media, trunk_port: u16) -> Gateway {
     let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
-    let browser_codec = match scenario.media {
+    let browser_codec = match media {
         Media::Passthrough => "same",
         Media::Transcoded => "opus",
     };
@@ -128,7 +133,7 @@ fn start_gateway(scenario: &Scenario, trunk_port: u16) -> Gateway {
 fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let trunk_port = trunk_socket.local_addr().map_err(|e| e.to_string())?.port();
-    let gateway = start_gateway(&scenario, trunk_port);
+    let gateway = start_gateway(scenario.media, trunk_port);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus));
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -303,6 +308,8 @@ pub struct Plan {
     pub setup_seconds: u64,
     pub settle: Duration,
     pub measure: Duration,
+    /// How long each bare-relay floor is measured.
+    pub floor_measure: Duration,
     /// Profile the gateway in an extra run at the largest clean passthrough and transcoded sizes.
     pub profile: bool,
 }
@@ -319,14 +326,59 @@ impl Plan {
             setup_seconds: 10,
             settle: Duration::from_secs(3),
             measure: Duration::from_secs(if full { 20 } else { 15 }),
+            floor_measure: Duration::from_secs(8),
             profile: true,
         }
     }
 }
 
-/// Runs every scenario of the plan and returns what each measured.
-pub fn run_plan(plan: &Plan) -> Vec<Outcome> {
+/// The floors of one run, measured before its scenarios on the same machine.
+pub struct Floors {
+    /// The bare relay at every call count a scenario runs.
+    pub relay: Vec<Result<floor::RelayFloor, String>>,
+    pub codec: Result<floor::CodecFloor, String>,
+}
+
+impl Floors {
+    /// The bare relay measured at `calls`.
+    pub fn relay_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
+        self.relay.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
+    }
+}
+
+fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
+    let mut sizes: Vec<usize> = plan.passthrough.iter().chain(&plan.transcoded).copied().collect();
+    sizes.sort_unstable();
+    sizes.dedup();
+    let relay = sizes
+        .into_iter()
+        .map(|calls| {
+            let measured = floor::measure_relay(calls, plan.floor_measure).map_err(|e| format!("bare relay at {calls} calls: {e}"));
+            match &measured {
+                Ok(f) => println!("bare relay floor, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost),
+                Err(e) => println!("{e}"),
+            }
+            measured
+        })
+        .collect();
+    let codec = floor::measure_codec(opus);
+    match &codec {
+        Ok(c) => println!("raw libopus floor: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", c.encode_us, c.decode_us, c.per_call()),
+        Err(e) => println!("raw libopus floor: {e}"),
+    }
+    Floors { relay, codec }
+}
+
+/// What a run measured: its floors, then every scenario.
+pub struct Run {
+    pub floors: Floors,
+    pub outcomes: Vec<Outcome>,
+}
+
+/// Measures the floors, then runs every scenario of the plan.
+pub fn run_plan(plan: &Plan) -> Run {
     let opus = Arc::new(browser::opus_tone());
+    let floors = measure_floors(plan, &opus);
     let mut outcomes = Vec::new();
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
         for origin in [Origin::Browser, Origin::Sip] {
@@ -338,8 +390,9 @@ pub fn run_plan(plan: &Plan) -> Vec<Outcome> {
             }
         }
         // perf disturbs what it watches, so the profile is a run of its own at the largest clean
-        // size, and none of its figures count.
-        let largest_clean = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls);
+        // size (or, when none was clean, the largest run: where the time goes matters most then),
+        // and none of its figures count.
+        let largest_clean = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls).or_else(|| sizes.iter().copied().max());
         if let Some(calls) = largest_clean.filter(|_| plan.profile) {
             run_scenario(concurrent(plan, Origin::Browser, media, calls, true), &opus, &mut outcomes);
         }
@@ -350,16 +403,16 @@ pub fn run_plan(plan: &Plan) -> Vec<Outcome> {
             rate += 50.0;
         }
     }
-    outcomes
+    Run { floors, outcomes }
 }
 
 fn main() {
     let plan = Plan::from_env();
     let started = Instant::now();
     println!("gateway load ({}): release gateway on loopback; Rust WebRTC browsers and a SIP trunk in this process", if plan.ramp { "full" } else { "quick" });
-    let outcomes = run_plan(&plan);
+    let run = run_plan(&plan);
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target/bench/REPORT.md");
-    match report::write(&path, &outcomes, plan.ramp, started.elapsed()) {
+    match report::write(&path, &run, plan.ramp, started.elapsed()) {
         Ok(()) => println!("report: {}", path.display()),
         Err(e) => println!("report not written: {e}"),
     }

@@ -35,25 +35,39 @@ pub struct Summary {
 
 /// Which part of the gateway a symbol belongs to, for the summary.
 fn area_of(symbol: &str, dso: &str) -> &'static str {
-    let areas: [(&str, &'static str); 19] = [
-        ("sipbridge::media::srtp", "SRTP (our SIP-side crypto)"),
-        ("sipbridge::media", "media engine (relay, codec handlers)"),
-        ("sipbridge::webrtc_leg", "browser leg glue"),
+    // The first owner whose prefix the symbol contains wins, so the narrower prefix comes first.
+    let areas: [(&str, &'static str); 32] = [
+        ("sipbridge::media::worker", "media workers (epoll loop, demux, packet paths)"),
+        ("sipbridge::media::srtp", "SRTP (SIP-side SDES)"),
+        ("sipbridge::media::codec", "media engine: codec handlers"),
+        ("sipbridge::media", "media engine (session, relay, RTCP, latching)"),
+        ("sipbridge::webrtc_leg", "browser legs (rtc connection glue)"),
         ("sipbridge::sip", "SIP stack"),
         ("sipbridge::store", "call records"),
         ("sipbridge", "other sipbridge"),
-        ("rtc_srtp", "webrtc-rs SRTP"),
-        ("rtc_dtls", "webrtc-rs DTLS"),
-        ("rtc_ice", "webrtc-rs ICE"),
-        ("rtc_interceptor", "webrtc-rs interceptors (RTCP reports, NACK)"),
-        ("webrtc", "webrtc-rs peer connection"),
-        ("rtc", "webrtc-rs core"),
+        ("rtc_srtp::", "rtc SRTP"),
+        ("rtc_dtls::", "rtc DTLS"),
+        ("rtc_ice::", "rtc ICE and STUN"),
+        ("rtc_stun::", "rtc ICE and STUN"),
+        ("rtc_turn::", "rtc ICE and STUN"),
+        ("rtc_interceptor::", "rtc interceptors (RTCP reports, NACK)"),
+        ("rtc_rtp::", "rtc RTP and RTCP packets"),
+        ("rtc_rtcp::", "rtc RTP and RTCP packets"),
+        ("rtc_sctp::", "rtc peer connection"),
+        ("rtc_shared::", "rtc peer connection"),
+        ("rtc::", "rtc peer connection"),
+        ("webrtc::", "webrtc-rs async peer connection"),
+        ("mio::", "mio (epoll)"),
         ("tokio", "tokio and futures (task wake-ups, channels)"),
         ("futures", "tokio and futures (task wake-ups, channels)"),
-        ("aes", "AES"),
+        ("aes::", "AES and HMAC"),
+        ("ctr::", "AES and HMAC"),
+        ("sha1::", "AES and HMAC"),
+        ("hmac::", "AES and HMAC"),
         ("hashbrown", "Rust collections and allocation"),
         ("alloc::", "Rust collections and allocation"),
         ("core::", "Rust core (formatting, slices)"),
+        ("std::net", "Rust std networking"),
         ("std::", "Rust std"),
     ];
     for (prefix, area) in areas {
@@ -66,6 +80,9 @@ fn area_of(symbol: &str, dso: &str) -> &'static str {
     }
     if dso.contains("libc") || symbol.contains("malloc") || symbol.contains("free") {
         return "libc (allocator, memcpy)";
+    }
+    if dso.contains("libssl") || dso.contains("libcrypto") {
+        return "AES and HMAC";
     }
     if dso.contains("libav") || dso.contains("libopus") || dso.contains("libsw") {
         return "codecs (libavcodec, libopus)";
@@ -145,5 +162,15 @@ mod tests {
     fn symbols_keep_their_owner() {
         assert_eq!(super::shorten("<tokio::net::UdpSocket as core::future::Future>::poll - -"), "tokio::net::UdpSocket::poll");
         assert_eq!(super::shorten("hashbrown::map::HashMap<K,V,S>::contains_key"), "hashbrown::map::HashMap::contains_key");
+    }
+
+    #[test]
+    fn areas_name_the_new_media_plane() {
+        assert_eq!(super::area_of("sipbridge::media::worker::Worker::turn", "sipbridge"), "media workers (epoll loop, demux, packet paths)");
+        assert_eq!(super::area_of("<rtc_srtp::context::Context>::encrypt_rtp", "sipbridge"), "rtc SRTP");
+        assert_eq!(super::area_of("rtc::peer_connection::RTCPeerConnection::poll_write", "sipbridge"), "rtc peer connection");
+        assert_eq!(super::area_of("mio::poll::Poll::poll", "sipbridge"), "mio (epoll)");
+        assert_eq!(super::area_of("sipbridge::media::rtcp::Reports::on_packet", "sipbridge"), "media engine (session, relay, RTCP, latching)");
+        assert_eq!(super::area_of("__sys_sendto", "[kernel.kallsyms]"), "kernel (syscalls, UDP, scheduling)");
     }
 }

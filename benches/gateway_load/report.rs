@@ -1,7 +1,7 @@
 //! target/bench/REPORT.md: every scenario's figures, then each target against what was measured.
 
 use super::meter::percentile;
-use super::{Media, Origin, Outcome};
+use super::{targets, Media, Origin, Outcome, Run};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::Duration;
@@ -51,67 +51,6 @@ pub fn best<'a>(outcomes: &'a [Outcome], media: Media, origin: Option<Origin>) -
         .max_by_key(|o| o.scenario.calls)
 }
 
-fn verdict(met: bool) -> &'static str {
-    if met { "met" } else { "**missed**" }
-}
-
-fn targets_table(out: &mut String, outcomes: &[Outcome]) {
-    let counted: Vec<&Outcome> = outcomes.iter().filter(|o| !o.scenario.profile).collect();
-    out.push_str("| target (2 cores) | measured | verdict |\n|---|---|---|\n");
-    for (media, calls_target, cpu_target, label) in [(Media::Passthrough, 500, 0.15, "passthrough"), (Media::Transcoded, 200, 0.42, "Opus ↔ PCMU transcoded")] {
-        let held: Vec<String> = [Origin::Browser, Origin::Sip]
-            .iter()
-            .map(|&origin| match best(outcomes, media, Some(origin)) {
-                Some(o) => format!("{} ({})", o.scenario.calls, origin_name(origin)),
-                None => format!("none clean ({})", origin_name(origin)),
-            })
-            .collect();
-        let least_held = [Origin::Browser, Origin::Sip].iter().map(|&o| best(outcomes, media, Some(o)).map_or(0, |o| o.scenario.calls)).min().unwrap_or(0);
-        let _ = writeln!(out, "| ≥ {calls_target} concurrent {label} calls with zero loss | {} | {} |", held.join(", "), verdict(least_held >= calls_target));
-        let cpu: Vec<(f64, String)> = [Origin::Browser, Origin::Sip]
-            .iter()
-            .filter_map(|&origin| best(outcomes, media, Some(origin)).map(|o| (o.cpu_per_call(), format!("{:.3} % at {} calls ({})", o.cpu_per_call(), o.scenario.calls, origin_name(origin)))))
-            .collect();
-        let worst = cpu.iter().map(|(c, _)| *c).fold(0.0, f64::max);
-        let _ = writeln!(out, "| < {cpu_target} % of a core per {label} call | {} | {} |", cpu.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join(", "), verdict(!cpu.is_empty() && worst < cpu_target));
-    }
-    let concurrent: Vec<&Outcome> = counted.iter().copied().filter(|o| o.scenario.hold.is_none()).collect();
-    let setups = |origin: Origin| -> Vec<u32> {
-        let mut all: Vec<u32> = counted.iter().filter(|o| o.scenario.origin == origin).flat_map(|o| o.setup_us.iter().copied()).collect();
-        all.sort_unstable();
-        all
-    };
-    for (origin, what) in [(Origin::Sip, "SIP INVITE → browser `incoming`"), (Origin::Browser, "browser `call` → `answered`, less the trunk's think time")] {
-        let all = setups(origin);
-        let p99 = percentile(&all, 0.99);
-        let _ = writeln!(out, "| setup p99 < 5 ms: {what} | p50 {} ms, p99 {} ms over {} setups | {} |", ms(percentile(&all, 0.5)), ms(p99), all.len(), verdict(!all.is_empty() && p99 < 5_000));
-    }
-    for (label, pick) in [("browser → SIP", 0usize), ("SIP → browser", 1usize)] {
-        let mut all: Vec<u32> = concurrent
-            .iter()
-            .filter(|o| o.scenario.media == Media::Passthrough)
-            .flat_map(|o| if pick == 0 { o.to_sip.latencies_us.iter() } else { o.to_browser.latencies_us.iter() }.copied())
-            .collect();
-        all.sort_unstable();
-        let p99 = percentile(&all, 0.99);
-        let _ = writeln!(out, "| added media latency p99 < 1 ms, passthrough {label} | p50 {} ms, p99 {} ms over {} packets | {} |", ms(percentile(&all, 0.5)), ms(p99), all.len(), verdict(!all.is_empty() && p99 < 1_000));
-    }
-    let rss: Vec<(f64, String)> = concurrent.iter().filter(|o| o.clean()).map(|o| (o.rss_per_call_kib(), format!("{:.0} KiB ({})", o.rss_per_call_kib(), o.scenario.name()))).collect();
-    let worst_rss = rss.iter().map(|(r, _)| *r).fold(0.0, f64::max);
-    let _ = writeln!(out, "| < 1 MB RSS per call | {} | {} |", rss.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("; "), verdict(!rss.is_empty() && worst_rss < 1_024.0));
-    let rates: Vec<&Outcome> = counted.iter().copied().filter(|o| o.scenario.hold.is_some() && o.failed == 0).collect();
-    let fastest = rates.iter().map(|o| o.setup_rate).fold(0.0, f64::max);
-    let text = rates.iter().map(|o| format!("{:.0}/s ({})", o.setup_rate, origin_name(o.scenario.origin))).collect::<Vec<_>>().join(", ");
-    let _ = writeln!(out, "| ≥ 50 call setups per second without a failure | {} | {} |", if text.is_empty() { "no clean run".into() } else { text }, verdict(fastest >= 50.0 - 0.5));
-}
-
-fn origin_name(origin: Origin) -> &'static str {
-    match origin {
-        Origin::Browser => "from browsers",
-        Origin::Sip => "from SIP",
-    }
-}
-
 fn profile_section(out: &mut String, outcomes: &[Outcome]) {
     for o in outcomes {
         let Some(profile) = &o.profile else { continue };
@@ -135,7 +74,8 @@ fn profile_section(out: &mut String, outcomes: &[Outcome]) {
     }
 }
 
-pub fn write(path: &Path, outcomes: &[Outcome], full: bool, took: Duration) -> std::io::Result<()> {
+pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Result<()> {
+    let outcomes = &run.outcomes[..];
     let mut out = String::new();
     let _ = writeln!(out, "# sipbridge whole-gateway load ({} run)\n", if full { "full: ramped until loss" } else { "quick" });
     let _ = writeln!(
@@ -143,12 +83,15 @@ pub fn write(path: &Path, outcomes: &[Outcome], full: bool, took: Duration) -> s
         "Release gateway on loopback with its embedded SQLite call records, {} CPU cores, {:.0} s in all. Browsers are Rust WebRTC clients (webrtc-rs: ICE, DTLS-SRTP) \
          speaking the signaling protocol; the SIP side is a trunk in the same process with an RTP generator. Every call sends 50 packets/s each way. \
          The load tool shares the cores with the gateway, so concurrency is a floor. Latency runs from the sender's clock read before sending to the receiver's \
-         read on arrival, so it includes both ends' own stacks: an upper bound on what the gateway adds.\n",
+         read on arrival, so it includes both ends' own stacks: an upper bound on what the gateway adds. \
+         The machine may carry other work (builds, other tests) during the run; the floors are measured in the same run so that they share it.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took.as_secs_f64()
     );
-    out.push_str("## Targets\n\n");
-    targets_table(&mut out, outcomes);
+    out.push_str("## Floors\n\nMeasured first, in this run, on this machine; every CPU target below is a multiple of them.\n\n");
+    targets::floors_table(&mut out, &run.floors);
+    out.push_str("\n## Targets (issue 13)\n\n");
+    targets::targets_table(&mut out, outcomes, &run.floors);
     out.push_str("\n## Scenarios\n\n");
     scenario_table(&mut out, outcomes);
     let failures: Vec<String> = outcomes.iter().flat_map(|o| o.failures.iter().map(move |f| format!("- {}: {f}", o.scenario.name()))).collect();

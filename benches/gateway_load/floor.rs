@@ -1,0 +1,235 @@
+//! The floors every gateway figure is stated against, measured in the same run on the same
+//! machine:
+//! - the bare relay: one thread relaying 2 x N UDP streams of 172-byte packets at 50 packets/s
+//!   each, with epoll (mio) and one recv plus one send per packet, on loopback;
+//! - the raw libopus cost of a transcoded call's frames: one Opus encode from 8 kHz and one Opus
+//!   decode to 8 kHz per 20 ms, through the gateway's own codec API.
+
+use super::meter::{probe_payload, thread_cpu_us, Window};
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// 12-byte RTP header and a 160-byte PCMU payload.
+const PACKET: usize = 172;
+const PACKETS_PER_SECOND: u64 = 50;
+
+/// What the bare relay cost for one call count.
+#[derive(Debug, Clone)]
+pub struct RelayFloor {
+    pub calls: usize,
+    pub seconds: f64,
+    /// Packets the relay thread forwarded while its CPU was measured.
+    pub relayed: u64,
+    /// Packets the generator sent and the sinks never got.
+    pub lost: u64,
+    /// The relay thread's CPU (user + system), % of one core.
+    pub cpu_percent: f64,
+}
+
+impl RelayFloor {
+    /// % of a core per call, both directions.
+    pub fn per_call(&self) -> f64 {
+        self.cpu_percent / self.calls.max(1) as f64
+    }
+
+    /// µs of relay-thread CPU per packet.
+    pub fn us_per_packet(&self) -> f64 {
+        self.cpu_percent / 100.0 * self.seconds * 1e6 / self.relayed.max(1) as f64
+    }
+}
+
+/// One call: the relay's socket toward each side, and the far end each side sends from.
+struct Pair {
+    relay: [UdpSocket; 2],
+    far: [std::net::UdpSocket; 2],
+}
+
+fn bind_pair() -> std::io::Result<Pair> {
+    let loopback: SocketAddr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
+    Ok(Pair { relay: [UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?], far: [std::net::UdpSocket::bind(loopback)?, std::net::UdpSocket::bind(loopback)?] })
+}
+
+/// The relay thread's phases: warming up, measured, then draining what is still in flight.
+#[derive(Default)]
+struct Phases {
+    measuring: AtomicBool,
+    measured: AtomicBool,
+    stop: AtomicBool,
+}
+
+/// A reading taken at a phase change: packets relayed so far, thread CPU µs, wall clock.
+type Reading = (u64, f64, Instant);
+
+/// Relays everything until `stop`; returns (packets relayed, CPU µs, seconds) between the
+/// `measuring` and `measured` phase changes.
+fn relay(mut relays: Vec<[UdpSocket; 2]>, far_ends: Vec<[SocketAddr; 2]>, phases: &Phases) -> std::io::Result<(u64, f64, f64)> {
+    let mut poll = Poll::new()?;
+    for (call, sockets) in relays.iter_mut().enumerate() {
+        for (side, socket) in sockets.iter_mut().enumerate() {
+            poll.registry().register(socket, Token(call * 2 + side), Interest::READABLE)?;
+        }
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buffer = [0u8; 1500];
+    let mut relayed = 0u64;
+    let (mut started, mut ended): (Option<Reading>, Option<Reading>) = (None, None);
+    while !phases.stop.load(Ordering::Relaxed) {
+        if started.is_none() && phases.measuring.load(Ordering::Relaxed) {
+            started = Some((relayed, thread_cpu_us(), Instant::now()));
+        }
+        if started.is_some() && ended.is_none() && phases.measured.load(Ordering::Relaxed) {
+            ended = Some((relayed, thread_cpu_us(), Instant::now()));
+        }
+        poll.poll(&mut events, Some(Duration::from_millis(20)))?;
+        for event in events.iter() {
+            let (call, side) = (event.token().0 / 2, event.token().0 % 2);
+            // A packet in from one side goes out of the call's other socket to the other far end.
+            while let Ok(len) = relays[call][side].recv(&mut buffer) {
+                let _ = relays[call][1 - side].send_to(&buffer[..len], far_ends[call][1 - side]);
+                relayed += 1;
+            }
+        }
+    }
+    let now = (relayed, thread_cpu_us(), Instant::now());
+    let ((relayed_before, cpu_before, wall_before), (relayed_after, cpu_after, wall_after)) = (started.unwrap_or(now), ended.unwrap_or(now));
+    Ok((relayed_after - relayed_before, cpu_after - cpu_before, wall_after.duration_since(wall_before).as_secs_f64().max(1e-3)))
+}
+
+/// Counts what reaches the far ends.
+fn sink(mut far: Vec<UdpSocket>, received: &AtomicU64, stop: &AtomicBool) -> std::io::Result<()> {
+    let mut poll = Poll::new()?;
+    for (index, socket) in far.iter_mut().enumerate() {
+        poll.registry().register(socket, Token(index), Interest::READABLE)?;
+    }
+    let mut events = Events::with_capacity(1024);
+    let mut buffer = [0u8; 1500];
+    while !stop.load(Ordering::Relaxed) {
+        poll.poll(&mut events, Some(Duration::from_millis(50)))?;
+        for event in events.iter() {
+            while far[event.token().0].recv(&mut buffer).is_ok() {
+                received.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Sends 50 packets/s on every stream, spread evenly over each 20 ms; returns packets sent.
+fn generate(streams: Vec<(std::net::UdpSocket, SocketAddr)>, until: Instant) -> u64 {
+    let epoch = Instant::now();
+    let window = Window { epoch, start: epoch, end: until };
+    let period = Duration::from_micros(1_000_000 / PACKETS_PER_SECOND);
+    let mut packet = [0u8; PACKET];
+    packet[0] = 0x80;
+    let (mut sent, mut next) = (0u64, 0u64);
+    let count = streams.len() as u64;
+    while Instant::now() < until {
+        // Stream `i` sends at i * period / count within each period.
+        let due = (epoch.elapsed().as_nanos() as u64 * count / period.as_nanos() as u64) + 1;
+        while next < due {
+            let (socket, to) = &streams[(next % count) as usize];
+            packet[2..4].copy_from_slice(&((next / count) as u16).to_be_bytes());
+            packet[12..].copy_from_slice(&probe_payload(&window, (next % count) as u32, Instant::now()));
+            if socket.send_to(&packet, to).is_ok() {
+                sent += 1;
+            }
+            next += 1;
+        }
+        std::thread::sleep(Duration::from_micros(500));
+    }
+    sent
+}
+
+/// Measures the bare relay for `calls` calls over `measure`, after a second of warm-up.
+pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
+    let warm_up = Duration::from_secs(1);
+    let pairs = (0..calls).map(|_| bind_pair()).collect::<std::io::Result<Vec<Pair>>>()?;
+    let mut relays = Vec::with_capacity(calls);
+    let (mut far_ends, mut streams, mut far_sockets) = (Vec::new(), Vec::new(), Vec::new());
+    for pair in pairs {
+        let relay_addrs = [pair.relay[0].local_addr()?, pair.relay[1].local_addr()?];
+        far_ends.push([pair.far[0].local_addr()?, pair.far[1].local_addr()?]);
+        for (side, far) in pair.far.into_iter().enumerate() {
+            streams.push((far.try_clone()?, relay_addrs[side]));
+            far.set_nonblocking(true)?;
+            far_sockets.push(UdpSocket::from_std(far));
+        }
+        relays.push(pair.relay);
+    }
+    let (phases, stop_sink) = (Arc::new(Phases::default()), Arc::new(AtomicBool::new(false)));
+    let received = Arc::new(AtomicU64::new(0));
+    let relay_thread = {
+        let phases = Arc::clone(&phases);
+        std::thread::spawn(move || relay(relays, far_ends, &phases))
+    };
+    let sink_thread = {
+        let (received, stop) = (Arc::clone(&received), Arc::clone(&stop_sink));
+        std::thread::spawn(move || sink(far_sockets, &received, &stop))
+    };
+    let started = Instant::now();
+    let generator = std::thread::spawn(move || generate(streams, started + warm_up + measure));
+    std::thread::sleep(warm_up);
+    phases.measuring.store(true, Ordering::Relaxed);
+    let sent = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
+    phases.measured.store(true, Ordering::Relaxed);
+    // Whatever is still in flight lands within a few ms on loopback.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    phases.stop.store(true, Ordering::Relaxed);
+    let (relayed, cpu_us, seconds) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
+    stop_sink.store(true, Ordering::Relaxed);
+    sink_thread.join().map_err(|_| std::io::Error::other("sink panicked"))??;
+    let lost = sent.saturating_sub(received.load(Ordering::Relaxed));
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0 })
+}
+
+/// The raw libopus cost of a transcoded Opus <-> PCMU call: per 20 ms, one encode of the PCM the
+/// trunk's PCMU carries and one decode of the browser's Opus packet, both at 8 kHz.
+#[derive(Debug, Clone, Copy)]
+pub struct CodecFloor {
+    pub encode_us: f64,
+    pub decode_us: f64,
+}
+
+impl CodecFloor {
+    /// % of a core per call: 50 encodes and 50 decodes a second.
+    pub fn per_call(&self) -> f64 {
+        (self.encode_us + self.decode_us) * PACKETS_PER_SECOND as f64 / 1e6 * 100.0
+    }
+}
+
+/// Times the frames the load actually sends through the gateway's codec API, in thread CPU.
+pub fn measure_codec(browser_packets: &[Vec<u8>]) -> Result<CodecFloor, String> {
+    use sipbridge::media::codec::{ulaw_to_linear, AudioDecoder, AudioEncoder, CodecKind, CodecParams, OpusDecoder, OpusEncoder};
+    let params = CodecParams::new(CodecKind::Opus);
+    let mut encoder = OpusEncoder::new(&params, 8_000).map_err(|e| e.to_string())?;
+    let mut decoder = OpusDecoder::new(&params, 8_000).map_err(|e| e.to_string())?;
+    let epoch = Instant::now();
+    let window = Window { epoch, start: epoch, end: epoch + Duration::from_secs(3_600) };
+    // The trunk's probes, as the gateway decodes them before encoding Opus.
+    let pcm: Vec<Vec<i16>> = (0..50u64).map(|i| probe_payload(&window, 0, epoch + Duration::from_millis(20 * i)).iter().map(|&b| ulaw_to_linear(b)).collect()).collect();
+    let (mut encoded, mut decoded) = (Vec::with_capacity(400), Vec::with_capacity(1_000));
+    let frames = 3_000;
+    let started = thread_cpu_us();
+    for i in 0..frames {
+        encoded.clear();
+        encoder.encode(&pcm[i % pcm.len()], &mut encoded).map_err(|e| e.to_string())?;
+    }
+    let encode_us = (thread_cpu_us() - started) / frames as f64;
+    if browser_packets.is_empty() {
+        return Err("no Opus packets to decode".into());
+    }
+    let started = thread_cpu_us();
+    for i in 0..frames {
+        decoded.clear();
+        decoder.decode(&browser_packets[i % browser_packets.len()], &mut decoded).map_err(|e| e.to_string())?;
+    }
+    let decode_us = (thread_cpu_us() - started) / frames as f64;
+    Ok(CodecFloor { encode_us, decode_us })
+}

@@ -1,0 +1,178 @@
+//! Issue 13's acceptance figures, each against its target, as ratios to the floors measured in the
+//! same run (floor.rs).
+
+use super::meter::percentile;
+use super::{Floors, Media, Origin, Outcome};
+use std::fmt::Write as _;
+
+/// The sizes the targets are stated at.
+pub const RELAYED_CALLS: usize = 200;
+pub const TRANSCODED_CALLS: usize = 100;
+pub const SETUPS_PER_SECOND: f64 = 50.0;
+/// Relayed call CPU, as a multiple of the bare relay's per call.
+pub const RELAY_FLOOR_MULTIPLE: f64 = 3.0;
+/// Transcoded call CPU, as a multiple of raw libopus, plus the relay floor.
+pub const CODEC_MULTIPLE: f64 = 1.3;
+pub const RSS_KIB_PER_RELAYED_CALL: f64 = 256.0;
+pub const LATENCY_P99_US: u32 = 500;
+pub const SETUP_P99_US: u32 = 3_000;
+
+fn verdict(met: bool) -> &'static str {
+    if met { "PASS" } else { "**FAIL**" }
+}
+
+fn ms(us: u32) -> String {
+    format!("{:.2}", us as f64 / 1_000.0)
+}
+
+fn origin_name(origin: Origin) -> &'static str {
+    match origin {
+        Origin::Browser => "from browsers",
+        Origin::Sip => "from SIP",
+    }
+}
+
+/// The counted concurrent run of one kind at the target size, or the largest one run.
+fn at_size(outcomes: &[Outcome], media: Media, origin: Origin, size: usize) -> Option<&Outcome> {
+    let runs = || outcomes.iter().filter(|o| !o.scenario.profile && o.scenario.hold.is_none() && o.scenario.media == media && o.scenario.origin == origin);
+    runs().find(|o| o.scenario.calls == size).or_else(|| runs().max_by_key(|o| o.scenario.calls))
+}
+
+/// µs of gateway CPU per packet: every call carries 50 packets/s each way.
+fn us_per_packet(o: &Outcome) -> f64 {
+    o.gateway_cpu / 100.0 * 1e6 / (o.scenario.calls.max(1) as f64 * 100.0)
+}
+
+pub fn floors_table(out: &mut String, floors: &Floors) {
+    out.push_str("| floor (same run, same machine) | measured |\n|---|---|\n");
+    for relay in &floors.relay {
+        let _ = match relay {
+            Ok(f) => writeln!(
+                out,
+                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost) |",
+                f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost
+            ),
+            Err(e) => writeln!(out, "| bare relay | not measured: {e} |"),
+        };
+    }
+    let _ = match &floors.codec {
+        Ok(c) => writeln!(out, "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms | {:.1} + {:.1} µs per frame = **{:.3} % per call** |", c.encode_us, c.decode_us, c.per_call()),
+        Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
+    };
+}
+
+fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
+    for origin in [Origin::Browser, Origin::Sip] {
+        let label = format!("relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at {RELAYED_CALLS} calls ≤ {RELAY_FLOOR_MULTIPLE}x the floor per call, {}", origin_name(origin));
+        let row = at_size(outcomes, Media::Passthrough, origin, RELAYED_CALLS).and_then(|o| floors.relay_at(o.scenario.calls).map(|f| (o, f)));
+        let _ = match row {
+            Some((o, f)) => {
+                let multiple = o.cpu_per_call() / f.per_call().max(1e-9);
+                writeln!(
+                    out,
+                    "| {label} | {:.4} % per call at {} calls = **{multiple:.1}x** the floor ({:.4} %); {:.2} µs per packet against {:.2} | {} |",
+                    o.cpu_per_call(),
+                    o.scenario.calls,
+                    f.per_call(),
+                    us_per_packet(o),
+                    f.us_per_packet(),
+                    verdict(o.scenario.calls >= RELAYED_CALLS && multiple <= RELAY_FLOOR_MULTIPLE)
+                )
+            }
+            None => writeln!(out, "| {label} | not measured | {} |", verdict(false)),
+        };
+    }
+}
+
+fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
+    for origin in [Origin::Browser, Origin::Sip] {
+        let label = format!("transcoded Opus ↔ PCMU at {TRANSCODED_CALLS} calls ≤ {CODEC_MULTIPLE}x raw libopus + the relay floor per call, {}", origin_name(origin));
+        let row = at_size(outcomes, Media::Transcoded, origin, TRANSCODED_CALLS).and_then(|o| Some((o, floors.relay_at(o.scenario.calls)?, floors.codec.as_ref().ok()?)));
+        let _ = match row {
+            Some((o, relay, codec)) => {
+                let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
+                let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
+                writeln!(
+                    out,
+                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus | {} |",
+                    o.cpu_per_call(),
+                    o.scenario.calls,
+                    codec.per_call(),
+                    relay.per_call(),
+                    verdict(o.scenario.calls >= TRANSCODED_CALLS && o.cpu_per_call() <= budget)
+                )
+            }
+            None => writeln!(out, "| {label} | not measured | {} |", verdict(false)),
+        };
+    }
+}
+
+fn clean_rows(out: &mut String, outcomes: &[Outcome]) {
+    for (media, size, what) in [(Media::Passthrough, RELAYED_CALLS, "relayed"), (Media::Transcoded, TRANSCODED_CALLS, "transcoded")] {
+        for origin in [Origin::Browser, Origin::Sip] {
+            let label = format!("zero lost packets and failed calls at {size} {what} calls, {}", origin_name(origin));
+            let _ = match at_size(outcomes, media, origin, size) {
+                Some(o) => writeln!(
+                    out,
+                    "| {label} | {} calls: {} failed, {} of {} packets lost | {} |",
+                    o.scenario.calls,
+                    o.failed,
+                    o.lost(),
+                    o.to_browser.received + o.to_browser.lost + o.to_sip.received + o.to_sip.lost,
+                    verdict(o.scenario.calls >= size && o.clean())
+                ),
+                None => writeln!(out, "| {label} | not measured | {} |", verdict(false)),
+            };
+        }
+    }
+}
+
+fn rss_and_latency_rows(out: &mut String, outcomes: &[Outcome]) {
+    let relayed: Vec<&Outcome> = [Origin::Browser, Origin::Sip].iter().filter_map(|&origin| at_size(outcomes, Media::Passthrough, origin, RELAYED_CALLS)).collect();
+    let worst_rss = relayed.iter().map(|o| o.rss_per_call_kib()).fold(f64::NAN, f64::max);
+    let text = relayed.iter().map(|o| format!("{:.0} KiB at {} calls ({})", o.rss_per_call_kib(), o.scenario.calls, origin_name(o.scenario.origin))).collect::<Vec<_>>().join(", ");
+    let _ = writeln!(out, "| ≤ {RSS_KIB_PER_RELAYED_CALL:.0} KiB RSS per relayed call | {text} | {} |", verdict(relayed.iter().all(|o| o.scenario.calls >= RELAYED_CALLS) && worst_rss <= RSS_KIB_PER_RELAYED_CALL));
+    for (label, to_sip) in [("browser → SIP", true), ("SIP → browser", false)] {
+        let mut all: Vec<u32> = relayed.iter().flat_map(|o| if to_sip { &o.to_sip.latencies_us } else { &o.to_browser.latencies_us }.iter().copied()).collect();
+        all.sort_unstable();
+        let p99 = percentile(&all, 0.99);
+        let _ = writeln!(
+            out,
+            "| added latency p99 < {} ms in passthrough at {RELAYED_CALLS} calls, {label} | p50 {} ms, p99 {} ms over {} packets | {} |",
+            ms(LATENCY_P99_US),
+            ms(percentile(&all, 0.5)),
+            ms(p99),
+            all.len(),
+            verdict(!all.is_empty() && relayed.iter().all(|o| o.scenario.calls >= RELAYED_CALLS) && p99 < LATENCY_P99_US)
+        );
+    }
+}
+
+fn setup_rows(out: &mut String, outcomes: &[Outcome]) {
+    for (origin, what) in [(Origin::Sip, "SIP INVITE → browser `incoming`"), (Origin::Browser, "browser `call` → `answered`, less the trunk's think time")] {
+        let runs: Vec<&Outcome> = outcomes.iter().filter(|o| o.scenario.hold.is_some() && o.scenario.origin == origin && o.scenario.arrivals_per_second >= SETUPS_PER_SECOND - 0.5).collect();
+        let mut all: Vec<u32> = runs.iter().flat_map(|o| o.setup_us.iter().copied()).collect();
+        all.sort_unstable();
+        let failed: usize = runs.iter().map(|o| o.failed).sum();
+        let p99 = percentile(&all, 0.99);
+        let _ = writeln!(
+            out,
+            "| setup p99 < {} ms at {SETUPS_PER_SECOND:.0} setups/s: {what} | p50 {} ms, p99 {} ms over {} setups, {failed} failed | {} |",
+            ms(SETUP_P99_US),
+            ms(percentile(&all, 0.5)),
+            ms(p99),
+            all.len(),
+            verdict(!all.is_empty() && failed == 0 && p99 < SETUP_P99_US)
+        );
+    }
+}
+
+/// Every acceptance figure of issue 13 with its target and PASS/FAIL.
+pub fn targets_table(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
+    out.push_str("| target (2 cores, load tool in the same run) | measured | verdict |\n|---|---|---|\n");
+    relay_rows(out, outcomes, floors);
+    transcode_rows(out, outcomes, floors);
+    clean_rows(out, outcomes);
+    rss_and_latency_rows(out, outcomes);
+    setup_rows(out, outcomes);
+}
