@@ -90,6 +90,7 @@ impl WorkerHandle {
 }
 
 const WAKER: Token = Token(0);
+const SHARED_SOCKET_BUFFER: usize = 8 << 20;
 /// Tokens below this are shared WebRTC sockets (index + 1); above, session sockets.
 const SESSION_TOKENS: usize = 1 << 16;
 
@@ -163,6 +164,12 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant) -> Res
     for (i, bind) in webrtc_binds.iter().enumerate() {
         let std_socket = std::net::UdpSocket::bind(bind).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
         std_socket.set_nonblocking(true).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
+        // Every browser call of the worker arrives on this one socket: a default-sized buffer
+        // (about 200 packets) overflows whenever the thread is descheduled for a few ms. The
+        // kernel caps the request at net.core.rmem_max / wmem_max.
+        let sized = socket2::SockRef::from(&std_socket);
+        let _ = sized.set_recv_buffer_size(SHARED_SOCKET_BUFFER);
+        let _ = sized.set_send_buffer_size(SHARED_SOCKET_BUFFER);
         let local = std_socket.local_addr().map_err(|source| EngineError::Bind { port: bind.port(), source })?;
         let mut socket = UdpSocket::from_std(std_socket);
         poll.registry().register(&mut socket, Token(i + 1), Interest::READABLE).map_err(|source| EngineError::Bind { port: bind.port(), source })?;
