@@ -2,13 +2,8 @@
 //! gateway used before its media workers), so DTLS-SRTP and ICE toward the gateway are real and
 //! independent of the gateway's own sans-IO legs.
 
-
-
-use sipbridge::media::rtp::{RtpHeader, RtpView};
-use bytes::Bytes;
+use sipbridge::media::rtp::RtpHeader;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::media_stream::MediaStreamTrack;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -18,20 +13,13 @@ use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::rtp_transceiver::RtpSender;
 use webrtc::peer_connection::{
-    register_default_interceptors, MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
+    register_default_interceptors, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler,
     RTCConfigurationBuilder, RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCIceCandidateType, RTCSessionDescription, Registry, SettingEngineBuilder,
 };
 
-#[derive(Debug, thiserror::Error)]
-pub enum WebRtcError {
-    #[error("WebRTC: {0}")]
-    Engine(String),
-    #[error("the offer has no audio codec we support")]
-    NoCommonCodec,
-    #[error("DTLS is not up yet")]
-    NotConnected,
-}
+pub use sipbridge::webrtc_leg::{BrowserCodec, BrowserMedia, WebRtcError};
+use sipbridge::webrtc_leg::{media_engine, media_from_codecs, SenderCodec};
 
 fn engine_error(e: impl std::fmt::Display) -> WebRtcError {
     WebRtcError::Engine(e.to_string())
@@ -51,23 +39,6 @@ pub enum LegEvent {
 }
 
 /// An audio codec negotiated on the browser leg.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrowserCodec {
-    pub mime_type: String,
-    pub payload_type: u8,
-    pub clock_rate: u32,
-    pub channels: u16,
-}
-
-/// What the browser leg negotiated, with the browser leg's own payload numbers: the media engine
-/// must stamp exactly these, whatever numbers the SIP leg uses (webrtc-rs drops any other).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrowserMedia {
-    pub codec: BrowserCodec,
-    /// telephone-event payload type and clock rate, when the browser negotiated it.
-    pub telephone_event: Option<(u8, u32)>,
-}
-
 #[derive(Debug, Clone)]
 pub struct WebRtcConfig {
     /// Where the peer connection binds: a concrete address as is, a wildcard as each usable
@@ -149,76 +120,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// The codecs we accept from browsers, in preference order, plus telephone-event at both rates.
-fn media_engine() -> Result<MediaEngine, WebRtcError> {
-    let mut engine = MediaEngine::default();
-    let codecs = [
-        ("audio/opus", 111, 48_000, 2, "minptime=10;useinbandfec=1"),
-        ("audio/G722", 9, 8_000, 1, ""),
-        ("audio/PCMU", 0, 8_000, 1, ""),
-        ("audio/PCMA", 8, 8_000, 1, ""),
-        ("audio/telephone-event", 110, 48_000, 1, "0-15"),
-        ("audio/telephone-event", 101, 8_000, 1, "0-15"),
-    ];
-    for (mime, payload_type, clock_rate, channels, fmtp) in codecs {
-        let parameters = RTCRtpCodecParameters {
-            rtp_codec: RTCRtpCodec {
-                mime_type: mime.to_string(),
-                clock_rate,
-                channels,
-                sdp_fmtp_line: fmtp.to_string(),
-                rtcp_feedback: vec![],
-            },
-            payload_type,
-            ..Default::default()
-        };
-        engine.register_codec(parameters, RtpCodecKind::Audio).map_err(engine_error)?;
-    }
-    Ok(engine)
-}
-
-/// Picks the first audio codec in the browser's offer that we support (offer order), optionally
-/// restricted to one codec (echo through a transcoder, or an operator's choice).
-pub fn choose_codec(offer_sdp: &str, forced: Option<&str>) -> Result<(BrowserCodec, String), WebRtcError> {
-    let offer = sipbridge::sdp::SessionDescription::parse(offer_sdp).map_err(|e| WebRtcError::Engine(e.to_string()))?;
-    let audio = offer.media.iter().find(|m| m.kind == "audio").ok_or(WebRtcError::NoCommonCodec)?;
-    let mid = audio.attribute("mid").and_then(|a| a.value.clone()).unwrap_or_else(|| "0".into());
-    let supported = ["opus", "g722", "pcmu", "pcma"];
-    let codec = audio
-        .rtpmaps()
-        .into_iter()
-        .filter(|m| supported.contains(&m.encoding.to_ascii_lowercase().as_str()))
-        .find(|m| forced.is_none_or(|f| f.eq_ignore_ascii_case(&m.encoding)))
-        .ok_or(WebRtcError::NoCommonCodec)?;
-    Ok((
-        BrowserCodec {
-            mime_type: format!("audio/{}", codec.encoding),
-            payload_type: codec.payload_type,
-            clock_rate: codec.clock_rate,
-            channels: u16::from(codec.channels.max(1)),
-        },
-        mid,
-    ))
-}
-
 fn local_track(codec: &BrowserCodec, ssrc: u32) -> Arc<TrackLocalStaticRTP> {
-    Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
-        "sipbridge".to_string(),
-        "sipbridge-audio".to_string(),
-        "sipbridge-audio".to_string(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec: RTCRtpCodec {
-                mime_type: codec.mime_type.clone(),
-                clock_rate: codec.clock_rate,
-                channels: codec.channels,
-                sdp_fmtp_line: String::new(),
-                rtcp_feedback: vec![],
-            },
-            ..Default::default()
-        }],
-    )))
+    Arc::new(TrackLocalStaticRTP::new(sipbridge::webrtc_leg::local_track(codec, ssrc)))
 }
 
 impl WebRtcLeg {
@@ -251,7 +154,7 @@ impl WebRtcLeg {
 
     /// Answers a browser's offer. Returns the leg, our answer SDP, and the leg's events.
     pub async fn answer(offer_sdp: &str, forced_codec: Option<&str>, config: &WebRtcConfig, ssrc: u32) -> Result<(WebRtcLeg, String, mpsc::Receiver<LegEvent>), WebRtcError> {
-        let (codec, mid) = choose_codec(offer_sdp, forced_codec)?;
+        let (codec, mid) = sipbridge::webrtc_leg::choose_codec(offer_sdp, forced_codec)?;
         let (events_tx, events_rx) = mpsc::channel(512);
         let connected = Arc::new(AtomicBool::new(false));
         let connection = build_connection(config, Handler { events: events_tx, mid: mid.clone(), connected: Arc::clone(&connected) }).await?;
@@ -270,10 +173,6 @@ impl WebRtcLeg {
     }
 }
 
-/// One negotiated codec as the sender lists it: (MIME type, clock rate, channels, payload type).
-type SenderCodec = (String, u32, u16, u8);
-
-/// Reads the payload types the sender accepts: `write_rtp` refuses every other number.
 async fn negotiated_media(sender: &dyn RtpSender, intended: &BrowserCodec) -> Result<BrowserMedia, WebRtcError> {
     let parameters = sender.get_parameters().await.map_err(engine_error)?;
     let codecs: Vec<SenderCodec> = parameters
@@ -285,23 +184,6 @@ async fn negotiated_media(sender: &dyn RtpSender, intended: &BrowserCodec) -> Re
     let media = media_from_codecs(&codecs, intended).ok_or(WebRtcError::NoCommonCodec)?;
     tracing::debug!(codec = %media.codec.mime_type, payload_type = media.codec.payload_type, telephone_event = ?media.telephone_event, "browser leg payload types");
     Ok(media)
-}
-
-/// The intended codec under the number the sender negotiated, and the telephone-event at its
-/// clock rate (or at any rate: the media engine converts event clocks).
-fn media_from_codecs(codecs: &[SenderCodec], intended: &BrowserCodec) -> Option<BrowserMedia> {
-    let (mime, clock_rate, channels, payload_type) = codecs
-        .iter()
-        .find(|(mime, rate, _, _)| mime.eq_ignore_ascii_case(&intended.mime_type) && *rate == intended.clock_rate)?;
-    let events = codecs.iter().filter(|(mime, ..)| mime.eq_ignore_ascii_case("audio/telephone-event"));
-    let mut telephone_event = None;
-    for (_, rate, _, pt) in events {
-        if telephone_event.is_none() || *rate == *clock_rate {
-            telephone_event = Some((*pt, *rate));
-        }
-    }
-    let codec = BrowserCodec { mime_type: mime.clone(), payload_type: *payload_type, clock_rate: *clock_rate, channels: *channels };
-    Some(BrowserMedia { codec, telephone_event })
 }
 
 async fn build_connection(config: &WebRtcConfig, handler: Handler) -> Result<impl PeerConnection, WebRtcError> {
@@ -360,16 +242,7 @@ impl WebRtcLeg {
         if !self.connected.load(Ordering::Acquire) {
             return Err(WebRtcError::NotConnected);
         }
-        let view = RtpView::parse(packet).map_err(engine_error)?;
-        let header = view.header();
-        let mut rtp_packet = rtc::rtp::packet::Packet::default();
-        rtp_packet.header.version = 2;
-        rtp_packet.header.marker = header.marker;
-        rtp_packet.header.payload_type = header.payload_type;
-        rtp_packet.header.sequence_number = header.sequence;
-        rtp_packet.header.timestamp = header.timestamp;
-        rtp_packet.header.ssrc = self.ssrc;
-        rtp_packet.payload = Bytes::copy_from_slice(view.payload());
+        let rtp_packet = sipbridge::webrtc_leg::track_packet(packet, self.ssrc)?;
         self.track.write_rtp(rtp_packet).await.map_err(engine_error)
     }
 

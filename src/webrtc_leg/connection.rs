@@ -2,11 +2,10 @@
 //! socket, no task and no clock. The media worker that owns the shared ICE port feeds it
 //! datagrams and time, and takes datagrams, decrypted RTP and events from it.
 
-use super::{candidate_init, engine_error, media_engine, BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError};
-use crate::media::rtp::{RtpHeader, RtpView};
-use bytes::{Bytes, BytesMut};
+use super::{candidate_init, engine_error, local_track, media_engine, BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError};
+use crate::media::rtp::RtpHeader;
+use bytes::BytesMut;
 use rtc::ice::mdns::MulticastDnsMode;
-use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::interceptor_registry::{configure_rtcp_reports, Registry};
 use rtc::peer_connection::configuration::setting_engine::SettingEngineBuilder;
 use rtc::peer_connection::configuration::RTCConfigurationBuilder;
@@ -15,7 +14,6 @@ use rtc::peer_connection::message::RTCMessage;
 use rtc::peer_connection::sdp::RTCSessionDescription;
 use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
 use rtc::rtp_transceiver::RTCRtpSenderId;
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
@@ -56,20 +54,6 @@ pub struct WebRtcLeg {
     announced: bool,
     /// Where the last datagram for this leg came from: the browser's end once connected.
     last_peer: Option<SocketAddr>,
-}
-
-fn local_track(codec: &BrowserCodec, ssrc: u32) -> MediaStreamTrack {
-    MediaStreamTrack::new(
-        "sipbridge".to_string(),
-        "sipbridge-audio".to_string(),
-        "sipbridge-audio".to_string(),
-        RtpCodecKind::Audio,
-        vec![RTCRtpEncodingParameters {
-            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
-            codec: RTCRtpCodec { mime_type: codec.mime_type.clone(), clock_rate: codec.clock_rate, channels: codec.channels, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
-            ..Default::default()
-        }],
-    )
 }
 
 fn build_connection(config: &WebRtcConfig, identity: &LegIdentity, now: Instant) -> Result<RTCPeerConnection, WebRtcError> {
@@ -260,16 +244,7 @@ impl WebRtcLeg {
         if !self.connected {
             return Err(WebRtcError::NotConnected);
         }
-        let view = RtpView::parse(packet).map_err(engine_error)?;
-        let header = view.header();
-        let mut rtp_packet = rtc::rtp::packet::Packet::default();
-        rtp_packet.header.version = 2;
-        rtp_packet.header.marker = header.marker;
-        rtp_packet.header.payload_type = header.payload_type;
-        rtp_packet.header.sequence_number = header.sequence;
-        rtp_packet.header.timestamp = header.timestamp;
-        rtp_packet.header.ssrc = self.ssrc;
-        rtp_packet.payload = Bytes::copy_from_slice(view.payload());
+        let rtp_packet = super::track_packet(packet, self.ssrc)?;
         let mut sender = self.pc.rtp_sender(self.sender).ok_or(WebRtcError::NotConnected)?;
         sender.write_rtp(now, rtp_packet).map_err(engine_error)
     }

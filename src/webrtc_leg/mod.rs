@@ -95,7 +95,7 @@ impl DtlsCertificate {
 }
 
 /// The codecs we accept from browsers, in preference order, plus telephone-event at both rates.
-fn media_engine() -> Result<MediaEngine, WebRtcError> {
+pub fn media_engine() -> Result<MediaEngine, WebRtcError> {
     let mut engine = MediaEngine::default();
     let codecs = [
         ("audio/opus", 111, 48_000, 2, "minptime=10;useinbandfec=1"),
@@ -147,11 +147,11 @@ pub fn choose_codec(offer_sdp: &str, forced: Option<&str>) -> Result<(BrowserCod
 }
 
 /// One negotiated codec as the sender lists it: (MIME type, clock rate, channels, payload type).
-pub(crate) type SenderCodec = (String, u32, u16, u8);
+pub type SenderCodec = (String, u32, u16, u8);
 
 /// The intended codec under the number the sender negotiated, and the telephone-event at its
 /// clock rate (or at any rate: the media engine converts event clocks).
-pub(crate) fn media_from_codecs(codecs: &[SenderCodec], intended: &BrowserCodec) -> Option<BrowserMedia> {
+pub fn media_from_codecs(codecs: &[SenderCodec], intended: &BrowserCodec) -> Option<BrowserMedia> {
     let (mime, clock_rate, channels, payload_type) = codecs
         .iter()
         .find(|(mime, rate, _, _)| mime.eq_ignore_ascii_case(&intended.mime_type) && *rate == intended.clock_rate)?;
@@ -164,6 +164,38 @@ pub(crate) fn media_from_codecs(codecs: &[SenderCodec], intended: &BrowserCodec)
     }
     let codec = BrowserCodec { mime_type: mime.clone(), payload_type: *payload_type, clock_rate: *clock_rate, channels: *channels };
     Some(BrowserMedia { codec, telephone_event })
+}
+
+/// Our audio track: one encoding under `ssrc`, in `codec`.
+pub fn local_track(codec: &BrowserCodec, ssrc: u32) -> rtc::media_stream::MediaStreamTrack {
+    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters};
+    rtc::media_stream::MediaStreamTrack::new(
+        "sipbridge".to_string(),
+        "sipbridge-audio".to_string(),
+        "sipbridge-audio".to_string(),
+        RtpCodecKind::Audio,
+        vec![RTCRtpEncodingParameters {
+            rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+            codec: RTCRtpCodec { mime_type: codec.mime_type.clone(), clock_rate: codec.clock_rate, channels: codec.channels, sdp_fmtp_line: String::new(), rtcp_feedback: vec![] },
+            ..Default::default()
+        }],
+    )
+}
+
+/// Our RTP bytes as the track sends them: re-stamped with the track's SSRC (the sender refuses
+/// any other), header extensions dropped (never negotiated).
+pub fn track_packet(packet: &[u8], ssrc: u32) -> Result<rtc::rtp::packet::Packet, WebRtcError> {
+    let view = crate::media::rtp::RtpView::parse(packet).map_err(engine_error)?;
+    let header = view.header();
+    let mut rtp_packet = rtc::rtp::packet::Packet::default();
+    rtp_packet.header.version = 2;
+    rtp_packet.header.marker = header.marker;
+    rtp_packet.header.payload_type = header.payload_type;
+    rtp_packet.header.sequence_number = header.sequence;
+    rtp_packet.header.timestamp = header.timestamp;
+    rtp_packet.header.ssrc = ssrc;
+    rtp_packet.payload = bytes::Bytes::copy_from_slice(view.payload());
+    Ok(rtp_packet)
 }
 
 /// A host candidate on `address`, as the ICE agent and browsers read it.
