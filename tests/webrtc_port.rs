@@ -39,6 +39,14 @@ fn hostile_datagrams() -> Vec<Vec<u8>> {
     vec![vec![0xff; 60], dtls_hello, srtp, stun_with_unknown_ufrag(), vec![], vec![0x00, 0x01]]
 }
 
+/// The echo page's report, checked: the call worked and its 1 kHz tone came back unchanged.
+fn echo_result(stdout: &[u8], gateway: &Gateway) -> serde_json::Value {
+    let result = support::calls::last_json_line(&String::from_utf8_lossy(stdout));
+    assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
+    support::calls::assert_tone(&result, "peakHz", 1000.0, "the echo keeps its tone while strangers send");
+    result
+}
+
 fn metric(text: &str, reason: &str) -> u64 {
     let prefix = format!("sipbridge_webrtc_dropped_total{{reason=\"{reason}\"}} ");
     text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|v| v.trim().parse().ok()).unwrap_or(0)
@@ -69,12 +77,7 @@ fn strangers_on_the_shared_port_neither_reach_nor_disturb_a_call() {
     let output = Command::new("node").arg(&script).arg(format!("http://127.0.0.1:{}", gateway.http_port)).arg(token()).arg("").output().expect("run node");
     stop.store(true, Ordering::Relaxed);
     attacker.join().expect("attacker thread");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
-    let result: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("no result from the browser:\n{stdout}\n{}", gateway.log()));
-    assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
-    let peak = result["peakHz"].as_f64().unwrap_or(0.0);
-    assert!((peak - 1000.0).abs() <= 20.0, "the echo kept its tone at {peak} Hz under hostile traffic: {result:#}");
+    let result = echo_result(&output.stdout, &gateway);
     let remote = result["selectedPair"]["remoteAddress"].as_str().unwrap_or_default();
     assert!(remote.ends_with(&format!(":{webrtc_port}")), "the call's media used the worker's shared port {webrtc_port}: {result:#}");
     let sent = rounds.load(Ordering::Relaxed);
@@ -147,12 +150,7 @@ fn forged_datagrams_on_the_calls_own_flow_are_refused_by_its_leg_and_leave_its_a
         std::thread::sleep(Duration::from_millis(20));
     }
     let output = page.wait_with_output().expect("page output");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let line = stdout.lines().rev().find(|l| l.starts_with('{')).unwrap_or_default();
-    let result: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|_| panic!("no result from the browser:\n{stdout}\n{}", gateway.log()));
-    assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
-    let peak = result["peakHz"].as_f64().unwrap_or(0.0);
-    assert!((peak - 1000.0).abs() <= 20.0, "the echo kept its tone at {peak} Hz under forged datagrams: {result:#}");
+    echo_result(&output.stdout, &gateway);
     assert!(rounds >= 10, "forged throughout the call ({rounds} rounds)");
     let (_, metrics) = http_get(gateway.http_port, "/metrics", Some(API_TOKEN)).expect("metrics");
     // SRTP under a wrong key and garbage are refused and counted; a forged DTLS record goes to the

@@ -2,7 +2,6 @@
 //! gateway used before its media workers), so DTLS-SRTP and ICE toward the gateway are real and
 //! independent of the gateway's own sans-IO legs.
 
-use sipbridge::media::rtp::RtpHeader;
 use rtc::ice::mdns::MulticastDnsMode;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -102,13 +101,7 @@ impl PeerConnectionEventHandler for Handler {
             let mut buffer = vec![0u8; 1_500];
             while let Some(event) = track.poll().await {
                 if let TrackRemoteEvent::OnRtpPacket(packet) = event {
-                    let header = RtpHeader {
-                        marker: packet.header.marker,
-                        payload_type: packet.header.payload_type,
-                        sequence: packet.header.sequence_number,
-                        timestamp: packet.header.timestamp,
-                        ssrc: packet.header.ssrc,
-                    };
+                    let header = sipbridge::webrtc_leg::header_of(&packet);
                     if let Ok(len) = sipbridge::media::rtp::write_packet(&mut buffer, &header, &packet.payload) {
                         if events.try_send(LegEvent::Rtp(buffer[..len].to_vec())).is_err() {
                             tracing::debug!("browser leg queue full: packet dropped");

@@ -3,7 +3,6 @@
 //! datagrams and time, and takes datagrams, decrypted RTP and events from it.
 
 use super::{candidate_init, engine_error, local_track, media_engine, BrowserCodec, BrowserMedia, LegEvent, WebRtcConfig, WebRtcError};
-use crate::media::rtp::RtpHeader;
 use bytes::BytesMut;
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::peer_connection::configuration::interceptor_registry::{configure_rtcp_reports, Registry};
@@ -198,13 +197,7 @@ impl WebRtcLeg {
     pub fn poll_rtp(&mut self, buffer: &mut [u8]) -> Option<usize> {
         while let Some(message) = self.pc.poll_read() {
             if let RTCMessage::RtpPacket(_, packet) = message.message {
-                let header = RtpHeader {
-                    marker: packet.header.marker,
-                    payload_type: packet.header.payload_type,
-                    sequence: packet.header.sequence_number,
-                    timestamp: packet.header.timestamp,
-                    ssrc: packet.header.ssrc,
-                };
+                let header = super::header_of(&packet);
                 if let Ok(len) = crate::media::rtp::write_packet(buffer, &header, &packet.payload) {
                     return Some(len);
                 }

@@ -198,6 +198,17 @@ pub fn track_packet(packet: &[u8], ssrc: u32) -> Result<rtc::rtp::packet::Packet
     Ok(rtp_packet)
 }
 
+/// The header fields the media engine reads, from an rtc packet.
+pub fn header_of(packet: &rtc::rtp::packet::Packet) -> crate::media::rtp::RtpHeader {
+    crate::media::rtp::RtpHeader {
+        marker: packet.header.marker,
+        payload_type: packet.header.payload_type,
+        sequence: packet.header.sequence_number,
+        timestamp: packet.header.timestamp,
+        ssrc: packet.header.ssrc,
+    }
+}
+
 /// A host candidate on `address`, as the ICE agent and browsers read it.
 fn candidate_init(index: usize, address: SocketAddr, mid: &str) -> RTCIceCandidateInit {
     // RFC 8445 §5.1.2.1 host priority: type preference 126, local preference 65535 - index.
