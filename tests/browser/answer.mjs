@@ -149,6 +149,9 @@ async function runPage(mode) {
     call.on('remote_resume', async () => { resumed = true; holds.push('resume'); levels.afterResume = await peakOver(3000, 800); });
     const bins = new Float32Array(analyser.frequencyBinCount);
     let loudest = { hz: 0, db: -Infinity };
+    // Media flows once ICE and DTLS are up, which takes seconds through a relay on a loaded
+    // machine: measure from the first packet received, not from the answer (bounded: 15 s).
+    for (let i = 0; i < 150 && !((await audioIn()).packetsReceived > 0); i++) await new Promise((r) => setTimeout(r, 100));
     const peakLevel = await peakOver(2300);
     for (let i = 0; i < 10; i++) {
       await new Promise((r) => setTimeout(r, 100));
