@@ -9,5 +9,6 @@ pub mod sdp;
 pub mod sip;
 pub mod webrtc_leg;
 pub mod http;
+pub mod shutdown;
 pub mod signaling;
 pub mod store;

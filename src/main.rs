@@ -6,6 +6,7 @@ use sipbridge::{http, logging, sip};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(name = "sipbridge", version, about = "SIP <-> WebRTC gateway")]
@@ -25,6 +26,10 @@ enum Command {
     CheckConfig,
     /// Create or update the call-record database schema, and exit.
     Migrate,
+    /// Drain the running gateway, as SIGTERM does: it refuses new calls, lets calls in progress
+    /// go on for `[calls] drain_secs`, ends the rest and exits. Uses the config's HTTP address
+    /// and first API token.
+    Drain,
     /// Web console users.
     #[command(subcommand)]
     User(UserCommand),
@@ -62,6 +67,16 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Command::Migrate => migrate(config),
+        Command::Drain => match sipbridge::shutdown::request_drain(&config) {
+            Ok(reply) => {
+                println!("{reply}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sipbridge drain: {e}");
+                ExitCode::FAILURE
+            }
+        },
         Command::User(UserCommand::Add { username, role }) => {
             let role = if role == "admin" { sipbridge::config::ConsoleRole::Admin } else { sipbridge::config::ConsoleRole::Viewer };
             let mut password = String::new();
@@ -181,7 +196,9 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         active: Arc::new(sipbridge::call::limits::CallCounter::default()),
         records: records.clone(),
         stats: Arc::new(sipbridge::call::call_log::CallStats::default()),
+        drain: Arc::new(sipbridge::call::drain::Drain::default()),
     });
+    let stopping = sipbridge::shutdown::stop_sequence(call_layer.clone(), Duration::from_secs(config.calls.drain_secs), records.clone());
 
     tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
     let signaling = http::SignalingContext {
@@ -198,10 +215,11 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         calls: call_layer,
         websockets: Default::default(),
     };
+    let signaling = Arc::new(signaling);
     let state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),
-        signaling: Arc::new(signaling),
+        signaling: signaling.clone(),
         records: record_store,
         recorder: records,
         console: Arc::new(http::ConsoleContext {
@@ -222,16 +240,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
     });
-    let server = axum::serve(listener, app).with_graceful_shutdown(shutdown_signal());
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        stopping.await;
+        // Browsers were told how their calls ended; their sockets close (bounded).
+        let _ = tokio::time::timeout(sipbridge::shutdown::WEBSOCKET_CLOSE_GRACE, signaling.websockets.none_open()).await;
+    });
     server.await?;
     tracing::info!("stopped");
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending().await } } => {}
-    }
-}

@@ -44,6 +44,8 @@ pub struct CallLayer {
     /// Where every call's record goes (through the durable spool).
     pub records: crate::store::RecorderHandle,
     pub stats: Arc<super::call_log::CallStats>,
+    /// Graceful drain: new calls are refused, and calls still up at the deadline end.
+    pub drain: Arc<super::drain::Drain>,
 }
 
 impl CallLayer {
@@ -119,6 +121,9 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     if let CallerIdentity::LocalUser { username } = &call.identity {
         log.event("caller", format!("local user {username}"));
     }
+    if !layer.drain.accepting() {
+        return refuse(&layer, &call, log, 503, CallStatus::Failed, SHUTDOWN_CAUSE).await;
+    }
     let Some(_slot) = layer.acquire_slot(&call.to_user, through) else {
         tracing::warn!(user = %call.to_user, "call limit reached: 503");
         return refuse(&layer, &call, log, 503, CallStatus::Failed, "call limit reached").await;
@@ -192,8 +197,16 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     let mut refused = 0;
     let mut any_busy = false;
     let mut ending = (CallStatus::Failed, HangupSide::Gateway, "call layer stopped", None);
+    let mut drain = layer.drain.watch();
     let winner = loop {
         tokio::select! {
+            () = drain.ending() => {
+                // 503 with Retry-After: the caller may try another gateway.
+                layer.sip.call_reject(call.id, 503).await;
+                for d in &ringing { let _ = d.push.send(BrowserPush::Hangup { call_id: call_id.clone(), reason: HangupReason::Shutdown, cause: SHUTDOWN_CAUSE.into() }).await; }
+                ending = (CallStatus::Failed, HangupSide::Gateway, SHUTDOWN_CAUSE, Some(503));
+                break None;
+            }
             answer = control.recv() => match answer {
                 Some(BrowserAnswer::Accept { device, sdp, reply }) => {
                     let Some(index) = ringing.iter().position(|d| d.id == device) else { let _ = reply.send(Err("not ringing".into())); continue };
@@ -301,6 +314,10 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, mut sip_event
     bridge(&layer, &call, &mut device, &mut media, &mut sip, log, &call_id, &mut control, &mut sip_events).await;
 }
 
+/// The browser's `cause` and the record's reason when a drain ends a call; it starts with the
+/// protocol's reason value so records can be searched for it.
+pub const SHUTDOWN_CAUSE: &str = "shutdown: the gateway is shutting down";
+
 /// Refuses the caller with `status` and closes the record.
 async fn refuse(layer: &CallLayer, call: &IncomingCall, mut log: CallLog, status: u16, outcome: CallStatus, why: &str) {
     layer.sip.call_reject(call.id, status).await;
@@ -368,8 +385,14 @@ async fn bridge(
     let longest = tokio::time::sleep(Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
     let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
+    let mut drain = layer.drain.watch();
     loop {
         tokio::select! {
+            () = drain.ending() => {
+                tracing::info!("the gateway is shutting down: BYE");
+                layer.sip.call_hangup(call.id).await;
+                return finish(layer, device, media, log, HangupSide::Gateway, call_id, HangupReason::Shutdown, SHUTDOWN_CAUSE).await;
+            }
             () = parking.expired() => {
                 tracing::info!("the browser did not reclaim the call: BYE");
                 layer.sip.call_hangup(call.id).await;
@@ -455,9 +478,10 @@ async fn bridge(
 async fn finish(layer: &CallLayer, device: &Device, media: &SessionHandle, mut log: CallLog, side: HangupSide, call_id: &str, reason: HangupReason, cause: &str) {
     let _ = device.push.send(BrowserPush::Hangup { call_id: call_id.to_string(), reason, cause: cause.to_string() }).await;
     log.collect_quality(media, Side::A).await;
-    attach_ladder(layer, &mut log).await;
-    let status = if reason == HangupReason::Normal || side != HangupSide::Gateway { CallStatus::Answered } else { CallStatus::Failed };
-    log.finish(status, side, if cause.is_empty() { "the browser hung up" } else { cause }, None);
+    // Media stops the moment the call ends: nothing more goes to a peer that hung up.
     media.stop().await;
     device.leg.close().await;
+    attach_ladder(layer, &mut log).await;
+    let status = if matches!(reason, HangupReason::Normal | HangupReason::Shutdown) || side != HangupSide::Gateway { CallStatus::Answered } else { CallStatus::Failed };
+    log.finish(status, side, if cause.is_empty() { "the browser hung up" } else { cause }, None);
 }

@@ -9,6 +9,8 @@ use std::sync::Arc;
 #[derive(Default)]
 pub struct CallCounter {
     state: std::sync::Mutex<(usize, HashMap<CallScope, usize>)>,
+    /// Woken whenever a slot is freed, for `idle`.
+    released: tokio::sync::Notify,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -26,6 +28,20 @@ impl CallCounter {
     /// Calls in progress right now.
     pub fn active(&self) -> usize {
         self.state.lock().unwrap_or_else(|p| p.into_inner()).0
+    }
+
+    /// Completes once no call is in progress (a drain waits on this).
+    pub async fn idle(&self) {
+        loop {
+            let released = self.released.notified();
+            tokio::pin!(released);
+            // Registered before the check, so a slot freed in between still wakes us.
+            released.as_mut().enable();
+            if self.active() == 0 {
+                return;
+            }
+            released.await;
+        }
     }
 
     /// Takes a slot when the total and every scope are below their caps; otherwise takes nothing.
@@ -55,6 +71,8 @@ impl Drop for CallSlot {
                 }
             }
         }
+        drop(state);
+        self.counter.released.notify_waiters();
     }
 }
 
@@ -88,6 +106,32 @@ mod tests {
         // Refused for alice's cap: the trunk's count must not have moved.
         assert!(counter.acquire(100, &[user("alice", 1), profile("trunk", 1)]).is_none());
         assert!(counter.acquire(100, &[user("bob", 1), profile("trunk", 1)]).is_some());
+    }
+
+    #[test]
+    fn idle_completes_when_the_last_slot_is_freed_and_not_before() {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let counter = Arc::new(CallCounter::default());
+            let slots: Vec<_> = (0..2).filter_map(|i| counter.acquire(3, &[user(&format!("u{i}"), 1)])).collect();
+            let idle = counter.idle();
+            tokio::pin!(idle);
+            let mut slots = slots.into_iter();
+            drop(slots.next());
+            assert!(futures_poll_once(idle.as_mut()).await.is_none(), "one call is still up");
+            drop(slots.next());
+            assert!(futures_poll_once(idle.as_mut()).await.is_some(), "no call is up");
+        });
+    }
+
+    /// Polls `future` once: `Some` if it completed.
+    async fn futures_poll_once<F: std::future::Future + Unpin>(future: F) -> Option<F::Output> {
+        let mut future = future;
+        std::future::poll_fn(|cx| std::task::Poll::Ready(match std::pin::Pin::new(&mut future).poll(cx) {
+            std::task::Poll::Ready(v) => Some(v),
+            std::task::Poll::Pending => None,
+        }))
+        .await
     }
 
     #[test]

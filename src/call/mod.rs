@@ -2,6 +2,7 @@
 //! (`outbound`), and the caps they share (`limits`).
 
 pub mod call_log;
+pub mod drain;
 pub mod echo;
 pub mod inbound;
 pub mod legs;

@@ -2,7 +2,7 @@
 //! of the user's profiles, and bridge when the peer answers (transcoding if the codecs differ).
 
 use super::legs::{accept_offered_numbers, browser_leg, codec_of_encoding, encoding_of_codec, sip_leg};
-use super::inbound::CallLayer;
+use super::inbound::{CallLayer, SHUTDOWN_CAUSE};
 use super::registry::{BrowserAnswer, BrowserPush, Parking};
 use super::call_log::CallLog;
 use super::sip_side::{MediaTimeout, SipSide};
@@ -66,6 +66,10 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     let OutboundCall { call_id, user, profile, target, browser_offer, sip_codec: forced_codec } = call;
     let hangup = |reason: HangupReason, cause: &str| BrowserPush::Hangup { call_id: call_id.clone(), reason, cause: cause.to_string() };
     let log = CallLog::outbound(&layer.records, &layer.stats, &call_id, &user, profile.as_deref(), &target);
+    if !layer.drain.accepting() {
+        let _ = push.send(hangup(HangupReason::Unavailable, SHUTDOWN_CAUSE)).await;
+        return log.finish(CallStatus::Failed, HangupSide::Gateway, SHUTDOWN_CAUSE, None);
+    }
     let Some(_slot) = layer.acquire_slot(&user, profile.as_deref()) else {
         let _ = push.send(hangup(HangupReason::Unavailable, "call limit reached; try again later")).await;
         return log.finish(CallStatus::Failed, HangupSide::Gateway, "call limit reached", None);
@@ -131,11 +135,17 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     let longest = tokio::time::sleep(std::time::Duration::from_secs(layer.limits.max_duration_secs));
     tokio::pin!(longest);
     let mut parking = Parking::new(layer.limits.reclaim_grace_secs);
+    let mut drain = layer.drain.watch();
     // Who ended the call and the SIP status, for the record.
     let mut side = HangupSide::Gateway;
     let mut sip_status: Option<u16> = None;
     let outcome: (HangupReason, String) = loop {
         tokio::select! {
+            () = drain.ending() => {
+                // CANCEL before the answer, BYE after it.
+                layer.sip.outbound_hangup(sip_id).await;
+                break (HangupReason::Shutdown, SHUTDOWN_CAUSE.into());
+            }
             () = parking.expired() => {
                 layer.sip.outbound_hangup(sip_id).await;
                 break (HangupReason::Failed, "the browser did not come back".into());
@@ -284,7 +294,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
     tracing::info!(%call_id, reason = ?outcome.0, cause = %outcome.1, "call ended");
     let _ = push.send(hangup(outcome.0, &outcome.1)).await;
     let status = match (sip.is_some(), sip_status) {
-        (true, _) if outcome.0 == HangupReason::Normal || side != HangupSide::Gateway => CallStatus::Answered,
+        (true, _) if matches!(outcome.0, HangupReason::Normal | HangupReason::Shutdown) || side != HangupSide::Gateway => CallStatus::Answered,
         (true, _) => CallStatus::Failed,
         (false, Some(486 | 600)) => CallStatus::Busy,
         (false, Some(603)) => CallStatus::Rejected,
@@ -292,13 +302,14 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, mut push: mpsc::Se
         (false, None) if side == HangupSide::Browser => CallStatus::Cancelled,
         _ => CallStatus::Failed,
     };
+    // Media stops the moment the call ends: nothing more goes to a peer that hung up.
     if let Some(media) = media {
         log.collect_quality(&media, Side::B).await;
         media.stop().await;
     }
+    leg.close().await;
     super::inbound::attach_ladder(&layer, &mut log).await;
     log.finish(status, side, &outcome.1, sip_status);
-    leg.close().await;
 }
 
 /// The media session's next event, once there is a session.

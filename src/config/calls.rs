@@ -21,6 +21,10 @@ pub struct CallsConfig {
     /// and `reclaim` it; then it ends with BYE. 0 ends it at once.
     #[serde(default = "default_reclaim_grace")]
     pub reclaim_grace_secs: u64,
+    /// On SIGTERM (or `sipbridge drain`) new calls are refused and calls in progress may carry
+    /// on this long; then every call still up is ended (BYE, CANCEL, `hangup` with `shutdown`).
+    #[serde(default = "default_drain")]
+    pub drain_secs: u64,
     /// The codec browsers are offered on calls from SIP: `same` as the SIP side (audio passes
     /// through untouched), or one codec for every call (the gateway transcodes when they differ).
     #[serde(default)]
@@ -46,6 +50,7 @@ impl Default for CallsConfig {
             ring_timeout_secs: default_ring_timeout(),
             max_duration_secs: default_max_duration(),
             reclaim_grace_secs: default_reclaim_grace(),
+            drain_secs: default_drain(),
             browser_codec: BrowserCodecPolicy::Same,
         }
     }
@@ -62,6 +67,9 @@ fn default_ring_timeout() -> u64 {
 }
 fn default_reclaim_grace() -> u64 {
     30
+}
+fn default_drain() -> u64 {
+    60
 }
 
 fn default_max_duration() -> u64 {

@@ -48,7 +48,48 @@ pub struct SignalingContext {
     pub browsers: Arc<crate::call::registry::BrowserRegistry>,
     pub calls: Arc<crate::call::inbound::CallLayer>,
     /// Open signaling WebSockets.
-    pub websockets: std::sync::atomic::AtomicUsize,
+    pub websockets: OpenSockets,
+}
+
+/// How many signaling WebSockets are open, and a way to wait for none (a drain closes them).
+#[derive(Default)]
+pub struct OpenSockets {
+    count: std::sync::atomic::AtomicUsize,
+    closed: tokio::sync::Notify,
+}
+
+impl OpenSockets {
+    pub fn count(&self) -> usize {
+        self.count.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts one open socket until the guard drops.
+    pub(crate) fn open(&self) -> OpenSocket<'_> {
+        self.count.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        OpenSocket(self)
+    }
+
+    /// Completes once no signaling WebSocket is open.
+    pub async fn none_open(&self) {
+        loop {
+            let closed = self.closed.notified();
+            tokio::pin!(closed);
+            closed.as_mut().enable();
+            if self.count() == 0 {
+                return;
+            }
+            closed.await;
+        }
+    }
+}
+
+pub(crate) struct OpenSocket<'a>(&'a OpenSockets);
+
+impl Drop for OpenSocket<'_> {
+    fn drop(&mut self) {
+        self.0.count.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        self.0.closed.notify_waiters();
+    }
 }
 
 /// Failed browser logins per source address: after `MAX_FAILURES` within `WINDOW`, further login
@@ -97,6 +138,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .route("/readyz", get(readyz))
         .route("/api/v1/sip/status", get(sip_status))
+        .route("/api/v1/drain", post(start_drain))
         .route("/api/v1/calls", get(records::list))
         .route("/api/v1/calls.csv", get(records::export))
         .route("/api/v1/calls/{id}", get(records::one))
@@ -164,10 +206,26 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if state.sip.snapshot().await.is_none() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "sip_unavailable", "the SIP endpoint is not running");
     }
+    // A load balancer or Kamailio's dispatcher stops sending calls to a draining gateway.
+    if !state.signaling.calls.drain.accepting() {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "draining", "the gateway is draining and takes no new calls");
+    }
     match state.records.count().await {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
         Err(e) => records::store_error(e),
     }
+}
+
+/// `POST /api/v1/drain` (admin): the same as SIGTERM. New calls are refused, calls in progress
+/// carry on for `[calls] drain_secs`, then the rest are ended and the process exits.
+async fn start_drain(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    if let Err(refusal) = access(&state, &headers, true) {
+        return refusal;
+    }
+    let calls = &state.signaling.calls;
+    let started = calls.drain.begin();
+    let body = serde_json::json!({ "draining": true, "already_draining": !started, "calls": calls.active.active() });
+    (StatusCode::ACCEPTED, Json(body)).into_response()
 }
 
 async fn sip_status(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -235,7 +293,7 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_ufrag\"}} {unknown_ufrag}");
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"rejected_by_leg\"}} {rejected}");
     let _ = writeln!(out, "# TYPE sipbridge_websocket_connections gauge");
-    let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.load(std::sync::atomic::Ordering::Relaxed));
+    let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.count());
     let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");
     let _ = writeln!(out, "sipbridge_record_spool_depth {}", state.recorder.spool_depth());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()

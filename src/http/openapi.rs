@@ -10,7 +10,7 @@ mod tests {
         let document: serde_json::Value = serde_json::from_str(super::DOCUMENT).expect("valid JSON");
         assert_eq!(document["openapi"], "3.0.3");
         let paths = document["paths"].as_object().expect("paths");
-        for route in ["/healthz", "/readyz", "/metrics", "/api/v1/sip/status", "/api/v1/calls", "/api/v1/calls.csv", "/api/v1/calls/{id}", "/api/v1/openapi.json"] {
+        for route in ["/healthz", "/readyz", "/metrics", "/api/v1/sip/status", "/api/v1/drain", "/api/v1/calls", "/api/v1/calls.csv", "/api/v1/calls/{id}", "/api/v1/openapi.json"] {
             assert!(paths.contains_key(route), "{route} is documented");
         }
         let router_source = include_str!("mod.rs");

@@ -35,19 +35,9 @@ fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// Counts an open WebSocket for /metrics until dropped.
-struct OpenSocket<'a>(&'a std::sync::atomic::AtomicUsize);
-
-impl Drop for OpenSocket<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-    }
-}
-
 async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     let signaling = &state.signaling;
-    signaling.websockets.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let _open = OpenSocket(&signaling.websockets);
+    let _open = signaling.websockets.open();
     let mut connection = Connection::new(ConnectionConfig {
         jwt_secret: signaling.jwt_secret.clone(),
         server: signaling.server.clone(),
@@ -63,6 +53,8 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
     // Upstream registrations made for this connection's user (PBX login), ended when it closes.
     let mut registrations: Vec<String> = Vec::new();
     let (events_tx, mut events_rx) = mpsc::channel::<(String, EchoEvent)>(256);
+    let mut drain = state.signaling.calls.drain.watch();
+    let mut shutting_down = false;
     'session: loop {
         // Reachable before the login reply leaves: a client may be called the moment it has it.
         if registered_as.is_none() {
@@ -78,7 +70,20 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 break 'session;
             }
         }
+        // Shutting down: once every call of this connection has told the browser how it ended,
+        // the socket closes, so the process does not exit with hangups unsent.
+        if shutting_down && bridged.is_empty() && calls.is_empty() {
+            let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1001, reason: "the gateway is shutting down".into() }))).await;
+            break 'session;
+        }
         tokio::select! {
+            () = drain.ending(), if !shutting_down => {
+                shutting_down = true;
+                for (call_id, call) in calls.drain() {
+                    call.hangup().await;
+                    connection.event(ServerEvent::Hangup { call_id, reason: HangupReason::Shutdown, cause: crate::call::inbound::SHUTDOWN_CAUSE.into() });
+                }
+            }
             message = socket.recv() => match message {
                 Some(Ok(Message::Text(text))) => {
                     let was_logged_in = connection.user().is_some();

@@ -209,6 +209,8 @@ pub enum HangupReason {
     Unavailable,
     /// No media arrived for the configured time.
     MediaTimeout,
+    /// The gateway is shutting down and its drain time is over.
+    Shutdown,
     Failed,
 }
 

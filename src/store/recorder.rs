@@ -17,6 +17,10 @@ const RETRY_MAX: Duration = Duration::from_secs(15);
 #[derive(Clone)]
 pub struct RecorderHandle {
     writes: mpsc::UnboundedSender<CallRecord>,
+    /// Writes queued but not yet in the spool.
+    queued: Arc<AtomicUsize>,
+    /// Woken whenever a write reaches the spool or the spool's front reaches the store.
+    progress: Arc<Notify>,
     depth: Arc<AtomicUsize>,
     last_revision: Arc<AtomicI64>,
 }
@@ -27,9 +31,34 @@ impl RecorderHandle {
     pub fn write(&self, record: &CallRecord) {
         let mut record = record.clone();
         record.revision = self.next_revision();
+        self.queued.fetch_add(1, Ordering::Relaxed);
         if self.writes.send(record).is_err() {
+            self.queued.fetch_sub(1, Ordering::Relaxed);
             tracing::error!("the call record writer has stopped; a record was not written");
         }
+    }
+
+    /// Waits, up to `within`, until every write so far is in the spool (durable) and, if the
+    /// database answers, in the store. False when the store is behind at the deadline: the
+    /// spool keeps those records for the next start.
+    pub async fn settle(&self, within: Duration) -> bool {
+        let settled = async {
+            loop {
+                let progress = self.progress.notified();
+                tokio::pin!(progress);
+                progress.as_mut().enable();
+                if self.queued.load(Ordering::Relaxed) == 0 && self.spool_depth() == 0 {
+                    return;
+                }
+                progress.await;
+            }
+        };
+        tokio::time::timeout(within, settled).await.is_ok()
+    }
+
+    /// Writes not yet in the spool.
+    pub fn queued(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
     }
 
     /// Records in the spool not yet in the database (for /metrics).
@@ -61,8 +90,10 @@ impl Recorder {
         let spool = Arc::new(Mutex::new(spool));
         let (writes, mut incoming) = mpsc::unbounded_channel::<CallRecord>();
         let wake = Arc::new(Notify::new());
+        let (queued, progress) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
         {
             let (spool, depth, wake) = (spool.clone(), depth.clone(), wake.clone());
+            let (queued, progress) = (queued.clone(), progress.clone());
             tokio::spawn(async move {
                 while let Some(record) = incoming.recv().await {
                     let spool = spool.clone();
@@ -76,16 +107,18 @@ impl Recorder {
                         Ok(Err(e)) => tracing::error!(error = %e, "cannot write the call record spool"),
                         Err(e) => tracing::error!(error = %e, "call record spool task failed"),
                     }
+                    queued.fetch_sub(1, Ordering::Relaxed);
+                    progress.notify_waiters();
                     wake.notify_one();
                 }
             });
         }
-        tokio::spawn(flush(spool, store, depth.clone(), wake));
-        RecorderHandle { writes, depth, last_revision: Arc::new(AtomicI64::new(0)) }
+        tokio::spawn(flush(spool, store, depth.clone(), wake, progress.clone()));
+        RecorderHandle { writes, queued, progress, depth, last_revision: Arc::new(AtomicI64::new(0)) }
     }
 }
 
-async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>) {
+async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>, progress: Arc<Notify>) {
     let mut retry = RETRY_FIRST;
     let mut failing = false;
     loop {
@@ -101,6 +134,7 @@ async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<A
                     tracing::error!(error = %e, "cannot move the spool forward; the record will be written again");
                 }
                 depth.store(spool.depth(), Ordering::Relaxed);
+                progress.notify_waiters();
                 if failing {
                     tracing::info!(waiting = spool.depth(), "the database is back; flushing the spool");
                     failing = false;

@@ -63,13 +63,20 @@ impl EchoTrunk {
         EchoTrunk::launch(port, scenario, &[])
     }
 
+    /// An echoing trunk that answers `calls` calls, as many at once as come.
+    pub fn answering(port: u16, calls: usize) -> EchoTrunk {
+        let calls = calls.to_string();
+        EchoTrunk::launch(port, &["-sn", "uas"], &["-rtp_echo", "-m", &calls, "-l", &calls])
+    }
+
+    /// `media` (and any other sipp arguments) come after the defaults, so they win.
     fn launch(port: u16, scenario: &[&str], media: &[&str]) -> EchoTrunk {
         sipp_available();
         let work = tempfile::tempdir().expect("tempdir");
         let child = Command::new("sipp")
             .args(scenario)
-            .args(media)
             .args(["-i", "127.0.0.1", "-m", "1", "-nostdin", "-timeout", "40s", "-timeout_error", "-trace_err"])
+            .args(media)
             .args(["-p", &port.to_string(), "-mp", &super::free_sipp_media_port().to_string()])
             .current_dir(work.path())
             .stdin(Stdio::null())

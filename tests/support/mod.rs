@@ -178,6 +178,40 @@ impl Gateway {
         self.child.id()
     }
 
+    /// Sends the gateway `signal` (e.g. "TERM") the way an init system does.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("run kill");
+        assert!(sent.success(), "kill -{signal} {}", self.pid());
+    }
+
+    /// Waits up to `within` for the process to exit; its status, or None if it is still running.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Every record in the gateway's embedded SQLite, read directly (also after it exited).
+    pub fn stored_records(&self) -> Vec<sipbridge::store::CallRecord> {
+        use sipbridge::store::CallStore;
+        let url = format!("sqlite://{}", self.dir.path().join("data/records.db").display());
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let store = sipbridge::store::SqlStore::connect(&url).await.expect("open the gateway's database");
+            let filter = sipbridge::store::RecordFilter { limit: 1_000, ..Default::default() };
+            let records = store.list(&filter).await.expect("list records");
+            store.close().await;
+            records
+        })
+    }
+
     pub fn sip_addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.sip_port))
     }
@@ -216,12 +250,21 @@ impl Drop for Gateway {
     }
 }
 
-/// A minimal HTTP/1.1 GET: the tests need no HTTP client crate for two endpoints.
+/// A minimal HTTP/1.1 GET: the tests need no HTTP client crate for a few endpoints.
 pub fn http_get(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_request("GET", port, path, token)
+}
+
+/// A bodyless POST, like `http_get`.
+pub fn http_post(port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
+    http_request("POST", port, path, token)
+}
+
+fn http_request(method: &str, port: u16, path: &str, token: Option<&str>) -> std::io::Result<(u16, String)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
     let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Connection: close\r\n\r\n")?;
+    write!(stream, "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{auth}Content-Length: 0\r\nConnection: close\r\n\r\n")?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     let code = response.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
