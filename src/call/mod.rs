@@ -7,6 +7,7 @@ pub mod echo;
 pub mod inbound;
 pub mod legs;
 pub mod limits;
+pub mod machine;
 pub mod outbound;
 pub mod registry;
 pub mod sdes;
