@@ -20,6 +20,7 @@
 
 mod answered;
 mod call;
+pub mod driver;
 mod events;
 pub mod mapping;
 mod reason;
@@ -127,3 +128,5 @@ mod tests_answered;
 mod tests_races;
 #[cfg(test)]
 mod tests_mapping;
+#[cfg(test)]
+mod tests_driver;

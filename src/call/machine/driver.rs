@@ -1,0 +1,52 @@
+//! The seam between `Call` and real legs, kept sans-IO so a driver task stays thin.
+//!
+//! A leg (`SipLeg` over the SIP core's call API, `BrowserLeg` over one signalling connection,
+//! later a SIP-over-WebSocket leg or a leg on another node) implements `CallLeg`: it carries a
+//! command out without waiting (anything that needs I/O goes into the leg's own outbox, which
+//! the driver flushes with back-pressure), and it hands back what its side reported.
+//! `pump` moves both ways until everything is quiet; the driver then flushes the legs' outboxes,
+//! writes the call's events to the record, and sleeps until the next input or
+//! `Call::poll_timeout`.
+
+use super::{Call, CallEvent, LegAction, LegEvent, LegId, LegInput};
+use std::time::Instant;
+
+pub trait CallLeg {
+    /// Carries out one command for this leg. Never blocks and never drops: a leg that must
+    /// send something queues it.
+    fn execute(&mut self, action: LegAction, now: Instant);
+
+    /// The next report the leg has for the call, including any that `execute` produced at
+    /// once (a browser leg reports `AnswerDelivered` as soon as `answered` is queued).
+    fn poll_input(&mut self) -> Option<LegInput>;
+}
+
+/// Rounds after which `pump` stops: only a leg answering every command with a new report for
+/// ever would reach it, and the driver then goes on with the next input rather than spin.
+const MAX_ROUNDS: usize = 1_000;
+
+/// Hands the call's commands to their legs and the legs' reports to the call until neither has
+/// anything left, then returns the call's events in order. `legs[i]` is `LegId(i)`; a command
+/// for a leg the driver does not have is dropped (the driver built `legs` from the call).
+pub fn pump(call: &mut Call, legs: &mut [Box<dyn CallLeg + Send>], now: Instant) -> Vec<CallEvent> {
+    for _ in 0..MAX_ROUNDS {
+        let mut moved = false;
+        while let Some(command) = call.poll_command() {
+            moved = true;
+            if let Some(leg) = legs.get_mut(command.leg.index()) {
+                leg.execute(command.action, now);
+            }
+        }
+        for (index, leg) in legs.iter_mut().enumerate() {
+            let Ok(id) = u8::try_from(index) else { break };
+            while let Some(input) = leg.poll_input() {
+                moved = true;
+                call.handle(LegEvent::new(LegId(id), input), now);
+            }
+        }
+        if !moved {
+            break;
+        }
+    }
+    std::iter::from_fn(|| call.poll_event()).collect()
+}
