@@ -109,7 +109,7 @@ impl Call {
             phase: Phase::Ringing,
             commands: VecDeque::new(),
             events: VecDeque::new(),
-            ring_deadline: Some(now + config.ring_timeout),
+            ring_deadline: config.ring_timeout.map(|ring| now + ring),
             duration_deadline: None,
             drain_deadline: None,
             hold: None,

@@ -7,6 +7,31 @@
 //! `pump` moves both ways until everything is quiet; the driver then flushes the legs' outboxes,
 //! writes the call's events to the record, and sleeps until the next input or
 //! `Call::poll_timeout`.
+//!
+//! What the legs do with the commands (the one place they meet the wire is `mapping`):
+//! - SIP caller: `Ringing` is `call_ringing`; `Answer` is `call_answer` with the SDP the leg
+//!   built, then `AnswerDelivered` (or `HungUp` when the caller's CANCEL got there first);
+//!   `Reject` is `call_reject` with `mapping::sip_status` (503 for `Shutdown` with
+//!   Retry-After); `Hangup` is BYE. The core's `Ended` is `HungUp` (CANCEL, BYE) or
+//!   `Ended { SessionExpired | NoAck }`.
+//! - SIP callee: `Ring` places the call; 180/183 are `Ringing`/`EarlyMedia`, 200 `Answered`, a
+//!   final failure `Rejected` with `mapping::end_reason_of_sip_failure`; the core answers one
+//!   401/407 itself (`Challenged`). `Cancel` is CANCEL, `Hangup` BYE (also for a 200 that
+//!   crossed the CANCEL).
+//! - Either SIP leg: `Hold` is a re-INVITE (sendonly/sendrecv) whose outcome is `HoldResult`
+//!   (`mapping::hold_failure_of_sip_status`); a peer's re-INVITE is `Reoffer { hold }` with the
+//!   leg's prepared answer kept until `AnswerReoffer` (then `call_reanswer` and the media
+//!   update) or `RefuseReoffer` (`mapping::reoffer_status`); `Transfer` is REFER, and INFO or
+//!   RFC 4733 digits are `Dtmf`.
+//! - Browser: `Ring` opens the WebRTC leg and sends `incoming`, then `Ringing`; an `accept`
+//!   whose SDP the leg cannot apply is refused by the leg and the device keeps ringing, else it
+//!   is `Answered` with the request's `Tag`. `Answer` sends `answered` then `AnswerDelivered`.
+//!   `Reject`/`Cancel`/`Hangup` send `hangup` with `mapping::browser_hangup` and close the leg;
+//!   `Reply` answers the tagged request (`mapping::request_error`) through the connection's
+//!   push channel, so the WebSocket task never waits on the call. `Reoffer` is answered at once
+//!   (WebRTC is not renegotiated; the media session transcodes), `RemoteHold` and `Dtmf` are
+//!   events. A dropped WebSocket is `Detached`, a `reclaim` `Reattached`.
+//! - The media session's `Inactive { side }` is `MediaTimeout` on that side's leg.
 
 use super::{Call, CallEvent, LegAction, LegEvent, LegId, LegInput};
 use std::time::Instant;

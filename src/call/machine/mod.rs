@@ -89,8 +89,9 @@ impl std::fmt::Debug for SessionDesc {
 /// The limits a call runs under (`[calls]` and `[media]` in the configuration).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct CallConfig {
-    /// Callees ring this long before the call ends as `NoAnswer`.
-    pub ring_timeout: Duration,
+    /// Callees ring this long before the call ends as `NoAnswer`. `None` leaves it to the
+    /// callee (a SIP leg's own timer ends in a 408, `Unavailable`), as calls to SIP did before.
+    pub ring_timeout: Option<Duration>,
     /// An answered call ends as `MaxDuration` after this long.
     pub max_duration: Duration,
     /// An answered leg whose connection dropped may be reclaimed this long; zero ends the call
@@ -109,7 +110,7 @@ pub struct CallConfig {
 impl Default for CallConfig {
     fn default() -> Self {
         CallConfig {
-            ring_timeout: Duration::from_secs(60),
+            ring_timeout: Some(Duration::from_secs(60)),
             max_duration: Duration::from_secs(4 * 3_600),
             reclaim_grace: Duration::from_secs(30),
             rtp_timeout: Duration::from_secs(30),

@@ -13,7 +13,7 @@ pub(super) fn desc(text: &str) -> SessionDesc {
 
 pub(super) fn config() -> CallConfig {
     CallConfig {
-        ring_timeout: Duration::from_secs(60),
+        ring_timeout: Some(Duration::from_secs(60)),
         max_duration: Duration::from_secs(3_600),
         reclaim_grace: Duration::from_secs(30),
         rtp_timeout: Duration::from_secs(30),
@@ -267,4 +267,15 @@ fn a_browser_caller_that_goes_away_before_the_answer_cancels_the_sip_side() {
     assert_eq!(rig.commands(), vec![(1, LegAction::Cancel { reason: EndReason::LegGone { kind: BROWSER } })]);
     let record = mapping::record(&rig.ended());
     assert_eq!((record.status, record.side), (crate::store::CallStatus::Cancelled, crate::store::HangupSide::Browser));
+}
+
+#[test]
+fn without_a_ring_timeout_the_call_rings_as_long_as_the_callee_does() {
+    let mut rig = Rig::new(CallConfig { ring_timeout: None, ..config() }, BROWSER, &[SIP]);
+    rig.commands();
+    assert_eq!(rig.call.poll_timeout(), None);
+    rig.advance(Duration::from_secs(600));
+    assert!(!rig.call.is_ended());
+    rig.send(1, LegInput::Rejected { reason: mapping::end_reason_of_sip_failure(408), tag: None });
+    assert_eq!(rig.commands(), vec![(0, LegAction::Reject { reason: EndReason::Unavailable })]);
 }

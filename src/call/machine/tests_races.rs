@@ -240,3 +240,33 @@ fn nothing_but_refusals_follows_the_end() {
     assert_eq!(rig.commands(), vec![reply(1, 1, Err(RequestError::CallEnded)), reply(1, 2, Ok(()))]);
     assert!(rig.events().is_empty() && rig.call.poll_timeout().is_none());
 }
+
+/// The peer's re-INVITE was handed to the browser leg, and the browser hangs up before it is
+/// answered: the SIP leg gets BYE (it ends the open re-INVITE with it), and the browser leg's
+/// late answer is dropped.
+#[test]
+fn a_hangup_while_the_peers_reoffer_is_being_answered_ends_the_call_cleanly() {
+    let mut rig = Rig::answered_inbound(1);
+    rig.send(0, LegInput::Reoffer { offer: desc("pcma"), hold: false });
+    rig.commands();
+    rig.send(1, LegInput::HungUp { tag: None });
+    rig.send(1, LegInput::ReofferAnswer { result: Ok(desc("late")) });
+    assert_eq!(rig.commands(), vec![(0, LegAction::Hangup { reason: EndReason::Hangup { by: BROWSER } })]);
+    assert_eq!(rig.ended().by, Some((LegId(1), BROWSER)));
+}
+
+/// Between the accept and the caller's leg delivering the answer the call counts as answered
+/// for the drain: it runs on to the deadline rather than being refused.
+#[test]
+fn shutdown_while_the_answer_is_on_its_way_drains_like_an_answered_call() {
+    let mut rig = Rig::inbound(1);
+    rig.send(1, LegInput::Answered { answer: desc("a"), tag: None });
+    rig.commands();
+    rig.call.shutdown(rig.now);
+    assert!(rig.call.is_draining() && rig.commands().is_empty());
+    rig.send(0, LegInput::AnswerDelivered);
+    assert!(rig.call.is_answered());
+    rig.advance(config().drain);
+    let hangup = LegAction::Hangup { reason: EndReason::Shutdown };
+    assert_eq!(rig.commands(), vec![(0, hangup.clone()), (1, hangup)]);
+}
