@@ -165,7 +165,10 @@ impl Call {
     /// The transfer target answered: our part is done (RFC 5589 §6), both legs are hung up.
     pub(super) fn on_transferred(&mut self, leg: LegId, now: Instant) {
         if self.is_answered() && self.other(leg).is_some() {
-            self.transfer = None;
+            // The NOTIFY can overtake the REFER's own answer: the transfer happened all the same.
+            if let Some(op) = self.transfer.take() {
+                self.reply(op.from, op.tag, Ok(()));
+            }
             self.end(EndReason::Transferred, None, now);
         }
     }

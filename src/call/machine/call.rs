@@ -270,6 +270,7 @@ impl Call {
             }
             self.legs[index].state = LegState::Gone;
             self.legs[index].ended_with = Some(reason.clone());
+            self.legs[index].detached_until = None;
             if Some(leg) == by {
                 continue;
             }

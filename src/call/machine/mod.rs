@@ -131,3 +131,5 @@ mod tests_races;
 mod tests_mapping;
 #[cfg(test)]
 mod tests_driver;
+#[cfg(test)]
+mod tests_fuzz;

@@ -270,3 +270,27 @@ fn shutdown_while_the_answer_is_on_its_way_drains_like_an_answered_call() {
     let hangup = LegAction::Hangup { reason: EndReason::Shutdown };
     assert_eq!(rig.commands(), vec![(0, hangup.clone()), (1, hangup)]);
 }
+
+/// The NOTIFY saying the target answered can arrive before the REFER's 202: the browser's
+/// `transfer` is answered `ok` before the call ends.
+#[test]
+fn a_notify_overtaking_the_refers_answer_still_answers_the_transfer() {
+    let mut rig = Rig::answered_inbound(1);
+    rig.send(1, LegInput::TransferRequest { target: "1002".into(), tag: Some(Tag(3)) });
+    rig.commands();
+    rig.send(0, LegInput::Transferred);
+    let commands = rig.commands();
+    assert_eq!(commands[0], reply(1, 3, Ok(())));
+    assert_eq!(rig.ended().reason, EndReason::Transferred);
+}
+
+/// A call that ends while a leg waits for its reclaim must not keep that timer: a driver
+/// sleeping until `poll_timeout` would spin on it.
+#[test]
+fn a_call_ending_while_a_leg_is_detached_wants_no_more_timers() {
+    let mut rig = Rig::answered_inbound(1);
+    rig.send(1, LegInput::Detached);
+    rig.send(0, LegInput::HungUp { tag: None });
+    rig.ended();
+    assert_eq!(rig.call.poll_timeout(), None);
+}

@@ -8,6 +8,9 @@ use std::time::Instant;
 impl Call {
     /// When `handle_timeout` should run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_ended() {
+            return None;
+        }
         let detached = self.legs.iter().filter_map(|l| l.detached_until);
         let glare = self.hold.as_ref().and_then(|op| op.waiting.flatten());
         [self.ring_deadline, self.duration_deadline, self.drain_deadline, glare].into_iter().flatten().chain(detached).min()
