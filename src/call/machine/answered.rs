@@ -1,7 +1,7 @@
 //! After the answer: DTMF, hold and resume either way (with glare), the peer's new offers
 //! (codec changes, hold), blind transfer, and media timeouts.
 
-use super::call::{HoldOp, Phase, ReofferOp, TransferOp};
+use super::call::{HoldOp, HoldStage, Phase, ReofferOp, TransferOp};
 use super::{Call, CallEvent, EndReason, HoldFailure, LegAction, LegId, ReofferRefusal, RequestError, SessionDesc, Tag};
 use std::time::{Duration, Instant};
 
@@ -37,7 +37,7 @@ impl Call {
         if self.legs[leg.index()].holds == hold {
             return self.reply(leg, tag, Ok(()));
         }
-        self.hold = Some(HoldOp { from: leg, tag, hold, glares: 0, waiting: Some(None) });
+        self.hold = Some(HoldOp { from: leg, tag, hold, glares: 0, stage: HoldStage::Queued });
         self.send_hold(peer);
     }
 
@@ -48,16 +48,16 @@ impl Call {
             return;
         }
         let Some(op) = self.hold.as_mut() else { return };
-        if op.waiting.is_none() {
+        if op.stage != HoldStage::Queued {
             return;
         }
-        op.waiting = None;
+        op.stage = HoldStage::Sent;
         let hold = op.hold;
         self.command(peer, LegAction::Hold { hold });
     }
 
     pub(super) fn on_hold_result(&mut self, leg: LegId, result: Result<(), HoldFailure>, now: Instant) {
-        let on_wire = self.hold.as_ref().is_some_and(|op| op.waiting.is_none() && self.other(op.from) == Some(leg));
+        let on_wire = self.hold.as_ref().is_some_and(|op| op.stage == HoldStage::Sent && self.other(op.from) == Some(leg));
         if !on_wire {
             return;
         }
@@ -70,7 +70,7 @@ impl Call {
             }
             Err(HoldFailure::Glare) if op.glares + 1 < MAX_GLARES => {
                 op.glares += 1;
-                op.waiting = Some(Some(now + self.glare_backoff(leg)));
+                op.stage = HoldStage::BackingOff { until: now + self.glare_backoff(leg) };
                 self.hold = Some(op);
             }
             Err(HoldFailure::Glare) => self.reply(op.from, op.tag, Err(RequestError::Refused("the far end kept offering at the same time".into()))),
@@ -96,7 +96,7 @@ impl Call {
             Phase::Answered { .. } => self.other(leg),
             _ => None,
         };
-        let ours_out = self.hold.as_ref().is_some_and(|op| op.waiting.is_none() && self.other(op.from) == Some(leg));
+        let ours_out = self.hold.as_ref().is_some_and(|op| op.stage == HoldStage::Sent && self.other(op.from) == Some(leg));
         let refusal = match peer {
             _ if ours_out => Some(ReofferRefusal::Glare),
             None => Some(ReofferRefusal::NotNow),
@@ -132,7 +132,7 @@ impl Call {
             Err(refusal) => self.command(op.from, LegAction::RefuseReoffer { refusal }),
         }
         // A hold asked while this offer was being answered goes now.
-        if let Some(peer) = self.hold.as_ref().filter(|h| h.waiting == Some(None)).and_then(|h| self.other(h.from)) {
+        if let Some(peer) = self.hold.as_ref().filter(|h| h.stage == HoldStage::Queued).and_then(|h| self.other(h.from)) {
             self.send_hold(peer);
         }
     }

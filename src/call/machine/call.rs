@@ -56,9 +56,26 @@ pub(super) struct HoldOp {
     pub(super) hold: bool,
     /// Offers that met glare so far.
     pub(super) glares: u8,
-    /// `None`: the offer is out. `Some(None)`: waiting for the other side's offer to finish.
-    /// `Some(Some(at))`: waiting out the glare back-off.
-    pub(super) waiting: Option<Option<Instant>>,
+    pub(super) stage: HoldStage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HoldStage {
+    /// To be sent once no other offer is being answered.
+    Queued,
+    /// The offer is out; its outcome comes as `HoldResult`.
+    Sent,
+    /// It met glare and goes again at `until` (RFC 3261 §14.1).
+    BackingOff { until: Instant },
+}
+
+impl HoldStage {
+    pub(super) fn until(self) -> Option<Instant> {
+        match self {
+            HoldStage::BackingOff { until } => Some(until),
+            HoldStage::Queued | HoldStage::Sent => None,
+        }
+    }
 }
 
 /// A new offer from `from`'s peer, being answered by the other leg.

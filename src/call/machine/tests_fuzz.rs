@@ -87,7 +87,7 @@ impl Ledger {
     }
 }
 
-fn one_run(run: u64) {
+fn one_run(run: u64, trace: bool) {
     let mut rng = Rng(run.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let browsers = 1 + rng.next(3) as usize;
     let (caller, callees) = if rng.next(2) == 0 { (SIP, vec![BROWSER; browsers]) } else { (BROWSER, vec![SIP]) };
@@ -102,7 +102,9 @@ fn one_run(run: u64) {
         let input = random_input(&mut rng, Tag(step));
         ledger.asked.extend(tag_of(&input));
         ledger.crossing.insert(leg, matches!(input, LegInput::Answered { .. }));
-        if std::env::var("FUZZ_DEBUG").is_ok() { eprintln!("{leg:?} {input:?}"); }
+        if trace {
+            eprintln!("{leg:?} {input:?}");
+        }
         call.handle(LegEvent::new(leg, input), now);
         if rng.next(4) == 0 {
             now += Duration::from_millis(rng.next(90_000));
@@ -121,10 +123,11 @@ fn one_run(run: u64) {
     }
 }
 
+/// `CALLSM_RUN=<n>` replays run `n` alone, printing its events.
 #[test]
 fn any_order_of_events_ends_once_and_answers_every_request_once() {
-    let only: Option<u64> = std::env::var("FUZZ_DEBUG").ok().and_then(|v| v.parse().ok());
+    let only: Option<u64> = std::env::var("CALLSM_RUN").ok().and_then(|v| v.parse().ok());
     for run in (0..4_000).filter(|r| only.is_none_or(|o| o == *r)) {
-        one_run(run);
+        one_run(run, only.is_some());
     }
 }

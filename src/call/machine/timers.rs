@@ -1,7 +1,7 @@
 //! The clock: ring timeout, maximum duration, reclaim grace, the glare back-off, and the
 //! graceful drain.
 
-use super::call::Phase;
+use super::call::{HoldStage, Phase};
 use super::{Call, CallEvent, EndReason, LegId};
 use std::time::Instant;
 
@@ -12,7 +12,7 @@ impl Call {
             return None;
         }
         let detached = self.legs.iter().filter_map(|l| l.detached_until);
-        let glare = self.hold.as_ref().and_then(|op| op.waiting.flatten());
+        let glare = self.hold.as_ref().and_then(|op| op.stage.until());
         [self.ring_deadline, self.duration_deadline, self.drain_deadline, glare].into_iter().flatten().chain(detached).min()
     }
 
@@ -36,10 +36,10 @@ impl Call {
             let kind = self.legs[leg.index()].kind;
             return self.end(EndReason::LegGone { kind }, Some(leg), now);
         }
-        let retry = self.hold.as_ref().filter(|op| due(op.waiting.flatten())).and_then(|op| self.other(op.from));
+        let retry = self.hold.as_ref().filter(|op| due(op.stage.until())).and_then(|op| self.other(op.from));
         if let Some(peer) = retry {
             if let Some(op) = self.hold.as_mut() {
-                op.waiting = Some(None);
+                op.stage = HoldStage::Queued;
             }
             self.send_hold(peer);
         }
