@@ -99,6 +99,7 @@ pub struct Call {
     pub(super) commands: VecDeque<LegCommand>,
     pub(super) events: VecDeque<CallEvent>,
     pub(super) ring_deadline: Option<Instant>,
+    /// `max_duration` from the start, and again from the answer.
     pub(super) duration_deadline: Option<Instant>,
     pub(super) drain_deadline: Option<Instant>,
     pub(super) hold: Option<HoldOp>,
@@ -127,7 +128,8 @@ impl Call {
             commands: VecDeque::new(),
             events: VecDeque::new(),
             ring_deadline: config.ring_timeout.map(|ring| now + ring),
-            duration_deadline: None,
+            // Also while ringing: a leg that never reports cannot keep the call for ever.
+            duration_deadline: Some(now + config.max_duration),
             drain_deadline: None,
             hold: None,
             reoffer: None,
@@ -203,7 +205,7 @@ impl Call {
         match input {
             LegInput::Ringing => self.on_ringing(leg),
             LegInput::EarlyMedia { answer } => self.on_early_media(leg, answer),
-            LegInput::Answered { answer, tag } => self.on_answered(leg, answer, tag),
+            LegInput::Answered { answer, tag } => self.on_answered(leg, answer, tag, now),
             LegInput::AnswerDelivered => self.on_answer_delivered(leg, now),
             LegInput::Rejected { reason, tag } => {
                 self.reply(leg, tag, Ok(()));

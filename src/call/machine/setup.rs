@@ -34,7 +34,7 @@ impl Call {
 
     /// The first callee to answer wins: its `accept` is confirmed, every other callee is
     /// cancelled as answered elsewhere, and the caller is answered with its answer.
-    pub(super) fn on_answered(&mut self, leg: LegId, answer: SessionDesc, tag: Option<Tag>) {
+    pub(super) fn on_answered(&mut self, leg: LegId, answer: SessionDesc, tag: Option<Tag>, now: Instant) {
         if leg == LegId::CALLER {
             return self.reply(leg, tag, Err(RequestError::NotAllowed));
         }
@@ -52,6 +52,9 @@ impl Call {
         }
         self.phase = Phase::Answering { callee: leg };
         self.ring_deadline = None;
+        // From the accept, not the delivery: a caller's leg that never reports delivering the
+        // answer is still ended in time.
+        self.duration_deadline = Some(now + self.config.max_duration);
         self.legs[LegId::CALLER.index()].state = LegState::Answering;
         self.command(LegId::CALLER, LegAction::Answer { answer });
     }
@@ -63,7 +66,6 @@ impl Call {
         }
         self.legs[leg.index()].state = LegState::Answered;
         self.phase = Phase::Answered { callee, since: now };
-        self.duration_deadline = Some(now + self.config.max_duration);
         self.events.push_back(CallEvent::Answered { callee });
     }
 

@@ -294,3 +294,21 @@ fn a_call_ending_while_a_leg_is_detached_wants_no_more_timers() {
     rig.ended();
     assert_eq!(rig.call.poll_timeout(), None);
 }
+
+/// Legs that never report again (a lost event, a stuck peer) cannot keep a call for ever: the
+/// maximum duration runs from the start while ringing, and from the accept after it.
+#[test]
+fn no_call_outlives_the_maximum_duration_whatever_its_legs_fail_to_report() {
+    let hour = config().max_duration;
+    let mut rig = Rig::new(CallConfig { ring_timeout: None, ..config() }, BROWSER, &[SIP]);
+    rig.advance(hour);
+    assert_eq!(rig.ended().reason, EndReason::MaxDuration);
+
+    let mut rig = Rig::inbound(1);
+    rig.advance(Duration::from_secs(30));
+    rig.send(1, LegInput::Answered { answer: desc("a"), tag: None });
+    rig.commands();
+    rig.advance(hour);
+    assert_eq!(rig.commands(), vec![(0, LegAction::Hangup { reason: EndReason::MaxDuration }), (1, LegAction::Hangup { reason: EndReason::MaxDuration })]);
+    assert!(!rig.ended().answered, "the answer never reached the caller");
+}
