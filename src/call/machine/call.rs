@@ -92,6 +92,8 @@ pub(super) struct TransferOp {
     pub(super) tag: Option<Tag>,
 }
 
+/// One call: see the module documentation for how a driver runs it.
+#[derive(Debug)]
 pub struct Call {
     pub(super) config: CallConfig,
     pub(super) legs: Vec<Leg>,
