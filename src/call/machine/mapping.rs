@@ -6,6 +6,9 @@ use super::{CallEnd, EndReason, HoldFailure, LegId, LegKind, ReofferRefusal, Req
 use crate::signaling::{ErrorCode, HangupReason};
 use crate::store::{CallStatus, HangupSide};
 
+/// The `cause` of every call the drain ends or refuses (docs/signaling.md §4.9).
+pub const SHUTDOWN_CAUSE: &str = "shutdown: the gateway is shutting down";
+
 /// A SIP final status and its reason phrase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SipStatus {
@@ -18,7 +21,8 @@ const fn status(code: u16, phrase: &'static str) -> SipStatus {
 }
 
 /// The status an unanswered SIP caller is refused with when the call ends for `reason` (after
-/// the answer the SIP leg sends BYE instead). `Shutdown` is a 503: the leg adds `Retry-After`.
+/// the answer the SIP leg sends BYE instead). `Shutdown` and `Draining` are 503s: the leg adds
+/// `Retry-After`, so the caller may try another gateway.
 pub fn sip_status(reason: &EndReason) -> SipStatus {
     match reason {
         EndReason::Busy => status(486, "Busy Here"),
@@ -28,7 +32,7 @@ pub fn sip_status(reason: &EndReason) -> SipStatus {
         EndReason::Cancelled => status(487, "Request Terminated"),
         // We cannot pass the peer's challenge on: to the caller it is a refusal.
         EndReason::AuthFailed | EndReason::Forbidden => status(403, "Forbidden"),
-        EndReason::Unavailable | EndReason::Shutdown => status(503, "Service Unavailable"),
+        EndReason::Unavailable | EndReason::Shutdown | EndReason::Draining => status(503, "Service Unavailable"),
         EndReason::NoCommonMedia => status(488, "Not Acceptable Here"),
         EndReason::Hangup { .. }
         | EndReason::AnsweredElsewhere
@@ -107,7 +111,8 @@ pub fn browser_hangup(reason: &EndReason) -> (HangupReason, String) {
         EndReason::SessionExpired => (HangupReason::Normal, "the SIP session expired"),
         EndReason::NoAck => (HangupReason::Normal, "no ACK from the caller"),
         EndReason::LegFailed { detail, .. } => return (HangupReason::Failed, detail.clone()),
-        EndReason::Shutdown => (HangupReason::Unavailable, "shutdown"),
+        EndReason::Shutdown => (HangupReason::Shutdown, SHUTDOWN_CAUSE),
+        EndReason::Draining => (HangupReason::Unavailable, SHUTDOWN_CAUSE),
     };
     (reason, cause.to_string())
 }
@@ -146,7 +151,7 @@ pub fn record(end: &CallEnd) -> RecordEnd {
         // A party or the drain ended a call that ran: it was a call. The gateway ending it
         // for a fault (media timeout, a failed leg) makes it failed.
         _ if end.answered => {
-            let ran = end.by.is_some() || browser_reason == HangupReason::Normal || end.reason == EndReason::Shutdown;
+            let ran = end.by.is_some() || matches!(browser_reason, HangupReason::Normal | HangupReason::Shutdown);
             if ran { CallStatus::Answered } else { CallStatus::Failed }
         }
         EndReason::Busy => CallStatus::Busy,

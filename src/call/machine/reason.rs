@@ -42,8 +42,10 @@ pub enum EndReason {
     /// A leg failed on its own (ICE failure, a closed leg, an answer it could not use); the
     /// detail is for people and logs.
     LegFailed { kind: LegKind, detail: String },
-    /// The gateway is shutting down (drain).
+    /// The gateway is shutting down: the drain time ran out, or it was told to stop at once.
     Shutdown,
+    /// A new call refused because the gateway is draining (it never rang).
+    Draining,
 }
 
 /// Why a request from a leg (`accept`, `hold`, `dtmf`, `transfer`, `reclaim`) was refused.

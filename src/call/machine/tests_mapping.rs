@@ -42,6 +42,7 @@ fn a_sip_caller_is_refused_with_the_statuses_the_old_inbound_code_sent() {
         (EndReason::NoCommonMedia, 488, "Not Acceptable Here"),
         (EndReason::Unavailable, 503, "Service Unavailable"),
         (EndReason::Shutdown, 503, "Service Unavailable"),
+        (EndReason::Draining, 503, "Service Unavailable"),
     ];
     for (reason, code, phrase) in cases {
         let status = sip_status(&reason);
@@ -66,7 +67,8 @@ fn browser_reasons_and_causes_match_the_protocol() {
         (EndReason::Transferred, HangupReason::Normal, "transferred"),
         (EndReason::MaxDuration, HangupReason::Normal, "maximum call duration"),
         (EndReason::SessionExpired, HangupReason::Normal, "the SIP session expired"),
-        (EndReason::Shutdown, HangupReason::Unavailable, "shutdown"),
+        (EndReason::Shutdown, HangupReason::Shutdown, "shutdown: the gateway is shutting down"),
+        (EndReason::Draining, HangupReason::Unavailable, "shutdown: the gateway is shutting down"),
     ];
     for (end, reason, cause) in cases {
         assert_eq!(browser_hangup(&end), (reason, cause.to_string()), "{end:?}");
@@ -98,4 +100,18 @@ fn records_name_who_ended_the_call_and_how_it_went() {
         let record = record(&end);
         assert_eq!((record.status, record.side, record.sip_status), (status, side, sip_status), "{end:?}");
     }
+}
+
+/// Until the old call loops go, they and the mapping must tell browsers the same thing.
+#[test]
+fn the_shutdown_cause_is_the_one_the_drain_already_sends() {
+    assert_eq!(super::mapping::SHUTDOWN_CAUSE, crate::call::inbound::SHUTDOWN_CAUSE);
+}
+
+#[test]
+fn drained_calls_are_recorded_like_the_drain_records_them() {
+    let end = |answered| CallEnd { reason: EndReason::Shutdown, by: None, answered, talk_time: Duration::ZERO };
+    let ringing = record(&end(false));
+    assert_eq!((ringing.status, ringing.side, ringing.sip_status), (CallStatus::Failed, HangupSide::Gateway, Some(503)));
+    assert_eq!(record(&end(true)).status, CallStatus::Answered);
 }

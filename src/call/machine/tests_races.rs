@@ -197,7 +197,7 @@ fn shutdown_ends_a_ringing_call_at_once() {
     let cancel = |leg| (leg, LegAction::Cancel { reason: EndReason::Shutdown });
     assert_eq!(rig.commands(), vec![(0, LegAction::Reject { reason: EndReason::Shutdown }), cancel(1), cancel(2)]);
     assert_eq!(mapping::sip_status(&EndReason::Shutdown).code, 503);
-    assert_eq!(mapping::browser_hangup(&EndReason::Shutdown).1, "shutdown");
+    assert_eq!(mapping::browser_hangup(&EndReason::Shutdown), (HangupReason::Shutdown, mapping::SHUTDOWN_CAUSE.to_string()));
     assert_eq!(rig.ended().by, None);
 }
 
