@@ -113,6 +113,9 @@ fn call_record_api_filters_pages_exports_and_refuses_bad_input() {
     // Bad input: 400 with a JSON error naming the parameter.
     for (query, parameter) in [
         ("from=yesterday", "from"),
+        // A multi-byte character in the zone offset once panicked the handler.
+        ("from=2026-11-24T10:00:00%2B1%C3%A900", "from"),
+        ("to=2026-11-24T10:00:00%2B1%C3%A900", "to"),
         ("from=2026-11-24T10:00:00Z&to=2026-11-24T09:00:00Z", "to"),
         ("stauts=busy", "stauts"),
         ("limit=501", "limit"),

@@ -103,29 +103,37 @@ pub fn parse_time(text: &str) -> Option<i64> {
     if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') || bytes[13] != b':' || bytes[16] != b':' {
         return None;
     }
-    let number = |range: std::ops::Range<usize>| text.get(range)?.parse::<i64>().ok();
+    // Fields are ASCII digits only: `str::parse` would take a sign ("+1"), and slicing by byte
+    // index would panic inside a multi-byte character (`+1é00`).
+    let number = |range: std::ops::Range<usize>| {
+        let field = text.get(range)?;
+        field.bytes().all(|b| b.is_ascii_digit()).then(|| field.parse::<i64>().ok())?
+    };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
     if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
         return None;
     }
-    let mut rest = &text[19..];
+    let mut rest = text.get(19..)?;
     let mut millis = 0;
     if let Some(fraction) = rest.strip_prefix('.') {
         let digits = fraction.find(|c: char| !c.is_ascii_digit()).unwrap_or(fraction.len());
         if digits == 0 {
             return None;
         }
-        let padded = format!("{:0<3}", &fraction[..digits.min(3)]);
+        let padded = format!("{:0<3}", fraction.get(..digits.min(3))?);
         millis = padded.parse::<i64>().ok()?;
-        rest = &fraction[digits..];
+        rest = fraction.get(digits..)?;
     }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ if rest.len() == 6 && (rest.starts_with('+') || rest.starts_with('-')) && &rest[3..4] == ":" => {
-            let sign = if rest.starts_with('-') { -1 } else { 1 };
-            let (h, m) = (rest[1..3].parse::<i64>().ok()?, rest[4..6].parse::<i64>().ok()?);
-            sign * (h * 60 + m)
+    let offset_minutes = match rest.as_bytes() {
+        [b'Z' | b'z'] => 0,
+        [sign @ (b'+' | b'-'), h1, h2, b':', m1, m2] if [h1, h2, m1, m2].iter().all(|b| b.is_ascii_digit()) => {
+            let digit = |b: &u8| i64::from(b - b'0');
+            let (h, m) = (digit(h1) * 10 + digit(h2), digit(m1) * 10 + digit(m2));
+            if h > 23 || m > 59 {
+                return None;
+            }
+            if *sign == b'-' { -(h * 60 + m) } else { h * 60 + m }
         }
         _ => return None,
     };
@@ -273,8 +281,22 @@ mod tests {
         assert_eq!(parse_time("2026-11-24T10:00:00Z"), Some(1_795_514_400_000));
         assert_eq!(parse_time("2026-11-24T11:00:00.250+01:00"), Some(1_795_514_400_250));
         assert_eq!(parse_time("1795514400000"), Some(1_795_514_400_000));
+        assert_eq!(parse_time("2026-11-24T05:30:00-04:30"), Some(1_795_514_400_000));
         for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-24", "2026-11-24T10:00:00", "2026-11-24T10:00:00.Z", "99999999999999999999"] {
             assert_eq!(parse_time(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn non_ascii_or_signed_fields_are_refused_not_a_panic() {
+        // Each is six bytes (or a field width) long, so only byte-wise checks can catch them.
+        for bad in ["2026-11-24T10:00:00+1é00", "2026-11-24T10:00:00é:000", "2026-11-24T10:00:0é+01:00", "2026-11-24T10:00:00.5é", "2026-11-24T10:00:00+-1:00", "+026-11-24T10:00:00Z", "2026-11-24T10:00:00+24:00", "2026-11-24T10:00:00+01:60"] {
+            assert_eq!(parse_time(bad), None, "{bad}");
+        }
+        let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
+        for key in ["from", "to"] {
+            let refused = parse_filter(&params(&[(key, "2026-11-24T10:00:00+1é00")]), true).err().expect("refused");
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{key}");
         }
     }
 
