@@ -6,6 +6,7 @@ pub mod core;
 pub mod dialog;
 pub mod endpoint;
 pub mod ladder;
+pub mod mask;
 pub mod message;
 pub mod options;
 pub mod registrar;

@@ -359,6 +359,12 @@ fn split_key_salt(material: &[u8; KEY_SALT_LEN]) -> ([u8; MASTER_KEY_LEN], [u8; 
 }
 
 /// Error payloads echo peer input into logs; keep them short and printable.
+/// Refused text as an error shows it (in logs and records): short, printable, and never a key,
+/// which a line with its fields out of order puts where a suite name or a parameter belongs.
 fn truncated(text: &str) -> String {
-    text.chars().take(40).filter(|c| !c.is_control()).collect()
+    let shown = match text.to_ascii_lowercase().find("inline:") {
+        Some(at) => format!("{}inline:(masked)", &text[..at]),
+        None => text.to_string(),
+    };
+    shown.chars().take(40).filter(|c| !c.is_control()).collect()
 }

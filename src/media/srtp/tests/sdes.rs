@@ -123,6 +123,25 @@ fn refuses_unsupported_and_malformed_lines() {
 }
 
 #[test]
+fn errors_never_carry_a_key_from_a_misordered_line() {
+    for line in [
+        format!("1 inline:{KEY} AES_CM_128_HMAC_SHA1_80"),
+        format!("1 INLINE:{KEY}"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} inline:{KEY}"),
+        format!("1 AES_CM_128_HMAC_SHA1_80 inline:{KEY} WSH=64 x-inline:{KEY}"),
+    ] {
+        let error = CryptoAttribute::parse(&line).expect_err("refused");
+        for shown in [error.to_string(), format!("{error:?}")] {
+            assert!(!shown.contains(&KEY[..6]), "{shown}");
+        }
+    }
+    assert_eq!(
+        CryptoAttribute::parse(&format!("1 inline:{KEY}")),
+        Err(SdesError::UnsupportedSuite("inline:(masked)".into()))
+    );
+}
+
+#[test]
 fn picks_the_first_supported_line() {
     let offer = [
         format!("1 AES_256_CM_HMAC_SHA1_80 inline:{KEY}"),
