@@ -259,6 +259,17 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     }
     let _ = writeln!(out, "# TYPE sipbridge_sip_untrusted_refused_total counter");
     let _ = writeln!(out, "sipbridge_sip_untrusted_refused_total {}", counters.untrusted_refused);
+    // Ladders: only calls past the trust gate are kept; the rest is counted here.
+    let ladder = &status.ladder;
+    let _ = writeln!(out, "# TYPE sipbridge_sip_ladder_skipped_total counter");
+    let _ = writeln!(out, "sipbridge_sip_ladder_skipped_total{{reason=\"outside_trusted_call\"}} {}", ladder.outside_trusted_calls);
+    let _ = writeln!(out, "sipbridge_sip_ladder_skipped_total{{reason=\"call_limit\"}} {}", ladder.over_call_limit);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_ladder_evicted_total counter");
+    let _ = writeln!(out, "sipbridge_sip_ladder_evicted_total {}", ladder.evicted);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_ladder_calls gauge");
+    let _ = writeln!(out, "sipbridge_sip_ladder_calls {}", ladder.calls);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_ladder_bytes gauge");
+    let _ = writeln!(out, "sipbridge_sip_ladder_bytes {}", ladder.bytes);
     let transport = &status.transport;
     let _ = writeln!(out, "# TYPE sipbridge_sip_rate_limited_total counter");
     let _ = writeln!(out, "sipbridge_sip_rate_limited_total {}", transport.rate_limited);

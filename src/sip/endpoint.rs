@@ -37,6 +37,8 @@ pub struct SipStatus {
     #[serde(flatten)]
     pub core: CoreStatus,
     pub transport: TransportView,
+    /// The ladders of calls in progress, and the messages that were not kept.
+    pub ladder: super::ladder::LadderStatus,
 }
 
 /// Calls as the call layer receives them from the SIP side.
@@ -338,7 +340,12 @@ impl Driver {
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
             SipCommand::PlaceCall { profile, user, caller, sdp, reply } => {
                 let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
-                let _ = reply.send(placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default())));
+                let placed = placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default()));
+                // A call we place is ours to record from its first INVITE, which is not sent yet.
+                if let Ok((_, sip_call_id)) = &placed {
+                    self.ladder.follow(sip_call_id);
+                }
+                let _ = reply.send(placed);
             }
             SipCommand::Destination { profile, user, reply } => {
                 let _ = reply.send(self.core.call_destination(profile.as_deref(), &user, Instant::now()));
@@ -363,8 +370,7 @@ impl Driver {
         match event {
             TransportEvent::Message { bytes, peer } => {
                 let peer = self.as_seen_by(peer);
-                self.ladder.observe(&bytes, false, &peer.remote.to_string(), unix_ms());
-                self.core.handle_inbound(&bytes, peer, now)
+                self.handle_message(&bytes, peer, now);
             }
             TransportEvent::ConnectionOpened { peer, commands } => {
                 if let Some(id) = peer.connection {
@@ -386,6 +392,18 @@ impl Driver {
         }
     }
 
+    /// One message into the core, and into a ladder if it belongs to a call that passed the trust
+    /// gate. The gate is the core's, so the message is noted after the core has seen it; nothing
+    /// the core answers is sent before the next flush, so the ladder's order is unchanged.
+    fn handle_message(&mut self, bytes: &[u8], peer: super::Peer, now: Instant) {
+        let remote = peer.remote.to_string();
+        self.core.handle_inbound(bytes, peer, now);
+        if let Some(call_id) = self.core.take_admitted() {
+            self.ladder.follow(&call_id);
+        }
+        self.ladder.observe(bytes, false, &remote, unix_ms());
+    }
+
     fn flush(&mut self, resolved_tx: &mpsc::Sender<Resolution>) {
         while let Some(transmit) = self.core.poll_transmit() {
             self.send(transmit);
@@ -403,8 +421,11 @@ impl Driver {
                 CoreEvent::IncomingCall(call) => {
                     let id = call.id;
                     // The call layer never blocks us; if it cannot keep up, the caller hears 503.
+                    let sip_call_id = call.sip_call_id.clone();
                     if self.calls.try_send(SipCallEvent::Incoming(call)).is_err() {
                         self.core.call_reject(id, 503, Instant::now());
+                        // No record will take this ladder.
+                        self.ladder.take(&sip_call_id);
                     }
                 }
                 CoreEvent::CallEnded { id, reason } => {
@@ -513,6 +534,7 @@ impl Driver {
                 connections_refused: get(&counters.connections_refused),
                 send_failures: self.send_failures,
             },
+            ladder: self.ladder.status(),
         };
         status
     }

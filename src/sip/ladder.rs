@@ -1,13 +1,29 @@
-//! The SIP messages of each call, kept for its record's ladder view (as sngrep draws it). The
-//! endpoint shows every message in and out; a dialog is followed from its INVITE until the call
-//! layer takes its messages when the record closes. Bounded in calls, messages per call and bytes
-//! per message, and credentials are masked.
+//! The SIP messages of each call, kept for its record's ladder view (as sngrep draws it).
+//!
+//! Only calls that passed the trust gate (an authenticated phone, a trusted peer) or that we
+//! placed are followed: the endpoint calls `follow` for them, and every other message is counted
+//! and dropped, so a stranger's flood costs a counter, not memory. A followed call's messages are
+//! kept until the call layer `take`s them into the record. Secrets are masked before anything is
+//! kept (`super::mask`). Memory is bounded per message, per call and in total; when the total
+//! bound is reached the ladder followed longest is dropped (a call that ended without its record
+//! taking it would otherwise stay for ever).
 
+use super::mask::mask_message;
+use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
 
-const MAX_CALLS: usize = 5_000;
-const MAX_MESSAGES_PER_CALL: usize = 64;
-const MAX_TEXT: usize = 2_048;
+/// Calls followed at once.
+pub const MAX_CALLS: usize = 5_000;
+/// Messages kept per call; later ones are counted, not kept.
+pub const MAX_MESSAGES_PER_CALL: usize = 64;
+/// Bytes of text kept per message: the headers and the start of any SDP body.
+pub const MAX_TEXT: usize = 2_048;
+/// Bytes kept per call (text and bookkeeping).
+pub const MAX_BYTES_PER_CALL: usize = 64 * 1024;
+/// Bytes kept for all calls together.
+pub const MAX_TOTAL_BYTES: usize = 32 * 1024 * 1024;
+/// What an entry costs beyond its strings (the struct, allocator headers), for the bounds.
+const ENTRY_OVERHEAD: usize = 128;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LadderEntry {
@@ -19,50 +35,127 @@ pub struct LadderEntry {
     pub text: String,
 }
 
+impl LadderEntry {
+    fn cost(&self) -> usize {
+        ENTRY_OVERHEAD + self.peer.len() + self.summary.len() + self.text.len()
+    }
+}
+
+/// What happened to one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Observed {
+    Kept,
+    /// No followed call owns it: a stranger's, or REGISTER / OPTIONS traffic.
+    NotFollowed,
+    /// Its call already holds `MAX_MESSAGES_PER_CALL` messages or `MAX_BYTES_PER_CALL` bytes.
+    CallFull,
+    /// Not a SIP message this can read (no header end, no Call-ID, not UTF-8).
+    Unreadable,
+}
+
+/// For /api/v1/sip/status and /metrics.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct LadderStatus {
+    pub calls: usize,
+    pub bytes: usize,
+    /// Messages received that belong to no followed call (one that passed the trust gate or
+    /// that we placed), not kept.
+    pub outside_trusted_calls: u64,
+    /// Messages of followed calls over the per-call bounds, not kept.
+    pub over_call_limit: u64,
+    /// Ladders dropped to stay within `MAX_CALLS` or `MAX_TOTAL_BYTES`.
+    pub evicted: u64,
+}
+
+#[derive(Default)]
+struct CallLadder {
+    entries: Vec<LadderEntry>,
+    bytes: usize,
+}
+
 #[derive(Default)]
 pub struct Ladder {
-    calls: HashMap<String, Vec<LadderEntry>>,
-    /// Call-IDs in the order they were first seen, to evict the oldest.
+    calls: HashMap<String, CallLadder>,
+    /// Call-IDs in the order they were first followed, to evict the oldest.
     order: VecDeque<String>,
+    bytes: usize,
+    status: LadderStatus,
 }
 
 impl Ladder {
-    /// Notes one message. Messages of a Call-ID not followed yet start a ladder only if they are
-    /// an INVITE; everything else (REGISTER, OPTIONS) is ignored.
-    pub fn observe(&mut self, bytes: &[u8], outgoing: bool, peer: &str, at: i64) {
-        // With no call followed, only an INVITE can matter: the rest (REGISTER and OPTIONS
-        // traffic, floods) costs one prefix check.
-        if self.calls.is_empty() && !bytes.starts_with(b"INVITE ") {
+    /// Starts keeping the messages of `call_id`: a call that passed the trust gate, or one we placed.
+    pub fn follow(&mut self, call_id: &str) {
+        if call_id.is_empty() || self.calls.contains_key(call_id) {
             return;
         }
-        let Some(head_end) = find(bytes, b"\r\n\r\n") else { return };
-        let Ok(head) = std::str::from_utf8(&bytes[..head_end]) else { return };
-        let Some(summary) = head.lines().next() else { return };
-        let Some(call_id) = header(head, &["call-id", "i"]) else { return };
-        if !self.calls.contains_key(call_id) {
-            if !summary.starts_with("INVITE ") {
-                return;
-            }
-            if self.order.len() >= MAX_CALLS {
-                if let Some(oldest) = self.order.pop_front() {
-                    self.calls.remove(&oldest);
-                }
-            }
-            self.order.push_back(call_id.to_string());
-            self.calls.insert(call_id.to_string(), Vec::new());
+        if self.calls.len() >= MAX_CALLS {
+            self.evict_oldest();
         }
-        let Some(entries) = self.calls.get_mut(call_id) else { return };
-        if entries.len() >= MAX_MESSAGES_PER_CALL {
-            return;
+        self.order.push_back(call_id.to_string());
+        self.calls.insert(call_id.to_string(), CallLadder::default());
+    }
+
+    /// Notes one message, kept only if its call is followed. A message received (not sent) that
+    /// no followed call owns is counted (`outside_trusted_calls`): a stranger's, or REGISTER and
+    /// OPTIONS traffic.
+    pub fn observe(&mut self, bytes: &[u8], outgoing: bool, peer: &str, at: i64) -> Observed {
+        let observed = self.keep(bytes, outgoing, peer, at);
+        match observed {
+            Observed::NotFollowed | Observed::Unreadable if !outgoing => self.status.outside_trusted_calls += 1,
+            Observed::CallFull => self.status.over_call_limit += 1,
+            _ => {}
         }
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(MAX_TEXT)]);
-        entries.push(LadderEntry { at, outgoing, peer: peer.to_string(), summary: summary.to_string(), text: mask_credentials(&text) });
+        observed
+    }
+
+    fn keep(&mut self, bytes: &[u8], outgoing: bool, peer: &str, at: i64) -> Observed {
+        // With no call followed nothing can be kept: a flood then costs no parsing at all.
+        if self.calls.is_empty() {
+            return Observed::NotFollowed;
+        }
+        let Some(head_end) = find(bytes, b"\r\n\r\n") else { return Observed::Unreadable };
+        let Ok(head) = std::str::from_utf8(&bytes[..head_end]) else { return Observed::Unreadable };
+        let (Some(summary), Some(call_id)) = (head.lines().next(), header(head, &["call-id", "i"])) else { return Observed::Unreadable };
+        let Some(ladder) = self.calls.get_mut(call_id) else { return Observed::NotFollowed };
+        if ladder.entries.len() >= MAX_MESSAGES_PER_CALL {
+            return Observed::CallFull;
+        }
+        // Masked whole, then cut: a cut first could leave a key's start unrecognised.
+        let masked = mask_message(&String::from_utf8_lossy(bytes));
+        let text = truncate(masked, MAX_TEXT);
+        let entry = LadderEntry { at, outgoing, peer: peer.to_string(), summary: mask_message(summary), text };
+        let cost = entry.cost();
+        if ladder.bytes + cost > MAX_BYTES_PER_CALL {
+            return Observed::CallFull;
+        }
+        ladder.bytes += cost;
+        ladder.entries.push(entry);
+        self.bytes += cost;
+        while self.bytes > MAX_TOTAL_BYTES && self.calls.len() > 1 {
+            self.evict_oldest();
+        }
+        Observed::Kept
     }
 
     /// The messages of `call_id`, which is no longer followed.
     pub fn take(&mut self, call_id: &str) -> Vec<LadderEntry> {
+        let Some(ladder) = self.calls.remove(call_id) else { return Vec::new() };
         self.order.retain(|c| c != call_id);
-        self.calls.remove(call_id).unwrap_or_default()
+        self.bytes -= ladder.bytes;
+        ladder.entries
+    }
+
+    pub fn status(&self) -> LadderStatus {
+        LadderStatus { calls: self.calls.len(), bytes: self.bytes, ..self.status.clone() }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some(oldest) = self.order.pop_front() {
+            if let Some(ladder) = self.calls.remove(&oldest) {
+                self.bytes -= ladder.bytes;
+                self.status.evicted += 1;
+            }
+        }
     }
 }
 
@@ -77,91 +170,18 @@ fn header<'a>(head: &'a str, names: &[&str]) -> Option<&'a str> {
     })
 }
 
-/// Digest answers are not passwords, but they are replayable material: keep only the scheme.
-/// SDES master keys in SDP bodies (`a=crypto ... inline:KEY`) are the call's secret: masked too.
-/// Bodies may use bare LF, so lines are split on LF and their CR kept.
-fn mask_credentials(text: &str) -> String {
-    text.split('\n')
-        .map(|line| {
-            let lower = line.to_ascii_lowercase();
-            if lower.starts_with("authorization:") || lower.starts_with("proxy-authorization:") {
-                let (name, value) = line.split_once(':').unwrap_or((line, ""));
-                let cr = if line.ends_with('\r') { "\r" } else { "" };
-                format!("{name}: {} (masked){cr}", value.trim().split(' ').next().unwrap_or(""))
-            } else if lower.starts_with("a=crypto:") {
-                mask_sdes_keys(line)
-            } else {
-                line.to_string()
-            }
-        })
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// Every `inline:` key of an `a=crypto` line replaced by a marker; lifetime and MKI stay.
-pub fn mask_sdes_keys(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut rest = line;
-    while let Some(at) = rest.to_ascii_lowercase().find("inline:") {
-        let key_start = at + "inline:".len();
-        out.push_str(&rest[..key_start]);
-        out.push_str("(masked)");
-        let after = &rest[key_start..];
-        let key_end = after.find(|c: char| c == '|' || c == ';' || c.is_ascii_whitespace()).unwrap_or(after.len());
-        rest = &after[key_end..];
+/// `text` cut to at most `max` bytes, on a character boundary.
+fn truncate(mut text: String, max: usize) -> String {
+    if text.len() > max {
+        let mut end = max;
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.truncate(end);
     }
-    out.push_str(rest);
-    out
+    text
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn message(start: &str, call_id: &str, extra: &str) -> Vec<u8> {
-        format!("{start}\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nCall-ID: {call_id}\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n").into_bytes()
-    }
-
-    #[test]
-    fn follows_invite_dialogs_only_and_masks_credentials() {
-        let mut ladder = Ladder::default();
-        ladder.observe(&message("OPTIONS sip:gw SIP/2.0", "ping", ""), false, "10.0.0.1:5060", 1);
-        ladder.observe(&message("INVITE sip:alice@gw SIP/2.0", "c1", "Proxy-Authorization: Digest username=\"bob\", response=\"abc\"\r\n"), false, "10.0.0.1:5060", 2);
-        ladder.observe(&message("SIP/2.0 180 Ringing", "c1", ""), true, "10.0.0.1:5060", 3);
-        ladder.observe(&b"garbage"[..], false, "10.0.0.1:5060", 4);
-        assert!(ladder.take("ping").is_empty());
-        let entries = ladder.take("c1");
-        assert_eq!(entries.iter().map(|e| e.summary.as_str()).collect::<Vec<_>>(), vec!["INVITE sip:alice@gw SIP/2.0", "SIP/2.0 180 Ringing"]);
-        assert!(entries[0].text.contains("Proxy-Authorization: Digest (masked)") && !entries[0].text.contains("abc"));
-        assert!(entries[1].outgoing);
-        assert!(ladder.take("c1").is_empty(), "taken once");
-    }
-
-    #[test]
-    fn sdes_keys_in_sdp_bodies_are_masked() {
-        let key = "WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVzcyAo";
-        let body = format!("v=0\r\nm=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{key}|2^20\r\nA=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:{key}\na=sendrecv\r\n");
-        let invite = format!("INVITE sip:alice@gw SIP/2.0\r\nCall-ID: k1\r\nContent-Type: application/sdp\r\n\r\n{body}");
-        let mut ladder = Ladder::default();
-        ladder.observe(invite.as_bytes(), false, "10.0.0.1:5060", 1);
-        let text = &ladder.take("k1")[0].text;
-        assert!(!text.contains(key), "{text}");
-        assert!(text.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:(masked)|2^20\r\n"), "{text}");
-        assert!(text.contains("A=CRYPTO:2 AES_CM_128_HMAC_SHA1_32 INLINE:(masked)\na=sendrecv\r\n"), "{text}");
-        assert!(text.starts_with("INVITE sip:alice@gw SIP/2.0\r\nCall-ID: k1\r\n"), "the rest is untouched");
-    }
-
-    #[test]
-    fn bounded_per_call_and_in_calls() {
-        let mut ladder = Ladder::default();
-        for i in 0..100 {
-            ladder.observe(&message("INVITE sip:a@gw SIP/2.0", "c", ""), false, "p", i);
-        }
-        assert_eq!(ladder.take("c").len(), MAX_MESSAGES_PER_CALL);
-        for i in 0..(MAX_CALLS + 10) {
-            ladder.observe(&message("INVITE sip:a@gw SIP/2.0", &format!("c{i}"), ""), false, "p", 0);
-        }
-        assert!(ladder.take("c0").is_empty(), "the oldest was evicted");
-        assert_eq!(ladder.take(&format!("c{}", MAX_CALLS + 9)).len(), 1);
-    }
-}
+#[path = "ladder_tests.rs"]
+mod tests;

@@ -73,6 +73,7 @@ impl SipCore {
         let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
         let requires_100rel = super::routing::lists_option(&parsed.request.headers, "Require", "100rel");
         self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, requires_100rel, reliable: None, dialog: None, session });
+        self.admitted = Some(parsed.call_id.clone());
         self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
             id,
             identity,

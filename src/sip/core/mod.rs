@@ -142,6 +142,8 @@ pub struct SipCore {
     calls: HashMap<SipCallId, calls::SipCall>,
     outbound: HashMap<SipCallId, outbound::OutboundCall>,
     next_call_id: SipCallId,
+    /// The SIP Call-ID of the call the last input let through the trust gate (`take_admitted`).
+    admitted: Option<String>,
     epoch: (Instant, SystemTime),
     next_housekeeping: Instant,
 }
@@ -194,6 +196,7 @@ impl SipCore {
             calls: HashMap::new(),
             outbound: HashMap::new(),
             next_call_id: 1,
+            admitted: None,
             epoch: (now, wall),
             next_housekeeping: now + HOUSEKEEPING_INTERVAL,
         };
@@ -207,6 +210,14 @@ impl SipCore {
 
     pub fn poll_event(&mut self) -> Option<CoreEvent> {
         self.events.pop_front()
+    }
+
+    /// The SIP Call-ID of a call that passed the trust gate since the last look, if any. The driver
+    /// asks right after each input, before the core's answers go out, so a record's ladder can
+    /// start with that INVITE while strangers' messages are never kept. One input admits at
+    /// most one call, so this holds at most one.
+    pub fn take_admitted(&mut self) -> Option<String> {
+        self.admitted.take()
     }
 
     pub fn counters(&self) -> &SipCounters {
@@ -285,7 +296,9 @@ impl SipCore {
             Ok(Inbound::Response(response)) => self.handle_response(*response, peer, now),
             Err(rejected) => {
                 let status = rejected.error.status();
-                tracing::info!(source = %peer.remote, transport = %peer.transport, status, error = %rejected.error, "refused malformed message");
+                // The parser's error may quote the message: no credential or key reaches the log.
+                let error = crate::sip::mask::mask_message(&rejected.error.to_string());
+                tracing::info!(source = %peer.remote, transport = %peer.transport, status, error, "refused malformed message");
                 // RFC 3261 §17: an ACK is never answered, however broken.
                 let is_ack = trim_start(bytes).starts_with(b"ACK ");
                 match rejected.reply_headers.filter(|_| !is_ack) {

@@ -173,11 +173,16 @@ fn invite_trust_gate() {
     core.handle_timeout(t0 + Duration::from_secs(1));
     assert!(sent(&mut core).is_empty(), "refusals are never retransmitted (no amplification)");
     assert_eq!(core.counters().untrusted_refused, 1);
+    assert_eq!(core.take_admitted(), None, "nothing of a refused call is admitted (for its ladder)");
     // Claims to be a local user: must prove it.
     core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:alice@example.com", "z9hG4bKi2", &[]), udp_from("203.0.113.9:5060"), t0);
     assert_eq!(statuses(&mut core), vec![407]);
+    assert_eq!(core.take_admitted(), None, "a challenged caller is not admitted yet");
     // A trusted trunk passes the gate: the call layer gets it and decides.
-    core.handle_inbound(&request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKi3", &[]), udp_from("192.0.2.50:5060"), t0);
+    let trusted = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKi3", &[]);
+    core.handle_inbound(&trusted, udp_from("192.0.2.50:5060"), t0);
+    let call_id = String::from_utf8_lossy(&trusted).lines().find_map(|l| l.strip_prefix("Call-ID: ").map(str::to_string));
+    assert_eq!((core.take_admitted(), core.take_admitted()), (call_id, None), "admitted once");
     assert_eq!(statuses(&mut core), vec![100]);
     let incoming = std::iter::from_fn(|| core.poll_event()).find_map(|e| match e {
         CoreEvent::IncomingCall(call) => Some(call),
