@@ -20,6 +20,12 @@ struct Trunk<'a> {
 /// Places the browser's call through the trunk and returns the browser's report and the gateway's
 /// log, after checking the tone came back and sipp's scenario passed.
 fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
+    let (result, gateway) = place_through(trunk);
+    (result, gateway.log())
+}
+
+/// `call_through`, with the gateway still running (for its records).
+fn place_through(trunk: Trunk) -> (serde_json::Value, Gateway) {
     let trunk_port = free_port();
     let profile = format!(
         "kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n{}",
@@ -34,7 +40,7 @@ fn call_through(trunk: Trunk) -> (serde_json::Value, String) {
     println!("browser -> trunk (sipp echo): peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "the tone came back through the trunk: {result:#}");
     assert!(verdict.is_ok(), "the trunk's scenario passed: {verdict:?}\n{}", gateway.log());
-    (result, gateway.log())
+    (result, gateway)
 }
 
 #[test]
@@ -49,13 +55,25 @@ fn browser_calls_a_trunk_and_hears_its_echo() {
 fn trunk_that_challenges_the_invite_gets_the_profile_credentials() {
     let scenario = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/sipp/trunk_challenges_invite.xml");
     let scenario = scenario.to_string_lossy().into_owned();
-    let (_, log) = call_through(Trunk {
+    let (_, gateway) = place_through(Trunk {
         sipp_scenario: &["-sf", &scenario],
         profile_extra: "username = \"gw-trunk\"\npassword = \"trunk-secret\"\n",
         browser_mode: "",
         gateway_extra: "",
     });
-    assert!(!log.contains("trunk-secret"), "the password is never logged");
+    assert!(!gateway.log().contains("trunk-secret"), "the password is never logged");
+    // The call we placed is recorded from its first INVITE, challenge included, with the digest
+    // answer masked.
+    let record = support::completed_record(&gateway);
+    let ladder: Vec<&str> = record.sip_messages.iter().map(|m| m.summary.as_str()).collect();
+    println!("ladder: {ladder:?}");
+    let mut rest = ladder.iter();
+    for step in ["INVITE sip:", "SIP/2.0 401", "ACK sip:", "INVITE sip:", "SIP/2.0 200", "ACK sip:", "BYE sip:"] {
+        assert!(rest.any(|s| s.starts_with(step)), "{step} missing or out of order in {ladder:?}");
+    }
+    let retried = record.sip_messages.iter().filter(|m| m.summary.starts_with("INVITE ")).nth(1).expect("the retried INVITE");
+    assert!(retried.text.contains("Authorization: Digest (masked)\r\n"), "{}", retried.text);
+    assert!(record.sip_messages.iter().all(|m| !m.text.contains("response=\"")), "the digest answer is masked");
 }
 
 /// The trunk sends 183 with SDP and never answers: the browser hears the far end (sipp echoes the
