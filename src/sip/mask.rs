@@ -77,6 +77,11 @@ fn mask_key_mgmt(line: &str) -> String {
     format!("{prefix}{protocol} {MASK}{cr}")
 }
 
+/// A URI (or any text holding URIs) as records, browsers and logs may show it.
+pub fn mask_uri(uri: &str) -> String {
+    mask_uri_passwords(uri)
+}
+
 /// `sip:user:password@host` (a deprecated form RFC 3261 §19.1.1 still parses) with the password
 /// masked. A port (`sip:host:5060`) has no `@` after it and stays.
 fn mask_uri_passwords(line: &str) -> String {
@@ -149,6 +154,8 @@ mod tests {
     #[test]
     fn passwords_in_uris_are_masked_ports_are_not() {
         assert_eq!(mask_message("INVITE sip:alice:secret@gw SIP/2.0\r"), "INVITE sip:alice:(masked)@gw SIP/2.0\r");
+        assert_eq!(mask_uri("sip:+15550001111:1234@carrier.example;user=phone"), "sip:+15550001111:(masked)@carrier.example;user=phone");
+        assert_eq!(mask_uri("sip:+15550001111@carrier.example:5060"), "sip:+15550001111@carrier.example:5060");
         assert_eq!(mask_message("To: <SIPS:bob;x=1:p,w@gw:5061>;tag=1"), "To: <SIPS:bob;x=1:(masked)@gw:5061>;tag=1");
         for kept in ["Contact: <sip:10.0.0.1:5060;transport=tcp>", "Via: SIP/2.0/UDP 10.0.0.1:5060", "From: \"sip:x\" <sip:a@gw:5060>", "Route: <sip:gw:5060>, <sip:b@c>", "m=audio 4000 RTP/AVP 0"] {
             assert_eq!(mask_message(kept), kept);

@@ -77,7 +77,8 @@ impl SipCore {
         self.events.push_back(CoreEvent::IncomingCall(IncomingCall {
             id,
             identity,
-            from_uri: parsed.from.uri.clone(),
+            // Shown to browsers and kept in records: a password in it (`sip:user:pw@`) is not.
+            from_uri: crate::sip::mask::mask_uri(&parsed.from.uri),
             from_display: parsed.from.display_name.clone(),
             to_user,
             sdp: String::from_utf8_lossy(&parsed.request.body).into_owned(),

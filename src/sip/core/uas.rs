@@ -144,7 +144,7 @@ impl SipCore {
             }
         };
         if parsed.to.user() != Some(username.as_str()) {
-            tracing::warn!(source = %peer.remote, %username, to = %parsed.to.uri, "user tried to register another AOR");
+            tracing::warn!(source = %peer.remote, %username, to = %crate::sip::mask::mask_uri(&parsed.to.uri), "user tried to register another AOR");
             return self.respond(&key, 403, vec![reason("may not register this address")], Vec::new(), now);
         }
         let domain = local.profile.domain.clone().unwrap_or_default();
@@ -215,7 +215,7 @@ impl SipCore {
             }
             Gate::Refuse(why) => {
                 self.counters.untrusted_refused += 1;
-                tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %parsed.from.uri, why, "refused dialog from untrusted source");
+                tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %crate::sip::mask::mask_uri(&parsed.from.uri), why, "refused dialog from untrusted source");
                 self.refuse_statelessly(&key, 403, vec![reason(why)], peer)
             }
             Gate::Pass(identity) => {
@@ -224,7 +224,7 @@ impl SipCore {
                 }
                 // Stops the caller's Timer A retransmissions while the call layer routes.
                 self.respond(&key, 100, Vec::new(), Vec::new(), now);
-                tracing::info!(source = %peer.remote, ?identity, to = %parsed.to.uri, "incoming call");
+                tracing::info!(source = %peer.remote, ?identity, to = %crate::sip::mask::mask_uri(&parsed.to.uri), "incoming call");
                 self.offer_call(key, &parsed, peer, identity, now);
             }
         }
