@@ -295,7 +295,7 @@ mod tests {
         }
         let params = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<HashMap<_, _>>();
         for key in ["from", "to"] {
-            let refused = parse_filter(&params(&[(key, "2026-11-24T10:00:00+1é00")]), true).err().expect("refused");
+            let refused = parse_filter(&params(&[(key, "2026-11-24T10:00:00+1é00")]), true).expect_err("refused");
             assert_eq!(refused.status(), StatusCode::BAD_REQUEST, "{key}");
         }
     }
