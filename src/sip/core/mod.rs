@@ -5,6 +5,7 @@
 
 mod calls;
 mod in_dialog;
+mod log_throttle;
 mod outbound;
 mod reliable;
 mod routing;
@@ -139,6 +140,8 @@ pub struct SipCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<CoreEvent>,
     counters: SipCounters,
+    /// Warnings a flood can trigger (refused dialogs, failed REGISTERs) are capped.
+    refusal_log: log_throttle::LogThrottle,
     calls: HashMap<SipCallId, calls::SipCall>,
     outbound: HashMap<SipCallId, outbound::OutboundCall>,
     next_call_id: SipCallId,
@@ -193,6 +196,7 @@ impl SipCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: SipCounters::default(),
+            refusal_log: log_throttle::LogThrottle::default(),
             calls: HashMap::new(),
             outbound: HashMap::new(),
             next_call_id: 1,

@@ -116,7 +116,9 @@ impl SipCore {
             return self.respond(&key, 400, vec![reason("To must be a SIP or SIPS AOR")], Vec::new(), now);
         }
         if local.guessing(peer.remote.ip(), now) {
-            tracing::warn!(source = %peer.remote, "REGISTER refused: too many failed attempts");
+            if let Some(not_logged) = self.refusal_log.admit(now) {
+                tracing::warn!(source = %peer.remote, not_logged, "REGISTER refused: too many failed attempts");
+            }
             return self.respond(&key, 403, vec![reason("too many failed attempts; try later")], Vec::new(), now);
         }
         let credentials = find_header(&parsed, |h| matches!(h, Header::Authorization(_)));
@@ -136,7 +138,9 @@ impl SipCore {
             AuthResult::Stale => return self.challenge(&key, 401, true, now),
             AuthResult::Failed(failure) if is_rechallenge(&failure) => return self.challenge(&key, 401, false, now),
             AuthResult::Failed(failure) => {
-                tracing::warn!(source = %peer.remote, ?failure, "REGISTER authentication failed");
+                if let Some(not_logged) = self.refusal_log.admit(now) {
+                    tracing::warn!(source = %peer.remote, ?failure, not_logged, "REGISTER authentication failed");
+                }
                 if let Some(local) = &mut self.local {
                     local.failed(peer.remote.ip(), now);
                 }
@@ -215,7 +219,9 @@ impl SipCore {
             }
             Gate::Refuse(why) => {
                 self.counters.untrusted_refused += 1;
-                tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %crate::sip::mask::mask_uri(&parsed.from.uri), why, "refused dialog from untrusted source");
+                if let Some(not_logged) = self.refusal_log.admit(now) {
+                    tracing::warn!(source = %peer.remote, transport = %peer.transport, from = %crate::sip::mask::mask_uri(&parsed.from.uri), why, not_logged, "refused dialog from untrusted source");
+                }
                 self.refuse_statelessly(&key, 403, vec![reason(why)], peer)
             }
             Gate::Pass(identity) => {
