@@ -159,10 +159,6 @@ impl WebRtcLeg {
         &self.ufrag
     }
 
-    pub fn is_connected(&self) -> bool {
-        self.connected
-    }
-
     /// The address the browser's datagrams last came from.
     pub fn last_peer(&self) -> Option<SocketAddr> {
         self.last_peer

@@ -49,7 +49,7 @@ fn speech_like(rate: u32, secs: f64) -> Vec<i16> {
 }
 
 fn encode_all(params: &CodecParams, pcm: &[i16]) -> Vec<Vec<u8>> {
-    let mut enc = encoder(params).expect("encoder");
+    let mut enc = encoder(params).expect("encoder"); // ok: a benchmark on generated audio
     let ch = params.channels as usize;
     let fs = enc.frame_samples();
     let stereo: Vec<i16>;
@@ -62,7 +62,7 @@ fn encode_all(params: &CodecParams, pcm: &[i16]) -> Vec<Vec<u8>> {
     src.chunks_exact(fs * ch)
         .map(|c| {
             let mut p = Vec::new();
-            enc.encode(c, &mut p).expect("encode");
+            enc.encode(c, &mut p).expect("encode"); // ok: a benchmark on generated audio
             p
         })
         .collect()
@@ -72,11 +72,11 @@ fn encode_all(params: &CodecParams, pcm: &[i16]) -> Vec<Vec<u8>> {
 fn bench_transcoder(from: &CodecParams, to: &CodecParams, backend: Backend, min_cpu_us: f64) -> f64 {
     let pcm = speech_like(from.kind.sample_rate(), 5.0);
     let packets = encode_all(from, &pcm);
-    let mut t = Transcoder::with_backend(from, to, backend).expect("transcoder");
+    let mut t = Transcoder::with_backend(from, to, backend).expect("transcoder"); // ok: a benchmark on generated audio
     let mut out: Vec<OutFrame> = Vec::with_capacity(8);
     let mut run = |t: &mut Transcoder| {
         for p in &packets {
-            t.push(p, &mut out).expect("push");
+            t.push(p, &mut out).expect("push"); // ok: a benchmark on generated audio
             for f in out.drain(..) {
                 t.recycle(f);
             }
@@ -97,7 +97,7 @@ fn bench_encoder(enc: &mut dyn AudioEncoder, pcm: &[i16], min_cpu_us: f64) -> f6
     let mut run = |enc: &mut dyn AudioEncoder| {
         for c in pcm.chunks_exact(n) {
             out.clear();
-            enc.encode(c, &mut out).expect("encode");
+            enc.encode(c, &mut out).expect("encode"); // ok: a benchmark on generated audio
         }
     };
     run(enc);
@@ -114,7 +114,7 @@ fn bench_decoder(dec: &mut dyn AudioDecoder, packets: &[Vec<u8>], min_cpu_us: f6
     let mut run = |dec: &mut dyn AudioDecoder| {
         for p in packets {
             out.clear();
-            dec.decode(p, &mut out).expect("decode");
+            dec.decode(p, &mut out).expect("decode"); // ok: a benchmark on generated audio
         }
     };
     run(dec);
@@ -212,17 +212,17 @@ pub fn run_benchmarks() {
     let pcm8 = speech_like(8000, 5.0);
     for kind in [CodecKind::Pcmu, CodecKind::Pcma] {
         let p = CodecParams::new(kind);
-        let en = bench_encoder(&mut G711Encoder::new(&p).unwrap(), &pcm8, min);
-        let ef = bench_encoder(&mut FfmpegEncoder::new(&p, 8000).unwrap(), &pcm8, min);
+        let en = bench_encoder(&mut G711Encoder::new(&p).unwrap(), &pcm8, min); // ok: a benchmark on generated audio
+        let ef = bench_encoder(&mut FfmpegEncoder::new(&p, 8000).unwrap(), &pcm8, min); // ok: a benchmark on generated audio
         let packets = encode_all(&p, &pcm8);
-        let dn = bench_decoder(&mut G711Decoder::new(&p).unwrap(), &packets, min);
-        let df = bench_decoder(&mut FfmpegDecoder::new(&p).unwrap(), &packets, min);
+        let dn = bench_decoder(&mut G711Decoder::new(&p).unwrap(), &packets, min); // ok: a benchmark on generated audio
+        let df = bench_decoder(&mut FfmpegDecoder::new(&p).unwrap(), &packets, min); // ok: a benchmark on generated audio
         println!("{:<8} {:>14.3} {:>14.3} {:>14.3} {:>14.3}", kind_name(kind), en, ef, dn, df);
     }
     let p722 = CodecParams::new(CodecKind::G722);
     let pcm16 = speech_like(16000, 5.0);
-    let e722 = bench_encoder(&mut FfmpegEncoder::new(&p722, 16000).unwrap(), &pcm16, min);
-    let d722 = bench_decoder(&mut FfmpegDecoder::new(&p722).unwrap(), &encode_all(&p722, &pcm16), min);
+    let e722 = bench_encoder(&mut FfmpegEncoder::new(&p722, 16000).unwrap(), &pcm16, min); // ok: a benchmark on generated audio
+    let d722 = bench_decoder(&mut FfmpegDecoder::new(&p722).unwrap(), &encode_all(&p722, &pcm16), min); // ok: a benchmark on generated audio
     println!("G.722 (ffmpeg, 320 samples / 160 bytes): encode {e722:.2} µs, decode {d722:.2} µs\n");
 
     // Opus complexity.
@@ -233,20 +233,20 @@ pub fn run_benchmarks() {
         for cx in [0u8, 5, 10] {
             let mut p = CodecParams::new(CodecKind::Opus);
             p.opus.complexity = cx;
-            let mut enc = OpusEncoder::new(&p, rate).unwrap();
+            let mut enc = OpusEncoder::new(&p, rate).unwrap(); // ok: a benchmark on generated audio
             let us = bench_encoder(&mut enc, &pcm, min);
             // Quality: fresh encoder/decoder pair at the same rate, aligned by the encoder lookahead.
-            let mut enc = OpusEncoder::new(&p, rate).unwrap();
+            let mut enc = OpusEncoder::new(&p, rate).unwrap(); // ok: a benchmark on generated audio
             let la = enc.lookahead();
-            let mut dec = OpusDecoder::new(&p, rate).unwrap();
+            let mut dec = OpusDecoder::new(&p, rate).unwrap(); // ok: a benchmark on generated audio
             let (mut decoded, mut bytes, mut frames) = (Vec::new(), 0usize, 0usize);
             let fs = enc.frame_samples();
             for c in pcm.chunks_exact(fs) {
                 let mut pk = Vec::new();
-                enc.encode(c, &mut pk).unwrap();
+                enc.encode(c, &mut pk).unwrap(); // ok: a benchmark on generated audio
                 bytes += pk.len();
                 frames += 1;
-                dec.decode(&pk, &mut decoded).unwrap();
+                dec.decode(&pk, &mut decoded).unwrap(); // ok: a benchmark on generated audio
             }
             let q = spectral_snr(&pcm, &decoded[la.min(decoded.len())..], rate);
             println!("{:<30} {:>6} {:>10.1} {:>12.1} {:>10.1}", label, cx, us, q, bytes as f64 / frames as f64);
@@ -255,30 +255,30 @@ pub fn run_benchmarks() {
     {
         let mut p = CodecParams::new(CodecKind::Opus);
         p.opus.fec = false;
-        let us = bench_encoder(&mut OpusEncoder::new(&p, 8000).unwrap(), &pcm8, min);
+        let us = bench_encoder(&mut OpusEncoder::new(&p, 8000).unwrap(), &pcm8, min); // ok: a benchmark on generated audio
         println!("{:<30} {:>6} {:>10.1}   (FEC off)", "8 kHz (G.711 leg), 16 kbit/s", DEFAULT_OPUS_COMPLEXITY, us);
     }
     let p = CodecParams::new(CodecKind::Opus);
     let fb_packets = encode_all(&p, &speech_like(48000, 5.0));
-    let mut nb_enc = OpusEncoder::new(&p, 8000).unwrap();
+    let mut nb_enc = OpusEncoder::new(&p, 8000).unwrap(); // ok: a benchmark on generated audio
     let nb_packets: Vec<Vec<u8>> = pcm8
         .chunks_exact(160)
         .map(|c| {
             let mut v = Vec::new();
-            nb_enc.encode(c, &mut v).unwrap();
+            nb_enc.encode(c, &mut v).unwrap(); // ok: a benchmark on generated audio
             v
         })
         .collect();
     for rate in [8000u32, 16000, 48000] {
-        let d = bench_decoder(&mut OpusDecoder::new(&p, rate).unwrap(), &fb_packets, min);
+        let d = bench_decoder(&mut OpusDecoder::new(&p, rate).unwrap(), &fb_packets, min); // ok: a benchmark on generated audio
         println!("Opus decode (libopus) of 48 kHz/32 kbit/s packets to {rate} Hz: {d:.1} µs");
     }
-    let d = bench_decoder(&mut OpusDecoder::new(&p, 8000).unwrap(), &nb_packets, min);
+    let d = bench_decoder(&mut OpusDecoder::new(&p, 8000).unwrap(), &nb_packets, min); // ok: a benchmark on generated audio
     println!("Opus decode (libopus) of 8 kHz/16 kbit/s (narrowband) packets to 8000 Hz: {d:.1} µs");
     {
-        let d = bench_decoder(&mut *decoder_with(&p, 48000, Backend::Ffmpeg).unwrap(), &fb_packets, min);
+        let d = bench_decoder(&mut *decoder_with(&p, 48000, Backend::Ffmpeg).unwrap(), &fb_packets, min); // ok: a benchmark on generated audio
         println!("Opus decode (ffmpeg libopus wrapper, 48 kHz only): {d:.1} µs");
-        let e = bench_encoder(&mut *encoder_with(&p, 8000, Backend::Ffmpeg).unwrap(), &speech_like(8000, 5.0), min);
+        let e = bench_encoder(&mut *encoder_with(&p, 8000, Backend::Ffmpeg).unwrap(), &speech_like(8000, 5.0), min); // ok: a benchmark on generated audio
         println!("Opus encode (ffmpeg libopus wrapper) 8 kHz, cx {DEFAULT_OPUS_COMPLEXITY}: {e:.1} µs\n");
     }
 
@@ -299,7 +299,7 @@ pub fn run_benchmarks() {
     for (a, b) in &pairs {
         let d = bench_transcoder(a, b, Backend::Default, min);
         let f = bench_transcoder(a, b, Backend::Ffmpeg, min);
-        let t = Transcoder::new(a, b).unwrap();
+        let t = Transcoder::new(a, b).unwrap(); // ok: a benchmark on generated audio
         let name = format!(
             "{}{} -> {}{}",
             kind_name(a.kind),
@@ -362,12 +362,12 @@ pub fn payloads(params: &CodecParams) -> Vec<Vec<u8>> {
 pub fn narrowband_opus_payloads(complexity: u8) -> Vec<Vec<u8>> {
     let mut p = CodecParams::new(CodecKind::Opus);
     p.opus.complexity = complexity;
-    let mut enc = OpusEncoder::new(&p, 8000).expect("encoder");
+    let mut enc = OpusEncoder::new(&p, 8000).expect("encoder"); // ok: a benchmark on generated audio
     speech_like(8000, 5.0)
         .chunks_exact(160)
         .map(|c| {
             let mut v = Vec::new();
-            enc.encode(c, &mut v).expect("encode");
+            enc.encode(c, &mut v).expect("encode"); // ok: a benchmark on generated audio
             v
         })
         .collect()
@@ -407,12 +407,12 @@ fn opus_params(complexity: u8) -> CodecParams {
 pub fn raw_opus_encode(rate: u32, complexity: u8, frames: usize) -> Workload<'static> {
     let frame = (rate / 50) as usize;
     let pcm = speech_like(rate, 5.0)[..frame * frames.min(250)].to_vec();
-    let mut enc = OpusEncoder::new(&opus_params(complexity), rate).expect("encoder");
+    let mut enc = OpusEncoder::new(&opus_params(complexity), rate).expect("encoder"); // ok: a benchmark on generated audio
     let mut buf = vec![0u8; 4000];
     let frames = pcm.len() / frame;
     let run = move || {
         for c in pcm.chunks_exact(frame) {
-            enc.encode_raw(c, frame, &mut buf).expect("opus_encode");
+            enc.encode_raw(c, frame, &mut buf).expect("opus_encode"); // ok: a benchmark on generated audio
         }
     };
     ("raw opus_encode", frames, Box::new(run))
@@ -420,11 +420,11 @@ pub fn raw_opus_encode(rate: u32, complexity: u8, frames: usize) -> Workload<'st
 
 /// Raw libopus decoding: one bare `opus_decode` call per packet, to `rate`.
 pub fn raw_opus_decode(packets: &[Vec<u8>], rate: u32) -> Workload<'_> {
-    let mut dec = OpusDecoder::new(&opus_params(DEFAULT_OPUS_COMPLEXITY), rate).expect("decoder");
+    let mut dec = OpusDecoder::new(&opus_params(DEFAULT_OPUS_COMPLEXITY), rate).expect("decoder"); // ok: a benchmark on generated audio
     let mut out = vec![0i16; (rate / 50) as usize];
     let run = move || {
         for pk in packets {
-            dec.decode_raw(pk, &mut out).expect("opus_decode");
+            dec.decode_raw(pk, &mut out).expect("opus_decode"); // ok: a benchmark on generated audio
         }
     };
     ("raw opus_decode", packets.len(), Box::new(run))
@@ -448,14 +448,14 @@ pub fn transcoder_opus_pcmu_call(packets: &[Vec<u8>], complexity: u8) -> Workloa
     let opus = opus_params(complexity);
     let pcmu = CodecParams::new(CodecKind::Pcmu);
     let pcmu_packets = payloads(&pcmu);
-    let mut down = Transcoder::new(&opus, &pcmu).expect("transcoder");
-    let mut up = Transcoder::new(&pcmu, &opus).expect("transcoder");
+    let mut down = Transcoder::new(&opus, &pcmu).expect("transcoder"); // ok: a benchmark on generated audio
+    let mut up = Transcoder::new(&pcmu, &opus).expect("transcoder"); // ok: a benchmark on generated audio
     let mut out: Vec<OutFrame> = Vec::with_capacity(8);
     let frames = packets.len().min(pcmu_packets.len());
     let run = move || {
         for (o, u) in packets.iter().zip(&pcmu_packets) {
             for (t, p) in [(&mut down, o), (&mut up, u)] {
-                t.push(p, &mut out).expect("push");
+                t.push(p, &mut out).expect("push"); // ok: a benchmark on generated audio
                 for f in out.drain(..) {
                     t.recycle(f);
                 }

@@ -61,7 +61,7 @@ impl SrtpContext {
         )
         // Cannot fail: the key and salt lengths are those of the profile by type, and the ring
         // provider implements both AES-CM profiles. Nothing here depends on peer input.
-        .expect("rtc-srtp accepts AES-CM-128 keys of the profile's length");
+        .expect("rtc-srtp accepts AES-CM-128 keys of the profile's length"); // ok: lengths fixed by the type
         SrtpContext {
             suite,
             inner,
