@@ -130,7 +130,8 @@ pub fn start_gateway(media: Media, trunk_port: u16) -> Gateway {
     })
 }
 
-fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
+/// Runs one scenario against a gateway of its own.
+pub fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let trunk_port = trunk_socket.local_addr().map_err(|e| e.to_string())?.port();
     let gateway = start_gateway(scenario.media, trunk_port);

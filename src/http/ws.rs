@@ -24,9 +24,15 @@ pub const MAX_FRAME: usize = 64 * 1024;
 /// The transport limit: beyond this the WebSocket itself is closed, so a client cannot make the
 /// server buffer without bound.
 const MAX_TRANSPORT_MESSAGE: usize = 1024 * 1024;
+/// What the WebSocket reads into. tungstenite zero-fills its whole read buffer before the first
+/// read, so its 128 KiB default was resident for every connection: about 40 % of a call's
+/// memory. Signalling frames are a few KiB at most (an SDP); a larger frame grows the buffer to
+/// its length.
+const READ_BUFFER: usize = 4 * 1024;
 
 pub async fn upgrade(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, ws: WebSocketUpgrade) -> Response {
-    ws.max_frame_size(MAX_TRANSPORT_MESSAGE)
+    ws.read_buffer_size(READ_BUFFER)
+        .max_frame_size(MAX_TRANSPORT_MESSAGE)
         .max_message_size(MAX_TRANSPORT_MESSAGE)
         .on_upgrade(move |socket| serve(socket, state, peer))
 }
