@@ -72,7 +72,7 @@ pub async fn run(layer: Arc<CallLayer>, mut events: mpsc::Receiver<SipCallEvent>
                 if let SipCallEvent::Incoming(call) = event {
                     let (tx, rx) = mpsc::channel(32);
                     calls.insert(call.id, tx);
-                    tokio::spawn(inbound(layer.clone(), call, rx));
+                    tokio::spawn(inbound(layer.clone(), *call, rx));
                     continue;
                 }
                 let id = event.call();

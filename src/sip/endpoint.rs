@@ -44,7 +44,9 @@ pub struct SipStatus {
 /// Calls as the call layer receives them from the SIP side.
 #[derive(Debug)]
 pub enum SipCallEvent {
-    Incoming(super::core::IncomingCall),
+    /// Boxed: every per-call channel of these allocates 32 slots up front, and an incoming
+    /// call (216 bytes) would size each slot for the one event that never travels on them.
+    Incoming(Box<super::core::IncomingCall>),
     Ended { id: super::core::SipCallId, reason: super::core::CallEndReason },
     Outbound(super::core::OutboundEvent),
     Dialog(super::core::DialogEvent),
@@ -422,7 +424,7 @@ impl Driver {
                     let id = call.id;
                     // The call layer never blocks us; if it cannot keep up, the caller hears 503.
                     let sip_call_id = call.sip_call_id.clone();
-                    if self.calls.try_send(SipCallEvent::Incoming(call)).is_err() {
+                    if self.calls.try_send(SipCallEvent::Incoming(Box::new(call))).is_err() {
                         self.core.call_reject(id, 503, Instant::now());
                         // No record will take this ladder.
                         self.ladder.take(&sip_call_id);

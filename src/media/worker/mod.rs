@@ -143,7 +143,9 @@ pub(super) struct Worker {
     commands: std_mpsc::Receiver<Command>,
     started: Instant,
     shared: Vec<SharedSocket>,
-    legs: HashMap<LegId, BrowserSlot>,
+    /// Boxed: a slot is about 9 KiB (the peer connection), and a table of slots inline would
+    /// hold up to twice that per leg in empty buckets and move it all on every growth.
+    legs: HashMap<LegId, Box<BrowserSlot>>,
     ufrags: HashMap<String, LegId>,
     flows: HashMap<(usize, SocketAddr), LegId>,
     sessions: HashMap<SessionId, SessionSlot>,
@@ -295,7 +297,7 @@ impl Worker {
         };
         let media = leg.media().clone();
         self.ufrags.insert(identity.ufrag, id);
-        self.legs.insert(id, BrowserSlot { leg, events, session: None, flows: Vec::new(), deadline: None });
+        self.legs.insert(id, Box::new(BrowserSlot { leg, events, session: None, flows: Vec::new(), deadline: None }));
         Ok((sdp, media))
     }
 
@@ -398,3 +400,4 @@ fn random_token(len: usize) -> String {
     let mut rng = rand::thread_rng();
     (0..len).map(|_| char::from(ALPHABET[rng.gen_range(0..ALPHABET.len())])).collect()
 }
+
