@@ -91,6 +91,9 @@ pub struct Outcome {
     pub loader_cpu: f64,
     pub idle_rss_kib: u64,
     pub loaded_rss_kib: u64,
+    /// The anonymous part of each (heap and stacks, without code pages).
+    pub idle_anon_kib: u64,
+    pub loaded_anon_kib: u64,
     /// Setups completed per second over the arrival period.
     pub setup_rate: f64,
     pub profile: Option<Result<profile::Summary, String>>,
@@ -111,6 +114,10 @@ impl Outcome {
 
     pub fn rss_per_call_kib(&self) -> f64 {
         self.loaded_rss_kib.saturating_sub(self.idle_rss_kib) as f64 / self.scenario.calls.max(1) as f64
+    }
+
+    pub fn anon_per_call_kib(&self) -> f64 {
+        self.loaded_anon_kib.saturating_sub(self.idle_anon_kib) as f64 / self.scenario.calls.max(1) as f64
     }
 }
 
@@ -154,7 +161,7 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     let pid = gateway.pid();
     let peer = sip_peer::SipPeer::start(trunk_socket, gateway.sip_addr()).map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let idle_rss_kib = meter::rss_kib(pid);
+    let idle_rss_kib = (meter::rss_kib(pid), meter::rss_anon_kib(pid));
     let epoch = Instant::now();
     let arrival_gap = Duration::from_secs_f64(1.0 / scenario.arrivals_per_second);
     let ramp = arrival_gap * scenario.calls as u32;
@@ -193,11 +200,11 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
             let recording = scenario.profile.then(|| profile::record(pid, scenario.measure, gateway.dir.path()));
             let (gateway_cpu, loader_cpu) = (CpuSample::start(pid), CpuSample::start(std::process::id()));
             tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
-            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), meter::rss_kib(pid));
+            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), (meter::rss_kib(pid), meter::rss_anon_kib(pid)));
             let profile = recording.map(|r| r.and_then(|r| tokio::task::block_in_place(|| profile::summarise(r))));
             (figures.0, figures.1, figures.2, profile)
         }
-        Some(_) => (arrivals_cpu.percent_of_core(), 0.0, meter::rss_kib(pid), None),
+        Some(_) => (arrivals_cpu.percent_of_core(), 0.0, (meter::rss_kib(pid), meter::rss_anon_kib(pid)), None),
     };
     let mut reports = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -206,7 +213,8 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     Ok(collect(scenario, reports, (gateway_cpu, loader_cpu), (idle_rss_kib, loaded_rss_kib), profile))
 }
 
-fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (u64, u64), profile: Option<Result<profile::Summary, String>>) -> Outcome {
+/// `rss`: (idle, loaded), each as (all, anonymous).
+fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: ((u64, u64), (u64, u64)), profile: Option<Result<profile::Summary, String>>) -> Outcome {
     let mut outcome = Outcome {
         answered: 0,
         failed: 0,
@@ -217,8 +225,10 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
         to_sip: StreamTally::default(),
         gateway_cpu: cpu.0,
         loader_cpu: cpu.1,
-        idle_rss_kib: rss.0,
-        loaded_rss_kib: rss.1,
+        idle_rss_kib: rss.0 .0,
+        loaded_rss_kib: rss.1 .0,
+        idle_anon_kib: rss.0 .1,
+        loaded_anon_kib: rss.1 .1,
         setup_rate: 0.0,
         profile,
         scenario,
@@ -253,7 +263,7 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
 fn print(outcome: &Outcome) {
     let ms = |us: u32| us as f64 / 1_000.0;
     println!(
-        "{:<58} answered {:>4} failed {:>3} | setup p50 {:>6.2} ms p99 {:>7.2} ms | gateway {:>6.1} % core = {:.3} %/call | RSS +{:.0} KiB/call | lost {} of {}/{} (to browser/to SIP) | latency p50/p99 to browser {:.2}/{:.2} ms, to SIP {:.2}/{:.2} ms | load tool {:.0} % core",
+        "{:<58} answered {:>4} failed {:>3} | setup p50 {:>6.2} ms p99 {:>7.2} ms | gateway {:>6.1} % core = {:.3} %/call | RSS +{:.0} KiB/call ({:.0} anonymous) | lost {} of {}/{} (to browser/to SIP) | latency p50/p99 to browser {:.2}/{:.2} ms, to SIP {:.2}/{:.2} ms | load tool {:.0} % core",
         outcome.scenario.name(),
         outcome.answered,
         outcome.failed,
@@ -262,6 +272,7 @@ fn print(outcome: &Outcome) {
         outcome.gateway_cpu,
         outcome.cpu_per_call(),
         outcome.rss_per_call_kib(),
+        outcome.anon_per_call_kib(),
         outcome.lost(),
         outcome.to_browser.received + outcome.to_browser.lost,
         outcome.to_sip.received + outcome.to_sip.lost,
