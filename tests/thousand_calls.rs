@@ -10,6 +10,7 @@ mod gateway_load;
 
 use gateway_load::browser::Voice;
 use gateway_load::calls::{from_browser, CallContext, CallReport};
+use gateway_load::media_loop::MediaLoops;
 use gateway_load::meter::Window;
 use gateway_load::{sip_peer::SipPeer, start_gateway, Media};
 use std::sync::Arc;
@@ -36,6 +37,7 @@ fn problem(report: &CallReport) -> Option<String> {
 }
 
 async fn place_calls(http_port: u16, peer: Arc<SipPeer>) -> Vec<CallReport> {
+    let media = Arc::new(MediaLoops::start(MediaLoops::threads_from_env()).expect("load tool media loop"));
     let epoch = Instant::now();
     let deadline = epoch + WHOLE_RUN;
     let mut running = tokio::task::JoinSet::new();
@@ -45,7 +47,7 @@ async fn place_calls(http_port: u16, peer: Arc<SipPeer>) -> Vec<CallReport> {
             let start = Instant::now();
             // Each call counts the probes sent in its own lifetime.
             let window = Window { epoch, start, end: start + CALL_LENGTH };
-            let context = Arc::new(CallContext { http_port, jwt_secret: gateway_load::JWT_SECRET, peer: Arc::clone(&peer), voice: Voice::PcmuProbes, window, probed: true });
+            let context = Arc::new(CallContext { http_port, jwt_secret: gateway_load::JWT_SECRET, peer: Arc::clone(&peer), voice: Voice::PcmuProbes, window, probed: true, media: Arc::clone(&media) });
             running.spawn(from_browser(context, next, window.end));
             next += 1;
         }

@@ -1,15 +1,15 @@
-//! The browser side of the load: a Rust WebRTC client (webrtc-rs, the stack the gateway itself
-//! uses, so DTLS-SRTP and ICE are real) speaking the signaling protocol of docs/signaling.md.
+//! The browser side of the load: the signaling protocol of docs/signaling.md over a WebSocket,
+//! here in the call's task; the browser's media (a sans-IO rtc peer connection, so DTLS-SRTP and
+//! ICE are real) lives in the load tool's media loop (media_loop.rs).
 
-use super::meter::{probe_payload, Receiver, Window};
+use super::media_loop::{BrowserHandle, BrowserStart, MediaLoops};
+use super::stream::{BrowserEvent, StreamPlan, Tally};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
-use sipbridge::media::rtp::{self, RtpHeader};
-use super::webrtc_client::{BrowserCodec, LegEvent, WebRtcConfig, WebRtcLeg};
+use sipbridge::webrtc_leg::BrowserCodec;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
@@ -30,7 +30,7 @@ impl Voice {
         }
     }
 
-    fn samples_per_frame(&self) -> u32 {
+    pub fn samples_per_frame(&self) -> u32 {
         match self {
             Voice::PcmuProbes => 160,
             Voice::Opus(_) => 960,
@@ -42,6 +42,8 @@ pub struct Browser {
     ws: Socket,
     next_id: u64,
     pub call_id: String,
+    /// The gateway's `hangup` came (after the media's stop, where it is expected).
+    hung_up: bool,
 }
 
 fn frame(value: Value) -> Message {
@@ -52,10 +54,6 @@ pub fn token(user: &str, profiles: &[&str], secret: &str) -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
     let claims = sipbridge::signaling::jwt::Claims { sub: user.into(), exp: now + 3_600, nbf: None, iat: None, profiles: profiles.iter().map(|p| p.to_string()).collect() };
     sipbridge::signaling::jwt::sign(&claims, secret.as_bytes())
-}
-
-fn client_config() -> Result<WebRtcConfig, String> {
-    Ok(WebRtcConfig { bind: "127.0.0.1:0".parse().map_err(|_| "address")?, ice_servers: vec![], public_ip: None, lite: false, failed_timeout: Duration::from_secs(15) })
 }
 
 /// Moves `payload_type` to the front of the audio m-line: the gateway answers with the first
@@ -80,7 +78,7 @@ impl Browser {
     pub async fn login(http_port: u16, token: &str) -> Result<Browser, String> {
         // Browsers set TCP_NODELAY on every socket; so does this one.
         let (ws, _) = tokio_tungstenite::connect_async_with_config(format!("ws://127.0.0.1:{http_port}/ws"), None, true).await.map_err(|e| format!("connect: {e}"))?;
-        let mut browser = Browser { ws, next_id: 1, call_id: String::new() };
+        let mut browser = Browser { ws, next_id: 1, call_id: String::new(), hung_up: false };
         browser.request(json!({"type": "hello", "versions": [1]})).await?;
         browser.request(json!({"type": "login", "method": "token", "token": token})).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -111,39 +109,30 @@ impl Browser {
     }
 
     /// Places a call; returns once `answered` arrives, with the time `call` was sent and the leg.
-    pub async fn call(&mut self, target: &str, voice: &Voice, within: Duration) -> Result<(Instant, Instant, Leg), String> {
-        let (leg, offer, events) = WebRtcLeg::offer(voice.codec(), &client_config()?, rand::random()).await.map_err(|e| e.to_string())?;
-        let offer = prefer_payload_type(&offer, voice.codec().payload_type);
+    pub async fn call(&mut self, media: &MediaLoops, target: &str, plan: StreamPlan, within: Duration) -> Result<(Instant, Instant, BrowserHandle), String> {
+        let codec = plan.voice.codec();
+        let leg = media.open_browser(BrowserStart::Offer { codec: codec.clone() }, plan).await?;
+        let offer = prefer_payload_type(&leg.sdp, codec.payload_type);
         let sent = Instant::now();
         self.request(json!({"type": "call", "target": target, "sdp": offer})).await?;
-        let mut leg = Leg { leg, events, pending_candidates: Vec::new() };
         let deadline = Instant::now() + within;
         loop {
-            tokio::select! {
-                frame = self.next_frame(deadline) => {
-                    let frame = frame?;
-                    match frame["type"].as_str() {
-                        Some("call") if frame["ok"] == true => {
-                            self.call_id = frame["call_id"].as_str().unwrap_or_default().to_string();
-                            for candidate in std::mem::take(&mut leg.pending_candidates) {
-                                self.send_candidate(candidate).await;
-                            }
-                        }
-                        Some("answered") => {
-                            let answered = Instant::now();
-                            leg.leg.set_answer(frame["sdp"].as_str().unwrap_or_default()).await.map_err(|e| e.to_string())?;
-                            return Ok((sent, answered, leg));
-                        }
-                        Some("candidate") => leg.add_remote(&frame).await,
-                        Some("hangup") | Some("error") => return Err(frame.to_string()),
-                        _ => {}
+            let frame = self.next_frame(deadline).await?;
+            match frame["type"].as_str() {
+                Some("call") if frame["ok"] == true => {
+                    self.call_id = frame["call_id"].as_str().unwrap_or_default().to_string();
+                    for candidate in leg.candidates.clone() {
+                        self.send_candidate(candidate).await;
                     }
                 }
-                Some(event) = leg.events.recv() => {
-                    if let LegEvent::LocalCandidate(candidate) = event {
-                        if self.call_id.is_empty() { leg.pending_candidates.push(candidate) } else { self.send_candidate(candidate).await }
-                    }
+                Some("answered") => {
+                    let answered = Instant::now();
+                    leg.set_answer(frame["sdp"].as_str().unwrap_or_default()).await?;
+                    return Ok((sent, answered, leg));
                 }
+                Some("candidate") => leg.add_remote_candidate(remote_candidate(&frame)),
+                Some("hangup") | Some("error") => return Err(frame.to_string()),
+                _ => {}
             }
         }
     }
@@ -161,12 +150,15 @@ impl Browser {
         }
     }
 
-    /// Answers the incoming call with `voice`'s codec.
-    pub async fn accept(&mut self, offer: &str, voice: &Voice) -> Result<Leg, String> {
-        let forced = voice.codec().mime_type.trim_start_matches("audio/").to_string();
-        let (leg, answer, events) = WebRtcLeg::answer(offer, Some(&forced), &client_config()?, rand::random()).await.map_err(|e| e.to_string())?;
-        self.request(json!({"type": "accept", "call_id": self.call_id, "sdp": answer})).await?;
-        Ok(Leg { leg, events, pending_candidates: Vec::new() })
+    /// Answers the incoming call with the plan's codec.
+    pub async fn accept(&mut self, media: &MediaLoops, offer: &str, plan: StreamPlan) -> Result<BrowserHandle, String> {
+        let codec = plan.voice.codec().mime_type.trim_start_matches("audio/").to_string();
+        let leg = media.open_browser(BrowserStart::Answer { offer: offer.to_string(), codec }, plan).await?;
+        self.request(json!({"type": "accept", "call_id": self.call_id, "sdp": leg.sdp})).await?;
+        for candidate in leg.candidates.clone() {
+            self.send_candidate(candidate).await;
+        }
+        Ok(leg)
     }
 
     async fn send_candidate(&mut self, candidate: Option<Value>) {
@@ -178,61 +170,39 @@ impl Browser {
         let _ = self.request(json!({"type": "hangup", "call_id": call_id})).await;
     }
 
-    /// Media until `stop`: sends `voice` every 20 ms once connected, and meters what arrives.
-    /// Returns the packets sent inside the window and the receiver, or why the call broke.
-    pub async fn media(&mut self, leg: &mut Leg, voice: &Voice, window: Window, call: u32, probed: bool, stop: Instant) -> Result<(u64, Receiver), String> {
-        let mut receiver = Receiver::new(window, probed);
-        let mut connected = false;
-        let mut ticker = super::meter::packet_clock();
-        let ssrc: u32 = rand::random();
-        let payload_type = voice.codec().payload_type;
-        let (mut sequence, mut timestamp, mut index, mut sent_in_window) = (rand::random::<u16>(), rand::random::<u32>(), 0usize, 0u64);
-        let mut packet = [0u8; 1_500];
+    /// Signaling while the media loop runs the leg's media (until the plan's `stop` and the
+    /// drain after it). Returns the leg's tally, or why the call broke.
+    pub async fn media(&mut self, leg: &mut BrowserHandle, stop: Instant) -> Result<Tally, String> {
         let far_future = stop + Duration::from_secs(3_600);
         loop {
-            let now = Instant::now();
-            if now >= stop {
-                return Ok((sent_in_window, receiver));
-            }
             tokio::select! {
                 frame = self.next_frame(far_future) => {
                     let frame = frame?;
                     match frame["type"].as_str() {
-                        Some("candidate") => leg.add_remote(&frame).await,
+                        Some("candidate") => leg.add_remote_candidate(remote_candidate(&frame)),
+                        // The SIP side hangs up once its own stream is done, which may be a moment
+                        // before this one's drain ends.
+                        Some("hangup") if Instant::now() >= stop => self.hung_up = true,
                         Some("hangup") => return Err(format!("gateway hung up: {frame}")),
                         _ => {}
                     }
                 }
                 event = leg.events.recv() => match event {
-                    Some(LegEvent::Rtp(bytes)) => receiver.on_packet(&bytes, Instant::now()),
-                    Some(LegEvent::Connected) => connected = true,
-                    Some(LegEvent::LocalCandidate(candidate)) => self.send_candidate(candidate).await,
-                    Some(LegEvent::Failed(reason)) => return Err(format!("WebRTC: {reason}")),
-                    None => return Err("WebRTC leg gone".into()),
+                    Some(BrowserEvent::Connected) => {}
+                    Some(BrowserEvent::Failed(reason)) => return Err(format!("WebRTC: {reason}")),
+                    // The stream ended: its tally is on its way.
+                    None => return (&mut leg.done).await.map_err(|_| "media loop gone".to_string()),
                 },
-                _ = ticker.tick(), if connected => {
-                    let now = Instant::now();
-                    let header = RtpHeader { marker: false, payload_type, sequence, timestamp, ssrc };
-                    let written = match voice {
-                        Voice::PcmuProbes => rtp::write_packet(&mut packet, &header, &probe_payload(&window, call, now)),
-                        Voice::Opus(frames) => rtp::write_packet(&mut packet, &header, &frames[index % frames.len()]),
-                    };
-                    if let Ok(len) = written {
-                        if leg.leg.send_rtp(&packet[..len]).await.is_ok() && window.contains(now) {
-                            sent_in_window += 1;
-                        }
-                    }
-                    sequence = sequence.wrapping_add(1);
-                    timestamp = timestamp.wrapping_add(voice.samples_per_frame());
-                    index += 1;
-                }
-                () = tokio::time::sleep_until(stop.into()) => {}
+                tally = &mut leg.done => return tally.map_err(|_| "media loop gone".to_string()),
             }
         }
     }
 
     /// After the SIP side hung up: waits (bounded) for the `hangup` event.
     pub async fn await_hangup(&mut self, within: Duration) -> bool {
+        if self.hung_up {
+            return true;
+        }
         let deadline = Instant::now() + within;
         while let Ok(frame) = self.next_frame(deadline).await {
             if frame["type"] == "hangup" && frame.get("ok").is_none() {
@@ -243,17 +213,9 @@ impl Browser {
     }
 }
 
-pub struct Leg {
-    pub leg: WebRtcLeg,
-    events: mpsc::Receiver<LegEvent>,
-    pending_candidates: Vec<Option<Value>>,
-}
-
-impl Leg {
-    async fn add_remote(&self, frame: &Value) {
-        let candidate = Some(frame["candidate"].clone()).filter(|c| !c.is_null());
-        let _ = self.leg.add_remote_candidate(candidate).await;
-    }
+/// The candidate of a `candidate` frame; `None` is end-of-candidates.
+fn remote_candidate(frame: &Value) -> Option<Value> {
+    Some(frame["candidate"].clone()).filter(|c| !c.is_null())
 }
 
 /// One second of a 1 kHz tone as 50 Opus payloads, sent in a loop on transcoded calls.

@@ -1,8 +1,11 @@
 //! One call through the gateway, driven from both ends: a Rust WebRTC browser and the SIP trunk.
+//! The call's task does the signalling of both; their media runs in the load tool's media loop.
 
 use super::browser::{token, Browser, Voice};
+use super::media_loop::MediaLoops;
 use super::meter::{StreamTally, Window};
 use super::sip_peer::{CallOutcome, RtpEndpoint, SipPeer};
+use super::stream::StreamPlan;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -17,6 +20,16 @@ pub struct CallContext {
     pub window: Window,
     /// Passthrough: payloads arrive untouched, so probes give exact loss and latency.
     pub probed: bool,
+    /// Where every stream's packets are sent and counted.
+    pub media: Arc<MediaLoops>,
+}
+
+impl CallContext {
+    /// What call `index`'s browser sends (`voice`) or its trunk sends (PCMU probes), until `stop`.
+    fn plan(&self, index: u32, stop: Instant, browser: bool) -> StreamPlan {
+        let voice = if browser { self.voice.clone() } else { Voice::PcmuProbes };
+        StreamPlan { voice, window: self.window, call: index, probed: self.probed, stop }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -47,15 +60,14 @@ pub async fn from_browser(context: Arc<CallContext>, index: u32, stop: Instant) 
 async fn browser_call(context: &CallContext, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
     let target = format!("t{index}");
     let mut browser = Browser::login(context.http_port, &token(&format!("caller{index}"), &["trunk"], context.jwt_secret)).await?;
-    let (sent, answered, mut leg) = browser.call(&target, &context.voice, SIGNALING_WAIT).await?;
+    let (sent, answered, mut leg) = browser.call(&context.media, &target, context.plan(index, stop, true), SIGNALING_WAIT).await?;
     let trunk = context.peer.answered_call_for(&target, SIGNALING_WAIT).await.ok_or("the trunk never saw the INVITE")?;
     let think = trunk.answered.saturating_duration_since(trunk.received);
     report.setup_us = Some(micros(answered.saturating_duration_since(sent).saturating_sub(think)));
-    let sip_media = tokio::spawn(trunk.media.run(trunk.gateway_media, context.window, index, context.probed, stop));
-    let browser_media = browser.media(&mut leg, &context.voice, context.window, index, context.probed, stop).await;
+    let sip_media = trunk.media.run(&context.media, trunk.gateway_media, context.plan(index, stop, false));
+    let (browser_media, sip_media) = tokio::join!(browser.media(&mut leg, stop), sip_media);
     browser.hang_up().await;
-    leg.leg.close().await;
-    let (sent_by_sip, sip_receiver) = sip_media.await.map_err(|e| e.to_string())?;
+    let (sent_by_sip, sip_receiver) = sip_media?;
     let (sent_by_browser, browser_receiver) = browser_media?;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
@@ -74,13 +86,13 @@ pub async fn from_sip(context: Arc<CallContext>, index: u32, stop: Instant) -> C
 async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
     let user = format!("load{index}");
     let mut browser = Browser::login(context.http_port, &token(&user, &[], context.jwt_secret)).await.map_err(|e| format!("login: {e}"))?;
-    let media = RtpEndpoint::bind().await.map_err(|e| e.to_string())?;
+    let media = RtpEndpoint::bind().map_err(|e| e.to_string())?;
     let mut call = context.peer.invite(&user, media.port()).await;
     let (incoming, offer) = browser.incoming(SIGNALING_WAIT).await.map_err(|e| format!("waiting for `incoming`: {e}"))?;
     report.setup_us = Some(micros(incoming.saturating_duration_since(call.sent_at)));
-    let mut leg = browser.accept(&offer, &context.voice).await?;
+    let mut leg = browser.accept(&context.media, &offer, context.plan(index, stop, true)).await?;
     let accepted = Instant::now();
-    let (window, probed) = (context.window, context.probed);
+    let sip_plan = context.plan(index, stop, false);
     let sip_side = async move {
         let outcome = call.outcome(SIGNALING_WAIT).await;
         let CallOutcome::Answered { at, gateway_media } = outcome else {
@@ -89,7 +101,7 @@ async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut
                 CallOutcome::Answered { .. } => String::new(),
             });
         };
-        let (sent, receiver) = media.run(gateway_media, window, index, probed, stop).await;
+        let (sent, receiver) = media.run(&context.media, gateway_media, sip_plan).await?;
         let hung_up_early = call.hung_up_by_gateway();
         let confirmed = call.hang_up().await;
         match (hung_up_early, confirmed) {
@@ -98,11 +110,10 @@ async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut
             (false, true) => Ok((at, sent, receiver)),
         }
     };
-    let (browser_media, sip_result) = tokio::join!(browser.media(&mut leg, &context.voice, window, index, probed, stop), sip_side);
+    let (browser_media, sip_result) = tokio::join!(browser.media(&mut leg, stop), sip_side);
     let (answered, sent_by_sip, sip_receiver) = sip_result?;
     report.accept_to_ok_us = Some(micros(answered.saturating_duration_since(accepted)));
     let hangup_seen = browser.await_hangup(Duration::from_secs(5)).await;
-    leg.leg.close().await;
     let (sent_by_browser, browser_receiver) = browser_media?;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);

@@ -1,5 +1,7 @@
 //! Whole-gateway load: a release gateway on loopback, Rust WebRTC browsers on one side and a SIP
-//! trunk with an RTP generator on the other, in one process. Prints each scenario and writes
+//! trunk with an RTP generator on the other, in one process. Signalling runs in tokio tasks, one
+//! per call; every packet of both sides is sent and counted by the sans-IO media loop
+//! (media_loop.rs), so the tool costs a fraction of the gateway it loads. Prints each scenario and writes
 //! target/bench/REPORT.md with every figure against its target.
 //!
 //! `LOAD=quick` (the default, `make bench`) runs each scenario once at a size a 2-core machine
@@ -11,12 +13,14 @@ mod support;
 pub mod browser;
 pub mod calls;
 pub mod floor;
+pub mod media_loop;
 pub mod meter;
 pub mod profile;
 pub mod report;
 pub mod sip_peer;
+pub mod stamped;
+pub mod stream;
 pub mod targets;
-pub mod webrtc_client;
 
 use browser::Voice;
 use calls::{CallContext, CallReport};
@@ -174,7 +178,8 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
         Media::Passthrough => (Voice::PcmuProbes, true),
         Media::Transcoded => (Voice::Opus(Arc::clone(opus)), false),
     };
-    let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed });
+    let media = Arc::new(media_loop::MediaLoops::start(media_loop::MediaLoops::threads_from_env()).map_err(|e| format!("load tool media loop: {e}"))?);
+    let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed, media });
     let mut tasks = Vec::with_capacity(scenario.calls);
     let arrivals_cpu = CpuSample::start(pid);
     for index in 0..scenario.calls {

@@ -29,13 +29,6 @@ impl Window {
     }
 }
 
-/// A 20 ms packet clock with a random phase: calls start 20 ms apart at 50 setups/s, and in
-/// phase they would send in bursts no real population of phones produces.
-pub fn packet_clock() -> tokio::time::Interval {
-    let phase = Duration::from_micros(rand::random::<u64>() % 20_000);
-    tokio::time::interval_at(tokio::time::Instant::now() + phase, Duration::from_millis(20))
-}
-
 /// A 20 ms PCMU payload whose first bytes say when it was sent.
 pub fn probe_payload(window: &Window, call: u32, now: Instant) -> [u8; PCMU_FRAME] {
     let mut payload = [0xFFu8; PCMU_FRAME];

@@ -36,7 +36,7 @@ pub struct Summary {
 /// Which part of the gateway a symbol belongs to, for the summary.
 fn area_of(symbol: &str, dso: &str) -> &'static str {
     // The first owner whose prefix the symbol contains wins, so the narrower prefix comes first.
-    let areas: [(&str, &'static str); 32] = [
+    let areas: [(&str, &'static str); 31] = [
         ("sipbridge::media::worker", "media workers (epoll loop, demux, packet paths)"),
         ("sipbridge::media::srtp", "SRTP (SIP-side SDES)"),
         ("sipbridge::media::codec", "media engine: codec handlers"),
@@ -56,7 +56,6 @@ fn area_of(symbol: &str, dso: &str) -> &'static str {
         ("rtc_sctp::", "rtc peer connection"),
         ("rtc_shared::", "rtc peer connection"),
         ("rtc::", "rtc peer connection"),
-        ("webrtc::", "webrtc-rs async peer connection"),
         ("mio::", "mio (epoll)"),
         ("tokio", "tokio and futures (task wake-ups, channels)"),
         ("futures", "tokio and futures (task wake-ups, channels)"),

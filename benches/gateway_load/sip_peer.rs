@@ -3,7 +3,8 @@
 //! text SIP over loopback is enough here: the gateway's own parser is what is under test, and it
 //! is tested against RFC 4475 elsewhere. Every wait is bounded.
 
-use super::meter::{probe_payload, Receiver, Window};
+use super::media_loop::MediaLoops;
+use super::stream::{StreamPlan, Tally};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -102,7 +103,7 @@ fn pcmu_sdp(port: u16) -> String {
 }
 
 /// When the trunk saw an INVITE from the gateway and answered it: the remote party's think time.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct AnsweredInvite {
     pub received: Instant,
     pub answered: Instant,
@@ -182,7 +183,7 @@ impl SipPeer {
             return self.send(&previous, from).await;
         }
         let Some(user) = invite.request_user().map(str::to_string) else { return };
-        let (Some(gateway_media), Ok(media)) = (invite.sdp_audio(), RtpEndpoint::bind().await) else {
+        let (Some(gateway_media), Ok(media)) = (invite.sdp_audio(), RtpEndpoint::bind()) else {
             return self.send(&response(invite, 488, "Not Acceptable Here", None, ""), from).await;
         };
         let contact = format!("<sip:trunk@{}>", self.local);
@@ -367,52 +368,29 @@ impl OutgoingCall {
     }
 }
 
-/// The trunk's RTP socket for one call: sends a probe every 20 ms and counts what comes back.
-#[derive(Debug, Clone)]
+/// The trunk's RTP socket for one call, bound when the call's SDP needs its port; the load tool's
+/// media loop sends a probe on it every 20 ms and counts what comes back.
+#[derive(Debug)]
 pub struct RtpEndpoint {
-    socket: Arc<UdpSocket>,
+    socket: std::net::UdpSocket,
 }
 
 impl RtpEndpoint {
-    pub async fn bind() -> std::io::Result<RtpEndpoint> {
-        Ok(RtpEndpoint { socket: Arc::new(UdpSocket::bind("127.0.0.1:0").await?) })
+    pub fn bind() -> std::io::Result<RtpEndpoint> {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
+        // Stamped from the first datagram on, before the media loop takes the socket over.
+        super::stamped::enable(&socket)?;
+        Ok(RtpEndpoint { socket })
     }
 
     pub fn port(&self) -> u16 {
         self.socket.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
-    /// Streams PCMU probes to `remote` until `stop`, receiving until a little after. Returns what
-    /// the receiver saw (`probed` when the browser side sends probes untouched by a transcoder).
-    pub async fn run(self, remote: SocketAddr, window: Window, call: u32, probed: bool, stop: Instant) -> (u64, Receiver) {
-        let socket = Arc::clone(&self.socket);
-        let sender = tokio::spawn(async move {
-            let ssrc: u32 = rand::random();
-            let (mut sequence, mut timestamp) = (rand::random::<u16>(), rand::random::<u32>());
-            let mut sent_in_window = 0u64;
-            let mut ticker = super::meter::packet_clock();
-            let mut packet = [0u8; 12 + super::meter::PCMU_FRAME];
-            while Instant::now() < stop {
-                ticker.tick().await;
-                let now = Instant::now();
-                let header = sipbridge::media::rtp::RtpHeader { marker: false, payload_type: 0, sequence, timestamp, ssrc };
-                let payload = probe_payload(&window, call, now);
-                if let Ok(len) = sipbridge::media::rtp::write_packet(&mut packet, &header, &payload) {
-                    if socket.send_to(&packet[..len], remote).await.is_ok() && window.contains(now) {
-                        sent_in_window += 1;
-                    }
-                }
-                sequence = sequence.wrapping_add(1);
-                timestamp = timestamp.wrapping_add(160);
-            }
-            sent_in_window
-        });
-        let mut receiver = Receiver::new(window, probed);
-        let mut buffer = [0u8; 1_500];
-        let drain_until = stop + Duration::from_millis(300);
-        while let Ok(Ok((len, _))) = tokio::time::timeout(drain_until.saturating_duration_since(Instant::now()), self.socket.recv_from(&mut buffer)).await {
-            receiver.on_packet(&buffer[..len], Instant::now());
-        }
-        (sender.await.unwrap_or(0), receiver)
+    /// Streams the plan's packets to `remote` until its `stop`, receiving a little longer.
+    /// Returns what was sent inside the window and what the receiver saw.
+    pub async fn run(self, media: &MediaLoops, remote: SocketAddr, plan: StreamPlan) -> Result<Tally, String> {
+        let done = media.start_rtp(self.socket, remote, plan)?;
+        done.await.map_err(|_| "media loop gone".to_string())
     }
 }
