@@ -6,6 +6,9 @@
 //!
 //! `LOAD=quick` (the default, `make bench`) runs each scenario once at a size a 2-core machine
 //! holds; `LOAD=full` (`make bench-full`) ramps each until calls fail or packets are lost.
+//! Smaller looks: `LOAD_PASSTHROUGH` and `LOAD_TRANSCODED` (comma-separated call counts, empty
+//! for none), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf), and
+//! `LOAD_TOOL_THREADS` (the tool's media loops, default 1).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -344,7 +347,8 @@ impl Plan {
             settle: Duration::from_secs(3),
             measure: Duration::from_secs(if full { 20 } else { 15 }),
             floor_measure: Duration::from_secs(8),
-            profile: true,
+            // `LOAD_PROFILE=0` skips the runs under perf (a quicker look at the figures).
+            profile: std::env::var("LOAD_PROFILE").map_or(true, |v| v != "0"),
         }
     }
 }
