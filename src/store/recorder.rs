@@ -118,25 +118,33 @@ impl Recorder {
     }
 }
 
+/// Runs `work` on the spool off the async workers: moving the spool forward syncs and renames a
+/// file, and the appender holds the lock through its own sync, so either would stall every call's
+/// signalling task on the same worker thread for as long as the disk takes.
+async fn with_spool<T: Send + 'static>(spool: &Arc<Mutex<Spool>>, work: impl FnOnce(&mut Spool) -> T + Send + 'static) -> Option<T> {
+    let spool = Arc::clone(spool);
+    tokio::task::spawn_blocking(move || work(&mut spool.lock().unwrap_or_else(|p| p.into_inner()))).await.ok()
+}
+
 async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>, progress: Arc<Notify>) {
     let mut retry = RETRY_FIRST;
     let mut failing = false;
     loop {
-        let front = spool.lock().unwrap_or_else(|p| p.into_inner()).front().cloned();
+        let front = with_spool(&spool, |spool| spool.front().cloned()).await.flatten();
         let Some(record) = front else {
             wake.notified().await;
             continue;
         };
         match store.upsert(&record).await {
             Ok(()) => {
-                let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-                if let Err(e) = spool.acknowledge_front() {
+                let (acknowledged, waiting) = with_spool(&spool, |spool| (spool.acknowledge_front(), spool.depth())).await.unwrap_or((Ok(()), 0));
+                if let Err(e) = acknowledged {
                     tracing::error!(error = %e, "cannot move the spool forward; the record will be written again");
                 }
-                depth.store(spool.depth(), Ordering::Relaxed);
+                depth.store(waiting, Ordering::Relaxed);
                 progress.notify_waiters();
                 if failing {
-                    tracing::info!(waiting = spool.depth(), "the database is back; flushing the spool");
+                    tracing::info!(waiting, "the database is back; flushing the spool");
                     failing = false;
                 }
                 retry = RETRY_FIRST;
