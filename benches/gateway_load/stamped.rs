@@ -94,8 +94,6 @@ fn arrival(message: &libc::msghdr) -> Option<i128> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::{Duration, Instant};
-
     #[test]
     fn a_datagram_carries_its_arrival_time_and_sender() {
         let receiver = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
@@ -106,15 +104,15 @@ mod tests {
         // datagram is stamped when read, so a few tries are allowed.
         let mut ages = Vec::new();
         for _ in 0..20 {
-            let before = Instant::now();
+            let before = std::time::Instant::now();
             sender.send_to(b"probe", receiver.local_addr().expect("address")).expect("send");
             // Read late on purpose: the stamp must say when it arrived, not when it was read.
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(std::time::Duration::from_millis(20));
             let received = super::recv(&receiver, &mut buffer).expect("recv");
             assert_eq!(&buffer[..received.len], b"probe");
             assert_eq!(received.from, sender.local_addr().expect("address"));
             let age = received.at.saturating_duration_since(before);
-            if age < Duration::from_millis(10) {
+            if age < std::time::Duration::from_millis(10) {
                 return;
             }
             ages.push(age);
