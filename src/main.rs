@@ -178,7 +178,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         failed_timeout: std::time::Duration::from_secs(media.ice_failed_timeout_secs),
     };
     let (record_store, records) = start_records(&config)?;
-    let (outbound_tx, outbound_rx) = tokio::sync::mpsc::channel(256);
     let call_layer = Arc::new(sipbridge::call::inbound::CallLayer {
         sip: endpoint.status.clone(),
         engine: engine.clone(),
@@ -189,7 +188,6 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             rtp: std::time::Duration::from_secs(media.rtp_timeout_secs),
             rtp_on_hold: std::time::Duration::from_secs(media.rtp_hold_timeout_secs),
         },
-        outbound: outbound_tx,
         limits: config.calls.clone(),
         profile_caps: config.profiles.iter().filter_map(|p| Some((p.name.clone(), p.max_calls?))).collect(),
         srtp: sipbridge::call::sdes::SrtpPolicies::from_profiles(&config.profiles),
@@ -200,7 +198,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     });
     let stopping = sipbridge::shutdown::stop_sequence(call_layer.clone(), Duration::from_secs(config.calls.drain_secs), records.clone());
 
-    tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls, outbound_rx));
+    tokio::spawn(sipbridge::call::inbound::run(call_layer.clone(), sip_calls));
     let signaling = http::SignalingContext {
         jwt_secret: config.http.jwt_secret.as_ref().map(|s| s.0.as_bytes().to_vec()),
         server: config.sip.user_agent.clone(),

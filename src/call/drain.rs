@@ -83,6 +83,16 @@ impl DrainWatch {
     }
 }
 
+impl DrainWatch {
+    /// The next phase the gateway moves to; pending for ever once there is none. Cancel-safe.
+    pub async fn next_phase(&mut self) -> DrainPhase {
+        if self.0.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        *self.0.borrow_and_update()
+    }
+}
+
 /// What the process does between the first stop request and exit: wait for calls to end (up to
 /// `drain_for`, or until a second request), end the rest, and wait for them to write their
 /// records. Returns how many calls were still up when their end was asked for.

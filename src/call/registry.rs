@@ -3,9 +3,11 @@
 use serde_json::Value;
 use std::collections::HashMap;
 use std::sync::Mutex;
-use tokio::sync::{mpsc, oneshot};
+use crate::signaling::{ErrorCode, RequestId};
+use tokio::sync::mpsc;
 
-/// What the call layer pushes to one browser connection.
+/// What the call layer pushes to one browser connection. The connection's channel is bounded:
+/// a call waits for room (while still taking its other inputs), so nothing is dropped.
 #[derive(Debug)]
 pub enum BrowserPush {
     Incoming { call_id: String, caller_uri: String, caller_name: Option<String>, sdp: String, control: mpsc::Sender<BrowserAnswer> },
@@ -17,25 +19,39 @@ pub enum BrowserPush {
     Answered { call_id: String, sdp: String },
     Dtmf { call_id: String, digit: char, duration_ms: u32 },
     RemoteHold { call_id: String, on_hold: bool },
+    /// The answer to a request the connection passed on (`accept`, `dtmf`, `hold`, `unhold`,
+    /// `transfer`, `reclaim`): the WebSocket task never waits for it.
+    Reply { call_id: String, id: RequestId, result: Result<(), (ErrorCode, String)> },
 }
 
-/// What one browser connection tells a ringing or active call.
+/// What one browser connection tells a ringing or active call. Requests carry the browser's
+/// request id; the call answers it with `BrowserPush::Reply`.
 #[derive(Debug)]
 pub enum BrowserAnswer {
-    Accept { device: u64, sdp: String, reply: oneshot::Sender<Result<(), String>> },
+    Accept { device: u64, sdp: String, id: RequestId },
     Reject { device: u64, busy: bool },
     Candidate { device: u64, candidate: Option<Value> },
     Hangup { device: u64 },
     /// Digits toward the SIP side.
-    Dtmf { digits: String, reply: oneshot::Sender<Result<(), String>> },
+    Dtmf { device: u64, digits: String, id: RequestId },
     /// Hold (`true`) or resume the SIP side; answered once the peer has answered the re-INVITE.
-    Hold { hold: bool, reply: oneshot::Sender<Result<(), String>> },
+    Hold { device: u64, hold: bool, id: RequestId },
     /// Blind transfer of the SIP side to `target` (REFER); answered when the peer accepts it.
-    Transfer { target: String, reply: oneshot::Sender<Result<(), String>> },
+    Transfer { device: u64, target: String, id: RequestId },
     /// The device's WebSocket dropped: an answered call waits for a `Reattach` (grace period).
     Detached { device: u64 },
     /// The user's new connection takes the call over; events go to `push` from now on.
-    Reattach { device: u64, push: mpsc::Sender<BrowserPush>, reply: oneshot::Sender<Result<(), String>> },
+    Reattach { device: u64, push: mpsc::Sender<BrowserPush>, id: RequestId },
+}
+
+impl BrowserAnswer {
+    pub fn device(&self) -> u64 {
+        match self {
+            Self::Accept { device, .. } | Self::Reject { device, .. } | Self::Candidate { device, .. } | Self::Hangup { device } => *device,
+            Self::Dtmf { device, .. } | Self::Hold { device, .. } | Self::Transfer { device, .. } => *device,
+            Self::Detached { device } | Self::Reattach { device, .. } => *device,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -81,42 +97,5 @@ impl BrowserRegistry {
     pub fn devices(&self, user: &str) -> Vec<(u64, mpsc::Sender<BrowserPush>)> {
         let users = self.users.lock().unwrap_or_else(|p| p.into_inner());
         users.get(user).cloned().unwrap_or_default()
-    }
-}
-
-/// The grace period of an answered call whose browser's WebSocket dropped (`reclaim_grace_secs`).
-pub struct Parking {
-    grace: std::time::Duration,
-    until: Option<tokio::time::Instant>,
-}
-
-impl Parking {
-    pub fn new(grace_secs: u64) -> Parking {
-        Parking { grace: std::time::Duration::from_secs(grace_secs), until: None }
-    }
-
-    /// Starts the grace period; false when there is none and the call should end now.
-    pub fn detach(&mut self) -> bool {
-        if self.grace.is_zero() {
-            return false;
-        }
-        self.until = Some(tokio::time::Instant::now() + self.grace);
-        true
-    }
-
-    pub fn reattach(&mut self) {
-        self.until = None;
-    }
-
-    pub fn is_parked(&self) -> bool {
-        self.until.is_some()
-    }
-
-    /// Completes when the grace period runs out; never while the browser is attached.
-    pub async fn expired(&self) {
-        match self.until {
-            Some(until) => tokio::time::sleep_until(until).await,
-            None => std::future::pending().await,
-        }
     }
 }

@@ -76,9 +76,11 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 break 'session;
             }
         }
+        // A call that ended has dropped its control channel.
+        bridged.retain(|_, control| !control.is_closed());
         // Shutting down: once every call of this connection has told the browser how it ended,
         // the socket closes, so the process does not exit with hangups unsent.
-        if shutting_down && bridged.is_empty() && calls.is_empty() {
+        if shutting_down && bridged.is_empty() && calls.is_empty() && push_rx.is_empty() {
             let _ = socket.send(Message::Close(Some(axum::extract::ws::CloseFrame { code: 1001, reason: "the gateway is shutting down".into() }))).await;
             break 'session;
         }
@@ -87,7 +89,7 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 shutting_down = true;
                 for (call_id, call) in calls.drain() {
                     call.hangup().await;
-                    connection.event(ServerEvent::Hangup { call_id, reason: HangupReason::Shutdown, cause: crate::call::inbound::SHUTDOWN_CAUSE.into() });
+                    connection.event(ServerEvent::Hangup { call_id, reason: HangupReason::Shutdown, cause: crate::call::machine::mapping::SHUTDOWN_CAUSE.into() });
                 }
             }
             message = socket.recv() => match message {
@@ -123,6 +125,10 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
                 BrowserPush::Answered { call_id, sdp } => connection.event(ServerEvent::Answered { call_id, sdp }),
                 BrowserPush::Dtmf { call_id, digit, duration_ms } => connection.event(ServerEvent::Dtmf { call_id, digit: digit.to_string(), duration_ms }),
                 BrowserPush::RemoteHold { call_id, on_hold } => connection.event(ServerEvent::RemoteHold { call_id, on_hold }),
+                BrowserPush::Reply { id, result, .. } => match result {
+                    Ok(()) => connection.reply(id, serde_json::json!({})),
+                    Err((code, message)) => connection.error(Some(id), code, &message),
+                },
             },
             Some((call_id, event)) = events_rx.recv() => match event {
                 EchoEvent::Candidate(candidate) => {
@@ -148,7 +154,7 @@ async fn serve(mut socket: WebSocket, state: AppState, peer: SocketAddr) {
             if let Some(request) = route_bridged(request, &mut connection, &mut bridged, device).await {
                 if let Request::Call { id, target, sdp, codec } = &request {
                 if target != "echo" {
-                    place_call(&mut connection, &state, id.clone(), target, sdp, codec.as_deref(), &mut bridged, &push_tx).await;
+                    place_call(&mut connection, &state, id.clone(), target, sdp, codec.as_deref(), &mut bridged, (device, &push_tx)).await;
                     continue;
                 }
             }
@@ -186,7 +192,7 @@ async fn place_call(
     sdp: &str,
     codec: Option<&str>,
     bridged: &mut HashMap<String, tokio::sync::mpsc::Sender<BrowserAnswer>>,
-    push: &mpsc::Sender<BrowserPush>,
+    (device, push): (u64, &mpsc::Sender<BrowserPush>),
 ) {
     let Some((user, profile)) = connection.user().map(|u| (u.user.clone(), u.profiles.first().cloned())) else { return };
     let sip_codec = match codec.map(|name| crate::call::echo::encoding_of(name).ok_or(name)) {
@@ -208,7 +214,7 @@ async fn place_call(
     let layer = state.signaling.calls.clone();
     let (target, sdp, push) = (target.to_string(), sdp.to_string(), push.clone());
     let span = tracing::info_span!("call", %call_id);
-    let call = crate::call::outbound::OutboundCall { call_id, user, profile, target, browser_offer: sdp, sip_codec };
+    let call = crate::call::outbound::OutboundCall { call_id, device, user, profile, target, browser_offer: sdp, sip_codec };
     tokio::spawn(tracing::Instrument::instrument(crate::call::outbound::place(layer, call, push, control_rx), span));
 }
 
@@ -218,6 +224,10 @@ async fn phone_registered(state: &AppState, user: &str) -> bool {
 }
 
 /// Requests about calls from SIP go to that call's task; anything else is returned for `handle`.
+/// Nothing here waits for the call: a request that needs its answer (`accept`, `dtmf`, `hold`,
+/// `unhold`, `transfer`) carries its id, and the answer comes back as `BrowserPush::Reply`. The
+/// call's control channel is bounded and the call always takes from it, so `send` only waits
+/// for room.
 async fn route_bridged(
     request: Request,
     connection: &mut Connection,
@@ -230,52 +240,44 @@ async fn route_bridged(
         Request::Transfer { call_id, .. } => call_id,
         _ => return Some(request),
     };
-    let Some(control) = bridged.get(call_id).cloned() else { return Some(request) };
-    match request {
-        Request::Accept { id, call_id: _, sdp } => {
-            let (reply, answer) = tokio::sync::oneshot::channel();
-            let _ = control.send(BrowserAnswer::Accept { device, sdp, reply }).await;
-            match answer.await {
-                Ok(Ok(())) => connection.reply(id, serde_json::json!({})),
-                Ok(Err(e)) => connection.error(Some(id), ErrorCode::BadRequest, &e),
-                Err(_) => connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended"),
-            }
-        }
-        Request::Reject { id, call_id, reason } => {
-            let _ = control.send(BrowserAnswer::Reject { device, busy: reason == RejectReason::Busy }).await;
+    let call_id = call_id.clone();
+    let Some(control) = bridged.get(&call_id).cloned() else { return Some(request) };
+    // What to answer at once, if anything: requests the call answers itself get `None`.
+    let (message, reply_now) = match request {
+        Request::Accept { id, sdp, .. } => (BrowserAnswer::Accept { device, sdp, id: id.clone() }, Err(id)),
+        Request::Reject { id, reason, .. } => {
             bridged.remove(&call_id);
-            connection.reply(id, serde_json::json!({}));
+            (BrowserAnswer::Reject { device, busy: reason == RejectReason::Busy }, Ok(Some(id)))
         }
-        Request::Hangup { id, call_id } => {
-            let _ = control.send(BrowserAnswer::Hangup { device }).await;
+        Request::Hangup { id, .. } => {
             bridged.remove(&call_id);
-            connection.reply(id, serde_json::json!({}));
+            (BrowserAnswer::Hangup { device }, Ok(Some(id)))
         }
         Request::Candidate { id, candidate, .. } => {
             let candidate = candidate.and_then(|c| serde_json::to_value(c).ok());
-            let _ = control.send(BrowserAnswer::Candidate { device, candidate }).await;
-            if let Some(id) = id {
-                connection.reply(id, serde_json::json!({}));
-            }
+            (BrowserAnswer::Candidate { device, candidate }, Ok(id))
         }
-        Request::Dtmf { id, digits, .. } => {
-            let (reply, outcome) = tokio::sync::oneshot::channel();
-            let _ = control.send(BrowserAnswer::Dtmf { digits, reply }).await;
-            reply_with(connection, id, outcome).await;
-        }
-        Request::Transfer { id, target, .. } => {
-            let (reply, outcome) = tokio::sync::oneshot::channel();
-            let _ = control.send(BrowserAnswer::Transfer { target, reply }).await;
-            reply_with(connection, id, outcome).await;
-        }
-        Request::Hold { id, .. } => hold(connection, &control, id, true).await,
-        Request::Unhold { id, .. } => hold(connection, &control, id, false).await,
+        Request::Dtmf { id, digits, .. } => (BrowserAnswer::Dtmf { device, digits, id: id.clone() }, Err(id)),
+        Request::Transfer { id, target, .. } => (BrowserAnswer::Transfer { device, target, id: id.clone() }, Err(id)),
+        Request::Hold { id, .. } => (BrowserAnswer::Hold { device, hold: true, id: id.clone() }, Err(id)),
+        Request::Unhold { id, .. } => (BrowserAnswer::Hold { device, hold: false, id: id.clone() }, Err(id)),
         other => return Some(other),
+    };
+    let delivered = control.send(message).await.is_ok();
+    match reply_now {
+        Ok(Some(id)) => connection.reply(id, serde_json::json!({})),
+        Ok(None) => {}
+        Err(id) if !delivered => {
+            bridged.remove(&call_id);
+            connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended");
+        }
+        Err(_) => {}
     }
     None
 }
 
 /// Takes over a call whose WebSocket dropped: only its own user, only within the grace period.
+/// The call answers the request itself (through this connection's push channel).
 async fn reclaim(
     connection: &mut Connection,
     state: &AppState,
@@ -289,31 +291,11 @@ async fn reclaim(
     let Some(control) = state.signaling.browsers.unpark(&call_id, &user) else {
         return connection.error(Some(id), ErrorCode::UnknownCall, "no call of yours is waiting to be reclaimed under this id");
     };
-    let (reply, outcome) = tokio::sync::oneshot::channel();
-    let _ = control.send(BrowserAnswer::Reattach { device, push: push.clone(), reply }).await;
-    if let Ok(Ok(())) = outcome.await {
-        tracing::info!(%call_id, %user, "call reclaimed after a reconnect");
-        bridged.insert(call_id, control);
-        connection.reply(id, serde_json::json!({}));
-    } else {
-        connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended");
+    if control.send(BrowserAnswer::Reattach { device, push: push.clone(), id: id.clone() }).await.is_err() {
+        return connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended");
     }
-}
-
-/// Hold waits for the SIP peer's answer to the re-INVITE, so the reply says whether it took.
-async fn hold(connection: &mut Connection, control: &mpsc::Sender<BrowserAnswer>, id: crate::signaling::RequestId, hold: bool) {
-    let (reply, outcome) = tokio::sync::oneshot::channel();
-    let _ = control.send(BrowserAnswer::Hold { hold, reply }).await;
-    reply_with(connection, id, outcome).await;
-}
-
-async fn reply_with(connection: &mut Connection, id: crate::signaling::RequestId, outcome: tokio::sync::oneshot::Receiver<Result<(), String>>) {
-    match tokio::time::timeout(std::time::Duration::from_secs(35), outcome).await {
-        Ok(Ok(Ok(()))) => connection.reply(id, serde_json::json!({})),
-        Ok(Ok(Err(e))) => connection.error(Some(id), ErrorCode::BadRequest, &e),
-        Ok(Err(_)) => connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended"),
-        Err(_) => connection.error(Some(id), ErrorCode::Internal, "the SIP peer did not answer in time"),
-    }
+    tracing::info!(%call_id, %user, "reclaim passed to the call");
+    bridged.insert(call_id, control);
 }
 
 async fn close(calls: HashMap<String, EchoCall>, registrations: Vec<String>, state: &AppState) {

@@ -42,11 +42,21 @@ pub struct SipStatus {
 }
 
 /// Calls as the call layer receives them from the SIP side.
+/// Where one call's events go. Unbounded so the endpoint never waits on a call and never drops
+/// one of its events (a lost `Ended` would leave a zombie call): a call's events come only from
+/// SIP messages of its own dialog that passed the trust gate and the rate limiter, so the queue
+/// stays short unless the call's task has stopped reading, and then the call is gone and the
+/// sink is dropped with it.
+pub type CallEvents = mpsc::UnboundedSender<SipCallEvent>;
+
+/// A call from SIP, and the receiver of the events that follow it.
+pub struct IncomingSipCall {
+    pub call: super::core::IncomingCall,
+    pub events: mpsc::UnboundedReceiver<SipCallEvent>,
+}
+
 #[derive(Debug)]
 pub enum SipCallEvent {
-    /// Boxed: every per-call channel of these allocates 32 slots up front, and an incoming
-    /// call (216 bytes) would size each slot for the one event that never travels on them.
-    Incoming(Box<super::core::IncomingCall>),
     Ended { id: super::core::SipCallId, reason: super::core::CallEndReason },
     Outbound(super::core::OutboundEvent),
     Dialog(super::core::DialogEvent),
@@ -55,7 +65,6 @@ pub enum SipCallEvent {
 impl SipCallEvent {
     pub fn call(&self) -> super::core::SipCallId {
         match self {
-            Self::Incoming(call) => call.id,
             Self::Ended { id, .. } => *id,
             Self::Outbound(event) => event.id(),
             Self::Dialog(event) => event.id(),
@@ -70,7 +79,7 @@ enum SipCommand {
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
-    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
+    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, events: CallEvents, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
     TakeLadder { call_id: String, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
     Destination { profile: Option<String>, user: String, reply: oneshot::Sender<Option<SocketAddr>> },
     OutboundHangup(super::core::SipCallId),
@@ -137,9 +146,11 @@ impl StatusHandle {
 
     /// Places a call to `user` at the peer of `profile` with our SDP offer.
     /// Returns the call's id and its SIP Call-ID.
-    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String) -> Result<(super::core::SipCallId, String), String> {
+    /// Places a call whose events go to `events` from its first one on: the sink is registered
+    /// in the same step that creates the call, so nothing can arrive before it.
+    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String, events: CallEvents) -> Result<(super::core::SipCallId, String), String> {
         let (reply, answer) = oneshot::channel();
-        let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, reply };
+        let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, events, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
@@ -193,8 +204,8 @@ impl StatusHandle {
 
 pub struct SipEndpoint {
     pub status: StatusHandle,
-    /// Incoming calls and call ends for the call layer.
-    pub calls: mpsc::Receiver<SipCallEvent>,
+    /// Incoming calls for the call layer, each with the receiver of its own events.
+    pub calls: mpsc::Receiver<IncomingSipCall>,
     /// The addresses actually bound (port 0 in the config becomes a real port here).
     pub bound: Vec<(ListenTransport, SocketAddr)>,
 }
@@ -252,6 +263,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         send_failures: 0,
         pending_user_registrations: HashMap::new(),
         calls: calls_tx,
+        sinks: HashMap::new(),
         ladder: super::ladder::Ladder::default(),
     };
     tokio::spawn(driver.run(events_rx, status_rx));
@@ -295,7 +307,9 @@ struct Driver {
     send_failures: u64,
     /// Browser logins waiting for the PBX's verdict, by registration key.
     pending_user_registrations: HashMap<String, oneshot::Sender<Result<String, String>>>,
-    calls: mpsc::Sender<SipCallEvent>,
+    calls: mpsc::Sender<IncomingSipCall>,
+    /// Every live call's event sink, registered when the call is created.
+    sinks: HashMap<super::core::SipCallId, CallEvents>,
     /// The SIP messages of calls in progress, for their records.
     ladder: super::ladder::Ladder,
 }
@@ -340,12 +354,14 @@ impl Driver {
             }
             SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
-            SipCommand::PlaceCall { profile, user, caller, sdp, reply } => {
+            SipCommand::PlaceCall { profile, user, caller, sdp, events, reply } => {
                 let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
                 let placed = placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default()));
-                // A call we place is ours to record from its first INVITE, which is not sent yet.
-                if let Ok((_, sip_call_id)) = &placed {
+                if let Ok((id, sip_call_id)) = &placed {
+                    // A call we place is ours to record from its first INVITE, which is not sent yet.
                     self.ladder.follow(sip_call_id);
+                    self.sinks.retain(|_, sink| !sink.is_closed());
+                    self.sinks.insert(*id, events);
                 }
                 let _ = reply.send(placed);
             }
@@ -406,6 +422,17 @@ impl Driver {
         self.ladder.observe(bytes, false, &remote, unix_ms());
     }
 
+    /// Hands an event to its call; a call that is gone has dropped its receiver, and its
+    /// sink goes with this event.
+    fn to_call(&mut self, event: SipCallEvent) {
+        let id = event.call();
+        if let Some(sink) = self.sinks.get(&id) {
+            if sink.send(event).is_err() {
+                self.sinks.remove(&id);
+            }
+        }
+    }
+
     fn flush(&mut self, resolved_tx: &mpsc::Sender<Resolution>) {
         while let Some(transmit) = self.core.poll_transmit() {
             self.send(transmit);
@@ -422,23 +449,26 @@ impl Driver {
                 CoreEvent::StatusChanged => {}
                 CoreEvent::IncomingCall(call) => {
                     let id = call.id;
-                    // The call layer never blocks us; if it cannot keep up, the caller hears 503.
                     let sip_call_id = call.sip_call_id.clone();
-                    if self.calls.try_send(SipCallEvent::Incoming(Box::new(call))).is_err() {
+                    let (sink, events) = mpsc::unbounded_channel();
+                    // A new call is refused, never an event of a live one lost: the call layer
+                    // never blocks us, and if it cannot keep up the caller hears 503.
+                    if self.calls.try_send(IncomingSipCall { call, events }).is_err() {
                         self.core.call_reject(id, 503, Instant::now());
                         // No record will take this ladder.
                         self.ladder.take(&sip_call_id);
+                    } else {
+                        self.sinks.retain(|_, sink| !sink.is_closed());
+                        self.sinks.insert(id, sink);
                     }
                 }
                 CoreEvent::CallEnded { id, reason } => {
-                    let _ = self.calls.try_send(SipCallEvent::Ended { id, reason });
+                    if let Some(sink) = self.sinks.remove(&id) {
+                        let _ = sink.send(SipCallEvent::Ended { id, reason });
+                    }
                 }
-                CoreEvent::Outbound(event) => {
-                    let _ = self.calls.try_send(SipCallEvent::Outbound(event));
-                }
-                CoreEvent::Dialog(event) => {
-                    let _ = self.calls.try_send(SipCallEvent::Dialog(event));
-                }
+                CoreEvent::Outbound(event) => self.to_call(SipCallEvent::Outbound(event)),
+                CoreEvent::Dialog(event) => self.to_call(SipCallEvent::Dialog(event)),
                 CoreEvent::UserRegistration { key, result } => {
                     if let Some(reply) = self.pending_user_registrations.remove(&key) {
                         let _ = reply.send(result.map(|()| key));

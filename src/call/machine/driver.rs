@@ -46,6 +46,17 @@ pub trait CallLeg {
     fn poll_input(&mut self) -> Option<LegInput>;
 }
 
+/// A boxed leg is a leg, so a driver may keep `Vec<Box<dyn CallLeg + Send>>`.
+impl<T: CallLeg + ?Sized> CallLeg for Box<T> {
+    fn execute(&mut self, action: LegAction, now: Instant) {
+        (**self).execute(action, now)
+    }
+
+    fn poll_input(&mut self) -> Option<LegInput> {
+        (**self).poll_input()
+    }
+}
+
 /// Rounds after which `pump` stops: only a leg answering every command with a new report for
 /// ever would reach it, and the driver then goes on with the next input rather than spin.
 const MAX_ROUNDS: usize = 1_000;
@@ -53,7 +64,7 @@ const MAX_ROUNDS: usize = 1_000;
 /// Hands the call's commands to their legs and the legs' reports to the call until neither has
 /// anything left, then returns the call's events in order. `legs[i]` is `LegId(i)`; a command
 /// for a leg the driver does not have is dropped (the driver built `legs` from the call).
-pub fn pump(call: &mut Call, legs: &mut [Box<dyn CallLeg + Send>], now: Instant) -> Vec<CallEvent> {
+pub fn pump<L: CallLeg>(call: &mut Call, legs: &mut [L], now: Instant) -> Vec<CallEvent> {
     for _ in 0..MAX_ROUNDS {
         let mut moved = false;
         while let Some(command) = call.poll_command() {

@@ -1,0 +1,286 @@
+//! One thin task per call: it owns the call's `Call` and its legs, feeds the call what the legs'
+//! I/O reports (SIP events, the browsers' requests, WebRTC and media events, the drain, the
+//! clock), `pump`s commands back to the legs, carries out what the legs queued, and writes the
+//! call's record. Every decision is the machine's (`call::machine`); this file only moves data.
+//!
+//! No input is ever dropped: the SIP endpoint's per-call queue cannot fill (see
+//! `sip::endpoint::CallEvents`), the browsers' requests arrive through a bounded channel the
+//! connection waits on, and pushes to a browser wait for room in its connection's channel while
+//! this task goes on taking inputs, so a slow browser delays only its own frames.
+
+pub mod browser_leg;
+mod media;
+pub mod sip_leg;
+pub mod sip_sdp;
+
+use crate::call::call_log::CallLog;
+use crate::call::inbound::CallLayer;
+use crate::call::limits::CallSlot;
+use crate::call::machine::driver::{pump, CallLeg};
+use crate::call::machine::{mapping, Call, CallEnd, CallEvent, EndReason, LegAction, LegInput};
+use crate::call::registry::BrowserAnswer;
+use crate::media::engine::SessionHandle;
+use crate::sip::endpoint::SipCallEvent;
+use browser_leg::BrowserLeg;
+use sip_leg::SipLeg;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::mpsc;
+
+/// How long an ended call keeps trying to hand its last frames to a browser that does not read.
+/// The record is written before this, so a stuck browser delays nothing that matters.
+const LAST_FRAMES_GRACE: Duration = Duration::from_secs(5);
+
+/// One leg of a call, as the driver holds it.
+pub enum Leg {
+    Sip(Box<SipLeg>),
+    Browser(Box<BrowserLeg>),
+}
+
+impl CallLeg for Leg {
+    fn execute(&mut self, action: LegAction, now: Instant) {
+        match self {
+            Leg::Sip(leg) => leg.execute(action, now),
+            Leg::Browser(leg) => leg.execute(action, now),
+        }
+    }
+
+    fn poll_input(&mut self) -> Option<LegInput> {
+        match self {
+            Leg::Sip(leg) => leg.poll_input(),
+            Leg::Browser(leg) => leg.poll_input(),
+        }
+    }
+}
+
+/// Everything one call's task owns.
+pub struct CallTask {
+    pub layer: Arc<CallLayer>,
+    pub call: Call,
+    pub legs: Vec<Leg>,
+    /// Which leg is the SIP side; a call from SIP has it first, a call to SIP second.
+    pub sip_index: usize,
+    pub log: Option<CallLog>,
+    pub slot: Option<CallSlot>,
+    pub sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
+    pub control: mpsc::Receiver<BrowserAnswer>,
+    pub media: Option<SessionHandle>,
+    webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
+    ended_at: Option<Instant>,
+}
+
+impl CallTask {
+    /// `webrtc_events[i]` are the WebRTC events of `legs[i]` (a browser leg).
+    pub fn new(
+        layer: Arc<CallLayer>,
+        call: Call,
+        legs: Vec<Leg>,
+        webrtc_events: Vec<(usize, mpsc::Receiver<crate::webrtc_leg::LegEvent>)>,
+        log: CallLog,
+        slot: CallSlot,
+        sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
+        control: mpsc::Receiver<BrowserAnswer>,
+    ) -> CallTask {
+        let sip_index = legs.iter().position(|l| matches!(l, Leg::Sip(_))).unwrap_or(0);
+        let (tx, webrtc) = mpsc::channel(64);
+        for (index, mut events) in webrtc_events {
+            let tx = tx.clone();
+            // One path per leg into the call, with back-pressure: nothing is dropped.
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx.send((index, Some(event))).await.is_err() {
+                        return;
+                    }
+                }
+                let _ = tx.send((index, None)).await;
+            });
+        }
+        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc, ended_at: None }
+    }
+
+    fn sip(&mut self) -> &mut SipLeg {
+        match &mut self.legs[self.sip_index] {
+            Leg::Sip(leg) => leg,
+            Leg::Browser(_) => unreachable!("sip_index names the SIP leg"),
+        }
+    }
+
+    /// Runs the call to its end and its record to the store.
+    pub async fn run(mut self) {
+        let mut drain = self.layer.drain.watch();
+        if !self.layer.drain.accepting() {
+            self.call.shutdown(Instant::now());
+        }
+        loop {
+            let events = pump(&mut self.call, &mut self.legs, Instant::now());
+            for event in events {
+                self.on_call_event(event).await;
+            }
+            self.start_media();
+            if self.flush_legs().await {
+                continue;
+            }
+            if self.call.is_ended() {
+                let ended_at = *self.ended_at.get_or_insert_with(Instant::now);
+                if !self.has_frames() || ended_at.elapsed() > LAST_FRAMES_GRACE {
+                    break;
+                }
+            }
+            let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
+            let last_frames = self.ended_at.map_or(deadline, |at| at + LAST_FRAMES_GRACE);
+            tokio::select! {
+                () = next_push(&mut self.legs) => {}
+                Some(event) = self.sip_events.recv() => self.on_sip_event(event),
+                Some(request) = self.control.recv() => self.on_request(request).await,
+                Some((index, event)) = self.webrtc.recv() => {
+                    if let Some(Leg::Browser(leg)) = self.legs.get_mut(index) {
+                        leg.on_webrtc(event);
+                    }
+                }
+                Some(event) = next_media_event(&mut self.media) => self.on_media_event(event),
+                phase = drain.next_phase() => self.on_drain(phase),
+                () = tokio::time::sleep_until(deadline.min(last_frames).into()) => self.call.handle_timeout(Instant::now()),
+            }
+        }
+        tracing::debug!("call task done");
+    }
+
+    /// Carries out what the legs queued; true when that gave the call something new.
+    async fn flush_legs(&mut self) -> bool {
+        let media = self.media.as_ref();
+        let mut reported = false;
+        for leg in &mut self.legs {
+            match leg {
+                Leg::Sip(sip) if sip.has_ops() => {
+                    sip.flush(&self.layer.sip, media).await;
+                    reported = true;
+                }
+                Leg::Browser(browser) if browser.has_work() => browser.flush().await,
+                _ => {}
+            }
+        }
+        if let Some(sip_call_id) = self.sip().placed_call_id.take() {
+            if let Some(log) = self.log.as_mut() {
+                log.add_sip_call_id(&sip_call_id);
+            }
+        }
+        reported
+    }
+
+    fn has_frames(&self) -> bool {
+        self.legs.iter().any(|l| matches!(l, Leg::Browser(b) if !b.outbox.is_empty() || b.has_work()))
+    }
+
+    fn on_sip_event(&mut self, event: SipCallEvent) {
+        if let SipCallEvent::Outbound(crate::sip::core::OutboundEvent::PeerSeen { remote, user_agent, .. }) = event {
+            if let Some(log) = self.log.as_mut() {
+                log.sip_peer(remote, user_agent);
+            }
+            return;
+        }
+        self.sip().on_sip_event(event);
+    }
+
+    /// A browser's request goes to the leg of the device that sent it; a reclaim to the leg
+    /// whose connection dropped (the one that answered).
+    async fn on_request(&mut self, request: BrowserAnswer) {
+        let device = request.device();
+        let index = match &request {
+            BrowserAnswer::Reattach { .. } => self.browser_in_call(),
+            _ => self.legs.iter().position(|l| matches!(l, Leg::Browser(b) if b.device == device)),
+        };
+        match index.and_then(|i| self.legs.get_mut(i)) {
+            Some(Leg::Browser(leg)) => leg.on_request(request).await,
+            _ => tracing::debug!(device, "a request from a device not in this call"),
+        }
+    }
+
+    /// The browser leg that takes part in the call: the caller of a call to SIP, else the
+    /// callee that answered.
+    fn browser_in_call(&self) -> Option<usize> {
+        if self.sip_index != 0 {
+            return Some(0);
+        }
+        self.call.winner().map(|w| w.index())
+    }
+
+    fn on_drain(&mut self, phase: crate::call::drain::DrainPhase) {
+        use crate::call::drain::DrainPhase;
+        match phase {
+            DrainPhase::Running => {}
+            DrainPhase::Draining => self.call.shutdown(Instant::now()),
+            DrainPhase::Ending => self.call.abort(EndReason::Shutdown, Instant::now()),
+        }
+    }
+
+    async fn on_call_event(&mut self, event: CallEvent) {
+        match event {
+            CallEvent::Ringing { .. } | CallEvent::EarlyMedia { .. } => self.with_log(|log| log.ringing()),
+            CallEvent::Answered { callee } => self.record_answer(callee.index()),
+            CallEvent::Challenged { .. } => self.with_log(|log| log.event("challenge", "answered an authentication challenge")),
+            CallEvent::Hold { on_hold } => self.with_log(|log| log.event("hold", if on_hold { "on hold" } else { "resumed" })),
+            CallEvent::Detached { .. } => self.with_log(|log| log.event("detached", "the browser's connection dropped; waiting for a reclaim")),
+            CallEvent::Reattached { .. } => self.with_log(|log| log.event("reclaimed", "the browser took the call back")),
+            CallEvent::Draining { .. } => self.with_log(|log| log.event("draining", "the gateway is draining")),
+            CallEvent::Ended(end) => self.finish(end).await,
+        }
+    }
+
+    fn with_log(&mut self, f: impl FnOnce(&mut CallLog)) {
+        if let Some(log) = self.log.as_mut() {
+            f(log);
+        }
+    }
+
+    /// The record's end: media stops at once, the ladder joins without waiting, and the slot
+    /// is free as soon as the record is written.
+    async fn finish(&mut self, end: CallEnd) {
+        tracing::info!(reason = ?end.reason, answered = end.answered, "call ended");
+        let fields = mapping::record(&end);
+        // The peer's own status where the machine only knows its class.
+        let sip_status = fields.sip_status.map(|class| self.sip().final_status.unwrap_or(class));
+        let side = self.sip().sdp.side;
+        let Some(mut log) = self.log.take() else { return };
+        if let Some(media) = self.media.take() {
+            log.collect_quality(&media, side).await;
+            media.stop().await;
+        }
+        for leg in &mut self.legs {
+            if let Leg::Browser(browser) = leg {
+                browser.release();
+            }
+        }
+        for sip_call_id in log.sip_call_ids() {
+            let messages = self.layer.sip.take_ladder(&sip_call_id).await;
+            log.sip_messages(messages);
+        }
+        log.finish(fields.status, fields.side, &fields.cause, sip_status);
+        self.slot = None;
+    }
+}
+
+/// Hands one waiting push to its connection once the connection has room; pending while no leg
+/// has anything to send.
+async fn next_push(legs: &mut [Leg]) {
+    let leg = legs.iter_mut().find_map(|l| match l {
+        Leg::Browser(b) if !b.outbox.is_empty() => Some(b),
+        _ => None,
+    });
+    let Some(leg) = leg else { return std::future::pending().await };
+    match leg.push.reserve().await {
+        Ok(permit) => {
+            if let Some(push) = leg.outbox.pop_front() {
+                permit.send(push);
+            }
+        }
+        // The connection is gone; its `Detached` follows through the control channel.
+        Err(_) => leg.outbox.clear(),
+    }
+}
+
+async fn next_media_event(media: &mut Option<SessionHandle>) -> Option<crate::media::session::MediaEvent> {
+    match media.as_mut() {
+        Some(media) => media.events.recv().await,
+        None => std::future::pending().await,
+    }
+}

@@ -1,0 +1,319 @@
+//! `SipLeg`: the SIP side of a call over the SIP endpoint's call API, as the caller (a call from
+//! SIP) or the callee (a call placed toward SIP). `execute` only queues (`SipOp`); `flush` carries
+//! the queue out against the endpoint, which never waits on a call, so flushing cannot block
+//! on anything that waits on us. SDP, codecs and SDES stay in here (`SipSdp`).
+
+use super::sip_sdp::{Reoffer, SipSdp};
+use crate::call::machine::driver::CallLeg;
+use crate::call::machine::{mapping, EndReason, LegAction, LegInput, LegKind, SessionDesc};
+use crate::media::engine::{RtpEndpoint, SessionHandle};
+use crate::media::session::LegConfig;
+use crate::sip::core::{CallEndReason, DialogEvent, OutboundEvent, SipCallId};
+use crate::sip::endpoint::{CallEvents, SipCallEvent, StatusHandle};
+use std::collections::VecDeque;
+use std::time::Instant;
+
+/// How long each digit the browser sends lasts toward the SIP side.
+const DIGIT_MS: u32 = 100;
+
+/// Where a callee leg's INVITE goes, until it is placed.
+pub struct Placement {
+    pub profile: Option<String>,
+    pub target: String,
+    pub user: String,
+    pub events: CallEvents,
+}
+
+enum SipOp {
+    Place,
+    Ringing,
+    Answer,
+    Reject(u16),
+    End,
+    Hold(bool),
+    Reanswer,
+    ReanswerSame(String),
+    OfferAnswered(String),
+    InfoDtmf(char, u32),
+    Refuse(u16),
+    Refer(String),
+    Dtmf(String),
+    ExpectMedia,
+}
+
+pub struct SipLeg {
+    pub id: Option<SipCallId>,
+    caller: bool,
+    pub sdp: SipSdp,
+    placement: Option<Placement>,
+    /// The SIP leg's media configuration once negotiated, until the driver starts the session.
+    pub media_ready: Option<LegConfig>,
+    pub endpoint: Option<RtpEndpoint>,
+    /// Whether the peer sends RFC 4733 digits (for the record).
+    pub telephone_event: bool,
+    /// The exact final status of the unanswered call (ours to a caller, the peer's as callee).
+    pub final_status: Option<u16>,
+    /// The SIP Call-ID once placed, for the record's ladder.
+    pub placed_call_id: Option<String>,
+    ended: bool,
+    answered: bool,
+    ops: VecDeque<SipOp>,
+    inputs: VecDeque<LegInput>,
+}
+
+impl SipLeg {
+    fn new(id: Option<SipCallId>, caller: bool, sdp: SipSdp, endpoint: RtpEndpoint, placement: Option<Placement>) -> SipLeg {
+        SipLeg {
+            id,
+            caller,
+            sdp,
+            placement,
+            media_ready: None,
+            endpoint: Some(endpoint),
+            telephone_event: false,
+            final_status: None,
+            placed_call_id: None,
+            ended: false,
+            answered: false,
+            ops: VecDeque::new(),
+            inputs: VecDeque::new(),
+        }
+    }
+
+    /// The SIP caller of a call from SIP, with the answer and media already prepared.
+    pub fn caller(id: SipCallId, sdp: SipSdp, endpoint: RtpEndpoint, media: LegConfig, telephone_event: bool) -> SipLeg {
+        let mut leg = SipLeg::new(Some(id), true, sdp, endpoint, None);
+        leg.media_ready = Some(media);
+        leg.telephone_event = telephone_event;
+        leg
+    }
+
+    /// The SIP callee of a browser's call: placed on `Ring`.
+    pub fn callee(sdp: SipSdp, endpoint: RtpEndpoint, placement: Placement) -> SipLeg {
+        SipLeg::new(None, false, sdp, endpoint, Some(placement))
+    }
+
+    /// What the SIP core reported about this leg's call.
+    pub fn on_sip_event(&mut self, event: SipCallEvent) {
+        match event {
+            SipCallEvent::Ended { reason, .. } => {
+                self.ended = true;
+                self.inputs.push_back(match reason {
+                    CallEndReason::NoAck => LegInput::Ended { reason: EndReason::NoAck },
+                    CallEndReason::SessionExpired => LegInput::Ended { reason: EndReason::SessionExpired },
+                    _ => LegInput::HungUp { tag: None },
+                });
+            }
+            SipCallEvent::Outbound(event) => self.on_outbound(event),
+            SipCallEvent::Dialog(event) => self.on_dialog(event),
+        }
+    }
+
+    fn on_outbound(&mut self, event: OutboundEvent) {
+        match event {
+            OutboundEvent::Progress { status, sdp, .. } => {
+                // 183 with SDP is early media: ringback or an announcement the browser must hear.
+                let early = sdp.filter(|_| self.media_ready.is_none() && !self.answered).and_then(|sdp| match self.sdp.read_first_answer(&sdp) {
+                    Ok((config, negotiated)) => {
+                        self.telephone_event = negotiated.telephone_event.is_some();
+                        self.media_ready = Some(config);
+                        Some(sdp)
+                    }
+                    Err(e) => {
+                        tracing::info!(error = e, "early media refused; waiting for the answer");
+                        None
+                    }
+                });
+                match early {
+                    Some(sdp) => self.inputs.push_back(LegInput::EarlyMedia { answer: SessionDesc::new(sdp) }),
+                    None if status == 180 || status == 183 => self.inputs.push_back(LegInput::Ringing),
+                    None => {}
+                }
+            }
+            OutboundEvent::Answered { sdp, .. } => self.on_answered(sdp),
+            OutboundEvent::Failed { status, .. } => {
+                self.ended = true;
+                self.final_status = Some(status);
+                self.inputs.push_back(LegInput::Rejected { reason: mapping::end_reason_of_sip_failure(status), tag: None });
+            }
+            // Recorded by the driver before the event reaches the leg.
+            OutboundEvent::PeerSeen { .. } => {}
+        }
+    }
+
+    fn on_answered(&mut self, sdp: String) {
+        self.answered = true;
+        if self.media_ready.is_none() {
+            match self.sdp.read_first_answer(&sdp) {
+                Ok((config, negotiated)) => {
+                    self.telephone_event = negotiated.telephone_event.is_some();
+                    self.media_ready = Some(config);
+                }
+                Err(e) => {
+                    // The dialog exists: it is ended here, and the call hears why.
+                    self.ops.push_back(SipOp::End);
+                    self.ended = true;
+                    let detail = format!("the SIP answer cannot be used: {e}");
+                    return self.inputs.push_back(LegInput::Ended { reason: EndReason::LegFailed { kind: LegKind::Sip, detail } });
+                }
+            }
+        }
+        // Media must flow from the answer on (early media may be silent).
+        self.ops.push_back(SipOp::ExpectMedia);
+        self.inputs.push_back(LegInput::Answered { answer: SessionDesc::new(sdp), tag: None });
+    }
+
+    fn on_dialog(&mut self, event: DialogEvent) {
+        let input = match event {
+            DialogEvent::Reoffer { sdp, .. } => match self.sdp.prepare_reoffer(&sdp) {
+                Ok(Reoffer::New { hold }) => LegInput::Reoffer { offer: SessionDesc::new(sdp), hold },
+                Ok(Reoffer::Same(answer)) => return self.ops.push_back(SipOp::ReanswerSame(answer)),
+                Err(status) => return self.ops.push_back(SipOp::Refuse(status)),
+            },
+            DialogEvent::Dtmf { digit, duration_ms, .. } => LegInput::Dtmf { digits: digit.to_string(), duration_ms, tag: None },
+            // Applied in `flush`, which has the media session.
+            DialogEvent::ReofferAnswered { sdp, .. } => return self.ops.push_back(SipOp::OfferAnswered(sdp)),
+            DialogEvent::ReofferRefused { status, .. } => {
+                self.sdp.offer_refused();
+                LegInput::HoldResult { result: Err(mapping::hold_failure_of_sip_status(status)) }
+            }
+            DialogEvent::ReferAnswered { status, .. } => {
+                let result = if (200..300).contains(&status) { Ok(()) } else { Err(format!("the SIP peer refused the transfer with {status}")) };
+                LegInput::TransferResult { result }
+            }
+            DialogEvent::Transferred { .. } => LegInput::Transferred,
+        };
+        self.inputs.push_back(input);
+    }
+}
+
+impl CallLeg for SipLeg {
+    fn execute(&mut self, action: LegAction, _now: Instant) {
+        let op = match action {
+            LegAction::Ring { .. } => SipOp::Place,
+            LegAction::Ringing { .. } => SipOp::Ringing,
+            LegAction::Answer { .. } => SipOp::Answer,
+            LegAction::Reject { reason } => {
+                let status = mapping::sip_status(&reason).code;
+                self.final_status = Some(status);
+                SipOp::Reject(status)
+            }
+            LegAction::Cancel { .. } | LegAction::Hangup { .. } => SipOp::End,
+            LegAction::Hold { hold } => SipOp::Hold(hold),
+            LegAction::AnswerReoffer { .. } => SipOp::Reanswer,
+            LegAction::RefuseReoffer { refusal } => SipOp::Refuse(mapping::reoffer_status(refusal).code),
+            LegAction::Transfer { target } => SipOp::Refer(target),
+            LegAction::Dtmf { digits, .. } => SipOp::Dtmf(digits),
+            // A browser never re-offers (WebRTC is not renegotiated): nothing for the peer.
+            LegAction::Reoffer { .. } => {
+                let result = Err(crate::call::machine::ReofferRefusal::NotAcceptable);
+                return self.inputs.push_back(LegInput::ReofferAnswer { result });
+            }
+            LegAction::Reply { .. } | LegAction::RemoteHold { .. } => return,
+        };
+        self.ops.push_back(op);
+    }
+
+    fn poll_input(&mut self) -> Option<LegInput> {
+        self.inputs.pop_front()
+    }
+}
+
+impl SipLeg {
+    /// Digits the media session wants sent as SIP INFO (the peer has no telephone-event).
+    pub fn send_info(&mut self, digit: char, duration_ms: u32) {
+        self.ops.push_back(SipOp::InfoDtmf(digit, duration_ms));
+    }
+
+    /// A report that came by another path (the media session).
+    pub fn inject(&mut self, input: LegInput) {
+        self.inputs.push_back(input);
+    }
+
+    pub fn has_ops(&self) -> bool {
+        !self.ops.is_empty()
+    }
+
+    /// Carries out what `execute` queued.
+    pub async fn flush(&mut self, sip: &StatusHandle, media: Option<&SessionHandle>) {
+        while let Some(op) = self.ops.pop_front() {
+            self.run(op, sip, media).await;
+        }
+    }
+
+    async fn run(&mut self, op: SipOp, sip: &StatusHandle, media: Option<&SessionHandle>) {
+        let Some(id) = self.id else {
+            if let SipOp::Place = op {
+                self.place(sip).await;
+            }
+            return;
+        };
+        match op {
+            SipOp::Place => {}
+            SipOp::Ringing => sip.call_ringing(id).await,
+            SipOp::Answer => match sip.call_answer(id, self.sdp.local.to_string()).await {
+                Ok(()) => self.inputs.push_back(LegInput::AnswerDelivered),
+                // A CANCEL that got there first arrives as the call's end.
+                Err(e) => tracing::info!(error = %e, "cannot answer the SIP side"),
+            },
+            SipOp::Reject(status) => sip.call_reject(id, status).await,
+            SipOp::End if self.caller => sip.call_hangup(id).await,
+            SipOp::End => sip.outbound_hangup(id).await,
+            SipOp::Hold(hold) => {
+                let offer = self.sdp.hold_offer(hold);
+                if let Err(e) = sip.call_reoffer(id, offer).await {
+                    self.sdp.offer_refused();
+                    let result = Err(crate::call::machine::HoldFailure::Refused(e));
+                    self.inputs.push_back(LegInput::HoldResult { result });
+                }
+            }
+            SipOp::OfferAnswered(sdp) => {
+                let result = self.sdp.offer_answered(media, &sdp).await.map_err(crate::call::machine::HoldFailure::Refused);
+                self.inputs.push_back(LegInput::HoldResult { result });
+            }
+            SipOp::Reanswer => {
+                let answer = self.sdp.apply_prepared(media).await;
+                sip.call_reanswer(id, answer).await;
+            }
+            SipOp::ReanswerSame(answer) => sip.call_reanswer(id, Ok(answer)).await,
+            SipOp::Refuse(status) => sip.call_reanswer(id, Err(status)).await,
+            SipOp::Refer(target) => {
+                if let Err(e) = sip.call_refer(id, target).await {
+                    self.inputs.push_back(LegInput::TransferResult { result: Err(e) });
+                }
+            }
+            SipOp::Dtmf(digits) => {
+                let sent = match media {
+                    Some(media) => media.send_dtmf(self.sdp.side, &digits, DIGIT_MS).await.map_err(|e| e.to_string()),
+                    None => Err("no media yet".to_string()),
+                };
+                if let Err(e) = sent {
+                    tracing::info!(error = %e, "digits not sent");
+                }
+            }
+            SipOp::InfoDtmf(digit, duration_ms) => sip.call_info_dtmf(id, digit, duration_ms).await,
+            SipOp::ExpectMedia => {
+                if let Some(media) = media {
+                    let _ = media.expect_media().await;
+                }
+            }
+        }
+    }
+
+    async fn place(&mut self, sip: &StatusHandle) {
+        let Some(placement) = self.placement.take() else { return };
+        let Placement { profile, target, user, events } = placement;
+        match sip.place_call(profile.as_deref(), &target, &user, self.sdp.local.to_string(), events).await {
+            Ok((id, sip_call_id)) => {
+                tracing::info!(profile = profile.as_deref().unwrap_or("(registered phone)"), %target, "calling SIP");
+                self.id = Some(id);
+                self.placed_call_id = Some(sip_call_id);
+            }
+            Err(e) => {
+                tracing::info!(error = %e, %target, "cannot place the SIP call");
+                self.ended = true;
+                self.inputs.push_back(LegInput::Rejected { reason: EndReason::NotFound, tag: None });
+            }
+        }
+    }
+}
