@@ -102,12 +102,6 @@ fn records_name_who_ended_the_call_and_how_it_went() {
     }
 }
 
-/// Until the old call loops go, they and the mapping must tell browsers the same thing.
-#[test]
-fn the_shutdown_cause_is_the_one_the_drain_already_sends() {
-    assert_eq!(super::mapping::SHUTDOWN_CAUSE, crate::call::inbound::SHUTDOWN_CAUSE);
-}
-
 #[test]
 fn drained_calls_are_recorded_like_the_drain_records_them() {
     let end = |answered| CallEnd { reason: EndReason::Shutdown, by: None, answered, talk_time: Duration::ZERO };
