@@ -82,11 +82,12 @@ impl CallTask {
         };
         let inbound = self.sip_index == 0;
         let sip = self.sip();
-        let sip_codec = sip.sdp.codec.encoding_name();
+        let codec = sip.sdp.codec;
+        let sip_codec = codec.encoding_name();
         let telephone_event = sip.telephone_event;
         let keys = sip.sdp.keys.clone();
         let transcoding = !browser_codec.eq_ignore_ascii_case(&format!("audio/{sip_codec}"));
-        tracing::info!(%browser_codec, sip_codec, transcoding, "answered");
+        tracing::info!(%browser_codec, sip_codec = ?codec, transcoding, "answered");
         if let Some(log) = self.log.as_mut() {
             log.dtmf_mode(telephone_event);
             log.answered(sip_codec, &browser_codec, transcoding, inbound.then_some(device));

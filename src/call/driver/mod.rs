@@ -27,10 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How long an ended call keeps trying to hand its last frames to a browser that does not read.
-/// The record is written before this, so a stuck browser delays nothing that matters.
-const LAST_FRAMES_GRACE: Duration = Duration::from_secs(5);
-
 /// One leg of a call, as the driver holds it.
 pub enum Leg {
     Sip(Box<SipLeg>),
@@ -66,7 +62,6 @@ pub struct CallTask {
     pub control: mpsc::Receiver<BrowserAnswer>,
     pub media: Option<SessionHandle>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
-    ended_at: Option<Instant>,
 }
 
 impl CallTask {
@@ -95,7 +90,7 @@ impl CallTask {
                 let _ = tx.send((index, None)).await;
             });
         }
-        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc, ended_at: None }
+        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc }
     }
 
     fn sip(&mut self) -> &mut SipLeg {
@@ -120,14 +115,13 @@ impl CallTask {
             if self.flush_legs().await {
                 continue;
             }
-            if self.call.is_ended() {
-                let ended_at = *self.ended_at.get_or_insert_with(Instant::now);
-                if !self.has_frames() || ended_at.elapsed() > LAST_FRAMES_GRACE {
-                    break;
-                }
+            // An ended call stays only to hand its browsers their last frames (a slow browser
+            // gets them late, never not at all) or until their connections are gone. Its record
+            // is written and its slot free by then.
+            if self.call.is_ended() && !self.has_frames() {
+                break;
             }
             let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
-            let last_frames = self.ended_at.map_or(deadline, |at| at + LAST_FRAMES_GRACE);
             tokio::select! {
                 () = next_push(&mut self.legs) => {}
                 Some(event) = self.sip_events.recv() => self.on_sip_event(event),
@@ -139,7 +133,7 @@ impl CallTask {
                 }
                 Some(event) = next_media_event(&mut self.media) => self.on_media_event(event),
                 phase = drain.next_phase() => self.on_drain(phase),
-                () = tokio::time::sleep_until(deadline.min(last_frames).into()) => self.call.handle_timeout(Instant::now()),
+                () = tokio::time::sleep_until(deadline.into()) => self.call.handle_timeout(Instant::now()),
             }
         }
         tracing::debug!("call task done");
@@ -219,8 +213,15 @@ impl CallTask {
             CallEvent::Answered { callee } => self.record_answer(callee.index()),
             CallEvent::Challenged { .. } => self.with_log(|log| log.event("challenge", "answered an authentication challenge")),
             CallEvent::Hold { on_hold } => self.with_log(|log| log.event("hold", if on_hold { "on hold" } else { "resumed" })),
-            CallEvent::Detached { .. } => self.with_log(|log| log.event("detached", "the browser's connection dropped; waiting for a reclaim")),
-            CallEvent::Reattached { .. } => self.with_log(|log| log.event("reclaimed", "the browser took the call back")),
+            CallEvent::Detached { until, .. } => {
+                let grace_secs = until.saturating_duration_since(Instant::now()).as_secs();
+                tracing::info!(grace_secs, "the browser's connection dropped; waiting for a reclaim");
+                self.with_log(|log| log.event("detached", "the browser's connection dropped; waiting for a reclaim"));
+            }
+            CallEvent::Reattached { .. } => {
+                tracing::info!("call reclaimed after a reconnect");
+                self.with_log(|log| log.event("reclaimed", "the browser took the call back"));
+            }
             CallEvent::Draining { .. } => self.with_log(|log| log.event("draining", "the gateway is draining")),
             CallEvent::Ended(end) => self.finish(end).await,
         }

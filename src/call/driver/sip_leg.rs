@@ -115,6 +115,7 @@ impl SipLeg {
                 // 183 with SDP is early media: ringback or an announcement the browser must hear.
                 let early = sdp.filter(|_| self.media_ready.is_none() && !self.answered).and_then(|sdp| match self.sdp.read_first_answer(&sdp) {
                     Ok((config, negotiated)) => {
+                        tracing::info!(sip_codec = ?self.sdp.codec, "early media");
                         self.telephone_event = negotiated.telephone_event.is_some();
                         self.media_ready = Some(config);
                         Some(sdp)
