@@ -41,6 +41,9 @@ pub struct BrowserLeg {
     done: bool,
     close: bool,
     closed: bool,
+    /// The call was told this device's connection is gone (by the connection, or because a
+    /// push found it closed); told once until a reclaim.
+    detached: bool,
     /// Pushes waiting for room on the connection's channel, in order.
     pub outbox: VecDeque<BrowserPush>,
     inputs: VecDeque<LegInput>,
@@ -60,6 +63,7 @@ impl BrowserLeg {
             done: false,
             close: false,
             closed: false,
+            detached: false,
             outbox: VecDeque::new(),
             inputs: VecDeque::new(),
         }
@@ -100,14 +104,25 @@ impl BrowserLeg {
             BrowserAnswer::Dtmf { digits, id, .. } => LegInput::Dtmf { digits, duration_ms: DIGIT_MS, tag: self.tag(id) },
             BrowserAnswer::Hold { hold, id, .. } => LegInput::HoldRequest { hold, tag: self.tag(id) },
             BrowserAnswer::Transfer { target, id, .. } => LegInput::TransferRequest { target, tag: self.tag(id) },
-            BrowserAnswer::Detached { .. } => LegInput::Detached,
+            BrowserAnswer::Detached { .. } => return self.connection_gone(),
             BrowserAnswer::Reattach { device, push, id } => {
+                self.detached = false;
                 self.device = device;
                 self.push = push;
                 LegInput::Reattached { tag: self.tag(id) }
             }
         };
         self.inputs.push_back(input);
+    }
+
+    /// The device's connection is gone: its pushes are dropped with it, and the call hears of
+    /// it once (a device whose `incoming` never got out stops ringing at once).
+    pub fn connection_gone(&mut self) {
+        self.outbox.clear();
+        if !self.detached && !self.done {
+            self.detached = true;
+            self.inputs.push_back(LegInput::Detached);
+        }
     }
 
     /// What the WebRTC leg reported; `None` when it closed.

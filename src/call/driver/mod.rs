@@ -268,14 +268,18 @@ async fn next_push(legs: &mut [Leg]) {
         _ => None,
     });
     let Some(leg) = leg else { return std::future::pending().await };
-    match leg.push.reserve().await {
+    let channel = leg.push.clone();
+    let gone = match channel.reserve().await {
         Ok(permit) => {
             if let Some(push) = leg.outbox.pop_front() {
                 permit.send(push);
             }
+            false
         }
-        // The connection is gone; its `Detached` follows through the control channel.
-        Err(_) => leg.outbox.clear(),
+        Err(_) => true,
+    };
+    if gone {
+        leg.connection_gone();
     }
 }
 

@@ -57,6 +57,8 @@ pub struct SipLeg {
     pub placed_call_id: Option<String>,
     ended: bool,
     answered: bool,
+    /// The peer's last offer put us on hold (for the log).
+    peer_holds: bool,
     ops: VecDeque<SipOp>,
     inputs: VecDeque<LegInput>,
 }
@@ -75,6 +77,7 @@ impl SipLeg {
             placed_call_id: None,
             ended: false,
             answered: false,
+            peer_holds: false,
             ops: VecDeque::new(),
             inputs: VecDeque::new(),
         }
@@ -167,7 +170,13 @@ impl SipLeg {
     fn on_dialog(&mut self, event: DialogEvent) {
         let input = match event {
             DialogEvent::Reoffer { sdp, .. } => match self.sdp.prepare_reoffer(&sdp) {
-                Ok(Reoffer::New { hold }) => LegInput::Reoffer { offer: SessionDesc::new(sdp), hold },
+                Ok(Reoffer::New { hold }) => {
+                    if hold != self.peer_holds {
+                        self.peer_holds = hold;
+                        tracing::info!(on_hold = hold, "{}", if hold { "the SIP peer holds the call" } else { "the SIP peer resumed the call" });
+                    }
+                    LegInput::Reoffer { offer: SessionDesc::new(sdp), hold }
+                }
                 Ok(Reoffer::Same(answer)) => return self.ops.push_back(SipOp::ReanswerSame(answer)),
                 Err(status) => return self.ops.push_back(SipOp::Refuse(status)),
             },
