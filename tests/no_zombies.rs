@@ -68,7 +68,8 @@ fn active_calls(gateway: &Gateway) -> Option<u64> {
 fn a_browser_that_stops_reading_loses_no_event_and_leaves_no_zombie() {
     support::sipp_available();
     let calls = format!("\n[calls]\nmax_per_user = {CALLS}\nmax_concurrent = {}\n", CALLS * 2);
-    let gateway = Gateway::start(GatewayOptions { extra_media: calls, ..Default::default() });
+    let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
+    let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: calls, ..Default::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     let mut socket = runtime.block_on(async {
         let mut socket = slow_socket(&gateway).await;

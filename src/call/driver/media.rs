@@ -25,6 +25,11 @@ impl CallTask {
             return self.call.abort(EndReason::NoCommonMedia, Instant::now());
         };
         let Some(endpoint) = sip.endpoint.take() else { return };
+        if let (Some(sip_format), Some(browser_format)) = (sip_config.formats.first(), browser_config.formats.first()) {
+            let transcoding = sip_format.encoding != browser_format.encoding;
+            let (sip_payload_type, browser_payload_type) = (sip_format.payload_type, browser_format.payload_type);
+            tracing::info!(sip_codec = ?sip.sdp.codec, sip_payload_type, browser_payload_type, transcoding, "media");
+        }
         let side = sip.sdp.side;
         let random = || EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() };
         let browser_seeds = EgressSeeds { ssrc: handle.ssrc(), ..random() };
@@ -86,7 +91,8 @@ impl CallTask {
         let sip_codec = codec.encoding_name();
         let telephone_event = sip.telephone_event;
         let keys = sip.sdp.keys.clone();
-        let transcoding = !browser_codec.eq_ignore_ascii_case(&format!("audio/{sip_codec}"));
+        let browser_encoding = crate::call::echo::encoding_of(&browser_codec);
+        let transcoding = browser_encoding != Some(crate::call::legs::encoding_of_codec(codec));
         tracing::info!(%browser_codec, sip_codec = ?codec, transcoding, "answered");
         if let Some(log) = self.log.as_mut() {
             log.dtmf_mode(telephone_event);

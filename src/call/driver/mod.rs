@@ -27,6 +27,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
+/// How long the ladder waits for the answer to our last SIP message (a 200 to BYE, an ACK).
+const LADDER_SETTLE: Duration = Duration::from_millis(300);
+
 /// One leg of a call, as the driver holds it.
 pub enum Leg {
     Sip(Box<SipLeg>),
@@ -251,12 +254,22 @@ impl CallTask {
                 browser.release();
             }
         }
-        for sip_call_id in log.sip_call_ids() {
-            let messages = self.layer.sip.take_ladder(&sip_call_id).await;
-            log.sip_messages(messages);
-        }
-        log.finish(fields.status, fields.side, &fields.cause, sip_status);
-        self.slot = None;
+        // The ladder and the record are finished beside the call, which goes on handing its
+        // browsers their last frames. When our BYE, CANCEL or refusal was the last message its
+        // answer is still in flight: the ladder waits for it, nothing else does. The slot goes
+        // with the record, so a drain waits for the record.
+        let wait = self.sip().ended_by_us.then_some(LADDER_SETTLE);
+        let (sip, slot) = (self.layer.sip.clone(), self.slot.take());
+        tokio::spawn(async move {
+            if let Some(wait) = wait {
+                tokio::time::sleep(wait).await;
+            }
+            for sip_call_id in log.sip_call_ids() {
+                log.sip_messages(sip.take_ladder(&sip_call_id).await);
+            }
+            log.finish(fields.status, fields.side, &fields.cause, sip_status);
+            drop(slot);
+        });
     }
 }
 

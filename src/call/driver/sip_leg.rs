@@ -57,6 +57,9 @@ pub struct SipLeg {
     pub placed_call_id: Option<String>,
     ended: bool,
     answered: bool,
+    /// We sent the last message of the call (BYE, CANCEL, a final refusal): its answer is
+    /// still on the way when the call ends.
+    pub ended_by_us: bool,
     /// The peer's last offer put us on hold (for the log).
     peer_holds: bool,
     ops: VecDeque<SipOp>,
@@ -78,6 +81,7 @@ impl SipLeg {
             ended: false,
             answered: false,
             peer_holds: false,
+            ended_by_us: false,
             ops: VecDeque::new(),
             inputs: VecDeque::new(),
         }
@@ -266,9 +270,18 @@ impl SipLeg {
                 // A CANCEL that got there first arrives as the call's end.
                 Err(e) => tracing::info!(error = %e, "cannot answer the SIP side"),
             },
-            SipOp::Reject(status) => sip.call_reject(id, status).await,
-            SipOp::End if self.caller => sip.call_hangup(id).await,
-            SipOp::End => sip.outbound_hangup(id).await,
+            SipOp::Reject(status) => {
+                self.ended_by_us = true;
+                sip.call_reject(id, status).await;
+            }
+            SipOp::End => {
+                self.ended_by_us = !self.ended;
+                if self.caller {
+                    sip.call_hangup(id).await;
+                } else {
+                    sip.outbound_hangup(id).await;
+                }
+            }
             SipOp::Hold(hold) => {
                 let offer = self.sdp.hold_offer(hold);
                 if let Err(e) = sip.call_reoffer(id, offer).await {
