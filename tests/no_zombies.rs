@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use support::{http_get, sipp, Gateway, GatewayOptions, API_TOKEN};
 use tokio_tungstenite::tungstenite::Message;
 
-const CALLS: usize = 60;
+const CALLS: usize = 40;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
