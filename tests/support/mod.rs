@@ -91,7 +91,20 @@ pub struct Gateway {
 }
 
 impl Gateway {
+    /// Starts the gateway on free ports. A port found free can be taken by another socket of
+    /// this machine before the gateway binds it (tests and the load tool bind ephemeral ports in
+    /// parallel); then the gateway is started again on other ports, a bounded number of times.
     pub fn start(options: GatewayOptions) -> Gateway {
+        for _ in 0..4 {
+            match Gateway::start_once(&options) {
+                Ok(gateway) => return gateway,
+                Err(log) => eprintln!("a port was taken before the gateway bound it; starting again:\n{log}"),
+            }
+        }
+        panic!("the gateway could not bind free ports in 4 tries");
+    }
+
+    fn start_once(options: &GatewayOptions) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (sip_port, tls_port, http_port) = (free_port(), free_port(), free_port());
         // A media range per gateway, spread by process and port so parallel tests rarely overlap,
@@ -147,18 +160,23 @@ impl Gateway {
             .spawn()
             .expect("start sipbridge");
         let mut gateway = Gateway { dir, sip_port, tls_port, http_port, child };
-        gateway.wait_ready();
-        gateway
+        gateway.wait_ready()?;
+        Ok(gateway)
     }
 
-    fn wait_ready(&mut self) {
+    /// `Err` with the log when the gateway exited because a port was already in use.
+    fn wait_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + Duration::from_secs(20);
         while Instant::now() < deadline {
             if let Ok(Some(exit)) = self.child.try_wait() {
-                panic!("gateway exited with {exit}; log:\n{}", self.log());
+                let log = self.log();
+                if log.contains("Address already in use") {
+                    return Err(log);
+                }
+                panic!("gateway exited with {exit}; log:\n{log}");
             }
             if let Ok((200, _)) = http_get(self.http_port, "/healthz", None) {
-                return;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
