@@ -53,6 +53,8 @@ pub struct WebRtcLeg {
     announced: bool,
     /// Where the last datagram for this leg came from: the browser's end once connected.
     last_peer: Option<SocketAddr>,
+    /// Datagrams taken from the connection to see whether a DTLS record was answered.
+    held: VecDeque<Datagram>,
 }
 
 fn build_connection(config: &WebRtcConfig, identity: &LegIdentity, now: Instant) -> Result<RTCPeerConnection, WebRtcError> {
@@ -86,7 +88,7 @@ impl WebRtcLeg {
                 serde_json::to_value(candidate_init(i, shown, &mid)).unwrap_or_default()
             })
             .collect();
-        WebRtcLeg { pc, sender, ssrc: identity.ssrc, media, mid, ufrag: identity.ufrag.clone(), connected: false, events: VecDeque::new(), advertised, announced: false, last_peer: None }
+        WebRtcLeg { pc, sender, ssrc: identity.ssrc, media, mid, ufrag: identity.ufrag.clone(), connected: false, events: VecDeque::new(), advertised, announced: false, last_peer: None, held: VecDeque::new() }
     }
 
     /// Our host candidates go to the ICE agent under the addresses packets arrive on; browsers
@@ -183,9 +185,21 @@ impl WebRtcLeg {
     pub fn handle_datagram(&mut self, local: SocketAddr, peer: SocketAddr, payload: &[u8], now: Instant) -> Result<(), WebRtcError> {
         self.last_peer = Some(peer);
         let transport = TransportContext { local_addr: local, peer_addr: peer, transport_protocol: TransportProtocol::UDP, ecn: None };
+        let (was_connected, events_before) = (self.connected, self.events.len());
         let result = self.pc.handle_read(TaggedBytesMut { now, transport, message: BytesMut::from(payload) }).map_err(engine_error);
         self.drain_events();
-        result
+        result?;
+        // Once DTLS is up, a genuine record (the peer repeating its final flight, an alert)
+        // makes the association answer or change state; rtc drops any other without a trace.
+        if was_connected && super::is_dtls(payload) {
+            while let Some(message) = self.pc.poll_write() {
+                self.held.push_back(Datagram { local: message.transport.local_addr, peer: message.transport.peer_addr, payload: message.message });
+            }
+            if self.held.is_empty() && self.events.len() == events_before && self.connected {
+                return Err(WebRtcError::DtlsDiscarded);
+            }
+        }
+        Ok(())
     }
 
     /// The next decrypted RTP packet from the browser, written into `buffer` (extensions
@@ -204,6 +218,9 @@ impl WebRtcLeg {
 
     /// The next datagram to send.
     pub fn poll_datagram(&mut self) -> Option<Datagram> {
+        if let Some(held) = self.held.pop_front() {
+            return Some(held);
+        }
         let message = self.pc.poll_write()?;
         Some(Datagram { local: message.transport.local_addr, peer: message.transport.peer_addr, payload: message.message })
     }

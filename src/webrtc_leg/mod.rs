@@ -27,6 +27,15 @@ pub enum WebRtcError {
     NoCommonCodec,
     #[error("DTLS is not up yet")]
     NotConnected,
+    /// A DTLS record after the handshake that the association discarded without a word (forged,
+    /// stale or replayed, RFC 6347 §4.1.2.7): the worker counts it.
+    #[error("a DTLS record the established association discarded")]
+    DtlsDiscarded,
+}
+
+/// A DTLS record by its first byte (RFC 7983 §7: 20 to 63).
+fn is_dtls(datagram: &[u8]) -> bool {
+    matches!(datagram.first(), Some(20..=63))
 }
 
 fn engine_error(e: impl std::fmt::Display) -> WebRtcError {

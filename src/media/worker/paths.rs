@@ -33,9 +33,20 @@ impl Worker {
             // RTP (not RTCP) that yields no packet failed SRTP authentication or replay checks;
             // rtc only logs those, so they are counted here.
             let must_yield_rtp = kind == DatagramKind::Rtp && !demux::is_rtcp(datagram);
-            if kind == DatagramKind::Unknown || slot.leg.handle_datagram(local, peer, datagram, now).is_err() {
+            if kind == DatagramKind::Unknown {
                 self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
                 continue;
+            }
+            match slot.leg.handle_datagram(local, peer, datagram, now) {
+                Ok(()) => {}
+                // Counted, and the leg is still driven: its timers may have moved.
+                Err(crate::webrtc_leg::WebRtcError::DtlsDiscarded) => {
+                    self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+                    continue;
+                }
             }
             if self.after_leg(id, now) == 0 && must_yield_rtp {
                 self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
