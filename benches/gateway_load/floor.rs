@@ -55,14 +55,83 @@ fn bind_pair() -> std::io::Result<Pair> {
 
 /// The relay thread's phases: warming up, measured, then draining what is still in flight.
 #[derive(Default)]
-struct Phases {
-    measuring: AtomicBool,
-    measured: AtomicBool,
-    stop: AtomicBool,
+pub struct Phases {
+    pub measuring: AtomicBool,
+    pub measured: AtomicBool,
+    pub stop: AtomicBool,
 }
 
 /// A reading taken at a phase change: packets relayed so far, thread CPU µs, wall clock.
 type Reading = (u64, f64, Instant);
+
+/// The relay thread's readings at the start and the end of the measured phase.
+#[derive(Default)]
+pub struct Readings {
+    started: Option<Reading>,
+    ended: Option<Reading>,
+}
+
+impl Readings {
+    /// Takes a reading when the phase has just changed.
+    pub fn note(&mut self, phases: &Phases, relayed: u64) {
+        if self.started.is_none() && phases.measuring.load(Ordering::Relaxed) {
+            self.started = Some((relayed, thread_cpu_us(), Instant::now()));
+        }
+        if self.started.is_some() && self.ended.is_none() && phases.measured.load(Ordering::Relaxed) {
+            self.ended = Some((relayed, thread_cpu_us(), Instant::now()));
+        }
+    }
+
+    /// (packets relayed, CPU µs, seconds) over the measured phase.
+    pub fn result(&self, relayed: u64) -> (u64, f64, f64) {
+        let now = (relayed, thread_cpu_us(), Instant::now());
+        let ((relayed_before, cpu_before, wall_before), (relayed_after, cpu_after, wall_after)) = (self.started.unwrap_or(now), self.ended.unwrap_or(now));
+        (relayed_after - relayed_before, cpu_after - cpu_before, wall_after.duration_since(wall_before).as_secs_f64().max(1e-3))
+    }
+}
+
+/// What one measured relay run gave: packets sent and received by the far ends, and the relay
+/// thread's (packets relayed, CPU µs, seconds).
+pub struct Measured {
+    pub sent: u64,
+    pub received: u64,
+    pub relay: (u64, f64, f64),
+}
+
+/// Runs `relay` on its own thread while the far ends send `streams` and count what reaches
+/// `far_sockets`: a second of warm-up, then `measure`, then what is still in flight.
+pub fn drive<R>(streams: Vec<(std::net::UdpSocket, SocketAddr)>, far_sockets: Vec<UdpSocket>, measure: Duration, relay: R) -> std::io::Result<Measured>
+where
+    R: FnOnce(&Phases) -> std::io::Result<(u64, f64, f64)> + Send + 'static,
+{
+    let warm_up = Duration::from_secs(1);
+    let (phases, stop_sink) = (Arc::new(Phases::default()), Arc::new(AtomicBool::new(false)));
+    let received = Arc::new(AtomicU64::new(0));
+    let relay_thread = {
+        let phases = Arc::clone(&phases);
+        std::thread::spawn(move || relay(&phases))
+    };
+    let sink_thread = {
+        let (received, stop) = (Arc::clone(&received), Arc::clone(&stop_sink));
+        std::thread::spawn(move || sink(far_sockets, &received, &stop))
+    };
+    let started = Instant::now();
+    let generator = std::thread::spawn(move || generate(streams, started + warm_up + measure));
+    std::thread::sleep(warm_up);
+    phases.measuring.store(true, Ordering::Relaxed);
+    let sent = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
+    phases.measured.store(true, Ordering::Relaxed);
+    // Whatever is still in flight lands within a few ms on loopback.
+    let deadline = Instant::now() + Duration::from_millis(500);
+    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    phases.stop.store(true, Ordering::Relaxed);
+    let relay = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
+    stop_sink.store(true, Ordering::Relaxed);
+    sink_thread.join().map_err(|_| std::io::Error::other("sink panicked"))??;
+    Ok(Measured { sent, received: received.load(Ordering::Relaxed), relay })
+}
 
 /// Relays everything until `stop`; returns (packets relayed, CPU µs, seconds) between the
 /// `measuring` and `measured` phase changes.
@@ -76,14 +145,9 @@ fn relay(mut relays: Vec<[UdpSocket; 2]>, far_ends: Vec<[SocketAddr; 2]>, phases
     let mut events = Events::with_capacity(1024);
     let mut buffer = [0u8; 1500];
     let mut relayed = 0u64;
-    let (mut started, mut ended): (Option<Reading>, Option<Reading>) = (None, None);
+    let mut readings = Readings::default();
     while !phases.stop.load(Ordering::Relaxed) {
-        if started.is_none() && phases.measuring.load(Ordering::Relaxed) {
-            started = Some((relayed, thread_cpu_us(), Instant::now()));
-        }
-        if started.is_some() && ended.is_none() && phases.measured.load(Ordering::Relaxed) {
-            ended = Some((relayed, thread_cpu_us(), Instant::now()));
-        }
+        readings.note(phases, relayed);
         poll.poll(&mut events, Some(Duration::from_millis(20)))?;
         for event in events.iter() {
             let (call, side) = (event.token().0 / 2, event.token().0 % 2);
@@ -94,13 +158,11 @@ fn relay(mut relays: Vec<[UdpSocket; 2]>, far_ends: Vec<[SocketAddr; 2]>, phases
             }
         }
     }
-    let now = (relayed, thread_cpu_us(), Instant::now());
-    let ((relayed_before, cpu_before, wall_before), (relayed_after, cpu_after, wall_after)) = (started.unwrap_or(now), ended.unwrap_or(now));
-    Ok((relayed_after - relayed_before, cpu_after - cpu_before, wall_after.duration_since(wall_before).as_secs_f64().max(1e-3)))
+    Ok(readings.result(relayed))
 }
 
 /// Counts what reaches the far ends.
-fn sink(mut far: Vec<UdpSocket>, received: &AtomicU64, stop: &AtomicBool) -> std::io::Result<()> {
+pub fn sink(mut far: Vec<UdpSocket>, received: &AtomicU64, stop: &AtomicBool) -> std::io::Result<()> {
     let mut poll = Poll::new()?;
     for (index, socket) in far.iter_mut().enumerate() {
         poll.registry().register(socket, Token(index), Interest::READABLE)?;
@@ -119,7 +181,7 @@ fn sink(mut far: Vec<UdpSocket>, received: &AtomicU64, stop: &AtomicBool) -> std
 }
 
 /// Sends 50 packets/s on every stream, spread evenly over each 20 ms; returns packets sent.
-fn generate(streams: Vec<(std::net::UdpSocket, SocketAddr)>, until: Instant) -> u64 {
+pub fn generate(streams: Vec<(std::net::UdpSocket, SocketAddr)>, until: Instant) -> u64 {
     let epoch = Instant::now();
     let window = Window { epoch, start: epoch, end: until };
     let period = Duration::from_micros(1_000_000 / PACKETS_PER_SECOND);
@@ -146,7 +208,6 @@ fn generate(streams: Vec<(std::net::UdpSocket, SocketAddr)>, until: Instant) -> 
 
 /// Measures the bare relay for `calls` calls over `measure`, after a second of warm-up.
 pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
-    let warm_up = Duration::from_secs(1);
     let pairs = (0..calls).map(|_| bind_pair()).collect::<std::io::Result<Vec<Pair>>>()?;
     let mut relays = Vec::with_capacity(calls);
     let (mut far_ends, mut streams, mut far_sockets) = (Vec::new(), Vec::new(), Vec::new());
@@ -160,32 +221,9 @@ pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFl
         }
         relays.push(pair.relay);
     }
-    let (phases, stop_sink) = (Arc::new(Phases::default()), Arc::new(AtomicBool::new(false)));
-    let received = Arc::new(AtomicU64::new(0));
-    let relay_thread = {
-        let phases = Arc::clone(&phases);
-        std::thread::spawn(move || relay(relays, far_ends, &phases))
-    };
-    let sink_thread = {
-        let (received, stop) = (Arc::clone(&received), Arc::clone(&stop_sink));
-        std::thread::spawn(move || sink(far_sockets, &received, &stop))
-    };
-    let started = Instant::now();
-    let generator = std::thread::spawn(move || generate(streams, started + warm_up + measure));
-    std::thread::sleep(warm_up);
-    phases.measuring.store(true, Ordering::Relaxed);
-    let sent = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
-    phases.measured.store(true, Ordering::Relaxed);
-    // Whatever is still in flight lands within a few ms on loopback.
-    let deadline = Instant::now() + Duration::from_millis(500);
-    while received.load(Ordering::Relaxed) < sent && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
-    phases.stop.store(true, Ordering::Relaxed);
-    let (relayed, cpu_us, seconds) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
-    stop_sink.store(true, Ordering::Relaxed);
-    sink_thread.join().map_err(|_| std::io::Error::other("sink panicked"))??;
-    let lost = sent.saturating_sub(received.load(Ordering::Relaxed));
+    let measured = drive(streams, far_sockets, measure, move |phases| relay(relays, far_ends, phases))?;
+    let (relayed, cpu_us, seconds) = measured.relay;
+    let lost = measured.sent.saturating_sub(measured.received);
     Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0 })
 }
 

@@ -13,6 +13,7 @@
 #[path = "../../tests/support/mod.rs"]
 mod support;
 
+pub mod batched;
 pub mod browser;
 pub mod calls;
 pub mod floor;
@@ -358,6 +359,8 @@ pub struct Floors {
     /// The bare relay at every call count a scenario runs.
     pub relay: Vec<Result<floor::RelayFloor, String>>,
     pub codec: Result<floor::CodecFloor, String>,
+    /// The shared-port relay at the largest relayed size: one datagram per call, then batched.
+    pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
 }
 
 impl Floors {
@@ -387,7 +390,24 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
         Ok(c) => println!("raw libopus floor: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", c.encode_us, c.decode_us, c.per_call()),
         Err(e) => println!("raw libopus floor: {e}"),
     }
-    Floors { relay, codec }
+    let shared_port = measure_shared_port(plan);
+    Floors { relay, codec, shared_port }
+}
+
+/// Batched I/O, evaluated at the largest relayed size (`batched.rs`).
+fn measure_shared_port(plan: &Plan) -> Vec<Result<batched::SharedPortFloor, String>> {
+    let Some(&calls) = plan.passthrough.iter().max() else { return Vec::new() };
+    [false, true]
+        .into_iter()
+        .map(|batched| {
+            let measured = batched::measure_shared_port(calls, plan.floor_measure, batched).map_err(|e| format!("shared-port relay at {calls} calls: {e}"));
+            if let Ok(f) = &measured {
+                let how = if batched { "recvmmsg/sendmmsg" } else { "1 recv + 1 send per packet" };
+                println!("shared-port relay, {calls} calls, {how}: {:.2} % core, {:.2} µs/packet, {} relayed, {} lost", f.cpu_percent, f.us_per_packet(), f.relayed, f.lost);
+            }
+            measured
+        })
+        .collect()
 }
 
 /// What a run measured: its floors, then every scenario.

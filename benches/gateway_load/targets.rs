@@ -59,6 +59,26 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         Ok(c) => writeln!(out, "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms | {:.1} + {:.1} µs per frame = **{:.3} % per call** |", c.encode_us, c.decode_us, c.per_call()),
         Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
     };
+    shared_port_rows(out, floors);
+}
+
+/// Batched I/O, evaluated: the shared WebRTC port relayed per datagram and in batches.
+fn shared_port_rows(out: &mut String, floors: &Floors) {
+    let measured: Vec<_> = floors.shared_port.iter().filter_map(|f| f.as_ref().ok()).collect();
+    for f in &measured {
+        let how = if f.batched { "recvmmsg + sendmmsg, 32 a call" } else { "1 recv + 1 send per packet" };
+        let _ = writeln!(
+            out,
+            "| shared-port relay (batched I/O evaluated): browsers' 2 x {} streams through one socket, {how} | {:.2} % of a core, {:.2} µs per packet ({} packets, {} lost) |",
+            f.calls, f.cpu_percent, f.us_per_packet(), f.relayed, f.lost
+        );
+    }
+    if let [single, batch] = measured.as_slice() {
+        let _ = writeln!(out, "| batched / per-packet, shared port | **{:.2}x** the CPU per packet |", batch.us_per_packet() / single.us_per_packet().max(1e-9));
+    }
+    for e in floors.shared_port.iter().filter_map(|f| f.as_ref().err()) {
+        let _ = writeln!(out, "| shared-port relay | not measured: {e} |");
+    }
 }
 
 fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
