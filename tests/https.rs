@@ -36,18 +36,30 @@ fn result_of(stdout: &str, gateway: &Gateway) -> serde_json::Value {
 }
 
 /// The certificate (PEM) a new TLS connection to `port` is given, and what an HTTP request sent
-/// over it answers.
+/// over it answers (the request should say `Connection: close`). Bounded: 20 s.
 fn tls_exchange(port: u16, request: &str) -> (String, String) {
-    let mut child = Command::new("openssl")
-        .args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", "-showcerts", "-ign_eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("openssl (make test installs it)");
+    let mut command = Command::new("openssl");
+    command.args(["s_client", "-connect", &format!("127.0.0.1:{port}"), "-servername", "localhost", "-showcerts"]);
+    if !request.is_empty() {
+        // Wait for the answer (the server closes) rather than leaving at the end of the request.
+        command.arg("-ign_eof");
+    }
+    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().expect("openssl (make test installs it)");
     child.stdin.take().expect("stdin").write_all(request.as_bytes()).expect("write request");
-    let output = child.wait_with_output().expect("openssl output");
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
+    let mut stdout = child.stdout.take().expect("stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while child.try_wait().ok().flatten().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let text = reader.join().expect("openssl output");
     let pem = text
         .split_once("-----BEGIN CERTIFICATE-----")
         .and_then(|(_, rest)| rest.split_once("-----END CERTIFICATE-----"))
