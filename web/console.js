@@ -66,6 +66,7 @@ async function start() {
   if (me.must_change_password) {
     me = null;
     passwordForm.hidden = false;
+    document.getElementById('logout').hidden = false;
     return;
   }
   passwordForm.hidden = true;
