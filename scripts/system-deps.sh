@@ -8,7 +8,8 @@ set -euo pipefail
 purpose="${1:-run}"
 run_packages=(pkg-config ca-certificates clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev libswresample-dev libopus-dev)
 # iproute2: tests/containers.rs runs the gateway in a network namespace of its own (`ip netns`).
-test_packages=(sip-tester baresip kamailio postgresql postgresql-client openssl chromium nodejs npm linux-perf coturn firefox-esr iproute2)
+# tcpdump: tests/first_run.rs captures what the example configuration sends.
+test_packages=(sip-tester baresip kamailio postgresql postgresql-client openssl chromium nodejs npm linux-perf coturn firefox-esr iproute2 tcpdump)
 
 packages=("${run_packages[@]}")
 if [[ "$purpose" == "test" || "$purpose" == "bench" ]]; then

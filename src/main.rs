@@ -214,6 +214,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         websockets: Default::default(),
     };
     let signaling = Arc::new(signaling);
+    let certificate = match &config.http.tls {
+        Some(tls) => {
+            let (cert, key) = sipbridge::sip::transport::tls::certificate_files(sip::endpoint::certificate_source(&config, tls))?;
+            Some(Arc::new(http::tls::Certificate::load(cert, key)?))
+        }
+        None => None,
+    };
     let state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),
@@ -221,34 +228,77 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         records: record_store,
         recorder: records,
         console: Arc::new(http::ConsoleContext {
-            users: http::console::load_users(&config.http.console_users, &config.general.data_dir),
+            users: console_users(&config)?,
             sessions: http::console::Sessions::open(&config.general.data_dir)?,
+            secure_cookies: certificate.is_some(),
         }),
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.listen))?;
-    tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+    let http_address = listener.local_addr()?;
     if config.http.api_tokens.is_empty() {
-        tracing::warn!("no http.api_tokens configured: /metrics and /api/v1 refuse every request");
+        tracing::info!("no http.api_tokens configured: /metrics and /api/v1 answer console sessions only");
     }
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    // Signaling frames are small and latency-bound: without TCP_NODELAY a second frame in a row
-    // (a candidate after `incoming`) waits for the browser's delayed ACK, 40 ms on Linux.
-    // A fixed send buffer: the kernel would otherwise grow it to megabytes for a client that
-    // stops reading, and the back-pressure that bounds a slow browser (its calls wait to push,
-    // and count it) would start only once that much was queued.
-    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
-        let _ = tcp.set_nodelay(true);
-        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(http::SEND_BUFFER);
-    });
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let stopped = async move {
         stopping.await;
         // Browsers were told how their calls ended; their sockets close (bounded).
         let _ = tokio::time::timeout(sipbridge::shutdown::WEBSOCKET_CLOSE_GRACE, signaling.websockets.none_open()).await;
-    });
+    };
+    let Some(certificate) = certificate else {
+        tracing::info!(address = %http_address, "HTTP listening");
+        banner(&config, http_address, "http");
+        // Signaling frames are small and latency-bound: without TCP_NODELAY a second frame in a row
+        // (a candidate after `incoming`) waits for the browser's delayed ACK, 40 ms on Linux.
+        // A fixed send buffer: the kernel would otherwise grow it to megabytes for a client that
+        // stops reading, and the back-pressure that bounds a slow browser (its calls wait to push,
+        // and count it) would start only once that much was queued.
+        let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+            let _ = tcp.set_nodelay(true);
+            let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(http::SEND_BUFFER);
+        });
+        axum::serve(listener, app).with_graceful_shutdown(stopped).await?;
+        tracing::info!("stopped");
+        return Ok(());
+    };
+    tracing::info!(address = %http_address, cert = %certificate.file().display(), "HTTPS listening");
+    http::tls::reload_on_sighup(certificate.clone())?;
+    banner(&config, http_address, "https");
+    // tap_io only so axum's ConnectInfo applies to this listener's address type.
+    let listener = axum::serve::ListenerExt::tap_io(http::tls::HttpsListener::start(listener, certificate)?, |_| {});
+    let server = axum::serve(listener, app).with_graceful_shutdown(stopped);
     server.await?;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The console's users; on a first start, an `admin` whose one-time password is logged here,
+/// once (as Grafana and Jenkins do): the first login must replace it.
+fn console_users(config: &Config) -> anyhow::Result<http::console::ConsoleUsers> {
+    let data_dir = &config.general.data_dir;
+    if let Some(password) = http::console::first_admin(&config.http.console_users, data_dir).map_err(|e| anyhow::anyhow!("cannot create the first console user: {e}"))? {
+        tracing::warn!(
+            "no console user existed: created user `admin` with the one-time password {password} \
+             (log in to the console and choose a new one; this password is not shown again)"
+        );
+    }
+    Ok(http::console::ConsoleUsers::new(http::console::load_users(&config.http.console_users, data_dir), data_dir))
+}
+
+/// Where to point a browser, once everything listens.
+fn banner(config: &Config, http: std::net::SocketAddr, scheme: &str) {
+    let host = match http.ip() {
+        ip if ip.is_unspecified() => "localhost".to_string(),
+        std::net::IpAddr::V6(ip) => format!("[{ip}]"),
+        ip => ip.to_string(),
+    };
+    let base = format!("{scheme}://{host}:{}", http.port());
+    let local = config.profiles.iter().find(|p| p.kind == sipbridge::config::ProfileKind::Local);
+    let first_user = local.and_then(|p| p.users.first()).map(|u| format!(" (e.g. local user {})", u.username)).unwrap_or_default();
+    tracing::info!("sipbridge is ready");
+    tracing::info!("  softphone:      {base}/  log in{first_user} and call `echo` to hear yourself");
+    tracing::info!("  console:        {base}/console");
+    tracing::info!("  echo extension: echo (the media engine plays back what it hears)");
 }
 

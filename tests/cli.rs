@@ -18,7 +18,7 @@ fn check_config_summarises_the_example() {
     let output = sipbridge().args(["check-config", "--config"]).arg(repo("sipbridge.example.toml")).output().expect("run");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
-    for expected in ["sip udp on 0.0.0.0:5060", "sip tcp on 0.0.0.0:5060", "sip tls on 0.0.0.0:5061", "http on 0.0.0.0:8080", "3 profile(s)"] {
+    for expected in ["sip udp on 0.0.0.0:5060", "sip tcp on 0.0.0.0:5060", "sip tls on 0.0.0.0:5061", "http on 0.0.0.0:8080", "1 profile(s)"] {
         assert!(stdout.contains(expected), "missing `{expected}` in:\n{stdout}");
     }
     assert!(!stdout.contains("change-me"), "secrets are never printed:\n{stdout}");
@@ -109,8 +109,9 @@ fn check_config_refuses_ice_servers_browsers_would_refuse() {
     assert!(!stdout.contains("s3cr3t"), "{stdout}");
 }
 
-/// `make run` in miniature: the example config and profiles, on free ports. The example PBX does
-/// not exist, so the gateway must keep running, say why, and still answer OPTIONS.
+/// `make run` in miniature: the example config and profiles, on free ports, plus the example PBX
+/// profile (sip-profiles/examples/). That PBX does not exist, so the gateway must keep running,
+/// say why, and still answer OPTIONS.
 #[test]
 fn example_config_runs_and_survives_an_unreachable_pbx() {
     let log = run_example("text");
@@ -139,9 +140,14 @@ fn run_example(log_format: &str) -> String {
         .replace("[::]:5060", &format!("[::1]:{sip}"))
         .replace("0.0.0.0:5061", &format!("127.0.0.1:{tls}"))
         .replace("0.0.0.0:8080", &format!("127.0.0.1:{http}"))
-        .replace("profiles_dir = \"sip-profiles\"", &format!("profiles_dir = \"{}\"", repo("sip-profiles").display()))
         .replace("log_format = \"text\"", &format!("log_format = \"{log_format}\""));
     std::fs::write(dir.path().join("gw.toml"), config).expect("write");
+    let profiles = dir.path().join("sip-profiles");
+    std::fs::create_dir(&profiles).expect("mkdir");
+    for entry in std::fs::read_dir(repo("sip-profiles")).expect("profiles").flatten().filter(|e| e.path().is_file()) {
+        std::fs::copy(entry.path(), profiles.join(entry.file_name())).expect("copy profile");
+    }
+    std::fs::copy(repo("sip-profiles/examples/office-pbx.toml"), profiles.join("office-pbx.toml")).expect("copy the example PBX");
     let log = std::fs::File::create(dir.path().join("log")).expect("log");
     let mut child = sipbridge()
         .arg("--config")

@@ -4,7 +4,8 @@
 //! calls the trunk, with the tone heard through the trunk's echo both ways, and no SIP message
 //! carries a wildcard address (`0.0.0.0` in SDP means hold).
 //!
-//! What changes from `sipbridge.example.toml` and `sip-profiles/`: the trunk profile points at
+//! What changes from `sipbridge.example.toml` and `sip-profiles/`: the example trunk profile
+//! (`sip-profiles/examples/carrier-trunk.toml`) is added, pointing at
 //! sipp (`host`, `trusted_addresses` = 10.200.1.1, `port` = 5070, since the gateway holds 5060 on
 //! every address), and `[http]` gets a `jwt_secret` so the test can log a browser in with a token
 //! that grants the trunk profile. Ports stay as shipped: the namespace is the test's own.
@@ -13,56 +14,14 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::netns::Netns;
 use support::JWT_SECRET;
 
 /// The namespace's second address, where the trunk (sipp) lives too.
 const ADDRESS: &str = "10.200.1.1";
 const TRUNK_PORT: u16 = 5070;
-
-/// A network namespace of the test's own, deleted when dropped (also when the test fails).
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Netns {
-        let name = format!("sbtest-{}", std::process::id());
-        run(Command::new("ip").args(["netns", "add", &name]));
-        let netns = Netns { name };
-        // A veth pair stands for the container's network card: `dummy` needs a kernel module
-        // that containers often lack. Both ends stay inside the namespace.
-        for args in [
-            vec!["link", "set", "lo", "up"],
-            vec!["link", "add", "sb0", "type", "veth", "peer", "name", "sb1"],
-            vec!["addr", "add", &format!("{ADDRESS}/24"), "dev", "sb0"],
-            vec!["link", "set", "sb0", "up"],
-            vec!["link", "set", "sb1", "up"],
-        ] {
-            run(Command::new("ip").args(["-n", &netns.name]).args(&args));
-        }
-        netns
-    }
-
-    fn command(&self, program: &str) -> Command {
-        let mut command = Command::new("ip");
-        command.args(["netns", "exec", &self.name, program]);
-        command
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "delete", &self.name]).status();
-    }
-}
-
-fn run(command: &mut Command) -> Output {
-    let output = command.output().expect("run ip");
-    assert!(output.status.success(), "{command:?}: {}", support::describe(&output));
-    output
-}
 
 /// The gateway running the example configuration inside the namespace; killed when dropped.
 struct ExampleGateway {
@@ -80,9 +39,11 @@ impl ExampleGateway {
         std::fs::write(dir.path().join("sipbridge.toml"), config).expect("write config");
         let profiles = dir.path().join("sip-profiles");
         std::fs::create_dir(&profiles).expect("mkdir");
-        for entry in std::fs::read_dir(repo.join("sip-profiles")).expect("profiles").flatten() {
-            let mut text = std::fs::read_to_string(entry.path()).expect("profile");
-            if entry.file_name() == "carrier-trunk.toml" {
+        let shipped = std::fs::read_dir(repo.join("sip-profiles")).expect("profiles").flatten().map(|e| e.path()).filter(|p| p.is_file());
+        for path in shipped.chain([repo.join("sip-profiles/examples/carrier-trunk.toml")]) {
+            let mut text = std::fs::read_to_string(&path).expect("profile");
+            let name = path.file_name().expect("file name").to_owned();
+            if name == "carrier-trunk.toml" {
                 let trunk = text
                     .replace("host = \"198.51.100.20\"", &format!("host = \"{ADDRESS}\""))
                     .replace("port = 5060", &format!("port = {TRUNK_PORT}"))
@@ -91,7 +52,7 @@ impl ExampleGateway {
                 assert!(trunk.contains(&format!("port = {TRUNK_PORT}")), "{trunk}");
                 text = trunk;
             }
-            std::fs::write(profiles.join(entry.file_name()), text).expect("write profile");
+            std::fs::write(profiles.join(name), text).expect("write profile");
         }
         let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
         let child = netns
@@ -200,7 +161,7 @@ fn the_namespace_has_no_multicast_route(netns: &Netns) {
 #[test]
 fn example_config_in_a_namespace_without_multicast_calls_both_ways() {
     support::sipp_available();
-    let netns = Netns::create();
+    let netns = Netns::create("test", ADDRESS);
     the_namespace_has_no_multicast_route(&netns);
     let gateway = ExampleGateway::start(&netns);
     // What check-config says it will advertise here, for every socket of the example.

@@ -4,6 +4,7 @@
 
 const view = document.getElementById('view');
 const loginForm = document.getElementById('login');
+const passwordForm = document.getElementById('password');
 let me = null;
 
 const escapeHtml = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
@@ -24,8 +25,22 @@ function showLogin() {
   document.getElementById('logout').hidden = true;
   document.getElementById('who').textContent = '';
   view.innerHTML = '';
+  passwordForm.hidden = true;
   loginForm.hidden = false;
 }
+
+// A first-start account must choose its own password before anything else (the API refuses
+// everything else to its session meanwhile).
+passwordForm.addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const data = Object.fromEntries(new FormData(passwordForm));
+  const response = await fetch('/console/password', { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify(data) });
+  const body = await response.json();
+  if (!response.ok) { document.getElementById('password-error').textContent = body?.error?.message ?? 'not changed'; return; }
+  passwordForm.reset();
+  document.getElementById('password-error').textContent = '';
+  await start();
+});
 
 loginForm.addEventListener('submit', async (event) => {
   event.preventDefault();
@@ -48,6 +63,13 @@ async function start() {
   if (!response.ok) return showLogin();
   me = await response.json();
   loginForm.hidden = true;
+  if (me.must_change_password) {
+    me = null;
+    passwordForm.hidden = false;
+    document.getElementById('logout').hidden = false;
+    return;
+  }
+  passwordForm.hidden = true;
   document.getElementById('nav').hidden = false;
   document.getElementById('logout').hidden = false;
   document.getElementById('who').textContent = `${me.user} (${me.role})`;

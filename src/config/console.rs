@@ -26,11 +26,15 @@ pub struct ConsoleUser {
     /// `password` login with the console password. Without any, the softphone refuses the login.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub profiles: Vec<String>,
+    /// Set on the admin made at first start (its password was printed in the log): its sessions
+    /// may do nothing but change the password until it is changed.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub must_change_password: bool,
 }
 
 impl fmt::Debug for ConsoleUser {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).field("profiles", &self.profiles).finish()
+        f.debug_struct("ConsoleUser").field("username", &self.username).field("role", &self.role).field("profiles", &self.profiles).field("must_change_password", &self.must_change_password).finish()
     }
 }
 

@@ -213,6 +213,10 @@ pub struct HttpConfig {
     /// Web console users (also added with `sipbridge user add`, kept in the data directory).
     #[serde(default)]
     pub console_users: Vec<ConsoleUser>,
+    /// `[http.tls]`: serve HTTPS and WSS, with these files or (both unset) the self-signed
+    /// certificate the SIP TLS listener uses too. SIGHUP reloads the files.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
 }
 
 impl Default for HttpConfig {
@@ -224,6 +228,7 @@ impl Default for HttpConfig {
             raw_ice_servers: Vec::new(),
             ice_servers: Vec::new(),
             console_users: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -362,6 +367,10 @@ impl Config {
         sip.tls.key_file = sip.tls.key_file.map(|p| base.join(p));
 
         let mut http = main.http;
+        if let Some(tls) = http.tls.as_mut() {
+            tls.cert_file = tls.cert_file.take().map(|p| base.join(p));
+            tls.key_file = tls.key_file.take().map(|p| base.join(p));
+        }
         http.ice_servers = ice::validate(file, &http.raw_ice_servers, &mut errors);
         let profiles = profile::load_dir(&sip.profiles_dir, file, &mut errors);
         console::check_grants(file, &http.console_users, &profiles, &mut errors);
@@ -379,7 +388,8 @@ impl Config {
             out.push_str(&format!("  {line}\n"));
         }
         out.push_str(&format!("  media ports {}-{}\n", self.media.rtp_port_min, self.media.rtp_port_max));
-        out.push_str(&format!("  http on {}\n", self.http.listen));
+        let scheme = if self.http.tls.is_some() { "https" } else { "http" };
+        out.push_str(&format!("  {scheme} on {}\n", self.http.listen));
         for server in &self.http.ice_servers {
             out.push_str(&format!("  ice server for browsers: {}\n", server.summary()));
         }
@@ -427,6 +437,9 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     }
     if sip.tls.cert_file.is_some() != sip.tls.key_file.is_some() {
         errors.push(file, "sip.tls", "set both cert_file and key_file, or neither to generate a certificate");
+    }
+    if main.http.tls.as_ref().is_some_and(|tls| tls.cert_file.is_some() != tls.key_file.is_some()) {
+        errors.push(file, "http.tls", "set both cert_file and key_file, or neither to generate a certificate");
     }
     let media = &main.media;
     if media.rtp_port_min < 1024 || media.rtp_port_max <= media.rtp_port_min.saturating_add(2) {

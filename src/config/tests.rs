@@ -21,11 +21,27 @@ fn config_dir(main: &str, profiles: &[(&str, &str)]) -> (tempfile::TempDir, Path
 fn example_config_and_profiles_are_valid() {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("sipbridge.example.toml");
     let config = Config::load(&path).unwrap_or_else(|e| panic!("example config invalid:\n{e}"));
-    assert_eq!(config.profiles.len(), 3);
-    let kinds: Vec<_> = config.profiles.iter().map(|p| p.kind).collect();
-    assert!(kinds.contains(&ProfileKind::Pbx) && kinds.contains(&ProfileKind::Trunk) && kinds.contains(&ProfileKind::Local));
+    // Only the local domain: a first run sends nothing to hosts that do not exist.
+    assert_eq!(config.profiles.iter().map(|p| p.kind).collect::<Vec<_>>(), [ProfileKind::Local]);
     assert!(config.sip.listen.iter().any(|l| l.transport == ListenTransport::Tls && l.address.port() == 5061));
     assert_eq!(config.http.listen.port(), 8080);
+    let summary = config.summary();
+    assert!(!summary.contains("change-me"), "summary must not print secrets: {summary}");
+}
+
+/// The trunk and PBX in sip-profiles/examples/ are valid as shipped, next to the local domain.
+#[test]
+fn example_trunk_and_pbx_profiles_are_valid() {
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let examples: Vec<(String, String)> = ["local.toml", "examples/carrier-trunk.toml", "examples/office-pbx.toml"]
+        .iter()
+        .map(|name| (name.trim_start_matches("examples/").to_string(), fs::read_to_string(repo.join("sip-profiles").join(name)).expect("example profile")))
+        .collect();
+    let files: Vec<(&str, &str)> = examples.iter().map(|(n, t)| (n.as_str(), t.as_str())).collect();
+    let (_dir, main) = config_dir("", &files);
+    let config = Config::load(&main).unwrap_or_else(|e| panic!("example profiles invalid:\n{e}"));
+    let kinds: Vec<_> = config.profiles.iter().map(|p| p.kind).collect();
+    assert!(kinds.contains(&ProfileKind::Pbx) && kinds.contains(&ProfileKind::Trunk) && kinds.contains(&ProfileKind::Local));
     let summary = config.summary();
     assert!(summary.contains("registers as sipbridge"), "{summary}");
     assert!(!summary.contains("change-me"), "summary must not print secrets: {summary}");

@@ -16,6 +16,8 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use std::net::SocketAddr;
 use std::path::Path;
+
+pub use super::console_users::{add_user, first_admin, load_users, users_file, ChangeError, ConsoleUsers};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 const COOKIE: &str = "sb_session";
@@ -28,45 +30,6 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 
 fn password_matches(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
-}
-
-/// Users from the config plus those `sipbridge user add` wrote to the data directory.
-pub fn load_users(configured: &[ConsoleUser], data_dir: &Path) -> Vec<ConsoleUser> {
-    let mut users = configured.to_vec();
-    if let Ok(text) = std::fs::read_to_string(users_file(data_dir)) {
-        match toml::from_str::<UsersFile>(&text) {
-            Ok(file) => users.extend(file.users.into_iter().filter(|u| !configured.iter().any(|c| c.username == u.username))),
-            Err(e) => tracing::warn!(error = %e, "console-users.toml is unreadable; its users cannot log in"),
-        }
-    }
-    users
-}
-
-#[derive(serde::Deserialize, serde::Serialize, Default)]
-struct UsersFile {
-    #[serde(default)]
-    users: Vec<ConsoleUser>,
-}
-
-pub fn users_file(data_dir: &Path) -> std::path::PathBuf {
-    data_dir.join("console-users.toml")
-}
-
-/// `sipbridge user add`: adds or replaces `username` in the data directory's users file.
-pub fn add_user(data_dir: &Path, username: &str, password: &str, role: ConsoleRole) -> Result<(), String> {
-    if username.is_empty() || username.len() > 64 || !username.chars().all(|c| c.is_ascii_alphanumeric() || "._-@".contains(c)) {
-        return Err("user names use letters, digits and . _ - @ (at most 64)".into());
-    }
-    if password.chars().count() < 10 {
-        return Err("the password needs at least 10 characters".into());
-    }
-    let path = users_file(data_dir);
-    let mut file: UsersFile = std::fs::read_to_string(&path).ok().and_then(|t| toml::from_str(&t).ok()).unwrap_or_default();
-    file.users.retain(|u| u.username != username);
-    file.users.push(ConsoleUser { username: username.into(), password_hash: hash_password(password)?, role, profiles: Vec::new() });
-    std::fs::create_dir_all(data_dir).map_err(|e| e.to_string())?;
-    let text = toml::to_string(&file).map_err(|e| e.to_string())?;
-    std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Signs and checks session cookies.
@@ -125,11 +88,34 @@ fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
-/// The session in a request's cookies, if valid.
-pub fn session(state: &AppState, headers: &HeaderMap) -> Option<(String, ConsoleRole)> {
+/// A request's console session.
+pub enum SessionCheck {
+    None,
+    /// A valid session of a user who must change the password before anything else.
+    MustChangePassword(String),
+    Ready(String, ConsoleRole),
+}
+
+/// The session in a request's cookies: valid, of a user who still exists.
+pub fn session(state: &AppState, headers: &HeaderMap) -> SessionCheck {
     let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim).collect::<Vec<_>>();
-    let value = cookies.iter().find_map(|c| c.strip_prefix(&format!("{COOKIE}=")))?;
-    state.console.sessions.verify(value, now_secs())
+    let Some((name, role)) = cookies.iter().find_map(|c| c.strip_prefix(&format!("{COOKIE}="))).and_then(|value| state.console.sessions.verify(value, now_secs())) else {
+        return SessionCheck::None;
+    };
+    match state.console.users.get(&name) {
+        None => SessionCheck::None,
+        Some(user) if user.must_change_password => SessionCheck::MustChangePassword(name),
+        Some(_) => SessionCheck::Ready(name, role),
+    }
+}
+
+/// `Secure` on cookies set over HTTPS, so a browser never sends the session over plain HTTP.
+fn cookie_attributes(state: &AppState) -> &'static str {
+    if state.console.secure_cookies {
+        "Path=/; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/; HttpOnly; SameSite=Strict"
+    }
 }
 
 /// Cross-site form posts carry another Origin; requests without one (curl, tests) are allowed.
@@ -156,42 +142,94 @@ pub(super) async fn login(State(state): State<AppState>, ConnectInfo(peer): Conn
     let Ok(Login { username, password }) = serde_json::from_slice::<Login>(&body) else {
         return error(StatusCode::BAD_REQUEST, "bad_request", "expected {\"username\": ..., \"password\": ...}");
     };
-    let user = state.console.users.iter().find(|u| u.username == username);
-    // Verify against a dummy hash for unknown users too, so timing does not reveal who exists.
-    let hash = user.map(|u| u.password_hash.as_str()).unwrap_or_else(|| dummy_hash());
-    let matches = tokio::task::spawn_blocking({
-        let (hash, password) = (hash.to_string(), password.clone());
-        move || password_matches(&hash, &password)
-    })
-    .await
-    .unwrap_or(false);
-    let Some(user) = user.filter(|_| matches) else {
+    let Some(user) = checked_user(&state, &username, &password).await else {
         state.signaling.login_guard.failed(peer.ip());
         tracing::warn!(source = %peer, "console login failed");
         return error(StatusCode::UNAUTHORIZED, "login_failed", "wrong user name or password");
     };
-    tracing::info!(user = %user.username, "console login");
-    let cookie = format!("{COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age={SESSION_SECS}", state.console.sessions.issue(&user.username, user.role, now_secs()));
-    let mut response = Json(serde_json::json!({ "user": user.username, "role": user.role })).into_response();
+    tracing::info!(user = %user.username, must_change_password = user.must_change_password, "console login");
+    let cookie = format!("{COOKIE}={}; {}; Max-Age={SESSION_SECS}", state.console.sessions.issue(&user.username, user.role, now_secs()), cookie_attributes(&state));
+    let mut response = Json(serde_json::json!({ "user": user.username, "role": user.role, "must_change_password": user.must_change_password })).into_response();
     if let Ok(value) = HeaderValue::from_str(&cookie) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
 }
 
-pub(super) async fn logout(headers: HeaderMap) -> Response {
+/// The user if the password is theirs. Unknown users are checked against a dummy hash, so timing
+/// does not reveal who exists.
+async fn checked_user(state: &AppState, username: &str, password: &str) -> Option<ConsoleUser> {
+    let user = state.console.users.get(username);
+    let hash = user.as_ref().map(|u| u.password_hash.clone()).unwrap_or_else(|| dummy_hash().to_string());
+    let password = password.to_string();
+    let matches = tokio::task::spawn_blocking(move || password_matches(&hash, &password)).await.unwrap_or(false);
+    user.filter(|_| matches)
+}
+
+pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if !same_origin(&headers) {
         return error(StatusCode::FORBIDDEN, "cross_origin", "logout must come from the console's own origin");
     }
     let mut response = Json(serde_json::json!({})).into_response();
-    response.headers_mut().insert(header::SET_COOKIE, HeaderValue::from_static("sb_session=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"));
+    if let Ok(value) = HeaderValue::from_str(&format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&state))) {
+        response.headers_mut().insert(header::SET_COOKIE, value);
+    }
     response
 }
 
 pub(super) async fn me(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match session(&state, &headers) {
-        Some((user, role)) => Json(serde_json::json!({ "user": user, "role": role })).into_response(),
-        None => error(StatusCode::UNAUTHORIZED, "unauthorized", "log in first"),
+        SessionCheck::Ready(user, role) => Json(serde_json::json!({ "user": user, "role": role, "must_change_password": false })).into_response(),
+        SessionCheck::MustChangePassword(user) => Json(serde_json::json!({ "user": user, "must_change_password": true })).into_response(),
+        SessionCheck::None => error(StatusCode::UNAUTHORIZED, "unauthorized", "log in first"),
+    }
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// `POST /console/password`: the logged-in user changes their password (the current one is
+/// asked again). The only thing a session of a user who must change the password may do.
+pub(super) async fn change_password(State(state): State<AppState>, ConnectInfo(peer): ConnectInfo<SocketAddr>, headers: HeaderMap, body: axum::body::Bytes) -> Response {
+    if !same_origin(&headers) {
+        return error(StatusCode::FORBIDDEN, "cross_origin", "a password change must come from the console's own origin");
+    }
+    let user = match session(&state, &headers) {
+        SessionCheck::Ready(user, _) | SessionCheck::MustChangePassword(user) => user,
+        SessionCheck::None => return error(StatusCode::UNAUTHORIZED, "unauthorized", "log in first"),
+    };
+    if state.signaling.login_guard.blocked(peer.ip()) {
+        return error(StatusCode::TOO_MANY_REQUESTS, "rate_limited", "too many failed logins from this address; try again later");
+    }
+    let Ok(PasswordChange { current_password, new_password }) = serde_json::from_slice::<PasswordChange>(&body) else {
+        return error(StatusCode::BAD_REQUEST, "bad_request", "expected {\"current_password\": ..., \"new_password\": ...}");
+    };
+    if checked_user(&state, &user, &current_password).await.is_none() {
+        state.signaling.login_guard.failed(peer.ip());
+        return error(StatusCode::UNAUTHORIZED, "login_failed", "the current password is wrong");
+    }
+    let console = state.console.clone();
+    let changed = tokio::task::spawn_blocking({
+        let user = user.clone();
+        move || console.users.change_password(&user, &current_password, &new_password)
+    })
+    .await;
+    match changed {
+        Ok(Ok(())) => {
+            tracing::info!(user = %user, "console password changed");
+            Json(serde_json::json!({ "user": user, "must_change_password": false })).into_response()
+        }
+        Ok(Err(e @ (ChangeError::Weak(_) | ChangeError::Unchanged))) => error(StatusCode::BAD_REQUEST, "weak_password", &e.to_string()),
+        Ok(Err(e @ ChangeError::Configured)) => error(StatusCode::CONFLICT, "configured_user", &e.to_string()),
+        Ok(Err(e)) => {
+            tracing::error!(user = %user, error = %e, "console password change failed");
+            error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the new password could not be saved")
+        }
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the new password could not be saved"),
     }
 }
 
@@ -200,7 +238,7 @@ pub(super) async fn me(State(state): State<AppState>, headers: HeaderMap) -> Res
 /// against a dummy hash, so a refusal takes as long whether or not the name exists. Slow by
 /// design (argon2): call it off the async threads.
 pub fn softphone_login(users: &[ConsoleUser], username: &str, password: &str) -> Option<Vec<String>> {
-    match users.iter().find(|u| u.username == username && !u.profiles.is_empty()) {
+    match users.iter().find(|u| u.username == username && !u.profiles.is_empty() && !u.must_change_password) {
         Some(user) => password_matches(&user.password_hash, password).then(|| user.profiles.clone()),
         None => {
             let _ = password_matches(dummy_hash(), password);

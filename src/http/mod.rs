@@ -2,8 +2,10 @@
 //! pages (embedded in the binary). The API and metrics need a bearer token; `/ws` needs a login.
 
 pub mod console;
+mod console_users;
 mod openapi;
 mod records;
+pub mod tls;
 mod ws;
 
 use crate::config::{LocalUser, Secret};
@@ -29,8 +31,10 @@ pub struct AppState {
 
 /// Who may log in to the web console, and the session signer.
 pub struct ConsoleContext {
-    pub users: Vec<crate::config::ConsoleUser>,
+    pub users: console::ConsoleUsers,
     pub sessions: console::Sessions,
+    /// Served over HTTPS: session cookies are marked `Secure`.
+    pub secure_cookies: bool,
 }
 
 /// What the WebSocket endpoint needs from the rest of the gateway.
@@ -151,6 +155,7 @@ pub fn router(state: AppState) -> Router {
         .route("/console/login", post(console::login))
         .route("/console/logout", post(console::logout))
         .route("/console/me", get(console::me))
+        .route("/console/password", post(console::change_password))
         .route("/ws", get(ws::upgrade));
     for (path, body, content_type) in STATIC_FILES {
         router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, *content_type)], *body) }));
@@ -182,10 +187,11 @@ fn access(state: &AppState, headers: &HeaderMap, admin_only: bool) -> Result<(),
         return Ok(());
     }
     match console::session(state, headers) {
-        Some((_, crate::config::ConsoleRole::Admin)) => Ok(()),
-        Some(_) if admin_only => Err(error(StatusCode::FORBIDDEN, "forbidden", "this needs an admin")),
-        Some(_) => Ok(()),
-        None => Err(unauthorized()),
+        console::SessionCheck::Ready(_, crate::config::ConsoleRole::Admin) => Ok(()),
+        console::SessionCheck::Ready(..) if admin_only => Err(error(StatusCode::FORBIDDEN, "forbidden", "this needs an admin")),
+        console::SessionCheck::Ready(..) => Ok(()),
+        console::SessionCheck::MustChangePassword(_) => Err(error(StatusCode::FORBIDDEN, "password_change_required", "change the password first (POST /console/password)")),
+        console::SessionCheck::None => Err(unauthorized()),
     }
 }
 

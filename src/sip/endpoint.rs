@@ -278,8 +278,13 @@ fn unix_ms() -> i64 {
 }
 
 fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    let tls_config = &config.sip.tls;
-    let source = match (&tls_config.cert_file, &tls_config.key_file) {
+    Ok(tls::acceptor(certificate_source(config, &config.sip.tls))?)
+}
+
+/// The configured files, or the self-signed certificate in the data dir (one for SIP and HTTPS),
+/// named for localhost, the advertised address and the local domain.
+pub fn certificate_source<'a>(config: &'a Config, tls_config: &'a crate::config::TlsConfig) -> CertificateSource<'a> {
+    match (&tls_config.cert_file, &tls_config.key_file) {
         (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
         _ => {
             let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
@@ -287,8 +292,7 @@ fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> 
             names.extend(config.profiles.iter().filter_map(|p| p.domain.clone()));
             CertificateSource::SelfSigned { dir: &config.general.data_dir, names }
         }
-    };
-    Ok(tls::acceptor(source)?)
+    }
 }
 
 struct Connection {

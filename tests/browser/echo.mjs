@@ -11,7 +11,10 @@
 // `transfer`, it transfers the call to +15557654321 and waits for the call to end. With
 // `remote-end`, it waits for the far end to hang up. With `await-end` (or `hold-await-end`, which
 // holds first), it measures nothing once answered and waits up to 30 s for the call to end
-// (e.g. a media timeout), reporting how.
+// (e.g. a media timeout), reporting how. With `pause`, after measuring it prints `STEP call-up`,
+// waits for a line on its standard input (the test does something to the gateway meanwhile), then
+// measures the tone again (`peakHzAfterPause`) and reports whether the call and its WebSocket
+// lived on. An https:// BASE_URL takes the gateway's certificate as it is (self-signed in tests).
 import { chromium } from 'playwright-core';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -32,9 +35,19 @@ const browser = await chromium.launch({
     '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
   ],
 });
+// `pause` mode: the page waits here until the test writes a line.
+const stdinLines = [];
+let lineWaiter = null;
+process.stdin.on('data', (chunk) => {
+  for (const line of chunk.toString().split('\n').filter(Boolean)) { stdinLines.push(line); }
+  if (lineWaiter && stdinLines.length) { lineWaiter(stdinLines.shift()); lineWaiter = null; }
+});
+if (mode !== 'pause') process.stdin.pause();
+const nextLine = () => new Promise((resolve) => { if (stdinLines.length) resolve(stdinLines.shift()); else lineWaiter = resolve; });
 let result;
 try {
-  const page = await browser.newPage();
+  const page = await browser.newPage({ ignoreHTTPSErrors: baseUrl.startsWith('https:') });
+  await page.exposeFunction('sipbridgeTestStep', async (name) => { console.log(`STEP ${name}`); return nextLine(); });
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
@@ -142,6 +155,19 @@ try {
       client.close();
       return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dtmfReceived, ...extra };
     }
+    if (mode === 'pause') {
+      let ended = null;
+      call.on('ended', (e) => { ended = e; });
+      await window.sipbridgeTestStep('call-up');
+      const again = new Float32Array(analyser.frequencyBinCount);
+      let after = { hz: 0, db: -Infinity };
+      for (let i = 0; i < 15; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        analyser.getFloatFrequencyData(again);
+        for (let b = 1; b < again.length; b++) if (again[b] > after.db) after = { hz: (b * context.sampleRate) / analyser.fftSize, db: again[b] };
+      }
+      Object.assign(extra, { peakHzAfterPause: after.hz, stateAfterPause: call.state, endedDuringPause: ended, websocketOpenAfterPause: client.ws.readyState === WebSocket.OPEN });
+    }
     if (mode === 'dtmf') {
       await call.dtmf('123#');
       await new Promise((r) => setTimeout(r, 2000));
@@ -172,3 +198,4 @@ try {
   await browser.close();
 }
 console.log(JSON.stringify(result));
+process.stdin.destroy();

@@ -6,6 +6,7 @@
 pub mod calls;
 pub mod coturn;
 pub mod kamailio;
+pub mod netns;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -176,6 +177,10 @@ impl Gateway {
                 panic!("gateway exited with {exit}; log:\n{log}");
             }
             if let Ok((200, _)) = http_get(self.http_port, "/healthz", None) {
+                return Ok(());
+            }
+            // `[http.tls]`: plain HTTP gets no answer; the banner comes once HTTPS listens.
+            if self.log().contains("HTTPS listening") && self.log().contains("sipbridge is ready") {
                 return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));

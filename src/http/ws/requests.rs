@@ -210,7 +210,7 @@ impl Session<'_> {
     async fn console_login(&self, user: String, password: String) -> Result<LoginInfo, LoginError> {
         let console = self.state.console.clone();
         let name = user.clone();
-        let granted = tokio::task::spawn_blocking(move || super::super::console::softphone_login(&console.users, &name, &password)).await;
+        let granted = tokio::task::spawn_blocking(move || super::super::console::softphone_login(&console.users.all(), &name, &password)).await;
         match granted {
             Ok(Some(profiles)) => Ok(LoginInfo { user, profiles }),
             _ => Err(LoginError::Rejected),

@@ -28,12 +28,22 @@ pub enum CertificateSource<'a> {
 }
 
 pub fn acceptor(source: CertificateSource<'_>) -> Result<TlsAcceptor, TlsError> {
-    let (cert_path, key_path) = match source {
-        CertificateSource::Files { cert, key } => (cert.to_path_buf(), key.to_path_buf()),
-        CertificateSource::SelfSigned { dir, names } => ensure_self_signed(dir, names)?,
-    };
-    let certs = read_certs(&cert_path)?;
-    let key = read_key(&key_path)?;
+    let (cert_path, key_path) = certificate_files(source)?;
+    acceptor_from_files(&cert_path, &key_path)
+}
+
+/// The certificate and key files a source names, generating the self-signed pair if need be.
+pub fn certificate_files(source: CertificateSource<'_>) -> Result<(PathBuf, PathBuf), TlsError> {
+    match source {
+        CertificateSource::Files { cert, key } => Ok((cert.to_path_buf(), key.to_path_buf())),
+        CertificateSource::SelfSigned { dir, names } => ensure_self_signed(dir, names),
+    }
+}
+
+/// Reads the files now (a SIGHUP reload calls this again).
+pub fn acceptor_from_files(cert_path: &Path, key_path: &Path) -> Result<TlsAcceptor, TlsError> {
+    let certs = read_certs(cert_path)?;
+    let key = read_key(key_path)?;
     let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
         .with_safe_default_protocol_versions()
         .map_err(|e| TlsError::Config(e.to_string()))?
