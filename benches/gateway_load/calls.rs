@@ -22,6 +22,8 @@ pub struct CallContext {
     pub probed: bool,
     /// Where every stream's packets are sent and counted.
     pub media: Arc<MediaLoops>,
+    /// The browser sends DTMF at this point of the call (the soak's mix); `None`: no DTMF.
+    pub dtmf_after: Option<Duration>,
 }
 
 impl CallContext {
@@ -42,6 +44,8 @@ pub struct CallReport {
     pub to_browser: StreamTally,
     pub to_sip: StreamTally,
     pub failure: Option<String>,
+    /// The gateway confirmed the browser's DTMF (calls that sent some).
+    pub dtmf_confirmed: bool,
 }
 
 fn micros(duration: Duration) -> u32 {
@@ -65,10 +69,12 @@ async fn browser_call(context: &CallContext, index: u32, stop: Instant, report: 
     let think = trunk.answered.saturating_duration_since(trunk.received);
     report.setup_us = Some(micros(answered.saturating_duration_since(sent).saturating_sub(think)));
     let sip_media = trunk.media.run(&context.media, trunk.gateway_media, context.plan(index, stop, false));
-    let (browser_media, sip_media) = tokio::join!(browser.media(&mut leg, stop), sip_media);
+    let dtmf_at = context.dtmf_after.map(|after| answered + after);
+    let (browser_media, sip_media) = tokio::join!(browser.media_with_dtmf(&mut leg, stop, dtmf_at), sip_media);
     browser.hang_up().await;
     let (sent_by_sip, sip_receiver) = sip_media?;
-    let (sent_by_browser, browser_receiver) = browser_media?;
+    let ((sent_by_browser, browser_receiver), dtmf_confirmed) = browser_media?;
+    report.dtmf_confirmed = dtmf_confirmed;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
     Ok(())
@@ -110,11 +116,13 @@ async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut
             (false, true) => Ok((at, sent, receiver)),
         }
     };
-    let (browser_media, sip_result) = tokio::join!(browser.media(&mut leg, stop), sip_side);
+    let dtmf_at = context.dtmf_after.map(|after| accepted + after);
+    let (browser_media, sip_result) = tokio::join!(browser.media_with_dtmf(&mut leg, stop, dtmf_at), sip_side);
     let (answered, sent_by_sip, sip_receiver) = sip_result?;
     report.accept_to_ok_us = Some(micros(answered.saturating_duration_since(accepted)));
     let hangup_seen = browser.await_hangup(Duration::from_secs(5)).await;
-    let (sent_by_browser, browser_receiver) = browser_media?;
+    let ((sent_by_browser, browser_receiver), dtmf_confirmed) = browser_media?;
+    report.dtmf_confirmed = dtmf_confirmed;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
     if !hangup_seen {
