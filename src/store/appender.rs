@@ -135,14 +135,17 @@ impl Appender {
         let spool = Arc::clone(&self.spool);
         let appended = tokio::task::spawn_blocking(move || {
             let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-            let mut done = 0;
+            let (mut done, mut error) = (0, None);
             for record in &batch {
                 if let Err(e) = spool.append(record) {
-                    return (batch, done, spool.depth(), Some(e.to_string()));
+                    error = Some(e.to_string());
+                    break;
                 }
                 done += 1;
             }
-            (batch, done, spool.depth(), None)
+            let depth = spool.depth();
+            drop(spool);
+            (batch, done, depth, error)
         })
         .await;
         let (batch, done, depth, error) = match appended {
