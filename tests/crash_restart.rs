@@ -15,16 +15,16 @@ use support::calls::{EchoTrunk, ManyCallsPage};
 use support::{free_port, http_get, sipp, Gateway, GatewayOptions, API_TOKEN};
 
 const CALLS: usize = 10;
-const MISSED: usize = 2;
+const REFUSED: usize = 2;
 
 fn spool_depth(gateway: &Gateway) -> u64 {
     let (_, metrics) = http_get(gateway.http_port, "/metrics", Some(API_TOKEN)).expect("metrics");
     metrics.lines().find_map(|l| l.strip_prefix("sipbridge_record_spool_depth ")).and_then(|v| v.trim().parse().ok()).unwrap_or(u64::MAX)
 }
 
-/// One short real call: nobody is logged in as alice, so the trunk gets 480 and the call is missed.
-fn missed_call(gateway: &Gateway) {
-    let run = sipp("call_nobody.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-p", &free_port().to_string()]);
+/// One short real call to alice, whose page refuses every incoming call as busy: 486.
+fn refused_call(gateway: &Gateway) {
+    let run = sipp("call_busy.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1", "-p", &free_port().to_string()]);
     assert!(run.success(), "{}", run.describe());
 }
 
@@ -72,14 +72,14 @@ fn calls_up_when_the_gateway_is_killed_are_closed_as_gateway_restart_after_it_st
     let up = wait_until("the answered calls' records reach the database", &gateway, &|r| r.len() == CALLS && r.iter().all(|r| r.answered_at.is_some()));
     assert!(up.iter().all(|r| r.status == CallStatus::InProgress), "{up:#?}");
 
-    // The database goes away; two calls come and go; their records wait in the spool.
+    // The database goes away; two calls are refused; their records wait in the spool.
     relay.set_up(false);
     std::thread::sleep(Duration::from_millis(300));
-    for _ in 0..MISSED {
-        missed_call(&gateway);
+    for _ in 0..REFUSED {
+        refused_call(&gateway);
     }
     let spooled = spool_depth(&gateway);
-    assert!(spooled >= MISSED as u64, "the missed calls' writes wait in the spool: {spooled}\n{}", gateway.log());
+    assert!(spooled >= REFUSED as u64, "the refused calls' writes wait in the spool: {spooled}\n{}", gateway.log());
 
     gateway.signal("KILL");
     let killed_at = sipbridge::call::call_log::now_ms();
@@ -92,10 +92,10 @@ fn calls_up_when_the_gateway_is_killed_are_closed_as_gateway_restart_after_it_st
     let restarted = Instant::now();
     gateway.restart();
     let records = wait_until("every record arrives and none is left in progress", &gateway, &|r| {
-        r.len() >= CALLS + MISSED && r.iter().all(|r| r.status != CallStatus::InProgress)
+        r.len() >= CALLS + REFUSED && r.iter().all(|r| r.status != CallStatus::InProgress)
     });
     let took = restarted.elapsed();
-    assert_eq!(records.len(), CALLS + MISSED, "no record twice, none missing: {records:#?}");
+    assert_eq!(records.len(), CALLS + REFUSED, "no record twice, none missing: {records:#?}");
     let closed: Vec<&CallRecord> = records.iter().filter(|r| r.hangup_reason.as_deref().is_some_and(|h| h.starts_with("gateway_restart"))).collect();
     assert_eq!(closed.len(), CALLS, "every call up at the kill is closed as gateway_restart: {records:#?}");
     for record in &closed {
@@ -104,13 +104,13 @@ fn calls_up_when_the_gateway_is_killed_are_closed_as_gateway_restart_after_it_st
         assert!(ended >= killed_at && record.billable_secs.is_some_and(|s| s > 0), "ended at the restart: {record:#?}");
         assert!(record.events.iter().any(|e| e.kind == "ended" && e.detail.starts_with("gateway_restart")), "{record:#?}");
     }
-    let missed = records.iter().filter(|r| r.status == CallStatus::Missed && r.hangup_reason.as_deref().is_some_and(|h| !h.starts_with("gateway_restart"))).count();
-    assert_eq!(missed, MISSED, "the spooled records of the missed calls arrived as they were written: {records:#?}");
+    let refused = records.iter().filter(|r| r.status == CallStatus::Busy && r.hangup_sip_code == Some(486)).count();
+    assert_eq!(refused, REFUSED, "the spooled records of the refused calls arrived as they were written: {records:#?}");
     let log = gateway.log();
     assert!(log.contains("call records waiting in the spool from before"), "{log}");
     assert!(log.contains("closed as gateway_restart"), "{log}");
     println!(
-        "crash with {CALLS} calls up and {spooled} record writes only in the spool: after the restart {} records ({CALLS} closed as gateway_restart, {MISSED} missed calls from the spool), 0 duplicates, 0 in progress, settled {:.1} s after the restart",
+        "crash with {CALLS} calls up and {spooled} record writes only in the spool: after the restart {} records ({CALLS} closed as gateway_restart, {REFUSED} refused calls from the spool), 0 duplicates, 0 in progress, settled {:.1} s after the restart",
         records.len(),
         took.as_secs_f64()
     );
@@ -119,7 +119,7 @@ fn calls_up_when_the_gateway_is_killed_are_closed_as_gateway_restart_after_it_st
     gateway.signal("TERM");
     assert!(gateway.wait_exit(Duration::from_secs(10)).is_some());
     gateway.restart();
-    assert_eq!(wait_until("still the same records", &gateway, &|r| r.len() == CALLS + MISSED).len(), CALLS + MISSED);
+    assert_eq!(wait_until("still the same records", &gateway, &|r| r.len() == CALLS + REFUSED).len(), CALLS + REFUSED);
     let after = gateway.log();
     assert_eq!(after.matches("closed as gateway_restart").count(), 1, "the second start closes nothing:\n{after}");
 }

@@ -1,7 +1,7 @@
 //! A throwaway PostgreSQL database on the server `make test` provides (DATABASE_URL), and a TCP
+//! relay in front of it whose port can be closed and reopened, as when the database host goes away.
 
 #![allow(dead_code)]
-//! relay in front of it whose port can be closed and reopened, as when the database host goes away.
 
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
