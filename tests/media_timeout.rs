@@ -117,5 +117,6 @@ fn a_trunk_that_vanishes_after_answer_gets_a_bye_and_the_record_names_the_timeou
     assert_eq!(page["ok"], true, "{page:#}\n{}", gateway.log());
     let record = completed_record(&gateway);
     assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("BYE ")), "the BYE is in the record: {:#?}", record.sip_messages);
+    println!("vanished trunk: {byes} copies of the BYE reached its silent port");
     assert_sip_leg_timed_out((gateway, page["ended"].clone()), RTP_TIMEOUT_SECS);
 }
