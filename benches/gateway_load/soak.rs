@@ -46,6 +46,8 @@ pub struct Sample {
     pub threads: u64,
     pub spool_depth: u64,
     pub active_calls: u64,
+    /// SIP ladders the gateway keeps for calls in progress (sipbridge_sip_ladder_calls).
+    pub ladders: u64,
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +56,8 @@ pub struct SoakReport {
     pub failed: usize,
     pub failures: Vec<String>,
     pub by_kind: Vec<(String, usize)>,
+    /// Per kind: packets lost and packets expected, both directions.
+    pub loss_by_kind: Vec<(String, u64, u64)>,
     pub dtmf_sent: usize,
     pub dtmf_confirmed: usize,
     pub to_browser: StreamTally,
@@ -113,6 +117,7 @@ fn sample(gateway: &Gateway, epoch: Instant) -> Sample {
         threads: threads(pid),
         spool_depth: metric(gateway.http_port, "sipbridge_record_spool_depth"),
         active_calls: metric(gateway.http_port, "sipbridge_calls_active"),
+        ladders: metric(gateway.http_port, "sipbridge_sip_ladder_calls"),
     }
 }
 
@@ -141,8 +146,17 @@ async fn drive(plan: &SoakPlan, gateway: &Gateway, trunk_socket: std::net::UdpSo
     let opus = Arc::new(super::browser::opus_tone());
     tokio::time::sleep(Duration::from_millis(500)).await;
     let epoch = Instant::now();
+    // One short call each way first, so what the gateway opens once (the database connection,
+    // pools) is open before the idle reading that the end is compared with.
+    let prelude_stop = Instant::now() + Duration::from_secs(4);
+    let (from_browser, from_sip) = tokio::join!(
+        one_call(Kind::BrowserPassthrough, 2_000, prelude_stop, gateway.http_port, &peer, &media, &opus, epoch),
+        one_call(Kind::SipPassthrough, 2_001, prelude_stop, gateway.http_port, &peer, &media, &opus, epoch),
+    );
+    let reports: Arc<Mutex<Vec<(Kind, CallReport)>>> = Arc::new(Mutex::new(vec![(Kind::BrowserPassthrough, from_browser), (Kind::SipPassthrough, from_sip)]));
+    tokio::task::block_in_place(|| wait_idle(gateway));
+    let epoch = Instant::now();
     let mut report = SoakReport { idle_before: Some(sample(gateway, epoch)), ..Default::default() };
-    let reports: Arc<Mutex<Vec<(Kind, CallReport)>>> = Arc::default();
     let deadline = epoch + plan.duration;
     let next_call = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let mut slots = Vec::new();
@@ -174,8 +188,8 @@ async fn drive(plan: &SoakPlan, gateway: &Gateway, trunk_socket: std::net::UdpSo
         tokio::time::sleep(plan.sample_every).await;
         let reading = tokio::task::block_in_place(|| sample(gateway, epoch));
         println!(
-            "soak {:>5} s: RSS {:>7} KiB, {:>4} fds, {:>3} threads, {:>3} calls up, spool {:>3}",
-            reading.at_secs, reading.rss_kib, reading.fds, reading.threads, reading.active_calls, reading.spool_depth
+            "soak {:>5} s: RSS {:>7} KiB, {:>4} fds, {:>3} threads, {:>3} calls up, spool {:>3}, {:>3} ladders",
+            reading.at_secs, reading.rss_kib, reading.fds, reading.threads, reading.active_calls, reading.spool_depth, reading.ladders
         );
         report.samples.push(reading);
     }
@@ -205,9 +219,13 @@ async fn one_call(kind: Kind, index: u32, stop: Instant, http_port: u16, peer: &
 
 fn tally(report: &mut SoakReport, reports: Vec<(Kind, CallReport)>) {
     let mut by_kind: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut loss: std::collections::BTreeMap<String, (u64, u64)> = Default::default();
     for (kind, call) in reports {
         report.calls += 1;
         *by_kind.entry(format!("{kind:?}")).or_default() += 1;
+        let kind_loss = loss.entry(format!("{kind:?}")).or_default();
+        kind_loss.0 += call.to_browser.lost + call.to_sip.lost;
+        kind_loss.1 += call.to_browser.lost + call.to_sip.lost + call.to_browser.received + call.to_sip.received;
         if matches!(kind, Kind::BrowserDtmf | Kind::SipDtmf) {
             report.dtmf_sent += 1;
             report.dtmf_confirmed += usize::from(call.dtmf_confirmed);
@@ -222,17 +240,23 @@ fn tally(report: &mut SoakReport, reports: Vec<(Kind, CallReport)>) {
         }
     }
     report.by_kind = by_kind.into_iter().collect();
+    report.loss_by_kind = loss.into_iter().map(|(kind, (lost, expected))| (kind, lost, expected)).collect();
 }
 
 /// Waits (bounded) for the gateway to have no call up and an empty spool, then reads the idle
 /// figures and counts the records in its SQLite database.
-fn settle_records(gateway: &Gateway, report: &mut SoakReport) {
+/// Waits (bounded) for no call up and an empty spool, then for idle pools (tokio's blocking
+/// threads, 10 s keep-alive) to wind down.
+fn wait_idle(gateway: &Gateway) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while Instant::now() < deadline && (metric(gateway.http_port, "sipbridge_calls_active") > 0 || metric(gateway.http_port, "sipbridge_record_spool_depth") > 0) {
         std::thread::sleep(Duration::from_millis(200));
     }
-    // Idle pools (tokio's blocking threads, 10 s keep-alive) wind down before the idle reading.
     std::thread::sleep(Duration::from_secs(12));
+}
+
+fn settle_records(gateway: &Gateway, report: &mut SoakReport) {
+    wait_idle(gateway);
     report.idle_after = Some(sample(gateway, Instant::now()));
     let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
