@@ -1,5 +1,6 @@
 //! The soak (benches/gateway_load/soak.rs): one gateway kept at a number of concurrent calls with
-//! churn and a mix of call kinds, sampled every 10 s. Fails on any failed call, loss beyond
+//! churn and a mix of call kinds (passthrough and transcoded, DTMF, hold and resume, both ways),
+//! sampled every 10 s. Fails on any failed call, loss beyond
 //! 0.01 %, RSS growth over 5 MB after the warm-up, more open fds idle after than idle before, a
 //! record count different from the calls made, or a record left in progress.
 //!
@@ -31,13 +32,14 @@ fn soak_with_churn_loses_nothing_and_grows_nothing() {
         warm_up: Duration::from_secs((minutes * 60 / 3).min(600)),
         sample_every: Duration::from_secs(10),
     };
+    assert!(plan.shortest_call >= Duration::from_secs(15), "hold at 6 s and resume at 12 s after the answer need calls of 15 s or more");
     println!("soak: {plan:?}");
     let report = soak::run(&plan);
     let (before, after) = (report.idle_before.expect("idle reading before"), report.idle_after.expect("idle reading after"));
     let growth = report.rss_growth_kib(&plan);
     let peak = report.samples.iter().map(|s| s.active_calls).max().unwrap_or(0);
     println!(
-        "soak figures: {} calls ({:?}), {} failed, peak {peak} up; lost {} of {} to browsers and {} of {} to SIP ({:.4} %); DTMF {}/{} confirmed; \
+        "soak figures: {} calls ({:?}), {} failed, peak {peak} up; lost {} of {} to browsers and {} of {} to SIP ({:.4} %); mid-call DTMF/hold/resume {}/{} confirmed; \
          RSS {} KiB idle before, {} KiB idle after, {growth:+} KiB under load after the warm-up; fds {} -> {}; threads {} -> {}; {} records, {} in progress",
         report.calls,
         report.by_kind,
@@ -47,8 +49,8 @@ fn soak_with_churn_loses_nothing_and_grows_nothing() {
         report.to_sip.lost,
         report.to_sip.received + report.to_sip.lost,
         report.lost_fraction() * 100.0,
-        report.dtmf_confirmed,
-        report.dtmf_sent,
+        report.requests_confirmed,
+        report.requests_sent,
         before.rss_kib,
         after.rss_kib,
         before.fds,
@@ -64,7 +66,7 @@ fn soak_with_churn_loses_nothing_and_grows_nothing() {
     assert!(report.calls > plan.concurrency, "calls churned: {} calls", report.calls);
     assert!(peak as usize >= plan.concurrency * 9 / 10, "the gateway held about {} calls at once (peak {peak})", plan.concurrency);
     assert_eq!(report.failed, 0, "no call failed: {:#?}", report.failures);
-    assert_eq!(report.dtmf_confirmed, report.dtmf_sent, "every DTMF was confirmed");
+    assert_eq!(report.requests_confirmed, report.requests_sent, "every DTMF, hold and resume was confirmed");
     assert!(report.lost_fraction() <= 0.0001, "loss {:.4} % (limit 0.01 %)", report.lost_fraction() * 100.0);
     assert!(growth <= 5 * 1024, "RSS grew {growth} KiB under load after the warm-up (limit 5 MiB): {:#?}", report.samples);
     assert!(after.fds <= before.fds, "open fds idle: {} before, {} after", before.fds, after.fds);

@@ -1,7 +1,7 @@
 //! The soak: one gateway held at a number of concurrent calls for a long time, with churn (every
 //! call lasts a random time between two bounds, and a new one takes its place), a mix of call
-//! kinds in turn (from browsers: PCMU passthrough, Opus transcoded, with DTMF; from SIP:
-//! passthrough, with DTMF), and the gateway's RSS, open fds, threads, active calls and spool depth
+//! kinds in turn (from browsers: PCMU passthrough, Opus transcoded, with DTMF, with hold and
+//! resume; from SIP: passthrough, with DTMF, with hold and resume), and the gateway's RSS, open fds, threads, active calls and spool depth
 //! sampled every `sample_every`. `tests/soak.rs` runs it (5 minutes in `make test`, an hour in
 //! `make soak`) and judges the figures.
 
@@ -31,11 +31,28 @@ pub enum Kind {
     BrowserPassthrough,
     BrowserTranscoded,
     BrowserDtmf,
+    BrowserHold,
     SipPassthrough,
     SipDtmf,
+    SipHold,
 }
 
-const KINDS: [Kind; 5] = [Kind::BrowserPassthrough, Kind::BrowserTranscoded, Kind::SipPassthrough, Kind::BrowserDtmf, Kind::SipDtmf];
+const KINDS: [Kind; 7] = [Kind::BrowserPassthrough, Kind::BrowserTranscoded, Kind::SipPassthrough, Kind::BrowserDtmf, Kind::SipHold, Kind::SipDtmf, Kind::BrowserHold];
+
+impl Kind {
+    /// What the browser asks for mid-call, and when after the answer: DTMF, or hold then resume
+    /// (the browser holds; the gateway re-INVITEs the trunk sendonly, then sendrecv).
+    fn requests(self) -> Vec<(Duration, serde_json::Value)> {
+        match self {
+            Kind::BrowserDtmf | Kind::SipDtmf => vec![(Duration::from_secs(5), serde_json::json!({"type": "dtmf", "digits": "1234#"}))],
+            Kind::BrowserHold | Kind::SipHold => vec![
+                (Duration::from_secs(6), serde_json::json!({"type": "hold"})),
+                (Duration::from_secs(12), serde_json::json!({"type": "unhold"})),
+            ],
+            _ => Vec::new(),
+        }
+    }
+}
 
 /// One reading of the gateway process.
 #[derive(Debug, Clone, Copy)]
@@ -58,8 +75,9 @@ pub struct SoakReport {
     pub by_kind: Vec<(String, usize)>,
     /// Per kind: packets lost and packets expected, both directions.
     pub loss_by_kind: Vec<(String, u64, u64)>,
-    pub dtmf_sent: usize,
-    pub dtmf_confirmed: usize,
+    /// Mid-call requests (DTMF, hold, resume) sent, and those the gateway confirmed.
+    pub requests_sent: usize,
+    pub requests_confirmed: usize,
     pub to_browser: StreamTally,
     pub to_sip: StreamTally,
     pub samples: Vec<Sample>,
@@ -203,16 +221,19 @@ async fn drive(plan: &SoakPlan, gateway: &Gateway, trunk_socket: std::net::UdpSo
 
 #[allow(clippy::too_many_arguments)]
 async fn one_call(kind: Kind, index: u32, stop: Instant, http_port: u16, peer: &Arc<SipPeer>, media: &Arc<media_loop::MediaLoops>, opus: &Arc<Vec<Vec<u8>>>, epoch: Instant) -> CallReport {
+    // Transcoded calls, and held ones (nothing reaches the trunk while held), count loss by
+    // sequence numbers, which the gateway keeps continuous across hold; the rest by probes.
     let (voice, probed) = match kind {
         Kind::BrowserTranscoded => (Voice::Opus(Arc::clone(opus)), false),
+        Kind::BrowserHold | Kind::SipHold => (Voice::PcmuProbes, false),
         _ => (Voice::PcmuProbes, true),
     };
     // Media counts from 2 s after the start (ICE and DTLS done) to the end of the call.
     let window = Window { epoch, start: Instant::now() + Duration::from_secs(2), end: stop };
-    let dtmf_after = matches!(kind, Kind::BrowserDtmf | Kind::SipDtmf).then(|| Duration::from_secs(5));
-    let context = Arc::new(CallContext { http_port, jwt_secret: super::JWT_SECRET, peer: Arc::clone(peer), voice, window, probed, media: Arc::clone(media), dtmf_after });
+    let requests = kind.requests();
+    let context = Arc::new(CallContext { http_port, jwt_secret: super::JWT_SECRET, peer: Arc::clone(peer), voice, window, probed, media: Arc::clone(media), requests });
     match kind {
-        Kind::SipPassthrough | Kind::SipDtmf => calls::from_sip(context, index, stop).await,
+        Kind::SipPassthrough | Kind::SipDtmf | Kind::SipHold => calls::from_sip(context, index, stop).await,
         _ => calls::from_browser(context, index, stop).await,
     }
 }
@@ -226,10 +247,8 @@ fn tally(report: &mut SoakReport, reports: Vec<(Kind, CallReport)>) {
         let kind_loss = loss.entry(format!("{kind:?}")).or_default();
         kind_loss.0 += call.to_browser.lost + call.to_sip.lost;
         kind_loss.1 += call.to_browser.lost + call.to_sip.lost + call.to_browser.received + call.to_sip.received;
-        if matches!(kind, Kind::BrowserDtmf | Kind::SipDtmf) {
-            report.dtmf_sent += 1;
-            report.dtmf_confirmed += usize::from(call.dtmf_confirmed);
-        }
+        report.requests_sent += kind.requests().len();
+        report.requests_confirmed += call.confirmed;
         report.to_browser.merge(StreamTally { latencies_us: Vec::new(), ..call.to_browser });
         report.to_sip.merge(StreamTally { latencies_us: Vec::new(), ..call.to_sip });
         if let Some(failure) = call.failure {
