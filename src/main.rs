@@ -235,8 +235,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let app = http::router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     // Signaling frames are small and latency-bound: without TCP_NODELAY a second frame in a row
     // (a candidate after `incoming`) waits for the browser's delayed ACK, 40 ms on Linux.
+    // A fixed send buffer: the kernel would otherwise grow it to megabytes for a client that
+    // stops reading, and the back-pressure that bounds a slow browser (its calls wait to push,
+    // and count it) would start only once that much was queued.
     let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
         let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(http::SEND_BUFFER);
     });
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
         stopping.await;

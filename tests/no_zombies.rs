@@ -13,7 +13,10 @@ use std::time::{Duration, Instant};
 use support::{http_get, sipp, Gateway, GatewayOptions, API_TOKEN};
 use tokio_tungstenite::tungstenite::Message;
 
-const CALLS: usize = 40;
+/// Enough calls that their frames (about 1.3 KiB each) overflow the gateway's fixed send buffer
+/// (`http::SEND_BUFFER`, 128 KiB as the kernel counts it) and then the connection's push
+/// channel.
+const CALLS: usize = 200;
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
 
@@ -58,16 +61,19 @@ fn final_records(gateway: &Gateway, within: Duration) -> HashMap<String, usize> 
     }
 }
 
-/// `sipbridge_calls_active` from /metrics.
-fn active_calls(gateway: &Gateway) -> Option<u64> {
+/// A gauge or counter without labels from /metrics.
+fn metric(gateway: &Gateway, name: &str) -> Option<u64> {
     let (_, body) = http_get(gateway.http_port, "/metrics", Some(API_TOKEN)).ok()?;
-    body.lines().find_map(|line| line.strip_prefix("sipbridge_calls_active ")).and_then(|v| v.trim().parse().ok())
+    let prefix = format!("{name} ");
+    body.lines().find_map(|line| line.strip_prefix(prefix.as_str())).and_then(|v| v.trim().parse().ok())
 }
 
 #[test]
 fn a_browser_that_stops_reading_loses_no_event_and_leaves_no_zombie() {
     support::sipp_available();
-    let calls = format!("\n[calls]\nmax_per_user = {CALLS}\nmax_concurrent = {}\n", CALLS * 2);
+    // Two RTP ports a call, below the range the other tests' gateways spread over.
+    let rtp_min = 10_000 + std::process::id() % 19 * 500;
+    let calls = format!("rtp_port_min = {rtp_min}\nrtp_port_max = {}\n\n[calls]\nmax_per_user = {CALLS}\nmax_concurrent = {}\n", rtp_min + 499, CALLS * 2);
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: calls, ..Default::default() });
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
@@ -83,13 +89,16 @@ fn a_browser_that_stops_reading_loses_no_event_and_leaves_no_zombie() {
     // The browser reads nothing while the trunk rings it CALLS times and cancels every call.
     let target = gateway.sip_addr().to_string();
     let calls = CALLS.to_string();
-    let run = sipp("call_cancelled.xml", &target, &["-m", &calls, "-l", &calls, "-r", "60", "-timeout", "60s"]);
+    let run = sipp("call_cancelled.xml", &target, &["-m", &calls, "-l", &calls, "-r", "100", "-timeout", "60s"]);
     assert!(run.success(), "every call ended for the trunk with 487: {}\n{}", run.describe(), gateway.log());
 
-    let by_status = final_records(&gateway, Duration::from_secs(20));
+    let by_status = final_records(&gateway, Duration::from_secs(30));
     assert_eq!(by_status.values().sum::<usize>(), CALLS, "every call wrote a final record: {by_status:?}\n{}", gateway.log());
     assert_eq!(by_status.get("Cancelled"), Some(&CALLS), "{by_status:?}");
-    assert_eq!(active_calls(&gateway), Some(0), "no call holds a slot: 0 zombies");
+    assert_eq!(metric(&gateway, "sipbridge_calls_active"), Some(0), "no call holds a slot: 0 zombies");
+    // The test is about a full channel: prove the pushes really had to wait for room.
+    let waits = metric(&gateway, "sipbridge_browser_push_waits_total").unwrap_or(0);
+    assert!(waits > 0, "the slow browser's push channel never filled: the test proves nothing\n{}", gateway.log());
 
     // Reading again: every call's `incoming` and its `hangup` are there.
     let (incoming, hangups) = runtime.block_on(async {

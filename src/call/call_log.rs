@@ -18,9 +18,19 @@ pub struct CallStats {
     transcoding: std::sync::atomic::AtomicI64,
     rtp_received: std::sync::atomic::AtomicU64,
     rtp_lost: std::sync::atomic::AtomicU64,
+    /// Pushes to a browser that found its connection's channel full and waited for room.
+    push_waits: std::sync::atomic::AtomicU64,
 }
 
 impl CallStats {
+    pub fn push_waited(&self) {
+        self.push_waits.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn push_waits(&self) -> u64 {
+        self.push_waits.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     pub fn ended_by_status(&self) -> Vec<(&'static str, u64)> {
         self.ended.lock().unwrap_or_else(|p| p.into_inner()).iter().map(|(k, v)| (*k, *v)).collect()
     }

@@ -194,7 +194,7 @@ async fn open_devices(layer: &CallLayer, user: &str, call_id: &str, codec: Brows
 async fn refuse(layer: &CallLayer, call: &IncomingCall, mut log: CallLog, status: u16, outcome: CallStatus, why: &str) {
     layer.sip.call_reject(call.id, status).await;
     for sip_call_id in log.sip_call_ids() {
-        let messages = layer.sip.take_ladder(&sip_call_id).await;
+        let messages = layer.sip.take_ladder(&sip_call_id, true).await;
         log.sip_messages(messages);
     }
     log.finish(outcome, crate::store::HangupSide::Gateway, why, Some(status));

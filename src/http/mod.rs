@@ -132,6 +132,11 @@ const STATIC_FILES: &[(&str, &str, &str)] = &[
     ("/console.css", include_str!("../../web/console.css"), "text/css; charset=utf-8"),
 ];
 
+/// Bytes the kernel may queue toward one HTTP client (it doubles the figure for its own
+/// bookkeeping). Signalling frames are a few KiB; an API reply larger than this is sent as
+/// the client reads it.
+pub const SEND_BUFFER: usize = 64 * 1024;
+
 pub fn router(state: AppState) -> Router {
     let mut router = Router::new()
         .route("/healthz", get(|| async { "ok\n" }))
@@ -310,6 +315,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_flow\"}} {unknown_flow}");
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_ufrag\"}} {unknown_ufrag}");
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"rejected_by_leg\"}} {rejected}");
+    let _ = writeln!(out, "# TYPE sipbridge_browser_push_waits_total counter");
+    let _ = writeln!(out, "sipbridge_browser_push_waits_total {}", calls.stats.push_waits());
     let _ = writeln!(out, "# TYPE sipbridge_websocket_connections gauge");
     let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.count());
     let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");

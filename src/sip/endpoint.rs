@@ -13,6 +13,7 @@ use crate::config::{Config, ListenTransport};
 use anyhow::Context;
 
 mod addresses;
+mod ladder_takes;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
@@ -80,7 +81,7 @@ enum SipCommand {
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
     PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, events: CallEvents, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
-    TakeLadder { call_id: String, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
+    TakeLadder { call_id: String, settle: bool, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
     Destination { profile: Option<String>, user: String, reply: oneshot::Sender<Option<SocketAddr>> },
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
@@ -180,10 +181,11 @@ impl StatusHandle {
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
 
-    /// The SIP messages of a call (by SIP Call-ID) for its record; they are forgotten here.
-    pub async fn take_ladder(&self, call_id: &str) -> Vec<super::ladder::LadderEntry> {
+    /// The SIP messages of a call (by SIP Call-ID) for its record; they are forgotten here. With
+    /// `settle`, for a call we ended, the answer to our last message joins them first.
+    pub async fn take_ladder(&self, call_id: &str, settle: bool) -> Vec<super::ladder::LadderEntry> {
         let (reply, answer) = oneshot::channel();
-        if self.requests.send(SipCommand::TakeLadder { call_id: call_id.to_string(), reply }).await.is_err() {
+        if self.requests.send(SipCommand::TakeLadder { call_id: call_id.to_string(), settle, reply }).await.is_err() {
             return Vec::new();
         }
         answer.await.unwrap_or_default()
@@ -265,6 +267,7 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         calls: calls_tx,
         sinks: HashMap::new(),
         ladder: super::ladder::Ladder::default(),
+        ladder_takes: ladder_takes::LadderTakes::default(),
     };
     tokio::spawn(driver.run(events_rx, status_rx));
     Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, calls: calls_rx, bound })
@@ -312,6 +315,7 @@ struct Driver {
     sinks: HashMap<super::core::SipCallId, CallEvents>,
     /// The SIP messages of calls in progress, for their records.
     ladder: super::ladder::Ladder,
+    ladder_takes: ladder_takes::LadderTakes,
 }
 
 type Resolution = (String, Result<ResolvedPeer, String>);
@@ -321,7 +325,9 @@ impl Driver {
         let (resolved_tx, mut resolved_rx) = mpsc::channel::<Resolution>(64);
         loop {
             self.flush(&resolved_tx);
+            self.ladder_takes.answer_ready(&mut self.ladder, Instant::now());
             let deadline = self.core.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(60));
+            let deadline = self.ladder_takes.next_deadline().map_or(deadline, |d| d.min(deadline));
             tokio::select! {
                 event = events.recv() => match event {
                     Some(event) => self.handle_event(event),
@@ -368,9 +374,7 @@ impl Driver {
             SipCommand::Destination { profile, user, reply } => {
                 let _ = reply.send(self.core.call_destination(profile.as_deref(), &user, Instant::now()));
             }
-            SipCommand::TakeLadder { call_id, reply } => {
-                let _ = reply.send(self.ladder.take(&call_id));
-            }
+            SipCommand::TakeLadder { call_id, settle, reply } => self.ladder_takes.take(&mut self.ladder, call_id, settle, reply, Instant::now()),
             SipCommand::OutboundHangup(id) => self.core.outbound_hangup(id, Instant::now()),
             SipCommand::Reanswer { id, answer } => self.core.call_reanswer(id, answer, Instant::now()),
             SipCommand::Refer { id, target, reply } => {

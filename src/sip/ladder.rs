@@ -71,6 +71,59 @@ pub struct LadderStatus {
 struct CallLadder {
     entries: Vec<LadderEntry>,
     bytes: usize,
+    /// The peer's answer our last message still waits for, so the record's ladder ends with it.
+    awaiting: Option<Awaiting>,
+}
+
+/// The message that closes a ladder we ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Awaiting {
+    /// The final response to our BYE (method BYE) or, after our CANCEL, to the INVITE it cancels.
+    FinalResponse { cseq: u32, invite: bool },
+    /// The ACK for our error response to an INVITE.
+    Ack { cseq: u32 },
+}
+
+/// What the settling rules read of a message: its start line and CSeq.
+struct Shape<'a> {
+    /// `Some(status)` for a response.
+    status: Option<u16>,
+    /// The request's method, or the CSeq method of a response.
+    method: &'a str,
+    cseq: u32,
+}
+
+impl<'a> Shape<'a> {
+    fn read(summary: &'a str, head: &'a str) -> Option<Self> {
+        let (number, cseq_method) = header(head, &["cseq"])?.split_once(' ')?;
+        let cseq = number.trim().parse().ok()?;
+        let cseq_method = cseq_method.trim();
+        match summary.strip_prefix("SIP/2.0 ") {
+            Some(rest) => Some(Shape { status: rest.get(..3)?.parse().ok(), method: cseq_method, cseq }),
+            None => Some(Shape { status: None, method: summary.split(' ').next()?, cseq }),
+        }
+    }
+
+    /// What `outgoing` starts waiting for, if anything.
+    fn starts_wait(&self) -> Option<Awaiting> {
+        match (self.status, self.method) {
+            (None, "BYE") => Some(Awaiting::FinalResponse { cseq: self.cseq, invite: false }),
+            (None, "CANCEL") => Some(Awaiting::FinalResponse { cseq: self.cseq, invite: true }),
+            (Some(status), "INVITE") if status >= 300 => Some(Awaiting::Ack { cseq: self.cseq }),
+            _ => None,
+        }
+    }
+
+    /// Whether this incoming message is the one `awaiting` waits for.
+    fn ends_wait(&self, awaiting: Awaiting) -> bool {
+        match awaiting {
+            Awaiting::FinalResponse { cseq, invite } => {
+                let method = if invite { "INVITE" } else { "BYE" };
+                self.status.is_some_and(|s| s >= 200) && self.cseq == cseq && self.method == method
+            }
+            Awaiting::Ack { cseq } => self.status.is_none() && self.method == "ACK" && self.cseq == cseq,
+        }
+    }
 }
 
 #[derive(Default)]
@@ -117,6 +170,15 @@ impl Ladder {
         let Ok(head) = std::str::from_utf8(&bytes[..head_end]) else { return Observed::Unreadable };
         let (Some(summary), Some(call_id)) = (head.lines().next(), header(head, &["call-id", "i"])) else { return Observed::Unreadable };
         let Some(ladder) = self.calls.get_mut(call_id) else { return Observed::NotFollowed };
+        if let Some(shape) = Shape::read(summary, head) {
+            if outgoing {
+                if let Some(wait) = shape.starts_wait() {
+                    ladder.awaiting = Some(wait);
+                }
+            } else if ladder.awaiting.is_some_and(|wait| shape.ends_wait(wait)) {
+                ladder.awaiting = None;
+            }
+        }
         if ladder.entries.len() >= MAX_MESSAGES_PER_CALL {
             return Observed::CallFull;
         }
@@ -135,6 +197,12 @@ impl Ladder {
             self.evict_oldest();
         }
         Observed::Kept
+    }
+
+    /// Whether `call_id`'s ladder holds the peer's answer to our last BYE, CANCEL or refusal (or
+    /// never sent one). A ladder nobody follows is settled: nothing more will join it.
+    pub fn settled(&self, call_id: &str) -> bool {
+        self.calls.get(call_id).is_none_or(|ladder| ladder.awaiting.is_none())
     }
 
     /// The messages of `call_id`, which is no longer followed.

@@ -119,3 +119,45 @@ fn bounded_in_calls_and_total_bytes_by_dropping_the_oldest() {
     assert!(!ladder.take(&format!("full{}", calls - 1)).is_empty(), "the newest call is kept");
     assert!(ladder.take("full0").is_empty(), "the oldest went");
 }
+
+fn with_cseq(start: &str, call_id: &str, cseq: &str) -> Vec<u8> {
+    format!("{start}\r\nVia: SIP/2.0/UDP 10.0.0.1\r\nCall-ID: {call_id}\r\nCSeq: {cseq}\r\nContent-Length: 0\r\n\r\n").into_bytes()
+}
+
+#[test]
+fn our_bye_waits_for_its_own_final_response() {
+    let mut ladder = Ladder::default();
+    ladder.follow("c1");
+    ladder.observe(&invite("c1"), false, "peer", 1);
+    assert!(ladder.settled("c1"), "nothing of ours is waiting");
+    ladder.observe(&with_cseq("BYE sip:bob@peer SIP/2.0", "c1", "2 BYE"), true, "peer", 2);
+    assert!(!ladder.settled("c1"));
+    // A retransmitted 200 to the INVITE is not the BYE's answer.
+    ladder.observe(&with_cseq("SIP/2.0 200 OK", "c1", "1 INVITE"), false, "peer", 3);
+    assert!(!ladder.settled("c1"));
+    ladder.observe(&with_cseq("SIP/2.0 200 OK", "c1", "2 BYE"), false, "peer", 4);
+    assert!(ladder.settled("c1"));
+    assert_eq!(ladder.take("c1").last().map(|e| e.summary.as_str()), Some("SIP/2.0 200 OK"));
+}
+
+#[test]
+fn our_cancel_waits_for_the_invites_final_response_and_a_refusal_for_the_ack() {
+    let mut ladder = Ladder::default();
+    ladder.follow("out");
+    ladder.observe(&with_cseq("CANCEL sip:bob@peer SIP/2.0", "out", "1 CANCEL"), true, "peer", 1);
+    ladder.observe(&with_cseq("SIP/2.0 200 OK", "out", "1 CANCEL"), false, "peer", 2);
+    assert!(!ladder.settled("out"), "the 487 to the INVITE is still to come");
+    ladder.observe(&with_cseq("SIP/2.0 487 Request Terminated", "out", "1 INVITE"), false, "peer", 3);
+    assert!(ladder.settled("out"));
+    ladder.observe(&with_cseq("ACK sip:bob@peer SIP/2.0", "out", "1 ACK"), true, "peer", 4);
+    assert!(ladder.settled("out"), "our ACK waits for nothing");
+
+    ladder.follow("in");
+    ladder.observe(&with_cseq("SIP/2.0 486 Busy Here", "in", "7 INVITE"), true, "peer", 5);
+    assert!(!ladder.settled("in"));
+    ladder.observe(&with_cseq("ACK sip:gw SIP/2.0", "in", "6 ACK"), false, "peer", 6);
+    assert!(!ladder.settled("in"), "an ACK for another CSeq");
+    ladder.observe(&with_cseq("ACK sip:gw SIP/2.0", "in", "7 ACK"), false, "peer", 7);
+    assert!(ladder.settled("in"));
+    assert!(ladder.settled("never-followed"));
+}

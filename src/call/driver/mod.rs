@@ -27,9 +27,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
-/// How long the ladder waits for the answer to our last SIP message (a 200 to BYE, an ACK).
-const LADDER_SETTLE: Duration = Duration::from_millis(300);
-
 /// One leg of a call, as the driver holds it.
 pub enum Leg {
     Sip(Box<SipLeg>),
@@ -126,7 +123,7 @@ impl CallTask {
             }
             let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
             tokio::select! {
-                () = next_push(&mut self.legs) => {}
+                () = next_push(&mut self.legs, &self.layer.stats) => {}
                 Some(event) = self.sip_events.recv() => self.on_sip_event(event),
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
@@ -256,16 +253,14 @@ impl CallTask {
         }
         // The ladder and the record are finished beside the call, which goes on handing its
         // browsers their last frames. When our BYE, CANCEL or refusal was the last message its
-        // answer is still in flight: the ladder waits for it, nothing else does. The slot goes
-        // with the record, so a drain waits for the record.
-        let wait = self.sip().ended_by_us.then_some(LADDER_SETTLE);
+        // answer is still in flight: the endpoint hands the ladder over once that answer is in
+        // it (or overdue), nothing else waits. The slot goes with the record, so a drain waits
+        // for the record.
+        let settle = self.sip().ended_by_us;
         let (sip, slot) = (self.layer.sip.clone(), self.slot.take());
         tokio::spawn(async move {
-            if let Some(wait) = wait {
-                tokio::time::sleep(wait).await;
-            }
             for sip_call_id in log.sip_call_ids() {
-                log.sip_messages(sip.take_ladder(&sip_call_id).await);
+                log.sip_messages(sip.take_ladder(&sip_call_id, settle).await);
             }
             log.finish(fields.status, fields.side, &fields.cause, sip_status);
             drop(slot);
@@ -274,15 +269,23 @@ impl CallTask {
 }
 
 /// Hands one waiting push to its connection once the connection has room; pending while no leg
-/// has anything to send.
-async fn next_push(legs: &mut [Leg]) {
+/// has anything to send. A push that has to wait is counted (`sipbridge_browser_push_waits_total`).
+async fn next_push(legs: &mut [Leg], stats: &crate::call::call_log::CallStats) {
     let leg = legs.iter_mut().find_map(|l| match l {
         Leg::Browser(b) if !b.outbox.is_empty() => Some(b),
         _ => None,
     });
     let Some(leg) = leg else { return std::future::pending().await };
     let channel = leg.push.clone();
-    let gone = match channel.reserve().await {
+    let permit = match channel.try_reserve() {
+        Ok(permit) => Ok(permit),
+        Err(mpsc::error::TrySendError::Full(())) => {
+            stats.push_waited();
+            channel.reserve().await
+        }
+        Err(mpsc::error::TrySendError::Closed(())) => Err(mpsc::error::SendError(())),
+    };
+    let gone = match permit {
         Ok(permit) => {
             if let Some(push) = leg.outbox.pop_front() {
                 permit.send(push);
