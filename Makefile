@@ -3,7 +3,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sipbridge-target
 CONFIG ?= sipbridge.example.toml
 
-.PHONY: run test bench bench-full fuzz-sip check-config
+.PHONY: run test bench bench-full soak fuzz-sip check-config
 
 ## Install what is missing, build, and run the gateway with the example config.
 run:
@@ -31,6 +31,13 @@ bench:
 bench-full:
 	scripts/system-deps.sh bench
 	LOAD=full cargo bench --bench gateway_load
+
+## An hour at 100 concurrent calls with churn (calls of 30-120 s, a mix of kinds, both ways) on a
+## release build, sampling the gateway every 10 s (tests/soak.rs; `make test` runs 5 minutes of it).
+soak:
+	scripts/system-deps.sh test
+	SOAK_MINUTES=60 SOAK_CALLS=100 SOAK_SHORTEST_SECS=30 SOAK_LONGEST_SECS=120 \
+		cargo test --release --test soak -- --nocapture
 
 ## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
 fuzz-sip:

@@ -7,10 +7,8 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader, Lines};
-use std::process::{Child, ChildStdout, Command, Stdio};
 use std::time::{Duration, Instant};
-use support::calls::{last_json_line, token, EchoTrunk};
+use support::calls::{token, EchoTrunk, ManyCallsPage};
 use support::{free_port, http_get, sipp, Gateway, GatewayOptions, API_TOKEN};
 
 const FROM_BROWSER: usize = 10;
@@ -20,51 +18,6 @@ fn gateway(trunk_port: u16, drain_secs: u64) -> Gateway {
     let profile = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
     let calls = format!("\n[calls]\ndrain_secs = {drain_secs}\nmax_per_user = 40\n");
     Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), profile)], extra_media: calls, ..Default::default() })
-}
-
-/// tests/browser/drain.mjs: one page placing `place` calls to the trunk and accepting `accept`
-/// calls to alice.
-struct Page {
-    child: Child,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Page {
-    fn start(gateway: &Gateway, place: usize, accept: usize) -> Page {
-        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drain.mjs");
-        // Alice answers; callers place 4 calls each (the per-connection limit).
-        let callers: Vec<String> = (0..place.div_ceil(4)).map(|i| token(&format!("caller{i}"), &["trunk"])).collect();
-        let mut child = Command::new("node")
-            .arg(script)
-            .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-            .args([token("alice", &[]), accept.to_string(), "+15551234567".into(), place.to_string()])
-            .args(callers)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("run the browser");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-        let mut page = Page { child, lines };
-        page.expect_line("READY");
-        page
-    }
-
-    /// Reads the page's output up to `line` (bounded by the page's own timeouts).
-    fn expect_line(&mut self, line: &str) {
-        for seen in self.lines.by_ref().map_while(Result::ok) {
-            if seen == line {
-                return;
-            }
-            assert!(!seen.starts_with('{'), "the page ended before {line}: {seen}");
-        }
-        panic!("the page exited before {line}");
-    }
-
-    /// The page's final report: how each call ended.
-    fn report(mut self) -> serde_json::Value {
-        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
-        let _ = self.child.wait();
-        last_json_line(&rest.join("\n"))
-    }
 }
 
 /// sipp calling alice `calls` times at once; each call waits for the gateway's BYE.
@@ -87,7 +40,7 @@ fn sigterm_lets_twenty_calls_run_out_the_drain_then_ends_each_properly() {
     let trunk_port = free_port();
     let mut gateway = gateway(trunk_port, DRAIN_SECS);
     let trunk = EchoTrunk::answering(trunk_port, FROM_BROWSER);
-    let mut page = Page::start(&gateway, FROM_BROWSER, FROM_SIP);
+    let mut page = ManyCallsPage::start(&gateway, FROM_BROWSER, FROM_SIP);
     let callers = sip_callers(&gateway, FROM_SIP);
     page.expect_line("ESTABLISHED");
 
@@ -125,7 +78,7 @@ fn sigterm_during_a_rest_drain_ends_calls_at_once_and_browsers_are_refused_meanw
     let trunk_port = free_port();
     let mut gateway = gateway(trunk_port, DRAIN_SECS);
     let trunk = EchoTrunk::answering(trunk_port, 1);
-    let mut page = Page::start(&gateway, 1, 1);
+    let mut page = ManyCallsPage::start(&gateway, 1, 1);
     let callers = sip_callers(&gateway, 1);
     page.expect_line("ESTABLISHED");
 

@@ -5,12 +5,15 @@
 //! gets the gateway's BYE (its scenario fails otherwise), the browser gets `hangup` with reason
 //! `media_timeout`, and the call record names the cause. The browser keeps sending its tone, so
 //! the silent leg is always the SIP one: a browser leg whose RTP did not count would be named.
+//! A trunk that vanishes after its answer (no RTP, no answer to anything) gets the BYE all the
+//! same, retransmitted into the void, and the record names the cause.
 
 mod support;
 
 use sipbridge::store::HangupSide;
 use support::calls::{echo_page, token, trunk_profile, AnsweringPages, EchoTrunk};
 use support::{completed_record, free_port, free_sipp_media_port, scenario_path, sipp, Gateway, GatewayOptions};
+use std::time::{Duration, Instant};
 
 const RTP_TIMEOUT_SECS: i64 = 3;
 const HOLD_TIMEOUT_SECS: i64 = 7;
@@ -82,4 +85,38 @@ fn a_browser_call_to_a_trunk_that_never_sends_ends_with_bye() {
 #[test]
 fn a_browser_that_holds_has_the_hold_limit() {
     assert_sip_leg_timed_out(browser_calls_silent_trunk("hold-await-end"), HOLD_TIMEOUT_SECS);
+}
+
+/// sipp answers Chromium's call, takes the ACK and exits; the test then listens on its port and
+/// never answers. The gateway ends the call on the RTP timeout with a BYE (retransmitted, since
+/// nobody answers), and the record says why, with that BYE in its SIP messages.
+#[test]
+fn a_trunk_that_vanishes_after_answer_gets_a_bye_and_the_record_names_the_timeout() {
+    let trunk_port = free_port();
+    let gateway = gateway(vec![trunk_profile(trunk_port)]);
+    let scenario = scenario_path("vanishing_trunk.xml").to_string_lossy().into_owned();
+    let trunk = EchoTrunk::silent(trunk_port, &["-sf", &scenario]);
+    let login = token("alice", &["trunk"]);
+    let (page, byes) = std::thread::scope(|scope| {
+        let page = scope.spawn(|| echo_page(&gateway, &login, ["", "+15551234567", "await-end"], &[]));
+        assert!(trunk.finish().is_ok(), "sipp answered and left");
+        // Nobody answers on the trunk's port from here on: the test only listens.
+        let void = std::net::UdpSocket::bind(("127.0.0.1", trunk_port)).expect("bind the vanished trunk's port");
+        void.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let deadline = Instant::now() + Duration::from_secs(RTP_TIMEOUT_SECS as u64 + 10);
+        let mut byes = 0;
+        let mut buffer = [0u8; 4096];
+        while Instant::now() < deadline && byes < 2 {
+            if let Ok((n, _)) = void.recv_from(&mut buffer) {
+                byes += usize::from(buffer[..n].starts_with(b"BYE sip:"));
+            }
+        }
+        (page.join().expect("page thread"), byes)
+    });
+    assert!(byes >= 2, "the gateway's BYE, retransmitted since nobody answers ({byes} seen)\n{}", gateway.log());
+    assert_eq!(page["ok"], true, "{page:#}\n{}", gateway.log());
+    let record = completed_record(&gateway);
+    assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("BYE ")), "the BYE is in the record: {:#?}", record.sip_messages);
+    println!("vanished trunk: {byes} copies of the BYE reached its silent port");
+    assert_sip_leg_timed_out((gateway, page["ended"].clone()), RTP_TIMEOUT_SECS);
 }

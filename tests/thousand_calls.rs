@@ -47,7 +47,7 @@ async fn place_calls(http_port: u16, peer: Arc<SipPeer>) -> Vec<CallReport> {
             let start = Instant::now();
             // Each call counts the probes sent in its own lifetime.
             let window = Window { epoch, start, end: start + CALL_LENGTH };
-            let context = Arc::new(CallContext { http_port, jwt_secret: gateway_load::JWT_SECRET, peer: Arc::clone(&peer), voice: Voice::PcmuProbes, window, probed: true, media: Arc::clone(&media) });
+            let context = Arc::new(CallContext { http_port, jwt_secret: gateway_load::JWT_SECRET, peer: Arc::clone(&peer), voice: Voice::PcmuProbes, window, probed: true, media: Arc::clone(&media), requests: Vec::new() });
             running.spawn(from_browser(context, next, window.end));
             next += 1;
         }

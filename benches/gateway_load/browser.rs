@@ -173,13 +173,25 @@ impl Browser {
     /// Signaling while the media loop runs the leg's media (until the plan's `stop` and the
     /// drain after it). Returns the leg's tally, or why the call broke.
     pub async fn media(&mut self, leg: &mut BrowserHandle, stop: Instant) -> Result<Tally, String> {
+        self.media_with_requests(leg, stop, Vec::new()).await.map(|(tally, _)| tally)
+    }
+
+    /// `media`, sending mid-call requests (`dtmf`, `hold`, `unhold`: their `type` and fields,
+    /// without id or call) at their times; also returns how many the gateway confirmed.
+    pub async fn media_with_requests(&mut self, leg: &mut BrowserHandle, stop: Instant, mut requests: Vec<(Instant, Value)>) -> Result<(Tally, usize), String> {
         let far_future = stop + Duration::from_secs(3_600);
+        requests.sort_by_key(|(at, _)| *at);
+        let mut requests = std::collections::VecDeque::from(requests);
+        let mut confirmed = 0;
         loop {
+            let next_due = requests.front().map(|(at, _)| *at);
             tokio::select! {
                 frame = self.next_frame(far_future) => {
                     let frame = frame?;
                     match frame["type"].as_str() {
                         Some("candidate") => leg.add_remote_candidate(remote_candidate(&frame)),
+                        Some("dtmf" | "hold" | "unhold") if frame["ok"] == true => confirmed += 1,
+                        Some("dtmf" | "hold" | "unhold") => return Err(format!("refused: {frame}")),
                         // The SIP side hangs up once its own stream is done, which may be a moment
                         // before this one's drain ends.
                         Some("hangup") if Instant::now() >= stop => self.hung_up = true,
@@ -187,13 +199,19 @@ impl Browser {
                         _ => {}
                     }
                 }
+                () = tokio::time::sleep_until(next_due.unwrap_or(far_future).into()), if next_due.is_some() => {
+                    if let Some((_, mut request)) = requests.pop_front() {
+                        request["call_id"] = json!(self.call_id.clone());
+                        self.request(request).await?;
+                    }
+                }
                 event = leg.events.recv() => match event {
                     Some(BrowserEvent::Connected) => {}
                     Some(BrowserEvent::Failed(reason)) => return Err(format!("WebRTC: {reason}")),
                     // The stream ended: its tally is on its way.
-                    None => return (&mut leg.done).await.map_err(|_| "media loop gone".to_string()),
+                    None => return (&mut leg.done).await.map(|t| (t, confirmed)).map_err(|_| "media loop gone".to_string()),
                 },
-                tally = &mut leg.done => return tally.map_err(|_| "media loop gone".to_string()),
+                tally = &mut leg.done => return tally.map(|t| (t, confirmed)).map_err(|_| "media loop gone".to_string()),
             }
         }
     }

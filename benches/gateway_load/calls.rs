@@ -22,6 +22,15 @@ pub struct CallContext {
     pub probed: bool,
     /// Where every stream's packets are sent and counted.
     pub media: Arc<MediaLoops>,
+    /// Mid-call requests the browser sends (the soak's mix: `dtmf`, `hold`, `unhold`), each this
+    /// long after the answer.
+    pub requests: Vec<(Duration, serde_json::Value)>,
+}
+
+impl CallContext {
+    fn requests_from(&self, answered: Instant) -> Vec<(Instant, serde_json::Value)> {
+        self.requests.iter().map(|(after, request)| (answered + *after, request.clone())).collect()
+    }
 }
 
 impl CallContext {
@@ -42,6 +51,8 @@ pub struct CallReport {
     pub to_browser: StreamTally,
     pub to_sip: StreamTally,
     pub failure: Option<String>,
+    /// Mid-call requests the gateway confirmed.
+    pub confirmed: usize,
 }
 
 fn micros(duration: Duration) -> u32 {
@@ -65,10 +76,11 @@ async fn browser_call(context: &CallContext, index: u32, stop: Instant, report: 
     let think = trunk.answered.saturating_duration_since(trunk.received);
     report.setup_us = Some(micros(answered.saturating_duration_since(sent).saturating_sub(think)));
     let sip_media = trunk.media.run(&context.media, trunk.gateway_media, context.plan(index, stop, false));
-    let (browser_media, sip_media) = tokio::join!(browser.media(&mut leg, stop), sip_media);
+    let (browser_media, sip_media) = tokio::join!(browser.media_with_requests(&mut leg, stop, context.requests_from(answered)), sip_media);
     browser.hang_up().await;
     let (sent_by_sip, sip_receiver) = sip_media?;
-    let (sent_by_browser, browser_receiver) = browser_media?;
+    let ((sent_by_browser, browser_receiver), confirmed) = browser_media?;
+    report.confirmed = confirmed;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
     Ok(())
@@ -110,11 +122,13 @@ async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut
             (false, true) => Ok((at, sent, receiver)),
         }
     };
-    let (browser_media, sip_result) = tokio::join!(browser.media(&mut leg, stop), sip_side);
+    let requests = context.requests_from(accepted);
+    let (browser_media, sip_result) = tokio::join!(browser.media_with_requests(&mut leg, stop, requests), sip_side);
     let (answered, sent_by_sip, sip_receiver) = sip_result?;
     report.accept_to_ok_us = Some(micros(answered.saturating_duration_since(accepted)));
     let hangup_seen = browser.await_hangup(Duration::from_secs(5)).await;
-    let (sent_by_browser, browser_receiver) = browser_media?;
+    let ((sent_by_browser, browser_receiver), confirmed) = browser_media?;
+    report.confirmed = confirmed;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
     if !hangup_seen {

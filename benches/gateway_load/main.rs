@@ -22,6 +22,7 @@ pub mod meter;
 pub mod profile;
 pub mod report;
 pub mod sip_peer;
+pub mod soak;
 pub mod stamped;
 pub mod stream;
 pub mod targets;
@@ -183,7 +184,7 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
         Media::Transcoded => (Voice::Opus(Arc::clone(opus)), false),
     };
     let media = Arc::new(media_loop::MediaLoops::start(media_loop::MediaLoops::threads_from_env()).map_err(|e| format!("load tool media loop: {e}"))?);
-    let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed, media });
+    let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed, media, requests: Vec::new() });
     let mut tasks = Vec::with_capacity(scenario.calls);
     let arrivals_cpu = CpuSample::start(pid);
     for index in 0..scenario.calls {

@@ -95,11 +95,21 @@ fn token() -> String {
 }
 
 fn pcmu_sdp(port: u16) -> String {
+    pcmu_sdp_with(port, 1, "sendrecv")
+}
+
+fn pcmu_sdp_with(port: u16, version: u32, direction: &str) -> String {
     let session: u32 = rand::random();
     format!(
-        "v=0\r\no=loadgen {session} 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na=sendrecv\r\n"
+        "v=0\r\no=loadgen {session} {version} IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=audio {port} RTP/AVP 0\r\na=rtpmap:0 PCMU/8000\r\na=ptime:20\r\na={direction}\r\n"
     )
+}
+
+/// The answer to a re-INVITE's offer: a sendonly offer (hold) is answered recvonly, else sendrecv.
+fn reanswer(offer: &SipMessage, port: u16) -> String {
+    let direction = if offer.body.contains("a=sendonly") { "recvonly" } else if offer.body.contains("a=inactive") { "inactive" } else { "sendrecv" };
+    pcmu_sdp_with(port, 2, direction)
 }
 
 /// When the trunk saw an INVITE from the gateway and answered it: the remote party's think time.
@@ -121,6 +131,8 @@ struct Tables {
     answered_by_user: HashMap<String, AnsweredInvite>,
     /// Browser-side tasks waiting for the gateway's INVITE to a user.
     waiting_for_user: HashMap<String, oneshot::Sender<AnsweredInvite>>,
+    /// Every call's RTP port by Call-ID, for answering the gateway's re-INVITEs (hold, resume).
+    media_ports: HashMap<String, u16>,
 }
 
 pub struct SipPeer {
@@ -159,7 +171,15 @@ impl SipPeer {
             let Some(message) = SipMessage::parse(&buffer[..len]) else { continue };
             let call_id = message.header("call-id").unwrap_or_default().to_string();
             let dialog = self.tables().dialogs.get(&call_id).cloned();
+            let in_dialog_invite = message.method() == Some("INVITE") && message.header("to").is_some_and(|to| to.contains("tag="));
+            let port = self.tables().media_ports.get(&call_id).copied();
             match (message.method(), dialog) {
+                // Hold and resume: answered at once with the same RTP port.
+                (Some("INVITE"), _) if in_dialog_invite && port.is_some() => {
+                    let contact = format!("<sip:trunk@{}>", self.local);
+                    let sdp = reanswer(&message, port.unwrap_or_default());
+                    self.send(&response_with_contact(&message, &contact, &sdp), from).await;
+                }
                 (Some("INVITE"), None) => self.answer_invite(&message, from, received).await,
                 (Some("ACK"), None) => {}
                 (Some(_), None) => self.send(&response(&message, 200, "OK", None, ""), from).await,
@@ -191,6 +211,7 @@ impl SipPeer {
         self.send(&ok, from).await;
         let answered = AnsweredInvite { received, answered: Instant::now(), media, gateway_media };
         let mut tables = self.tables();
+        tables.media_ports.insert(call_id.clone(), answered.media.port());
         tables.answers.insert(call_id, ok);
         match tables.waiting_for_user.remove(&user) {
             Some(waiter) => {
@@ -221,6 +242,7 @@ impl SipPeer {
         let call_id = format!("{}@loadgen", token());
         let (tx, rx) = mpsc::unbounded_channel();
         self.tables().dialogs.insert(call_id.clone(), tx);
+        self.tables().media_ports.insert(call_id.clone(), media_port);
         let from_tag = token();
         let request_uri = format!("sip:{user}@{}", self.gateway);
         let to = format!("<{request_uri}>");
@@ -232,8 +254,16 @@ impl SipPeer {
     }
 
     fn forget(&self, call_id: &str) {
-        self.tables().dialogs.remove(call_id);
+        let mut tables = self.tables();
+        tables.dialogs.remove(call_id);
+        tables.media_ports.remove(call_id);
     }
+}
+
+/// A 200 to an in-dialog request, with our Contact (RFC 3261 asks one in every 2xx to INVITE).
+fn response_with_contact(request: &SipMessage, contact: &str, sdp: &str) -> String {
+    let ok = response(request, 200, "OK", None, sdp);
+    ok.replacen("\r\n", &format!("\r\nContact: {contact}\r\n"), 1)
 }
 
 fn response(request: &SipMessage, status: u16, reason: &str, to_tag_and_contact: Option<(&str, &str)>, sdp: &str) -> String {

@@ -208,7 +208,8 @@ async fn openapi_document(State(state): State<AppState>, headers: HeaderMap) -> 
     ([(header::CONTENT_TYPE, "application/json")], openapi::DOCUMENT).into_response()
 }
 
-/// Ready when the SIP endpoint runs and the call-record database answers. Like everything but
+/// Ready when the SIP endpoint runs, the call-record spool can be written and the call-record
+/// database answers. Like everything but
 /// /healthz it needs a token (probes can send one).
 async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     if let Err(refusal) = access(&state, &headers, false) {
@@ -220,6 +221,12 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
     // A load balancer or Kamailio's dispatcher stops sending calls to a draining gateway.
     if !state.signaling.calls.drain.accepting() {
         return error(StatusCode::SERVICE_UNAVAILABLE, "draining", "the gateway is draining and takes no new calls");
+    }
+    // Calls go on, but their records only wait in memory: a crash now would lose them.
+    let spool = state.recorder.spool_health();
+    if spool.failing() {
+        let message = format!("the call-record spool cannot be written (disk full?); {} record writes wait in memory", spool.backlog());
+        return error(StatusCode::SERVICE_UNAVAILABLE, "records_degraded", &message);
     }
     match state.records.count().await {
         Ok(_) => (StatusCode::OK, "ready\n").into_response(),
@@ -320,5 +327,14 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_websocket_connections {}", state.signaling.websockets.count());
     let _ = writeln!(out, "# TYPE sipbridge_record_spool_depth gauge");
     let _ = writeln!(out, "sipbridge_record_spool_depth {}", state.recorder.spool_depth());
+    let spool = state.recorder.spool_health();
+    let _ = writeln!(out, "# TYPE sipbridge_record_spool_writable gauge");
+    let _ = writeln!(out, "sipbridge_record_spool_writable {}", u8::from(!spool.failing()));
+    let _ = writeln!(out, "# TYPE sipbridge_record_spool_errors_total counter");
+    let _ = writeln!(out, "sipbridge_record_spool_errors_total {}", spool.errors());
+    let _ = writeln!(out, "# TYPE sipbridge_record_memory_backlog gauge");
+    let _ = writeln!(out, "sipbridge_record_memory_backlog {}", spool.backlog());
+    let _ = writeln!(out, "# TYPE sipbridge_record_writes_dropped_total counter");
+    let _ = writeln!(out, "sipbridge_record_writes_dropped_total {}", spool.dropped());
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response()
 }

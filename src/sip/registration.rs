@@ -208,6 +208,17 @@ impl Registration {
         }
     }
 
+    /// The peer stopped answering pings: the binding it held can no longer be counted on.
+    pub fn peer_down(&mut self) {
+        self.binding_until = None;
+    }
+
+    /// The peer answers again after being down: it may have restarted and forgotten our
+    /// binding, so register again now rather than at the next refresh.
+    pub fn peer_back(&mut self, now: Instant) {
+        self.network_changed(now);
+    }
+
     pub fn stop(&mut self, now: Instant) {
         if matches!(
             self.state,

@@ -2,16 +2,21 @@
 //! the gateway sees; `SqlStore` implements it for PostgreSQL and SQLite through sqlx's `Any`
 //! driver (one set of queries, one migration folder per backend). Calls never write to the
 //! database directly: `Recorder` puts every write in a durable spool first, so no record is lost
-//! while the database is down, and flushes the spool in order.
+//! while the database is down, and flushes the spool in order; calls a killed gateway left open
+//! are closed as `gateway_restart` when it starts again.
 
+mod appender;
 mod record;
 mod recorder;
+mod restart;
 mod spool;
 mod sql;
 
 pub use record::{CallDirection, CallEvent, CallRecord, CallStatus, HangupSide, LegQuality, SipMessage, NO_MEDIA_RECEIVED, NO_MEDIA_SENT};
+pub use appender::SpoolHealth;
 pub use recorder::{Recorder, RecorderHandle};
-pub use spool::{Spool, SpoolError};
+pub use restart::{close_after_restart, GATEWAY_RESTART};
+pub use spool::{LeftOpen, Spool, SpoolError};
 pub use sql::{Backend, SqlStore};
 
 use async_trait::async_trait;

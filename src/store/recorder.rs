@@ -1,7 +1,9 @@
 //! The path every call record write takes: into the spool (synced), then, in order, into the
 //! store. While the database is unreachable the spool grows and the flusher retries with backoff;
-//! a restart picks the spool up where it stopped.
+//! a restart picks the spool up where it stopped, and closes the calls it left open
+//! (`restart.rs`). A spool that cannot be written holds writes in memory (`appender.rs`).
 
+use super::appender::{Appender, SpoolHealth};
 use super::record::CallRecord;
 use super::spool::Spool;
 use super::CallStore;
@@ -23,6 +25,7 @@ pub struct RecorderHandle {
     progress: Arc<Notify>,
     depth: Arc<AtomicUsize>,
     last_revision: Arc<AtomicI64>,
+    health: Arc<SpoolHealth>,
 }
 
 impl RecorderHandle {
@@ -66,6 +69,11 @@ impl RecorderHandle {
         self.depth.load(Ordering::Relaxed)
     }
 
+    /// Whether the spool can be written, and what waits in memory meanwhile.
+    pub fn spool_health(&self) -> &SpoolHealth {
+        &self.health
+    }
+
     /// Microseconds since the epoch, strictly increasing in this process: later writes win,
     /// also across restarts.
     fn next_revision(&self) -> i64 {
@@ -84,49 +92,36 @@ impl RecorderHandle {
 pub struct Recorder;
 
 impl Recorder {
-    /// Starts the appender and the flusher over `spool` and `store`.
-    pub fn start(spool: Spool, store: Arc<dyn CallStore>) -> RecorderHandle {
+    /// Starts the appender and the flusher over `spool` and `store`, and closes the calls a
+    /// previous run left open.
+    pub fn start(mut spool: Spool, store: Arc<dyn CallStore>) -> RecorderHandle {
+        let left_open = spool.take_left_open();
         let depth = Arc::new(AtomicUsize::new(spool.depth()));
         let spool = Arc::new(Mutex::new(spool));
-        let (writes, mut incoming) = mpsc::unbounded_channel::<CallRecord>();
+        let (writes, incoming) = mpsc::unbounded_channel::<CallRecord>();
         let wake = Arc::new(Notify::new());
         let (queued, progress) = (Arc::new(AtomicUsize::new(0)), Arc::new(Notify::new()));
-        {
-            let (spool, depth, wake) = (spool.clone(), depth.clone(), wake.clone());
-            let (queued, progress) = (queued.clone(), progress.clone());
-            tokio::spawn(async move {
-                while let Some(record) = incoming.recv().await {
-                    let spool = spool.clone();
-                    let appended = tokio::task::spawn_blocking(move || {
-                        let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-                        spool.append(&record).map(|()| spool.depth())
-                    })
-                    .await;
-                    match appended {
-                        Ok(Ok(now_pending)) => depth.store(now_pending, Ordering::Relaxed),
-                        Ok(Err(e)) => tracing::error!(error = %e, "cannot write the call record spool"),
-                        Err(e) => tracing::error!(error = %e, "call record spool task failed"),
-                    }
-                    queued.fetch_sub(1, Ordering::Relaxed);
-                    progress.notify_waiters();
-                    wake.notify_one();
-                }
-            });
+        let health = Arc::new(SpoolHealth::default());
+        let appender = Appender { spool: spool.clone(), depth: depth.clone(), queued: queued.clone(), progress: progress.clone(), wake: wake.clone(), health: health.clone() };
+        tokio::spawn(appender.run(incoming));
+        tokio::spawn(flush(spool.clone(), store.clone(), depth.clone(), wake, progress.clone(), health.clone()));
+        let handle = RecorderHandle { writes, queued, progress, depth, last_revision: Arc::new(AtomicI64::new(0)), health };
+        if !left_open.is_empty() {
+            tokio::spawn(super::restart::close_left_open(left_open, handle.clone(), spool, store));
         }
-        tokio::spawn(flush(spool, store, depth.clone(), wake, progress.clone()));
-        RecorderHandle { writes, queued, progress, depth, last_revision: Arc::new(AtomicI64::new(0)) }
+        handle
     }
 }
 
 /// Runs `work` on the spool off the async workers: moving the spool forward syncs and renames a
 /// file, and the appender holds the lock through its own sync, so either would stall every call's
 /// signalling task on the same worker thread for as long as the disk takes.
-async fn with_spool<T: Send + 'static>(spool: &Arc<Mutex<Spool>>, work: impl FnOnce(&mut Spool) -> T + Send + 'static) -> Option<T> {
+pub(super) async fn with_spool<T: Send + 'static>(spool: &Arc<Mutex<Spool>>, work: impl FnOnce(&mut Spool) -> T + Send + 'static) -> Option<T> {
     let spool = Arc::clone(spool);
     tokio::task::spawn_blocking(move || work(&mut spool.lock().unwrap_or_else(|p| p.into_inner()))).await.ok()
 }
 
-async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>, progress: Arc<Notify>) {
+async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<AtomicUsize>, wake: Arc<Notify>, progress: Arc<Notify>, health: Arc<SpoolHealth>) {
     let mut retry = RETRY_FIRST;
     let mut failing = false;
     loop {
@@ -139,7 +134,7 @@ async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<A
             Ok(()) => {
                 let (acknowledged, waiting) = with_spool(&spool, |spool| (spool.acknowledge_front(), spool.depth())).await.unwrap_or((Ok(()), 0));
                 if let Err(e) = acknowledged {
-                    tracing::error!(error = %e, "cannot move the spool forward; the record will be written again");
+                    health.failed("cannot move the spool forward (the record is written again after a restart)", &e);
                 }
                 depth.store(waiting, Ordering::Relaxed);
                 progress.notify_waiters();

@@ -3,9 +3,14 @@
 //! first write not yet in the database. Records leave in the order they came. A crash at any
 //! point costs at most a replay, and replays are harmless because the store keeps the newest
 //! revision of each record.
+//!
+//! The spool also remembers which calls are still open (their last write had no end), so that a
+//! gateway killed with calls up can close them when it starts again: the open calls are read back
+//! from the whole file (flushed lines too) and, across the file's restarts from empty, from the
+//! offset file, which lists them after the offset.
 
 use super::record::CallRecord;
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
@@ -16,6 +21,14 @@ pub enum SpoolError {
     Io { path: PathBuf, source: std::io::Error },
 }
 
+/// A call the previous run of the gateway left open, with its last write when the spool still
+/// holds it (else the database does).
+#[derive(Debug, Clone)]
+pub struct LeftOpen {
+    pub id: String,
+    pub last_write: Option<CallRecord>,
+}
+
 pub struct Spool {
     path: PathBuf,
     offset_path: PathBuf,
@@ -23,6 +36,37 @@ pub struct Spool {
     /// Writes not yet flushed, each with the file offset just past its line.
     pending: VecDeque<(u64, CallRecord)>,
     end: u64,
+    /// Calls whose last write had no end.
+    open: BTreeSet<String>,
+    /// Calls open when the previous run stopped, until taken.
+    left_open: Vec<LeftOpen>,
+}
+
+/// Every complete line of the spool file from its start, with the offset just past each; a torn
+/// last line (no newline) is not returned. Unreadable lines are skipped with a warning.
+fn read_lines(file: &File, path: &Path) -> std::io::Result<(Vec<(u64, CallRecord)>, u64)> {
+    let mut reader = BufReader::new(file);
+    let (mut lines, mut at, mut line) = (Vec::new(), 0u64, String::new());
+    loop {
+        line.clear();
+        let read = reader.read_line(&mut line)?;
+        if read == 0 || !line.ends_with('\n') {
+            return Ok((lines, at));
+        }
+        at += read as u64;
+        match serde_json::from_str::<CallRecord>(line.trim_end()) {
+            Ok(record) => lines.push((at, record)),
+            Err(e) => tracing::warn!(path = %path.display(), offset = at - read as u64, error = %e, "unreadable spool line skipped"),
+        }
+    }
+}
+
+/// The offset file: the flushed offset on the first line, then one open call id per line.
+fn read_offset_file(path: &Path) -> (u64, Vec<String>) {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut lines = text.lines();
+    let offset = lines.next().and_then(|l| l.trim().parse().ok()).unwrap_or(0);
+    (offset, lines.map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect())
 }
 
 impl Spool {
@@ -35,46 +79,50 @@ impl Spool {
         std::fs::create_dir_all(dir).map_err(io)?;
         let mut file = OpenOptions::new().create(true).read(true).append(true).open(&path).map_err(io)?;
         let length = file.metadata().map_err(io)?.len();
-        let flushed = std::fs::read_to_string(&offset_path).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
+        let (flushed, listed_open) = read_offset_file(&offset_path);
         let start = if flushed > length { 0 } else { flushed };
-        file.seek(SeekFrom::Start(start)).map_err(io)?;
-        let mut pending = VecDeque::new();
-        let mut at = start;
-        let mut reader = BufReader::new(&file);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = reader.read_line(&mut line).map_err(io)?;
-            if read == 0 || !line.ends_with('\n') {
-                break;
-            }
-            match serde_json::from_str::<CallRecord>(line.trim_end()) {
-                Ok(record) => pending.push_back((at + read as u64, record)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), offset = at, error = %e, "unreadable spool line skipped");
-                }
-            }
-            at += read as u64;
-        }
+        file.seek(SeekFrom::Start(0)).map_err(io)?;
+        let (lines, at) = read_lines(&file, &path).map_err(io)?;
         if at < length {
             tracing::warn!(path = %path.display(), bytes = length - at, "cutting a torn write off the spool");
             file.set_len(at).map_err(io)?;
         }
+        // The last write of each call decides whether it is open: the listed ones first, then
+        // every line of the file in order.
+        let mut last: BTreeMap<String, Option<CallRecord>> = listed_open.into_iter().map(|id| (id, None)).collect();
+        for (_, record) in &lines {
+            match record.ended_at {
+                None => last.insert(record.id.clone(), Some(record.clone())),
+                Some(_) => last.remove(&record.id),
+            };
+        }
+        let pending: VecDeque<(u64, CallRecord)> = lines.into_iter().filter(|(end, _)| *end > start).collect();
         if !pending.is_empty() {
             tracing::info!(records = pending.len(), "call records waiting in the spool from before");
         }
-        Ok(Spool { path, offset_path, file, pending, end: at })
+        let left_open: Vec<LeftOpen> = last.into_iter().map(|(id, last_write)| LeftOpen { id, last_write }).collect();
+        let open = left_open.iter().map(|l| l.id.clone()).collect();
+        Ok(Spool { path, offset_path, file, pending, end: at, open, left_open })
     }
 
-    /// Appends a write and syncs it to disk: once this returns, the record survives a crash.
+    /// Appends a write and syncs it to disk: once this returns, the record survives a crash. A
+    /// failed write (a full disk) leaves the file as it was, so the write can be tried again.
     pub fn append(&mut self, record: &CallRecord) -> Result<(), SpoolError> {
         let io = |source| SpoolError::Io { path: self.path.clone(), source };
         let mut line = serde_json::to_string(record).map_err(|e| io(std::io::Error::other(e)))?;
         line.push('\n');
-        self.file.write_all(line.as_bytes()).map_err(io)?;
-        self.file.sync_data().map_err(io)?;
+        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // A partial line would glue itself to the next write.
+            let _ = self.file.set_len(self.end);
+            return Err(io(e));
+        }
         self.end += line.len() as u64;
         self.pending.push_back((self.end, record.clone()));
+        match record.ended_at {
+            None => self.open.insert(record.id.clone()),
+            Some(_) => self.open.remove(&record.id),
+        };
         Ok(())
     }
 
@@ -87,74 +135,50 @@ impl Spool {
         self.pending.len()
     }
 
+    /// Calls the previous run left open (taken once).
+    pub fn take_left_open(&mut self) -> Vec<LeftOpen> {
+        std::mem::take(&mut self.left_open)
+    }
+
+    /// A call left open turned out to be closed already (or unknown): stop counting it as open.
+    pub fn forget_open(&mut self, id: &str) {
+        self.open.remove(id);
+    }
+
     /// The oldest write reached the database: move past it. When nothing is left, the file
-    /// starts over empty.
+    /// starts over empty (the open calls are kept in the offset file first).
     pub fn acknowledge_front(&mut self) -> Result<(), SpoolError> {
         let Some((offset, _)) = self.pending.pop_front() else { return Ok(()) };
         let io = |source| SpoolError::Io { path: self.offset_path.clone(), source };
         if self.pending.is_empty() {
+            write_offset(&self.offset_path, 0, &self.open).map_err(io)?;
             self.file.set_len(0).map_err(io)?;
             self.end = 0;
-            return write_offset(&self.offset_path, 0).map_err(io);
+            return Ok(());
         }
-        write_offset(&self.offset_path, offset).map_err(io)
+        write_offset(&self.offset_path, offset, &self.open).map_err(io)
     }
 }
 
 /// Replaces the offset file atomically (write, sync, rename).
-fn write_offset(path: &Path, offset: u64) -> std::io::Result<()> {
+fn write_offset(path: &Path, offset: u64, open: &BTreeSet<String>) -> std::io::Result<()> {
     let temporary = path.with_extension("tmp");
-    let mut file = File::create(&temporary)?;
-    file.write_all(offset.to_string().as_bytes())?;
-    file.sync_data()?;
+    let mut text = offset.to_string();
+    for id in open {
+        text.push('\n');
+        text.push_str(id);
+    }
+    let written = File::create(&temporary).and_then(|mut file| {
+        file.write_all(text.as_bytes())?;
+        file.sync_data()
+    });
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&temporary);
+        return Err(e);
+    }
     std::fs::rename(&temporary, path)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::store::record::CallDirection;
-
-    fn record(id: &str, revision: i64) -> CallRecord {
-        let mut r = CallRecord::new(id.into(), CallDirection::Inbound, 1_000);
-        r.revision = revision;
-        r
-    }
-
-    #[test]
-    fn writes_survive_a_reopen_in_order_until_acknowledged() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut spool = Spool::open(dir.path()).expect("open");
-        for (i, id) in ["a", "b", "c"].iter().enumerate() {
-            spool.append(&record(id, i as i64)).expect("append");
-        }
-        spool.acknowledge_front().expect("ack");
-        drop(spool);
-        let mut spool = Spool::open(dir.path()).expect("reopen");
-        assert_eq!(spool.depth(), 2);
-        assert_eq!(spool.front().map(|r| r.id.as_str()), Some("b"));
-        spool.acknowledge_front().expect("ack");
-        spool.acknowledge_front().expect("ack");
-        assert_eq!(std::fs::metadata(dir.path().join("records.spool")).expect("meta").len(), 0, "an empty spool starts over");
-        spool.append(&record("d", 9)).expect("append");
-        drop(spool);
-        let spool = Spool::open(dir.path()).expect("reopen");
-        assert_eq!(spool.front().map(|r| r.id.as_str()), Some("d"));
-    }
-
-    #[test]
-    fn a_torn_last_line_is_cut_off() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let mut spool = Spool::open(dir.path()).expect("open");
-        spool.append(&record("a", 1)).expect("append");
-        drop(spool);
-        let mut file = OpenOptions::new().append(true).open(dir.path().join("records.spool")).expect("open");
-        file.write_all(b"{\"id\":\"torn").expect("write");
-        drop(file);
-        let mut spool = Spool::open(dir.path()).expect("reopen");
-        assert_eq!(spool.depth(), 1);
-        spool.append(&record("b", 2)).expect("append after the cut");
-        drop(spool);
-        assert_eq!(Spool::open(dir.path()).expect("reopen").depth(), 2);
-    }
-}
+#[path = "spool_tests.rs"]
+mod tests;

@@ -179,3 +179,62 @@ pub fn assert_tone(report: &serde_json::Value, key: &str, expected_hz: f64, cont
     let peak = report[key].as_f64().unwrap_or(0.0);
     assert!((peak - expected_hz).abs() <= 20.0, "expected {expected_hz} Hz, heard {peak:.1} Hz: {report:#}\n{context}");
 }
+
+/// tests/browser/drain.mjs: one Chromium page placing `place` calls to the trunk (+15551234567)
+/// and accepting `accept` calls to alice, all held until the gateway ends them.
+pub struct ManyCallsPage {
+    child: Child,
+    lines: Lines<BufReader<ChildStdout>>,
+}
+
+impl ManyCallsPage {
+    pub fn start(gateway: &Gateway, place: usize, accept: usize) -> ManyCallsPage {
+        let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/drain.mjs");
+        // Alice answers; callers place 4 calls each (the per-connection limit).
+        let callers: Vec<String> = (0..place.div_ceil(4)).map(|i| token(&format!("caller{i}"), &["trunk"])).collect();
+        let mut child = Command::new("node")
+            .arg(script)
+            .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+            .args([token("alice", &[]), accept.to_string(), "+15551234567".into(), place.to_string()])
+            .args(callers)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("run the browser");
+        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let mut page = ManyCallsPage { child, lines };
+        page.expect_line("READY");
+        page
+    }
+
+    /// Reads the page's output up to `line` (bounded by the page's own timeouts).
+    pub fn expect_line(&mut self, line: &str) {
+        for seen in self.lines.by_ref().map_while(Result::ok) {
+            if seen == line {
+                return;
+            }
+            assert!(!seen.starts_with('{'), "the page ended before {line}: {seen}");
+        }
+        panic!("the page exited before {line}");
+    }
+
+    /// Closes the page before its calls end (after the gateway was killed, nobody ends them):
+    /// SIGTERM, on which playwright closes Chromium and node exits.
+    pub fn stop(mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        for _ in 0..100 {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// The page's final report: how each call ended.
+    pub fn report(mut self) -> serde_json::Value {
+        let rest: Vec<String> = self.lines.by_ref().map_while(Result::ok).collect();
+        let _ = self.child.wait();
+        last_json_line(&rest.join("\n"))
+    }
+}

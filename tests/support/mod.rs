@@ -75,11 +75,14 @@ pub struct GatewayOptions {
     pub alice_profiles: Vec<&'static str>,
     /// `srtp` of the local domain: toward the phones registered to it.
     pub local_srtp: &'static str,
+    /// Called with the data directory (created, empty) before the gateway starts, e.g. to mount
+    /// a small filesystem where the spool goes.
+    pub prepare_data_dir: Option<fn(&Path)>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional" }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None }
     }
 }
 
@@ -151,18 +154,39 @@ impl Gateway {
         for (name, text) in &options.profiles {
             std::fs::write(profiles.join(name), text).expect("write profile");
         }
-        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
-        let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
+        if let Some(prepare) = options.prepare_data_dir {
+            let data = dir.path().join("data");
+            std::fs::create_dir_all(&data).expect("mkdir data");
+            prepare(&data);
+        }
+        let child = Gateway::spawn(dir.path());
+        let mut gateway = Gateway { dir, sip_port, tls_port, http_port, child };
+        gateway.wait_ready()?;
+        Ok(gateway)
+    }
+
+    /// The gateway process on the config in `dir`, logging to the end of `dir`/gateway.log.
+    fn spawn(dir: &Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).expect("log file");
+        Command::new(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
-            .arg(dir.path().join("gateway.toml"))
+            .arg(dir.join("gateway.toml"))
             .env("NO_COLOR", "1")
             .stdout(log.try_clone().expect("clone log"))
             .stderr(log)
             .spawn()
-            .expect("start sipbridge");
-        let mut gateway = Gateway { dir, sip_port, tls_port, http_port, child };
-        gateway.wait_ready()?;
-        Ok(gateway)
+            .expect("start sipbridge")
+    }
+
+    /// Starts the gateway again on the same config, ports and data directory, once the previous
+    /// process has exited (e.g. after `signal("KILL")`). Its log follows the previous one.
+    pub fn restart(&mut self) {
+        let exit = self.wait_exit(Duration::from_secs(10));
+        assert!(exit.is_some(), "the previous gateway process is still running");
+        self.child = Gateway::spawn(self.dir.path());
+        if let Err(log) = self.wait_ready() {
+            panic!("the restarted gateway could not bind its ports again:\n{log}");
+        }
     }
 
     /// `Err` with the log when the gateway exited because a port was already in use.

@@ -1,6 +1,8 @@
 //! A throwaway PostgreSQL database on the server `make test` provides (DATABASE_URL), and a TCP
 //! relay in front of it whose port can be closed and reopened, as when the database host goes away.
 
+#![allow(dead_code)]
+
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -80,5 +82,58 @@ impl Relay {
 
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+    }
+}
+
+/// A relay that holds every query for `delay` on its way to PostgreSQL, as a slow or overloaded
+/// database does. Messages that start a query (simple query `Q`, extended `P` parse or `B` bind)
+/// wait; the connection handshake and authentication do not, so connecting stays quick.
+pub struct SlowRelay {
+    pub port: u16,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// Queries held so far.
+    pub delayed: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowRelay {
+    pub async fn start(target: String, delay: Duration) -> SlowRelay {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(delay.as_millis() as u64));
+        let delayed = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let (delay_of, count) = (delay_ms.clone(), delayed.clone());
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let (delay_of, count, target) = (delay_of.clone(), count.clone(), target.clone());
+                tokio::spawn(async move {
+                    let Ok(server) = TcpStream::connect(&target).await else { return };
+                    let (mut from_client, mut to_client) = client.into_split();
+                    let (mut from_server, mut to_server) = server.into_split();
+                    let answers = tokio::spawn(async move { tokio::io::copy(&mut from_server, &mut to_client).await });
+                    let mut buffer = vec![0u8; 64 * 1024];
+                    loop {
+                        let n = match from_client.read(&mut buffer).await {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => n,
+                        };
+                        let wait = delay_of.load(Ordering::SeqCst);
+                        if wait > 0 && matches!(buffer[0], b'Q' | b'P' | b'B') {
+                            count.fetch_add(1, Ordering::SeqCst);
+                            tokio::time::sleep(Duration::from_millis(wait)).await;
+                        }
+                        if to_server.write_all(&buffer[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                    answers.abort();
+                });
+            }
+        });
+        SlowRelay { port, delay_ms, delayed }
+    }
+
+    pub fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, Ordering::SeqCst);
     }
 }

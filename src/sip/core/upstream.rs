@@ -5,7 +5,7 @@ use super::{ClientMachine, ClientTransaction, CoreEvent, ResolvedPeer, Route, Si
 use crate::config::{PeerTransport, Profile};
 use crate::sip::auth::{ChallengeKind, ClientError, DigestClient};
 use crate::sip::message::ParsedResponse;
-use crate::sip::options::Pinger;
+use crate::sip::options::{PeerStatus, Pinger};
 use crate::sip::registration::{Action, Outcome, Registration, RegistrationConfig};
 use crate::sip::response;
 use crate::sip::syntax::{self, NameAddr};
@@ -52,6 +52,8 @@ pub(super) struct Upstream {
     /// Whether the registrar asked for credentials: a PBX that accepts anyone proves nothing about
     /// a browser user's password.
     challenged: bool,
+    /// The pinger last saw the peer down: when it answers again, register again.
+    peer_was_down: bool,
 }
 
 /// Upper bound on registrations made for browser users (each is a few hundred bytes of state).
@@ -87,6 +89,7 @@ impl Upstream {
             report_first_outcome: false,
             logins: 0,
             challenged: false,
+            peer_was_down: false,
         }
     }
 
@@ -296,6 +299,7 @@ impl SipCore {
 
     /// Executes whatever the registration and ping machines asked for.
     fn pump_upstream(&mut self, index: usize, now: Instant) {
+        self.peer_status_changes(index, now);
         loop {
             let action = self.upstreams[index].registration.as_mut().and_then(|r| r.poll_action());
             let Some(Action::SendRegister { expires }) = action else { break };
@@ -309,9 +313,32 @@ impl SipCore {
         if wants_ping {
             self.send_ping(index, now);
         }
-        let changed = self.upstreams[index].pinger.as_mut().and_then(|p| p.poll_status_change());
-        if let Some(status) = changed {
-            tracing::info!(profile = %self.upstreams[index].profile.name, ?status, "peer status changed");
+    }
+
+    /// A registrar that stops answering pings holds no binding we can count on; one that answers
+    /// again may have restarted without our binding, so it gets a REGISTER at once.
+    fn peer_status_changes(&mut self, index: usize, now: Instant) {
+        let upstream = &mut self.upstreams[index];
+        let mut changed = false;
+        while let Some(status) = upstream.pinger.as_mut().and_then(|p| p.poll_status_change()) {
+            tracing::info!(profile = %upstream.profile.name, ?status, "peer status changed");
+            match (&status, upstream.registration.as_mut()) {
+                (PeerStatus::Down { .. }, registration) => {
+                    upstream.peer_was_down = true;
+                    if let Some(registration) = registration {
+                        registration.peer_down();
+                    }
+                }
+                (PeerStatus::Up { .. }, Some(registration)) if upstream.peer_was_down => {
+                    tracing::info!(profile = %upstream.profile.name, "peer is back; registering again");
+                    registration.peer_back(now);
+                    upstream.peer_was_down = false;
+                }
+                _ => upstream.peer_was_down = false,
+            }
+            changed = true;
+        }
+        if changed {
             self.events.push_back(CoreEvent::StatusChanged);
         }
     }

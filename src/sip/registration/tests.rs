@@ -312,3 +312,17 @@ fn stop_while_registering_unregisters_after_the_outcome() {
     r.start(t0 + secs(40));
     assert_eq!(sent(&mut r), [600], "can be started again");
 }
+
+#[test]
+fn a_peer_that_goes_down_voids_the_binding_and_one_that_comes_back_gets_a_register_at_once() {
+    let (mut r, t0) = started(3600);
+    r.handle_outcome(ok(None), t0);
+    assert!(r.is_registered(t0 + secs(10)));
+    r.peer_down();
+    assert!(!r.is_registered(t0 + secs(10)), "a registrar that does not answer holds nothing we can count on");
+    assert!(sent(&mut r).is_empty(), "nothing is sent while it is down");
+    r.peer_back(t0 + secs(20));
+    assert_eq!(sent(&mut r), [3600], "registered again at once, not at the refresh an hour later");
+    r.handle_outcome(ok(None), t0 + secs(20));
+    assert!(r.is_registered(t0 + secs(21)));
+}
