@@ -214,7 +214,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         websockets: Default::default(),
     };
     let signaling = Arc::new(signaling);
-    let state = http::AppState {
+    let mut state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),
         signaling: signaling.clone(),
@@ -224,11 +224,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             users: http::console::load_users(&config.http.console_users, &config.general.data_dir),
             sessions: http::console::Sessions::open(&config.general.data_dir)?,
         }),
+        sip_websocket: None,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.listen))?;
     tracing::info!(address = %listener.local_addr()?, "HTTP listening");
+    if config.http.sip_websocket {
+        let local = listener.local_addr()?;
+        state.sip_websocket = Some(http::sip_ws::SipWebSocket { entry: endpoint.websocket.clone(), local });
+        tracing::info!(address = %local, path = "/sip", "SIP over WebSocket listening");
+    }
     if config.http.api_tokens.is_empty() {
         tracing::warn!("no http.api_tokens configured: /metrics and /api/v1 refuse every request");
     }

@@ -61,6 +61,9 @@ pub enum ListenTransport {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118) on a port of its own; `wss` with the `[sip.tls]` certificate.
+    Ws,
+    Wss,
 }
 
 impl fmt::Display for ListenTransport {
@@ -69,6 +72,8 @@ impl fmt::Display for ListenTransport {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
             Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
         })
     }
 }
@@ -213,6 +218,9 @@ pub struct HttpConfig {
     /// Web console users (also added with `sipbridge user add`, kept in the data directory).
     #[serde(default)]
     pub console_users: Vec<ConsoleUser>,
+    /// Serve SIP over WebSocket (RFC 7118, `ws://`) on this listener at `/sip` too.
+    #[serde(default)]
+    pub sip_websocket: bool,
 }
 
 impl Default for HttpConfig {
@@ -224,6 +232,7 @@ impl Default for HttpConfig {
             raw_ice_servers: Vec::new(),
             ice_servers: Vec::new(),
             console_users: Vec::new(),
+            sip_websocket: false,
         }
     }
 }

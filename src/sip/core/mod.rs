@@ -168,6 +168,7 @@ impl SipCore {
                     .with_nonce_lifetime(config.nonce_lifetime)
                     .with_algorithms(&profile.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a)).collect::<Vec<_>>()),
                 failures: HashMap::new(),
+                token_secret: None,
                 registrar: Registrar::new(RegistrarPolicy {
                     min_expires: profile.min_expires,
                     max_expires: profile.max_expires,

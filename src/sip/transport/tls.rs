@@ -27,6 +27,22 @@ pub enum CertificateSource<'a> {
     SelfSigned { dir: &'a Path, names: Vec<String> },
 }
 
+/// The acceptor for the `tls` and `wss` listeners: `[sip.tls]`'s files, else the generated
+/// self-signed certificate for the gateway's names.
+pub fn acceptor_for(config: &crate::config::Config) -> Result<TlsAcceptor, TlsError> {
+    let tls_config = &config.sip.tls;
+    let source = match (&tls_config.cert_file, &tls_config.key_file) {
+        (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
+        _ => {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+            names.extend(config.sip.advertised_address.clone());
+            names.extend(config.profiles.iter().filter_map(|p| p.domain.clone()));
+            CertificateSource::SelfSigned { dir: &config.general.data_dir, names }
+        }
+    };
+    acceptor(source)
+}
+
 pub fn acceptor(source: CertificateSource<'_>) -> Result<TlsAcceptor, TlsError> {
     let (cert_path, key_path) = match source {
         CertificateSource::Files { cert, key } => (cert.to_path_buf(), key.to_path_buf()),
