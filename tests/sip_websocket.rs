@@ -68,6 +68,7 @@ fn registers_then_vanishes(gateway: &Gateway, library: &str, url: &str, via_tran
     assert!(binding["contact"].as_str().is_some_and(|c| c.contains(".invalid")), "the client's contact host is .invalid: {binding}");
     let mut stdin = child.stdin.take().expect("stdin");
     writeln!(stdin, "close").expect("tell the page to go");
+    drop(stdin);
     let exit = child.wait().expect("node exits");
     assert!(exit.success(), "sip_ws_register.mjs failed");
     gateway.wait_status("the binding to go with its connection", Duration::from_secs(10), |s| {
