@@ -161,6 +161,9 @@ async fn bad_input_on(gateway: &Gateway, url: &str) {
     let broken = options("bad1").replace("CSeq: 1 OPTIONS", "CSeq: one OPTIONS");
     socket.send(Message::text(broken)).await.expect("send");
     assert_eq!(status_of(&next_sip(&mut socket).await), 400);
+    // A Content-Length beyond the message: 400, and the flow stays (the WebSocket framed it).
+    socket.send(Message::text(options("bad2").replace("Content-Length: 0", "Content-Length: 40"))).await.expect("send");
+    assert_eq!(status_of(&next_sip(&mut socket).await), 400);
 
     // A binary frame holding SIP is SIP (RFC 7118 §5.1).
     socket.send(Message::binary(options("bin1").into_bytes())).await.expect("send");

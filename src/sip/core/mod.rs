@@ -318,7 +318,8 @@ impl SipCore {
                     rejected.error,
                     message::MessageError::BadContentLength(_) | message::MessageError::DuplicateHeader("Content-Length")
                 );
-                if peer.transport.is_reliable() && unframeable {
+                // A WebSocket message carries its own length: a bad Content-Length spoils only itself.
+                if peer.transport.is_reliable() && !peer.transport.is_message_framed() && unframeable {
                     self.events.push_back(CoreEvent::CloseConnection(peer));
                 }
             }
