@@ -271,3 +271,68 @@ async fn a_forged_token_is_a_failed_attempt() {
     assert_eq!(status_of(&answer), 403, "{answer}");
     assert!(bindings(&gateway).is_empty());
 }
+
+/// The answer a UAS gives to `request`: its Via, From, Call-ID and CSeq, and its To with a tag.
+fn answer(request: &str, status: &str) -> String {
+    let mut out = format!("SIP/2.0 {status}\r\n");
+    for line in request.split("\r\n") {
+        let name = line.split(':').next().unwrap_or_default().trim().to_ascii_lowercase();
+        match name.as_str() {
+            "via" | "from" | "call-id" | "cseq" => out.push_str(&format!("{line}\r\n")),
+            "to" => out.push_str(&format!("{line};tag=wsbob\r\n")),
+            _ => {}
+        }
+    }
+    out + "Content-Length: 0\r\n\r\n"
+}
+
+/// A browser (the JSON protocol) calls bob, registered over a WebSocket flow: the INVITE goes
+/// down that flow to bob's `.invalid` contact, bob's 486 is ACKed on it, and the browser hears busy.
+#[tokio::test]
+async fn a_call_to_a_user_registered_over_websocket_is_signalled_over_its_flow() {
+    let (gateway, ws_port, _) = start_gateway();
+    let mut bob = connect(&format!("ws://127.0.0.1:{ws_port}"), Some("sip")).await.expect("connect");
+    let bob_register = |cseq: u32, auth: Option<&str>| register(cseq, auth).replace("alice@", "bob@").replace("Call-ID: guess@test", "Call-ID: bob@test");
+    bob.send(Message::text(bob_register(1, None))).await.expect("send");
+    let challenge = next_sip(&mut bob).await;
+    let value = challenge.lines().find_map(|l| l.strip_prefix("WWW-Authenticate: ")).expect("challenge");
+    let challenge = sipbridge::sip::auth::Challenge::parse(value).expect("challenge");
+    let uri = format!("sip:{LOCAL_DOMAIN}");
+    let credentials = sipbridge::sip::auth::answer_challenge(&challenge, "bob", "builder", "REGISTER", &uri, None, "0b4f113b", 1).expect("answer");
+    bob.send(Message::text(bob_register(2, Some(&credentials.to_string())))).await.expect("send");
+    assert_eq!(status_of(&next_sip(&mut bob).await), 200);
+
+    let (mut browser, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gateway.http_port)).await.expect("connect /ws");
+    let offer = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=ice-ufrag:Qx7b\r\n\
+a=ice-pwd:tdYfbZxBbd2lQ1KJnxMRz4Yx\r\na=ice-options:trickle\r\n\
+a=fingerprint:sha-256 3A:58:9C:21:7E:AF:60:37:9E:5B:26:30:29:6D:F7:3E:2E:3B:B5:96:62:53:9C:55:0B:F6:59:83:95:49:2C:E0\r\n\
+a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
+    let frames = [
+        serde_json::json!({"type": "hello", "id": 1, "versions": [1]}),
+        serde_json::json!({"type": "login", "id": 2, "method": "token", "token": support::calls::token("alice", &[])}),
+        serde_json::json!({"type": "call", "id": 3, "target": "bob", "sdp": offer}),
+    ];
+    for frame in frames {
+        browser.send(Message::text(frame.to_string())).await.expect("send");
+    }
+
+    let invite = next_sip(&mut bob).await;
+    assert!(invite.starts_with("INVITE sip:bob@df7jal23ls0d.invalid"), "sent to bob's contact, over the flow: {invite}");
+    assert!(invite.contains("SIP/2.0/WS "), "the gateway's Via names the WebSocket transport: {invite}");
+    bob.send(Message::text(answer(&invite, "486 Busy Here"))).await.expect("send");
+    let ack = next_sip(&mut bob).await;
+    assert!(ack.starts_with("ACK "), "the 486 is ACKed over the flow: {ack}");
+
+    let hangup = loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), browser.next()).await.expect("an event within 10 s").expect("open").expect("frame");
+        let Message::Text(text) = message else { continue };
+        let event: serde_json::Value = serde_json::from_str(text.as_str()).expect("JSON");
+        if event["type"] == "hangup" {
+            break event;
+        }
+    };
+    assert_eq!(hangup["reason"], "busy", "{hangup}");
+    bob.close(None).await.expect("close");
+    gateway.wait_status("bob's binding to go", Duration::from_secs(5), |s| s["bindings"].as_array().is_some_and(|b| b.is_empty()));
+}

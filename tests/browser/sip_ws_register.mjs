@@ -36,7 +36,8 @@ const browser = await chromium.launch({
 // Playwright's own switch for certificate errors: it also covers WebSockets.
 const context = await browser.newContext({ ignoreHTTPSErrors: true });
 const page = await context.newPage();
-page.on('console', (m) => process.stderr.write(`page: ${m.text()}\n`));
+// The page's favicon 404 is noise; everything else the page logs goes to stderr.
+page.on('console', (m) => { if (!m.text().startsWith('Failed to load resource')) process.stderr.write(`page: ${m.text()}\n`); });
 await page.goto(process.env.SIP_WS_PAGE || 'about:blank');
 await page.setContent('<!doctype html><title>SIP over WebSocket</title>');
 await page.addScriptTag({ content: bundled.outputFiles[0].text });
