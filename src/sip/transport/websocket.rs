@@ -28,6 +28,7 @@ pub const PING_INTERVAL: Duration = Duration::from_secs(30);
 /// Nothing heard (not even a pong) for this long closes the flow (RFC 5626 suggests 95-120 s).
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(95);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Close codes (RFC 6455 §7.4.1) the gateway sends, as docs/sip-over-websocket.md lists them.
 pub const CLOSE_NORMAL: u16 = 1000;
@@ -246,7 +247,8 @@ where
                 Outbound::Ping
             }
         };
-        if sink.send((codec.encode)(outbound)).await.is_err() {
+        // A client that stops reading must not stall its flow forever (reads wait on sends here).
+        if !matches!(tokio::time::timeout(SEND_TIMEOUT, sink.send((codec.encode)(outbound))).await, Ok(Ok(()))) {
             break None;
         }
     };
