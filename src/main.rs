@@ -216,12 +216,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let signaling = Arc::new(signaling);
     let certificate = match &config.http.tls {
         Some(tls) => {
-            let (cert, key) = sipbridge::sip::transport::tls::certificate_files(sip::endpoint::certificate_source(&config, tls))?;
+            let (cert, key) = sipbridge::sip::transport::tls::certificate_files(sipbridge::sip::transport::tls::certificate_source(&config, tls))?;
             Some(Arc::new(http::tls::Certificate::load(cert, key)?))
         }
         None => None,
     };
-    let state = http::AppState {
+    let mut state = http::AppState {
         sip: endpoint.status.clone(),
         api_tokens: Arc::new(config.http.api_tokens.clone()),
         signaling: signaling.clone(),
@@ -232,11 +232,16 @@ async fn serve(config: Config) -> anyhow::Result<()> {
             sessions: http::console::Sessions::open(&config.general.data_dir)?,
             secure_cookies: certificate.is_some(),
         }),
+        sip_websocket: None,
     };
     let listener = tokio::net::TcpListener::bind(config.http.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot bind HTTP {}: {e}", config.http.listen))?;
     let http_address = listener.local_addr()?;
+    if config.http.sip_websocket {
+        state.sip_websocket = Some(http::sip_ws::SipWebSocket { entry: endpoint.websocket.clone(), local: http_address, secure: certificate.is_some() });
+        tracing::info!(address = %http_address, path = "/sip", "SIP over WebSocket listening");
+    }
     if config.http.api_tokens.is_empty() {
         tracing::info!("no http.api_tokens configured: /metrics and /api/v1 answer console sessions only");
     }

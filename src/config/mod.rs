@@ -61,6 +61,9 @@ pub enum ListenTransport {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118) on a port of its own; `wss` with the `[sip.tls]` certificate.
+    Ws,
+    Wss,
 }
 
 impl fmt::Display for ListenTransport {
@@ -69,6 +72,8 @@ impl fmt::Display for ListenTransport {
             Self::Udp => "udp",
             Self::Tcp => "tcp",
             Self::Tls => "tls",
+            Self::Ws => "ws",
+            Self::Wss => "wss",
         })
     }
 }
@@ -217,6 +222,9 @@ pub struct HttpConfig {
     /// certificate the SIP TLS listener uses too. SIGHUP reloads the files.
     #[serde(default)]
     pub tls: Option<TlsConfig>,
+    /// Serve SIP over WebSocket (RFC 7118, `ws://`) on this listener at `/sip` too.
+    #[serde(default)]
+    pub sip_websocket: bool,
 }
 
 impl Default for HttpConfig {
@@ -229,6 +237,7 @@ impl Default for HttpConfig {
             ice_servers: Vec::new(),
             console_users: Vec::new(),
             tls: None,
+            sip_websocket: false,
         }
     }
 }

@@ -6,6 +6,7 @@ mod console_users;
 mod openapi;
 mod records;
 pub mod tls;
+pub mod sip_ws;
 mod ws;
 
 use crate::config::{LocalUser, Secret};
@@ -27,6 +28,8 @@ pub struct AppState {
     pub records: Arc<dyn crate::store::CallStore>,
     pub recorder: crate::store::RecorderHandle,
     pub console: Arc<ConsoleContext>,
+    /// Set when `http.sip_websocket` serves SIP over WebSocket at `/sip`.
+    pub sip_websocket: Option<sip_ws::SipWebSocket>,
 }
 
 /// Who may log in to the web console, and the session signer.
@@ -156,7 +159,8 @@ pub fn router(state: AppState) -> Router {
         .route("/console/logout", post(console::logout))
         .route("/console/me", get(console::me))
         .route("/console/password", post(console::change_password))
-        .route("/ws", get(ws::upgrade));
+        .route("/ws", get(ws::upgrade))
+        .route("/sip", get(sip_ws::upgrade));
     for (path, body, content_type) in STATIC_FILES {
         router = router.route(path, get(move || async move { ([(header::CONTENT_TYPE, *content_type)], *body) }));
     }
@@ -293,6 +297,13 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_sip_rate_limited_total {}", transport.rate_limited);
     let _ = writeln!(out, "# TYPE sipbridge_sip_connections_open gauge");
     let _ = writeln!(out, "sipbridge_sip_connections_open {}", transport.connections_open);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_oversized_total counter");
+    let _ = writeln!(out, "sipbridge_sip_oversized_total {}", transport.oversized);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_websocket_closed_total counter");
+    let _ = writeln!(out, "sipbridge_sip_websocket_closed_total{{reason=\"protocol_error\"}} {}", transport.ws_protocol_errors);
+    let _ = writeln!(out, "sipbridge_sip_websocket_closed_total{{reason=\"idle\"}} {}", transport.ws_idle_closed);
+    let _ = writeln!(out, "# TYPE sipbridge_sip_websocket_refused_total counter");
+    let _ = writeln!(out, "sipbridge_sip_websocket_refused_total{{reason=\"no_sip_subprotocol\"}} {}", transport.ws_handshake_refused);
     let _ = writeln!(out, "# TYPE sipbridge_registrations gauge");
     let _ = writeln!(out, "sipbridge_registrations{{side=\"phones\"}} {}", status.core.bindings.len());
     let upstream_up = status.core.upstreams.iter().filter(|u| u.registered).count();

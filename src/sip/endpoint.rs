@@ -6,7 +6,7 @@ use super::core::{CoreConfig, CoreEvent, CoreStatus, ResolvedPeer, Route, SipCor
 use super::response::ResponseRoute;
 use super::transaction::TimerConfig;
 use super::transport::rate_limit::RateLimiter;
-use super::transport::tls::{self, CertificateSource};
+use super::transport::tls;
 use super::transport::{self, ConnectionCommand, TransportEvent, TransportShared};
 use super::{ConnectionId, TransportKind};
 use crate::config::{Config, ListenTransport};
@@ -22,16 +22,7 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::net::UdpSocket;
 use tokio::sync::{mpsc, oneshot};
 
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct TransportView {
-    pub rate_limited: u64,
-    pub oversized: u64,
-    pub queue_full: u64,
-    pub connections_open: u64,
-    pub connections_accepted: u64,
-    pub connections_refused: u64,
-    pub send_failures: u64,
-}
+pub use super::transport::TransportView;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct SipStatus {
@@ -210,6 +201,8 @@ pub struct SipEndpoint {
     pub calls: mpsc::Receiver<IncomingSipCall>,
     /// The addresses actually bound (port 0 in the config becomes a real port here).
     pub bound: Vec<(ListenTransport, SocketAddr)>,
+    /// Serves SIP WebSocket flows that arrive on the HTTP listener (`/sip`).
+    pub websocket: transport::WebSocketEntry,
 }
 
 const QUEUE_DEPTH: usize = 10_000;
@@ -234,11 +227,16 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
             ListenTransport::Tcp => transport::spawn_stream_listener(listen.address, None, shared.clone())
                 .with_context(|| format!("cannot bind SIP TCP {}", listen.address))?,
             ListenTransport::Tls => {
-                if tls_acceptor.is_none() {
-                    tls_acceptor = Some(build_acceptor(config)?);
-                }
-                transport::spawn_stream_listener(listen.address, tls_acceptor.clone(), shared.clone())
+                let acceptor = tls_acceptor.get_or_insert(tls::acceptor_for(config)?).clone();
+                transport::spawn_stream_listener(listen.address, Some(acceptor), shared.clone())
                     .with_context(|| format!("cannot bind SIP TLS {}", listen.address))?
+            }
+            ListenTransport::Ws => transport::spawn_ws_listener(listen.address, None, shared.clone())
+                .with_context(|| format!("cannot bind SIP WS {}", listen.address))?,
+            ListenTransport::Wss => {
+                let acceptor = tls_acceptor.get_or_insert(tls::acceptor_for(config)?).clone();
+                transport::spawn_ws_listener(listen.address, Some(acceptor), shared.clone())
+                    .with_context(|| format!("cannot bind SIP WSS {}", listen.address))?
             }
         };
         tracing::info!(transport = %listen.transport, address = %local, "SIP listening");
@@ -249,10 +247,14 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         product: sip.user_agent.clone(),
         nonce_lifetime: Duration::from_secs(sip.nonce_lifetime_secs),
     };
-    let core = SipCore::new(core_config, config.profiles.clone(), Instant::now(), SystemTime::now());
+    let mut core = SipCore::new(core_config, config.profiles.clone(), Instant::now(), SystemTime::now());
+    if let Some(secret) = &config.http.jwt_secret {
+        core.accept_tokens(secret.0.as_bytes().to_vec());
+    }
     let advertised_ip = sip.advertised_address.as_deref().and_then(|a| a.parse::<IpAddr>().ok());
     let (status_tx, status_rx) = mpsc::channel(64);
     let (calls_tx, calls_rx) = mpsc::channel(1_024);
+    let websocket = transport::WebSocketEntry { shared: shared.clone() };
     let driver = Driver {
         core,
         shared,
@@ -270,29 +272,11 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
         ladder_takes: ladder_takes::LadderTakes::default(),
     };
     tokio::spawn(driver.run(events_rx, status_rx));
-    Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, calls: calls_rx, bound })
+    Ok(SipEndpoint { status: StatusHandle { requests: status_tx }, calls: calls_rx, bound, websocket })
 }
 
 fn unix_ms() -> i64 {
     SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
-}
-
-fn build_acceptor(config: &Config) -> anyhow::Result<tokio_rustls::TlsAcceptor> {
-    Ok(tls::acceptor(certificate_source(config, &config.sip.tls))?)
-}
-
-/// The configured files, or the self-signed certificate in the data dir (one for SIP and HTTPS),
-/// named for localhost, the advertised address and the local domain.
-pub fn certificate_source<'a>(config: &'a Config, tls_config: &'a crate::config::TlsConfig) -> CertificateSource<'a> {
-    match (&tls_config.cert_file, &tls_config.key_file) {
-        (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
-        _ => {
-            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
-            names.extend(config.sip.advertised_address.clone());
-            names.extend(config.profiles.iter().filter_map(|p| p.domain.clone()));
-            CertificateSource::SelfSigned { dir: &config.general.data_dir, names }
-        }
-    }
 }
 
 struct Connection {
@@ -410,6 +394,7 @@ impl Driver {
                         self.by_remote.remove(&(connection.transport, connection.remote));
                     }
                 }
+                self.core.connection_closed(id, now);
             }
             TransportEvent::ConnectFailed { branch_id, reason } => {
                 self.send_failures += 1;
@@ -520,6 +505,16 @@ impl Driver {
                     }
                 }
             }
+            // A browser cannot be dialled: only the flow it opened reaches it (RFC 7118 §5.3).
+            Route::Request { transport: transport @ (TransportKind::Ws | TransportKind::Wss), to, branch_id } => {
+                match self.by_remote.get(&(transport, to)).and_then(|id| self.connections.get(id)) {
+                    Some(connection) => connection.commands.try_send(ConnectionCommand::Send(transmit.bytes.clone())).is_ok(),
+                    None => {
+                        self.core.handle_send_failure(branch_id, "the WebSocket client's connection is closed", Instant::now());
+                        true
+                    }
+                }
+            }
             Route::Request { transport: TransportKind::Tls, branch_id, .. } => {
                 self.core.handle_send_failure(branch_id, "TLS toward peers is not supported yet", Instant::now());
                 true
@@ -561,19 +556,9 @@ impl Driver {
     }
 
     fn snapshot(&self) -> SipStatus {
-        let counters = &self.shared.counters;
-        let get = transport::TransportCounters::get;
         let status = SipStatus {
             core: self.core.status(Instant::now()),
-            transport: TransportView {
-                rate_limited: get(&counters.rate_limited),
-                oversized: get(&counters.oversized),
-                queue_full: get(&counters.queue_full),
-                connections_open: self.shared.open_connections(),
-                connections_accepted: get(&counters.connections_accepted),
-                connections_refused: get(&counters.connections_refused),
-                send_failures: self.send_failures,
-            },
+            transport: self.shared.view(self.send_failures),
             ladder: self.ladder.status(),
         };
         status

@@ -38,12 +38,13 @@ pub fn mask_message(text: &str) -> String {
     out.join("\n")
 }
 
-/// `Authorization` or `Proxy-Authorization` (spaces allowed before the colon) with only the
-/// scheme left; `None` for any other line.
+/// `Authorization`, `Proxy-Authorization` or `X-Sipbridge-Token` (spaces allowed before the
+/// colon) with only the scheme left; `None` for any other line.
 fn mask_credential_header(line: &str) -> Option<String> {
     let (name, value) = line.split_once(':')?;
     let name = name.trim_end_matches([' ', '\t']);
-    if !(name.eq_ignore_ascii_case("authorization") || name.eq_ignore_ascii_case("proxy-authorization")) {
+    let secret = ["authorization", "proxy-authorization", "x-sipbridge-token"];
+    if !secret.iter().any(|s| name.eq_ignore_ascii_case(s)) {
         return None;
     }
     let cr = if line.ends_with('\r') { "\r" } else { "" };
@@ -134,6 +135,7 @@ mod tests {
         );
         // A bearer token (or anything that is not a scheme) goes whole.
         assert_eq!(mask_message("Authorization: c2VjcmV0OnNlY3JldA==\r"), "Authorization:  (masked)\r");
+        assert_eq!(mask_message("X-Sipbridge-Token: eyJhbGciOi.eyJzdWIi.c2ln\r"), "X-Sipbridge-Token:  (masked)\r");
         // Other headers that merely mention the word stay.
         let kept = "WWW-Authenticate: Digest realm=\"gw\", nonce=\"n\"\r\nX-Authorization-Hint: none\r\n";
         assert_eq!(mask_message(kept), kept);

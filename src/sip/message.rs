@@ -271,7 +271,8 @@ fn read_cseq(headers: &Headers) -> Result<(u32, String), MessageError> {
 }
 
 /// RFC 3261 §18.3: on UDP a Content-Length larger than the datagram is an error, a smaller one
-/// truncates, and a missing one means "the rest of the datagram". On streams the framer already
+/// truncates, and a missing one means "the rest of the datagram" (so too for a WebSocket message,
+/// RFC 7118 §5.1). On streams the framer already
 /// cut the message at Content-Length.
 fn fix_body_length(bytes: &[u8], request: &mut Request, transport: TransportKind) -> Result<(), MessageError> {
     let available = bytes
@@ -289,7 +290,7 @@ fn fix_body_length(bytes: &[u8], request: &mut Request, transport: TransportKind
                 return Err(MessageError::BadContentLength(format!("{declared} declared, {available} received")));
             }
         }
-        None if transport == TransportKind::Udp && available > 0 => {
+        None if transport.is_message_framed() && available > 0 => {
             let body_start = bytes.len() - available;
             request.body = bytes[body_start..].to_vec();
         }

@@ -26,17 +26,29 @@ pub enum TransportKind {
     Udp,
     Tcp,
     Tls,
+    /// SIP over WebSocket (RFC 7118), plain or over TLS: one SIP message per WebSocket message.
+    Ws,
+    Wss,
 }
 
 impl TransportKind {
     pub fn is_reliable(self) -> bool {
         !matches!(self, Self::Udp)
     }
+    /// Each message arrives whole (a datagram, a WebSocket message): no Content-Length framing.
+    pub fn is_message_framed(self) -> bool {
+        matches!(self, Self::Udp | Self::Ws | Self::Wss)
+    }
+    pub fn is_websocket(self) -> bool {
+        matches!(self, Self::Ws | Self::Wss)
+    }
     pub fn via_name(self) -> &'static str {
         match self {
             Self::Udp => "UDP",
             Self::Tcp => "TCP",
             Self::Tls => "TLS",
+            Self::Ws => "WS",
+            Self::Wss => "WSS",
         }
     }
 }
@@ -56,6 +68,6 @@ pub struct Peer {
     pub transport: TransportKind,
     pub remote: SocketAddr,
     pub local: SocketAddr,
-    /// Set for TCP/TLS: responses go back on this connection (RFC 3261 §18.2.2).
+    /// Set for TCP/TLS/WS/WSS: responses go back on this connection (RFC 3261 §18.2.2).
     pub connection: Option<ConnectionId>,
 }

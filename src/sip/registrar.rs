@@ -233,6 +233,19 @@ impl<S: Clone> Registrar<S> {
         removed
     }
 
+    /// Removes every binding whose source matches, e.g. those registered over a flow that
+    /// closed (RFC 5626 §5.2); returns how many went.
+    pub fn remove_where(&mut self, gone: impl Fn(&S) -> bool) -> usize {
+        let mut removed = 0;
+        self.aors.retain(|_, bindings| {
+            let before = bindings.len();
+            bindings.retain(|b| !gone(&b.source));
+            removed += before - bindings.len();
+            !bindings.is_empty()
+        });
+        removed
+    }
+
     /// Includes bindings that expired but were not purged yet, so an overdue purge fires at once.
     pub fn next_expiry(&self) -> Option<Instant> {
         self.aors.values().flatten().map(|b| b.expires_at).min()
@@ -350,6 +363,21 @@ mod tests {
         assert_eq!(q, b);
         assert_eq!(r.lookup("sip:alice@EXAMPLE.COM", t1), b);
         assert_eq!(r.binding_count(), 1);
+    }
+
+    #[test]
+    fn bindings_of_a_closed_flow_go_and_others_stay() {
+        let (mut r, t0) = (reg(), Instant::now());
+        one(&mut r, "sip:a@h1.invalid", None, "c1", 1, t0).unwrap();
+        let mut other = input(List(vec![contact("sip:a@h2.invalid", None)]), None, "c2", 1);
+        other.source = 8;
+        r.register(other, t0).unwrap();
+        assert_eq!(r.remove_where(|source| *source == 7), 1);
+        let left = r.lookup(AOR, t0);
+        assert_eq!((left.len(), left[0].contact_uri.as_str()), (1, "sip:a@h2.invalid"));
+        assert_eq!(r.remove_where(|source| *source == 7), 0);
+        assert_eq!(r.remove_where(|source| *source == 8), 1);
+        assert_eq!(r.binding_count(), 0);
     }
 
     #[test]

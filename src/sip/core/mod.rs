@@ -168,6 +168,7 @@ impl SipCore {
                     .with_nonce_lifetime(config.nonce_lifetime)
                     .with_algorithms(&profile.digest_algorithms.iter().filter_map(|a| Algorithm::parse(a)).collect::<Vec<_>>()),
                 failures: HashMap::new(),
+                token_secret: None,
                 registrar: Registrar::new(RegistrarPolicy {
                     min_expires: profile.min_expires,
                     max_expires: profile.max_expires,
@@ -317,7 +318,8 @@ impl SipCore {
                     rejected.error,
                     message::MessageError::BadContentLength(_) | message::MessageError::DuplicateHeader("Content-Length")
                 );
-                if peer.transport.is_reliable() && unframeable {
+                // A WebSocket message carries its own length: a bad Content-Length spoils only itself.
+                if peer.transport.is_reliable() && !peer.transport.is_message_framed() && unframeable {
                     self.events.push_back(CoreEvent::CloseConnection(peer));
                 }
             }

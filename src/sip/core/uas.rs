@@ -21,13 +21,30 @@ pub(super) struct LocalDomain {
     pub registrar: Registrar<Peer>,
     /// Failed digest answers per source address: guessing is cut off after a few tries.
     pub failures: HashMap<std::net::IpAddr, (u32, Instant)>,
+    /// `http.jwt_secret`: a valid `TOKEN_HEADER` stands in for a digest answer.
+    pub token_secret: Option<Vec<u8>>,
 }
+
+/// The header a WebSocket SIP client (JsSIP, SIP.js `extraHeaders`) may carry the JSON
+/// protocol's login token in, instead of answering a digest challenge.
+pub const TOKEN_HEADER: &str = "X-Sipbridge-Token";
+/// The same clock leeway the JSON protocol's login allows.
+const TOKEN_LEEWAY_SECS: u64 = 30;
 
 const MAX_AUTH_FAILURES: u32 = 10;
 const AUTH_FAILURE_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 const MAX_TRACKED_SOURCES: usize = 10_000;
 
 impl LocalDomain {
+    /// The user a login token in `parsed` names, when tokens are accepted and it carries one.
+    /// `Some(Err)` for a token that does not verify: that counts as a failed attempt.
+    fn token_user(&self, parsed: &ParsedRequest, wall: std::time::SystemTime) -> Option<Result<String, ()>> {
+        let secret = self.token_secret.as_deref()?;
+        let token = find_header(parsed, |h| matches!(h, Header::Other(name, _) if name.eq_ignore_ascii_case(TOKEN_HEADER)))?;
+        let now_unix = wall.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        Some(crate::signaling::jwt::verify(token.trim(), secret, now_unix, TOKEN_LEEWAY_SECS).map(|claims| claims.sub).map_err(|_| ()))
+    }
+
     fn guessing(&self, source: std::net::IpAddr, now: Instant) -> bool {
         self.failures.get(&source).is_some_and(|(count, since)| *count >= MAX_AUTH_FAILURES && now.saturating_duration_since(*since) < AUTH_FAILURE_WINDOW)
     }
@@ -123,9 +140,11 @@ impl SipCore {
         }
         let credentials = find_header(&parsed, |h| matches!(h, Header::Authorization(_)));
         let users = &local.profile.users;
-        let result = match credentials {
-            None => AuthResult::Failed(AuthFailure::UnsupportedScheme(String::new())),
-            Some(value) => local.digest.verify(
+        let result = match (credentials, local.token_user(&parsed, wall)) {
+            (None, Some(Ok(username))) => AuthResult::Ok { username },
+            (None, Some(Err(()))) => AuthResult::Failed(AuthFailure::BadResponse),
+            (None, None) => AuthResult::Failed(AuthFailure::UnsupportedScheme(String::new())),
+            (Some(value), _) => local.digest.verify(
                 "REGISTER",
                 &parsed.request_uri,
                 &value,
@@ -196,6 +215,25 @@ impl SipCore {
         }
     }
 
+    /// Lets a valid login token (`TOKEN_HEADER`, signed with `secret`) authenticate REGISTERs and
+    /// calls of the local domain instead of digest.
+    pub fn accept_tokens(&mut self, secret: Vec<u8>) {
+        if let Some(local) = &mut self.local {
+            local.token_secret = Some(secret).filter(|s| !s.is_empty());
+        }
+    }
+
+    /// A WebSocket flow closed: the bindings registered over it cannot be reached any more (a
+    /// browser cannot be dialled back), so they go now rather than at their expiry.
+    pub fn connection_closed(&mut self, connection: crate::sip::ConnectionId, _now: Instant) {
+        let Some(local) = &mut self.local else { return };
+        let removed = local.registrar.remove_where(|peer| peer.connection == Some(connection) && peer.transport.is_websocket());
+        if removed > 0 {
+            tracing::info!(connection, removed, "WebSocket flow closed: its registrations are removed");
+            self.events.push_back(CoreEvent::StatusChanged);
+        }
+    }
+
     fn challenge(&mut self, key: &TransactionKey, status: u16, stale: bool, now: Instant) {
         let wall = self.wall(now);
         let Some(local) = &self.local else {
@@ -251,7 +289,15 @@ impl SipCore {
             return Gate::Refuse("too many failed attempts");
         }
         let Some(credentials) = find_header(parsed, |h| matches!(h, Header::ProxyAuthorization(_))) else {
-            return Gate::Challenge { stale: false };
+            return match local.token_user(parsed, wall) {
+                None => Gate::Challenge { stale: false },
+                Some(Ok(username)) if parsed.from.user() == Some(username.as_str()) => Gate::Pass(CallerIdentity::LocalUser { username }),
+                Some(Ok(_)) => Gate::Refuse("token user does not match From"),
+                Some(Err(())) => {
+                    local.failed(peer.remote.ip(), now);
+                    Gate::Refuse("authentication failed")
+                }
+            };
         };
         let users = &local.profile.users;
         match local.digest.verify(&parsed.method, &parsed.request_uri, &credentials, |user, _| lookup_secret(users, user), wall) {

@@ -48,6 +48,8 @@ pub(super) fn pick_route(
         TransportKind::Udp => ListenTransport::Udp,
         TransportKind::Tcp => ListenTransport::Tcp,
         TransportKind::Tls => ListenTransport::Tls,
+        TransportKind::Ws => ListenTransport::Ws,
+        TransportKind::Wss => ListenTransport::Wss,
     };
     addresses.iter().find_map(|remote| {
         let same_family = |(_, local): &&(ListenTransport, SocketAddr)| local.is_ipv4() == remote.is_ipv4();

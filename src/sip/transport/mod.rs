@@ -1,4 +1,4 @@
-//! The thin tokio drivers under the SIP core: UDP sockets, TCP and TLS connections. They move
+//! The thin tokio drivers under the SIP core: UDP sockets, TCP, TLS and WebSocket connections. They move
 //! bytes, enforce the size limit and the per-source rate limit, and hand whole messages to the
 //! endpoint over a bounded channel. They never interpret SIP beyond framing.
 
@@ -6,14 +6,19 @@ pub mod framer;
 pub mod rate_limit;
 pub mod tls;
 
+pub mod websocket;
+
 mod stream;
 mod udp;
 
+use stream::OpenConnection;
 pub use stream::{connect_outbound, spawn_stream_listener};
+pub use websocket::{spawn_ws_listener, WebSocketEntry};
 pub use udp::spawn_udp_listener;
 
 use super::{ConnectionId, Peer};
 use bytes::Bytes;
+use serde::Serialize;
 use rate_limit::RateLimiter;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -45,12 +50,32 @@ pub struct TransportCounters {
     pub queue_full: AtomicU64,
     pub connections_accepted: AtomicU64,
     pub connections_refused: AtomicU64,
+    /// WebSocket upgrades refused because the client did not offer the `sip` subprotocol.
+    pub ws_handshake_refused: AtomicU64,
+    /// WebSocket flows closed for a protocol error (a bad frame, bad UTF-8 in a text frame).
+    pub ws_protocol_errors: AtomicU64,
+    /// WebSocket flows closed after `websocket::IDLE_TIMEOUT` without a frame or pong.
+    pub ws_idle_closed: AtomicU64,
 }
 
 impl TransportCounters {
     pub fn get(counter: &AtomicU64) -> u64 {
         counter.load(Ordering::Relaxed)
     }
+}
+
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct TransportView {
+    pub rate_limited: u64,
+    pub oversized: u64,
+    pub queue_full: u64,
+    pub connections_open: u64,
+    pub connections_accepted: u64,
+    pub connections_refused: u64,
+    pub send_failures: u64,
+    pub ws_handshake_refused: u64,
+    pub ws_protocol_errors: u64,
+    pub ws_idle_closed: u64,
 }
 
 /// State shared by every listener task.
@@ -93,6 +118,23 @@ impl TransportShared {
     pub fn deliver(&self, event: TransportEvent) {
         if self.events.try_send(event).is_err() {
             self.counters.queue_full.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// The counters as the status API and /metrics show them.
+    pub fn view(&self, send_failures: u64) -> TransportView {
+        let (counters, get) = (&self.counters, TransportCounters::get);
+        TransportView {
+            rate_limited: get(&counters.rate_limited),
+            oversized: get(&counters.oversized),
+            queue_full: get(&counters.queue_full),
+            connections_open: self.open_connections(),
+            connections_accepted: get(&counters.connections_accepted),
+            connections_refused: get(&counters.connections_refused),
+            send_failures,
+            ws_handshake_refused: get(&counters.ws_handshake_refused),
+            ws_protocol_errors: get(&counters.ws_protocol_errors),
+            ws_idle_closed: get(&counters.ws_idle_closed),
         }
     }
 

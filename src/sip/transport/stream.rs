@@ -142,10 +142,10 @@ where
 }
 
 /// Holds one slot of the connection cap for as long as it lives, whichever way the task ends.
-struct OpenConnection(Arc<TransportShared>);
+pub(super) struct OpenConnection(Arc<TransportShared>);
 
 impl OpenConnection {
-    fn new(shared: Arc<TransportShared>) -> OpenConnection {
+    pub(super) fn new(shared: Arc<TransportShared>) -> OpenConnection {
         shared.open_connections.fetch_add(1, Ordering::Relaxed);
         OpenConnection(shared)
     }

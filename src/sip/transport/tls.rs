@@ -27,6 +27,26 @@ pub enum CertificateSource<'a> {
     SelfSigned { dir: &'a Path, names: Vec<String> },
 }
 
+/// The acceptor for the `tls` and `wss` listeners: `[sip.tls]`'s files, else the generated
+/// self-signed certificate for the gateway's names.
+pub fn acceptor_for(config: &crate::config::Config) -> Result<TlsAcceptor, TlsError> {
+    acceptor(certificate_source(config, &config.sip.tls))
+}
+
+/// The configured files, or the self-signed certificate in the data dir (one for SIP and HTTPS),
+/// named for localhost, the advertised address and the local domain.
+pub fn certificate_source<'a>(config: &'a crate::config::Config, tls_config: &'a crate::config::TlsConfig) -> CertificateSource<'a> {
+    match (&tls_config.cert_file, &tls_config.key_file) {
+        (Some(cert), Some(key)) => CertificateSource::Files { cert, key },
+        _ => {
+            let mut names = vec!["localhost".to_string(), "127.0.0.1".to_string(), "::1".to_string()];
+            names.extend(config.sip.advertised_address.clone());
+            names.extend(config.profiles.iter().filter_map(|p| p.domain.clone()));
+            CertificateSource::SelfSigned { dir: &config.general.data_dir, names }
+        }
+    }
+}
+
 pub fn acceptor(source: CertificateSource<'_>) -> Result<TlsAcceptor, TlsError> {
     let (cert_path, key_path) = certificate_files(source)?;
     acceptor_from_files(&cert_path, &key_path)
