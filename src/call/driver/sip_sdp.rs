@@ -46,12 +46,16 @@ pub struct SipSdp {
     /// The hold or resume offer we sent and whether it holds.
     our_offer: Option<(SessionDescription, bool)>,
     prepared: Option<Prepared>,
+    /// The peer's media is WebRTC (ICE + DTLS-SRTP), terminated by a WebRTC leg: its SDP is the
+    /// leg's, and a new offer (hold, ICE restart) is refused with 488 for now; a session refresh
+    /// that repeats the offer is answered with what we have.
+    pub webrtc: bool,
 }
 
 impl SipSdp {
     #[allow(clippy::too_many_arguments)]
     pub fn new(side: Side, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec, srtp: SrtpPolicy, keys: Option<SdesKeys>) -> SipSdp {
-        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None }
+        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None, webrtc: false }
     }
 
     /// Reads the peer's answer to our first offer: the media session's SIP leg and its keys.
@@ -69,11 +73,22 @@ impl SipSdp {
         Ok((config, negotiated))
     }
 
+    /// The WebRTC peer answered our first offer (its WebRTC leg took the answer): kept so a
+    /// re-INVITE repeating it is a session refresh.
+    pub fn webrtc_answered(&mut self, answer: SessionDescription, codec: Codec) {
+        self.remote = Some(answer);
+        self.codec = codec;
+    }
+
     /// Reads the peer's new offer; an offer we cannot take is refused with the returned status.
     pub fn prepare_reoffer(&mut self, sdp_text: &str) -> Result<Reoffer, u16> {
         let offer = SessionDescription::parse(sdp_text).map_err(|e| e.sip_status())?;
         if self.remote.as_ref().is_some_and(|last| sdp::is_same_version(last, &offer)) {
             return Ok(Reoffer::Same(self.local.to_string()));
+        }
+        if self.webrtc {
+            tracing::info!("re-offer on a WebRTC SIP leg refused: 488");
+            return Err(488);
         }
         // The codec in use first, so a re-INVITE that keeps it needs no transcoder change.
         let mut codecs = vec![self.codec];
