@@ -75,8 +75,8 @@ fn webrtc_phone_calls_browser(codecs: &str, gateway_extra: &str, sip_codec: &str
     let _ = browser.wait();
     let phone = phone.finish();
     let log = gateway.log();
-    assert!(phone.0.contains("dtls_srtp") && phone.0.contains("verified"), "baresip verified our DTLS fingerprint:\n{}", phone.0);
     assert!(log.contains("the SIP peer's media is WebRTC"), "{log}");
+    assert!(phone.0.contains("dtls_srtp") && phone.0.contains("verified"), "baresip verified our DTLS fingerprint:\n{}\n{log}", phone.0);
     let record = support::completed_record(&gateway);
     assert_record(&record, sipbridge::store::CallDirection::Inbound, sip_codec, transcoded);
     (result, phone, log)

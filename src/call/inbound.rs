@@ -206,7 +206,7 @@ async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, thr
     })?;
     let candidates = webrtc_sip::gather_candidates(&mut events).await;
     let answer = webrtc_sip::with_candidates(&leg_sdp, &candidates).map_err(|e| {
-        tracing::warn!(error = %e, "no WebRTC answer for the SIP peer");
+        tracing::warn!(error = %e, sdp = %leg_sdp, "no WebRTC answer for the SIP peer");
         (500, "no WebRTC answer")
     })?;
     let (config, format) = super::legs::browser_leg(&media).ok_or((488, "no common codec"))?;

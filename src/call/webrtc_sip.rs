@@ -31,6 +31,8 @@ pub enum WebRtcSdpError {
     UnsupportedProfile(String),
     #[error("the SDP cannot be read: {0}")]
     Unreadable(String),
+    #[error("DTLS fingerprint hash {0} is not supported (sha-256 is)")]
+    UnsupportedFingerprint(String),
     #[error("the WebRTC leg gave no usable candidate")]
     NoCandidate,
 }
@@ -69,7 +71,25 @@ pub fn classify(sdp: &SessionDescription) -> Result<MediaKind, WebRtcSdpError> {
     if !(has("ice-ufrag") && has("ice-pwd")) {
         return Err(WebRtcSdpError::DtlsWithoutIce);
     }
+    // The WebRTC leg checks sha-256 fingerprints only: anything else would fail the handshake.
+    let fingerprints = sdp.attributes.iter().chain(&audio.attributes).filter(|a| a.name.eq_ignore_ascii_case("fingerprint"));
+    for hash in fingerprints.map(|a| a.value.as_deref().unwrap_or("").split_whitespace().next().unwrap_or("").to_string()) {
+        if !hash.eq_ignore_ascii_case("sha-256") {
+            return Err(WebRtcSdpError::UnsupportedFingerprint(hash));
+        }
+    }
     Ok(MediaKind::WebRtc)
+}
+
+/// What identifies a WebRTC peer's transport: its ICE credentials and DTLS fingerprint (session
+/// or audio level). A re-offer that changes them is an ICE restart or a new DTLS association.
+pub fn transport_identity(sdp: &SessionDescription) -> [Option<String>; 3] {
+    let audio = sdp.media.iter().find(|m| m.is_audio());
+    ["ice-ufrag", "ice-pwd", "fingerprint"].map(|name| {
+        let session = sdp.attributes.iter().find(|a| a.name.eq_ignore_ascii_case(name));
+        let found = audio.and_then(|m| m.attribute(name)).or(session);
+        found.and_then(|a| a.value.as_deref()).map(str::to_ascii_lowercase)
+    })
 }
 
 /// Whether a call to registered `user` is offered WebRTC: every binding of the user came over a
@@ -100,10 +120,21 @@ pub fn offered_codec(codec: Codec) -> BrowserCodec {
     }
 }
 
-/// The peer's offer as the WebRTC leg takes it: every m-line gets an `a=mid` if it has none.
+/// The peer's SDP as the WebRTC leg takes it: every m-line gets an `a=mid` if it has none, and
+/// fingerprint hash names are lower-cased (RFC 8122 makes them case-insensitive; the leg
+/// compares `sha-256` exactly, and baresip writes `SHA-256`).
 pub fn offer_for_leg(sdp: &SessionDescription) -> String {
     let mut sdp = sdp.clone();
+    let lower_hash = |attributes: &mut Vec<Attribute>| {
+        for attribute in attributes.iter_mut().filter(|a| a.name.eq_ignore_ascii_case("fingerprint")) {
+            if let Some((hash, value)) = attribute.value.as_deref().and_then(|v| v.split_once(' ')) {
+                attribute.value = Some(format!("{} {value}", hash.to_ascii_lowercase()));
+            }
+        }
+    };
+    lower_hash(&mut sdp.attributes);
     for (index, media) in sdp.media.iter_mut().enumerate() {
+        lower_hash(&mut media.attributes);
         if !media_has(media, "mid") {
             media.attributes.push(Attribute::new("mid", index.to_string()));
         }
@@ -151,7 +182,8 @@ fn candidate_address(value: &str) -> Option<SocketAddr> {
 pub fn with_candidates(leg_sdp: &str, candidates: &[String]) -> Result<SessionDescription, WebRtcSdpError> {
     let mut sdp = SessionDescription::parse(leg_sdp).map_err(|e| WebRtcSdpError::Unreadable(e.to_string()))?;
     let default = candidates.iter().find_map(|c| candidate_address(c)).ok_or(WebRtcSdpError::NoCandidate)?;
-    let audio = sdp.media.iter_mut().find(|m| m.is_audio() && m.port != 0).ok_or_else(|| WebRtcSdpError::Unreadable("no audio m-line".into()))?;
+    // The leg writes port 0 on its one audio m-line (its candidates say where it is).
+    let audio = sdp.media.iter_mut().find(|m| m.is_audio()).ok_or_else(|| WebRtcSdpError::Unreadable("no audio m-line".into()))?;
     audio.port = default.port();
     audio.connection = Some(Connection::from_ip(default.ip()));
     audio.attributes.retain(|a| !a.name.eq_ignore_ascii_case("candidate") && !a.name.eq_ignore_ascii_case("end-of-candidates"));
@@ -198,6 +230,8 @@ a=candidate:c0000202 1 UDP 2113929471 127.0.0.1 4070 typ host\r\n";
         assert_eq!(classify(&parse(&no_ice)), Err(WebRtcSdpError::DtlsWithoutIce));
         let no_fingerprint: String = BARESIP.lines().filter(|l| !l.starts_with("a=fingerprint")).map(|l| format!("{l}\r\n")).collect();
         assert_eq!(classify(&parse(&no_fingerprint)), Err(WebRtcSdpError::NoFingerprint));
+        let sha1 = BARESIP.replace("SHA-256", "sha-1");
+        assert_eq!(classify(&parse(&sha1)), Err(WebRtcSdpError::UnsupportedFingerprint("sha-1".into())));
         let tcp = BARESIP.replace("UDP/TLS/RTP/SAVPF", "TCP/TLS/RTP/SAVPF");
         assert_eq!(classify(&parse(&tcp)), Err(WebRtcSdpError::UnsupportedProfile("TCP/TLS/RTP/SAVPF".into())));
         for error in [WebRtcSdpError::DtlsWithoutIce, WebRtcSdpError::NoFingerprint] {
@@ -230,14 +264,16 @@ a=candidate:c0000202 1 UDP 2113929471 127.0.0.1 4070 typ host\r\n";
     fn a_mid_is_added_where_missing() {
         let text = offer_for_leg(&parse(BARESIP));
         assert!(text.contains("a=mid:0\r\n"), "{text}");
+        assert!(text.contains("a=fingerprint:sha-256 EA:BF:"), "the hash name is lower-cased: {text}");
         assert_eq!(offer_for_leg(&parse(&text)).matches("a=mid:").count(), 1, "never twice");
     }
 
     #[test]
     fn candidates_go_inline_and_the_m_line_names_the_first() {
         let leg = "v=0\r\no=- 5 2 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\n\
-m=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=mid:0\r\n\
-a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\na=setup:active\r\n";
+m=audio 0 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtcp:9 IN IP4 0.0.0.0\r\na=mid:0\r\n\
+a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\na=setup:active\r\n\
+a=candidate:1 2 udp 2130706431 127.0.0.1 40002 typ host\r\n";
         let candidate = serde_json::json!({"candidate": "candidate:1 1 udp 2130706431 127.0.0.1 40002 typ host", "sdpMid": "0"});
         let value = candidate_value(&candidate).expect("value");
         let sdp = with_candidates(leg, &[value]).expect("sdp");
@@ -245,6 +281,7 @@ a=rtpmap:111 opus/48000/2\r\na=rtcp-mux\r\na=setup:active\r\n";
         assert!(text.contains("m=audio 40002 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 127.0.0.1\r\n"), "{text}");
         assert!(text.contains("a=rtcp:40002 IN IP4 127.0.0.1\r\n"), "{text}");
         assert!(text.contains("a=candidate:1 1 udp 2130706431 127.0.0.1 40002 typ host\r\na=end-of-candidates\r\n"), "{text}");
+        assert_eq!(text.matches("a=candidate:").count(), 1, "the leg's own candidate lines are replaced: {text}");
         assert_eq!(with_candidates(leg, &[]).err(), Some(WebRtcSdpError::NoCandidate));
         assert_eq!(candidate_value(&serde_json::json!({"candidate": ""})), None);
     }

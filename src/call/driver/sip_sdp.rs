@@ -47,8 +47,8 @@ pub struct SipSdp {
     our_offer: Option<(SessionDescription, bool)>,
     prepared: Option<Prepared>,
     /// The peer's media is WebRTC (ICE + DTLS-SRTP), terminated by a WebRTC leg: its SDP is the
-    /// leg's, and a new offer (hold, ICE restart) is refused with 488 for now; a session refresh
-    /// that repeats the offer is answered with what we have.
+    /// leg's; a new offer is answered with it (direction mirrored) unless it restarts ICE or
+    /// changes the fingerprint (488).
     pub webrtc: bool,
 }
 
@@ -87,8 +87,7 @@ impl SipSdp {
             return Ok(Reoffer::Same(self.local.to_string()));
         }
         if self.webrtc {
-            tracing::info!("re-offer on a WebRTC SIP leg refused: 488");
-            return Err(488);
+            return self.webrtc_reoffer(offer);
         }
         // The codec in use first, so a re-INVITE that keeps it needs no transcoder change.
         let mut codecs = vec![self.codec];
@@ -108,6 +107,21 @@ impl SipSdp {
         let hold = !negotiated.direction.receives();
         self.prepared = Some(Prepared { offer, answer, negotiated, keys });
         Ok(Reoffer::New { hold })
+    }
+
+    /// A WebRTC peer's new offer on the same ICE credentials and fingerprint (e.g. the update
+    /// an ICE agent sends once checks pick a pair) is answered at once with our SDP, its
+    /// direction mirrored; an ICE restart or a new fingerprint is refused with 488.
+    fn webrtc_reoffer(&mut self, offer: SessionDescription) -> Result<Reoffer, u16> {
+        use crate::call::webrtc_sip::transport_identity;
+        if self.remote.as_ref().map(transport_identity) != Some(transport_identity(&offer)) {
+            tracing::info!("ICE restart or new DTLS fingerprint on a WebRTC SIP leg refused: 488");
+            return Err(488);
+        }
+        let direction = offer.media.iter().find(|m| m.is_audio()).map_or(Direction::SendRecv, |m| m.direction(&offer));
+        self.local = sdp::with_direction(&self.local, direction.reversed());
+        self.remote = Some(offer);
+        Ok(Reoffer::Same(self.local.to_string()))
     }
 
     /// Applies the prepared answer to the media session; the SDP to answer with.
