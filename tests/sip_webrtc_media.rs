@@ -101,7 +101,7 @@ fn webrtc_phone_with_opus_calls_a_pcmu_browser_through_the_transcoder() {
 
 /// Chromium (alice, 440 Hz) calls baresip through a profile with `srtp = "dtls"`: the gateway
 /// offers baresip WebRTC (its own leg's candidates inline) and bridges it to the browser's leg
-/// with Opus passed through.
+/// with Opus passed through; the browser's DTMF "123#" reaches baresip (as SIP INFO).
 #[test]
 fn browser_calls_a_webrtc_peer_that_the_gateway_offers_webrtc() {
     let phone_port = support::free_port_pair();
@@ -115,7 +115,7 @@ fn browser_calls_a_webrtc_peer_that_the_gateway_offers_webrtc() {
         .arg(script)
         .arg(format!("http://127.0.0.1:{}", gateway.http_port))
         .arg(token("alice", &["webrtc-peer"]))
-        .args(["", "bob", "", "440"])
+        .args(["", "bob", "dtmf", "440"])
         .output()
         .expect("run the browser");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -126,6 +126,11 @@ fn browser_calls_a_webrtc_peer_that_the_gateway_offers_webrtc() {
     assert_tones(&result, &phone, &log);
     assert!(phone.0.contains("dtls_srtp") && phone.0.contains("verified"), "baresip verified our DTLS fingerprint:\n{}", phone.0);
     assert!(log.contains("transcoding=false"), "Opus passed between the two WebRTC legs untouched:\n{log}");
+    // Our WebRTC offer carries only the browser's codec (no telephone-event), so the digits go
+    // as SIP INFO, which baresip prints as `received DTMF: '1' (duration=100)`.
+    let digits: String = phone.0.split("received DTMF: '").skip(1).filter_map(|rest| rest.chars().next()).collect();
+    println!("baresip received DTMF: {digits:?}");
+    assert!(digits.contains("123#"), "DTMF 123# from the browser reached baresip\nbaresip:\n{}", phone.0);
     let record = support::completed_record(&gateway);
     assert_record(&record, sipbridge::store::CallDirection::Outbound, "opus", false);
 }
