@@ -13,7 +13,7 @@ use super::machine::{mapping, Call, CallConfig, EndReason, LegKind, SessionDesc}
 use super::registry::BrowserRegistry;
 use crate::call::echo::WebRtcSettings;
 use crate::config::BrowserCodecPolicy;
-use crate::media::engine::{MediaEngine, RtpEndpoint};
+use crate::media::engine::{BrowserLegHandle, MediaEngine, RtpEndpoint};
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{Side, Timeouts};
 use crate::media::worker::BrowserLegStart;
@@ -21,7 +21,8 @@ use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::sip::core::{CallerIdentity, IncomingCall};
 use crate::sip::endpoint::{IncomingSipCall, SipCallEvent, StatusHandle};
 use crate::store::CallStatus;
-use crate::webrtc_leg::{BrowserCodec, WebRtcConfig};
+use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig};
+use super::webrtc_sip::{self, MediaKind};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -98,9 +99,16 @@ async fn inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: mpsc::Un
 /// Our answer to the caller's offer and what the media session's SIP leg needs.
 struct Prepared {
     sdp: SipSdp,
-    endpoint: RtpEndpoint,
+    io: PreparedIo,
     media: crate::media::session::LegConfig,
     telephone_event: bool,
+}
+
+/// Where the caller's media goes: the SIP-side RTP sockets, or a WebRTC leg when its SDP is
+/// WebRTC (`webrtc_sip`).
+enum PreparedIo {
+    Rtp(RtpEndpoint),
+    WebRtc(Arc<BrowserLegHandle>, mpsc::Receiver<LegEvent>),
 }
 
 async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: mpsc::UnboundedReceiver<SipCallEvent>, call_id: String) {
@@ -128,15 +136,26 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
     let (control_tx, control) = mpsc::channel(64);
     let incoming = Incoming { caller_uri: call.from_uri.clone(), caller_name: call.from_display.clone(), control: control_tx };
     let browser_codec = browser_codec_for(layer.limits.browser_codec, prepared.sdp.codec);
-    let (mut legs, webrtc_events) = open_devices(&layer, &call.to_user, &call_id, browser_codec, &incoming).await;
+    let beside = match &prepared.io {
+        PreparedIo::WebRtc(handle, _) => Some(Arc::clone(handle)),
+        PreparedIo::Rtp(_) => None,
+    };
+    let (mut legs, webrtc_events) = open_devices(&layer, &call.to_user, &call_id, browser_codec, &incoming, beside.as_deref()).await;
     if legs.is_empty() {
         return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
     }
     tracing::info!(devices = legs.len(), user = %call.to_user, "ringing");
     let callees = vec![LegKind::Browser; legs.len()];
-    let sip = SipLeg::caller(call.id, prepared.sdp, prepared.endpoint, prepared.media, prepared.telephone_event);
+    let mut webrtc_events: WebRtcEvents = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
+    let sip = match prepared.io {
+        PreparedIo::Rtp(endpoint) => SipLeg::caller(call.id, prepared.sdp, endpoint, prepared.media, prepared.telephone_event),
+        PreparedIo::WebRtc(handle, events) => {
+            log.event("sip_media", "WebRTC (ICE, DTLS-SRTP)");
+            webrtc_events.push((0, events));
+            SipLeg::webrtc_caller(call.id, prepared.sdp, handle, prepared.media, prepared.telephone_event)
+        }
+    };
     legs.insert(0, Leg::Sip(Box::new(sip)));
-    let webrtc_events = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
     let config = layer.call_config(Some(Duration::from_secs(layer.limits.ring_timeout_secs)));
     let machine = Call::new(config, LegKind::Sip, SessionDesc::new(call.sdp.clone()), &callees, std::time::Instant::now());
     CallTask::new(layer.clone(), machine, legs, webrtc_events, log, slot, sip_events, control).run().await;
@@ -146,6 +165,14 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
 /// status to refuse with when it cannot be answered.
 async fn prepare_answer(layer: &CallLayer, call: &IncomingCall, through: Option<&str>) -> Result<Prepared, (u16, &'static str)> {
     let offer = SessionDescription::parse(&call.sdp).map_err(|e| (e.sip_status(), "unreadable SDP"))?;
+    match webrtc_sip::classify(&offer) {
+        Ok(MediaKind::Rtp) => {}
+        Ok(MediaKind::WebRtc) => return prepare_webrtc_answer(layer, offer, through).await,
+        Err(e) => {
+            tracing::info!(error = %e, status = e.sip_status(), "offer refused");
+            return Err((e.sip_status(), "unusable WebRTC SDP"));
+        }
+    }
     let endpoint = layer.engine.allocate().await.map_err(|e| {
         tracing::warn!(error = %e, "no RTP port: 503");
         (503, "no RTP port")
@@ -166,18 +193,41 @@ async fn prepare_answer(layer: &CallLayer, call: &IncomingCall, through: Option<
     let media = sip_leg(&negotiated, format);
     let port = endpoint.port;
     let sdp = SipSdp::new(Side::A, media_address, port, answer, Some(offer), codec.codec, srtp, keys);
-    Ok(Prepared { sdp, endpoint, media, telephone_event: negotiated.telephone_event.is_some() })
+    Ok(Prepared { sdp, io: PreparedIo::Rtp(endpoint), media, telephone_event: negotiated.telephone_event.is_some() })
+}
+
+/// Answers a WebRTC offer (ICE, DTLS-SRTP) with a WebRTC leg, as a browser's would be, with our
+/// candidates inline: SIP has no trickle.
+async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, through: Option<&str>) -> Result<Prepared, (u16, &'static str)> {
+    let start = BrowserLegStart::Answer { offer: webrtc_sip::offer_for_leg(&offer), forced_codec: None };
+    let (handle, leg_sdp, media, mut events) = layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()).await.map_err(|e| {
+        tracing::info!(error = %e, "WebRTC offer refused: 488");
+        (488, "the WebRTC offer cannot be answered")
+    })?;
+    let candidates = webrtc_sip::gather_candidates(&mut events).await;
+    let answer = webrtc_sip::with_candidates(&leg_sdp, &candidates).map_err(|e| {
+        tracing::warn!(error = %e, sdp = %leg_sdp, "no WebRTC answer for the SIP peer");
+        (500, "no WebRTC answer")
+    })?;
+    let (config, format) = super::legs::browser_leg(&media).ok_or((488, "no common codec"))?;
+    let codec = super::legs::codec_of_encoding(format.encoding);
+    let (address, port) = answer.media.iter().find(|m| m.is_audio()).and_then(|m| m.rtp_address(&answer)).map(|a| (a.ip(), a.port())).ok_or((500, "no WebRTC answer"))?;
+    tracing::info!(sip_codec = ?codec, payload_type = format.payload_type, "the SIP peer's media is WebRTC");
+    let mut sdp = SipSdp::new(Side::A, address, port, answer, Some(offer), codec, layer.srtp.for_profile(through), None);
+    sdp.webrtc = true;
+    let telephone_event = media.telephone_event.is_some();
+    Ok(Prepared { sdp, io: PreparedIo::WebRtc(Arc::new(handle), events), media: config, telephone_event })
 }
 
 type WebRtcEvents = Vec<(usize, mpsc::Receiver<crate::webrtc_leg::LegEvent>)>;
 
 /// A browser leg for every device the user is logged in on, each with a WebRTC offer.
-async fn open_devices(layer: &CallLayer, user: &str, call_id: &str, codec: BrowserCodec, incoming: &Incoming) -> (Vec<Leg>, WebRtcEvents) {
+async fn open_devices(layer: &CallLayer, user: &str, call_id: &str, codec: BrowserCodec, incoming: &Incoming, beside: Option<&BrowserLegHandle>) -> (Vec<Leg>, WebRtcEvents) {
     let mut legs = Vec::new();
     let mut events = Vec::new();
     for (device, push) in layer.browsers.devices(user) {
         let start = BrowserLegStart::Offer { codec: codec.clone() };
-        match layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()).await {
+        match layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), beside).await {
             Ok((handle, sdp, _, leg_events)) => {
                 events.push((legs.len(), leg_events));
                 let leg = BrowserLeg::new(device, call_id, push, Arc::new(handle), sdp, Some(incoming.clone()));

@@ -13,3 +13,4 @@ pub mod machine;
 pub mod outbound;
 pub mod registry;
 pub mod sdes;
+pub mod webrtc_sip;

@@ -11,7 +11,11 @@ use super::inbound::CallLayer;
 use super::legs::{browser_leg, codec_of_encoding};
 use super::machine::{mapping, Call, EndReason, LegKind, SessionDesc};
 use super::registry::{BrowserAnswer, BrowserPush};
+use super::webrtc_sip;
+use crate::config::SrtpPolicy;
+use crate::media::engine::BrowserLegHandle;
 use crate::media::handler::Encoding;
+use crate::webrtc_leg::LegEvent;
 use crate::media::session::Side;
 use crate::media::worker::BrowserLegStart;
 use crate::sdp::{self, Codec, LocalCapabilities};
@@ -69,7 +73,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, push: mpsc::Sender
         handle.close().await;
         return refused(&push, &call.call_id, log, refuse(HangupReason::Failed, "no usable codec".into(), HangupSide::Browser, "the browser's offer was refused".into())).await;
     };
-    let sip = match prepare_offer(&layer, &call, browser_format.encoding).await {
+    let sip = match prepare_offer(&layer, &call, browser_format.encoding, &handle).await {
         Ok(sip) => sip,
         Err(refusal) => {
             handle.close().await;
@@ -77,9 +81,12 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, push: mpsc::Sender
         }
     };
     let browser = BrowserLeg::new(call.device, &call.call_id, push, handle, browser_answer, None);
-    let legs = vec![Leg::Browser(Box::new(browser)), Leg::Sip(Box::new(sip.0))];
+    let PreparedSip { leg, events, webrtc } = sip;
+    let legs = vec![Leg::Browser(Box::new(browser)), Leg::Sip(Box::new(leg))];
     let machine = Call::new(layer.call_config(None), LegKind::Browser, SessionDesc::new(call.browser_offer), &[LegKind::Sip], std::time::Instant::now());
-    CallTask::new(layer.clone(), machine, legs, vec![(0, webrtc_events)], log, slot, sip.1, control).run().await;
+    let mut webrtc_events = vec![(0, webrtc_events)];
+    webrtc_events.extend(webrtc.map(|events| (1, events)));
+    CallTask::new(layer.clone(), machine, legs, webrtc_events, log, slot, events, control).run().await;
 }
 
 /// A call that could not start: the browser's `hangup` and the record.
@@ -95,8 +102,32 @@ async fn refused(push: &mpsc::Sender<BrowserPush>, call_id: &str, log: CallLog, 
     log.finish(CallStatus::Failed, refusal.side, &refusal.record, None);
 }
 
-/// The SIP callee leg with our offer (SDES when the profile asks) and its event queue.
-async fn prepare_offer(layer: &CallLayer, call: &OutboundCall, browser: Encoding) -> Result<(SipLeg, mpsc::UnboundedReceiver<crate::sip::endpoint::SipCallEvent>), Refusal> {
+/// The SIP callee leg, its SIP event queue, and its WebRTC leg's events when it has one.
+struct PreparedSip {
+    leg: SipLeg,
+    events: mpsc::UnboundedReceiver<crate::sip::endpoint::SipCallEvent>,
+    webrtc: Option<mpsc::Receiver<LegEvent>>,
+}
+
+/// Whether the SIP peer is offered WebRTC: its profile says `srtp = "dtls"`, or (a registered
+/// user) it registered over a WebSocket (`webrtc_sip::registered_over_websocket`).
+async fn offers_webrtc(layer: &CallLayer, call: &OutboundCall) -> bool {
+    if layer.srtp.for_profile(call.profile.as_deref()) == SrtpPolicy::Dtls {
+        return true;
+    }
+    if call.profile.is_some() {
+        return false;
+    }
+    let bindings = layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+    webrtc_sip::registered_over_websocket(&bindings, &call.target)
+}
+
+/// The SIP callee leg with our offer (SDES when the profile asks, WebRTC when the peer takes
+/// only that) and its event queue.
+async fn prepare_offer(layer: &CallLayer, call: &OutboundCall, browser: Encoding, browser_leg: &Arc<BrowserLegHandle>) -> Result<PreparedSip, Refusal> {
+    if offers_webrtc(layer, call).await {
+        return prepare_webrtc_offer(layer, call, browser, browser_leg).await;
+    }
     let Ok(endpoint) = layer.engine.allocate().await else {
         return Err(Refusal { reason: HangupReason::Unavailable, cause: "no media port".into(), side: HangupSide::Gateway, record: "no media port".into() });
     };
@@ -114,7 +145,28 @@ async fn prepare_offer(layer: &CallLayer, call: &OutboundCall, browser: Encoding
     let sdp = SipSdp::new(Side::B, media_address, endpoint.port, our_offer, None, codecs[0], srtp, None);
     let (events, receiver) = mpsc::unbounded_channel();
     let placement = Placement { profile: call.profile.clone(), target: call.target.clone(), user: call.user.clone(), events };
-    Ok((SipLeg::callee(sdp, endpoint, placement), receiver))
+    Ok(PreparedSip { leg: SipLeg::callee(sdp, endpoint, placement), events: receiver, webrtc: None })
+}
+
+/// A WebRTC offer from a WebRTC leg beside the browser's (one media worker runs the call), in
+/// the browser's codec so two WebRTC clients that share it need no transcoder, with our
+/// candidates inline: SIP has no trickle.
+async fn prepare_webrtc_offer(layer: &CallLayer, call: &OutboundCall, browser: Encoding, browser_leg: &Arc<BrowserLegHandle>) -> Result<PreparedSip, Refusal> {
+    let failed = |cause: String| Refusal { reason: HangupReason::Failed, cause: cause.clone(), side: HangupSide::Gateway, record: cause };
+    let codec = webrtc_sip::offered_codec(codec_of_encoding(call.sip_codec.unwrap_or(browser)));
+    let start = BrowserLegStart::Offer { codec };
+    let opened = layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), Some(browser_leg)).await;
+    let (handle, leg_sdp, _, mut events) = opened.map_err(|e| failed(format!("no WebRTC leg for the SIP peer: {e}")))?;
+    let candidates = webrtc_sip::gather_candidates(&mut events).await;
+    let offer = webrtc_sip::with_candidates(&leg_sdp, &candidates).map_err(|e| failed(e.to_string()))?;
+    let (address, port) = offer.media.iter().find(|m| m.is_audio()).and_then(|m| m.rtp_address(&offer)).map(|a| (a.ip(), a.port())).ok_or_else(|| failed("no WebRTC offer".into()))?;
+    tracing::info!(to = %call.target, "offering WebRTC to the SIP peer");
+    let srtp = layer.srtp.for_profile(call.profile.as_deref());
+    let mut sdp = SipSdp::new(Side::B, address, port, offer, None, codec_of_encoding(browser), srtp, None);
+    sdp.webrtc = true;
+    let (events_tx, receiver) = mpsc::unbounded_channel();
+    let placement = Placement { profile: call.profile.clone(), target: call.target.clone(), user: call.user.clone(), events: events_tx };
+    Ok(PreparedSip { leg: SipLeg::webrtc_callee(sdp, Arc::new(handle), placement), events: receiver, webrtc: Some(events) })
 }
 
 #[cfg(test)]

@@ -62,12 +62,12 @@ pub fn answer_offer(
         (SrtpPolicy::Off, false, _) => None,
         (_, false, true) if current.is_some() => return Err(SdpError::SrtpRequired),
         (SrtpPolicy::Mandatory, false, true) => return Err(SdpError::SrtpRequired),
-        (SrtpPolicy::Optional, false, true) => None,
+        (SrtpPolicy::Optional | SrtpPolicy::Dtls, false, true) => None,
         (_, _, true) => return Err(no_usable("no a=crypto attribute")),
         (policy, savp, false) => match select_supported(negotiated.crypto.iter().map(String::as_str)) {
             Ok(remote) => Some(keys_for(remote, current)?),
             // An RTP/AVP offer may carry lines we cannot use: plain RTP is what it asked for.
-            Err(_) if !savp && policy == SrtpPolicy::Optional && current.is_none() => None,
+            Err(_) if !savp && matches!(policy, SrtpPolicy::Optional | SrtpPolicy::Dtls) && current.is_none() => None,
             Err(e) => return Err(no_usable(e)),
         },
     };

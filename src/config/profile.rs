@@ -31,6 +31,9 @@ pub enum SrtpPolicy {
     Optional,
     /// SRTP only: a plain offer gets 488, and our offers are RTP/SAVP with `a=crypto`.
     Mandatory,
+    /// Our offers are WebRTC (ICE, DTLS-SRTP, rtcp-mux, candidates inline), for peers that only
+    /// take that; the peer's own offers are answered as `optional` does, or as WebRTC.
+    Dtls,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]

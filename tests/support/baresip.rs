@@ -14,6 +14,8 @@ pub struct Phone {
     child: Child,
     /// baresip's `cons` module listens here for menu commands (e.g. `/sndcode 5`).
     console: u16,
+    /// Where baresip takes SIP (UDP), for a profile that calls it directly.
+    pub sip_port: u16,
 }
 
 impl Phone {
@@ -25,9 +27,13 @@ impl Phone {
     /// Like [`Phone::start`], with more account parameters, e.g. `;mediaenc=srtp-mand` (which
     /// loads baresip's SRTP module).
     pub fn start_with(gateway: &Gateway, codecs: &str, account_params: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
+        Phone::start_on(free_port_pair(), gateway, codecs, account_params, tone_hz, commands, run_secs)
+    }
+
+    /// Like [`Phone::start_with`], taking SIP on `port` (e.g. one a profile already names).
+    pub fn start_on(port: u16, gateway: &Gateway, codecs: &str, account_params: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
         assert!(Command::new("baresip").arg("-h").output().is_ok(), "baresip is not installed: `make test` installs it");
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port_pair();
         let console = free_port();
         let recordings = dir.path().join("recordings");
         std::fs::create_dir(&recordings).expect("mkdir");
@@ -40,7 +46,7 @@ impl Phone {
                  module g711.so\nmodule g722.so\nmodule opus.so\nmodule ausine.so\nmodule alsa.so\nmodule sndfile.so\n\
                  module_app account.so\nmodule_app menu.so\nmodule_tmp uuid.so\nmodule cons.so\ncons_listen 127.0.0.1:{console}\n{}",
                 recordings.display(),
-                if account_params.contains("mediaenc=srtp") { "module srtp.so\n" } else { "" }
+                modules_for(account_params)
             ),
         )
         .expect("baresip config");
@@ -59,7 +65,13 @@ impl Phone {
         }
         let log = std::fs::File::create(dir.path().join("baresip.log")).expect("log");
         let child = command.stdin(Stdio::null()).stdout(log.try_clone().expect("log")).stderr(log).spawn().expect("start baresip");
-        Phone { dir, child, console }
+        Phone { dir, child, console, sip_port: port }
+    }
+
+    /// baresip as a WebRTC SIP client: ICE (`medianat=ice`) and DTLS-SRTP under
+    /// UDP/TLS/RTP/SAVPF (`mediaenc=dtls_srtp`), with rtcp-mux.
+    pub fn start_webrtc(gateway: &Gateway, codecs: &str, tone_hz: u32, commands: &[String], run_secs: u32) -> Phone {
+        Phone::start_with(gateway, codecs, WEBRTC, tone_hz, commands, run_secs)
     }
 
     pub fn wait_registered(&self, gateway: &Gateway) {
@@ -111,6 +123,25 @@ impl Phone {
         std::mem::forget(self.dir);
         (log, recordings)
     }
+}
+
+/// Account parameters of a WebRTC SIP client: ICE and DTLS-SRTP.
+pub const WEBRTC: &str = ";mediaenc=dtls_srtp;medianat=ice";
+
+/// The modules and settings the account's media parameters need.
+fn modules_for(account_params: &str) -> String {
+    let mut extra = String::new();
+    if account_params.contains("mediaenc=srtp") {
+        extra.push_str("module srtp.so\n");
+    }
+    if account_params.contains("mediaenc=dtls_srtp") {
+        // WebRTC peers (the gateway's WebRTC leg among them) require rtcp-mux.
+        extra.push_str("module dtls_srtp.so\nrtcp_mux yes\n");
+    }
+    if account_params.contains("medianat=ice") {
+        extra.push_str("module ice.so\n");
+    }
+    extra
 }
 
 /// Mono samples and their rate from a 16-bit PCM WAV (the first channel if several).

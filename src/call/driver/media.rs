@@ -24,7 +24,12 @@ impl CallTask {
         let Some((browser_config, _)) = browser_leg(&handle.media()) else {
             return self.call.abort(EndReason::NoCommonMedia, Instant::now());
         };
-        let Some(endpoint) = sip.endpoint.take() else { return };
+        // A WebRTC SIP peer's leg, else the SIP-side RTP sockets.
+        let (sip_io, sip_ssrc) = match (&sip.webrtc, sip.endpoint.take()) {
+            (Some(webrtc), _) => (webrtc.io(), Some(webrtc.ssrc())),
+            (None, Some(endpoint)) => (LegIo::Udp(endpoint), None),
+            (None, None) => return,
+        };
         if let (Some(sip_format), Some(browser_format)) = (sip_config.formats.first(), browser_config.formats.first()) {
             let transcoding = sip_format.encoding != browser_format.encoding;
             let (sip_payload_type, browser_payload_type) = (sip_format.payload_type, browser_format.payload_type);
@@ -33,9 +38,10 @@ impl CallTask {
         let side = sip.sdp.side;
         let random = || EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() };
         let browser_seeds = EgressSeeds { ssrc: handle.ssrc(), ..random() };
+        let sip_seeds = EgressSeeds { ssrc: sip_ssrc.unwrap_or_else(rand::random), ..random() };
         let (a, b, seeds) = match side {
-            Side::A => (sip_config, browser_config, [random(), browser_seeds]),
-            Side::B => (browser_config, sip_config, [browser_seeds, random()]),
+            Side::A => (sip_config, browser_config, [sip_seeds, browser_seeds]),
+            Side::B => (browser_config, sip_config, [browser_seeds, sip_seeds]),
         };
         let layer = &self.layer;
         let factory = crate::media::codec_glue::factory(layer.opus_complexity);
@@ -45,11 +51,11 @@ impl CallTask {
             session.set_srtp(side, outbound, inbound);
         }
         let (a_io, b_io) = match side {
-            Side::A => (LegIo::Udp(endpoint), handle.io()),
+            Side::A => (sip_io, handle.io()),
             Side::B => {
                 // Until the 200 (`expect_media`): a 183's media may stay silent while the far end rings.
                 session.defer_inactivity();
-                (handle.io(), LegIo::Udp(endpoint))
+                (handle.io(), sip_io)
             }
         };
         self.media = Some(layer.engine.spawn_with_browser(session, a_io, b_io, &handle));

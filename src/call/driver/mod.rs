@@ -65,7 +65,8 @@ pub struct CallTask {
 }
 
 impl CallTask {
-    /// `webrtc_events[i]` are the WebRTC events of `legs[i]` (a browser leg).
+    /// `webrtc_events[i]` are the WebRTC events of `legs[i]` (a browser leg, or a SIP leg whose
+    /// peer's media is WebRTC).
     pub fn new(
         layer: Arc<CallLayer>,
         call: Call,
@@ -127,8 +128,10 @@ impl CallTask {
                 Some(event) = self.sip_events.recv() => self.on_sip_event(event),
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
-                    if let Some(Leg::Browser(leg)) = self.legs.get_mut(index) {
-                        leg.on_webrtc(event);
+                    match self.legs.get_mut(index) {
+                        Some(Leg::Browser(leg)) => leg.on_webrtc(event),
+                        Some(Leg::Sip(leg)) => leg.on_webrtc(event),
+                        None => {}
                     }
                 }
                 Some(event) = next_media_event(&mut self.media) => self.on_media_event(event),

@@ -6,11 +6,12 @@
 use super::sip_sdp::{Reoffer, SipSdp};
 use crate::call::machine::driver::CallLeg;
 use crate::call::machine::{mapping, EndReason, LegAction, LegInput, LegKind, SessionDesc};
-use crate::media::engine::{RtpEndpoint, SessionHandle};
+use crate::media::engine::{BrowserLegHandle, RtpEndpoint, SessionHandle};
 use crate::media::session::LegConfig;
 use crate::sip::core::{CallEndReason, DialogEvent, OutboundEvent, SipCallId};
 use crate::sip::endpoint::{CallEvents, SipCallEvent, StatusHandle};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// How long each digit the browser sends lasts toward the SIP side.
@@ -39,6 +40,8 @@ enum SipOp {
     Refer(String),
     Dtmf(String),
     ExpectMedia,
+    /// The WebRTC peer's answer to our offer, for its WebRTC leg.
+    WebRtcAnswer(String),
 }
 
 pub struct SipLeg {
@@ -49,6 +52,9 @@ pub struct SipLeg {
     /// The SIP leg's media configuration once negotiated, until the driver starts the session.
     pub media_ready: Option<LegConfig>,
     pub endpoint: Option<RtpEndpoint>,
+    /// The peer's media when its SDP is WebRTC (instead of `endpoint`): a WebRTC leg on the
+    /// worker of the call's browser leg.
+    pub webrtc: Option<Arc<BrowserLegHandle>>,
     /// Whether the peer sends RFC 4733 digits (for the record).
     pub telephone_event: bool,
     /// The exact final status of the unanswered call (ours to a caller, the peer's as callee).
@@ -67,14 +73,15 @@ pub struct SipLeg {
 }
 
 impl SipLeg {
-    fn new(id: Option<SipCallId>, caller: bool, sdp: SipSdp, endpoint: RtpEndpoint, placement: Option<Placement>) -> SipLeg {
+    fn new(id: Option<SipCallId>, caller: bool, sdp: SipSdp, endpoint: Option<RtpEndpoint>, placement: Option<Placement>) -> SipLeg {
         SipLeg {
             id,
             caller,
             sdp,
             placement,
             media_ready: None,
-            endpoint: Some(endpoint),
+            endpoint,
+            webrtc: None,
             telephone_event: false,
             final_status: None,
             placed_call_id: None,
@@ -89,15 +96,49 @@ impl SipLeg {
 
     /// The SIP caller of a call from SIP, with the answer and media already prepared.
     pub fn caller(id: SipCallId, sdp: SipSdp, endpoint: RtpEndpoint, media: LegConfig, telephone_event: bool) -> SipLeg {
-        let mut leg = SipLeg::new(Some(id), true, sdp, endpoint, None);
+        let mut leg = SipLeg::new(Some(id), true, sdp, Some(endpoint), None);
         leg.media_ready = Some(media);
         leg.telephone_event = telephone_event;
         leg
     }
 
+    /// The SIP caller of a call from SIP whose SDP is WebRTC: its media is `webrtc`, already
+    /// answered (the SDP in `sdp.local`).
+    pub fn webrtc_caller(id: SipCallId, sdp: SipSdp, webrtc: Arc<BrowserLegHandle>, media: LegConfig, telephone_event: bool) -> SipLeg {
+        let mut leg = SipLeg::new(Some(id), true, sdp, None, None);
+        leg.webrtc = Some(webrtc);
+        leg.media_ready = Some(media);
+        leg.telephone_event = telephone_event;
+        leg
+    }
+
+    /// The SIP callee of a browser's call whose peer takes WebRTC: `sdp.local` is the WebRTC
+    /// leg's offer, placed on `Ring`.
+    pub fn webrtc_callee(sdp: SipSdp, webrtc: Arc<BrowserLegHandle>, placement: Placement) -> SipLeg {
+        let mut leg = SipLeg::new(None, false, sdp, None, Some(placement));
+        leg.webrtc = Some(webrtc);
+        leg
+    }
+
+    /// What the peer's WebRTC leg reported; `None` when it closed. ICE or DTLS failing ends the
+    /// call as a failed SIP leg.
+    pub fn on_webrtc(&mut self, event: Option<crate::webrtc_leg::LegEvent>) {
+        use crate::webrtc_leg::LegEvent;
+        match event {
+            Some(LegEvent::Connected) => tracing::info!("SIP peer's WebRTC media connected"),
+            Some(LegEvent::Failed(detail)) if !self.ended => {
+                self.ops.push_back(SipOp::End);
+                self.ended = true;
+                let detail = format!("the SIP peer's WebRTC media failed: {detail}");
+                self.inputs.push_back(LegInput::Ended { reason: EndReason::LegFailed { kind: LegKind::Sip, detail } });
+            }
+            _ => {}
+        }
+    }
+
     /// The SIP callee of a browser's call: placed on `Ring`.
     pub fn callee(sdp: SipSdp, endpoint: RtpEndpoint, placement: Placement) -> SipLeg {
-        SipLeg::new(None, false, sdp, endpoint, Some(placement))
+        SipLeg::new(None, false, sdp, Some(endpoint), Some(placement))
     }
 
     /// What the SIP core reported about this leg's call.
@@ -120,7 +161,8 @@ impl SipLeg {
         match event {
             OutboundEvent::Progress { status, sdp, .. } => {
                 // 183 with SDP is early media: ringback or an announcement the browser must hear.
-                let early = sdp.filter(|_| self.media_ready.is_none() && !self.answered).and_then(|sdp| match self.sdp.read_first_answer(&sdp) {
+                // A WebRTC peer's early SDP is not applied: its 2xx repeats it.
+                let early = sdp.filter(|_| self.media_ready.is_none() && !self.answered && !self.sdp.webrtc).and_then(|sdp| match self.sdp.read_first_answer(&sdp) {
                     Ok((config, negotiated)) => {
                         tracing::info!(sip_codec = ?self.sdp.codec, "early media");
                         self.telephone_event = negotiated.telephone_event.is_some();
@@ -151,6 +193,10 @@ impl SipLeg {
 
     fn on_answered(&mut self, sdp: String) {
         self.answered = true;
+        if self.sdp.webrtc && self.media_ready.is_none() {
+            // Applied to the WebRTC leg in `flush`, which then reports the answer.
+            return self.ops.push_back(SipOp::WebRtcAnswer(sdp));
+        }
         if self.media_ready.is_none() {
             match self.sdp.read_first_answer(&sdp) {
                 Ok((config, negotiated)) => {
@@ -251,7 +297,12 @@ impl SipLeg {
     /// Carries out what `execute` queued.
     pub async fn flush(&mut self, sip: &StatusHandle, media: Option<&SessionHandle>) {
         while let Some(op) = self.ops.pop_front() {
+            // The media session starts once a WebRTC answer is applied: what follows waits for it.
+            let then_start_media = matches!(op, SipOp::WebRtcAnswer(_));
             self.run(op, sip, media).await;
+            if then_start_media {
+                break;
+            }
         }
     }
 
@@ -281,6 +332,10 @@ impl SipLeg {
                 } else {
                     sip.outbound_hangup(id).await;
                 }
+            }
+            SipOp::Hold(_) if self.sdp.webrtc => {
+                let result = Err(crate::call::machine::HoldFailure::Refused("hold is not offered to a WebRTC SIP peer yet".into()));
+                self.inputs.push_back(LegInput::HoldResult { result });
             }
             SipOp::Hold(hold) => {
                 let offer = self.sdp.hold_offer(hold);
@@ -315,10 +370,39 @@ impl SipLeg {
                 }
             }
             SipOp::InfoDtmf(digit, duration_ms) => sip.call_info_dtmf(id, digit, duration_ms).await,
+            SipOp::WebRtcAnswer(sdp) => self.apply_webrtc_answer(sdp).await,
             SipOp::ExpectMedia => {
                 if let Some(media) = media {
                     let _ = media.expect_media().await;
                 }
+            }
+        }
+    }
+
+    /// Gives the WebRTC peer's answer to its WebRTC leg; the call hears `Answered` once the leg
+    /// took it, or the leg's end when it cannot.
+    async fn apply_webrtc_answer(&mut self, sdp: String) {
+        let Some(webrtc) = self.webrtc.clone() else { return };
+        let applied = match crate::sdp::SessionDescription::parse(&sdp) {
+            Ok(answer) => match webrtc.set_answer(&crate::call::webrtc_sip::offer_for_leg(&answer)).await {
+                Ok(media) => crate::call::legs::browser_leg(&media).map(|(config, format)| (answer, media, config, format)).ok_or_else(|| "no codec we handle".to_string()),
+                Err(e) => Err(e.to_string()),
+            },
+            Err(e) => Err(e.to_string()),
+        };
+        match applied {
+            Ok((answer, media, config, format)) => {
+                self.sdp.webrtc_answered(answer, crate::call::legs::codec_of_encoding(format.encoding));
+                self.telephone_event = media.telephone_event.is_some();
+                self.media_ready = Some(config);
+                self.ops.push_back(SipOp::ExpectMedia);
+                self.inputs.push_back(LegInput::Answered { answer: SessionDesc::new(sdp), tag: None });
+            }
+            Err(e) => {
+                self.ops.push_back(SipOp::End);
+                self.ended = true;
+                let detail = format!("the SIP peer's WebRTC answer cannot be used: {e}");
+                self.inputs.push_back(LegInput::Ended { reason: EndReason::LegFailed { kind: LegKind::Sip, detail } });
             }
         }
     }

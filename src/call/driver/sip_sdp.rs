@@ -46,12 +46,16 @@ pub struct SipSdp {
     /// The hold or resume offer we sent and whether it holds.
     our_offer: Option<(SessionDescription, bool)>,
     prepared: Option<Prepared>,
+    /// The peer's media is WebRTC (ICE + DTLS-SRTP), terminated by a WebRTC leg: its SDP is the
+    /// leg's; a new offer is answered with it (direction mirrored) unless it restarts ICE or
+    /// changes the fingerprint (488).
+    pub webrtc: bool,
 }
 
 impl SipSdp {
     #[allow(clippy::too_many_arguments)]
     pub fn new(side: Side, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec, srtp: SrtpPolicy, keys: Option<SdesKeys>) -> SipSdp {
-        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None }
+        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None, webrtc: false }
     }
 
     /// Reads the peer's answer to our first offer: the media session's SIP leg and its keys.
@@ -69,11 +73,21 @@ impl SipSdp {
         Ok((config, negotiated))
     }
 
+    /// The WebRTC peer answered our first offer (its WebRTC leg took the answer): kept so a
+    /// re-INVITE repeating it is a session refresh.
+    pub fn webrtc_answered(&mut self, answer: SessionDescription, codec: Codec) {
+        self.remote = Some(answer);
+        self.codec = codec;
+    }
+
     /// Reads the peer's new offer; an offer we cannot take is refused with the returned status.
     pub fn prepare_reoffer(&mut self, sdp_text: &str) -> Result<Reoffer, u16> {
         let offer = SessionDescription::parse(sdp_text).map_err(|e| e.sip_status())?;
         if self.remote.as_ref().is_some_and(|last| sdp::is_same_version(last, &offer)) {
             return Ok(Reoffer::Same(self.local.to_string()));
+        }
+        if self.webrtc {
+            return self.webrtc_reoffer(offer);
         }
         // The codec in use first, so a re-INVITE that keeps it needs no transcoder change.
         let mut codecs = vec![self.codec];
@@ -93,6 +107,21 @@ impl SipSdp {
         let hold = !negotiated.direction.receives();
         self.prepared = Some(Prepared { offer, answer, negotiated, keys });
         Ok(Reoffer::New { hold })
+    }
+
+    /// A WebRTC peer's new offer on the same ICE credentials and fingerprint (e.g. the update
+    /// an ICE agent sends once checks pick a pair) is answered at once with our SDP, its
+    /// direction mirrored; an ICE restart or a new fingerprint is refused with 488.
+    fn webrtc_reoffer(&mut self, offer: SessionDescription) -> Result<Reoffer, u16> {
+        use crate::call::webrtc_sip::transport_identity;
+        if self.remote.as_ref().map(transport_identity) != Some(transport_identity(&offer)) {
+            tracing::info!("ICE restart or new DTLS fingerprint on a WebRTC SIP leg refused: 488");
+            return Err(488);
+        }
+        let direction = offer.media.iter().find(|m| m.is_audio()).map_or(Direction::SendRecv, |m| m.direction(&offer));
+        self.local = sdp::with_direction(&self.local, direction.reversed());
+        self.remote = Some(offer);
+        Ok(Reoffer::Same(self.local.to_string()))
     }
 
     /// Applies the prepared answer to the media session; the SDP to answer with.
