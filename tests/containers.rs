@@ -67,6 +67,7 @@ fn run(command: &mut Command) -> Output {
 /// The gateway running the example configuration inside the namespace; killed when dropped.
 struct ExampleGateway {
     dir: tempfile::TempDir,
+    log_path: std::path::PathBuf,
     child: Child,
 }
 
@@ -93,7 +94,8 @@ impl ExampleGateway {
             }
             std::fs::write(profiles.join(entry.file_name()), text).expect("write profile");
         }
-        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+        let log_path = support::run_logs::gateway_log_path(dir.path());
+        let log = std::fs::File::create(&log_path).expect("log");
         let child = netns
             .command(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
@@ -103,13 +105,13 @@ impl ExampleGateway {
             .stderr(log)
             .spawn()
             .expect("start sipbridge");
-        let mut gateway = ExampleGateway { dir, child };
+        let mut gateway = ExampleGateway { dir, log_path, child };
         gateway.wait_for_log("HTTP listening");
         gateway
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     fn wait_for_log(&mut self, line: &str) {

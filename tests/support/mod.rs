@@ -6,6 +6,8 @@
 pub mod calls;
 pub mod coturn;
 pub mod kamailio;
+pub mod run_logs;
+pub mod secrets;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -16,6 +18,7 @@ use std::time::{Duration, Instant};
 pub const API_TOKEN: &str = "test-token-0123456789abcdef";
 pub const LOCAL_DOMAIN: &str = "example.com";
 pub const ALICE_PASSWORD: &str = "wonderland";
+pub const BOB_PASSWORD: &str = "bob-the-builder-7";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 
 /// A free port on 127.0.0.1 for both UDP and TCP.
@@ -84,6 +87,8 @@ impl Default for GatewayOptions {
 
 pub struct Gateway {
     pub dir: tempfile::TempDir,
+    /// Its stdout and stderr: in the run's log directory under `make test` (`run_logs`).
+    pub log_path: PathBuf,
     pub sip_port: u16,
     pub tls_port: u16,
     pub http_port: u16,
@@ -141,7 +146,7 @@ impl Gateway {
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
              digest_algorithms = {}\nsrtp = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
-             [[users]]\nusername = \"bob\"\npassword = \"builder\"\n",
+             [[users]]\nusername = \"bob\"\npassword = \"{BOB_PASSWORD}\"\n",
             options.digest_algorithms,
             options.local_srtp,
             options.alice_profiles
@@ -150,7 +155,8 @@ impl Gateway {
         for (name, text) in &options.profiles {
             std::fs::write(profiles.join(name), text).expect("write profile");
         }
-        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log file");
+        let log_path = run_logs::gateway_log_path(dir.path());
+        let log = std::fs::File::create(&log_path).expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
             .arg(dir.path().join("gateway.toml"))
@@ -159,7 +165,7 @@ impl Gateway {
             .stderr(log)
             .spawn()
             .expect("start sipbridge");
-        let mut gateway = Gateway { dir, sip_port, tls_port, http_port, child };
+        let mut gateway = Gateway { dir, log_path, sip_port, tls_port, http_port, child };
         gateway.wait_ready()?;
         Ok(gateway)
     }
@@ -235,7 +241,8 @@ impl Gateway {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        // Lossy: a log line may quote bytes from the network that are not UTF-8.
+        std::fs::read(&self.log_path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
     }
 
     /// The SIP status document from the API.
