@@ -171,17 +171,17 @@ async fn forged_jwts_are_refused_wherever_tokens_are_taken() {
         ("RS256 keyed with the HMAC secret (algorithm confusion)", token(json!({"alg": "RS256"}), |s| hs256(s, secret))),
         ("HS512 label on an HS256 signature", token(json!({"alg": "HS512"}), |s| hs256(s, secret))),
     ];
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gateway.http_port)).await.expect("connect /ws");
-    let hello = send(&mut ws, json!({"type": "hello", "id": "hello", "versions": [1]})).await;
-    assert_eq!(hello["ok"], true, "{hello}");
-    // Up to 10 failed logins per address are answered as such; the 11th would be rate limited.
+    // A connection closes after 5 failed logins, an address is limited after 10: one connection
+    // for each forgery, and 10 of them, so each gets its own answer.
     for (i, (what, forged)) in forgeries.iter().enumerate() {
+        let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{}/ws", gateway.http_port)).await.expect("connect /ws");
+        let hello = send(&mut ws, json!({"type": "hello", "id": "hello", "versions": [1]})).await;
+        assert_eq!(hello["ok"], true, "{hello}");
         let reply = send(&mut ws, json!({"type": "login", "id": i, "method": "token", "token": forged})).await;
         assert_eq!((reply["type"].as_str(), reply["code"].as_str()), (Some("error"), Some("token_invalid")), "{what}: {reply}");
         let call = send(&mut ws, json!({"type": "call", "id": format!("call-{i}"), "target": "echo", "sdp": "v=0"})).await;
         assert_eq!(call["code"], "not_logged_in", "{what} logged nobody in: {call}");
     }
-    drop(ws);
 
     // The API takes only its configured tokens: a JWT, forged or genuine, is no bearer token.
     let genuine = token(json!({"alg": "HS256", "typ": "JWT"}), |s| hs256(s, secret));
