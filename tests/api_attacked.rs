@@ -77,7 +77,11 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
     let st = schemathesis();
     let gateway = Gateway::start(GatewayOptions::default());
     seed(&gateway);
-    let reports = tempfile::tempdir().expect("tempdir");
+    // schemathesis keeps its example database and cassettes in its working directory: a fresh one
+    // each run, so every run sees the same cases; the JUnit report stays with the test artifacts.
+    let work = tempfile::tempdir().expect("tempdir");
+    let target = std::env::var("CARGO_TARGET_DIR").map(std::path::PathBuf::from).unwrap_or_else(|_| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("target"));
+    let reports = std::path::absolute(target.join("test-artifacts/schemathesis")).expect("report path");
     let seed = std::env::var("SCHEMATHESIS_SEED").unwrap_or_else(|_| DEFAULT_SEED.into());
     let base = format!("http://127.0.0.1:{}", gateway.http_port);
     let started = Instant::now();
@@ -92,8 +96,9 @@ fn schemathesis_finds_no_server_error_and_no_answer_off_the_schema() {
         .args(["--phases", "examples,coverage,fuzzing"])
         .args(["--max-examples", MAX_EXAMPLES, "--seed", &seed, "--workers", "1"])
         .args(["--request-timeout", "10"])
-        .args(["--report", "junit", "--report-dir"])
-        .arg(reports.path())
+        .args(["--report", "junit", "--report-junit-path"])
+        .arg(reports.join("junit.xml"))
+        .current_dir(work.path())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
