@@ -2,6 +2,8 @@
 # Builds live outside the clone so CI and later runs reuse them.
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sipbridge-target
 CONFIG ?= sipbridge.example.toml
+# One directory per `make test` run, emptied when it starts.
+TEST_LOGS = $(CARGO_TARGET_DIR)/test-logs
 
 .PHONY: run test bench bench-full soak fuzz-sip check-config
 
@@ -11,12 +13,17 @@ run:
 	cargo build --bin sipbridge
 	$(CARGO_TARGET_DIR)/debug/sipbridge --config $(CONFIG)
 
-## Install test peers (sipp, baresip), ensure a PostgreSQL, and run every test.
+## Install test peers (sipp, baresip), ensure a PostgreSQL, and run every test. Every gateway
+## the tests start logs into $(TEST_LOGS); once the suite is done, tests/secrets_in_logs.rs reads
+## all of those logs for the tests' passwords, tokens and SDES keys (and fails on none to read).
+test: export SIPBRIDGE_TEST_LOGS = $(TEST_LOGS)
 test:
 	scripts/system-deps.sh test
 	cd tests/browser && npm ci --no-audit --no-fund --silent
+	rm -rf "$(TEST_LOGS)" && mkdir -p "$(TEST_LOGS)"
 	@eval "export $$(scripts/ensure-postgres.sh)" && echo "using $$DATABASE_URL" && \
-		cargo test --no-fail-fast -- --test-threads=2
+		{ cargo test --no-fail-fast -- --test-threads=2; status=$$?; \
+		  cargo test --test secrets_in_logs -- --ignored --nocapture || status=1; exit $$status; }
 
 ## Benchmarks that print figures (see benches/). The whole-gateway load runs last and writes
 ## target/bench/REPORT.md; its quick version takes about 4 minutes once built.

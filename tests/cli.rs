@@ -9,13 +9,21 @@ fn sipbridge() -> Command {
     Command::new(env!("CARGO_BIN_EXE_sipbridge"))
 }
 
+/// Runs a short command to its end; under `make test` its output joins the run's logs, which
+/// tests/secrets_in_logs.rs scans.
+fn run_kept(command: &mut Command) -> std::process::Output {
+    let output = command.output().expect("run");
+    support::run_logs::keep_output(&format!("{command:?}"), &output);
+    output
+}
+
 fn repo(path: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
 }
 
 #[test]
 fn check_config_summarises_the_example() {
-    let output = sipbridge().args(["check-config", "--config"]).arg(repo("sipbridge.example.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(repo("sipbridge.example.toml")));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     for expected in ["sip udp on 0.0.0.0:5060", "sip tcp on 0.0.0.0:5060", "sip tls on 0.0.0.0:5061", "http on 0.0.0.0:8080", "1 profile(s)"] {
@@ -40,7 +48,7 @@ fn check_config_names_the_configured_advertised_addresses() {
     std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
     let main = "[sip]\nadvertised_address = \"203.0.113.10\"\n[[sip.listen]]\ntransport = \"udp\"\naddress = \"0.0.0.0:5060\"\n[media]\naddress = \"0.0.0.0\"\npublic_address = \"203.0.113.11\"\n";
     std::fs::write(dir.path().join("gw.toml"), main).expect("write");
-    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("sip udp on 0.0.0.0:5060 -> Via/Contact: 203.0.113.10 (sip.advertised_address)"), "{stdout}");
@@ -48,7 +56,7 @@ fn check_config_names_the_configured_advertised_addresses() {
     assert!(stdout.contains("ICE host candidates: 203.0.113.11 (media.public_address)"), "{stdout}");
 
     std::fs::write(dir.path().join("gw.toml"), "[sip]\nadvertised_address = \"0.0.0.0\"\n[media]\npublic_address = \"::\"\n").expect("write");
-    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.contains("sip.advertised_address: `0.0.0.0` cannot be advertised"), "{stderr}");
@@ -61,7 +69,7 @@ fn check_config_names_file_key_and_reason() {
     std::fs::create_dir(dir.path().join("sip-profiles")).expect("mkdir");
     std::fs::write(dir.path().join("gw.toml"), "[sip]\nt1_ms = 0\n").expect("write");
     std::fs::write(dir.path().join("sip-profiles/pbx.toml"), "kind = \"pbx\"\nregister = true\nhost = \"pbx.test\"\n").expect("write");
-    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     assert!(stderr.lines().any(|l| l.contains("gw.toml: sip.t1_ms: must be between")), "{stderr}");
@@ -86,7 +94,7 @@ fn check_config_refuses_ice_servers_browsers_would_refuse() {
     ];
     let config: String = entries.iter().map(|e| format!("[[http.ice_servers]]\n{e}\n")).collect();
     std::fs::write(dir.path().join("gw.toml"), config).expect("write");
-    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
     for expected in [
@@ -102,7 +110,7 @@ fn check_config_refuses_ice_servers_browsers_would_refuse() {
     assert!(!stderr.contains("s3cr3t"), "{stderr}");
 
     std::fs::write(dir.path().join("gw.toml"), format!("[[http.ice_servers]]\n{}\n", entries[5])).expect("write");
-    let output = sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")).output().expect("run");
+    let output = run_kept(sipbridge().args(["check-config", "--config"]).arg(dir.path().join("gw.toml")));
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", String::from_utf8_lossy(&output.stderr));
     assert!(stdout.contains("ice server for browsers: turn:turn.example.com (per-login credentials"), "{stdout}");
@@ -148,7 +156,8 @@ fn run_example(log_format: &str) -> String {
         std::fs::copy(entry.path(), profiles.join(entry.file_name())).expect("copy profile");
     }
     std::fs::copy(repo("sip-profiles/examples/office-pbx.toml"), profiles.join("office-pbx.toml")).expect("copy the example PBX");
-    let log = std::fs::File::create(dir.path().join("log")).expect("log");
+    let log_path = support::run_logs::gateway_log_path(dir.path());
+    let log = std::fs::File::create(&log_path).expect("log");
     let mut child = sipbridge()
         .arg("--config")
         .arg(dir.path().join("gw.toml"))
@@ -157,7 +166,7 @@ fn run_example(log_format: &str) -> String {
         .stderr(log)
         .spawn()
         .expect("start");
-    let read_log = || std::fs::read_to_string(dir.path().join("log")).unwrap_or_default();
+    let read_log = || std::fs::read_to_string(&log_path).unwrap_or_default();
     let deadline = std::time::Instant::now() + Duration::from_secs(15);
     while !read_log().contains("cannot resolve peer") && std::time::Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
@@ -200,14 +209,15 @@ fn user_add_and_migrate() {
         .expect("run");
     child.stdin.take().expect("stdin").write_all(b"a long console password\n").expect("write");
     let output = child.wait_with_output().expect("wait");
+    support::run_logs::keep_output("sipbridge user add", &output);
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stdout));
     let users = std::fs::read_to_string(dir.path().join("data/console-users.toml")).expect("users file");
     assert!(users.contains("username = \"ops\"") && users.contains("$argon2id$") && users.contains("role = \"admin\""), "{users}");
     assert!(!users.contains("a long console password"), "only the hash is stored");
-    let short = sipbridge().args(["user", "add", "ops", "--config"]).arg(&config).stdin(std::process::Stdio::null()).output().expect("run");
+    let short = run_kept(sipbridge().args(["user", "add", "ops", "--config"]).arg(&config).stdin(std::process::Stdio::null()));
     assert!(!short.status.success(), "an empty password is refused");
 
-    let migrate = sipbridge().args(["migrate", "--config"]).arg(&config).output().expect("run");
+    let migrate = run_kept(sipbridge().args(["migrate", "--config"]).arg(&config));
     assert!(migrate.status.success(), "{}", String::from_utf8_lossy(&migrate.stderr));
     assert!(String::from_utf8_lossy(&migrate.stdout).contains("up to date (Sqlite)"));
     assert!(dir.path().join("data/records.db").exists());

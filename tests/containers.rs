@@ -26,6 +26,7 @@ const TRUNK_PORT: u16 = 5070;
 /// The gateway running the example configuration inside the namespace; killed when dropped.
 struct ExampleGateway {
     dir: tempfile::TempDir,
+    log_path: std::path::PathBuf,
     child: Child,
 }
 
@@ -54,7 +55,8 @@ impl ExampleGateway {
             }
             std::fs::write(profiles.join(name), text).expect("write profile");
         }
-        let log = std::fs::File::create(dir.path().join("gateway.log")).expect("log");
+        let log_path = support::run_logs::gateway_log_path(dir.path());
+        let log = std::fs::File::create(&log_path).expect("log");
         let child = netns
             .command(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
@@ -64,13 +66,13 @@ impl ExampleGateway {
             .stderr(log)
             .spawn()
             .expect("start sipbridge");
-        let mut gateway = ExampleGateway { dir, child };
+        let mut gateway = ExampleGateway { dir, log_path, child };
         gateway.wait_for_log("HTTP listening");
         gateway
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        std::fs::read_to_string(&self.log_path).unwrap_or_default()
     }
 
     fn wait_for_log(&mut self, line: &str) {

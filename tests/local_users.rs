@@ -68,7 +68,7 @@ async fn login_replies_carry_granted_profiles_and_minted_turn_credentials() {
     assert_eq!(turn["credential"], expected, "HMAC-SHA1 of the username under the shared secret");
     assert!(!alice.to_string().contains(TURN_SECRET));
 
-    let bob = login(&gateway, "bob", "builder").await;
+    let bob = login(&gateway, "bob", support::BOB_PASSWORD).await;
     assert_eq!((&bob["ok"], &bob["profiles"]), (&json!(true), &json!([])), "no grant, no profile: {bob}");
     assert_eq!(bob["ice_servers"][1]["username"].as_str().map(|u| u.ends_with(":bob")), Some(true), "{bob}");
     let log = gateway.log();

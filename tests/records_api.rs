@@ -69,6 +69,7 @@ fn call_record_api_filters_pages_exports_and_refuses_bad_input() {
     assert_eq!(all.first().map(String::as_str), Some("call-29"), "newest first");
     assert_eq!(ids(&gateway, "from=2026-11-24T10:05:00Z&to=2026-11-24T10:08:00Z"), vec!["call-07", "call-06", "call-05"]);
     assert_eq!(ids(&gateway, &format!("from={}&to={}", T0 + 5 * 60_000, T0 + 8 * 60_000)).len(), 3, "Unix milliseconds too");
+    assert_eq!(ids(&gateway, "from=2026-11-24T10:08:00Z&to=2026-11-24T10:05:00Z"), Vec::<String>::new(), "a range ending before it starts matches nothing");
     assert_eq!(ids(&gateway, "q=15550000017"), vec!["call-17"], "number substring");
     assert_eq!(ids(&gateway, "q=BOB").len(), 10, "user substring, case ignored");
     assert_eq!(ids(&gateway, "direction=outbound").len(), 10);
@@ -116,7 +117,6 @@ fn call_record_api_filters_pages_exports_and_refuses_bad_input() {
         // A multi-byte character in the zone offset once panicked the handler.
         ("from=2026-11-24T10:00:00%2B1%C3%A900", "from"),
         ("to=2026-11-24T10:00:00%2B1%C3%A900", "to"),
-        ("from=2026-11-24T10:00:00Z&to=2026-11-24T09:00:00Z", "to"),
         ("stauts=busy", "stauts"),
         ("limit=501", "limit"),
         ("limit=-1", "limit"),

@@ -1,7 +1,11 @@
 //! Web console logins: argon2-hashed users with a role, and signed session cookies. A session is
-//! `user.role.expiry.mac` (HMAC-SHA256 with a key kept in the data directory), `HttpOnly` and
-//! `SameSite=Strict`; login and logout also check `Origin` against `Host`, so another site can
-//! neither use nor plant a session.
+//! `user.role.expiry.id.mac` (HMAC-SHA256 with a key kept in the data directory; `id` is random,
+//! so every login gets a new session and a cookie planted before it is never adopted), `HttpOnly`,
+//! `SameSite=Strict`, and `Secure` when the request came over HTTPS (a TLS proxy says so with
+//! `X-Forwarded-Proto` or `Forwarded`). Logout revokes the session. Login, logout and every
+//! state-changing request a session makes check `Origin` against `Host` (`same_origin`), so
+//! another site can neither use nor plant a session; failed logins count toward the per-address
+//! limit shared with the softphone (`LoginGuard`).
 
 use super::{error, AppState};
 use crate::config::{ConsoleRole, ConsoleUser};
@@ -32,10 +36,15 @@ fn password_matches(hash: &str, password: &str) -> bool {
     PasswordHash::new(hash).is_ok_and(|parsed| Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
 }
 
-/// Signs and checks session cookies.
+/// Signs and checks session cookies, and remembers the sessions logged out before they expire.
 pub struct Sessions {
     key: Vec<u8>,
+    /// Session id -> expiry of logged-out sessions; bounded, pruned as they expire.
+    revoked: std::sync::Mutex<std::collections::HashMap<String, u64>>,
 }
+
+/// Logged-out sessions remembered at most; beyond it the one expiring first is forgotten.
+const MAX_REVOKED: usize = 100_000;
 
 impl Sessions {
     /// The key lives in the data directory so sessions survive a restart; made on first use.
@@ -50,7 +59,7 @@ impl Sessions {
                 key
             }
         };
-        Ok(Sessions { key })
+        Ok(Sessions { key, revoked: Default::default() })
     }
 
     fn mac(&self, payload: &str) -> String {
@@ -59,14 +68,36 @@ impl Sessions {
         hex::encode(mac.finalize().into_bytes())
     }
 
+    /// A new session: its id is random, so no two logins share a cookie.
     pub fn issue(&self, user: &str, role: ConsoleRole, now: u64) -> String {
         let user = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(user);
         let role = if role == ConsoleRole::Admin { "admin" } else { "viewer" };
-        let payload = format!("{user}.{role}.{}", now + SESSION_SECS);
+        let id = format!("{:032x}", rand::random::<u128>());
+        let payload = format!("{user}.{role}.{}.{id}", now + SESSION_SECS);
         format!("{payload}.{}", self.mac(&payload))
     }
 
     pub fn verify(&self, cookie: &str, now: u64) -> Option<(String, ConsoleRole)> {
+        self.check(cookie, now).map(|session| (session.user, session.role))
+    }
+
+    /// Logs the session out: its cookie is refused from now on, even if a copy survives.
+    pub fn revoke(&self, cookie: &str, now: u64) {
+        let Some(session) = self.check(cookie, now) else { return };
+        let mut revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        if revoked.len() >= MAX_REVOKED {
+            revoked.retain(|_, expiry| *expiry > now);
+        }
+        if revoked.len() >= MAX_REVOKED {
+            let first = revoked.iter().min_by_key(|(_, expiry)| **expiry).map(|(id, _)| id.clone());
+            if let Some(first) = first {
+                revoked.remove(&first);
+            }
+        }
+        revoked.insert(session.id, session.expiry);
+    }
+
+    fn check(&self, cookie: &str, now: u64) -> Option<Session> {
         let (payload, mac) = cookie.rsplit_once('.')?;
         let expected = self.mac(payload);
         if !bool::from(subtle::ConstantTimeEq::ct_eq(expected.as_bytes(), mac.as_bytes())) {
@@ -80,12 +111,29 @@ impl Sessions {
             _ => return None,
         };
         let expiry: u64 = parts.next()?.parse().ok()?;
-        (now < expiry).then_some((user, role))
+        let id = parts.next().filter(|id| id.len() == 32)?.to_string();
+        if parts.next().is_some() || now >= expiry {
+            return None;
+        }
+        let revoked = self.revoked.lock().unwrap_or_else(|p| p.into_inner());
+        (!revoked.contains_key(&id)).then_some(Session { user, role, expiry, id })
     }
+}
+
+struct Session {
+    user: String,
+    role: ConsoleRole,
+    expiry: u64,
+    id: String,
 }
 
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// The session cookie's value in a request, valid or not.
+fn session_cookie(headers: &HeaderMap) -> Option<&str> {
+    headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim).find_map(|c| c.strip_prefix(COOKIE)?.strip_prefix('='))
 }
 
 /// A request's console session.
@@ -96,10 +144,9 @@ pub enum SessionCheck {
     Ready(String, ConsoleRole),
 }
 
-/// The session in a request's cookies: valid, of a user who still exists.
+/// The session in a request's cookies: valid, not logged out, of a user who still exists.
 pub fn session(state: &AppState, headers: &HeaderMap) -> SessionCheck {
-    let cookies = headers.get_all(header::COOKIE).iter().filter_map(|v| v.to_str().ok()).flat_map(|v| v.split(';')).map(str::trim).collect::<Vec<_>>();
-    let Some((name, role)) = cookies.iter().find_map(|c| c.strip_prefix(&format!("{COOKIE}="))).and_then(|value| state.console.sessions.verify(value, now_secs())) else {
+    let Some((name, role)) = session_cookie(headers).and_then(|value| state.console.sessions.verify(value, now_secs())) else {
         return SessionCheck::None;
     };
     match state.console.users.get(&name) {
@@ -109,20 +156,34 @@ pub fn session(state: &AppState, headers: &HeaderMap) -> SessionCheck {
     }
 }
 
-/// `Secure` on cookies set over HTTPS, so a browser never sends the session over plain HTTP.
-fn cookie_attributes(state: &AppState) -> &'static str {
-    if state.console.secure_cookies {
-        "Path=/; HttpOnly; SameSite=Strict; Secure"
-    } else {
-        "Path=/; HttpOnly; SameSite=Strict"
+/// Whether a request may change state on behalf of whoever's cookie it carries: its `Origin` is
+/// this host, or, without one (curl, tests), the browser's `Sec-Fetch-Site` does not call it
+/// another site's. Browsers send `Origin` with every POST, so a cross-site form or `fetch`
+/// is always caught here, whatever `SameSite` an old browser ignores.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
+    match headers.get(header::ORIGIN).map(|o| o.to_str().unwrap_or("")) {
+        Some(origin) => origin.split_once("://").is_some_and(|(_, rest)| !host.is_empty() && rest.eq_ignore_ascii_case(host)),
+        None => !headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()).is_some_and(|site| site == "cross-site" || site == "same-site"),
     }
 }
 
-/// Cross-site form posts carry another Origin; requests without one (curl, tests) are allowed.
-fn same_origin(headers: &HeaderMap) -> bool {
-    let Some(origin) = headers.get(header::ORIGIN).and_then(|o| o.to_str().ok()) else { return true };
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).unwrap_or("");
-    origin.split_once("://").is_some_and(|(_, rest)| rest == host)
+/// The request reached us over HTTPS through a TLS-terminating proxy that says so. Only used to
+/// add `Secure` to cookies, which a forged header cannot abuse.
+fn over_https(headers: &HeaderMap) -> bool {
+    let forwarded_proto = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()).is_some_and(|p| p.trim().eq_ignore_ascii_case("https"));
+    let forwarded = headers.get("forwarded").and_then(|v| v.to_str().ok()).is_some_and(|f| {
+        f.split([';', ',']).any(|pair| pair.trim().split_once('=').is_some_and(|(k, v)| k.trim().eq_ignore_ascii_case("proto") && v.trim().trim_matches('"').eq_ignore_ascii_case("https")))
+    });
+    forwarded_proto || forwarded
+}
+
+/// The `Set-Cookie` value for a session (`value` empty and `max_age` 0 clear it). `Secure` when
+/// the gateway serves HTTPS itself (`[http.tls]`) or a proxy in front did, so a browser never
+/// sends the session over plain HTTP.
+fn session_cookie_header(state: &AppState, value: &str, max_age: u64, headers: &HeaderMap) -> Option<HeaderValue> {
+    let secure = if state.console.secure_cookies || over_https(headers) { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!("{COOKIE}={value}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")).ok()
 }
 
 #[derive(serde::Deserialize)]
@@ -148,9 +209,10 @@ pub(super) async fn login(State(state): State<AppState>, ConnectInfo(peer): Conn
         return error(StatusCode::UNAUTHORIZED, "login_failed", "wrong user name or password");
     };
     tracing::info!(user = %user.username, must_change_password = user.must_change_password, "console login");
-    let cookie = format!("{COOKIE}={}; {}; Max-Age={SESSION_SECS}", state.console.sessions.issue(&user.username, user.role, now_secs()), cookie_attributes(&state));
+    // Always a new session, whatever cookie came with the request (no session fixation).
+    let session = state.console.sessions.issue(&user.username, user.role, now_secs());
     let mut response = Json(serde_json::json!({ "user": user.username, "role": user.role, "must_change_password": user.must_change_password })).into_response();
-    if let Ok(value) = HeaderValue::from_str(&cookie) {
+    if let Some(value) = session_cookie_header(&state, &session, SESSION_SECS, &headers) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -170,8 +232,11 @@ pub(super) async fn logout(State(state): State<AppState>, headers: HeaderMap) ->
     if !same_origin(&headers) {
         return error(StatusCode::FORBIDDEN, "cross_origin", "logout must come from the console's own origin");
     }
+    if let Some(cookie) = session_cookie(&headers) {
+        state.console.sessions.revoke(cookie, now_secs());
+    }
     let mut response = Json(serde_json::json!({})).into_response();
-    if let Ok(value) = HeaderValue::from_str(&format!("{COOKIE}=; {}; Max-Age=0", cookie_attributes(&state))) {
+    if let Some(value) = session_cookie_header(&state, "", 0, &headers) {
         response.headers_mut().insert(header::SET_COOKIE, value);
     }
     response
@@ -268,6 +333,44 @@ mod tests {
         assert_eq!(Sessions::open(dir.path()).expect("key").verify(&cookie, 1_001).map(|(u, _)| u), Some("ops.lead".into()), "the key survives a restart");
         let other = tempfile::tempdir().expect("tempdir");
         assert_eq!(Sessions::open(other.path()).expect("key").verify(&cookie, 1_001), None, "another key");
+    }
+
+    #[test]
+    fn every_login_is_a_new_session_and_logout_revokes_only_its_own() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let sessions = Sessions::open(dir.path()).expect("key");
+        let (first, second) = (sessions.issue("ops", ConsoleRole::Admin, 1_000), sessions.issue("ops", ConsoleRole::Admin, 1_000));
+        assert_ne!(first, second, "the same user in the same second gets another session");
+        sessions.revoke(&first, 1_001);
+        assert_eq!(sessions.verify(&first, 1_002), None, "logged out");
+        assert!(sessions.verify(&second, 1_002).is_some(), "the other session lives on");
+        sessions.revoke("not.a.session", 1_002);
+        let (payload, _) = second.rsplit_once('.').expect("mac");
+        let extended = payload.replacen(&(1_000 + SESSION_SECS).to_string(), &(1_000 + 2 * SESSION_SECS).to_string(), 1);
+        assert_eq!(sessions.verify(&format!("{extended}.{}", sessions.mac(payload)), 1_002), None, "the expiry is signed");
+        assert_eq!(sessions.verify(&format!("{payload}.extra.{}", sessions.mac(payload)), 1_002), None);
+    }
+
+    #[test]
+    fn origins_and_fetch_metadata_decide_what_is_same_origin() {
+        let headers = |pairs: &[(&'static str, &'static str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.insert(*name, HeaderValue::from_static(value));
+            }
+            map
+        };
+        assert!(same_origin(&headers(&[("host", "gw.example:8080"), ("origin", "https://gw.example:8080")])));
+        assert!(same_origin(&headers(&[("host", "gw.example:8080"), ("origin", "http://GW.example:8080")])));
+        assert!(!same_origin(&headers(&[("host", "gw.example:8080"), ("origin", "https://evil.example")])));
+        assert!(!same_origin(&headers(&[("host", "gw.example:8080"), ("origin", "null")])));
+        assert!(!same_origin(&headers(&[("origin", "http://gw.example:8080")])), "no Host to match");
+        assert!(same_origin(&headers(&[("host", "gw.example:8080")])), "curl sends no Origin");
+        assert!(same_origin(&headers(&[("host", "gw.example:8080"), ("sec-fetch-site", "same-origin")])));
+        assert!(!same_origin(&headers(&[("host", "gw.example:8080"), ("sec-fetch-site", "cross-site")])));
+        assert!(over_https(&headers(&[("x-forwarded-proto", "https")])));
+        assert!(over_https(&headers(&[("forwarded", "for=192.0.2.1;proto=https;by=proxy")])));
+        assert!(!over_https(&headers(&[("x-forwarded-proto", "http")])));
     }
 
     #[test]

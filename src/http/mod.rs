@@ -199,6 +199,18 @@ fn access(state: &AppState, headers: &HeaderMap, admin_only: bool) -> Result<(),
     }
 }
 
+/// `access` for a request that changes state (admins only). A console session's request must
+/// also come from the console's own origin: a cookie rides along with any site's form post.
+fn access_to_change(state: &AppState, headers: &HeaderMap) -> Result<(), Response> {
+    if authorized(headers, &state.api_tokens) {
+        return Ok(());
+    }
+    if !matches!(console::session(state, headers), console::SessionCheck::None) && !console::same_origin(headers) {
+        return Err(error(StatusCode::FORBIDDEN, "cross_origin", "a console session's changes must come from the console's own origin"));
+    }
+    access(state, headers, true)
+}
+
 fn unauthorized() -> Response {
     let mut response = error(StatusCode::UNAUTHORIZED, "unauthorized", "a valid bearer token is required");
     response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
@@ -241,7 +253,7 @@ async fn readyz(State(state): State<AppState>, headers: HeaderMap) -> Response {
 /// `POST /api/v1/drain` (admin): the same as SIGTERM. New calls are refused, calls in progress
 /// carry on for `[calls] drain_secs`, then the rest are ended and the process exits.
 async fn start_drain(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    if let Err(refusal) = access(&state, &headers, true) {
+    if let Err(refusal) = access_to_change(&state, &headers) {
         return refusal;
     }
     let calls = &state.signaling.calls;

@@ -35,6 +35,10 @@ pub(super) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Res
     if let Some(unknown) = params.keys().find(|k| !FILTER_KEYS.contains(&k.as_str()) || (!paged && (*k == "limit" || *k == "cursor"))) {
         return Err(bad(unknown, "unknown parameter"));
     }
+    // `?to=` is a mistake (a form field left blank), not a request for everything.
+    if let Some(empty) = FILTER_KEYS.iter().find(|k| params.get(**k).is_some_and(String::is_empty)) {
+        return Err(bad(empty, "empty; leave the parameter out instead"));
+    }
     let mut filter = RecordFilter { limit: DEFAULT_LIMIT, ..Default::default() };
     let get = |k: &str| params.get(k).map(String::as_str).filter(|v| !v.is_empty());
     if let Some(v) = get("from") {
@@ -43,11 +47,8 @@ pub(super) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Res
     if let Some(v) = get("to") {
         filter.to = Some(parse_time(v).ok_or_else(|| bad("to", "expected an RFC 3339 time (2026-11-24T10:00:00Z) or Unix milliseconds"))?);
     }
-    if let (Some(from), Some(to)) = (filter.from, filter.to) {
-        if from >= to {
-            return Err(bad("to", "must be after `from`"));
-        }
-    }
+    // A range that ends before it starts (to <= from) is valid and matches nothing, as the
+    // OpenAPI document cannot say otherwise.
     if let Some(v) = get("q") {
         if v.chars().count() > 100 || v.chars().any(char::is_control) {
             return Err(bad("q", "at most 100 printable characters"));
@@ -85,7 +86,8 @@ pub(super) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Res
         filter.limit = limit;
     }
     if let Some(v) = get("cursor") {
-        let parsed = v.split_once('_').and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)));
+        let digits = |at: &str| (1..=18).contains(&at.len()) && at.bytes().all(|b| b.is_ascii_digit());
+        let parsed = v.split_once('_').filter(|(at, _)| digits(at)).and_then(|(at, id)| Some((at.parse::<i64>().ok()?, id)));
         let Some((at, id)) = parsed.filter(|(_, id)| !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')) else {
             return Err(bad("cursor", "not a cursor this API returned"));
         };
@@ -96,8 +98,9 @@ pub(super) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Res
 
 /// RFC 3339 (`2026-11-24T10:00:00Z`, `…+01:00`, fractions allowed) or Unix milliseconds.
 pub fn parse_time(text: &str) -> Option<i64> {
+    // At most 13 digits (until the year 2286), as openapi.json says: one rule for both.
     if !text.is_empty() && text.chars().all(|c| c.is_ascii_digit()) {
-        return text.parse().ok().filter(|ms: &i64| *ms < 32_503_680_000_000);
+        return if text.len() <= 13 { text.parse().ok() } else { None };
     }
     let bytes = text.as_bytes();
     if bytes.len() < 20 || bytes[4] != b'-' || bytes[7] != b'-' || !matches!(bytes[10], b'T' | b't' | b' ') || bytes[13] != b':' || bytes[16] != b':' {
@@ -111,7 +114,15 @@ pub fn parse_time(text: &str) -> Option<i64> {
     };
     let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
     let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let month_days = match month {
+        2 if leap => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    };
+    // A leap second (:60) is RFC 3339, but only ever at the end of a UTC minute 59.
+    if !(1..=12).contains(&month) || !(1..=month_days).contains(&day) || hour > 23 || minute > 59 || second > 60 || (second == 60 && minute != 59) {
         return None;
     }
     let mut rest = text.get(19..)?;
@@ -282,7 +293,9 @@ mod tests {
         assert_eq!(parse_time("2026-11-24T11:00:00.250+01:00"), Some(1_795_514_400_250));
         assert_eq!(parse_time("1795514400000"), Some(1_795_514_400_000));
         assert_eq!(parse_time("2026-11-24T05:30:00-04:30"), Some(1_795_514_400_000));
-        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-24", "2026-11-24T10:00:00", "2026-11-24T10:00:00.Z", "99999999999999999999"] {
+        assert_eq!(parse_time("2024-02-29T00:00:00Z"), Some(1_709_164_800_000), "a leap day");
+        assert_eq!(parse_time("9999999999999"), Some(9_999_999_999_999));
+        for bad in ["", "yesterday", "2026-13-01T00:00:00Z", "2026-11-24", "2026-11-24T10:00:00", "2026-11-24T10:00:00.Z", "99999999999999999999", "10000000000000", "2026-02-29T00:00:00Z", "2100-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-11-24T10:00:60Z"] {
             assert_eq!(parse_time(bad), None, "{bad}");
         }
     }
@@ -306,9 +319,15 @@ mod tests {
         assert!(parse_filter(&params(&[("stauts", "busy")]), true).is_err(), "unknown field");
         assert!(parse_filter(&params(&[("limit", "501")]), true).is_err(), "oversized limit");
         assert!(parse_filter(&params(&[("limit", "0")]), true).is_err());
-        assert!(parse_filter(&params(&[("from", "2026-11-24T10:00:00Z"), ("to", "2026-11-24T09:00:00Z")]), true).is_err(), "to before from");
+        let empty = parse_filter(&params(&[("from", "2026-11-24T10:00:00Z"), ("to", "2026-11-24T09:00:00Z")]), true).expect("an empty range");
+        assert!(empty.from > empty.to, "kept as asked: it matches nothing");
         assert!(parse_filter(&params(&[("status", "weird")]), true).is_err());
         assert!(parse_filter(&params(&[("cursor", "x")]), true).is_err());
+        assert!(parse_filter(&params(&[("cursor", "-5_abc")]), true).is_err(), "only the digits a cursor is made of");
+        for key in FILTER_KEYS {
+            assert!(parse_filter(&params(&[(key, "")]), true).is_err(), "an empty `{key}`");
+        }
+        assert!(parse_filter(&params(&[("cursor", "+5_abc")]), true).is_err());
         assert!(parse_filter(&params(&[("limit", "5")]), false).is_err(), "no paging in exports");
         let filter = parse_filter(&params(&[("status", "busy"), ("transcoded", "true"), ("min_duration", "30"), ("cursor", "17_abc-1")]), true).expect("valid");
         assert_eq!((filter.status, filter.transcoded, filter.min_duration_ms, filter.after), (Some(CallStatus::Busy), Some(true), Some(30_000), Some((17, "abc-1".into()))));

@@ -3,7 +3,7 @@
 //! baresip as a test phone: registered as bob, playing a sine tone, recording what it hears, with
 //! a UDP console for commands during the call; and the Goertzel check of its recordings.
 
-use super::support::{free_port, free_port_pair, Gateway};
+use super::support::{free_port, free_port_pair, Gateway, BOB_PASSWORD};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -53,7 +53,7 @@ impl Phone {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:bob@example.com>;auth_pass=builder;outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}{account_params}\n",
+                "<sip:bob@example.com>;auth_pass={BOB_PASSWORD};outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}{account_params}\n",
                 gateway.sip_port
             ),
         )

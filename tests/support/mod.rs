@@ -7,6 +7,8 @@ pub mod calls;
 pub mod coturn;
 pub mod kamailio;
 pub mod netns;
+pub mod run_logs;
+pub mod secrets;
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
@@ -17,6 +19,7 @@ use std::time::{Duration, Instant};
 pub const API_TOKEN: &str = "test-token-0123456789abcdef";
 pub const LOCAL_DOMAIN: &str = "example.com";
 pub const ALICE_PASSWORD: &str = "wonderland";
+pub const BOB_PASSWORD: &str = "bob-the-builder-7";
 pub const JWT_SECRET: &str = "test-jwt-secret-0123456789abcdef0123456789";
 
 /// A free port on 127.0.0.1 for both UDP and TCP.
@@ -88,6 +91,8 @@ impl Default for GatewayOptions {
 
 pub struct Gateway {
     pub dir: tempfile::TempDir,
+    /// Its stdout and stderr: in the run's log directory under `make test` (`run_logs`).
+    pub log_path: PathBuf,
     pub sip_port: u16,
     pub tls_port: u16,
     pub http_port: u16,
@@ -145,7 +150,7 @@ impl Gateway {
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
              digest_algorithms = {}\nsrtp = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
-             [[users]]\nusername = \"bob\"\npassword = \"builder\"\n",
+             [[users]]\nusername = \"bob\"\npassword = \"{BOB_PASSWORD}\"\n",
             options.digest_algorithms,
             options.local_srtp,
             options.alice_profiles
@@ -159,15 +164,16 @@ impl Gateway {
             std::fs::create_dir_all(&data).expect("mkdir data");
             prepare(&data);
         }
-        let child = Gateway::spawn(dir.path());
-        let mut gateway = Gateway { dir, sip_port, tls_port, http_port, child };
+        let log_path = run_logs::gateway_log_path(dir.path());
+        let child = Gateway::spawn(dir.path(), &log_path);
+        let mut gateway = Gateway { dir, log_path, sip_port, tls_port, http_port, child };
         gateway.wait_ready()?;
         Ok(gateway)
     }
 
-    /// The gateway process on the config in `dir`, logging to the end of `dir`/gateway.log.
-    fn spawn(dir: &Path) -> Child {
-        let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join("gateway.log")).expect("log file");
+    /// The gateway process on the config in `dir`, logging to the end of `log_path`.
+    fn spawn(dir: &Path, log_path: &Path) -> Child {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(log_path).expect("log file");
         Command::new(env!("CARGO_BIN_EXE_sipbridge"))
             .arg("--config")
             .arg(dir.join("gateway.toml"))
@@ -183,7 +189,7 @@ impl Gateway {
     pub fn restart(&mut self) {
         let exit = self.wait_exit(Duration::from_secs(10));
         assert!(exit.is_some(), "the previous gateway process is still running");
-        self.child = Gateway::spawn(self.dir.path());
+        self.child = Gateway::spawn(self.dir.path(), &self.log_path);
         if let Err(log) = self.wait_ready() {
             panic!("the restarted gateway could not bind its ports again:\n{log}");
         }
@@ -264,7 +270,8 @@ impl Gateway {
     }
 
     pub fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("gateway.log")).unwrap_or_default()
+        // Lossy: a log line may quote bytes from the network that are not UTF-8.
+        std::fs::read(&self.log_path).map(|bytes| String::from_utf8_lossy(&bytes).into_owned()).unwrap_or_default()
     }
 
     /// The SIP status document from the API.
