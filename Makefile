@@ -3,7 +3,7 @@
 export CARGO_TARGET_DIR ?= $(HOME)/.cache/sipbridge-target
 CONFIG ?= sipbridge.example.toml
 
-.PHONY: run test bench bench-full fuzz-sip check-config
+.PHONY: run test fuzz-build bench bench-full fuzz fuzz-sip check-config
 
 ## Install what is missing, build, and run the gateway with the example config.
 run:
@@ -11,10 +11,12 @@ run:
 	cargo build --bin sipbridge
 	$(CARGO_TARGET_DIR)/debug/sipbridge --config $(CONFIG)
 
-## Install test peers (sipp, baresip), ensure a PostgreSQL, and run every test.
+## Install test peers (sipp, baresip), ensure a PostgreSQL, build every fuzz target, and run every
+## test (tests/fuzz_corpus.rs replays the fuzz seeds and crash inputs).
 test:
 	scripts/system-deps.sh test
 	cd tests/browser && npm ci --no-audit --no-fund --silent
+	$(MAKE) --no-print-directory fuzz-build
 	@eval "export $$(scripts/ensure-postgres.sh)" && echo "using $$DATABASE_URL" && \
 		cargo test --no-fail-fast -- --test-threads=2
 
@@ -32,9 +34,20 @@ bench-full:
 	scripts/system-deps.sh bench
 	LOAD=full cargo bench --bench gateway_load
 
-## Fuzz the SIP message path (not in CI). FUZZ_SECONDS=600 by default.
+## Compile every fuzz target, plainly (no sanitizer, no instrumentation, stable toolchain), so
+## none can rot: it reuses the test build's dependencies (fuzz/Cargo.toml copies its profile).
+fuzz-build:
+	cargo build --quiet --manifest-path fuzz/Cargo.toml --bins
+
+## Fuzz every target for FUZZ_SECONDS each (default 600), one after another; not in CI.
+## FUZZ_TARGETS="sdp rtp_rtcp" picks some. Installs cargo-fuzz if it is missing.
+FUZZ_SECONDS ?= 600
+fuzz:
+	FUZZ_SECONDS=$(FUZZ_SECONDS) scripts/fuzz.sh
+
+## The SIP message target alone (kept for old habits).
 fuzz-sip:
-	scripts/fuzz-sip.sh
+	FUZZ_SECONDS=$(FUZZ_SECONDS) FUZZ_TARGETS=sip_message scripts/fuzz.sh
 
 check-config:
 	cargo run --quiet --bin sipbridge -- check-config --config $(CONFIG)

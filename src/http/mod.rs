@@ -3,7 +3,7 @@
 
 pub mod console;
 mod openapi;
-mod records;
+pub(crate) mod records;
 mod ws;
 
 use crate::config::{LocalUser, Secret};

@@ -11,7 +11,7 @@ mod sql;
 
 pub use record::{CallDirection, CallEvent, CallRecord, CallStatus, HangupSide, LegQuality, SipMessage, NO_MEDIA_RECEIVED, NO_MEDIA_SENT};
 pub use recorder::{Recorder, RecorderHandle};
-pub use spool::{Spool, SpoolError};
+pub use spool::{read_pending as read_spool_lines, Spool, SpoolError};
 pub use sql::{Backend, SqlStore};
 
 use async_trait::async_trait;

@@ -38,24 +38,7 @@ impl Spool {
         let flushed = std::fs::read_to_string(&offset_path).ok().and_then(|t| t.trim().parse::<u64>().ok()).unwrap_or(0);
         let start = if flushed > length { 0 } else { flushed };
         file.seek(SeekFrom::Start(start)).map_err(io)?;
-        let mut pending = VecDeque::new();
-        let mut at = start;
-        let mut reader = BufReader::new(&file);
-        let mut line = String::new();
-        loop {
-            line.clear();
-            let read = reader.read_line(&mut line).map_err(io)?;
-            if read == 0 || !line.ends_with('\n') {
-                break;
-            }
-            match serde_json::from_str::<CallRecord>(line.trim_end()) {
-                Ok(record) => pending.push_back((at + read as u64, record)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), offset = at, error = %e, "unreadable spool line skipped");
-                }
-            }
-            at += read as u64;
-        }
+        let (pending, at) = read_pending(BufReader::new(&file), start, &path).map_err(io)?;
         if at < length {
             tracing::warn!(path = %path.display(), bytes = length - at, "cutting a torn write off the spool");
             file.set_len(at).map_err(io)?;
@@ -99,6 +82,32 @@ impl Spool {
         }
         write_offset(&self.offset_path, offset).map_err(io)
     }
+}
+
+/// Reads the spool's lines from `reader` (positioned at file offset `start`): every whole line
+/// that holds a record, with the offset just past it, and the offset where the last whole line
+/// ends (a torn write after it is for the caller to cut off). A line that is not a record, or not
+/// even UTF-8, is skipped with a warning: one bad line must not keep the records behind it, nor the
+/// gateway, from starting. Errors are the reader's own I/O errors only.
+pub fn read_pending(mut reader: impl BufRead, start: u64, path: &Path) -> std::io::Result<(VecDeque<(u64, CallRecord)>, u64)> {
+    let mut pending = VecDeque::new();
+    let mut at = start;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        match serde_json::from_slice::<CallRecord>(&line) {
+            Ok(record) => pending.push_back((at + read as u64, record)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), offset = at, error = %e, "unreadable spool line skipped");
+            }
+        }
+        at += read as u64;
+    }
+    Ok((pending, at))
 }
 
 /// Replaces the offset file atomically (write, sync, rename).
