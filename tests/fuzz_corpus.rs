@@ -61,3 +61,12 @@ fn the_seed_and_regression_corpus_replays_without_a_panic() {
     println!("{total} fuzz inputs replayed");
     assert!(failures.is_empty(), "fuzz inputs that panic:\n{}", failures.join("\n"));
 }
+
+#[test]
+fn the_stun_seeds_reach_the_browser_leg_not_only_the_demultiplexer() {
+    let mut harness = sipbridge::fuzzing::StunHarness::new();
+    for path in files(&fuzz_dir().join("seeds").join("stun_demux")) {
+        sipbridge::fuzzing::stun_demux(&mut harness, &std::fs::read(path).expect("read a seed"));
+    }
+    assert!(harness.reached_leg() >= 2, "only {} seeds reached the leg", harness.reached_leg());
+}

@@ -26,10 +26,11 @@ const RENEW_EVERY: u64 = 4_096;
 /// One browser leg on a shared port, its learnt flows and a manual clock.
 pub struct StunHarness {
     leg: Option<WebRtcLeg>,
-    certificate: Option<DtlsCertificate>,
+    certificate: DtlsCertificate,
     flows: HashMap<SocketAddr, &'static str>,
     now: Instant,
     inputs: u64,
+    reached_leg: u64,
 }
 
 impl Default for StunHarness {
@@ -40,23 +41,32 @@ impl Default for StunHarness {
 
 impl StunHarness {
     pub fn new() -> StunHarness {
-        StunHarness { leg: None, certificate: DtlsCertificate::generate().ok(), flows: HashMap::new(), now: Instant::now(), inputs: 0 }
+        // A failure here would silently fuzz nothing past the demultiplexer: fail loudly instead.
+        let certificate = DtlsCertificate::generate().expect("a DTLS certificate for the fuzzed leg");
+        StunHarness { leg: None, certificate, flows: HashMap::new(), now: Instant::now(), inputs: 0, reached_leg: 0 }
     }
 
-    fn leg(&mut self) -> Option<&mut WebRtcLeg> {
+    /// How many inputs the demultiplexer handed to the leg (the corpus test checks the seeds do).
+    pub fn reached_leg(&self) -> u64 {
+        self.reached_leg
+    }
+
+    /// A new leg (its flows forgotten) on the first input and every `RENEW_EVERY` inputs.
+    fn renew_if_due(&mut self) -> &mut WebRtcLeg {
         if self.leg.is_none() || self.inputs % RENEW_EVERY == 0 {
             let identity = LegIdentity {
                 ufrag: LEG_UFRAG.into(),
                 pwd: LEG_PWD.into(),
                 ssrc: 0x5eed,
                 local_addresses: vec![LOCAL.parse().expect("a literal address")],
-                certificate: self.certificate.clone()?,
+                certificate: self.certificate.clone(),
             };
             let config = WebRtcConfig { public_ip: None, lite: true, failed_timeout: Duration::from_secs(30) };
-            self.leg = WebRtcLeg::answer(BROWSER_OFFER, None, &config, &identity, self.now).ok().map(|(leg, _)| leg);
+            let (leg, _answer) = WebRtcLeg::answer(BROWSER_OFFER, None, &config, &identity, self.now).expect("the fuzzed leg answers its fixed offer");
             self.flows.clear();
+            return self.leg.insert(leg);
         }
-        self.leg.as_mut()
+        self.leg.as_mut().expect("a leg exists")
     }
 }
 
@@ -84,12 +94,15 @@ pub fn stun_demux(harness: &mut StunHarness, data: &[u8]) {
     harness.inputs += 1;
     harness.now += Duration::from_millis(1 + u64::from(data.first().copied().unwrap_or(0) % 20));
     let now = harness.now;
+    // Renewed before routing, so the flow this datagram teaches is kept.
+    harness.renew_if_due();
     // The last byte picks the browser's address among a few, so flows are learnt and reused.
     let peer = SocketAddr::from(([127, 0, 0, 1], 50_000 + u16::from(data.last().copied().unwrap_or(0) % 4)));
     if route(&mut harness.flows, peer, data) != Some(LEG_UFRAG) || kind == DatagramKind::Unknown {
         return;
     }
-    let Some(leg) = harness.leg() else { return };
+    harness.reached_leg += 1;
+    let Some(leg) = harness.leg.as_mut() else { return };
     let _ = leg.handle_datagram(LOCAL.parse().expect("a literal address"), peer, data, now);
     let mut buffer = [0u8; 1500];
     for _ in 0..64 {
