@@ -29,7 +29,8 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 targets="${FUZZ_TARGETS:-$(sed -n 's/^name = "\(.*\)"$/\1/p' fuzz/Cargo.toml | grep -v '^sipbridge-fuzz$')}"
-nice -n "$nice_level" cargo fuzz build -s "$sanitizer" $targets 2>&1 | tail -3 || true
+# Every target at once (cargo fuzz build takes at most one name); `run` below then builds nothing.
+nice -n "$nice_level" cargo fuzz build -s "$sanitizer"
 summary=()
 failed=0
 for target in $targets; do
