@@ -6,7 +6,7 @@ use crate::config::{IceAuth, IceServerConfig, Secret};
 use crate::signaling::{Connection, ConnectionConfig, ErrorCode, LoginInfo, Request, DEFAULT_MAX_FRAME};
 use serde_json::{json, Value};
 
-/// The secret the seed corpus's tokens are signed with (`fuzz/seeds.md` says how to mint one).
+/// The secret the seed corpus's tokens are signed with (HS256; see fuzz/README.md).
 pub const JWT_SECRET: &[u8] = b"fuzz-secret-0123456789abcdef";
 /// The clock of the first frame: tokens in the seeds are valid around it.
 pub const NOW: u64 = 1_700_000_000;
