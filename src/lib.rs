@@ -12,3 +12,4 @@ pub mod http;
 pub mod shutdown;
 pub mod signaling;
 pub mod store;
+pub mod fuzzing;

@@ -4,7 +4,7 @@
 pub mod console;
 mod console_users;
 mod openapi;
-mod records;
+pub(crate) mod records;
 pub mod tls;
 pub mod sip_ws;
 mod ws;

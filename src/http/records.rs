@@ -31,7 +31,7 @@ fn bad(parameter: &str, problem: &str) -> Response {
     error(StatusCode::BAD_REQUEST, "bad_request", &format!("`{parameter}`: {problem}"))
 }
 
-pub(super) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Result<RecordFilter, Response> {
+pub(crate) fn parse_filter(params: &HashMap<String, String>, paged: bool) -> Result<RecordFilter, Response> {
     if let Some(unknown) = params.keys().find(|k| !FILTER_KEYS.contains(&k.as_str()) || (!paged && (*k == "limit" || *k == "cursor"))) {
         return Err(bad(unknown, "unknown parameter"));
     }

@@ -16,7 +16,7 @@ pub use record::{CallDirection, CallEvent, CallRecord, CallStatus, HangupSide, L
 pub use appender::SpoolHealth;
 pub use recorder::{Recorder, RecorderHandle};
 pub use restart::{close_after_restart, GATEWAY_RESTART};
-pub use spool::{LeftOpen, Spool, SpoolError};
+pub use spool::{read_pending as read_spool_lines, LeftOpen, Spool, SpoolError};
 pub use sql::{Backend, SqlStore};
 
 use async_trait::async_trait;

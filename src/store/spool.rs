@@ -42,25 +42,6 @@ pub struct Spool {
     left_open: Vec<LeftOpen>,
 }
 
-/// Every complete line of the spool file from its start, with the offset just past each; a torn
-/// last line (no newline) is not returned. Unreadable lines are skipped with a warning.
-fn read_lines(file: &File, path: &Path) -> std::io::Result<(Vec<(u64, CallRecord)>, u64)> {
-    let mut reader = BufReader::new(file);
-    let (mut lines, mut at, mut line) = (Vec::new(), 0u64, String::new());
-    loop {
-        line.clear();
-        let read = reader.read_line(&mut line)?;
-        if read == 0 || !line.ends_with('\n') {
-            return Ok((lines, at));
-        }
-        at += read as u64;
-        match serde_json::from_str::<CallRecord>(line.trim_end()) {
-            Ok(record) => lines.push((at, record)),
-            Err(e) => tracing::warn!(path = %path.display(), offset = at - read as u64, error = %e, "unreadable spool line skipped"),
-        }
-    }
-}
-
 /// The offset file: the flushed offset on the first line, then one open call id per line.
 fn read_offset_file(path: &Path) -> (u64, Vec<String>) {
     let text = std::fs::read_to_string(path).unwrap_or_default();
@@ -82,7 +63,7 @@ impl Spool {
         let (flushed, listed_open) = read_offset_file(&offset_path);
         let start = if flushed > length { 0 } else { flushed };
         file.seek(SeekFrom::Start(0)).map_err(io)?;
-        let (lines, at) = read_lines(&file, &path).map_err(io)?;
+        let (lines, at) = read_pending(BufReader::new(&file), 0, &path).map_err(io)?;
         if at < length {
             tracing::warn!(path = %path.display(), bytes = length - at, "cutting a torn write off the spool");
             file.set_len(at).map_err(io)?;
@@ -158,6 +139,32 @@ impl Spool {
         }
         write_offset(&self.offset_path, offset, &self.open).map_err(io)
     }
+}
+
+/// Reads the spool's lines from `reader` (positioned at file offset `start`): every whole line
+/// that holds a record, with the offset just past it, and the offset where the last whole line
+/// ends (a torn write after it is for the caller to cut off). A line that is not a record, or not
+/// even UTF-8, is skipped with a warning: one bad line must not keep the records behind it, nor the
+/// gateway, from starting. Errors are the reader's own I/O errors only.
+pub fn read_pending(mut reader: impl BufRead, start: u64, path: &Path) -> std::io::Result<(VecDeque<(u64, CallRecord)>, u64)> {
+    let mut pending = VecDeque::new();
+    let mut at = start;
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let read = reader.read_until(b'\n', &mut line)?;
+        if read == 0 || line.last() != Some(&b'\n') {
+            break;
+        }
+        match serde_json::from_slice::<CallRecord>(&line) {
+            Ok(record) => pending.push_back((at + read as u64, record)),
+            Err(e) => {
+                tracing::warn!(path = %path.display(), offset = at, error = %e, "unreadable spool line skipped");
+            }
+        }
+        at += read as u64;
+    }
+    Ok((pending, at))
 }
 
 /// Replaces the offset file atomically (write, sync, rename).

@@ -86,3 +86,21 @@ fn open_calls_outlive_the_spool_starting_over_empty() {
     assert_eq!(left, vec![("a".to_string(), false), ("d".to_string(), false)], "from the offset file: the database has their last write");
     assert_eq!(spool.depth(), 0);
 }
+
+#[test]
+fn a_line_that_is_not_utf8_is_skipped_and_the_records_after_it_kept() {
+    // Found by the spool_lines fuzz target: `read_line` refused the whole file, so the
+    // spool (and the gateway) failed to open.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(dir.path()).expect("open");
+    spool.append(&record("a", 1)).expect("append");
+    drop(spool);
+    let mut file = OpenOptions::new().append(true).open(dir.path().join("records.spool")).expect("file");
+    file.write_all(b"\xc3\x28 not a record\n").expect("write junk");
+    drop(file);
+    let mut spool = Spool::open(dir.path()).expect("a junk line does not stop the spool opening");
+    spool.append(&record("b", 2)).expect("append");
+    drop(spool);
+    let spool = Spool::open(dir.path()).expect("reopen");
+    assert_eq!(spool.depth(), 2, "both records survive the junk line between them");
+}

@@ -5,7 +5,7 @@
 //! (a channel plus an epoll waker) and hears back through per-call event channels, both off the
 //! packet path.
 
-mod demux;
+pub(crate) mod demux;
 mod paths;
 
 use super::engine::{EngineError, RtpEndpoint};
