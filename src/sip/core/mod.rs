@@ -559,6 +559,13 @@ impl SipCore {
         self.epoch.1 + now.saturating_duration_since(self.epoch.0)
     }
 
+    /// Entries the core keeps per call or transaction, summed: zero once every call has ended
+    /// and its transactions have timed out (a test that churns calls checks nothing is kept).
+    #[cfg(test)]
+    fn entries_held(&self) -> usize {
+        self.deadline_owners.len() + self.server_transactions.len() + self.client_transactions.len() + self.calls.len() + self.outbound.len()
+    }
+
     pub fn status(&self, now: Instant) -> CoreStatus {
         status::snapshot(self, now)
     }
@@ -610,3 +617,5 @@ mod tests;
 mod tests_in_dialog;
 #[cfg(test)]
 mod tests_routing;
+#[cfg(test)]
+mod tests_churn;
