@@ -1,7 +1,7 @@
 //! SIP messages: the parser (as UDP and as TCP), the stream framer fed in two chunks, and the
 //! core's whole `handle_inbound` path on a manual clock, as a UDP and as a TCP peer.
 
-use crate::config::{LocalUser, PeerTransport, Profile, ProfileKind, UserSecret};
+use crate::config::{LocalUser, Profile, ProfileKind, UserSecret};
 use crate::sip::core::{CoreConfig, SipCore};
 use crate::sip::message;
 use crate::sip::transaction::TimerConfig;
@@ -62,31 +62,7 @@ impl SipHarness {
 }
 
 fn profile(name: &str, kind: ProfileKind) -> Profile {
-    Profile {
-        name: name.into(),
-        kind,
-        host: None,
-        port: 5060,
-        transport: PeerTransport::Udp,
-        register: false,
-        username: None,
-        auth_username: None,
-        password: None,
-        register_expires: 600,
-        ping: false,
-        ping_interval: Duration::from_secs(30),
-        trusted_networks: vec![],
-        domain: None,
-        aliases: vec![],
-        min_expires: 60,
-        max_expires: 3600,
-        users: vec![],
-        digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
-        max_calls: None,
-        dial: Default::default(),
-        outbound_proxy: None,
-        srtp: Default::default(),
-    }
+    Profile::bare(name, kind)
 }
 
 fn profiles() -> Vec<Profile> {

@@ -1,7 +1,7 @@
 //! SipCore driven with a manual clock: no sockets, no sleeps.
 
 use super::*;
-use crate::config::{LocalUser, PeerTransport, UserSecret};
+use crate::config::{LocalUser, UserSecret};
 use crate::sip::auth::{ChallengeKind, DigestClient};
 use std::net::SocketAddr;
 
@@ -9,31 +9,7 @@ pub(super) const GATEWAY: &str = "127.0.0.1:5060";
 pub(super) const PBX: &str = "192.0.2.60:5060";
 
 pub(super) fn profile(name: &str, kind: ProfileKind) -> Profile {
-    Profile {
-        name: name.into(),
-        kind,
-        host: None,
-        port: 5060,
-        transport: PeerTransport::Udp,
-        register: false,
-        username: None,
-        auth_username: None,
-        password: None,
-        register_expires: 600,
-        ping: false,
-        ping_interval: Duration::from_secs(30),
-        trusted_networks: vec![],
-        domain: None,
-        aliases: vec![],
-        min_expires: 60,
-        max_expires: 3600,
-        users: vec![],
-        digest_algorithms: vec!["SHA-256".into(), "MD5".into()],
-        max_calls: None,
-        dial: Default::default(),
-        outbound_proxy: None,
-        srtp: Default::default(),
-    }
+    Profile::bare(name, kind)
 }
 
 pub(super) fn profiles() -> Vec<Profile> {
