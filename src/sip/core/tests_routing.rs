@@ -261,3 +261,19 @@ fn a_registered_phone_silent_in_its_answers_is_named_by_its_registration() {
         .collect();
     assert_eq!(seen, vec![OutboundEvent::PeerSeen { id, remote: addr(phone), user_agent: Some("JsSIP 3.13.0".into()) }]);
 }
+
+/// A 180 has a To tag and so sets up an early dialog: it names our Contact (RFC 3261 §12.1.1),
+/// as SIP.js insists.
+#[test]
+fn ringing_names_our_contact() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKcr1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_ringing(id, t0);
+    let out = sent(&mut core);
+    let ringing = &out.iter().find(|(_, t)| status_line(t) == 180).expect("180").1;
+    assert!(header(ringing, "To").is_some_and(|v| v.contains("tag=")), "{ringing}");
+    assert!(header(ringing, "Contact").is_some_and(|v| v.starts_with("<sip:")), "{ringing}");
+}
