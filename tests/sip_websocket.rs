@@ -298,7 +298,7 @@ async fn a_call_to_a_user_registered_over_websocket_is_signalled_over_its_flow()
     let value = challenge.lines().find_map(|l| l.strip_prefix("WWW-Authenticate: ")).expect("challenge");
     let challenge = sipbridge::sip::auth::Challenge::parse(value).expect("challenge");
     let uri = format!("sip:{LOCAL_DOMAIN}");
-    let credentials = sipbridge::sip::auth::answer_challenge(&challenge, "bob", "builder", "REGISTER", &uri, None, "0b4f113b", 1).expect("answer");
+    let credentials = sipbridge::sip::auth::answer_challenge(&challenge, "bob", support::BOB_PASSWORD, "REGISTER", &uri, None, "0b4f113b", 1).expect("answer");
     bob.send(Message::text(bob_register(2, Some(&credentials.to_string())))).await.expect("send");
     assert_eq!(status_of(&next_sip(&mut bob).await), 200);
 

@@ -149,9 +149,9 @@ try {
       return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, dtmfReceived, ...extra };
     }
     if (mode === 'remote-end') {
-      // The far end hangs up: wait for it rather than hanging up ourselves.
-      const ended = new Promise((resolve) => call.on('ended', resolve));
-      extra.ended = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 15000))]);
+      // The far end hangs up: wait for it rather than hanging up ourselves. `callEnded` listened
+      // from the start: the far end may hang up while this page was still measuring.
+      extra.ended = await Promise.race([callEnded, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 15000))]);
       client.close();
       return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, dtmfReceived, ...extra };
     }

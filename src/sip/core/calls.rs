@@ -93,8 +93,10 @@ impl SipCore {
         if call.requires_100rel {
             return self.ring_reliably(id, now);
         }
-        let key = call.invite.clone();
-        self.respond(&key, 180, Vec::new(), Vec::new(), now);
+        // The 180 carries a To tag, so it sets up an early dialog, which needs our Contact
+        // (RFC 3261 §12.1.1): SIP.js drops a 180 without one.
+        let (key, contact) = (call.invite.clone(), call.our_contact());
+        self.respond(&key, 180, vec![make_header("Contact", contact)], Vec::new(), now);
     }
 
     pub fn call_reject(&mut self, id: SipCallId, status: u16, now: Instant) {

@@ -62,6 +62,9 @@ pub(super) struct OutboundCall {
     pub(super) prack_cseq: u32,
     /// `PeerSeen` was reported.
     peer_seen: bool,
+    /// The User-Agent a registered phone gave when it registered: the record's fallback when its
+    /// answers carry neither Server nor User-Agent (JsSIP's and SIP.js's do not).
+    registered_user_agent: Option<String>,
 }
 
 impl OutboundCall {
@@ -91,7 +94,7 @@ impl SipCore {
         if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c)) {
             return Err(format!("`{user}` is not a number or user name"));
         }
-        if let Some((uri, peer)) = self.registered_phone(user, now) {
+        if let Some((uri, peer, user_agent)) = self.registered_phone(user, now) {
             let domain = self.local.as_ref().and_then(|l| l.profile.domain.clone()).unwrap_or_default();
             let from = format!("<sip:{caller}@{domain}>");
             let to = format!("<sip:{user}@{domain}>");
@@ -99,6 +102,7 @@ impl SipCore {
             // A registered phone may sit behind NAT: its dialog follows the flow it registered over.
             if let Some(call) = self.outbound.get_mut(&id) {
                 call.session.symmetric = true;
+                call.registered_user_agent = user_agent;
             }
             return Ok(id);
         }
@@ -133,13 +137,14 @@ impl SipCore {
         call.invite.headers.iter().find(|h| matches!(h, Header::CallId(_))).map(|h| h.value().trim().to_string())
     }
 
-    /// The freshest binding of a phone registered as `user`, with the flow it registered over.
-    pub(super) fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer)> {
+    /// The freshest binding of a phone registered as `user`, with the flow it registered over and
+    /// the User-Agent it registered with.
+    pub(super) fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer, Option<String>)> {
         let local = self.local.as_ref()?;
         let domain = local.profile.domain.as_deref()?;
         let binding = local.registrar.lookup(&format!("sip:{user}@{domain}"), now).into_iter().next()?;
         let uri = rsipstack::sip::Uri::try_from(binding.contact_uri.as_str()).ok()?;
-        Some((uri, binding.source))
+        Some((uri, binding.source, binding.user_agent))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -182,7 +187,7 @@ impl SipCore {
             .insert(branch_id, ClientTransaction { machine: ClientMachine::Invite(machine), route, purpose: Purpose::Call { id }, sent_at: now });
         let mut session = DialogSession::default();
         session.local_contact = format!("<sip:sipbridge@{advertised}>");
-        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised, last_rseq: None, prack_cseq: 0, peer_seen: false };
+        let call = OutboundCall { branch_id, peer: None, session, invite, route, dialog: None, answered: false, digest, cseq: 1, cancelled: false, provisional_seen: false, advertised, last_rseq: None, prack_cseq: 0, peer_seen: false, registered_user_agent: None };
         self.outbound.insert(id, call);
         self.drain_client(branch_id, now);
         id
@@ -200,7 +205,8 @@ impl SipCore {
                     .headers
                     .iter()
                     .find(|h| matches!(h, Header::Server(_) | Header::UserAgent(_)))
-                    .map(|h| h.value().chars().take(200).collect());
+                    .map(|h| h.value().chars().take(200).collect())
+                    .or_else(|| call.registered_user_agent.clone());
                 self.events.push_back(CoreEvent::Outbound(OutboundEvent::PeerSeen { id, remote, user_agent }));
             }
         }

@@ -234,3 +234,46 @@ fn info_digits_wait_for_the_answer_to_the_one_before() {
     core.handle_inbound(&response_to(&last, 200, &[]), udp_from(PBX), t0);
     assert!(sent(&mut core).is_empty());
 }
+
+/// A registered phone whose answers name no Server or User-Agent (JsSIP, SIP.js): the record
+/// gets the User-Agent it registered with.
+#[test]
+fn a_registered_phone_silent_in_its_answers_is_named_by_its_registration() {
+    use crate::sip::auth::{ChallengeKind, DigestClient};
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let (from, phone) = ("sip:alice@example.com", "192.0.2.1:5062");
+    let extra = |more: &[String]| [&["Expires: 120".to_string(), "User-Agent: JsSIP 3.13.0".to_string()], more].concat();
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu1", &extra(&[])), udp_from(phone), t0);
+    let challenge = sent(&mut core).remove(0).1;
+    let challenges: Vec<&str> = challenge.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    let auth = DigestClient::new("alice", "wonderland").respond(ChallengeKind::Www, challenges.iter().copied(), "REGISTER", "sip:example.com", None).expect("answer");
+    let authorization = format!("Authorization: {}", auth[0].value);
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu2", &extra(&[authorization])), udp_from(phone), t0);
+    assert_eq!(status_line(&sent(&mut core).remove(0).1), 200);
+    let _ = std::iter::from_fn(|| core.poll_event()).count();
+
+    let id = core.place_call(None, "alice", "bob", "v=0\r\n", t0).expect("placed");
+    let invite = sent(&mut core).remove(0).1;
+    core.handle_inbound(&response_to(&invite, 180, &[]), udp_from(phone), t0);
+    let seen: Vec<OutboundEvent> = std::iter::from_fn(|| core.poll_event())
+        .filter_map(|e| if let CoreEvent::Outbound(o @ OutboundEvent::PeerSeen { .. }) = e { Some(o) } else { None })
+        .collect();
+    assert_eq!(seen, vec![OutboundEvent::PeerSeen { id, remote: addr(phone), user_agent: Some("JsSIP 3.13.0".into()) }]);
+}
+
+/// A 180 has a To tag and so sets up an early dialog: it names our Contact (RFC 3261 §12.1.1),
+/// as SIP.js insists.
+#[test]
+fn ringing_names_our_contact() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let invite = request("INVITE", "sip:bob@example.com", "sip:carrier@trunk", "z9hG4bKcr1", &[]);
+    core.handle_inbound(&invite, udp_from("192.0.2.50:5060"), t0);
+    let id = std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c.id) } else { None }).expect("call");
+    core.call_ringing(id, t0);
+    let out = sent(&mut core);
+    let ringing = &out.iter().find(|(_, t)| status_line(t) == 180).expect("180").1;
+    assert!(header(ringing, "To").is_some_and(|v| v.contains("tag=")), "{ringing}");
+    assert!(header(ringing, "Contact").is_some_and(|v| v.starts_with("<sip:")), "{ringing}");
+}
