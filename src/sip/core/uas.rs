@@ -154,7 +154,10 @@ impl SipCore {
         };
         let username = match result {
             AuthResult::Ok { username } => username,
-            AuthResult::Stale => return self.challenge(&key, 401, true, now),
+            // A replayed nonce count carries a right answer (it is checked first): SIP.js sends its
+            // last credentials again on un-REGISTER. A fresh nonce lets a genuine client answer,
+            // gives a replaying stranger nothing, and no password was wrong.
+            AuthResult::Stale | AuthResult::Failed(AuthFailure::NonceCountReplay) => return self.challenge(&key, 401, true, now),
             AuthResult::Failed(failure) if is_rechallenge(&failure) => return self.challenge(&key, 401, false, now),
             AuthResult::Failed(failure) => {
                 if let Some(not_logged) = self.refusal_log.admit(now) {
@@ -305,7 +308,7 @@ impl SipCore {
                 Gate::Pass(CallerIdentity::LocalUser { username })
             }
             AuthResult::Ok { .. } => Gate::Refuse("authenticated user does not match From"),
-            AuthResult::Stale => Gate::Challenge { stale: true },
+            AuthResult::Stale | AuthResult::Failed(AuthFailure::NonceCountReplay) => Gate::Challenge { stale: true },
             AuthResult::Failed(failure) if is_rechallenge(&failure) => Gate::Challenge { stale: false },
             AuthResult::Failed(_) => {
                 local.failed(peer.remote.ip(), now);
@@ -316,7 +319,7 @@ impl SipCore {
 }
 
 /// Failures where the phone simply has not answered our challenge properly yet: challenge again.
-/// A wrong password or a replay is refused outright so a phone cannot loop.
+/// A wrong password is refused outright so a phone cannot loop.
 fn is_rechallenge(failure: &AuthFailure) -> bool {
     matches!(
         failure,
