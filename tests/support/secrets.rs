@@ -14,6 +14,8 @@ pub const CONFIGURED: &[(&str, &str)] = &[
     ("coturn's shared secret (tests/support/coturn.rs)", super::coturn::TURN_SECRET),
     ("a console admin's password (tests/console.rs)", "console-admin-pass"),
     ("a console viewer's password (tests/console.rs)", "console-viewer-pass"),
+    ("the first-start admin's new password (tests/console.rs)", "my-own-console-password"),
+    ("the first-start admin's new password (tests/first_run.rs)", "a-password-of-my-own"),
     ("a console admin's password (tests/local_users.rs)", "ops-console-pass"),
     ("a console viewer's password (tests/local_users.rs)", "viewer-console-pass"),
     ("a wrong password tried at login (tests/local_users.rs, tests/sipp/register_wrong_password.xml)", "not-the-password"),
@@ -34,7 +36,7 @@ pub const CONFIGURED: &[(&str, &str)] = &[
 /// Values in the test sources that look like secrets but are too short or too common to search
 /// for in logs; each says why it need not be.
 pub const NOT_SEARCHED: &[(&str, &str)] = &[
-    ("secret", "the example carrier trunk's password (sip-profiles/carrier-trunk.toml): a common word; the trunk is never reached"),
+    ("secret", "the example carrier trunk's password (sip-profiles/examples/carrier-trunk.toml): a common word; the trunk is never reached"),
     ("p", "a TURN credential check-config refuses (tests/cli.rs): one letter"),
 ];
 
