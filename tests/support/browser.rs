@@ -54,3 +54,20 @@ pub fn run_script(script: &str, browser: Browser, args: &[&str], env: &[(&str, &
 pub fn artifacts_dir(what: &str, browser: Browser) -> PathBuf {
     PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("test-artifacts").join(what).join(browser.name())
 }
+
+/// Firefox's preferences for the tests, from tests/browser/firefox-prefs.json (which launch.mjs
+/// reads too): the quiet start, plus with `media` the fake microphone (a sine of `tone_hz`),
+/// permissions and loopback ICE. Values are JSON, which is also how user.js writes them.
+pub fn firefox_prefs(media: bool, tone_hz: Option<u32>) -> Vec<(String, serde_json::Value)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/firefox-prefs.json");
+    let text = std::fs::read_to_string(&path).expect("tests/browser/firefox-prefs.json");
+    let all: serde_json::Value = serde_json::from_str(&text).expect("firefox-prefs.json is JSON");
+    let groups: &[&str] = if media { &["quiet", "media"] } else { &["quiet"] };
+    let mut prefs: Vec<(String, serde_json::Value)> =
+        groups.iter().flat_map(|group| all[group].as_object().cloned().unwrap_or_default()).collect();
+    if let Some(hz) = tone_hz {
+        prefs.retain(|(name, _)| name != "media.navigator.audio.fake_frequency");
+        prefs.push(("media.navigator.audio.fake_frequency".into(), hz.into()));
+    }
+    prefs
+}
