@@ -1,5 +1,6 @@
 //! The web console in headless Chromium and in Firefox ESR (tests/browser/launch.mjs): login (a
-//! wrong password first), the dashboard, the call records (a real call's record plus seeded ones),
+//! wrong password first), the dashboard with its active calls (a seeded call in progress; the
+//! console lists calls, it does not control them), the call records (a real call's record plus seeded ones),
 //! a filter that narrows them, and the detail page with the SIP ladder of the real call. Also the console's auth over HTTP: sessions, roles
 //! (403 for a viewer's export) and cross-origin refusal. Screenshots land in
 //! $CARGO_TARGET_DIR/test-artifacts/console/BROWSER/.
@@ -14,6 +15,8 @@ use support::{sipp, sipp_available, Gateway, GatewayOptions};
 
 const ADMIN_PASSWORD: &str = "console-admin-pass";
 const VIEWER_PASSWORD: &str = "console-viewer-pass";
+/// The caller of the seeded call in progress, which the dashboard lists among the active calls.
+const LIVE_CALLER: &str = "sip:+15550009999@carrier.example";
 
 fn console_gateway() -> Gateway {
     let admin = sipbridge::http::console::hash_password(ADMIN_PASSWORD).expect("hash");
@@ -99,7 +102,9 @@ fn console_walk(browser: Browser) {
     assert_eq!(result["ok"], true, "{result:#}\n{}", run.stderr);
     assert!(result["wrongPasswordMessage"].as_str().is_some_and(|m| m.contains("wrong")), "{result:#}");
     assert_eq!(result["who"], "ops (admin)");
-    assert_eq!(result["rowsAll"], 21, "the real call and the 20 seeded");
+    assert_eq!(result["activeCount"], "1", "{result:#}");
+    assert_eq!(result["activeCallers"], serde_json::json!([LIVE_CALLER]), "the dashboard lists the call in progress");
+    assert_eq!(result["rowsAll"], 22, "the real call, the 20 seeded finished ones and the one in progress");
     assert_eq!(result["rowsMissed"], 6, "the filter narrows to the missed calls");
     assert_eq!(result["statusesAfterFilter"], serde_json::json!(["missed"]));
     assert!(result["ladderArrows"].as_u64().is_some_and(|n| n >= 3), "{result:#}");
@@ -112,7 +117,7 @@ fn console_walk(browser: Browser) {
 }
 
 /// Names the real call's record `ladder-caller` (so the browser can search for it) and adds 20
-/// finished records, every fourth one missed.
+/// finished records, every fourth one missed, and the record of a call still in progress.
 fn seed_records(gateway: &Gateway) {
     let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -141,6 +146,11 @@ fn seed_records(gateway: &Gateway) {
             r.revision = 1;
             store.upsert(&r).await.expect("seed");
         }
+        let mut live = CallRecord::new("live".into(), CallDirection::Inbound, 1_795_600_000_000);
+        live.from_uri = LIVE_CALLER.into();
+        live.to_uri = "sip:alice@example.com".into();
+        live.revision = 1;
+        store.upsert(&live).await.expect("seed the call in progress");
         store.close().await;
     });
 }
