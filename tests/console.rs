@@ -1,18 +1,22 @@
-//! The web console in headless Chromium: login (a wrong password first), the dashboard, the call
-//! records (a real call's record plus seeded ones), a filter that narrows them, and the detail
-//! page with the SIP ladder of the real call. Also the console's auth over HTTP: sessions, roles
+//! The web console in headless Chromium and in Firefox ESR (tests/browser/launch.mjs): login (a
+//! wrong password first), the dashboard with its active calls (a seeded call in progress; the
+//! console lists calls, it does not control them), the call records (a real call's record plus seeded ones),
+//! a filter that narrows them, and the detail page with the SIP ladder of the real call. Also the console's auth over HTTP: sessions, roles
 //! (403 for a viewer's export) and cross-origin refusal. Screenshots land in
-//! $CARGO_TARGET_DIR/test-artifacts/console/.
+//! $CARGO_TARGET_DIR/test-artifacts/console/BROWSER/.
 
 mod support;
 
 use sipbridge::store::{CallDirection, CallRecord, CallStatus, CallStore, HangupSide, SqlStore};
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use support::browser::{artifacts_dir, run_script, Browser};
 use support::{sipp, sipp_available, Gateway, GatewayOptions};
 
 const ADMIN_PASSWORD: &str = "console-admin-pass";
 const VIEWER_PASSWORD: &str = "console-viewer-pass";
+/// The caller of the seeded call in progress, which the dashboard lists among the active calls.
+const LIVE_CALLER: &str = "sip:+15550009999@carrier.example";
 
 fn console_gateway() -> Gateway {
     let admin = sipbridge::http::console::hash_password(ADMIN_PASSWORD).expect("hash");
@@ -73,11 +77,48 @@ fn console_sessions_roles_and_origin_checks() {
 
 #[test]
 fn console_in_chromium_lists_filters_and_shows_the_ladder() {
+    console_walk(Browser::Chromium);
+}
+
+#[test]
+fn console_in_firefox_lists_filters_and_shows_the_ladder() {
+    console_walk(Browser::Firefox);
+}
+
+/// A gateway with one real (missed) call and 20 seeded records; `browser` walks the console
+/// (tests/browser/console.mjs): login, dashboard, records, a filter, the real call's ladder.
+fn console_walk(browser: Browser) {
     sipp_available();
     let gateway = console_gateway();
     // One real call: nobody is logged in as alice, so the trunk gets 480 and the call is missed.
     let run = sipp("call_nobody.xml", &format!("127.0.0.1:{}", gateway.sip_port), &["-t", "u1"]);
     assert!(run.success(), "{}", run.describe());
+    seed_records(&gateway);
+    let out = artifacts_dir("console", browser);
+    let base_url = format!("http://127.0.0.1:{}", gateway.http_port);
+    let run = run_script("console.mjs", browser, &[&base_url, "ops", ADMIN_PASSWORD, &out.to_string_lossy()], &[]);
+    let result = run.report;
+    println!("console in {}: {result}", browser.name());
+    assert_eq!(result["ok"], true, "{result:#}\n{}", run.stderr);
+    assert!(result["wrongPasswordMessage"].as_str().is_some_and(|m| m.contains("wrong")), "{result:#}");
+    assert_eq!(result["who"], "ops (admin)");
+    assert_eq!(result["activeCount"], "1", "{result:#}");
+    assert_eq!(result["activeCallers"], serde_json::json!([LIVE_CALLER]), "the dashboard lists the call in progress");
+    assert_eq!(result["rowsAll"], 22, "the real call, the 20 seeded finished ones and the one in progress");
+    assert_eq!(result["rowsMissed"], 6, "the filter narrows to the missed calls");
+    assert_eq!(result["statusesAfterFilter"], serde_json::json!(["missed"]));
+    assert!(result["ladderArrows"].as_u64().is_some_and(|n| n >= 3), "{result:#}");
+    assert_eq!(result["ladderLabels"][0], "INVITE", "{result:#}");
+    assert!(result["firstMessage"].as_str().is_some_and(|m| m.starts_with("INVITE sip:alice@")), "{result:#}");
+    assert_eq!(result["pageErrors"], serde_json::json!([]));
+    for shot in ["console-dashboard.png", "console-records.png", "console-filtered.png", "console-detail.png"] {
+        assert!(out.join(shot).metadata().is_ok_and(|m| m.len() > 1_000), "screenshot {shot} saved in {}", out.display());
+    }
+}
+
+/// Names the real call's record `ladder-caller` (so the browser can search for it) and adds 20
+/// finished records, every fourth one missed, and the record of a call still in progress.
+fn seed_records(gateway: &Gateway) {
     let url = format!("sqlite://{}", gateway.dir.path().join("data/records.db").display());
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
     runtime.block_on(async {
@@ -93,7 +134,6 @@ fn console_in_chromium_lists_filters_and_shows_the_ladder() {
         }
         let mut real = real.expect("the real call's record");
         assert!(real.sip_messages.len() >= 3, "{:?}", real.sip_messages);
-        // Named so the browser can search for it.
         real.from_name = Some("ladder-caller".into());
         real.revision += 1;
         store.upsert(&real).await.expect("rename");
@@ -106,58 +146,40 @@ fn console_in_chromium_lists_filters_and_shows_the_ladder() {
             r.revision = 1;
             store.upsert(&r).await.expect("seed");
         }
+        let mut live = CallRecord::new("live".into(), CallDirection::Inbound, 1_795_600_000_000);
+        live.from_uri = LIVE_CALLER.into();
+        live.to_uri = "sip:alice@example.com".into();
+        live.revision = 1;
+        store.upsert(&live).await.expect("seed the call in progress");
         store.close().await;
     });
-    let out = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("test-artifacts/console");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console.mjs");
-    let output = std::process::Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .args(["ops", ADMIN_PASSWORD])
-        .arg(&out)
-        .output()
-        .expect("run the browser");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-    println!("console: {result}");
-    assert_eq!(result["ok"], true, "{result:#}\n{}", String::from_utf8_lossy(&output.stderr));
-    assert!(result["wrongPasswordMessage"].as_str().is_some_and(|m| m.contains("wrong")), "{result:#}");
-    assert_eq!(result["who"], "ops (admin)");
-    assert_eq!(result["rowsAll"], 21, "the real call and the 20 seeded");
-    assert_eq!(result["rowsMissed"], 6, "the filter narrows to the missed calls");
-    assert_eq!(result["statusesAfterFilter"], serde_json::json!(["missed"]));
-    assert!(result["ladderArrows"].as_u64().is_some_and(|n| n >= 3), "{result:#}");
-    assert_eq!(result["ladderLabels"][0], "INVITE", "{result:#}");
-    assert!(result["firstMessage"].as_str().is_some_and(|m| m.starts_with("INVITE sip:alice@")), "{result:#}");
-    assert_eq!(result["pageErrors"], serde_json::json!([]));
-    for shot in ["console-dashboard.png", "console-records.png", "console-filtered.png", "console-detail.png"] {
-        assert!(out.join(shot).metadata().is_ok_and(|m| m.len() > 1_000), "screenshot {shot} saved in {}", out.display());
-    }
 }
 
-/// The first start with no console user: `admin` with a one-time password from the log. In
-/// Chromium the console shows only the password form until it is changed (a reload too), refuses
-/// a short one, then shows the dashboard; the new password logs in and the old one no longer does.
 #[test]
 fn first_login_in_chromium_must_change_the_one_time_password() {
+    first_login(Browser::Chromium);
+}
+
+#[test]
+fn first_login_in_firefox_must_change_the_one_time_password() {
+    first_login(Browser::Firefox);
+}
+
+/// The first start with no console user: `admin` with a one-time password from the log. In the
+/// browser the console shows only the password form until it is changed (a reload too), refuses
+/// a short one, then shows the dashboard; the new password logs in and the old one no longer does.
+fn first_login(browser: Browser) {
     let gateway = Gateway::start(GatewayOptions::default());
     let log = gateway.log();
     let one_time: String = log.split("one-time password ").nth(1).unwrap_or_else(|| panic!("no one-time password:\n{log}")).chars().take_while(char::is_ascii_alphanumeric).collect();
     assert!(one_time.len() >= 16, "{one_time:?}");
     let new_password = "my-own-console-password";
-    let out = std::path::PathBuf::from(std::env::var("CARGO_TARGET_DIR").unwrap_or_else(|_| "target".into())).join("test-artifacts/console");
-    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/first_login.mjs");
-    let output = std::process::Command::new("node")
-        .arg(script)
-        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
-        .args([one_time.as_str(), new_password])
-        .arg(&out)
-        .output()
-        .expect("run the browser");
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    let result: serde_json::Value = stdout.lines().rev().find(|l| l.starts_with('{')).and_then(|l| serde_json::from_str(l).ok()).unwrap_or_default();
-    println!("first login: {result}");
-    assert_eq!(result["ok"], true, "{result:#}\n{}\n{}", String::from_utf8_lossy(&output.stderr), gateway.log());
+    let out = artifacts_dir("console", browser);
+    let base_url = format!("http://127.0.0.1:{}", gateway.http_port);
+    let run = run_script("first_login.mjs", browser, &[&base_url, &one_time, new_password, &out.to_string_lossy()], &[]);
+    let result = run.report;
+    println!("first login in {}: {result}", browser.name());
+    assert_eq!(result["ok"], true, "{result:#}\n{}\n{}", run.stderr, gateway.log());
     assert_eq!(result["navHiddenWhileForced"], true, "{result:#}");
     assert_eq!(result["viewEmptyWhileForced"], true, "{result:#}");
     assert!(result["shortPasswordMessage"].as_str().is_some_and(|m| m.contains("10 characters")), "{result:#}");

@@ -102,32 +102,11 @@ struct Firefox {
 impl Firefox {
     fn open(url: &str, tone_hz: u32) -> Firefox {
         let profile = tempfile::tempdir().expect("tempdir");
-        let prefs = [
-            // A fake microphone (a sine), a mock audio backend (there is no sound card), and no
-            // permission prompts: without the microphone grant Firefox gathers only the
-            // default-route address and hides host addresses behind mDNS.
-            ("media.navigator.streams.fake", "true".to_string()),
-            ("media.navigator.audio.fake_frequency", tone_hz.to_string()),
-            ("media.cubeb.force_mock_context", "true".into()),
-            ("media.navigator.permission.disabled", "true".into()),
-            ("permissions.default.microphone", "1".into()),
-            ("media.peerconnection.ice.loopback", "true".into()),
-            // Tests stay on 127.0.0.0/8: no candidate on the host's other interfaces.
-            ("media.peerconnection.ice.force_interface", "\"lo\"".into()),
-            ("media.peerconnection.ice.obfuscate_host_addresses", "false".into()),
-            ("media.autoplay.default", "0".into()),
-            // A quiet, fast start: nothing fetched from the network.
-            ("browser.shell.checkDefaultBrowser", "false".into()),
-            ("browser.startup.homepage_override.mstone", "\"ignore\"".into()),
-            ("datareporting.policy.dataSubmissionEnabled", "false".into()),
-            ("toolkit.telemetry.reportingpolicy.firstRun", "false".into()),
-            ("app.update.disabledForTesting", "true".into()),
-            ("network.captive-portal-service.enabled", "false".into()),
-            ("network.connectivity-service.enabled", "false".into()),
-            ("extensions.update.enabled", "false".into()),
-            ("browser.safebrowsing.update.enabled", "false".into()),
-        ];
-        let user_js: String = prefs.iter().map(|(name, value)| format!("user_pref(\"{name}\", {value});\n")).collect();
+        // The prefs launch.mjs gives Firefox, as user.js lines (JSON literals are JavaScript ones).
+        let user_js: String = support::browser::firefox_prefs(true, Some(tone_hz))
+            .into_iter()
+            .map(|(name, value)| format!("user_pref({}, {value});\n", serde_json::Value::from(name)))
+            .collect();
         std::fs::write(profile.path().join("user.js"), user_js).expect("user.js");
         let child = Command::new("firefox-esr")
             .args(["--headless", "--no-remote", "--profile"])

@@ -1,4 +1,4 @@
-// Headless Chromium logged in as a browser user with sipbridge.js, one page per MODE: prints
+// A headless browser (launch.mjs) logged in as a browser user with sipbridge.js, one page per MODE: prints
 // READY once every page is logged in. The fake microphone plays a 440 Hz tone.
 // Modes: accept (answer, measure audio, note DTMF with the frequency heard after each digit, and
 // remote hold, wait up to 15 s for the end),
@@ -7,24 +7,11 @@
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
 // SIPBRIDGE_ICE_POLICY=relay makes the pages use only TURN relays (see `selectedPair`).
-import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sineWav } from './wav.mjs';
+import { launch } from './launch.mjs';
 
 const [baseUrl, token, ...modeArgs] = process.argv.slice(2);
 const modes = modeArgs.length ? modeArgs : ['accept'];
-const wav = join(mkdtempSync(join(tmpdir(), 'sipbridge-answer-')), 'tone-440hz.wav');
-writeFileSync(wav, sineWav(440, 48000, 30));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-networking', '--disable-component-update',
-    '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch({ media: true, toneHz: 440 });
 let ready = 0;
 async function runPage(mode) {
   const page = await browser.newPage();

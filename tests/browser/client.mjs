@@ -1,4 +1,4 @@
-// sipbridge.js as a real page uses it, in headless Chromium, against the gateway's `echo`:
+// sipbridge.js as a real page uses it, in a headless browser (launch.mjs), against the gateway's `echo`:
 // - `merge`: the page's own ICE servers and the login reply's are both used;
 // - `codecs`: codec preferences ['PCMU'] make the browser offer PCMU only, and the tone still
 //   comes back (frequency measured);
@@ -7,22 +7,10 @@
 //   and nothing (no candidate) is sent for it afterwards.
 // Prints one JSON line: {ok, merge, codecs, badIceServer, hangupInFlight, errors}.
 // Usage: node client.mjs BASE_URL TOKEN
-import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sineWav } from './wav.mjs';
+import { launch } from './launch.mjs';
 
 const [baseUrl, token] = process.argv.slice(2);
-const wav = join(mkdtempSync(join(tmpdir(), 'sipbridge-client-')), 'tone-1000hz.wav');
-writeFileSync(wav, sineWav(1000, 48000, 30));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch({ media: true, toneHz: 1000 });
 let result;
 try {
   const page = await browser.newPage();

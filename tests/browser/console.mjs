@@ -1,13 +1,13 @@
-// Headless Chromium drives the web console: a wrong password, then login, the dashboard, the
-// call records, a filter, and one call's detail with its SIP ladder. Screenshots go to OUT_DIR.
+// A headless browser (launch.mjs: Chromium or Firefox ESR) drives the web console: a wrong
+// password, then login, the dashboard (its active calls), the call records, a filter, and one call's detail with its SIP ladder. Screenshots go to OUT_DIR.
 // Prints one JSON line. Usage: node console.mjs BASE_URL USER PASSWORD OUT_DIR
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [baseUrl, user, password, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'] });
+const browser = await launch();
 const result = { ok: false };
 const errors = [];
 let page;
@@ -26,6 +26,8 @@ try {
   await page.click('#login button');
   await page.waitForSelector('#active-count', { timeout: 5000 });
   result.who = await page.textContent('#who');
+  result.activeCount = await page.textContent('#active-count');
+  result.activeCallers = await page.$$eval('#view tr.row td:nth-child(4)', (cells) => cells.map((c) => c.textContent));
   await page.screenshot({ path: join(outDir, 'console-dashboard.png'), fullPage: true });
 
   await page.click('a[href="#/calls"]');

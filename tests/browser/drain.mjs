@@ -1,26 +1,14 @@
-// One headless Chromium page with sipbridge.js holding many calls at once, for the drain test: one
+// One headless browser page (launch.mjs) with sipbridge.js holding many calls at once, for the drain test: one
 // connection (ACCEPT_TOKEN's user) accepts the first ACCEPT incoming calls; connections for the
 // PLACE_TOKENS place PLACE calls to TARGET, 4 per connection (the gateway's per-connection limit).
 // Prints `READY` once logged in, `ESTABLISHED` once every call is answered, then
 // `{ok, ended: [{direction, reason, cause}]}` once every call has ended (the gateway ends them when
 // it shuts down), or after 60 s.
 // Usage: node drain.mjs BASE_URL ACCEPT_TOKEN ACCEPT TARGET PLACE PLACE_TOKEN...
-import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sineWav } from './wav.mjs';
+import { launch } from './launch.mjs';
 
 const [baseUrl, token, accept, target, place, ...placeTokens] = process.argv.slice(2);
-const wav = join(mkdtempSync(join(tmpdir(), 'sipbridge-drain-')), 'tone-440hz.wav');
-writeFileSync(wav, sineWav(440, 48000, 30));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch({ media: true, toneHz: 440 });
 let result;
 try {
   const page = await browser.newPage();

@@ -1,5 +1,5 @@
-// Headless Chromium calls `echo` through the gateway with sipbridge.js and measures the audio that
-// comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, dtmfReceived (digits the far end sent), error?}.
+// A headless browser (launch.mjs) calls `echo` through the gateway with sipbridge.js and
+// measures the audio that comes back with an AnalyserNode. Prints one JSON line: {ok, peakHz, codec, dtmfReceived (digits the far end sent), error?}.
 // Usage: node echo.mjs BASE_URL LOGIN [CODEC] [TARGET] [MODE] [TONE_HZ (1000)]
 // LOGIN is a JWT, or `password:USER:PASSWORD` for a local user. SIPBRIDGE_ICE_POLICY=relay makes
 // the browser use only TURN relays (`selectedPair` in the result says which pair carried media).
@@ -15,26 +15,11 @@
 // waits for a line on its standard input (the test does something to the gateway meanwhile), then
 // measures the tone again (`peakHzAfterPause`) and reports whether the call and its WebSocket
 // lived on. An https:// BASE_URL takes the gateway's certificate as it is (self-signed in tests).
-import { chromium } from 'playwright-core';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { sineWav } from './wav.mjs';
+import { launch } from './launch.mjs';
 
 const [baseUrl, token, codec, target = 'echo', mode = '', toneArg = '1000'] = process.argv.slice(2);
-const dir = mkdtempSync(join(tmpdir(), 'sipbridge-echo-'));
-const wav = join(dir, `tone-${toneArg}hz.wav`);
-writeFileSync(wav, sineWav(Number(toneArg), 48000, 30));
 
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: [
-    '--no-sandbox', '--disable-gpu', '--use-fake-ui-for-media-stream', '--use-fake-device-for-media-stream',
-    `--use-file-for-fake-audio-capture=${wav}`, '--autoplay-policy=no-user-gesture-required',
-    '--allow-loopback-in-peer-connection', '--disable-features=WebRtcHideLocalIpsWithMdns',
-    '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic',
-  ],
-});
+const browser = await launch({ media: true, toneHz: toneArg });
 // `pause` mode: the page waits here until the test writes a line.
 const stdinLines = [];
 let lineWaiter = null;

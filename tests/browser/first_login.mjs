@@ -1,14 +1,15 @@
-// Headless Chromium logs in to the console with the first-start admin's one-time password: the
+// A headless browser (launch.mjs: Chromium or Firefox ESR) logs in to the console with the
+// first-start admin's one-time password: the
 // console shows only the password form (no navigation), refuses a short password, takes a good
 // one, and then shows the dashboard. Screenshots go to OUT_DIR. Prints one JSON line.
 // Usage: node first_login.mjs BASE_URL ONE_TIME_PASSWORD NEW_PASSWORD OUT_DIR
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 const [baseUrl, oneTime, newPassword, outDir] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
-const browser = await chromium.launch({ executablePath: '/usr/bin/chromium', args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-sync'] });
+const browser = await launch();
 const result = { ok: false };
 const errors = [];
 let page;

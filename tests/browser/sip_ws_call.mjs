@@ -1,5 +1,5 @@
-// JsSIP 3.13 or SIP.js 0.21 (from npm, bundled for the page with esbuild) in headless Chromium,
-// registered to the gateway over SIP over WebSocket, placing or answering a call with WebRTC media.
+// JsSIP 3.13 or SIP.js 0.21 (from npm, bundled for the page with esbuild) in a headless browser
+// (launch.mjs), registered to the gateway over SIP over WebSocket, placing or answering a call with WebRTC media.
 // The fake microphone plays a TONE_HZ sine; the page measures the loudest frequency it hears
 // (an FFT over 3 s from the first packet received).
 // Usage: node sip_ws_call.mjs jssip|sipjs WS_URL AOR PASSWORD MODE TARGET TONE_HZ
@@ -9,13 +9,10 @@
 //                then hang up.
 // Prints one JSON line: {ok, peakHz, peakDb, codec, ended, error?}. The page is SIP_WS_PAGE (the
 // gateway's /healthz in the tests): a loopback origin, a secure context for getUserMedia.
-import { chromium } from 'playwright-core';
+import { launch } from './launch.mjs';
 import { build } from 'esbuild';
-import { mkdtempSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import { sineWav } from './wav.mjs';
 
 const [library, url, aor, password, mode, target, toneArg = '660'] = process.argv.slice(2);
 const here = dirname(fileURLToPath(import.meta.url));
@@ -29,16 +26,7 @@ const bundled = await build({
   write: false,
   logLevel: 'error',
 });
-const wav = join(mkdtempSync(join(tmpdir(), 'sipbridge-sipws-')), `tone-${toneArg}hz.wav`);
-writeFileSync(wav, sineWav(Number(toneArg), 48000, 30));
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--ignore-certificate-errors', '--use-fake-ui-for-media-stream',
-    '--use-fake-device-for-media-stream', `--use-file-for-fake-audio-capture=${wav}`,
-    '--autoplay-policy=no-user-gesture-required', '--allow-loopback-in-peer-connection',
-    '--disable-features=WebRtcHideLocalIpsWithMdns', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
-});
+const browser = await launch({ media: true, toneHz: toneArg, insecureCerts: true });
 let result;
 try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });

@@ -1,5 +1,5 @@
-// JsSIP 3.13 or SIP.js 0.21 (from npm, bundled for the page with esbuild) in headless Chromium,
-// registering to the gateway over SIP over WebSocket (RFC 7118). The page is about:blank with the
+// JsSIP 3.13 or SIP.js 0.21 (from npm, bundled for the page with esbuild) in a headless browser
+// (launch.mjs), registering to the gateway over SIP over WebSocket (RFC 7118). The page is about:blank with the
 // bundle added, so nothing of the gateway's own web client is involved. The page is
 // SIP_WS_PAGE (the gateway's /healthz in the tests): a loopback origin, so Chromium's local
 // network access checks let it open WebSockets to loopback.
@@ -9,8 +9,8 @@
 //                  browser (the socket closes without an un-REGISTER), `quit` un-registers first.
 //   MODE fail:     expect the registration to fail; print {"registered":false,"cause":...}.
 // Prints one JSON line per result. wss:// with a self-signed certificate works because
-// Chromium is started with --ignore-certificate-errors (a test certificate, loopback only).
-import { chromium } from 'playwright-core';
+// the launcher accepts insecure certificates (a test certificate, loopback only).
+import { launch } from './launch.mjs';
 import { build } from 'esbuild';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -28,11 +28,7 @@ const bundled = await build({
   write: false,
   logLevel: 'error',
 });
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  args: ['--no-sandbox', '--disable-gpu', '--ignore-certificate-errors', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--no-first-run'],
-});
+const browser = await launch({ insecureCerts: true });
 // Playwright's own switch for certificate errors: it also covers WebSockets.
 const context = await browser.newContext({ ignoreHTTPSErrors: true });
 const page = await context.newPage();
