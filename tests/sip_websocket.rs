@@ -21,9 +21,14 @@ const MAX_MESSAGE: usize = 8192;
 
 /// A gateway with `ws` and `wss` listeners of their own and SIP over WebSocket at `/sip`.
 fn start_gateway() -> (Gateway, u16, u16) {
+    start_gateway_with("")
+}
+
+/// `start_gateway` with more `[sip]` settings.
+fn start_gateway_with(sip_settings: &str) -> (Gateway, u16, u16) {
     let (ws_port, wss_port) = (free_port(), free_port());
     let extra_sip = format!(
-        "max_message_bytes = {MAX_MESSAGE}\n\
+        "max_message_bytes = {MAX_MESSAGE}\n{sip_settings}\
          [[sip.listen]]\ntransport = \"ws\"\naddress = \"127.0.0.1:{ws_port}\"\n\
          [[sip.listen]]\ntransport = \"wss\"\naddress = \"127.0.0.1:{wss_port}\"\n"
     );
@@ -335,4 +340,45 @@ a=setup:actpass\r\na=mid:0\r\na=sendrecv\r\na=rtcp-mux\r\na=rtpmap:111 opus/4800
     assert_eq!(hangup["reason"], "busy", "{hangup}");
     bob.close(None).await.expect("close");
     gateway.wait_status("bob's binding to go", Duration::from_secs(5), |s| s["bindings"].as_array().is_some_and(|b| b.is_empty()));
+}
+
+/// Pings every second, idle after three: alice's client reads (so it answers the pings) and stays
+/// registered past the idle timeout; bob's stops reading after registering, answers no ping, and
+/// is closed as idle with his binding removed. (Bob's close frame is not read: his client would
+/// first answer the queued pings into a closed connection.)
+#[tokio::test]
+async fn a_client_that_answers_no_ping_is_closed_as_idle_and_its_binding_goes() {
+    let (gateway, ws_port, _) = start_gateway_with("websocket_ping_interval_secs = 1\nwebsocket_idle_timeout_secs = 3\n");
+    let url = format!("ws://127.0.0.1:{ws_port}");
+    let mut alice = connect(&url, Some("sip")).await.expect("connect");
+    assert_eq!(status_of(&register_with(&mut alice, 1, ALICE_PASSWORD).await), 200);
+    let mut bob = connect(&url, Some("sip")).await.expect("connect");
+    let bob_register = register(1, None).replace("alice@", "bob@").replace("Call-ID: guess@test", "Call-ID: bob@test");
+    bob.send(Message::text(bob_register.clone())).await.expect("send");
+    let challenge = next_sip(&mut bob).await;
+    let value = challenge.lines().find_map(|l| l.strip_prefix("WWW-Authenticate: ")).expect("challenge");
+    let challenge = sipbridge::sip::auth::Challenge::parse(value).expect("challenge");
+    let credentials = sipbridge::sip::auth::answer_challenge(&challenge, "bob", support::BOB_PASSWORD, "REGISTER", &format!("sip:{LOCAL_DOMAIN}"), None, "0c4f113b", 1).expect("answer");
+    let authorized = bob_register.replace("CSeq: 1 ", "CSeq: 2 ").replace("Expires: 600\r\n", &format!("Expires: 600\r\nAuthorization: {credentials}\r\n"));
+    bob.send(Message::text(authorized)).await.expect("send");
+    assert_eq!(status_of(&next_sip(&mut bob).await), 200);
+    gateway.wait_status("both bindings", Duration::from_secs(5), |s| s["bindings"].as_array().is_some_and(|b| b.len() == 2));
+
+    // Alice reads: five pings (beyond the 3 s idle timeout), each answered with a pong by the library.
+    let mut pings = 0;
+    while pings < 5 {
+        match tokio::time::timeout(Duration::from_secs(5), alice.next()).await.expect("a ping within 5 s") {
+            Some(Ok(Message::Ping(_))) => pings += 1,
+            Some(Ok(_)) => {}
+            other => panic!("alice's flow must stay open while she answers pings: {other:?}"),
+        }
+    }
+    // By now bob (who read nothing since) has been silent past the idle timeout.
+    let status = gateway.wait_status("bob's binding to go", Duration::from_secs(10), |s| {
+        s["bindings"].as_array().is_some_and(|b| b.len() == 1) && s["transport"]["ws_idle_closed"].as_u64() == Some(1)
+    });
+    let aors: Vec<&str> = status["bindings"].as_array().into_iter().flatten().filter_map(|b| b["aor"].as_str()).collect();
+    assert_eq!(aors, vec![format!("sip:alice@{LOCAL_DOMAIN}")], "alice stays, bob goes");
+    let metrics = support::http_get(gateway.http_port, "/metrics", Some(support::API_TOKEN)).expect("metrics").1;
+    assert!(metrics.contains("sipbridge_sip_websocket_closed_total{reason=\"idle\"} 1"), "{metrics}");
 }

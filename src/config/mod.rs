@@ -153,6 +153,13 @@ pub struct SipConfig {
     /// Lifetime of a digest nonce handed to phones.
     #[serde(default = "default_nonce_lifetime")]
     pub nonce_lifetime_secs: u64,
+    /// A WebSocket ping to each SIP-over-WebSocket client this often.
+    #[serde(default = "default_websocket_ping_interval")]
+    pub websocket_ping_interval_secs: u64,
+    /// A WebSocket flow from which nothing (no message, no pong) came for this long is closed,
+    /// and the bindings registered over it go with it.
+    #[serde(default = "default_websocket_idle_timeout")]
+    pub websocket_idle_timeout_secs: u64,
 }
 
 impl Default for SipConfig {
@@ -170,6 +177,8 @@ impl Default for SipConfig {
             t2_ms: default_t2_ms(),
             t4_ms: default_t4_ms(),
             nonce_lifetime_secs: default_nonce_lifetime(),
+            websocket_ping_interval_secs: default_websocket_ping_interval(),
+            websocket_idle_timeout_secs: default_websocket_idle_timeout(),
         }
     }
 }
@@ -183,6 +192,12 @@ impl SipConfig {
     }
     pub fn t4(&self) -> Duration {
         Duration::from_millis(self.t4_ms)
+    }
+    pub fn websocket_ping_interval(&self) -> Duration {
+        Duration::from_secs(self.websocket_ping_interval_secs)
+    }
+    pub fn websocket_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.websocket_idle_timeout_secs)
     }
 }
 
@@ -444,6 +459,13 @@ fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErrors) {
     if sip.nonce_lifetime_secs < 10 {
         errors.push(file, "sip.nonce_lifetime_secs", "must be at least 10 s");
     }
+    if !(1..=3_600).contains(&sip.websocket_ping_interval_secs) {
+        errors.push(file, "sip.websocket_ping_interval_secs", "must be 1-3600 s");
+    }
+    // A client that only answers pings must not be taken for idle.
+    if sip.websocket_idle_timeout_secs <= sip.websocket_ping_interval_secs {
+        errors.push(file, "sip.websocket_idle_timeout_secs", "must be longer than websocket_ping_interval_secs");
+    }
     if sip.tls.cert_file.is_some() != sip.tls.key_file.is_some() {
         errors.push(file, "sip.tls", "set both cert_file and key_file, or neither to generate a certificate");
     }
@@ -544,6 +566,13 @@ fn default_t4_ms() -> u64 {
 }
 fn default_nonce_lifetime() -> u64 {
     300
+}
+fn default_websocket_ping_interval() -> u64 {
+    30
+}
+/// RFC 5626 §4.4.1 suggests 95-120 s for flows kept alive by the client.
+fn default_websocket_idle_timeout() -> u64 {
+    95
 }
 fn default_media_address() -> std::net::IpAddr {
     std::net::IpAddr::from([0, 0, 0, 0])

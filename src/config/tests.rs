@@ -50,7 +50,7 @@ fn example_trunk_and_pbx_profiles_are_valid() {
 #[test]
 fn every_error_names_file_key_and_reason() {
     let (_dir, main) = config_dir(
-        "[sip]\nt1_ms = 0\nrate_limit_burst = 1\n",
+        "[sip]\nt1_ms = 0\nrate_limit_burst = 1\nwebsocket_ping_interval_secs = 40\nwebsocket_idle_timeout_secs = 40\n",
         &[
             ("pbx.toml", "kind = \"pbx\"\nregister = true\n"),
             ("trunk.toml", "kind = \"trunk\"\nhost = \"192.0.2.1\"\ntrusted_addresses = [\"0.0.0.0/0\", \"nonsense\"]\n"),
@@ -64,6 +64,7 @@ fn every_error_names_file_key_and_reason() {
     };
     assert!(has("gw.toml", "sip.t1_ms", "between"), "{errors:?}");
     assert!(has("gw.toml", "sip.rate_limit_burst", "at least"), "{errors:?}");
+    assert!(has("gw.toml", "sip.websocket_idle_timeout_secs", "longer than websocket_ping_interval_secs"), "{errors:?}");
     assert!(has("pbx.toml", "host", "needs the peer's host"), "{errors:?}");
     assert!(has("pbx.toml", "username", "required"), "{errors:?}");
     assert!(has("pbx.toml", "password", "required"), "{errors:?}");

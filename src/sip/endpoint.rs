@@ -211,7 +211,8 @@ pub async fn start(config: &Config) -> anyhow::Result<SipEndpoint> {
     let (events_tx, events_rx) = mpsc::channel(QUEUE_DEPTH);
     let sip = &config.sip;
     let limiter = RateLimiter::new(sip.rate_limit_per_second, sip.rate_limit_burst, 100_000);
-    let shared = TransportShared::new(sip.max_message_bytes, limiter, events_tx);
+    let websocket = transport::WebSocketTimers { ping_interval: sip.websocket_ping_interval(), idle_timeout: sip.websocket_idle_timeout() };
+    let shared = TransportShared::new(sip.max_message_bytes, websocket, limiter, events_tx);
     let mut udp_sockets: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     let mut bound = Vec::new();
     let mut tls_acceptor = None;

@@ -7,6 +7,8 @@
 //                the far end to hang up.
 //   MODE answer: register, print READY, answer the next call (within 30 s; JsSIP only), measure,
 //                then hang up.
+// Once a call has been measured (media flowed both ways), IN CALL is printed: a test may kill the
+// browser there to make the client vanish mid-call.
 // Prints one JSON line: {ok, peakHz, peakDb, codec, ended, error?}. The page is SIP_WS_PAGE (the
 // gateway's /healthz in the tests): a loopback origin, a secure context for getUserMedia.
 import { launch } from './launch.mjs';
@@ -32,7 +34,7 @@ try {
   const context = await browser.newContext({ ignoreHTTPSErrors: true });
   const page = await context.newPage();
   page.on('console', (m) => {
-    if (m.text() === 'READY') console.log('READY');
+    if (m.text() === 'READY' || m.text() === 'IN CALL') console.log(m.text());
     else if (!m.text().startsWith('Failed to load resource')) process.stderr.write(`page: ${m.text()}\n`);
   });
   await page.goto(process.env.SIP_WS_PAGE || 'about:blank');
@@ -131,6 +133,7 @@ try {
       ended.then((e) => { throw new Error(`call ${e.reason}: ${e.cause}`); }),
     ]));
     const heard = await measure(session.connection);
+    console.log('IN CALL');
     let end;
     if (mode === 'call') {
       end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);

@@ -516,3 +516,5 @@ mod tests_in_dialog;
 mod tests_routing;
 #[cfg(test)]
 mod tests_churn;
+#[cfg(test)]
+mod tests_websocket;

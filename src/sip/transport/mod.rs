@@ -23,7 +23,7 @@ use rate_limit::RateLimiter;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 /// Everything the transports report to the endpoint task, in arrival order.
@@ -54,7 +54,7 @@ pub struct TransportCounters {
     pub ws_handshake_refused: AtomicU64,
     /// WebSocket flows closed for a protocol error (a bad frame, bad UTF-8 in a text frame).
     pub ws_protocol_errors: AtomicU64,
-    /// WebSocket flows closed after `websocket::IDLE_TIMEOUT` without a frame or pong.
+    /// WebSocket flows closed after `WebSocketTimers::idle_timeout` without a frame or pong.
     pub ws_idle_closed: AtomicU64,
 }
 
@@ -78,9 +78,24 @@ pub struct TransportView {
     pub ws_idle_closed: u64,
 }
 
+/// `[sip] websocket_ping_interval_secs` and `websocket_idle_timeout_secs`.
+#[derive(Debug, Clone, Copy)]
+pub struct WebSocketTimers {
+    pub ping_interval: Duration,
+    pub idle_timeout: Duration,
+}
+
+impl Default for WebSocketTimers {
+    fn default() -> Self {
+        let sip = crate::config::SipConfig::default();
+        WebSocketTimers { ping_interval: sip.websocket_ping_interval(), idle_timeout: sip.websocket_idle_timeout() }
+    }
+}
+
 /// State shared by every listener task.
 pub struct TransportShared {
     pub max_message: usize,
+    pub websocket: WebSocketTimers,
     pub limiter: Mutex<RateLimiter>,
     pub events: mpsc::Sender<TransportEvent>,
     pub counters: TransportCounters,
@@ -90,9 +105,10 @@ pub struct TransportShared {
 }
 
 impl TransportShared {
-    pub fn new(max_message: usize, limiter: RateLimiter, events: mpsc::Sender<TransportEvent>) -> Arc<TransportShared> {
+    pub fn new(max_message: usize, websocket: WebSocketTimers, limiter: RateLimiter, events: mpsc::Sender<TransportEvent>) -> Arc<TransportShared> {
         Arc::new(TransportShared {
             max_message,
+            websocket,
             limiter: Mutex::new(limiter),
             events,
             counters: TransportCounters::default(),

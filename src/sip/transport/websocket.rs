@@ -11,7 +11,7 @@ use futures_util::{Sink, SinkExt, Stream, StreamExt};
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
@@ -23,10 +23,6 @@ use ws_server::tungstenite::{Error as WsError, Message};
 
 /// The subprotocol RFC 7118 registers; a client that does not offer it is refused.
 pub const SUBPROTOCOL: &str = "sip";
-/// A ping this often keeps NAT bindings and proxies open and shows a vanished browser.
-pub const PING_INTERVAL: Duration = Duration::from_secs(30);
-/// Nothing heard (not even a pong) for this long closes the flow (RFC 5626 suggests 95-120 s).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(95);
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -211,7 +207,8 @@ fn encode_tungstenite(outbound: Outbound) -> Message {
 }
 
 /// One flow, until either side closes it: messages in to the endpoint, its commands out, a
-/// ping every `PING_INTERVAL`, and a close after `IDLE_TIMEOUT` of silence.
+/// ping every `ping_interval` (it keeps NAT bindings and proxies open and shows a vanished
+/// browser), and a close after `idle_timeout` of silence (no message, no pong).
 async fn run_flow<S, M, E>(socket: S, peer: Peer, shared: Arc<TransportShared>, codec: Codec<M, E>)
 where
     S: Stream<Item = Result<M, E>> + Sink<M> + Unpin,
@@ -223,13 +220,14 @@ where
     if shared.events.send(TransportEvent::ConnectionOpened { peer, commands: commands_tx }).await.is_err() {
         return;
     }
-    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + PING_INTERVAL, PING_INTERVAL);
-    let mut last_heard = Instant::now();
+    let timers = shared.websocket;
+    let mut ping = tokio::time::interval_at(tokio::time::Instant::now() + timers.ping_interval, timers.ping_interval);
+    let mut last_heard = tokio::time::Instant::now();
     let close = loop {
         let outbound = tokio::select! {
             frame = frames.next() => {
                 let Some(frame) = frame else { break None };
-                last_heard = Instant::now();
+                last_heard = tokio::time::Instant::now();
                 match on_frame((codec.decode)(frame), &peer, &shared) {
                     FlowStep::Reply(outbound) => outbound,
                     FlowStep::Continue => continue,
@@ -240,12 +238,11 @@ where
                 Some(ConnectionCommand::Send(bytes)) => Outbound::Sip(bytes),
                 Some(ConnectionCommand::Close) | None => break Some((CLOSE_NORMAL, "closed by the gateway")),
             },
-            _ = ping.tick() => {
-                if last_heard.elapsed() >= IDLE_TIMEOUT {
-                    shared.counters.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
-                    break Some((CLOSE_GOING_AWAY, "idle"));
-                }
-                Outbound::Ping
+            _ = ping.tick() => Outbound::Ping,
+            () = tokio::time::sleep_until(last_heard + timers.idle_timeout) => {
+                shared.counters.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(remote = %peer.remote, "closing SIP WebSocket: idle");
+                break Some((CLOSE_GOING_AWAY, "idle"));
             }
         };
         // A client that stops reading must not stall its flow forever (reads wait on sends here).
