@@ -129,14 +129,9 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
         let status = mapping::sip_status(&EndReason::Draining).code;
         return refuse(&layer, &call, log, status, CallStatus::Failed, mapping::SHUTDOWN_CAUSE).await;
     }
-    let callees = match route_call(&layer, &call).await {
-        Ok(callees) => callees,
-        Err(e) => {
-            tracing::info!(error = %e, user = %call.to_user, "nobody to ring: 480");
-            return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
-        }
-    };
-    let trunk = callees.iter().find_map(|c| match c {
+    // Refused only once the offer is known to be acceptable: a 488 says more than a 480 would.
+    let routed = route_call(&layer, &call).await;
+    let trunk = routed.as_deref().unwrap_or_default().iter().find_map(|c| match c {
         Callee::Trunk { profile, .. } => Some(profile.clone()),
         _ => None,
     });
@@ -152,7 +147,13 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
         Ok(prepared) => prepared,
         Err((status, why)) => return refuse(&layer, &call, log, status, CallStatus::Failed, why).await,
     };
-    // After the offer is known to be acceptable: a 488 says more than a 480 would.
+    let callees = match routed {
+        Ok(callees) => callees,
+        Err(e) => {
+            tracing::info!(error = %e, user = %call.to_user, "nobody to ring: 480");
+            return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+        }
+    };
     let (control_tx, control) = mpsc::channel(64);
     let incoming = Incoming { caller_uri: call.from_uri.clone(), caller_name: call.from_display.clone(), control: control_tx };
     let beside = match &prepared.io {
