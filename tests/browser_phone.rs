@@ -4,7 +4,7 @@
 //! ones; `echo` is called and its tone heard (by frequency), the level meter moves and empties on
 //! mute, the quality indicator grades the call, hold, resume, DTMF, another microphone mid-call;
 //! a trunk (sipp) calls the user: the ringing banner shows and the ring sounds; the call is
-//! answered; the history lists the calls and redials one; logout shows the login box again.
+//! answered; a second call is declined (603 to the trunk); the history lists the calls and redials one; logout shows the login box again.
 //! Screenshots (ringing, in call with the meter, history) are checked by their pixels and size
 //! and kept in $CARGO_TARGET_DIR/test-artifacts/softphone/BROWSER/. The page's pure logic
 //! (web/phone_logic.mjs) has node unit tests, run here too.
@@ -43,7 +43,7 @@ fn softphone_walk(browser: Browser) {
     let trunk = "kind = \"trunk\"\nhost = \"127.0.0.1\"\ntrusted_addresses = [\"127.0.0.1\"]\n".to_string();
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], ..Default::default() });
     let out = artifacts_dir("softphone", browser);
-    let (report, trunk_call) = run_walk(&gateway, browser, &out);
+    let (report, trunk_calls) = run_walk(&gateway, browser, &out);
     let context = format!("{report:#}\n{}", gateway.log());
     assert_eq!(report["ok"], true, "{context}");
     assert_eq!(report["pageErrors"], serde_json::json!([]), "{context}");
@@ -104,7 +104,7 @@ fn softphone_walk(browser: Browser) {
     assert!(green > 0.1 && green >= before.min(after) - 0.1 && green <= before.max(after) + 0.1, "the bar shows the level: {context}");
 
     // The incoming call: the banner, the ring, the answer.
-    assert!(trunk_call.is_ok(), "the trunk's call: {trunk_call:?}\n{context}");
+    assert!(trunk_calls.is_ok(), "the trunk's calls: {trunk_calls:?}\n{context}");
     assert!(report["incomingFrom"].as_str().is_some_and(|f| f.contains("Carrier Caller") && f.contains("+15550001111")), "{context}");
     assert_eq!(report["ring"]["playing"], true, "{context}");
     let ring = report["ring"]["peakHz"].as_f64().unwrap_or(0.0);
@@ -117,25 +117,35 @@ fn softphone_walk(browser: Browser) {
     assert_eq!(report["incomingVisibleAfterAnswer"], false);
 
     // History: newest first, both directions, and a redial from it.
+    // The second call, declined.
+    assert!(report["secondIncomingFrom"].as_str().is_some_and(|f| f.contains("+15550003333")), "{context}");
+    assert_eq!(report["ringAfterDecline"], false, "declining stops the ring");
+    assert_eq!(report["incomingVisibleAfterDecline"], false);
+
+    // History: newest first, both directions, and a redial from it.
     let history = report["history"].as_array().cloned().unwrap_or_default();
-    assert_eq!(history.len(), 2, "{context}");
-    assert_eq!(history[0]["className"], "incoming");
-    assert!(history[0]["text"].as_str().is_some_and(|t| t.contains("Carrier Caller") && t.contains("you hung up")), "{context}");
-    assert_eq!(history[1]["className"], "outgoing");
-    assert!(history[1]["text"].as_str().is_some_and(|t| t.contains("echo")), "{context}");
+    assert_eq!(history.len(), 3, "{context}");
+    assert_eq!(history[0]["className"], "incoming failed");
+    assert!(history[0]["text"].as_str().is_some_and(|t| t.starts_with("↙+155500033330:00") && t.contains("declined")), "the caller's number, no URI: {context}");
+    assert_eq!(history[1]["className"], "incoming");
+    assert!(history[1]["text"].as_str().is_some_and(|t| t.contains("Carrier Caller") && t.contains("you hung up")), "{context}");
+    assert_eq!(history[2]["className"], "outgoing");
+    assert!(history[2]["text"].as_str().is_some_and(|t| t.contains("echo")), "{context}");
     let stored = &report["storedHistory"];
-    assert_eq!(stored[0]["direction"], "incoming");
-    assert_eq!(stored[0]["endReason"], "local_hangup");
-    assert!(stored[0]["durationSec"].as_u64().is_some_and(|d| d >= 1), "{context}");
-    assert_eq!(stored[1]["peer"], "echo");
-    assert!(stored[1]["startedAt"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{context}");
+    assert_eq!(stored[0]["endReason"], "declined");
+    assert_eq!(stored[1]["direction"], "incoming");
+    assert_eq!(stored[1]["endReason"], "local_hangup");
+    assert!(stored[1]["durationSec"].as_u64().is_some_and(|d| d >= 1), "{context}");
+    assert_eq!(stored[2]["peer"], "echo");
+    assert_eq!(stored[2]["direction"], "outgoing");
+    assert!(stored[2]["startedAt"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{context}");
     let shot = &report["historyShot"];
     assert_eq!((shot["width"].as_u64(), shot["height"].as_u64()), (Some(390), Some(844)), "{context}");
-    assert!(shot["firstRowGreenBorder"].as_f64().unwrap_or(0.0) > 0.8, "the incoming call's row is marked green: {context}");
-    assert!(shot["secondRowBlueBorder"].as_f64().unwrap_or(0.0) > 0.8, "the outgoing call's row is marked blue: {context}");
+    assert!(shot["firstRowRedBorder"].as_f64().unwrap_or(0.0) > 0.8, "the declined call's row is marked red: {context}");
+    assert!(shot["secondRowGreenBorder"].as_f64().unwrap_or(0.0) > 0.8, "the answered incoming call's row is marked green: {context}");
     assert_eq!(report["redialTarget"], "echo");
     support::calls::assert_tone(&report, "redialPeakHz", 1000.0, "the redialled call is the echo again");
-    assert_eq!(report["historyAfterRedial"], 3);
+    assert_eq!(report["historyAfterRedial"], 4);
 
     assert_eq!(report["loginShownAfterLogout"], true);
     assert_eq!(report["phoneHiddenAfterLogout"], true);
@@ -144,8 +154,9 @@ fn softphone_walk(browser: Browser) {
     }
 }
 
-/// Runs phone.mjs; when it asks for the incoming call, sipp (a trusted trunk) calls alice and stays
-/// on until the page hangs up. Returns the page's report and the trunk call's verdict.
+/// Runs phone.mjs; when it asks for an incoming call, sipp (a trusted trunk) calls alice: the first
+/// stays on until the page hangs up, the second expects 603 Decline. Returns the page's report
+/// and the trunk calls' verdict.
 fn run_walk(gateway: &Gateway, browser: Browser, out: &Path) -> (serde_json::Value, Result<(), String>) {
     let mut child = Command::new("node")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/phone.mjs"))
@@ -157,23 +168,30 @@ fn run_walk(gateway: &Gateway, browser: Browser, out: &Path) -> (serde_json::Val
         .spawn()
         .expect("run node");
     let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let mut trunk = None;
+    let mut trunk_calls = Vec::new();
     let mut seen = String::new();
     // The page's own deadlines bound this loop: it prints its report and exits.
     for line in lines.map_while(Result::ok) {
-        if line == "STEP incoming" {
+        let scenario = match line.as_str() {
+            "STEP incoming" => Some("call_to_browser_until_bye.xml"),
+            "STEP decline" => Some("call_declined.xml"),
+            _ => None,
+        };
+        if let Some(scenario) = scenario {
             let target = format!("127.0.0.1:{}", gateway.sip_port);
             let media = support::free_sipp_media_port().to_string();
-            trunk = Some(std::thread::spawn(move || sipp("call_to_browser_until_bye.xml", &target, &["-t", "u1", "-mp", &media])));
+            trunk_calls.push((scenario, std::thread::spawn(move || sipp(scenario, &target, &["-t", "u1", "-mp", &media]))));
         }
         seen.push_str(&line);
         seen.push('\n');
     }
     let _ = child.wait();
-    let trunk_call = match trunk.map(|t| t.join().expect("sipp thread")) {
-        Some(run) if run.success() => Ok(()),
-        Some(run) => Err(run.describe()),
-        None => Err("the page never waited for a call".into()),
-    };
-    (support::calls::last_json_line(&seen), trunk_call)
+    let mut verdict = Ok(());
+    for (scenario, call) in trunk_calls {
+        let run = call.join().expect("sipp thread");
+        if !run.success() && verdict.is_ok() {
+            verdict = Err(format!("{scenario}: {}", run.describe()));
+        }
+    }
+    (support::calls::last_json_line(&seen), verdict)
 }

@@ -4,7 +4,7 @@
 import { SipBridge } from '/sipbridge.js';
 import {
   HISTORY_KEY, addToHistory, classifyQuality, controlsFor, describeEnd, describeQuality, formatDuration,
-  nextState, parseDeviceChoice, parseHistory, pickDevice, summarizeStats,
+  nextState, parseDeviceChoice, parseHistory, peerLabel, pickDevice, summarizeStats,
 } from '/phone_logic.mjs';
 import { LevelMeter, Ringer, canChooseSpeaker, listDevices, openMicrophone } from '/phone_audio.js';
 
@@ -338,13 +338,13 @@ function saveHistory(list) {
 function showHistory(list) {
   const items = list.map((entry) => {
     const item = document.createElement('li');
-    item.className = entry.direction + (['failed', 'missed', 'busy', 'no_answer', 'media_timeout'].includes(entry.endReason) ? ' failed' : '');
+    item.className = entry.direction + (['failed', 'missed', 'declined', 'busy', 'no_answer', 'media_timeout'].includes(entry.endReason) ? ' failed' : '');
     const arrow = document.createElement('span');
     arrow.textContent = entry.direction === 'incoming' ? '↙' : '↗';
     arrow.title = entry.direction;
     const redial = document.createElement('button');
     redial.className = 'redial';
-    redial.textContent = entry.peerName || entry.peer;
+    redial.textContent = peerLabel(entry);
     redial.title = `call ${entry.peer}`;
     redial.onclick = () => { $('target').value = entry.peer; dial(entry.peer); };
     const duration = document.createElement('span');

@@ -59,6 +59,14 @@ export function addToHistory(list, entry, limit = HISTORY_LIMIT) {
   return [entry, ...list].slice(0, limit);
 }
 
+/** What a history row shows: the caller's name, else a SIP URI's user part, else the peer as dialled. @param {HistoryEntry} entry */
+export function peerLabel(entry) {
+  if (entry.peerName) return entry.peerName;
+  const user = /^sips?:([^@;]+)@/i.exec(entry.peer)?.[1];
+  if (!user) return entry.peer;
+  try { return decodeURIComponent(user); } catch { return user; }
+}
+
 /** `m:ss`, or `h:mm:ss` from an hour on. @param {number} seconds */
 export function formatDuration(seconds) {
   const s = Math.max(0, Math.floor(seconds));

@@ -1,10 +1,10 @@
 // Drives the softphone (web/phone.html) like a person on a phone-sized screen (390x844), in the
-// browser launch.mjs picks. Prints `STEP incoming` when it waits for a call to alice (the test
-// then has a trunk call), and one JSON line at the end with what the page showed at each step.
+// browser launch.mjs picks. Prints `STEP incoming` and later `STEP decline` when it waits for a
+// call to alice (the test then has a trunk call it, once answered and once declined), and one JSON line at the end with what the page showed at each step.
 // Screenshots (checked here pixel by pixel, see png.mjs) go to OUT_DIR.
 // Usage: node phone.mjs BASE_URL USER PASSWORD OUT_DIR [MODE]
 // MODE `walk` (default): wrong then right login, devices, a call to echo (tone, meter, mute,
-// quality, hold, DTMF, a microphone switch), an incoming call answered, the history, a redial
+// quality, hold, DTMF, a microphone switch), an incoming call answered, another declined, the history, a redial
 // from it, logout. MODE `echo`: in a browser without setSinkId (removed before the page loads),
 // log in, call echo, hear the tone, hang up.
 import { launch, browserName } from './launch.mjs';
@@ -15,7 +15,7 @@ import { join } from 'node:path';
 const [baseUrl, user, password, outDir, mode = 'walk'] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
 const VIEWPORT = { width: 390, height: 844 };
-const COLOURS = { meterGreen: [46, 125, 50], ringAmber: [255, 179, 0], incomingGreen: [46, 125, 50], outgoingBlue: [21, 101, 192] };
+const COLOURS = { meterGreen: [46, 125, 50], ringAmber: [255, 179, 0], incomingGreen: [46, 125, 50], declinedRed: [198, 40, 40] };
 
 const browser = await launch({ media: true, toneHz: 1000 });
 const report = { ok: false, browser: browserName, mode };
@@ -160,6 +160,14 @@ async function incomingCall() {
   report.incomingVisibleAfterAnswer = await page.isVisible('#incoming');
   await until(() => document.getElementById('timer').textContent !== '0:00', null, 3000);
   await hangUp();
+  // A second call, declined: the trunk hears 603, the ring stops, the history says so.
+  console.log('STEP decline');
+  await until(() => !document.getElementById('incoming').hidden, null, 20000);
+  report.secondIncomingFrom = await page.textContent('#incoming-from');
+  await page.click('#decline');
+  await waitState('idle');
+  report.ringAfterDecline = await page.evaluate(() => window.sipbridgePhone.ringer.playing);
+  report.incomingVisibleAfterDecline = await page.isVisible('#incoming');
 }
 
 async function history() {
@@ -171,9 +179,9 @@ async function history() {
   const shot = await shoot('phone-history', { card: '#history-card' });
   for (const row of rows.slice(0, 2)) {
     const b = await row.boundingBox();
-    borders.push(b ? shareOfColour(shot.image, { x: b.x, y: b.y + 2, width: 5, height: b.height - 4 }, row === rows[0] ? COLOURS.incomingGreen : COLOURS.outgoingBlue) : 0);
+    borders.push(b ? shareOfColour(shot.image, { x: b.x, y: b.y + 2, width: 5, height: b.height - 4 }, row === rows[0] ? COLOURS.declinedRed : COLOURS.incomingGreen) : 0);
   }
-  report.historyShot = { width: shot.width, height: shot.height, card: shot.boxes.card, firstRowGreenBorder: borders[0], secondRowBlueBorder: borders[1] };
+  report.historyShot = { width: shot.width, height: shot.height, card: shot.boxes.card, firstRowRedBorder: borders[0], secondRowGreenBorder: borders[1] };
   // Click-to-redial: the outgoing call to echo, from its history entry.
   await page.locator('#history li.outgoing .redial').first().click();
   await waitState('in_call');

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
   addToHistory, classifyQuality, controlsFor, describeEnd, describeQuality, formatDuration, nextState,
-  parseDeviceChoice, parseHistory, pickDevice, summarizeStats,
+  parseDeviceChoice, parseHistory, peerLabel, pickDevice, summarizeStats,
 } from '../../web/phone_logic.mjs';
 
 test('the call state follows a whole outgoing and incoming call, ignoring events out of turn', () => {
@@ -45,6 +45,14 @@ test('durations and end reasons read as people say them', () => {
   assert.equal(formatDuration(-3), '0:00');
   assert.equal(describeEnd('local_hangup'), 'you hung up');
   assert.equal(describeEnd('some_new_reason'), 'some new reason');
+});
+
+test('history rows name the caller, else the user part of a SIP URI, else what was dialled', () => {
+  assert.equal(peerLabel({ peer: 'sip:+15550001111@127.0.0.1', peerName: 'Carrier Caller' }), 'Carrier Caller');
+  assert.equal(peerLabel({ peer: 'sip:%2B15550003333@gw.example;transport=tcp' }), '+15550003333');
+  assert.equal(peerLabel({ peer: 'sip:100%@gw.example' }), '100%', 'a stray % is shown as it is');
+  assert.equal(peerLabel({ peer: 'echo' }), 'echo');
+  assert.equal(peerLabel({ peer: 'sip:gw.example' }), 'sip:gw.example');
 });
 
 test('quality: loss over the last interval, the worst jitter and round trip, graded', () => {
