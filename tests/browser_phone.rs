@@ -4,7 +4,9 @@
 //! ones; `echo` is called and its tone heard (by frequency), the level meter moves and empties on
 //! mute, the quality indicator grades the call, hold, resume, DTMF, another microphone mid-call;
 //! a trunk (sipp) calls the user: the ringing banner shows and the ring sounds; the call is
-//! answered; a second call is declined (603 to the trunk); the history lists the calls and redials one; logout shows the login box again.
+//! answered; a second call is declined (603 to the trunk); the history lists the calls and
+//! redials one; logout shows the login box again, and so does a reconnect the gateway refuses
+//! (the password changed while it was down).
 //! Screenshots (ringing, in call with the meter, history) are checked by their pixels and size
 //! and kept in $CARGO_TARGET_DIR/test-artifacts/softphone/BROWSER/. The page's pure logic
 //! (web/phone_logic.mjs) has node unit tests, run here too.
@@ -67,10 +69,14 @@ fn softphone_walk(browser: Browser) {
             assert_eq!(report["trackLabelAfterSwitch"], "Fake Audio Input 2");
             support::calls::assert_tone(&report, "peakHzAfterSwitch", 1000.0, "the tone goes on after the switch");
             assert_eq!(report["ring"]["notified"], true, "a notification when permitted: {context}");
+            assert_eq!(report["notifyButtonShown"], false, "nothing to ask once permitted");
         }
         Browser::Firefox => {
             // Firefox's fake device is one microphone; switching needs a second, so it is not tried.
             assert!(report["switchedTo"].is_null(), "{context}");
+            // Notifications were not granted: the page offers to ask, and rings without one.
+            assert_eq!(report["notifyButtonShown"], true, "{context}");
+            assert_eq!(report["ring"]["notified"], false);
         }
     }
     // Both browsers have setSinkId: the remote audio plays on the chosen speaker.
@@ -152,6 +158,44 @@ fn softphone_walk(browser: Browser) {
     for name in ["phone-in-call.png", "phone-ringing.png", "phone-history.png"] {
         assert!(out.join(name).exists(), "{name} kept");
     }
+}
+
+#[test]
+fn softphone_asks_for_the_login_again_when_a_reconnect_is_refused() {
+    let mut gateway = Gateway::start(GatewayOptions::default());
+    let out = artifacts_dir("softphone-relogin", Browser::Chromium);
+    let mut child = Command::new("node")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/phone.mjs"))
+        .arg(format!("http://127.0.0.1:{}", gateway.http_port))
+        .args(["alice", ALICE_PASSWORD])
+        .arg(&out)
+        .arg("relogin")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run node");
+    let mut seen = String::new();
+    // Bounded by the page's own deadlines.
+    for line in BufReader::new(child.stdout.take().expect("stdout")).lines().map_while(Result::ok) {
+        if line == "STEP connected" {
+            // The password changes while the gateway is down: the page's reconnect is refused.
+            gateway.signal("KILL");
+            let profile = gateway.dir.path().join("profiles/local.toml");
+            let text = std::fs::read_to_string(&profile).expect("local profile");
+            std::fs::write(&profile, text.replace(ALICE_PASSWORD, "a-new-password-4242")).expect("write profile");
+            gateway.restart();
+        }
+        seen.push_str(&line);
+        seen.push('\n');
+    }
+    let _ = child.wait();
+    let report = support::calls::last_json_line(&seen);
+    let context = format!("{report:#}\n{}", gateway.log());
+    assert_eq!(report["ok"], true, "{context}");
+    assert_eq!(report["phoneShownWhileReconnecting"], true, "a dropped connection keeps the phone while it reconnects: {context}");
+    assert_eq!(report["loginShownWhileReconnecting"], false);
+    assert_eq!(report["phoneHiddenAfterRefusal"], true, "{context}");
+    assert_eq!(report["statusAfterRefusal"], "disconnected");
+    assert!(report["error"].as_str().is_some_and(|e| e.contains("login_failed")), "the refusal is said: {context}");
 }
 
 /// Runs phone.mjs; when it asks for an incoming call, sipp (a trusted trunk) calls alice: the first

@@ -91,7 +91,12 @@ $('login').onsubmit = async (event) => {
     const client = await SipBridge.connect(url, token ? { token } : { user: $('user').value.trim(), password: $('password').value });
     phone.client = client;
     client.on('state', (state) => clientState(client, state));
-    client.on('error', showError);
+    client.on('error', (e) => {
+      showError(e);
+      // A reconnect the gateway refuses (password changed, token expired) never succeeds: stop
+      // trying and show the login box again.
+      if (['login_failed', 'token_expired', 'token_invalid'].includes(e.code)) client.close();
+    });
     client.on('incoming', incoming);
     $('password').value = '';
     $('who').textContent = client.user;

@@ -6,7 +6,8 @@
 // MODE `walk` (default): wrong then right login, devices, a call to echo (tone, meter, mute,
 // quality, hold, DTMF, a microphone switch), an incoming call answered, another declined, the history, a redial
 // from it, logout. MODE `echo`: in a browser without setSinkId (removed before the page loads),
-// log in, call echo, hear the tone, hang up.
+// log in, call echo, hear the tone, hang up. MODE `relogin`: log in, print `STEP connected`, and
+// watch the page while the test restarts the gateway with another password.
 import { launch, browserName } from './launch.mjs';
 import { readPng, shareOfColour } from './png.mjs';
 import { mkdirSync } from 'node:fs';
@@ -90,6 +91,7 @@ async function devices() {
   report.microphones = await page.$$eval('#microphone option', (o) => o.map((x) => x.textContent));
   report.speakers = await page.$$eval('#speaker option', (o) => o.map((x) => x.textContent));
   report.speakerChoice = !(await page.isDisabled('#speaker'));
+  report.notifyButtonShown = await page.isVisible('#notify');
   // The last microphone named in the list (Chromium: Fake Audio Input 2 is last; pick the one before).
   const named = report.microphones.slice(1);
   report.chosenMicrophone = named.length > 1 ? named[named.length - 2] : named[0];
@@ -205,6 +207,17 @@ try {
     await callEcho();
     await hangUp();
     report.ended = await page.textContent('#status');
+  } else if (mode === 'relogin') {
+    // The test restarts the gateway with another password for this user: the page reconnects,
+    // is refused, and asks for the login again.
+    console.log('STEP connected');
+    await until(() => document.getElementById('status').textContent === 'reconnecting', null, 10000);
+    report.phoneShownWhileReconnecting = await page.isVisible('#phone');
+    report.loginShownWhileReconnecting = await page.isVisible('#login');
+    await until(() => !document.getElementById('login').hidden, null, 20000);
+    report.loginShownAfterRefusal = true;
+    report.phoneHiddenAfterRefusal = !(await page.isVisible('#phone'));
+    report.statusAfterRefusal = await page.textContent('#status');
   } else {
     await devices();
     await echoCall();
