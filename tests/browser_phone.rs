@@ -4,7 +4,8 @@
 //! ones; `echo` is called and its tone heard (by frequency), the level meter moves and empties on
 //! mute, the quality indicator grades the call, hold, resume, DTMF, another microphone mid-call;
 //! a trunk (sipp) calls the user: the ringing banner shows and the ring sounds; the call is
-//! answered; a second call is declined (603 to the trunk); the history lists the calls and
+//! answered; a second is declined (603 to the trunk), a third given up by the caller (missed,
+//! the ring stops); the history lists the calls and
 //! redials one; logout shows the login box again, and so does a reconnect the gateway refuses
 //! (the password changed while it was down).
 //! Screenshots (ringing, in call with the meter, history) are checked by their pixels and size
@@ -56,6 +57,7 @@ fn softphone_walk(browser: Browser) {
     assert_eq!(report["connected"], "connected as alice");
     assert_eq!(report["loginHiddenWhenConnected"], true, "{context}");
     assert_eq!(report["errorAfterLogin"], "", "the error goes once the login works");
+    assert_eq!(report["pageWidth"], 390, "nothing wider than the phone's screen: {context}");
 
     // Devices: the chosen microphone is the one sending, and the choice is remembered.
     let chosen = report["chosenMicrophone"].as_str().unwrap_or_default();
@@ -122,36 +124,43 @@ fn softphone_walk(browser: Browser) {
     assert_eq!(report["ringAfterAnswer"], false, "answering stops the ring");
     assert_eq!(report["incomingVisibleAfterAnswer"], false);
 
-    // History: newest first, both directions, and a redial from it.
     // The second call, declined.
-    assert!(report["secondIncomingFrom"].as_str().is_some_and(|f| f.contains("+15550003333")), "{context}");
+    assert!(report["secondIncomingFrom"].as_str().is_some_and(|f| f.contains("+15550004444")), "{context}");
     assert_eq!(report["ringAfterDecline"], false, "declining stops the ring");
     assert_eq!(report["incomingVisibleAfterDecline"], false);
 
+    // The third, given up by the caller while ringing.
+    assert!(report["thirdIncomingFrom"].as_str().is_some_and(|f| f.contains("+15550003333")), "{context}");
+    assert_eq!(report["ringAfterCancel"], false, "the caller's CANCEL stops the ring");
+    assert_eq!(report["incomingVisibleAfterCancel"], false);
+
     // History: newest first, both directions, and a redial from it.
     let history = report["history"].as_array().cloned().unwrap_or_default();
-    assert_eq!(history.len(), 3, "{context}");
+    assert_eq!(history.len(), 4, "{context}");
     assert_eq!(history[0]["className"], "incoming failed");
-    assert!(history[0]["text"].as_str().is_some_and(|t| t.starts_with("↙+155500033330:00") && t.contains("declined")), "the caller's number, no URI: {context}");
-    assert_eq!(history[1]["className"], "incoming");
-    assert!(history[1]["text"].as_str().is_some_and(|t| t.contains("Carrier Caller") && t.contains("you hung up")), "{context}");
-    assert_eq!(history[2]["className"], "outgoing");
-    assert!(history[2]["text"].as_str().is_some_and(|t| t.contains("echo")), "{context}");
+    assert!(history[0]["text"].as_str().is_some_and(|t| t.starts_with("↙+155500033330:00") && t.contains("missed")), "the caller's number, no URI: {context}");
+    assert_eq!(history[1]["className"], "incoming failed");
+    assert!(history[1]["text"].as_str().is_some_and(|t| t.starts_with("↙+155500044440:00") && t.contains("declined")), "{context}");
+    assert_eq!(history[2]["className"], "incoming");
+    assert!(history[2]["text"].as_str().is_some_and(|t| t.contains("Carrier Caller") && t.contains("you hung up")), "{context}");
+    assert_eq!(history[3]["className"], "outgoing");
+    assert!(history[3]["text"].as_str().is_some_and(|t| t.contains("echo")), "{context}");
     let stored = &report["storedHistory"];
-    assert_eq!(stored[0]["endReason"], "declined");
-    assert_eq!(stored[1]["direction"], "incoming");
-    assert_eq!(stored[1]["endReason"], "local_hangup");
-    assert!(stored[1]["durationSec"].as_u64().is_some_and(|d| d >= 1), "{context}");
-    assert_eq!(stored[2]["peer"], "echo");
-    assert_eq!(stored[2]["direction"], "outgoing");
-    assert!(stored[2]["startedAt"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{context}");
+    assert_eq!(stored[0]["endReason"], "missed");
+    assert_eq!(stored[1]["endReason"], "declined");
+    assert_eq!(stored[2]["direction"], "incoming");
+    assert_eq!(stored[2]["endReason"], "local_hangup");
+    assert!(stored[2]["durationSec"].as_u64().is_some_and(|d| d >= 1), "{context}");
+    assert_eq!(stored[3]["peer"], "echo");
+    assert_eq!(stored[3]["direction"], "outgoing");
+    assert!(stored[3]["startedAt"].as_u64().is_some_and(|t| t > 1_700_000_000_000), "{context}");
     let shot = &report["historyShot"];
     assert_eq!((shot["width"].as_u64(), shot["height"].as_u64()), (Some(390), Some(844)), "{context}");
-    assert!(shot["firstRowRedBorder"].as_f64().unwrap_or(0.0) > 0.8, "the declined call's row is marked red: {context}");
-    assert!(shot["secondRowGreenBorder"].as_f64().unwrap_or(0.0) > 0.8, "the answered incoming call's row is marked green: {context}");
+    assert!(shot["missedRowRedBorder"].as_f64().unwrap_or(0.0) > 0.8, "the missed call's row is marked red: {context}");
+    assert!(shot["answeredRowGreenBorder"].as_f64().unwrap_or(0.0) > 0.8, "the answered incoming call's row is marked green: {context}");
     assert_eq!(report["redialTarget"], "echo");
     support::calls::assert_tone(&report, "redialPeakHz", 1000.0, "the redialled call is the echo again");
-    assert_eq!(report["historyAfterRedial"], 4);
+    assert_eq!(report["historyAfterRedial"], 5);
 
     assert_eq!(report["loginShownAfterLogout"], true);
     assert_eq!(report["phoneHiddenAfterLogout"], true);
@@ -199,7 +208,7 @@ fn softphone_asks_for_the_login_again_when_a_reconnect_is_refused() {
 }
 
 /// Runs phone.mjs; when it asks for an incoming call, sipp (a trusted trunk) calls alice: the first
-/// stays on until the page hangs up, the second expects 603 Decline. Returns the page's report
+/// stays on until the page hangs up, the second expects 603 Decline, the third gives up (CANCEL). Returns the page's report
 /// and the trunk calls' verdict.
 fn run_walk(gateway: &Gateway, browser: Browser, out: &Path) -> (serde_json::Value, Result<(), String>) {
     let mut child = Command::new("node")
@@ -219,6 +228,7 @@ fn run_walk(gateway: &Gateway, browser: Browser, out: &Path) -> (serde_json::Val
         let scenario = match line.as_str() {
             "STEP incoming" => Some("call_to_browser_until_bye.xml"),
             "STEP decline" => Some("call_declined.xml"),
+            "STEP missed" => Some("call_cancelled.xml"),
             _ => None,
         };
         if let Some(scenario) = scenario {

@@ -1,10 +1,10 @@
 // Drives the softphone (web/phone.html) like a person on a phone-sized screen (390x844), in the
-// browser launch.mjs picks. Prints `STEP incoming` and later `STEP decline` when it waits for a
-// call to alice (the test then has a trunk call it, once answered and once declined), and one JSON line at the end with what the page showed at each step.
+// browser launch.mjs picks. Prints `STEP incoming`, `STEP decline` and `STEP missed` when it waits
+// for a call to alice (the test then has a trunk call it: answered, declined, given up by the caller), and one JSON line at the end with what the page showed at each step.
 // Screenshots (checked here pixel by pixel, see png.mjs) go to OUT_DIR.
 // Usage: node phone.mjs BASE_URL USER PASSWORD OUT_DIR [MODE]
 // MODE `walk` (default): wrong then right login, devices, a call to echo (tone, meter, mute,
-// quality, hold, DTMF, a microphone switch), an incoming call answered, another declined, the history, a redial
+// quality, hold, DTMF, a microphone switch), an incoming call answered, one declined, one missed, the history, a redial
 // from it, logout. MODE `echo`: in a browser without setSinkId (removed before the page loads),
 // log in, call echo, hear the tone, hang up. MODE `relogin`: log in, print `STEP connected`, and
 // watch the page while the test restarts the gateway with another password.
@@ -16,7 +16,7 @@ import { join } from 'node:path';
 const [baseUrl, user, password, outDir, mode = 'walk'] = process.argv.slice(2);
 mkdirSync(outDir, { recursive: true });
 const VIEWPORT = { width: 390, height: 844 };
-const COLOURS = { meterGreen: [46, 125, 50], ringAmber: [255, 179, 0], incomingGreen: [46, 125, 50], declinedRed: [198, 40, 40] };
+const COLOURS = { meterGreen: [46, 125, 50], ringAmber: [255, 179, 0], incomingGreen: [46, 125, 50], failedRed: [198, 40, 40] };
 
 const browser = await launch({ media: true, toneHz: 1000 });
 const report = { ok: false, browser: browserName, mode };
@@ -72,6 +72,8 @@ async function login() {
   await until(() => document.getElementById('status').textContent.startsWith('connected'));
   report.connected = await page.textContent('#status');
   report.loginHiddenWhenConnected = !(await page.isVisible('#login'));
+  // Nothing sticks out sideways on a phone.
+  report.pageWidth = await page.evaluate(() => document.documentElement.scrollWidth);
   report.errorAfterLogin = await page.textContent('#error');
 }
 
@@ -170,6 +172,13 @@ async function incomingCall() {
   await waitState('idle');
   report.ringAfterDecline = await page.evaluate(() => window.sipbridgePhone.ringer.playing);
   report.incomingVisibleAfterDecline = await page.isVisible('#incoming');
+  // A third, which the caller gives up while it rings: a missed call.
+  console.log('STEP missed');
+  await until(() => !document.getElementById('incoming').hidden, null, 20000);
+  report.thirdIncomingFrom = await page.textContent('#incoming-from');
+  await waitState('idle');
+  report.ringAfterCancel = await page.evaluate(() => window.sipbridgePhone.ringer.playing);
+  report.incomingVisibleAfterCancel = await page.isVisible('#incoming');
 }
 
 async function history() {
@@ -179,11 +188,12 @@ async function history() {
   const rows = await page.locator('#history li').all();
   const borders = [];
   const shot = await shoot('phone-history', { card: '#history-card' });
-  for (const row of rows.slice(0, 2)) {
-    const b = await row.boundingBox();
-    borders.push(b ? shareOfColour(shot.image, { x: b.x, y: b.y + 2, width: 5, height: b.height - 4 }, row === rows[0] ? COLOURS.declinedRed : COLOURS.incomingGreen) : 0);
+  // The left border of a row says how the call went: red missed or declined, green answered.
+  for (const [row, colour] of [[rows[0], COLOURS.failedRed], [rows[2], COLOURS.incomingGreen]]) {
+    const b = await row?.boundingBox();
+    borders.push(b ? shareOfColour(shot.image, { x: b.x, y: b.y + 2, width: 5, height: b.height - 4 }, colour) : 0);
   }
-  report.historyShot = { width: shot.width, height: shot.height, card: shot.boxes.card, firstRowRedBorder: borders[0], secondRowGreenBorder: borders[1] };
+  report.historyShot = { width: shot.width, height: shot.height, card: shot.boxes.card, missedRowRedBorder: borders[0], answeredRowGreenBorder: borders[1] };
   // Click-to-redial: the outgoing call to echo, from its history entry.
   await page.locator('#history li.outgoing .redial').first().click();
   await waitState('in_call');
