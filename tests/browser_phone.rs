@@ -164,6 +164,10 @@ fn softphone_walk(browser: Browser) {
 
     assert_eq!(report["loginShownAfterLogout"], true);
     assert_eq!(report["phoneHiddenAfterLogout"], true);
+    let last_microphone = if browser == Browser::Chromium { report["switchedTo"].clone() } else { report["chosenMicrophone"].clone() };
+    assert_eq!(report["afterReload"]["microphone"], last_microphone, "the device choice is remembered: {context}");
+    assert_eq!(report["afterReload"]["speaker"], report["chosenSpeaker"], "{context}");
+    assert_eq!(report["afterReload"]["history"], 5, "{context}");
     for name in ["phone-in-call.png", "phone-ringing.png", "phone-history.png"] {
         assert!(out.join(name).exists(), "{name} kept");
     }

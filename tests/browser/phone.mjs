@@ -1,13 +1,16 @@
 // Drives the softphone (web/phone.html) like a person on a phone-sized screen (390x844), in the
-// browser launch.mjs picks. Prints `STEP incoming`, `STEP decline` and `STEP missed` when it waits
-// for a call to alice (the test then has a trunk call it: answered, declined, given up by the caller), and one JSON line at the end with what the page showed at each step.
-// Screenshots (checked here pixel by pixel, see png.mjs) go to OUT_DIR.
+// browser launch.mjs picks. Prints `STEP incoming`, `STEP decline` and `STEP missed` when it
+// waits for a call to alice (the test then has a trunk call it: answered, declined, given up by
+// the caller), and one JSON line at the end with what the page showed at each step.
+// Screenshots (measured pixel by pixel, see png.mjs) go to OUT_DIR.
 // Usage: node phone.mjs BASE_URL USER PASSWORD OUT_DIR [MODE]
 // MODE `walk` (default): wrong then right login, devices, a call to echo (tone, meter, mute,
-// quality, hold, DTMF, a microphone switch), an incoming call answered, one declined, one missed, the history, a redial
-// from it, logout. MODE `echo`: in a browser without setSinkId (removed before the page loads),
-// log in, call echo, hear the tone, hang up. MODE `relogin`: log in, print `STEP connected`, and
-// watch the page while the test restarts the gateway with another password.
+// quality, hold, DTMF, a microphone switch), incoming calls, the history, a redial from it,
+// logout, and a new visit that remembers the devices and the history.
+// MODE `echo`: in a browser without setSinkId (removed before the page loads), log in, call
+// echo, hear the tone, hang up.
+// MODE `relogin`: log in, print `STEP connected`, and watch the page while the test restarts
+// the gateway with another password.
 import { launch, browserName } from './launch.mjs';
 import { readPng, shareOfColour } from './png.mjs';
 import { mkdirSync } from 'node:fs';
@@ -237,6 +240,16 @@ try {
     await until(() => !document.getElementById('login').hidden);
     report.loginShownAfterLogout = await page.isVisible('#login');
     report.phoneHiddenAfterLogout = !(await page.isVisible('#phone'));
+    // A new visit remembers the devices and the history.
+    await page.reload();
+    await page.fill('#user', user);
+    await page.fill('#password', password);
+    await page.click('#connect');
+    await until(() => document.getElementById('status').textContent.startsWith('connected'));
+    report.afterReload = await page.evaluate(() => {
+      const chosen = (id) => { const select = document.getElementById(id); return select.selectedOptions[0]?.textContent; };
+      return { microphone: chosen('microphone'), speaker: chosen('speaker'), history: document.querySelectorAll('#history li').length };
+    });
   }
   report.error = await page.textContent('#error');
   report.ok = true;
