@@ -138,15 +138,21 @@ async function echoCall() {
   await page.click('#pad button:first-child');
   await until(() => document.getElementById('dtmf-sent').textContent === '1');
   report.dtmfSent = await page.textContent('#dtmf-sent');
-  const others = report.microphones.slice(1).filter((m) => m !== report.chosenMicrophone);
-  if (others.length) {
-    // Another microphone mid-call: its track replaces the one being sent.
-    report.switchedTo = others.at(-1);
-    await page.selectOption('#microphone', { label: report.switchedTo });
-    await until((label) => window.sipbridgePhone.call.pc.getSenders().some((s) => s.track?.label === label), report.switchedTo);
-    report.trackLabelAfterSwitch = report.switchedTo;
-    report.peakHzAfterSwitch = await remotePeakHz(1000);
-  }
+  // Another microphone mid-call (the last other named one; Firefox has one, so its default
+  // entry): the new track replaces the one being sent.
+  const others = report.microphones.filter((m) => m !== report.chosenMicrophone);
+  report.switchedTo = others.at(-1);
+  const sentTrack = () => page.evaluate(() => window.sipbridgePhone.call.pc.getSenders().find((s) => s.track)?.track.id);
+  report.trackReplaced = false;
+  const before = await sentTrack();
+  await page.selectOption('#microphone', { label: report.switchedTo });
+  await until((old) => {
+    const sent = window.sipbridgePhone.call.pc.getSenders().find((s) => s.track)?.track;
+    return sent && sent.id !== old && sent.id === window.sipbridgePhone.microphone.getAudioTracks()[0].id && sent.readyState === 'live';
+  }, before);
+  report.trackReplaced = true;
+  report.trackLabelAfterSwitch = await page.evaluate(() => window.sipbridgePhone.call.pc.getSenders().find((s) => s.track)?.track.label);
+  report.peakHzAfterSwitch = await remotePeakHz(1000);
   report.timer = await page.textContent('#timer');
   await hangUp();
   report.ended = await page.textContent('#status');
