@@ -81,6 +81,7 @@ fn jssip_holds_resumes_and_sends_dtmf_both_ways_to_a_sipbridge_js_user() {
     assert_eq!(page["ok"], true, "{page:#}\n{log}");
     assert_tone(&phone, "peakHz", 440.0, &format!("JsSIP hears alice\n{log}"));
     assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(phone["heldDrained"], true, "holding, JsSIP's packets from the gateway stop: {phone:#}\n{log}");
     assert!(level(&phone, "holdLevel") < SILENT, "holding, JsSIP gets nothing from the gateway: {phone:#}\n{log}");
     assert_tone(&phone, "resumedHz", 440.0, &format!("alice's tone after the resume\n{log}"));
     assert_eq!(page["holds"], serde_json::json!(["hold", "resume"]), "alice's hold events: {page:#}\n{log}");
@@ -113,6 +114,7 @@ fn a_sipbridge_js_user_holds_jssip_past_the_rtp_timeout_and_sends_dtmf() {
     assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
     assert_tone(&phone, "peakHz", 1000.0, &format!("JsSIP hears alice\n{log}"));
     assert_eq!(phone["holds"], serde_json::json!(["hold:remote", "unhold:remote"]), "{phone:#}\n{log}");
+    assert_eq!((&phone["heldDrained"], &page["holdDrained"]), (&serde_json::json!(true), &serde_json::json!(true)), "held, packets stop both ways: {phone:#}\n{page:#}\n{log}");
     assert!(level(&phone, "holdLevel") < SILENT, "held, JsSIP hears nothing: {phone:#}\n{log}");
     assert_eq!(phone["sentWhileHeld"], 0, "held (recvonly), JsSIP sends no RTP: {phone:#}\n{log}");
     assert!(level(&page, "levelOnHold") < SILENT && level(&page, "levelAfterResume") > 0.1, "alice's levels: {page:#}\n{log}");

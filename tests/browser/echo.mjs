@@ -128,9 +128,32 @@ try {
         }
         return peak;
       };
+      // Held, the far end stops sending; what it sent before is still on its way or in the
+      // jitter buffer (deep under load). Measure once packets stopped (300 ms without one) and
+      // the buffer ran dry (concealment grew since the last packet), bounded to 5 s.
+      const audioIn = async () => {
+        let found = {};
+        (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+        return found;
+      };
+      const drained = async () => {
+        let last = await audioIn();
+        let concealedAtLastPacket = last.concealedSamples ?? 0;
+        for (let i = 0, quiet = 0; i < 100; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          const now = await audioIn();
+          if (now.packetsReceived !== last.packetsReceived) [quiet, concealedAtLastPacket] = [0, now.concealedSamples ?? 0];
+          else quiet++;
+          last = now;
+          if (quiet >= 6 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+        }
+        return false;
+      };
       extra.levelBeforeHold = await levelOver(1000);
       await call.hold();
-      extra.levelOnHold = await levelOver(holdMs);
+      const heldAt = Date.now();
+      extra.holdDrained = await drained();
+      extra.levelOnHold = await levelOver(Math.max(1000, holdMs - (Date.now() - heldAt)));
       await call.unhold();
       extra.levelAfterResume = await levelOver(1500);
       await call.dtmf('123#');

@@ -189,7 +189,29 @@ try {
     // The far end's hold and resume, measured from the moment JsSIP reports them.
     let listening = null;
     const measured = {};
-    session.on('hold', (e) => { if (e.originator === 'remote') measured.held = listening.then((over) => over(1500)); });
+    // Held, the gateway stops sending once the answer reached it; audio sent before is still on
+    // its way or in the jitter buffer: measure once packets stopped and the buffer ran dry.
+    const drained = async (pc) => {
+      const audioIn = async () => {
+        let found = {};
+        (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+        return found;
+      };
+      let last = await audioIn();
+      let concealedAtLastPacket = last.concealedSamples ?? 0;
+      for (let i = 0, quiet = 0; i < 100; i++) {
+        await sleep(50);
+        const now = await audioIn();
+        if (now.packetsReceived !== last.packetsReceived) [quiet, concealedAtLastPacket] = [0, now.concealedSamples ?? 0];
+        else quiet++;
+        last = now;
+        if (quiet >= 6 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+      }
+      return false;
+    };
+    session.on('hold', (e) => {
+      if (e.originator === 'remote') measured.held = listening.then(async (over) => ({ drained: await drained(session.connection), ...(await over(1500, 100)) }));
+    });
     session.on('unhold', (e) => { if (e.originator === 'remote') measured.resumed = listening.then((over) => over(1000)); });
     if (!calling) session.answer({ mediaStream: stream, pcConfig: { iceServers: [] } });
     await within(15000, 'confirmed call', Promise.race([
@@ -204,7 +226,8 @@ try {
     if (mode === 'call-features') {
       const over = await listening;
       await within(5000, 'hold', new Promise((resolve) => { if (!session.hold({}, resolve)) throw new Error('hold() refused'); }));
-      const held = await over(1500);
+      const heldDrained = await drained(session.connection);
+      const held = await over(1500, 100);
       await within(5000, 'unhold', new Promise((resolve) => { if (!session.unhold({}, resolve)) throw new Error('unhold() refused'); }));
       const resumed = await over(1000);
       session.sendDTMF('123#', { transportType: 'RFC2833', duration: 100, interToneGap: 150 });
@@ -214,14 +237,14 @@ try {
       session.terminate();
       const end = await within(5000, 'end', ended);
       ua.stop();
-      return { ok: true, ...heard, ...events, holdLevel: held.level, resumedHz: resumed.hz, sessionTimers, ended: end };
+      return { ok: true, ...heard, ...events, heldDrained, holdLevel: held.level, resumedHz: resumed.hz, sessionTimers, ended: end };
     }
     if (mode === 'answer-features') {
       const end = await Promise.race([ended, sleep(25000).then(() => ({ reason: 'still up' }))]);
       const held = (await measured.held) ?? {};
       const resumed = (await measured.resumed) ?? {};
       ua.stop();
-      return { ok: true, ...heard, ...events, holdLevel: held.level, sentWhileHeld: held.sent, resumedHz: resumed.hz, sessionTimers, ended: end };
+      return { ok: true, ...heard, ...events, heldDrained: held.drained, holdLevel: held.level, sentWhileHeld: held.sent, resumedHz: resumed.hz, sessionTimers, ended: end };
     }
     let end;
     if (mode === 'call') {
