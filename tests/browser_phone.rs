@@ -119,6 +119,7 @@ fn softphone_walk(browser: Browser) {
     // The incoming call: the banner, the ring, the answer.
     assert!(trunk_calls.is_ok(), "the trunk's calls: {trunk_calls:?}\n{context}");
     assert!(report["incomingFrom"].as_str().is_some_and(|f| f.contains("Carrier Caller") && f.contains("+15550001111")), "{context}");
+    assert_eq!(report["statusRinging"], "incoming call");
     assert_eq!(report["ring"]["playing"], true, "{context}");
     let ring = report["ring"]["peakHz"].as_f64().unwrap_or(0.0);
     assert!((420.0..=500.0).contains(&ring), "the ring sounds at 440/480 Hz, heard {ring}: {context}");

@@ -128,6 +128,7 @@ async function dial(target) {
   showError(null);
   audioContext();
   move('dial');
+  say('calling');
   phone.record = { direction: 'outgoing', peer: target, startedAt: Date.now() };
   $('peer').textContent = target;
   try {
@@ -147,6 +148,7 @@ function incoming(call) {
   $('peer').textContent = from;
   attach(call);
   move('incoming');
+  say('incoming call');
   phone.ringer?.start().catch(() => {});
   if (typeof Notification !== 'undefined' && Notification.permission === 'granted') {
     const notice = new Notification('Incoming call', { body: from, tag: 'sipbridge-call' });

@@ -162,6 +162,7 @@ async function incomingCall() {
   console.log('STEP incoming');
   await until(() => !document.getElementById('incoming').hidden, null, 20000);
   report.incomingFrom = await page.textContent('#incoming-from');
+  report.statusRinging = await page.textContent('#status');
   await until(() => window.sipbridgePhone.ringer.playing && window.sipbridgePhone.ringer.peakHz() > 0, null, 3000);
   report.ring = await page.evaluate(() => ({ playing: window.sipbridgePhone.ringer.playing, peakHz: window.sipbridgePhone.ringer.peakHz(), notified: window.sipbridgePhone.notified }));
   const shot = await shoot('phone-ringing', { banner: '#incoming' });
