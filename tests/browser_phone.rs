@@ -99,8 +99,11 @@ fn softphone_walk(browser: Browser) {
     assert_eq!(report["muteButton"], "Unmute");
     assert!(report["levelUnmuted"].as_f64().unwrap_or(0.0) > 0.1, "{context}");
     assert!(["good", "fair", "poor"].contains(&report["quality"]["grade"].as_str().unwrap_or("")), "{context}");
-    assert!(report["quality"]["figures"].as_str().is_some_and(|f| f.contains("jitter") && !f.contains("jitter ?")), "{context}");
+    let figures = report["quality"]["figures"].as_str().unwrap_or_default();
+    assert!(figures.starts_with("loss ") && figures.contains("jitter") && figures.contains("rtt") && !figures.contains('?'), "{context}");
+    assert_eq!(report["quality"]["text"], "quality: good");
     assert_eq!(report["quality"]["grade"], "good", "loopback is a good line: {context}");
+    println!("{}: quality {} ({})", browser.name(), report["quality"]["grade"], report["quality"]["figures"]);
     assert_eq!(report["holdButton"], "Resume");
     assert_eq!(report["callStateHeld"], "on hold");
     assert_eq!(report["resumeButton"], "Hold");

@@ -119,7 +119,8 @@ async function echoCall() {
   report.levelAfterShot = await level();
   report.inCallShot = { width: shot.width, height: shot.height, meter: shot.boxes.meter,
     meterGreenShare: shareOfColour(shot.image, shot.boxes.meter, COLOURS.meterGreen) };
-  await until(() => document.getElementById('quality').dataset.grade !== 'unknown');
+  // Graded, with loss, jitter and round trip all known (the first reading may lack the loss).
+  await until(() => document.getElementById('quality').dataset.grade !== 'unknown' && !document.getElementById('quality').title.includes('?'));
   report.quality = await page.evaluate(() => ({ grade: document.getElementById('quality').dataset.grade, text: document.getElementById('quality').textContent, figures: document.getElementById('quality').title }));
   await page.click('#mute');
   await until(() => Number(document.getElementById('meter').dataset.level) === 0);
