@@ -16,8 +16,8 @@ use sipbridge::store::{CallDirection, CallRecord, CallStatus};
 use std::io::{BufRead, BufReader, Lines};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, trunk_profile, AnsweringPages, EchoTrunk};
-use support::{free_port, sipp, Gateway, GatewayOptions, ALICE_PASSWORD, LOCAL_DOMAIN};
+use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk};
+use support::{free_port, sipp, Gateway, GatewayOptions, ALICE_PASSWORD, BOB_PASSWORD, LOCAL_DOMAIN};
 
 const SOFTPHONE_HZ: f64 = 660.0;
 const BARESIP_HZ: u32 = 1000;
@@ -52,10 +52,14 @@ struct Softphone {
 
 impl Softphone {
     fn start(gateway: &Gateway, library: &str, url: &str, mode: &str, target: &str) -> Softphone {
+        Softphone::start_as(gateway, ("alice", ALICE_PASSWORD), library, url, mode, target)
+    }
+
+    fn start_as(gateway: &Gateway, (user, password): (&str, &str), library: &str, url: &str, mode: &str, target: &str) -> Softphone {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
         let mut child = Command::new("node")
             .arg(script)
-            .args([library, url, &format!("sip:alice@{LOCAL_DOMAIN}"), ALICE_PASSWORD, mode, target, &SOFTPHONE_HZ.to_string()])
+            .args([library, url, &format!("sip:{user}@{LOCAL_DOMAIN}"), password, mode, target, &SOFTPHONE_HZ.to_string()])
             .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -67,7 +71,11 @@ impl Softphone {
 
     /// Starts one in an answering mode and returns once it registered.
     fn ready(gateway: &Gateway, library: &str, url: &str, mode: &str) -> Softphone {
-        let mut phone = Softphone::start(gateway, library, url, mode, "-");
+        Softphone::ready_as(gateway, ("alice", ALICE_PASSWORD), library, url, mode)
+    }
+
+    fn ready_as(gateway: &Gateway, user: (&str, &str), library: &str, url: &str, mode: &str) -> Softphone {
+        let mut phone = Softphone::start_as(gateway, user, library, url, mode, "-");
         assert!(phone.lines.by_ref().map_while(Result::ok).any(|l| l == "READY"), "{library} never registered\n{}", gateway.log());
         phone
     }
@@ -229,5 +237,32 @@ fn a_trunk_call_rings_alice_in_every_tab_and_client_and_the_first_answer_wins() 
     assert_record(&record, CallDirection::Inbound, "JsSIP-test", None);
     let cancels = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("CANCEL ")).count();
     assert_eq!(cancels, 1, "the binding that did not answer got a CANCEL: {:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// A sipbridge.js user's call rings every binding too: alice's page (1000 Hz) calls bob, who is
+/// registered with JsSIP twice (ws:// and wss://); one answers (tones both ways, then it hangs
+/// up), the other gets a CANCEL.
+#[test]
+fn a_sipbridge_js_call_rings_every_websocket_binding_of_the_user() {
+    let (gateway, urls) = start_gateway(vec![], vec![]);
+    let bob = ("bob", BOB_PASSWORD);
+    let ringing = Softphone::ready_as(&gateway, bob, "jssip", &urls.ws, "ring");
+    let answering = Softphone::ready_as(&gateway, bob, "jssip", &urls.wss, "answer");
+    let page = echo_page_args(&gateway, &token("alice", &[]), &["", "bob", "remote-end", "1000"], &[]);
+    let (answered, rang) = (answering.report(), ringing.report());
+    let log = gateway.log();
+    assert_heard(&page, SOFTPHONE_HZ, "the page hears the JsSIP that answered", &log);
+    assert_heard(&answered, 1000.0, "the answering JsSIP hears the page", &log);
+    assert_eq!(page["ended"]["reason"], "normal", "JsSIP's BYE ended the call in the page: {page:#}");
+    assert_eq!((rang["rang"].as_bool(), rang["ended"]["cause"].as_str()), (Some(true), Some("Canceled")), "the other binding rang, then was cancelled: {rang:#}\n{log}");
+    let record = support::completed_record(&gateway);
+    println!("record: {:?} {:?} to={} sip_ua={:?}", record.direction, record.status, record.to_uri, record.sip_user_agent);
+    assert_eq!((record.direction, record.status), (CallDirection::Outbound, CallStatus::Answered), "{record:#?}");
+    assert_eq!(record.browser_user.as_deref(), Some("alice"), "{record:#?}");
+    assert!(record.sip_user_agent.as_deref().is_some_and(|ua| ua.contains("JsSIP-test")), "{record:#?}");
+    let invites = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("INVITE ")).count();
+    let cancels = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("CANCEL ")).count();
+    assert_eq!((invites, cancels), (2, 1), "one INVITE per binding, a CANCEL to the one that did not answer: {:#?}", record.sip_messages);
     assert!(!log.contains("panicked"), "{log}");
 }
