@@ -78,9 +78,14 @@ impl CallTask {
             return self.call.abort(EndReason::NoCommonMedia, Instant::now());
         };
         self.partner = Some(partner);
-        if let (Some(a_format), Some(b_format)) = (a.config.formats.first(), b.config.formats.first()) {
-            let transcoding = a_format.encoding != b_format.encoding;
-            tracing::info!(caller_codec = ?a_format.encoding, callee_codec = ?b_format.encoding, caller_payload_type = a_format.payload_type, callee_payload_type = b_format.payload_type, transcoding, "media");
+        // Named as the record names them: the SIP party, and the WebRTC client facing it.
+        let sip_is_caller = self.record_sip_index() == Some(0);
+        let (sip, client) = if sip_is_caller { (&a, &b) } else { (&b, &a) };
+        if let (Some(sip_format), Some(client_format)) = (sip.config.formats.first(), client.config.formats.first()) {
+            let transcoding = sip_format.encoding != client_format.encoding;
+            let (sip_payload_type, browser_payload_type) = (sip_format.payload_type, client_format.payload_type);
+            let sip_codec = crate::call::legs::codec_of_encoding(sip_format.encoding);
+            tracing::info!(?sip_codec, sip_payload_type, browser_payload_type, transcoding, "media");
         }
         let seeds = |leg: &LegMedia| EgressSeeds {
             ssrc: leg.webrtc.as_ref().map_or_else(rand::random, |w| w.ssrc()),
