@@ -209,7 +209,7 @@ async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, thr
         tracing::warn!(error = %e, sdp = %leg_sdp, "no WebRTC answer for the SIP peer");
         (500, "no WebRTC answer")
     })?;
-    let (config, format) = super::legs::browser_leg(&media).ok_or((488, "no common codec"))?;
+    let (config, format) = webrtc_sip::sip_peer_leg(&media).ok_or((488, "no common codec"))?;
     let codec = super::legs::codec_of_encoding(format.encoding);
     let (address, port) = answer.media.iter().find(|m| m.is_audio()).and_then(|m| m.rtp_address(&answer)).map(|a| (a.ip(), a.port())).ok_or((500, "no WebRTC answer"))?;
     tracing::info!(sip_codec = ?codec, payload_type = format.payload_type, "the SIP peer's media is WebRTC");

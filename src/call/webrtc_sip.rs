@@ -110,6 +110,16 @@ pub fn registered_over_websocket(bindings: &[BindingView], user: &str) -> bool {
     bindings.peek().is_some() && bindings.all(websocket)
 }
 
+/// The media session's view of a SIP peer's WebRTC leg: a browser leg, except that digits go to
+/// it as SIP INFO (`application/dtmf-relay`): a browser plays the RFC 4733 events it receives to
+/// nobody (WebRTC has no API for them), while JsSIP and SIP.js report INFO digits to the app.
+/// Digits the peer sends either way (its RFC 4733 events, its INFO) still reach the other side.
+pub fn sip_peer_leg(media: &crate::webrtc_leg::BrowserMedia) -> Option<(crate::media::session::LegConfig, crate::media::handler::PayloadFormat)> {
+    let (mut config, format) = super::legs::browser_leg(media)?;
+    config.dtmf = crate::media::session::DtmfMode::Info;
+    Some((config, format))
+}
+
 /// The codec a WebRTC leg offers a SIP peer: `codec` under the leg's registered number.
 pub fn offered_codec(codec: Codec) -> BrowserCodec {
     BrowserCodec {

@@ -77,6 +77,7 @@ enum SipCommand {
     OutboundHangup(super::core::SipCallId),
     Reanswer { id: super::core::SipCallId, answer: Result<String, u16> },
     InfoDtmf { id: super::core::SipCallId, digit: char, duration_ms: u32 },
+    ReferProgress { id: super::core::SipCallId, status: u16 },
     Refer { id: super::core::SipCallId, target: String, reply: oneshot::Sender<Result<(), String>> },
     Reoffer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     RegisterUser { profile: String, user: String, password: String, reply: oneshot::Sender<Result<String, String>> },
@@ -185,6 +186,11 @@ impl StatusHandle {
     /// A digit as SIP INFO, for a peer without telephone-event.
     pub async fn call_info_dtmf(&self, id: super::core::SipCallId, digit: char, duration_ms: u32) {
         let _ = self.requests.send(SipCommand::InfoDtmf { id, digit, duration_ms }).await;
+    }
+
+    /// How the call toward the target of the peer's REFER goes (a NOTIFY to the peer).
+    pub async fn call_refer_progress(&self, id: super::core::SipCallId, status: u16) {
+        let _ = self.requests.send(SipCommand::ReferProgress { id, status }).await;
     }
 
     /// Sends our new offer (hold, resume) in an answered call; the answer comes as a `DialogEvent`.
@@ -370,6 +376,7 @@ impl Driver {
                 let _ = reply.send(self.core.call_refer(id, &target, Instant::now()));
             }
             SipCommand::InfoDtmf { id, digit, duration_ms } => self.core.call_info_dtmf(id, digit, duration_ms, Instant::now()),
+            SipCommand::ReferProgress { id, status } => self.core.call_refer_progress(id, status, Instant::now()),
             SipCommand::Reoffer { id, sdp, reply } => {
                 let _ = reply.send(self.core.call_reoffer(id, &sdp, Instant::now()));
             }

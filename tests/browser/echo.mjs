@@ -4,7 +4,9 @@
 // LOGIN is a JWT, or `password:USER:PASSWORD` for a local user. SIPBRIDGE_ICE_POLICY=relay makes
 // the browser use only TURN relays (`selectedPair` in the result says which pair carried media).
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
-// With `hold-dtmf`, after measuring it holds (and measures the silence), resumes (and measures the
+// With `cancel`, it hangs up as soon as the far end rings and reports how the call ended.
+// With `hold-dtmf`, after measuring it holds (and measures the silence, for SIPBRIDGE_HOLD_MS ms
+// or 1500), resumes (and measures the
 // tone again), then sends DTMF "123#" before hanging up. With `reclaim`, the WebSocket drops
 // mid-call, the client reconnects and reclaims the call, and the tone is measured again; with
 // `drop`, it drops and never comes back. With `dtmf`, it sends "123#" before hanging up. With
@@ -36,7 +38,7 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy }) => {
+  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy, holdMs }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
@@ -50,6 +52,16 @@ try {
     call.on('dtmf', ({ digit }) => { dtmfReceived += digit; });
     let earlyMedia = false;
     call.on('ringing', (info) => { earlyMedia = earlyMedia || Boolean(info?.earlyMedia); });
+    if (mode === 'cancel') {
+      await new Promise((resolve, reject) => {
+        call.on('ringing', resolve);
+        setTimeout(() => reject(new Error('no ringing within 10 s')), 10000);
+      });
+      await call.hangup();
+      const ended = await Promise.race([callEnded, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), 5000))]);
+      client.close();
+      return { ok: true, ended };
+    }
     const remote = await new Promise((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error('no remote track within 10 s')), 10000);
       call.on('track', (s) => { clearTimeout(timer); resolve(s); });
@@ -116,9 +128,32 @@ try {
         }
         return peak;
       };
+      // Held, the far end stops sending; what it sent before is still on its way or in the
+      // jitter buffer (deep under load). Measure once packets stopped (300 ms without one) and
+      // the buffer ran dry (concealment grew since the last packet), bounded to 5 s.
+      const audioIn = async () => {
+        let found = {};
+        (await call.pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+        return found;
+      };
+      const drained = async () => {
+        let last = await audioIn();
+        let concealedAtLastPacket = last.concealedSamples ?? 0;
+        for (let i = 0, quiet = 0; i < 100; i++) {
+          await new Promise((r) => setTimeout(r, 50));
+          const now = await audioIn();
+          if (now.packetsReceived !== last.packetsReceived) [quiet, concealedAtLastPacket] = [0, now.concealedSamples ?? 0];
+          else quiet++;
+          last = now;
+          if (quiet >= 6 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+        }
+        return false;
+      };
       extra.levelBeforeHold = await levelOver(1000);
       await call.hold();
-      extra.levelOnHold = await levelOver(1500);
+      const heldAt = Date.now();
+      extra.holdDrained = await drained();
+      extra.levelOnHold = await levelOver(Math.max(1000, holdMs - (Date.now() - heldAt)));
       await call.unhold();
       extra.levelAfterResume = await levelOver(1500);
       await call.dtmf('123#');
@@ -175,7 +210,7 @@ try {
     await call.hangup();
     client.close();
     return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, dtmfReceived, ...extra };
-  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
+  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', holdMs: Number(process.env.SIPBRIDGE_HOLD_MS || 1500) });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };

@@ -7,6 +7,15 @@
 //                the far end to hang up.
 //   MODE answer: register, print READY, answer the next call (within 30 s; JsSIP only), measure,
 //                then hang up.
+//   MODE call-features: call TARGET, measure, then hold() (measuring what it hears while holding)
+//                and unhold() (measuring the frequency again), send DTMF "123#" as RFC 2833 and
+//                again as INFO, and hang up. Reports `holdLevel`, `resumedHz`, `sessionTimers`.
+//   MODE answer-features: register, print READY, answer the next call, measure, then note what
+//                the far end does until it hangs up (within 25 s): its hold (`holds`, the level
+//                heard and the RTP packets sent while held, `resumedHz` after), its digits (`dtmf`,
+//                from newDTMF; `infos` counts newInfo).
+//   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings.
+//   MODE ring: register, print READY, let the next call ring until the far end gives up.
 // Once a call has been measured (media flowed both ways), IN CALL is printed: a test may kill the
 // browser there to make the client vanish mid-call.
 // Prints one JSON line: {ok, peakHz, peakDb, codec, ended, error?}. The page is SIP_WS_PAGE (the
@@ -108,6 +117,42 @@ try {
       return { ok: true, ...heard, ended: end };
     }
 
+    // What `pc` receives, measured on demand: the loudest frequency and the peak level over
+    // `ms` (skipping the first `settle` ms), and the RTP packets sent meanwhile.
+    const listen = async (pc) => {
+      const track = pc.getReceivers().map((r) => r.track).find((t) => t && t.kind === 'audio');
+      const remote = new MediaStream([track]);
+      const audio = new Audio();
+      audio.srcObject = remote;
+      audio.muted = true;
+      await audio.play().catch(() => {});
+      const context = new AudioContext();
+      const analyser = context.createAnalyser();
+      analyser.fftSize = 8192;
+      context.createMediaStreamSource(remote).connect(analyser);
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      const samples = new Float32Array(analyser.fftSize);
+      const sent = async () => {
+        let found = 0;
+        (await pc.getStats()).forEach((s) => { if (s.type === 'outbound-rtp' && s.kind === 'audio') found = s.packetsSent; });
+        return found;
+      };
+      return async (ms, settle = 400) => {
+        await sleep(settle);
+        const sentBefore = await sent();
+        let best = { hz: 0, db: -Infinity };
+        let level = 0;
+        for (let t = 0; t < ms; t += 100) {
+          await sleep(100);
+          analyser.getFloatFrequencyData(bins);
+          for (let b = 1; b < bins.length; b++) if (bins[b] > best.db) best = { hz: (b * context.sampleRate) / analyser.fftSize, db: bins[b] };
+          analyser.getFloatTimeDomainData(samples);
+          for (const x of samples) level = Math.max(level, Math.abs(x));
+        }
+        return { hz: best.hz, level, sent: (await sent()) - sentBefore };
+      };
+    };
+
     const ua = new JsSIP.UA({ sockets: [new JsSIP.WebSocketInterface(url)], uri: aor, password, register: true, register_expires: 600, user_agent: 'JsSIP-test' });
     const registered = new Promise((resolve, reject) => {
       ua.on('registered', resolve);
@@ -117,23 +162,90 @@ try {
     ua.start();
     await within(10000, 'registration', registered);
     let session;
-    if (mode === 'call') {
+    const calling = mode.startsWith('call');
+    if (calling) {
       session = ua.call(target, { mediaStream: stream, pcConfig: { iceServers: [] } });
     } else {
       console.log('READY');
       session = await within(30000, 'incoming call', incoming);
-      session.answer({ mediaStream: stream, pcConfig: { iceServers: [] } });
     }
     const ended = new Promise((resolve) => {
       session.on('ended', (e) => resolve({ reason: 'ended', originator: e.originator, cause: e.cause }));
       session.on('failed', (e) => resolve({ reason: 'failed', originator: e.originator, cause: e.cause }));
     });
+    if (mode === 'call-cancel' || mode === 'ring') {
+      // The caller gives up once it rings: JsSIP cancels, or the far end does.
+      if (mode === 'call-cancel') await within(10000, 'ringing', new Promise((resolve) => session.on('progress', resolve)));
+      if (mode === 'call-cancel') session.terminate();
+      const end = await within(20000, 'end of the ringing', ended);
+      ua.stop();
+      return { ok: true, ended: end };
+    }
+    const events = { holds: [], dtmf: '', infos: 0 };
+    session.on('hold', (e) => events.holds.push(`hold:${e.originator}`));
+    session.on('unhold', (e) => events.holds.push(`unhold:${e.originator}`));
+    session.on('newDTMF', (e) => { if (e.originator === 'remote') events.dtmf += e.dtmf.tone; });
+    session.on('newInfo', (e) => { if (e.originator === 'remote') events.infos++; });
+    // The far end's hold and resume, measured from the moment JsSIP reports them.
+    let listening = null;
+    const measured = {};
+    // Held, the gateway stops sending once the answer reached it; audio sent before is still on
+    // its way or in the jitter buffer: measure once packets stopped and the buffer ran dry.
+    const drained = async (pc) => {
+      const audioIn = async () => {
+        let found = {};
+        (await pc.getStats()).forEach((s) => { if (s.type === 'inbound-rtp' && s.kind === 'audio') found = s; });
+        return found;
+      };
+      let last = await audioIn();
+      let concealedAtLastPacket = last.concealedSamples ?? 0;
+      for (let i = 0, quiet = 0; i < 100; i++) {
+        await sleep(50);
+        const now = await audioIn();
+        if (now.packetsReceived !== last.packetsReceived) [quiet, concealedAtLastPacket] = [0, now.concealedSamples ?? 0];
+        else quiet++;
+        last = now;
+        if (quiet >= 6 && (now.concealedSamples ?? 0) > concealedAtLastPacket) return true;
+      }
+      return false;
+    };
+    session.on('hold', (e) => {
+      if (e.originator === 'remote') measured.held = listening.then(async (over) => ({ drained: await drained(session.connection), ...(await over(1500, 100)) }));
+    });
+    session.on('unhold', (e) => { if (e.originator === 'remote') measured.resumed = listening.then((over) => over(1000)); });
+    if (!calling) session.answer({ mediaStream: stream, pcConfig: { iceServers: [] } });
     await within(15000, 'confirmed call', Promise.race([
       new Promise((resolve) => { if (session.isEstablished()) resolve(); session.on('confirmed', resolve); }),
       ended.then((e) => { throw new Error(`call ${e.reason}: ${e.cause}`); }),
     ]));
+    listening = listen(session.connection);
     const heard = await measure(session.connection);
     console.log('IN CALL');
+    const timers = session._sessionTimers;
+    const sessionTimers = { running: timers.running, expires: timers.currentExpires, refresher: timers.refresher };
+    if (mode === 'call-features') {
+      const over = await listening;
+      await within(5000, 'hold', new Promise((resolve) => { if (!session.hold({}, resolve)) throw new Error('hold() refused'); }));
+      const heldDrained = await drained(session.connection);
+      const held = await over(1500, 100);
+      await within(5000, 'unhold', new Promise((resolve) => { if (!session.unhold({}, resolve)) throw new Error('unhold() refused'); }));
+      const resumed = await over(1000);
+      session.sendDTMF('123#', { transportType: 'RFC2833', duration: 100, interToneGap: 150 });
+      await sleep(1500);
+      session.sendDTMF('123#', { transportType: 'INFO', duration: 100, interToneGap: 150 });
+      await sleep(2500);
+      session.terminate();
+      const end = await within(5000, 'end', ended);
+      ua.stop();
+      return { ok: true, ...heard, ...events, heldDrained, holdLevel: held.level, resumedHz: resumed.hz, sessionTimers, ended: end };
+    }
+    if (mode === 'answer-features') {
+      const end = await Promise.race([ended, sleep(25000).then(() => ({ reason: 'still up' }))]);
+      const held = (await measured.held) ?? {};
+      const resumed = (await measured.resumed) ?? {};
+      ua.stop();
+      return { ok: true, ...heard, ...events, heldDrained: held.drained, holdLevel: held.level, sentWhileHeld: held.sent, resumedHz: resumed.hz, sessionTimers, ended: end };
+    }
     let end;
     if (mode === 'call') {
       end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);

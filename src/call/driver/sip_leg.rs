@@ -44,6 +44,8 @@ enum SipOp {
     ExpectMedia,
     /// The WebRTC peer's answer to our offer, for its WebRTC leg.
     WebRtcAnswer(String),
+    /// How the transfer the peer asked for (its REFER) goes: a NOTIFY with this status.
+    ReferProgress(u16),
 }
 
 pub struct SipLeg {
@@ -244,6 +246,10 @@ impl SipLeg {
                 LegInput::TransferResult { result }
             }
             DialogEvent::Transferred { .. } => LegInput::Transferred,
+            DialogEvent::ReferRequested { target, .. } => {
+                tracing::info!(%target, "the SIP peer asks to transfer the other party: not carried out");
+                return self.ops.push_back(SipOp::ReferProgress(403));
+            }
         };
         self.inputs.push_back(input);
     }

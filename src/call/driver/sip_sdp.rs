@@ -12,6 +12,8 @@ use crate::media::srtp::SdesKeys;
 use crate::sdp::{self, Codec, Direction, LocalCapabilities, NegotiatedAudio, SessionDescription};
 use std::net::IpAddr;
 
+mod webrtc_hold;
+
 /// The peer's new offer, once read.
 pub enum Reoffer {
     /// A session refresh or a repeated offer (same origin version): answered with what we have.
@@ -50,12 +52,16 @@ pub struct SipSdp {
     /// leg's; a new offer is answered with it (direction mirrored) unless it restarts ICE or
     /// changes the fingerprint (488).
     pub webrtc: bool,
+    /// The WebRTC peer's re-offer, answered and waiting for the call's go-ahead.
+    webrtc_prepared: Option<webrtc_hold::WebRtcPrepared>,
+    /// The WebRTC peer takes our audio (its last SDP did not say sendonly or inactive).
+    peer_receives: bool,
 }
 
 impl SipSdp {
     #[allow(clippy::too_many_arguments)]
     pub fn new(side: Side, address: IpAddr, port: u16, local: SessionDescription, remote: Option<SessionDescription>, codec: Codec, srtp: SrtpPolicy, keys: Option<SdesKeys>) -> SipSdp {
-        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None, webrtc: false }
+        SipSdp { side, address, port, local, remote, codec, srtp, keys, holding: false, our_offer: None, prepared: None, webrtc: false, webrtc_prepared: None, peer_receives: true }
     }
 
     /// Reads the peer's answer to our first offer: the media session's SIP leg and its keys.
@@ -107,21 +113,6 @@ impl SipSdp {
         let hold = !negotiated.direction.receives();
         self.prepared = Some(Prepared { offer, answer, negotiated, keys });
         Ok(Reoffer::New { hold })
-    }
-
-    /// A WebRTC peer's new offer on the same ICE credentials and fingerprint (e.g. the update
-    /// an ICE agent sends once checks pick a pair) is answered at once with our SDP, its
-    /// direction mirrored; an ICE restart or a new fingerprint is refused with 488.
-    fn webrtc_reoffer(&mut self, offer: SessionDescription) -> Result<Reoffer, u16> {
-        use crate::call::webrtc_sip::transport_identity;
-        if self.remote.as_ref().map(transport_identity) != Some(transport_identity(&offer)) {
-            tracing::info!("ICE restart or new DTLS fingerprint on a WebRTC SIP leg refused: 488");
-            return Err(488);
-        }
-        let direction = offer.media.iter().find(|m| m.is_audio()).map_or(Direction::SendRecv, |m| m.direction(&offer));
-        self.local = sdp::with_direction(&self.local, direction.reversed());
-        self.remote = Some(offer);
-        Ok(Reoffer::Same(self.local.to_string()))
     }
 
     /// Applies the prepared answer to the media session; the SDP to answer with.

@@ -36,13 +36,16 @@ pub enum DialogEvent {
     ReferAnswered { id: SipCallId, status: u16 },
     /// The peer's NOTIFY says the transfer target answered (RFC 3515 sipfrag 2xx).
     Transferred { id: SipCallId },
+    /// The peer asks us to connect the other party to `target` (a user or number; its REFER
+    /// was answered 202): report how that goes with `call_refer_progress`.
+    ReferRequested { id: SipCallId, target: String },
 }
 
 impl DialogEvent {
     pub fn id(&self) -> SipCallId {
         match self {
             Self::Reoffer { id, .. } | Self::Dtmf { id, .. } | Self::ReofferAnswered { id, .. } | Self::ReofferRefused { id, .. } => *id,
-            Self::ReferAnswered { id, .. } | Self::Transferred { id } => *id,
+            Self::ReferAnswered { id, .. } | Self::Transferred { id } | Self::ReferRequested { id, .. } => *id,
         }
     }
 }
@@ -93,6 +96,8 @@ pub(super) struct DialogSession {
     pub peer_allows_update: bool,
     /// Our REFER waits for its answer.
     refer_pending: bool,
+    /// The CSeq of the peer's REFER whose implicit subscription is open (`core/refer.rs`).
+    pub(super) refer_in: Option<u32>,
     /// DTMF digits waiting for the INFO before them to be answered: one INFO at a time, or a
     /// proxy that reorders them makes the peer refuse the older CSeq (RFC 3261 §12.2.2) and a
     /// digit is lost or swapped.
@@ -177,7 +182,7 @@ impl SipCore {
             .or_else(|| self.outbound.iter().find(|(_, c)| matches(&c.dialog)).map(|(id, _)| *id))
     }
 
-    fn established(&mut self, id: SipCallId) -> Option<(&mut Dialog, &mut DialogSession, Peer)> {
+    pub(super) fn established(&mut self, id: SipCallId) -> Option<(&mut Dialog, &mut DialogSession, Peer)> {
         if let Some(call) = self.calls.get_mut(&id) {
             let peer = call.peer;
             return Some((call.dialog.as_mut()?, &mut call.session, peer));
@@ -307,10 +312,10 @@ impl SipCore {
                 let headers = vec![crate::sip::uas_policy::allow_header(), crate::sip::uas_policy::supported_header()];
                 self.respond(&key, 200, headers, Vec::new(), now)
             }
-            "REFER" => self.respond(&key, 403, vec![make_header("Reason", "SIP;cause=403;text=\"transfers are not allowed\"".into())], Vec::new(), now),
+            "REFER" => self.handle_peer_refer(key, id, parsed.cseq, headers, now),
             "NOTIFY" => {
                 // Progress of a transfer we asked for (RFC 3515 §2.4.5): the body is a sipfrag.
-                let is_refer = header_value(headers, "Event").is_some_and(|e| e.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("refer")));
+                let is_refer = super::refer::is_refer_event(headers);
                 let status = String::from_utf8_lossy(&parsed.request.body).split_whitespace().nth(1).and_then(|s| s.parse::<u16>().ok());
                 self.respond(&key, 200, Vec::new(), Vec::new(), now);
                 if is_refer && status.is_some_and(|s| (200..300).contains(&s)) {
@@ -456,7 +461,7 @@ impl SipCore {
             make_header("CSeq", format!("{cseq} {method}")),
         ];
         headers.extend(target.routes.iter().map(|r| make_header("Route", r.clone())));
-        if matches!(method, Method::Invite | Method::Update | Method::Refer) {
+        if matches!(method, Method::Invite | Method::Update | Method::Refer | Method::Notify) {
             headers.push(make_header("Contact", session.local_contact.clone()));
             headers.push(crate::sip::uas_policy::allow_header());
         }

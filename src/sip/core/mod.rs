@@ -7,6 +7,7 @@ mod calls;
 mod in_dialog;
 mod log_throttle;
 mod outbound;
+mod refer;
 mod reliable;
 mod routing;
 mod sending;
@@ -17,6 +18,7 @@ mod upstream;
 pub use calls::{CallEndReason, IncomingCall, SipCallId};
 pub use in_dialog::{parse_info_dtmf, DialogEvent};
 pub use outbound::OutboundEvent;
+pub use refer::{refer_target, ReferError};
 pub use status::{BindingView, CoreStatus, SipCounters, UpstreamView};
 pub use uas::CallerIdentity;
 
@@ -516,5 +518,7 @@ mod tests_in_dialog;
 mod tests_routing;
 #[cfg(test)]
 mod tests_churn;
+#[cfg(test)]
+mod tests_refer;
 #[cfg(test)]
 mod tests_websocket;

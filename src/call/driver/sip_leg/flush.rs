@@ -46,10 +46,6 @@ impl SipLeg {
                     sip.outbound_hangup(id).await;
                 }
             }
-            SipOp::Hold(_) if self.sdp.webrtc => {
-                let result = Err(crate::call::machine::HoldFailure::Refused("hold is not offered to a WebRTC SIP peer yet".into()));
-                self.inputs.push_back(LegInput::HoldResult { result });
-            }
             SipOp::Hold(hold) => {
                 let offer = self.sdp.hold_offer(hold);
                 if let Err(e) = sip.call_reoffer(id, offer).await {
@@ -59,11 +55,18 @@ impl SipLeg {
                 }
             }
             SipOp::OfferAnswered(sdp) => {
-                let result = self.sdp.offer_answered(media, &sdp).await.map_err(crate::call::machine::HoldFailure::Refused);
+                let answered = match self.sdp.webrtc {
+                    true => self.sdp.webrtc_offer_answered(media, self.media_ready.as_ref(), &sdp).await,
+                    false => self.sdp.offer_answered(media, &sdp).await,
+                };
+                let result = answered.map_err(crate::call::machine::HoldFailure::Refused);
                 self.inputs.push_back(LegInput::HoldResult { result });
             }
             SipOp::Reanswer => {
-                let answer = self.sdp.apply_prepared(media).await;
+                let answer = match self.sdp.webrtc_reoffer_prepared() {
+                    true => self.sdp.apply_webrtc_prepared(media, self.media_ready.as_ref()).await,
+                    false => self.sdp.apply_prepared(media).await,
+                };
                 sip.call_reanswer(id, answer).await;
             }
             SipOp::ReanswerSame(answer) => sip.call_reanswer(id, Ok(answer)).await,
@@ -83,6 +86,7 @@ impl SipLeg {
                 }
             }
             SipOp::InfoDtmf(digit, duration_ms) => sip.call_info_dtmf(id, digit, duration_ms).await,
+            SipOp::ReferProgress(status) => sip.call_refer_progress(id, status).await,
             SipOp::WebRtcAnswer(sdp) => self.apply_webrtc_answer(sdp).await,
             SipOp::ExpectMedia => {
                 if let Some(media) = media {
@@ -98,7 +102,7 @@ impl SipLeg {
         let Some(webrtc) = self.webrtc.clone() else { return };
         let applied = match crate::sdp::SessionDescription::parse(&sdp) {
             Ok(answer) => match webrtc.set_answer(&crate::call::webrtc_sip::offer_for_leg(&answer)).await {
-                Ok(media) => crate::call::legs::browser_leg(&media).map(|(config, format)| (answer, media, config, format)).ok_or_else(|| "no codec we handle".to_string()),
+                Ok(media) => crate::call::webrtc_sip::sip_peer_leg(&media).map(|(config, format)| (answer, media, config, format)).ok_or_else(|| "no codec we handle".to_string()),
                 Err(e) => Err(e.to_string()),
             },
             Err(e) => Err(e.to_string()),
