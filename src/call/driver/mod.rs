@@ -49,35 +49,42 @@ impl CallLeg for Leg {
     }
 }
 
-/// Everything one call's task owns.
+/// Everything one call's task owns. The legs are any mix: the caller first (a browser, or a
+/// SIP peer whose media is RTP, SDES or WebRTC), then every callee the route rang (browsers,
+/// registered bindings, a trunk). The media session joins the caller and the callee that
+/// answered (or, before the answer, the one SIP callee sending early media).
 pub struct CallTask {
     pub layer: Arc<CallLayer>,
     pub call: Call,
     pub legs: Vec<Leg>,
-    /// Which leg is the SIP side; a call from SIP has it first, a call to SIP second.
-    pub sip_index: usize,
     pub log: Option<CallLog>,
     pub slot: Option<CallSlot>,
-    pub sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
+    /// Every SIP leg's events, tagged with the leg's index.
+    sip_events: mpsc::UnboundedReceiver<(usize, SipCallEvent)>,
     pub control: mpsc::Receiver<BrowserAnswer>,
     pub media: Option<SessionHandle>,
+    /// The leg the media session joins to the caller, once it started.
+    partner: Option<usize>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
 }
 
+/// Receivers of events for some legs, by leg index.
+pub type LegReceivers<T> = Vec<(usize, T)>;
+
 impl CallTask {
     /// `webrtc_events[i]` are the WebRTC events of `legs[i]` (a browser leg, or a SIP leg whose
-    /// peer's media is WebRTC).
+    /// peer's media is WebRTC); `sip_events[i]` those of the SIP leg `legs[i]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         layer: Arc<CallLayer>,
         call: Call,
         legs: Vec<Leg>,
-        webrtc_events: Vec<(usize, mpsc::Receiver<crate::webrtc_leg::LegEvent>)>,
+        webrtc_events: LegReceivers<mpsc::Receiver<crate::webrtc_leg::LegEvent>>,
+        sip_events: LegReceivers<mpsc::UnboundedReceiver<SipCallEvent>>,
         log: CallLog,
         slot: CallSlot,
-        sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
         control: mpsc::Receiver<BrowserAnswer>,
     ) -> CallTask {
-        let sip_index = legs.iter().position(|l| matches!(l, Leg::Sip(_))).unwrap_or(0);
         let (tx, webrtc) = mpsc::channel(64);
         for (index, mut events) in webrtc_events {
             let tx = tx.clone();
@@ -91,14 +98,36 @@ impl CallTask {
                 let _ = tx.send((index, None)).await;
             });
         }
-        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc }
+        // Unbounded like each leg's own queue (the SIP endpoint never waits on a call).
+        let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+        for (index, mut events) in sip_events {
+            let tx = sip_tx.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx.send((index, event)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events: sip_rx, control, media: None, partner: None, webrtc }
     }
 
-    fn sip(&mut self) -> &mut SipLeg {
-        match &mut self.legs[self.sip_index] {
-            Leg::Sip(leg) => leg,
-            Leg::Browser(_) => unreachable!("sip_index names the SIP leg"),
+    fn sip_leg(&mut self, index: usize) -> Option<&mut SipLeg> {
+        match self.legs.get_mut(index) {
+            Some(Leg::Sip(leg)) => Some(leg),
+            _ => None,
         }
+    }
+
+    /// The SIP leg the record's SIP fields describe: of the two legs in the call, the plain SIP
+    /// one (RTP or SDES), else a SIP one; before the answer, the caller or the first SIP callee.
+    fn record_sip_index(&self) -> Option<usize> {
+        let pair = [Some(0), self.partner.or_else(|| self.call.winner().map(|w| w.index()))];
+        let is_sip = |i: &usize| matches!(self.legs.get(*i), Some(Leg::Sip(_)));
+        let plain = |i: &usize| matches!(self.legs.get(*i), Some(Leg::Sip(s)) if s.webrtc.is_none());
+        let in_call: Vec<usize> = pair.into_iter().flatten().collect();
+        in_call.iter().copied().find(plain).or_else(|| in_call.iter().copied().find(is_sip)).or_else(|| (0..self.legs.len()).find(is_sip))
     }
 
     /// Runs the call to its end and its record to the store.
@@ -125,7 +154,7 @@ impl CallTask {
             let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
             tokio::select! {
                 () = next_push(&mut self.legs, &self.layer.stats) => {}
-                Some(event) = self.sip_events.recv() => self.on_sip_event(event),
+                Some((index, event)) = self.sip_events.recv() => self.on_sip_event(index, event),
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
                     match self.legs.get_mut(index) {
@@ -156,9 +185,11 @@ impl CallTask {
                 _ => {}
             }
         }
-        if let Some(sip_call_id) = self.sip().placed_call_id.take() {
-            if let Some(log) = self.log.as_mut() {
-                log.add_sip_call_id(&sip_call_id);
+        for leg in &mut self.legs {
+            if let (Leg::Sip(sip), Some(log)) = (leg, self.log.as_mut()) {
+                if let Some(sip_call_id) = sip.placed_call_id.take() {
+                    log.add_sip_call_id(&sip_call_id);
+                }
             }
         }
         reported
@@ -168,14 +199,21 @@ impl CallTask {
         self.legs.iter().any(|l| matches!(l, Leg::Browser(b) if !b.outbox.is_empty() || b.has_work()))
     }
 
-    fn on_sip_event(&mut self, event: SipCallEvent) {
+    fn on_sip_event(&mut self, index: usize, event: SipCallEvent) {
         if let SipCallEvent::Outbound(crate::sip::core::OutboundEvent::PeerSeen { remote, user_agent, .. }) = event {
-            if let Some(log) = self.log.as_mut() {
-                log.sip_peer(remote, user_agent);
+            // A browser's call to SIP names its peer at once (a refusal is recorded with it);
+            // otherwise the leg that answers is named at the answer (`record_answer`).
+            if let (true, Some(log)) = (matches!(self.legs.first(), Some(Leg::Browser(_))), self.log.as_mut()) {
+                log.sip_peer(remote, user_agent.clone());
+            }
+            if let Some(leg) = self.sip_leg(index) {
+                leg.peer = Some((remote, user_agent));
             }
             return;
         }
-        self.sip().on_sip_event(event);
+        if let Some(leg) = self.sip_leg(index) {
+            leg.on_sip_event(event);
+        }
     }
 
     /// A browser's request goes to the leg of the device that sent it; a reclaim to the leg
@@ -192,13 +230,10 @@ impl CallTask {
         }
     }
 
-    /// The browser leg that takes part in the call: the caller of a call to SIP, else the
-    /// callee that answered.
+    /// The browser leg that takes part in the call: the caller, else the callee that answered.
     fn browser_in_call(&self) -> Option<usize> {
-        if self.sip_index != 0 {
-            return Some(0);
-        }
-        self.call.winner().map(|w| w.index())
+        let winner = self.call.winner().map(|w| w.index()).or(self.partner);
+        [Some(0), winner].into_iter().flatten().find(|i| matches!(self.legs.get(*i), Some(Leg::Browser(_))))
     }
 
     fn on_drain(&mut self, phase: crate::call::drain::DrainPhase) {
@@ -242,8 +277,10 @@ impl CallTask {
         tracing::info!(reason = ?end.reason, answered = end.answered, "call ended");
         let fields = mapping::record(&end);
         // The peer's own status where the machine only knows its class.
-        let sip_status = fields.sip_status.map(|class| self.sip().final_status.unwrap_or(class));
-        let side = self.sip().sdp.side;
+        let record_sip = self.record_sip_index();
+        let own_status = record_sip.and_then(|i| self.sip_leg(i)).and_then(|s| s.final_status);
+        let sip_status = fields.sip_status.map(|class| own_status.unwrap_or(class));
+        let side = record_sip.and_then(|i| self.sip_leg(i)).map_or(crate::media::session::Side::A, |s| s.sdp.side);
         let Some(mut log) = self.log.take() else { return };
         if let Some(media) = self.media.take() {
             log.collect_quality(&media, side).await;
@@ -259,7 +296,7 @@ impl CallTask {
         // answer is still in flight: the endpoint hands the ladder over once that answer is in
         // it (or overdue), nothing else waits. The slot goes with the record, so a drain waits
         // for the record.
-        let settle = self.sip().ended_by_us;
+        let settle = self.legs.iter().any(|l| matches!(l, Leg::Sip(s) if s.ended_by_us));
         let (sip, slot) = (self.layer.sip.clone(), self.slot.take());
         tokio::spawn(async move {
             for sip_call_id in log.sip_call_ids() {
