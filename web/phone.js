@@ -297,6 +297,8 @@ async function refreshDevices(probe = false) {
   $('speaker').disabled = !speakerChoice;
   $('speaker-note').hidden = speakerChoice;
   $('notify').hidden = typeof Notification === 'undefined' || Notification.permission !== 'default';
+  // Marks the lists as filled: the connected status shows before they are (device labels need a probe).
+  $('microphone').dataset.listed = 'true';
 }
 
 function fill(select, devices, chosen, defaultLabel) {

@@ -93,6 +93,7 @@ async function hangUp() {
 }
 
 async function devices() {
+  await until(() => document.getElementById('microphone').dataset.listed === 'true');
   report.microphones = await page.$$eval('#microphone option', (o) => o.map((x) => x.textContent));
   report.speakers = await page.$$eval('#speaker option', (o) => o.map((x) => x.textContent));
   report.speakerChoice = !(await page.isDisabled('#speaker'));
@@ -253,7 +254,7 @@ try {
     await page.fill('#user', user);
     await page.fill('#password', password);
     await page.click('#connect');
-    await until(() => document.getElementById('status').textContent.startsWith('connected'));
+    await until(() => document.getElementById('microphone').dataset.listed === 'true');
     report.afterReload = await page.evaluate(() => {
       const chosen = (id) => { const select = document.getElementById(id); return select.selectedOptions[0]?.textContent; };
       return { microphone: chosen('microphone'), speaker: chosen('speaker'), history: document.querySelectorAll('#history li').length };
