@@ -8,7 +8,7 @@
 //! holds; `LOAD=full` (`make bench-full`) ramps each until calls fail or packets are lost.
 //! Smaller looks: `LOAD_PASSTHROUGH` and `LOAD_TRANSCODED` (comma-separated call counts, empty
 //! for none), `LOAD_WEBSOCKET` (call counts of the JsSIP-style scenario: SIP over WebSocket to
-//! browsers, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
+//! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
 //! and `LOAD_TOOL_THREADS` (the tool's media loops, default 1).
 
 #[path = "../../tests/support/mod.rs"]
@@ -41,7 +41,7 @@ pub use support::JWT_SECRET;
 pub enum Origin {
     Browser,
     Sip,
-    /// A JsSIP-style client: SIP over WebSocket with a WebRTC offer, calling a browser user.
+    /// A JsSIP-style client: SIP over WebSocket with a WebRTC offer, dialling a number on the trunk.
     WebSocketSip,
 }
 
@@ -77,7 +77,7 @@ impl Scenario {
         let origin = match self.origin {
             Origin::Browser => "browser → SIP",
             Origin::Sip => "SIP → browser",
-            Origin::WebSocketSip => "SIP over WebSocket (JsSIP-style) → browser",
+            Origin::WebSocketSip => "SIP over WebSocket (JsSIP-style) → SIP",
         };
         let media = match self.media {
             Media::Passthrough => "PCMU passthrough",
@@ -149,6 +149,8 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),
+        // The clients dial numbers (`t<index>`): the route sends them through this profile.
+        local_user_profiles: vec!["trunk"],
         ..Default::default()
     })
 }
@@ -335,7 +337,7 @@ pub struct Plan {
     pub ramp: bool,
     pub passthrough: Vec<usize>,
     pub transcoded: Vec<usize>,
-    /// JsSIP-style calls (SIP over WebSocket → browser, PCMU on both WebRTC legs).
+    /// JsSIP-style calls (SIP over WebSocket → trunk: a WebRTC leg and an RTP leg, PCMU passthrough).
     pub websocket: Vec<usize>,
     pub setups_per_second: f64,
     pub setup_seconds: u64,

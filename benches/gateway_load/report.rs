@@ -52,14 +52,15 @@ fn websocket_section(out: &mut String, outcomes: &[Outcome]) {
     out.push_str(
         "\n## SIP over WebSocket (JsSIP-style) next to the JSON path\n\n\
          The load tool's own SIP-over-WebSocket client (`benches/gateway_load/ws_sip.rs`, as JsSIP or SIP.js speak it): it connects \
-         to the `ws` listener with the `sip` subprotocol, registers with digest, and calls a browser user (the JSON path's \
-         sipbridge.js protocol) with a WebRTC offer (ICE, DTLS-SRTP, PCMU, candidates inline), answering the INVITE's 407 with \
-         digest; it hangs up with BYE. Both legs of such a call are WebRTC in the gateway, where the JSON-path rows have one \
-         WebRTC and one RTP leg. Setup: the first INVITE (its 407 round included) to the browser's `incoming`; for the JSON \
-         path, `call` to `answered` less the trunk's think time (browser → SIP), and the trunk's INVITE to `incoming` (SIP → \
-         browser). The concurrent runs set calls up at 50 a second.\n\n",
+         to the `ws` listener with the `sip` subprotocol, registers with digest, and dials a number (`t<index>`) with a WebRTC \
+         offer (ICE, DTLS-SRTP, PCMU, candidates inline), answering the INVITE's 407 with digest; the gateway routes it to the \
+         trunk through the client's granted profile, as it does the JSON path's browser → SIP calls, and the client hangs up \
+         with BYE. Both kinds of call have one WebRTC leg and one RTP PCMU leg, passthrough. Setup: the first INVITE (its 407 \
+         round included) to its 200 OK, less the trunk's think time; for the JSON path, `call` to `answered` less the trunk's \
+         think time (browser → SIP), and the trunk's INVITE to `incoming` (SIP → browser). The concurrent runs set calls up at \
+         50 a second.\n\n",
     );
-    out.push_str("| path | calls | answered / failed | setup p50 / p99 (ms) | gateway CPU per call, % of a core | RSS per call | lost / packets (to browser, to the caller or trunk) |\n|---|---|---|---|---|---|---|\n");
+    out.push_str("| path | calls | answered / failed | setup p50 / p99 (ms) | gateway CPU per call, % of a core | RSS per call | lost / packets (to the WebRTC side, to the trunk) |\n|---|---|---|---|---|---|---|\n");
     let json_path = outcomes.iter().filter(|o| !o.scenario.profile && o.scenario.media == Media::Passthrough && o.scenario.origin != Origin::WebSocketSip);
     for o in websocket.iter().copied().chain(json_path) {
         let concurrent = o.scenario.hold.is_none();

@@ -86,11 +86,13 @@ pub struct GatewayOptions {
     pub sip_websocket: bool,
     /// More users of the local domain beside alice and bob: (name, password).
     pub local_users: Vec<(String, String)>,
+    /// Trunk or PBX profiles every one of `local_users` may call through.
+    pub local_user_profiles: Vec<&'static str>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None, sip_websocket: false, local_users: Vec::new() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None, sip_websocket: false, local_users: Vec::new(), local_user_profiles: Vec::new() }
     }
 }
 
@@ -165,7 +167,7 @@ impl Gateway {
             options.alice_profiles
         );
         for (username, password) in &options.local_users {
-            local.push_str(&format!("[[users]]\nusername = \"{username}\"\npassword = \"{password}\"\n"));
+            local.push_str(&format!("[[users]]\nusername = \"{username}\"\npassword = \"{password}\"\nprofiles = {:?}\n", options.local_user_profiles));
         }
         std::fs::write(profiles.join("local.toml"), local).expect("write profile");
         for (name, text) in &options.profiles {
