@@ -10,7 +10,7 @@ use sipbridge::store::{CallDirection, CallRecord, CallStatus};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, echo_page_args, token, AnsweringPages};
+use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk};
 use support::{free_port, Gateway, GatewayOptions, BOB_PASSWORD, LOCAL_DOMAIN};
 
 /// The loudest sample a page may hear while the other side sends it nothing (silence, comfort
@@ -21,19 +21,30 @@ type Lines = std::io::Lines<BufReader<ChildStdout>>;
 
 /// A gateway with a `wss` listener and `extra_media` in `[media]`.
 fn start_gateway(extra_media: &str) -> (Gateway, String) {
+    start_gateway_with(GatewayOptions { extra_media: extra_media.to_string(), ..GatewayOptions::default() })
+}
+
+/// `options` and a `wss` listener.
+fn start_gateway_with(options: GatewayOptions) -> (Gateway, String) {
     let wss_port = free_port();
     let extra_sip = format!("[[sip.listen]]\ntransport = \"wss\"\naddress = \"127.0.0.1:{wss_port}\"\n");
-    let gateway = Gateway::start(GatewayOptions { extra_sip, extra_media: extra_media.to_string(), ..GatewayOptions::default() });
+    let gateway = Gateway::start(GatewayOptions { extra_sip, ..options });
     (gateway, format!("wss://127.0.0.1:{wss_port}"))
 }
 
 /// tests/browser/sip_ws_call.mjs: JsSIP as bob over `url`, in `mode` toward `target`.
 fn jssip(gateway: &Gateway, url: &str, mode: &str, target: &str) -> (Child, Lines) {
+    jssip_with(gateway, url, mode, target, &[])
+}
+
+/// `jssip` with more environment for the script.
+fn jssip_with(gateway: &Gateway, url: &str, mode: &str, target: &str, env: &[(&str, &str)]) -> (Child, Lines) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
     let mut child = Command::new("node")
         .arg(script)
         .args(["jssip", url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, "660"])
         .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -164,5 +175,42 @@ fn a_sipbridge_js_user_cancels_a_call_to_jssip() {
     let record = support::completed_record(&gateway);
     assert_eq!((record.direction, record.status), (CallDirection::Outbound, CallStatus::Cancelled), "{record:#?}");
     assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("CANCEL ")), "{:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// In a call from JsSIP (bob, granted the trunk profile) to alice, JsSIP REFERs the call to a
+/// number: the gateway answers 202 and places the call through bob's profile to a sipp trunk
+/// that echoes; JsSIP hears NOTIFY 100, 180 (the trunk rings) and 200, then a BYE, and alice, first hearing JsSIP's
+/// 660 Hz, then hears her own 440 Hz back from the trunk (Opus from her, PCMU to the trunk).
+#[test]
+fn jssip_refers_the_sipbridge_js_user_to_a_trunk() {
+    let trunk_port = free_port();
+    let trunk = EchoTrunk::start(trunk_port);
+    let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
+    let browser = AnsweringPages::start(&gateway, &["transferred"]);
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let phone = report(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
+    let log = gateway.log();
+    println!("JsSIP: heard {} Hz, refer {}, ended {}", phone["peakHz"], phone["refer"], phone["ended"]);
+    println!("alice: heard {} Hz, then {} Hz", page["peakHz"], page["laterHz"]);
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_tone(&phone, "peakHz", 440.0, &format!("JsSIP hears alice\n{log}"));
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "progress 180", "accepted 200"]), "the REFER's answer and NOTIFYs: {phone:#}\n{log}");
+    assert_eq!(phone["ended"]["originator"], "remote", "the gateway let JsSIP go: {phone:#}\n{log}");
+    assert_tone(&page, "laterHz", 440.0, &format!("alice hears the trunk's echo of her tone\n{log}"));
+    assert_eq!(page["stateAfter"], "answered", "alice's call went on: {page:#}");
+    trunk.finish().unwrap_or_else(|e| panic!("the trunk's call: {e}\n{log}"));
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.direction, record.status), (CallDirection::Inbound, CallStatus::Answered), "{record:#?}");
+    assert!(record.events.iter().any(|e| e.kind == "transfer" && e.detail.contains("+15557654321")), "{:#?}", record.events);
+    assert_eq!(record.sip_call_ids.len(), 2, "JsSIP's call and the trunk's: {record:#?}");
+    let (_, refers) = holds_and_requests(&record, "REFER", "in");
+    let (_, notifies) = holds_and_requests(&record, "NOTIFY", "out");
+    assert_eq!((refers, notifies), (1, 3), "{:#?}", record.sip_messages);
+    assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("INVITE sip:+15557654321@127.0.0.1")), "{:#?}", record.sip_messages);
     assert!(!log.contains("panicked"), "{log}");
 }

@@ -141,11 +141,12 @@ impl CallLog {
     }
 
     /// The call's SIP messages, in order, for the ladder view.
+    /// Adds one SIP call's ladder (a call may have several: a transfer places a second one),
+    /// keeping the messages in time order.
     pub fn sip_messages(&mut self, entries: Vec<crate::sip::ladder::LadderEntry>) {
-        self.record.sip_messages = entries
-            .into_iter()
-            .map(|e| crate::store::SipMessage { at: e.at, direction: if e.outgoing { "out".into() } else { "in".into() }, peer: e.peer, summary: e.summary, text: e.text })
-            .collect();
+        let entries = entries.into_iter().map(|e| crate::store::SipMessage { at: e.at, direction: if e.outgoing { "out".into() } else { "in".into() }, peer: e.peer, summary: e.summary, text: e.text });
+        self.record.sip_messages.extend(entries);
+        self.record.sip_messages.sort_by_key(|m| m.at);
     }
 
     pub fn add_sip_call_id(&mut self, call_id: &str) {

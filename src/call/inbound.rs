@@ -47,6 +47,9 @@ pub struct CallLayer {
     pub stats: Arc<super::call_log::CallStats>,
     /// Graceful drain: new calls are refused, and calls still up at the deadline end.
     pub drain: Arc<super::drain::Drain>,
+    /// The trunk and PBX profiles each local user may call through (`profiles` of its
+    /// `[[users]]` entry), first one first: where a transfer it asks for (REFER) goes.
+    pub local_grants: HashMap<String, Vec<String>>,
 }
 
 impl CallLayer {
@@ -147,7 +150,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
     tracing::info!(devices = legs.len(), user = %call.to_user, "ringing");
     let callees = vec![LegKind::Browser; legs.len()];
     let mut webrtc_events: WebRtcEvents = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
-    let sip = match prepared.io {
+    let mut sip = match prepared.io {
         PreparedIo::Rtp(endpoint) => SipLeg::caller(call.id, prepared.sdp, endpoint, prepared.media, prepared.telephone_event),
         PreparedIo::WebRtc(handle, events) => {
             log.event("sip_media", "WebRTC (ICE, DTLS-SRTP)");
@@ -155,6 +158,9 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
             SipLeg::webrtc_caller(call.id, prepared.sdp, handle, prepared.media, prepared.telephone_event)
         }
     };
+    if let CallerIdentity::LocalUser { username } = &call.identity {
+        sip.referrer = Some(username.clone());
+    }
     legs.insert(0, Leg::Sip(Box::new(sip)));
     let config = layer.call_config(Some(Duration::from_secs(layer.limits.ring_timeout_secs)));
     let machine = Call::new(config, LegKind::Sip, SessionDesc::new(call.sdp.clone()), &callees, std::time::Instant::now());

@@ -81,7 +81,11 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, push: mpsc::Sender
         }
     };
     let browser = BrowserLeg::new(call.device, &call.call_id, push, handle, browser_answer, None);
-    let PreparedSip { leg, events, webrtc } = sip;
+    let PreparedSip { mut leg, events, webrtc } = sip;
+    if call.profile.is_none() {
+        // A user registered here: a transfer it asks for goes through its granted profiles.
+        leg.referrer = Some(call.target.clone());
+    }
     let legs = vec![Leg::Browser(Box::new(browser)), Leg::Sip(Box::new(leg))];
     let machine = Call::new(layer.call_config(None), LegKind::Browser, SessionDesc::new(call.browser_offer), &[LegKind::Sip], std::time::Instant::now());
     let mut webrtc_events = vec![(0, webrtc_events)];

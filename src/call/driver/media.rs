@@ -37,7 +37,8 @@ impl CallTask {
         }
         let side = sip.sdp.side;
         let random = || EgressSeeds { ssrc: rand::random(), sequence: rand::random(), timestamp: rand::random() };
-        let browser_seeds = EgressSeeds { ssrc: handle.ssrc(), ..random() };
+        let browser_seeds = self.next_browser_seeds.take().unwrap_or(EgressSeeds { ssrc: handle.ssrc(), ..random() });
+        self.browser_seeds = Some(browser_seeds);
         let sip_seeds = EgressSeeds { ssrc: sip_ssrc.unwrap_or_else(rand::random), ..random() };
         let (a, b, seeds) = match side {
             Side::A => (sip_config, browser_config, [sip_seeds, browser_seeds]),

@@ -12,6 +12,7 @@ pub mod browser_leg;
 mod media;
 pub mod sip_leg;
 pub mod sip_sdp;
+mod transfer;
 
 use crate::call::call_log::CallLog;
 use crate::call::inbound::CallLayer;
@@ -62,6 +63,13 @@ pub struct CallTask {
     pub control: mpsc::Receiver<BrowserAnswer>,
     pub media: Option<SessionHandle>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
+    /// A transfer the SIP peer asked for, until its target answers or fails.
+    transfer: Option<transfer::PendingTransfer>,
+    /// Where the media session's stream toward the browser started, and where the next session
+    /// must take it up (after a transfer): the browser's SRTP takes a sequence that jumps back
+    /// for a replay.
+    browser_seeds: Option<crate::media::session::EgressSeeds>,
+    next_browser_seeds: Option<crate::media::session::EgressSeeds>,
 }
 
 impl CallTask {
@@ -91,7 +99,7 @@ impl CallTask {
                 let _ = tx.send((index, None)).await;
             });
         }
-        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc }
+        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc, transfer: None, browser_seeds: None, next_browser_seeds: None }
     }
 
     fn sip(&mut self) -> &mut SipLeg {
@@ -113,6 +121,7 @@ impl CallTask {
                 self.on_call_event(event).await;
             }
             self.start_media();
+            self.start_transfer().await;
             if self.flush_legs().await {
                 continue;
             }
@@ -126,6 +135,7 @@ impl CallTask {
             tokio::select! {
                 () = next_push(&mut self.legs, &self.layer.stats) => {}
                 Some(event) = self.sip_events.recv() => self.on_sip_event(event),
+                Some(event) = transfer::next_event(&mut self.transfer) => self.on_transfer_event(event).await,
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
                     match self.legs.get_mut(index) {
