@@ -3,7 +3,9 @@
 //! (measured by frequency). With the self-signed certificate the SIP TLS listener also uses; and
 //! with certificate files that are swapped while a call is up: after SIGHUP the call goes on (the
 //! tone is heard again, the WebSocket still open) and new connections get the new certificate.
-//! The console's session cookie is marked Secure on HTTPS.
+//! The console's session cookie is marked Secure on HTTPS. Firefox ESR loads the softphone page
+//! itself over https:// (its own login, the Call button) and hears the echo over wss://, in a
+//! browser made to lack setSinkId: the speaker choice says so instead of failing.
 
 mod support;
 
@@ -11,7 +13,8 @@ use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-use support::{Gateway, GatewayOptions, JWT_SECRET};
+use support::browser::{artifacts_dir, run_script, Browser};
+use support::{Gateway, GatewayOptions, ALICE_PASSWORD, JWT_SECRET};
 
 fn token() -> String {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_secs();
@@ -147,4 +150,25 @@ fn a_certificate_swap_on_sighup_keeps_the_call_and_serves_the_new_certificate() 
     assert!(result["endedDuringPause"].is_null(), "{result:#}");
     assert_eq!(result["websocketOpenAfterPause"], true, "the WebSocket opened before the swap lives on: {result:#}");
     assert!(gateway.wait_exit(Duration::ZERO).is_none(), "SIGHUP does not stop the gateway:\n{}", gateway.log());
+}
+
+#[test]
+fn softphone_page_in_firefox_over_https_and_wss_hears_the_echo() {
+    let gateway = https_gateway(String::new());
+    let base = format!("https://localhost:{}", gateway.http_port);
+    let out = artifacts_dir("softphone-https", Browser::Firefox);
+    let out = out.to_string_lossy();
+    let run = run_script("phone.mjs", Browser::Firefox, &[&base, "alice", ALICE_PASSWORD, &out, "echo"], &[]);
+    let report = &run.report;
+    let context = format!("{report:#}\n{}\n{}", run.stderr, gateway.log());
+    assert_eq!(report["ok"], true, "{context}");
+    assert_eq!(report["connected"], "connected as alice", "the page's own login over wss://: {context}");
+    assert_eq!(report["loginHiddenWhenConnected"], true);
+    support::calls::assert_tone(report, "peakHz", 1000.0, &context);
+    println!("Firefox softphone over https/wss: peak {} Hz", report["peakHz"]);
+    assert_eq!(report["ended"], "call ended (local_hangup)");
+    // No setSinkId: the speaker list is disabled and says why, and the call works regardless.
+    assert_eq!(report["speakerChoice"], false, "{context}");
+    assert_eq!(report["speakerNoteShown"], true, "{context}");
+    assert_eq!(report["pageErrors"], serde_json::json!([]), "{context}");
 }

@@ -1,12 +1,13 @@
 //! The whole-gateway load tool (benches/gateway_load, `make bench`) in miniature: every scenario
 //! runs against a real gateway with real WebRTC and SIP on both sides, loses nothing at a size
-//! any machine holds, and the report states every target, with a profile of the gateway.
+//! any machine holds, and the report states every target, with a profile of the gateway. The
+//! JsSIP-style scenario (the tool's own SIP-over-WebSocket client calling browsers) runs in it too.
 
 #[path = "../benches/gateway_load/main.rs"]
 #[allow(dead_code)]
 mod gateway_load;
 
-use gateway_load::{report, Media, Plan};
+use gateway_load::{report, Media, Origin, Plan};
 use std::time::Duration;
 
 #[test]
@@ -15,6 +16,7 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         ramp: false,
         passthrough: vec![6],
         transcoded: vec![4],
+        websocket: vec![3],
         setups_per_second: 10.0,
         setup_seconds: 2,
         settle: Duration::from_secs(2),
@@ -33,7 +35,7 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     let codec = run.floors.codec.as_ref().expect("libopus floor");
     assert!(codec.encode_us > 0.0 && codec.decode_us > 0.0, "{codec:?}");
     let outcomes = &run.outcomes;
-    assert_eq!(outcomes.len(), 8, "passthrough and transcoded both ways, each once more under perf, and two setup rates");
+    assert_eq!(outcomes.len(), 9, "passthrough and transcoded both ways, each once more under perf, JsSIP-style calls, and two setup rates");
     for outcome in outcomes {
         let name = outcome.scenario.name();
         assert_eq!((outcome.answered, outcome.failed), (outcome.scenario.calls, 0), "{name}: {:?}", outcome.failures);
@@ -54,6 +56,12 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         }
         assert!(outcome.gateway_cpu > 0.0 && outcome.loaded_rss_kib > outcome.idle_rss_kib, "{name}: /proc readings {} % {} KiB", outcome.gateway_cpu, outcome.loaded_rss_kib);
     }
+    // The JsSIP-style calls: registered with digest, set up through the INVITE's 407, media both
+    // ways over two WebRTC legs, nothing lost (the loop above), and CPU and RSS per call measured.
+    let websocket = outcomes.iter().find(|o| o.scenario.origin == Origin::WebSocketSip).expect("the JsSIP-style scenario ran");
+    assert_eq!((websocket.answered, websocket.setup_us.len(), websocket.accept_to_ok_us.len()), (3, 3, 3), "{:?}", websocket.failures);
+    assert!(websocket.to_browser.received > 0 && websocket.to_sip.received > 0 && websocket.lost() == 0, "{:?} {:?}", websocket.to_browser, websocket.to_sip);
+    assert!(websocket.cpu_per_call() > 0.0 && websocket.rss_per_call_kib() > 0.0, "{} % {} KiB", websocket.cpu_per_call(), websocket.rss_per_call_kib());
     let profiled: Vec<_> = outcomes.iter().filter_map(|o| o.profile.as_ref()).collect();
     assert_eq!(profiled.len(), 2, "one profiled run each for passthrough and transcoding");
     for profile in profiled {
@@ -81,6 +89,9 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "setup p99 < 3.00 ms at 50 setups/s: SIP INVITE → browser `incoming`",
         "setup p99 < 3.00 ms at 50 setups/s: browser `call` → `answered`",
         "## Where the gateway's time goes",
+        "## SIP over WebSocket (JsSIP-style) next to the JSON path",
+        "| SIP over WebSocket (JsSIP-style) → browser, PCMU passthrough, 3 concurrent | 3 | 3 / 0 |",
+        "| browser → SIP, PCMU passthrough, 6 concurrent | 6 | 6 / 0 |",
     ] {
         assert!(text.contains(row), "report lacks {row:?}:\n{text}");
     }

@@ -66,7 +66,7 @@ async fn place_calls(http_port: u16, peer: Arc<SipPeer>) -> Vec<CallReport> {
 fn a_thousand_browser_calls_twenty_at_a_time_all_carry_media_both_ways() {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("trunk socket");
     let trunk_port = trunk_socket.local_addr().expect("trunk address").port();
-    let gateway = start_gateway(Media::Passthrough, trunk_port);
+    let gateway = start_gateway(Media::Passthrough, trunk_port, 0);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let started = Instant::now();
     let reports = runtime.block_on(async {

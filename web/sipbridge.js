@@ -178,6 +178,19 @@ export class Call extends Emitter {
   async transfer(target) { await this.client._request({ type: 'transfer', call_id: this.id, target }); this.emit('transferring', target); }
   async unhold() { await this.client._request({ type: 'unhold', call_id: this.id }); this.emit('resumed'); }
 
+  /** The call's WebRTC statistics (RTCPeerConnection.getStats), or null before it has a peer connection. @returns {Promise<RTCStatsReport|null>} */
+  async getStats() { return this.pc ? this.pc.getStats() : null; }
+
+  /**
+   * Sends `track` instead of the current microphone (e.g. another device chosen mid-call), without
+   * renegotiating. The old track is left to the page to stop. @param {MediaStreamTrack} track
+   */
+  async replaceTrack(track) {
+    const sender = this.pc?.getSenders().find((s) => s.track?.kind === 'audio');
+    if (!sender) throw new SipBridgeError('bad_request', 'this call sends no audio to replace');
+    await sender.replaceTrack(track);
+  }
+
   /** Ends the call once: a page sees one `ended`, however many ways the end arrives. */
   _ended(/** @type {{reason: string, cause?: string}} */ info) {
     if (this._finished) return;
@@ -344,7 +357,13 @@ export const SipBridge = {
   /** @param {string} url @param {ConnectOptions} options @returns {Promise<Client>} */
   async connect(url, options) {
     const client = new Client(url, options);
-    await client._open();
+    try {
+      await client._open();
+    } catch (e) {
+      // A refused login (or an unreachable gateway) must not leave a socket reconnecting behind.
+      client.close();
+      throw e;
+    }
     return client;
   },
 };

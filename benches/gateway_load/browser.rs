@@ -58,7 +58,7 @@ pub fn token(user: &str, profiles: &[&str], secret: &str) -> String {
 
 /// Moves `payload_type` to the front of the audio m-line: the gateway answers with the first
 /// codec a browser offers, as Chrome users steer it with `setCodecPreferences`.
-fn prefer_payload_type(sdp: &str, payload_type: u8) -> String {
+pub fn prefer_payload_type(sdp: &str, payload_type: u8) -> String {
     sdp.split("\r\n")
         .map(|line| match line.strip_prefix("m=audio ") {
             Some(rest) => {

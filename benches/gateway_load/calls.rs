@@ -2,10 +2,11 @@
 //! The call's task does the signalling of both; their media runs in the load tool's media loop.
 
 use super::browser::{token, Browser, Voice};
-use super::media_loop::MediaLoops;
+use super::media_loop::{BrowserStart, MediaLoops};
 use super::meter::{StreamTally, Window};
 use super::sip_peer::{CallOutcome, RtpEndpoint, SipPeer};
 use super::stream::StreamPlan;
+use super::ws_sip::{self, WsSipClient};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -131,6 +132,54 @@ async fn sip_call(context: &CallContext, index: u32, stop: Instant, report: &mut
     report.confirmed = confirmed;
     report.to_browser = browser_receiver.tally(sent_by_sip);
     report.to_sip = sip_receiver.tally(sent_by_browser);
+    if !hangup_seen {
+        return Err("the browser never heard the hangup".into());
+    }
+    Ok(())
+}
+
+/// A JsSIP-style client `ws<index>` (SIP over WebSocket, digest, a WebRTC offer in PCMU) calls
+/// browser user `load<index>`, which answers at once; the client hangs up at `stop`.
+pub async fn from_websocket(context: Arc<CallContext>, ws_port: u16, index: u32, stop: Instant) -> CallReport {
+    let mut report = CallReport { call: format!("ws{index} → load{index}"), ..Default::default() };
+    if let Err(e) = websocket_call(&context, ws_port, index, stop, &mut report).await {
+        report.failure = Some(format!("{}: {e}", report.call));
+    }
+    report
+}
+
+async fn websocket_call(context: &CallContext, ws_port: u16, index: u32, stop: Instant, report: &mut CallReport) -> Result<(), String> {
+    let user = format!("load{index}");
+    let mut browser = Browser::login(context.http_port, &token(&user, &[], context.jwt_secret)).await.map_err(|e| format!("login: {e}"))?;
+    let mut client = WsSipClient::connect(ws_port, ws_sip::user(index)).await?;
+    client.register(SIGNALING_WAIT).await?;
+    // The client's media is a stand-in browser leg, like the callee's: WebRTC on both sides.
+    let codec = Voice::PcmuProbes.codec();
+    let mut leg = context.media.open_browser(BrowserStart::Offer { codec: codec.clone() }, context.plan(index, stop, false)).await?;
+    let offer = ws_sip::offer_with_candidates(&leg, codec.payload_type)?;
+    let first_invite = client.invite(&user, &offer, SIGNALING_WAIT).await?;
+    let (incoming, gateway_offer) = browser.incoming(SIGNALING_WAIT).await.map_err(|e| format!("waiting for `incoming`: {e}"))?;
+    report.setup_us = Some(micros(incoming.saturating_duration_since(first_invite)));
+    let mut callee = browser.accept(&context.media, &gateway_offer, context.plan(index, stop, true)).await?;
+    let accepted = Instant::now();
+    let client_side = async {
+        let answered = client.answered(SIGNALING_WAIT).await?;
+        leg.set_answer(&answered.sdp).await?;
+        let tally = client.media(&mut leg).await?;
+        let confirmed = client.hang_up(Duration::from_secs(5)).await?;
+        if !confirmed {
+            return Err("BYE not answered 200".to_string());
+        }
+        Ok((answered.at, tally))
+    };
+    let (browser_media, client_result) = tokio::join!(browser.media(&mut callee, stop), client_side);
+    let (answered, (sent_by_client, client_receiver)) = client_result?;
+    report.accept_to_ok_us = Some(micros(answered.saturating_duration_since(accepted)));
+    let hangup_seen = browser.await_hangup(Duration::from_secs(5)).await;
+    let (sent_by_browser, browser_receiver) = browser_media?;
+    // The client stands where the trunk does in the other scenarios: "to SIP" is toward it.
+    report.to_browser = browser_receiver.tally(sent_by_client);
+    report.to_sip = client_receiver.tally(sent_by_browser);
     if !hangup_seen {
         return Err("the browser never heard the hangup".into());
     }

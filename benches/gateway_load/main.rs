@@ -7,8 +7,9 @@
 //! `LOAD=quick` (the default, `make bench`) runs each scenario once at a size a 2-core machine
 //! holds; `LOAD=full` (`make bench-full`) ramps each until calls fail or packets are lost.
 //! Smaller looks: `LOAD_PASSTHROUGH` and `LOAD_TRANSCODED` (comma-separated call counts, empty
-//! for none), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf), and
-//! `LOAD_TOOL_THREADS` (the tool's media loops, default 1).
+//! for none), `LOAD_WEBSOCKET` (call counts of the JsSIP-style scenario: SIP over WebSocket to
+//! browsers, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
+//! and `LOAD_TOOL_THREADS` (the tool's media loops, default 1).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -26,6 +27,7 @@ pub mod soak;
 pub mod stamped;
 pub mod stream;
 pub mod targets;
+pub mod ws_sip;
 
 use browser::Voice;
 use calls::{CallContext, CallReport};
@@ -39,6 +41,8 @@ pub use support::JWT_SECRET;
 pub enum Origin {
     Browser,
     Sip,
+    /// A JsSIP-style client: SIP over WebSocket with a WebRTC offer, calling a browser user.
+    WebSocketSip,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -73,6 +77,7 @@ impl Scenario {
         let origin = match self.origin {
             Origin::Browser => "browser → SIP",
             Origin::Sip => "SIP → browser",
+            Origin::WebSocketSip => "SIP over WebSocket (JsSIP-style) → browser",
         };
         let media = match self.media {
             Media::Passthrough => "PCMU passthrough",
@@ -131,8 +136,8 @@ impl Outcome {
 }
 
 /// A gateway whose trunk profile points at `trunk_port`, translating to Opus for browsers when
-/// `media` says so.
-pub fn start_gateway(media: Media, trunk_port: u16) -> Gateway {
+/// `media` says so, with a `ws` SIP listener and a local user for each of `websocket_clients`.
+pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) -> Gateway {
     let trunk = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
     let browser_codec = match media {
         Media::Passthrough => "same",
@@ -142,6 +147,8 @@ pub fn start_gateway(media: Media, trunk_port: u16) -> Gateway {
         profiles: vec![("trunk.toml".into(), trunk)],
         extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n"),
         log_level: "info",
+        sip_websocket: websocket_clients > 0,
+        local_users: ws_sip::users(websocket_clients),
         ..Default::default()
     })
 }
@@ -150,7 +157,8 @@ pub fn start_gateway(media: Media, trunk_port: u16) -> Gateway {
 pub fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let trunk_port = trunk_socket.local_addr().map_err(|e| e.to_string())?.port();
-    let gateway = start_gateway(scenario.media, trunk_port);
+    let websocket_clients = if scenario.origin == Origin::WebSocketSip { scenario.calls } else { 0 };
+    let gateway = start_gateway(scenario.media, trunk_port, websocket_clients);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
     let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus));
     runtime.shutdown_timeout(Duration::from_secs(2));
@@ -194,11 +202,12 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
             Some(hold) => Instant::now() + hold,
         };
         let context = Arc::clone(&context);
-        let (index, origin) = (index as u32, scenario.origin);
+        let (index, origin, ws_port) = (index as u32, scenario.origin, gateway.ws_port);
         tasks.push(tokio::spawn(async move {
             match origin {
                 Origin::Browser => calls::from_browser(context, index, stop).await,
                 Origin::Sip => calls::from_sip(context, index, stop).await,
+                Origin::WebSocketSip => calls::from_websocket(context, ws_port, index, stop).await,
             }
         }));
     }
@@ -326,6 +335,8 @@ pub struct Plan {
     pub ramp: bool,
     pub passthrough: Vec<usize>,
     pub transcoded: Vec<usize>,
+    /// JsSIP-style calls (SIP over WebSocket → browser, PCMU on both WebRTC legs).
+    pub websocket: Vec<usize>,
     pub setups_per_second: f64,
     pub setup_seconds: u64,
     pub settle: Duration,
@@ -344,6 +355,7 @@ impl Plan {
             ramp: full,
             passthrough: if full { (1..=10).map(|n| n * 100).collect() } else { sizes("LOAD_PASSTHROUGH", "200") },
             transcoded: if full { (1..=10).map(|n| n * 50).collect() } else { sizes("LOAD_TRANSCODED", "100") },
+            websocket: if full { (1..=10).map(|n| n * 50).collect() } else { sizes("LOAD_WEBSOCKET", "50") },
             setups_per_second: std::env::var("LOAD_SETUP_RATE").ok().and_then(|r| r.parse().ok()).unwrap_or(50.0),
             setup_seconds: 10,
             settle: Duration::from_secs(3),
@@ -437,6 +449,12 @@ pub fn run_plan(plan: &Plan) -> Run {
         let largest_clean = report::best(&outcomes, media, Some(Origin::Browser)).map(|o| o.scenario.calls).or_else(|| sizes.iter().copied().max());
         if let Some(calls) = largest_clean.filter(|_| plan.profile) {
             run_scenario(concurrent(plan, Origin::Browser, media, calls, true), &opus, &mut outcomes);
+        }
+    }
+    for &calls in &plan.websocket {
+        let clean = run_scenario(concurrent(plan, Origin::WebSocketSip, Media::Passthrough, calls, false), &opus, &mut outcomes);
+        if plan.ramp && !clean {
+            break;
         }
     }
     for origin in [Origin::Browser, Origin::Sip].into_iter().filter(|_| plan.setups_per_second > 0.0) {

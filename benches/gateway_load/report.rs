@@ -42,6 +42,46 @@ fn scenario_table(out: &mut String, outcomes: &[Outcome]) {
     }
 }
 
+/// JsSIP-style calls next to the JSON path's, from the same run: setup, CPU and RSS per call, and
+/// media delivery.
+fn websocket_section(out: &mut String, outcomes: &[Outcome]) {
+    let websocket: Vec<&Outcome> = outcomes.iter().filter(|o| o.scenario.origin == Origin::WebSocketSip).collect();
+    if websocket.is_empty() {
+        return;
+    }
+    out.push_str(
+        "\n## SIP over WebSocket (JsSIP-style) next to the JSON path\n\n\
+         The load tool's own SIP-over-WebSocket client (`benches/gateway_load/ws_sip.rs`, as JsSIP or SIP.js speak it): it connects \
+         to the `ws` listener with the `sip` subprotocol, registers with digest, and calls a browser user (the JSON path's \
+         sipbridge.js protocol) with a WebRTC offer (ICE, DTLS-SRTP, PCMU, candidates inline), answering the INVITE's 407 with \
+         digest; it hangs up with BYE. Both legs of such a call are WebRTC in the gateway, where the JSON-path rows have one \
+         WebRTC and one RTP leg. Setup: the first INVITE (its 407 round included) to the browser's `incoming`; for the JSON \
+         path, `call` to `answered` less the trunk's think time (browser → SIP), and the trunk's INVITE to `incoming` (SIP → \
+         browser). The concurrent runs set calls up at 50 a second.\n\n",
+    );
+    out.push_str("| path | calls | answered / failed | setup p50 / p99 (ms) | gateway CPU per call, % of a core | RSS per call | lost / packets (to browser, to the caller or trunk) |\n|---|---|---|---|---|---|---|\n");
+    let json_path = outcomes.iter().filter(|o| !o.scenario.profile && o.scenario.media == Media::Passthrough && o.scenario.origin != Origin::WebSocketSip);
+    for o in websocket.iter().copied().chain(json_path) {
+        let concurrent = o.scenario.hold.is_none();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} / {} | {} / {} | {} | {} | {} / {}, {} / {} |",
+            o.scenario.name(),
+            o.scenario.calls,
+            o.answered,
+            o.failed,
+            ms(percentile(&o.setup_us, 0.5)),
+            ms(percentile(&o.setup_us, 0.99)),
+            if concurrent { format!("{:.3} %", o.cpu_per_call()) } else { "–".into() },
+            if concurrent { format!("{:.0} KiB", o.rss_per_call_kib()) } else { "–".into() },
+            o.to_browser.lost,
+            o.to_browser.received + o.to_browser.lost,
+            o.to_sip.lost,
+            o.to_sip.received + o.to_sip.lost,
+        );
+    }
+}
+
 /// The largest clean concurrent run of one kind, and the figures from it.
 pub fn best<'a>(outcomes: &'a [Outcome], media: Media, origin: Option<Origin>) -> Option<&'a Outcome> {
     outcomes
@@ -94,6 +134,7 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
     targets::targets_table(&mut out, outcomes, &run.floors);
     out.push_str("\n## Scenarios\n\n");
     scenario_table(&mut out, outcomes);
+    websocket_section(&mut out, outcomes);
     let failures: Vec<String> = outcomes.iter().flat_map(|o| o.failures.iter().map(move |f| format!("- {}: {f}", o.scenario.name()))).collect();
     if !failures.is_empty() {
         let _ = writeln!(out, "\nFirst failures:\n\n{}", failures.join("\n"));

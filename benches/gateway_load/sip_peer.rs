@@ -49,7 +49,7 @@ impl SipMessage {
         self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
-    fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+    pub fn all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers.iter().filter(move |(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
@@ -70,12 +70,12 @@ impl SipMessage {
         uri.strip_prefix("sip:")?.split('@').next()
     }
 
-    fn cseq_method(&self) -> Option<&str> {
+    pub fn cseq_method(&self) -> Option<&str> {
         self.header("cseq")?.split_whitespace().nth(1)
     }
 
     /// The URI inside a name-addr header such as Contact.
-    fn uri_of(value: &str) -> &str {
+    pub fn uri_of(value: &str) -> &str {
         match (value.find('<'), value.find('>')) {
             (Some(open), Some(close)) if open < close => &value[open + 1..close],
             _ => value.split(';').next().unwrap_or(value),
@@ -266,7 +266,7 @@ fn response_with_contact(request: &SipMessage, contact: &str, sdp: &str) -> Stri
     ok.replacen("\r\n", &format!("\r\nContact: {contact}\r\n"), 1)
 }
 
-fn response(request: &SipMessage, status: u16, reason: &str, to_tag_and_contact: Option<(&str, &str)>, sdp: &str) -> String {
+pub fn response(request: &SipMessage, status: u16, reason: &str, to_tag_and_contact: Option<(&str, &str)>, sdp: &str) -> String {
     let mut out = format!("SIP/2.0 {status} {reason}\r\n");
     for via in request.all("via") {
         out.push_str(&format!("Via: {via}\r\n"));

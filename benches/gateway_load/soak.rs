@@ -150,7 +150,7 @@ fn call_length(plan: &SoakPlan, call: u64) -> Duration {
 pub fn run(plan: &SoakPlan) -> SoakReport {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("trunk socket");
     let trunk_port = trunk_socket.local_addr().expect("addr").port();
-    let gateway = start_gateway(Media::Passthrough, trunk_port);
+    let gateway = start_gateway(Media::Passthrough, trunk_port, 0);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
     let mut report = runtime.block_on(drive(plan, &gateway, trunk_socket));
     runtime.shutdown_timeout(Duration::from_secs(2));

@@ -29,6 +29,7 @@ fn origin_name(origin: Origin) -> &'static str {
     match origin {
         Origin::Browser => "from browsers",
         Origin::Sip => "from SIP",
+        Origin::WebSocketSip => "from SIP over WebSocket",
     }
 }
 

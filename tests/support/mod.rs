@@ -84,11 +84,15 @@ pub struct GatewayOptions {
     /// Called with the data directory (created, empty) before the gateway starts, e.g. to mount
     /// a small filesystem where the spool goes.
     pub prepare_data_dir: Option<fn(&Path)>,
+    /// A `ws` SIP listener (RFC 7118) on a port of its own, found in `Gateway::ws_port`.
+    pub sip_websocket: bool,
+    /// More users of the local domain beside alice and bob: (name, password).
+    pub local_users: Vec<(String, String)>,
 }
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), bob_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), bob_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None, sip_websocket: false, local_users: Vec::new() }
     }
 }
 
@@ -99,6 +103,8 @@ pub struct Gateway {
     pub sip_port: u16,
     pub tls_port: u16,
     pub http_port: u16,
+    /// The `ws` SIP listener's port (`GatewayOptions::sip_websocket`), else 0.
+    pub ws_port: u16,
     child: Child,
 }
 
@@ -119,6 +125,8 @@ impl Gateway {
     fn start_once(options: &GatewayOptions) -> Result<Gateway, String> {
         let dir = tempfile::tempdir().expect("tempdir");
         let (sip_port, tls_port, http_port) = (free_port(), free_port(), free_port());
+        let ws_port = if options.sip_websocket { free_port() } else { 0 };
+        let ws_listener = if options.sip_websocket { format!("[[sip.listen]]\ntransport = \"ws\"\naddress = \"127.0.0.1:{ws_port}\"\n") } else { String::new() };
         // A media range per gateway, spread by process and port so parallel tests rarely overlap,
         // and below the kernel's ephemeral ports (32768 and up), which browsers and sipp take.
         let rtp_min = 20_000 + (u32::from(http_port) * 7 + std::process::id()) % 120 * 100;
@@ -134,7 +142,7 @@ impl Gateway {
              [sip]\nprofiles_dir = \"profiles\"\n{}\n\
              [[sip.listen]]\ntransport = \"udp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
              [[sip.listen]]\ntransport = \"tcp\"\naddress = \"127.0.0.1:{sip_port}\"\n\
-             [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n\n{tls}\n\
+             [[sip.listen]]\ntransport = \"tls\"\naddress = \"127.0.0.1:{tls_port}\"\n{ws_listener}\n{tls}\n\
              [media]\naddress = \"127.0.0.1\"\n{media_range}{extra_media}\n\
              [http]\nlisten = \"127.0.0.1:{http_port}\"\napi_tokens = [\"{API_TOKEN}\"]\njwt_secret = \"{JWT_SECRET}\"\n{}",
             options.log_level,
@@ -149,7 +157,7 @@ impl Gateway {
         std::fs::write(dir.path().join("gateway.toml"), config).expect("write config");
         let profiles = dir.path().join("profiles");
         std::fs::create_dir(&profiles).expect("mkdir");
-        let local = format!(
+        let mut local = format!(
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
              digest_algorithms = {}\nsrtp = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
@@ -159,6 +167,9 @@ impl Gateway {
             options.alice_profiles,
             options.bob_profiles
         );
+        for (username, password) in &options.local_users {
+            local.push_str(&format!("[[users]]\nusername = \"{username}\"\npassword = \"{password}\"\n"));
+        }
         std::fs::write(profiles.join("local.toml"), local).expect("write profile");
         for (name, text) in &options.profiles {
             std::fs::write(profiles.join(name), text).expect("write profile");
@@ -170,7 +181,7 @@ impl Gateway {
         }
         let log_path = run_logs::gateway_log_path(dir.path());
         let child = Gateway::spawn(dir.path(), &log_path);
-        let mut gateway = Gateway { dir, log_path, sip_port, tls_port, http_port, child };
+        let mut gateway = Gateway { dir, log_path, sip_port, tls_port, http_port, ws_port, child };
         gateway.wait_ready()?;
         Ok(gateway)
     }

@@ -16,6 +16,7 @@ pub const CONFIGURED: &[(&str, &str)] = &[
     ("a console viewer's password (tests/console.rs)", "console-viewer-pass"),
     ("the first-start admin's new password (tests/console.rs)", "my-own-console-password"),
     ("the first-start admin's new password (tests/first_run.rs)", "a-password-of-my-own"),
+    ("alice's password changed under a connected softphone (tests/browser_phone.rs)", "a-new-password-4242"),
     ("a console admin's password (tests/local_users.rs)", "ops-console-pass"),
     ("a console viewer's password (tests/local_users.rs)", "viewer-console-pass"),
     ("a wrong password tried at login (tests/local_users.rs, tests/sipp/register_wrong_password.xml)", "not-the-password"),
