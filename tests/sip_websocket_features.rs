@@ -103,6 +103,12 @@ fn jssip_holds_resumes_and_sends_dtmf_both_ways_to_a_sipbridge_js_user() {
     assert_eq!((record.direction, record.status), (CallDirection::Inbound, CallStatus::Answered), "{record:#?}");
     assert_eq!(holds, ["on hold", "resumed"], "{record:#?}");
     assert_eq!(infos, 4, "JsSIP's INFO digits in the record: {:#?}", record.sip_messages);
+    // Session timers (RFC 4028): JsSIP asks 90 s; our 2xx agrees and makes JsSIP the refresher,
+    // which JsSIP runs (its refresh, an UPDATE at 45 s, is unit-tested in sip/core).
+    let answers_invite = |m: &&sipbridge::store::SipMessage| m.text.lines().any(|l| l.starts_with("CSeq:") && l.trim_end().ends_with(" INVITE"));
+    let ok = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("SIP/2.0 200")).find(answers_invite);
+    assert!(ok.is_some_and(|m| m.text.contains("Session-Expires: 90;refresher=uac")), "our 200 to JsSIP's INVITE: {:#?}", record.sip_messages);
+    assert_eq!(phone["sessionTimers"], serde_json::json!({"running": true, "expires": 90, "refresher": true}), "{phone:#}");
     assert!(!log.contains("panicked"), "{log}");
 }
 
