@@ -220,3 +220,27 @@ fn jssip_refers_the_sipbridge_js_user_to_a_trunk() {
     assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("INVITE sip:+15557654321@127.0.0.1")), "{:#?}", record.sip_messages);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// bob (JsSIP) has no trunk or PBX profile: its REFER is accepted (202), then refused in the
+/// NOTIFY (403); nothing is placed, the call goes on (alice still hears JsSIP) until JsSIP
+/// hangs up, and the record shows no second call.
+#[test]
+fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on() {
+    let (gateway, url) = start_gateway("");
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let phone = report(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
+    let log = gateway.log();
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "failed 403"]), "{phone:#}\n{log}");
+    assert_eq!((&phone["stillUp"], &phone["ended"]["originator"]), (&serde_json::json!(true), &serde_json::json!("local")), "up a second after the refusal, then JsSIP hung up: {phone:#}");
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(page["ended"]["reason"], "normal", "JsSIP's own BYE ended it: {page:#}");
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.status, record.sip_call_ids.len()), (CallStatus::Answered, 1), "{record:#?}");
+    assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
+    assert!(!log.contains("panicked"), "{log}");
+}

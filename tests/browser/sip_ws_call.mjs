@@ -17,7 +17,8 @@
 //   MODE call-refer: call TARGET, measure, then REFER the far end to SIP_WS_REFER_TO (env) and
 //                wait for the gateway to end the call; reports the REFER's answer and NOTIFYs
 //                (`refer`: 'accepted' for the 202, then trying/progress/accepted/failed with the
-//                sipfrag status).
+//                sipfrag status); when the transfer is refused, it hangs up itself a second later
+//                (`stillUp` says whether the call was still up then).
 //   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings.
 //   MODE ring: register, print READY, let the next call ring until the far end gives up.
 // Once a call has been measured (media flowed both ways), IN CALL is printed: a test may kill the
@@ -246,14 +247,23 @@ try {
     }
     if (mode === 'call-refer') {
       const refer = [];
+      let refused;
+      const failed = new Promise((resolve) => { refused = resolve; });
       const note = (what) => (e) => refer.push(e?.status_line ? `${what} ${e.status_line.status_code}` : what);
       session.refer(referTo, { eventHandlers: {
-        requestSucceeded: note('202'), requestFailed: (e) => refer.push(`refused ${e?.response?.status_code}`),
-        trying: note('trying'), progress: note('progress'), accepted: note('accepted'), failed: note('failed'),
+        requestSucceeded: note('202'), requestFailed: (e) => { refer.push(`refused ${e?.response?.status_code}`); refused(); },
+        trying: note('trying'), progress: note('progress'), accepted: note('accepted'), failed: (e) => { note('failed')(e); refused(); },
       } });
+      // A refused transfer leaves the call up: JsSIP checks that a second later and hangs up.
+      let stillUp = null;
+      failed.then(async () => {
+        await sleep(1000);
+        stillUp = session.isEstablished();
+        session.terminate();
+      });
       const end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);
       ua.stop();
-      return { ok: true, ...heard, refer, ended: end };
+      return { ok: true, ...heard, refer, stillUp, ended: end };
     }
     if (mode === 'answer-features') {
       const end = await Promise.race([ended, sleep(25000).then(() => ({ reason: 'still up' }))]);
