@@ -244,3 +244,32 @@ fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on
     assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// The other way round: alice (1000 Hz) calls JsSIP, which answers and REFERs her to a number;
+/// the gateway places it through bob's trunk profile, and alice hears her own tone back from the
+/// echoing trunk while JsSIP is let go.
+#[test]
+fn jssip_called_by_a_sipbridge_js_user_refers_her_to_a_trunk() {
+    let trunk_port = free_port();
+    let trunk = EchoTrunk::start(trunk_port);
+    let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, mut lines) = jssip_with(&gateway, &url, "answer-refer", "-", &[("SIP_WS_REFER_TO", &refer_to)]);
+    await_ready(&mut lines, &gateway);
+    let page = echo_page_args(&gateway, &token("alice", &[]), &["", "bob", "transferred", "1000"], &[]);
+    let phone = report(child, lines);
+    let log = gateway.log();
+    println!("alice: heard {} Hz, then {} Hz; JsSIP: refer {}", page["peakHz"], page["laterHz"], phone["refer"]);
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "progress 180", "accepted 200"]), "{phone:#}\n{log}");
+    assert_eq!(phone["ended"]["originator"], "remote", "the gateway let JsSIP go: {phone:#}\n{log}");
+    assert_tone(&page, "laterHz", 1000.0, &format!("alice hears the trunk's echo of her tone\n{log}"));
+    assert_eq!(page["stateAfter"], "answered", "{page:#}");
+    trunk.finish().unwrap_or_else(|e| panic!("the trunk's call: {e}\n{log}"));
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.direction, record.status, record.sip_call_ids.len()), (CallDirection::Outbound, CallStatus::Answered, 2), "{record:#?}");
+    assert!(record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -19,6 +19,7 @@
 //                (`refer`: 'accepted' for the 202, then trying/progress/accepted/failed with the
 //                sipfrag status); when the transfer is refused, it hangs up itself a second later
 //                (`stillUp` says whether the call was still up then).
+//   MODE answer-refer: register, print READY, answer the next call, then as call-refer.
 //   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings.
 //   MODE ring: register, print READY, let the next call ring until the far end gives up.
 // Once a call has been measured (media flowed both ways), IN CALL is printed: a test may kill the
@@ -245,7 +246,7 @@ try {
       ua.stop();
       return { ok: true, ...heard, ...events, heldDrained, holdLevel: held.level, resumedHz: resumed.hz, sessionTimers, ended: end };
     }
-    if (mode === 'call-refer') {
+    if (mode === 'call-refer' || mode === 'answer-refer') {
       const refer = [];
       let refused;
       const failed = new Promise((resolve) => { refused = resolve; });
