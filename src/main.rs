@@ -195,7 +195,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         records: records.clone(),
         stats: Arc::new(sipbridge::call::call_log::CallStats::default()),
         drain: Arc::new(sipbridge::call::drain::Drain::default()),
-        local_grants: config.profiles.iter().flat_map(|p| &p.users).map(|u| (u.username.clone(), u.profiles.clone())).collect(),
+        user_profiles: local.map(|p| p.users.iter().map(|u| (u.username.clone(), u.profiles.clone())).collect()).unwrap_or_default(),
     });
     let stopping = sipbridge::shutdown::stop_sequence(call_layer.clone(), Duration::from_secs(config.calls.drain_secs), records.clone());
 

@@ -65,7 +65,7 @@ fn websocket_section(out: &mut String, outcomes: &[Outcome]) {
         let concurrent = o.scenario.hold.is_none();
         let _ = writeln!(
             out,
-            "| {} | {} | {} / {} | {} / {} | {} | {} | {} / {}, {} / {} |",
+            "| {} | {} | {} / {} | {} / {} | {} | {} | {} |",
             o.scenario.name(),
             o.scenario.calls,
             o.answered,
@@ -74,10 +74,7 @@ fn websocket_section(out: &mut String, outcomes: &[Outcome]) {
             ms(percentile(&o.setup_us, 0.99)),
             if concurrent { format!("{:.3} %", o.cpu_per_call()) } else { "–".into() },
             if concurrent { format!("{:.0} KiB", o.rss_per_call_kib()) } else { "–".into() },
-            o.to_browser.lost,
-            o.to_browser.received + o.to_browser.lost,
-            o.to_sip.lost,
-            o.to_sip.received + o.to_sip.lost,
+            if concurrent { format!("{} / {}, {} / {}", o.to_browser.lost, o.to_browser.received + o.to_browser.lost, o.to_sip.lost, o.to_sip.received + o.to_sip.lost) } else { "–".into() },
         );
     }
 }

@@ -293,3 +293,30 @@ impl WsSipClient {
         Ok(answer.status() == Some(200))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::browser::Voice;
+    use super::super::media_loop::{BrowserStart, MediaLoops};
+    use super::super::meter::Window;
+    use super::super::stream::StreamPlan;
+    use std::time::Instant;
+
+    /// The offer a SIP peer gets: the stand-in leg's candidates inline (SIP has no trickle), the
+    /// m-line and `c=` naming the first, PCMU first among the codecs.
+    #[tokio::test]
+    async fn the_offer_carries_its_candidates_inline_with_pcmu_first() {
+        let media = MediaLoops::start(1).expect("media loop");
+        let now = Instant::now();
+        let plan = StreamPlan { voice: Voice::PcmuProbes, window: Window::never(now), call: 0, probed: true, stop: now };
+        let leg = media.open_browser(BrowserStart::Offer { codec: Voice::PcmuProbes.codec() }, plan).await.expect("leg");
+        let offer = super::offer_with_candidates(&leg, 0).expect("offer");
+        let m_line = offer.lines().find(|l| l.starts_with("m=audio ")).expect("m-line");
+        let fields: Vec<&str> = m_line.split(' ').collect();
+        assert_eq!((fields[2], fields[3]), ("UDP/TLS/RTP/SAVPF", "0"), "{offer}");
+        assert!(fields[1] != "0" && fields[1] != "9", "the port of the first candidate: {offer}");
+        assert!(offer.contains("a=candidate:") && offer.contains("a=end-of-candidates"), "{offer}");
+        assert!(offer.contains("a=fingerprint:sha-256 ") && offer.contains("a=ice-ufrag:"), "{offer}");
+        println!("{offer}");
+    }
+}

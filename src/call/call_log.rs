@@ -87,6 +87,25 @@ impl CallLog {
         self.record.sip_user_agent = user_agent;
     }
 
+    /// A SIP-over-WebSocket client talking to a plain SIP party: it holds the record's
+    /// WebRTC-client side (`browser_*`), the plain party the SIP side.
+    pub fn webrtc_client(&mut self, remote: std::net::SocketAddr, user_agent: Option<String>) {
+        self.record.browser_remote = Some(remote.to_string());
+        self.record.browser_user_agent = user_agent;
+    }
+
+    /// A call from a SIP-over-WebSocket client (`user`) that rings only SIP parties (a trunk
+    /// through `profile`, or registered phones): recorded as the client's outbound call, like a
+    /// browser's call to SIP.
+    pub fn from_webrtc_client(&mut self, user: &str, profile: Option<&str>) {
+        self.record.direction = CallDirection::Outbound;
+        self.record.browser_user = Some(user.to_string());
+        self.record.profile = profile.map(str::to_string);
+        self.record.browser_remote = self.record.sip_remote.take();
+        self.record.browser_user_agent = self.record.sip_user_agent.take();
+        self.writer.write(&self.record);
+    }
+
     pub fn event(&mut self, kind: &str, detail: impl Into<String>) {
         self.record.event(now_ms(), kind, detail);
     }
@@ -140,12 +159,13 @@ impl CallLog {
         }
     }
 
-    /// The call's SIP messages, in order, for the ladder view.
-    /// Adds one SIP call's ladder (a call may have several: a transfer places a second one),
-    /// keeping the messages in time order.
+    /// One SIP dialog's messages, for the ladder view: a call with several SIP legs (a client
+    /// calling a trunk, a call forked to several bindings) has one ladder, in time order.
     pub fn sip_messages(&mut self, entries: Vec<crate::sip::ladder::LadderEntry>) {
-        let entries = entries.into_iter().map(|e| crate::store::SipMessage { at: e.at, direction: if e.outgoing { "out".into() } else { "in".into() }, peer: e.peer, summary: e.summary, text: e.text });
-        self.record.sip_messages.extend(entries);
+        let messages = entries
+            .into_iter()
+            .map(|e| crate::store::SipMessage { at: e.at, direction: if e.outgoing { "out".into() } else { "in".into() }, peer: e.peer, summary: e.summary, text: e.text });
+        self.record.sip_messages.extend(messages);
         self.record.sip_messages.sort_by_key(|m| m.at);
     }
 

@@ -1,18 +1,20 @@
-//! A call from SIP to a browser user: refuse it if it cannot be taken, else build its legs (the
-//! SIP caller with its answer and media prepared, one browser leg per device the user is logged
-//! in on) and hand them to the call's task (`call::driver`), where `Call` decides the rest.
+//! A call from SIP (a trunk, a desk phone, a SIP-over-WebSocket client): refuse it if it cannot
+//! be taken, else build its legs (the SIP caller with its answer and media prepared, then the
+//! callees the dial plan names: `call::route`, `call::callees`) and hand them to the call's task
+//! (`call::driver`), where `Call` decides the rest.
 
 use super::call_log::CallLog;
-use super::driver::browser_leg::{BrowserLeg, Incoming};
+use super::callees::{CalleeLegs, CallerSide};
+use super::driver::browser_leg::Incoming;
 use super::driver::sip_leg::SipLeg;
 use super::driver::sip_sdp::SipSdp;
-use super::driver::{CallTask, Leg};
+use super::driver::{CallTask, Leg, LegReceivers};
+use super::route::{route, Callee, Caller, Directory, RouteError};
 use super::legs::{encoding_of_codec, sip_leg};
 use super::limits::{CallCounter, CallScope, CallSlot};
 use super::machine::{mapping, Call, CallConfig, EndReason, LegKind, SessionDesc};
 use super::registry::BrowserRegistry;
 use crate::call::echo::WebRtcSettings;
-use crate::config::BrowserCodecPolicy;
 use crate::media::engine::{BrowserLegHandle, MediaEngine, RtpEndpoint};
 use crate::media::handler::PayloadFormat;
 use crate::media::session::{Side, Timeouts};
@@ -21,7 +23,7 @@ use crate::sdp::{self, Codec, LocalCapabilities, SessionDescription};
 use crate::sip::core::{CallerIdentity, IncomingCall};
 use crate::sip::endpoint::{IncomingSipCall, SipCallEvent, StatusHandle};
 use crate::store::CallStatus;
-use crate::webrtc_leg::{BrowserCodec, LegEvent, WebRtcConfig};
+use crate::webrtc_leg::{LegEvent, WebRtcConfig};
 use super::webrtc_sip::{self, MediaKind};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -47,9 +49,9 @@ pub struct CallLayer {
     pub stats: Arc<super::call_log::CallStats>,
     /// Graceful drain: new calls are refused, and calls still up at the deadline end.
     pub drain: Arc<super::drain::Drain>,
-    /// The trunk and PBX profiles each local user may call through (`profiles` of its
-    /// `[[users]]` entry), first one first: where a transfer it asks for (REFER) goes.
-    pub local_grants: HashMap<String, Vec<String>>,
+    /// The profiles each local user may call out through (`profiles` in the local profile),
+    /// for calls its SIP clients place.
+    pub user_profiles: HashMap<String, Vec<String>>,
 }
 
 impl CallLayer {
@@ -127,29 +129,55 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
         let status = mapping::sip_status(&EndReason::Draining).code;
         return refuse(&layer, &call, log, status, CallStatus::Failed, mapping::SHUTDOWN_CAUSE).await;
     }
-    let Some(slot) = layer.acquire_slot(&call.to_user, through) else {
-        tracing::warn!(user = %call.to_user, "call limit reached: 503");
+    // Refused only once the offer is known to be acceptable: a 488 says more than a 480 would.
+    let routed = route_call(&layer, &call).await;
+    let trunk = routed.as_deref().unwrap_or_default().iter().find_map(|c| match c {
+        Callee::Trunk { profile, .. } => Some(profile.clone()),
+        _ => None,
+    });
+    let (slot_user, slot_profile) = match (&call.identity, &trunk) {
+        (CallerIdentity::LocalUser { username }, Some(profile)) => (username.as_str(), Some(profile.as_str())),
+        _ => (call.to_user.as_str(), through),
+    };
+    let Some(slot) = layer.acquire_slot(slot_user, slot_profile) else {
+        tracing::warn!(user = %slot_user, "call limit reached: 503");
         return refuse(&layer, &call, log, 503, CallStatus::Failed, "call limit reached").await;
     };
     let prepared = match prepare_answer(&layer, &call, through).await {
         Ok(prepared) => prepared,
         Err((status, why)) => return refuse(&layer, &call, log, status, CallStatus::Failed, why).await,
     };
-    // After the offer is known to be acceptable: a 488 says more than a 480 would.
+    let callees = match routed {
+        Ok(callees) => callees,
+        Err(e) => {
+            tracing::info!(error = %e, user = %call.to_user, "nobody to ring: 480");
+            return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+        }
+    };
     let (control_tx, control) = mpsc::channel(64);
     let incoming = Incoming { caller_uri: call.from_uri.clone(), caller_name: call.from_display.clone(), control: control_tx };
-    let browser_codec = browser_codec_for(layer.limits.browser_codec, prepared.sdp.codec);
     let beside = match &prepared.io {
         PreparedIo::WebRtc(handle, _) => Some(Arc::clone(handle)),
         PreparedIo::Rtp(_) => None,
     };
-    let (mut legs, webrtc_events) = open_devices(&layer, &call.to_user, &call_id, browser_codec, &incoming, beside.as_deref()).await;
-    if legs.is_empty() {
-        return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+    let from_user = caller_name(&call);
+    let caller = CallerSide { call_id: &call_id, from_user: &from_user, codec: encoding_of_codec(prepared.sdp.codec), forced: None, webrtc: beside.as_deref(), incoming: Some(&incoming) };
+    let opened = match super::callees::open(&layer, &caller, &callees).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::info!(error = %e, "no callee could be rung: 480");
+            return refuse(&layer, &call, log, 480, CallStatus::Missed, "nobody is logged in").await;
+        }
+    };
+    tracing::info!(callees = opened.legs.len(), user = %call.to_user, "ringing");
+    let webrtc_client = matches!(prepared.io, PreparedIo::WebRtc(..));
+    if let (true, CallerIdentity::LocalUser { username }) = (webrtc_client && only_plain_sip(&callees), &call.identity) {
+        log.from_webrtc_client(username, trunk.as_deref());
     }
-    tracing::info!(devices = legs.len(), user = %call.to_user, "ringing");
-    let callees = vec![LegKind::Browser; legs.len()];
-    let mut webrtc_events: WebRtcEvents = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
+    let CalleeLegs { legs: callee_legs, kinds, webrtc_events, sip_events: callee_events, .. } = opened;
+    let mut webrtc_events: LegReceivers<_> = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
+    let mut all_sip_events: LegReceivers<_> = callee_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
+    all_sip_events.push((0, sip_events));
     let mut sip = match prepared.io {
         PreparedIo::Rtp(endpoint) => SipLeg::caller(call.id, prepared.sdp, endpoint, prepared.media, prepared.telephone_event),
         PreparedIo::WebRtc(handle, events) => {
@@ -158,13 +186,43 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
             SipLeg::webrtc_caller(call.id, prepared.sdp, handle, prepared.media, prepared.telephone_event)
         }
     };
+    sip.peer = Some((call.source, call.user_agent.clone()));
     if let CallerIdentity::LocalUser { username } = &call.identity {
+        // A transfer it asks for (REFER) goes through its granted profiles (`driver/transfer.rs`).
         sip.referrer = Some(username.clone());
     }
-    legs.insert(0, Leg::Sip(Box::new(sip)));
+    let mut legs = vec![Leg::Sip(Box::new(sip))];
+    legs.extend(callee_legs);
     let config = layer.call_config(Some(Duration::from_secs(layer.limits.ring_timeout_secs)));
-    let machine = Call::new(config, LegKind::Sip, SessionDesc::new(call.sdp.clone()), &callees, std::time::Instant::now());
-    CallTask::new(layer.clone(), machine, legs, webrtc_events, log, slot, sip_events, control).run().await;
+    let machine = Call::new(config, LegKind::Sip, SessionDesc::new(call.sdp.clone()), &kinds, std::time::Instant::now());
+    CallTask::new(layer.clone(), machine, legs, webrtc_events, all_sip_events, log, slot, control).run().await;
+}
+
+/// Who the caller rings, by the dial plan (`call::route`).
+async fn route_call(layer: &CallLayer, call: &IncomingCall) -> Result<Vec<Callee>, RouteError> {
+    let caller = match &call.identity {
+        CallerIdentity::TrustedPeer { profile } => Caller::TrustedPeer { profile: profile.clone() },
+        CallerIdentity::LocalUser { username } => Caller::LocalUser { user: username.clone(), profiles: layer.user_profiles.get(username).cloned().unwrap_or_default() },
+    };
+    let bindings = layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+    let directory = Directory { browser_sessions: layer.browsers.devices(&call.to_user).len(), bindings: &bindings };
+    route(&caller, &call.to_user, &directory)
+}
+
+/// Only SIP parties that take plain media (RTP or SDES): a trunk, or desk phones.
+fn only_plain_sip(callees: &[Callee]) -> bool {
+    callees.iter().all(|c| matches!(c, Callee::Trunk { .. } | Callee::Registered { webrtc: false, .. }))
+}
+
+/// The caller's name in the From of INVITEs placed for it: a local user's name, else the user
+/// part of its From when it is a plain number or name.
+fn caller_name(call: &IncomingCall) -> String {
+    if let CallerIdentity::LocalUser { username } = &call.identity {
+        return username.clone();
+    }
+    let user = crate::sip::syntax::uri_user(call.from_uri.trim_start_matches('<')).unwrap_or("");
+    let plain = !user.is_empty() && user.len() <= 64 && user.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.".contains(c));
+    if plain { user.to_string() } else { "anonymous".to_string() }
 }
 
 /// Reads the caller's offer and builds our answer, with SDES when the profile asks for it; the
@@ -225,26 +283,6 @@ async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, thr
     Ok(Prepared { sdp, io: PreparedIo::WebRtc(Arc::new(handle), events), media: config, telephone_event })
 }
 
-type WebRtcEvents = Vec<(usize, mpsc::Receiver<crate::webrtc_leg::LegEvent>)>;
-
-/// A browser leg for every device the user is logged in on, each with a WebRTC offer.
-async fn open_devices(layer: &CallLayer, user: &str, call_id: &str, codec: BrowserCodec, incoming: &Incoming, beside: Option<&BrowserLegHandle>) -> (Vec<Leg>, WebRtcEvents) {
-    let mut legs = Vec::new();
-    let mut events = Vec::new();
-    for (device, push) in layer.browsers.devices(user) {
-        let start = BrowserLegStart::Offer { codec: codec.clone() };
-        match layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), beside).await {
-            Ok((handle, sdp, _, leg_events)) => {
-                events.push((legs.len(), leg_events));
-                let leg = BrowserLeg::new(device, call_id, push, Arc::new(handle), sdp, Some(incoming.clone()));
-                legs.push(Leg::Browser(Box::new(leg)));
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot offer to a browser"),
-        }
-    }
-    (legs, events)
-}
-
 /// Refuses the caller with `status` and closes the record: the call never rang, so there is
 /// no `Call` for it.
 async fn refuse(layer: &CallLayer, call: &IncomingCall, mut log: CallLog, status: u16, outcome: CallStatus, why: &str) {
@@ -254,24 +292,4 @@ async fn refuse(layer: &CallLayer, call: &IncomingCall, mut log: CallLog, status
         log.sip_messages(messages);
     }
     log.finish(outcome, crate::store::HangupSide::Gateway, why, Some(status));
-}
-
-/// What browsers are offered: by default the SIP side's codec, so audio passes through untouched.
-/// Only the codec carries over: the browser leg numbers its payload types itself (Opus is 111
-/// there even when the SIP side calls it 96), and the media session translates.
-fn browser_codec_for(policy: BrowserCodecPolicy, sip_codec: Codec) -> BrowserCodec {
-    let codec = match policy {
-        BrowserCodecPolicy::Same => sip_codec,
-        BrowserCodecPolicy::Opus => Codec::Opus,
-        BrowserCodecPolicy::Pcmu => Codec::Pcmu,
-        BrowserCodecPolicy::Pcma => Codec::Pcma,
-        BrowserCodecPolicy::G722 => Codec::G722,
-    };
-    BrowserCodec {
-        mime_type: format!("audio/{}", codec.encoding_name()),
-        // The browser leg's registered number; the sender's negotiated parameters confirm it.
-        payload_type: codec.static_payload_type().unwrap_or(111),
-        clock_rate: codec.clock_rate(),
-        channels: if codec == Codec::Opus { 2 } else { 1 },
-    }
 }

@@ -8,7 +8,6 @@
 
 use crate::sdp::{Attribute, Codec, Connection, MediaDescription, SessionDescription};
 use crate::webrtc_leg::BrowserCodec;
-use crate::sip::core::BindingView;
 use std::net::SocketAddr;
 
 /// What the peer's SDP asks for.
@@ -90,24 +89,6 @@ pub fn transport_identity(sdp: &SessionDescription) -> [Option<String>; 3] {
         let found = audio.and_then(|m| m.attribute(name)).or(session);
         found.and_then(|a| a.value.as_deref()).map(str::to_ascii_lowercase)
     })
-}
-
-/// Whether a call to registered `user` is offered WebRTC: every binding of the user came over a
-/// WebSocket (RFC 7118: its transport is ws or wss, or its Contact says `transport=ws|wss`), the
-/// way JsSIP and SIP.js register, since such clients take nothing else. A user with no binding,
-/// or with a desk phone among its bindings, gets the plain offer.
-pub fn registered_over_websocket(bindings: &[BindingView], user: &str) -> bool {
-    let of_user = |b: &&BindingView| {
-        let aor = b.aor.strip_prefix("sips:").or_else(|| b.aor.strip_prefix("sip:")).unwrap_or(&b.aor);
-        aor.split('@').next() == Some(user)
-    };
-    let websocket = |b: &BindingView| {
-        let transport = b.transport.to_ascii_lowercase();
-        let contact = b.contact.to_ascii_lowercase();
-        transport == "ws" || transport == "wss" || contact.contains(";transport=ws")
-    };
-    let mut bindings = bindings.iter().filter(of_user).peekable();
-    bindings.peek().is_some() && bindings.all(websocket)
 }
 
 /// The media session's view of a SIP peer's WebRTC leg: a browser leg, except that digits go to
@@ -247,27 +228,6 @@ a=candidate:c0000202 1 UDP 2113929471 127.0.0.1 4070 typ host\r\n";
         for error in [WebRtcSdpError::DtlsWithoutIce, WebRtcSdpError::NoFingerprint] {
             assert_eq!(error.sip_status(), 488);
         }
-    }
-
-    #[test]
-    fn only_users_registered_over_websocket_are_offered_webrtc() {
-        let binding = |aor: &str, contact: &str, transport: &str| BindingView {
-            aor: aor.into(),
-            contact: contact.into(),
-            source: "127.0.0.1:5060".into(),
-            transport: transport.into(),
-            expires_in_secs: 60,
-            user_agent: None,
-        };
-        let jssip = binding("sip:ann@example.com", "sip:x1@abc.invalid;transport=ws", "ws");
-        let desk = binding("sip:bob@example.com", "sip:bob@127.0.0.1:5090", "udp");
-        assert!(registered_over_websocket(&[jssip.clone(), desk.clone()], "ann"));
-        assert!(!registered_over_websocket(&[jssip.clone(), desk.clone()], "bob"));
-        assert!(!registered_over_websocket(&[jssip.clone()], "an"), "the whole user part");
-        assert!(!registered_over_websocket(&[], "ann"), "not registered");
-        let both = binding("sip:ann@example.com", "sip:ann@127.0.0.1:5090", "udp");
-        assert!(!registered_over_websocket(&[jssip, both], "ann"), "a desk phone among the bindings");
-        assert!(registered_over_websocket(&[binding("sip:ann@example.com", "sip:y@abc.invalid;transport=wss", "tls")], "ann"));
     }
 
     #[test]

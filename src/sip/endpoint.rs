@@ -71,7 +71,7 @@ enum SipCommand {
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
     CallHangup(super::core::SipCallId),
-    PlaceCall { profile: Option<String>, user: String, caller: String, sdp: String, events: CallEvents, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
+    PlaceCall { profile: Option<String>, user: String, binding: Option<String>, caller: String, sdp: String, events: CallEvents, reply: oneshot::Sender<Result<(super::core::SipCallId, String), String>> },
     TakeLadder { call_id: String, settle: bool, reply: oneshot::Sender<Vec<super::ladder::LadderEntry>> },
     Destination { profile: Option<String>, user: String, reply: oneshot::Sender<Option<SocketAddr>> },
     OutboundHangup(super::core::SipCallId),
@@ -141,9 +141,10 @@ impl StatusHandle {
     /// Returns the call's id and its SIP Call-ID.
     /// Places a call whose events go to `events` from its first one on: the sink is registered
     /// in the same step that creates the call, so nothing can arrive before it.
-    pub async fn place_call(&self, profile: Option<&str>, user: &str, caller: &str, sdp: String, events: CallEvents) -> Result<(super::core::SipCallId, String), String> {
+    /// `binding` (a registered contact of `user`) sends it to that one device only.
+    pub async fn place_call(&self, profile: Option<&str>, user: &str, binding: Option<&str>, caller: &str, sdp: String, events: CallEvents) -> Result<(super::core::SipCallId, String), String> {
         let (reply, answer) = oneshot::channel();
-        let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), caller: caller.into(), sdp, events, reply };
+        let command = SipCommand::PlaceCall { profile: profile.map(str::to_string), user: user.into(), binding: binding.map(str::to_string), caller: caller.into(), sdp, events, reply };
         self.requests.send(command).await.map_err(|_| "the SIP endpoint is not running".to_string())?;
         answer.await.map_err(|_| "the SIP endpoint stopped".to_string())?
     }
@@ -355,8 +356,8 @@ impl Driver {
             }
             SipCommand::CallReject { id, status } => self.core.call_reject(id, status, Instant::now()),
             SipCommand::CallHangup(id) => self.core.call_hangup(id, Instant::now()),
-            SipCommand::PlaceCall { profile, user, caller, sdp, events, reply } => {
-                let placed = self.core.place_call(profile.as_deref(), &user, &caller, &sdp, Instant::now());
+            SipCommand::PlaceCall { profile, user, binding, caller, sdp, events, reply } => {
+                let placed = self.core.place_call_to(profile.as_deref(), &user, binding.as_deref(), &caller, &sdp, Instant::now());
                 let placed = placed.map(|id| (id, self.core.outbound_sip_call_id(id).unwrap_or_default()));
                 if let Ok((id, sip_call_id)) = &placed {
                     // A call we place is ours to record from its first INVITE, which is not sent yet.

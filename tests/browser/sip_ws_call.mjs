@@ -3,10 +3,12 @@
 // The fake microphone plays a TONE_HZ sine; the page measures the loudest frequency it hears
 // (an FFT over 3 s from the first packet received).
 // Usage: node sip_ws_call.mjs jssip|sipjs WS_URL AOR PASSWORD MODE TARGET TONE_HZ
-//   MODE call:   register, call TARGET (a SIP URI), measure once answered, then wait up to 15 s for
-//                the far end to hang up.
-//   MODE answer: register, print READY, answer the next call (within 30 s; JsSIP only), measure,
-//                then hang up.
+//   MODE call:        register, call TARGET (a SIP URI), measure once answered, then wait up to
+//                     15 s for the far end to hang up.
+//   MODE call-hangup: the same, hanging up itself once it measured (JsSIP only).
+//   MODE answer:      register, print READY, answer the next call (within 30 s), measure, then
+//                     hang up.
+//   MODE answer-wait: the same, then wait up to 15 s for the far end to hang up.
 //   MODE call-features: call TARGET, measure, then hold() (measuring what it hears while holding)
 //                and unhold() (measuring the frequency again), send DTMF "123#" as RFC 2833 and
 //                again as INFO, and hang up. Reports `holdLevel`, `resumedHz`, `sessionTimers`.
@@ -20,8 +22,9 @@
 //                sipfrag status); when the transfer is refused, it hangs up itself a second later
 //                (`stillUp` says whether the call was still up then).
 //   MODE answer-refer: register, print READY, answer the next call, then as call-refer.
-//   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings.
-//   MODE ring: register, print READY, let the next call ring until the far end gives up.
+//   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings (JsSIP only).
+//   MODE ring: register, print READY, let the next call ring until the far end gives up or
+//                another device answers (reports `rang` and how the ringing ended; JsSIP only).
 // Once a call has been measured (media flowed both ways), IN CALL is printed: a test may kill the
 // browser there to make the client vanish mid-call.
 // Prints one JSON line: {ok, peakHz, peakDb, codec, ended, error?}. The page is SIP_WS_PAGE (the
@@ -95,29 +98,46 @@ try {
 
     if (library === 'sipjs') {
       const { UserAgent, Registerer, Inviter, SessionState } = SIP;
+      const invited = [];
       const ua = new UserAgent({
         uri: UserAgent.makeURI(aor), transportOptions: { server: url }, userAgentString: 'SIPjs-test', logLevel: 'warn',
         authorizationUsername: UserAgent.makeURI(aor).user, authorizationPassword: password,
         sessionDescriptionHandlerFactoryOptions: { iceGatheringTimeout: 2000 },
+        delegate: { onInvite: (invitation) => invited.push(invitation) },
       });
       await ua.start();
       const registerer = new Registerer(ua, { expires: 600 });
       await within(10000, 'registration', new Promise((resolve, reject) => {
         registerer.register({ requestDelegate: { onAccept: resolve, onReject: (r) => reject(new Error(`REGISTER ${r.message.statusCode}`)) } }).catch(reject);
       }));
-      if (mode !== 'call') throw new Error('SIP.js pages only place calls here');
-      const inviter = new Inviter(ua, UserAgent.makeURI(target), {
-        sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } },
-      });
-      const established = new Promise((resolve, reject) => inviter.stateChange.addListener((state) => {
+      const media = { sessionDescriptionHandlerOptions: { constraints: { audio: true, video: false } } };
+      let session;
+      if (mode === 'call') {
+        session = new Inviter(ua, UserAgent.makeURI(target), media);
+      } else if (mode === 'answer' || mode === 'answer-wait') {
+        console.log('READY');
+        for (let i = 0; i < 300 && !invited.length; i++) await sleep(100);
+        session = invited[0];
+        if (!session) throw new Error('no incoming call within 30 s');
+      } else {
+        throw new Error(`SIP.js pages do not ${mode}`);
+      }
+      const established = new Promise((resolve, reject) => session.stateChange.addListener((state) => {
         if (state === SessionState.Established) resolve();
         if (state === SessionState.Terminated) reject(new Error('the call ended before it was answered'));
       }));
-      const ended = new Promise((resolve) => inviter.stateChange.addListener((state) => { if (state === SessionState.Terminated) resolve({ reason: 'terminated' }); }));
-      await inviter.invite();
+      const ended = new Promise((resolve) => session.stateChange.addListener((state) => { if (state === SessionState.Terminated) resolve({ reason: 'terminated' }); }));
+      if (mode === 'call') await session.invite();
+      else await session.accept(media);
       await within(15000, 'answer', established);
-      const heard = await measure(inviter.sessionDescriptionHandler.peerConnection);
-      const end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);
+      const heard = await measure(session.sessionDescriptionHandler.peerConnection);
+      let end;
+      if (mode === 'answer') {
+        await session.bye();
+        end = await within(5000, 'end', ended);
+      } else {
+        end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);
+      }
       await registerer.unregister().catch(() => {});
       await ua.stop();
       return { ok: true, ...heard, ended: end };
@@ -185,7 +205,7 @@ try {
       if (mode === 'call-cancel') session.terminate();
       const end = await within(20000, 'end of the ringing', ended);
       ua.stop();
-      return { ok: true, ended: end };
+      return { ok: true, rang: mode === 'ring', ended: end };
     }
     const events = { holds: [], dtmf: '', infos: 0 };
     session.on('hold', (e) => events.holds.push(`hold:${e.originator}`));
@@ -274,7 +294,7 @@ try {
       return { ok: true, ...heard, ...events, heldDrained: held.drained, holdLevel: held.level, sentWhileHeld: held.sent, resumedHz: resumed.hz, sessionTimers, ended: end };
     }
     let end;
-    if (mode === 'call') {
+    if (mode === 'call' || mode === 'answer-wait') {
       end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);
     } else {
       session.terminate();

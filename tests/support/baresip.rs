@@ -53,8 +53,10 @@ impl Phone {
         std::fs::write(
             dir.path().join("accounts"),
             format!(
-                "<sip:bob@example.com>;auth_pass={BOB_PASSWORD};outbound=\"sip:127.0.0.1:{};transport=udp\";regint=600;answermode=auto;audio_codecs={codecs}{account_params}\n",
-                gateway.sip_port
+                "<sip:bob@example.com>;auth_pass={BOB_PASSWORD};outbound=\"sip:127.0.0.1:{};transport=udp\"{};answermode=auto;audio_codecs={codecs}{account_params}\n",
+                gateway.sip_port,
+                // `;regint=0` in `account_params` keeps baresip from registering.
+                if account_params.contains(";regint=") { "" } else { ";regint=600" }
             ),
         )
         .expect("baresip accounts");

@@ -50,42 +50,51 @@ impl CallLeg for Leg {
     }
 }
 
-/// Everything one call's task owns.
+/// Everything one call's task owns. The legs are any mix: the caller first (a browser, or a
+/// SIP peer whose media is RTP, SDES or WebRTC), then every callee the route rang (browsers,
+/// registered bindings, a trunk). The media session joins the caller and the callee that
+/// answered (or, before the answer, the one SIP callee sending early media).
 pub struct CallTask {
     pub layer: Arc<CallLayer>,
     pub call: Call,
     pub legs: Vec<Leg>,
-    /// Which leg is the SIP side; a call from SIP has it first, a call to SIP second.
-    pub sip_index: usize,
     pub log: Option<CallLog>,
     pub slot: Option<CallSlot>,
-    pub sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
+    /// Every SIP leg's events, tagged with the leg's index.
+    sip_events: mpsc::UnboundedReceiver<(usize, SipCallEvent)>,
     pub control: mpsc::Receiver<BrowserAnswer>,
     pub media: Option<SessionHandle>,
+    /// The leg the media session joins to the caller, once it started.
+    partner: Option<usize>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
-    /// A transfer the SIP peer asked for, until its target answers or fails.
+    /// Where a leg that joins later (a transfer's) sends its SIP events, tagged with its index.
+    sip_tx: mpsc::UnboundedSender<(usize, SipCallEvent)>,
+    /// A transfer a SIP peer asked for, until its target answers or fails.
     transfer: Option<transfer::PendingTransfer>,
-    /// Where the media session's stream toward the browser started, and where the next session
-    /// must take it up (after a transfer): the browser's SRTP takes a sequence that jumps back
-    /// for a replay.
-    browser_seeds: Option<crate::media::session::EgressSeeds>,
-    next_browser_seeds: Option<crate::media::session::EgressSeeds>,
+    /// Where the session's streams toward side A and B started, and where the next session must
+    /// take a staying leg's stream up (after a transfer): a WebRTC leg keeps its SSRC, and its
+    /// SRTP would take a sequence that jumps back for a replay.
+    egress_seeds: [Option<crate::media::session::EgressSeeds>; 2],
+    next_seeds: [Option<crate::media::session::EgressSeeds>; 2],
 }
+
+/// Receivers of events for some legs, by leg index.
+pub type LegReceivers<T> = Vec<(usize, T)>;
 
 impl CallTask {
     /// `webrtc_events[i]` are the WebRTC events of `legs[i]` (a browser leg, or a SIP leg whose
-    /// peer's media is WebRTC).
+    /// peer's media is WebRTC); `sip_events[i]` those of the SIP leg `legs[i]`.
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         layer: Arc<CallLayer>,
         call: Call,
         legs: Vec<Leg>,
-        webrtc_events: Vec<(usize, mpsc::Receiver<crate::webrtc_leg::LegEvent>)>,
+        webrtc_events: LegReceivers<mpsc::Receiver<crate::webrtc_leg::LegEvent>>,
+        sip_events: LegReceivers<mpsc::UnboundedReceiver<SipCallEvent>>,
         log: CallLog,
         slot: CallSlot,
-        sip_events: mpsc::UnboundedReceiver<SipCallEvent>,
         control: mpsc::Receiver<BrowserAnswer>,
     ) -> CallTask {
-        let sip_index = legs.iter().position(|l| matches!(l, Leg::Sip(_))).unwrap_or(0);
         let (tx, webrtc) = mpsc::channel(64);
         for (index, mut events) in webrtc_events {
             let tx = tx.clone();
@@ -99,14 +108,36 @@ impl CallTask {
                 let _ = tx.send((index, None)).await;
             });
         }
-        CallTask { layer, call, legs, sip_index, log: Some(log), slot: Some(slot), sip_events, control, media: None, webrtc, transfer: None, browser_seeds: None, next_browser_seeds: None }
+        // Unbounded like each leg's own queue (the SIP endpoint never waits on a call).
+        let (sip_tx, sip_rx) = mpsc::unbounded_channel();
+        for (index, mut events) in sip_events {
+            let tx: mpsc::UnboundedSender<(usize, SipCallEvent)> = sip_tx.clone();
+            tokio::spawn(async move {
+                while let Some(event) = events.recv().await {
+                    if tx.send((index, event)).is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events: sip_rx, control, media: None, partner: None, webrtc, sip_tx, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
     }
 
-    fn sip(&mut self) -> &mut SipLeg {
-        match &mut self.legs[self.sip_index] {
-            Leg::Sip(leg) => leg,
-            Leg::Browser(_) => unreachable!("sip_index names the SIP leg"),
+    fn sip_leg(&mut self, index: usize) -> Option<&mut SipLeg> {
+        match self.legs.get_mut(index) {
+            Some(Leg::Sip(leg)) => Some(leg),
+            _ => None,
         }
+    }
+
+    /// The SIP leg the record's SIP fields describe: of the two legs in the call, the plain SIP
+    /// one (RTP or SDES), else a SIP one; before the answer, the caller or the first SIP callee.
+    fn record_sip_index(&self) -> Option<usize> {
+        let pair = [Some(0), self.partner.or_else(|| self.call.winner().map(|w| w.index()))];
+        let is_sip = |i: &usize| matches!(self.legs.get(*i), Some(Leg::Sip(_)));
+        let plain = |i: &usize| matches!(self.legs.get(*i), Some(Leg::Sip(s)) if s.webrtc.is_none());
+        let in_call: Vec<usize> = pair.into_iter().flatten().collect();
+        in_call.iter().copied().find(plain).or_else(|| in_call.iter().copied().find(is_sip)).or_else(|| (0..self.legs.len()).find(is_sip))
     }
 
     /// Runs the call to its end and its record to the store.
@@ -134,7 +165,7 @@ impl CallTask {
             let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
             tokio::select! {
                 () = next_push(&mut self.legs, &self.layer.stats) => {}
-                Some(event) = self.sip_events.recv() => self.on_sip_event(event),
+                Some((index, event)) = self.sip_events.recv() => self.on_sip_event(index, event),
                 Some(event) = transfer::next_event(&mut self.transfer) => self.on_transfer_event(event).await,
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
@@ -166,9 +197,11 @@ impl CallTask {
                 _ => {}
             }
         }
-        if let Some(sip_call_id) = self.sip().placed_call_id.take() {
-            if let Some(log) = self.log.as_mut() {
-                log.add_sip_call_id(&sip_call_id);
+        for leg in &mut self.legs {
+            if let (Leg::Sip(sip), Some(log)) = (leg, self.log.as_mut()) {
+                if let Some(sip_call_id) = sip.placed_call_id.take() {
+                    log.add_sip_call_id(&sip_call_id);
+                }
             }
         }
         reported
@@ -178,14 +211,25 @@ impl CallTask {
         self.legs.iter().any(|l| matches!(l, Leg::Browser(b) if !b.outbox.is_empty() || b.has_work()))
     }
 
-    fn on_sip_event(&mut self, event: SipCallEvent) {
+    fn on_sip_event(&mut self, index: usize, event: SipCallEvent) {
         if let SipCallEvent::Outbound(crate::sip::core::OutboundEvent::PeerSeen { remote, user_agent, .. }) = event {
-            if let Some(log) = self.log.as_mut() {
-                log.sip_peer(remote, user_agent);
+            // A browser's call to SIP names its peer at once (a refusal is recorded with it);
+            // otherwise the leg that answers is named at the answer (`record_answer`).
+            if let (true, Some(log)) = (matches!(self.legs.first(), Some(Leg::Browser(_))), self.log.as_mut()) {
+                log.sip_peer(remote, user_agent.clone());
+            }
+            if let Some(leg) = self.sip_leg(index) {
+                leg.peer = Some((remote, user_agent));
             }
             return;
         }
-        self.sip().on_sip_event(event);
+        if let Some(leg) = self.sip_leg(index) {
+            // A leg a transfer replaced may still hear of its own call (the BYE's end).
+            if leg.id.is_some_and(|id| id != event.call()) {
+                return;
+            }
+            leg.on_sip_event(event);
+        }
     }
 
     /// A browser's request goes to the leg of the device that sent it; a reclaim to the leg
@@ -202,13 +246,10 @@ impl CallTask {
         }
     }
 
-    /// The browser leg that takes part in the call: the caller of a call to SIP, else the
-    /// callee that answered.
+    /// The browser leg that takes part in the call: the caller, else the callee that answered.
     fn browser_in_call(&self) -> Option<usize> {
-        if self.sip_index != 0 {
-            return Some(0);
-        }
-        self.call.winner().map(|w| w.index())
+        let winner = self.call.winner().map(|w| w.index()).or(self.partner);
+        [Some(0), winner].into_iter().flatten().find(|i| matches!(self.legs.get(*i), Some(Leg::Browser(_))))
     }
 
     fn on_drain(&mut self, phase: crate::call::drain::DrainPhase) {
@@ -252,8 +293,10 @@ impl CallTask {
         tracing::info!(reason = ?end.reason, answered = end.answered, "call ended");
         let fields = mapping::record(&end);
         // The peer's own status where the machine only knows its class.
-        let sip_status = fields.sip_status.map(|class| self.sip().final_status.unwrap_or(class));
-        let side = self.sip().sdp.side;
+        let record_sip = self.record_sip_index();
+        let own_status = record_sip.and_then(|i| self.sip_leg(i)).and_then(|s| s.final_status);
+        let sip_status = fields.sip_status.map(|class| own_status.unwrap_or(class));
+        let side = record_sip.and_then(|i| self.sip_leg(i)).map_or(crate::media::session::Side::A, |s| s.sdp.side);
         let Some(mut log) = self.log.take() else { return };
         if let Some(media) = self.media.take() {
             log.collect_quality(&media, side).await;
@@ -269,7 +312,7 @@ impl CallTask {
         // answer is still in flight: the endpoint hands the ladder over once that answer is in
         // it (or overdue), nothing else waits. The slot goes with the record, so a drain waits
         // for the record.
-        let settle = self.sip().ended_by_us;
+        let settle = self.legs.iter().any(|l| matches!(l, Leg::Sip(s) if s.ended_by_us));
         let (sip, slot) = (self.layer.sip.clone(), self.slot.take());
         tokio::spawn(async move {
             for sip_call_id in log.sip_call_ids() {

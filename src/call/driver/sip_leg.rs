@@ -23,6 +23,8 @@ const DIGIT_MS: u32 = 100;
 pub struct Placement {
     pub profile: Option<String>,
     pub target: String,
+    /// The one registered contact of `target` to call (a forked call), else the dial plan's.
+    pub binding: Option<String>,
     pub user: String,
     pub events: CallEvents,
 }
@@ -65,6 +67,9 @@ pub struct SipLeg {
     pub final_status: Option<u16>,
     /// The SIP Call-ID once placed, for the record's ladder.
     pub placed_call_id: Option<String>,
+    /// Where the peer is and its User-Agent (a caller's from its INVITE, a callee's from its
+    /// first response), for the record.
+    pub peer: Option<(std::net::SocketAddr, Option<String>)>,
     ended: bool,
     answered: bool,
     /// We sent the last message of the call (BYE, CANCEL, a final refusal): its answer is
@@ -94,6 +99,7 @@ impl SipLeg {
             telephone_event: false,
             final_status: None,
             placed_call_id: None,
+            peer: None,
             ended: false,
             answered: false,
             peer_holds: false,

@@ -13,7 +13,7 @@ use super::sip_sdp::SipSdp;
 use super::{CallTask, Leg};
 use crate::call::machine::driver::CallLeg;
 use crate::call::machine::LegInput;
-use crate::media::session::EgressSeeds;
+use crate::media::session::{EgressSeeds, Side};
 use crate::sdp::{self, Codec, LocalCapabilities};
 use crate::sip::endpoint::SipCallEvent;
 use std::collections::HashMap;
@@ -24,6 +24,8 @@ pub(super) struct PendingTransfer {
     leg: SipLeg,
     events: mpsc::UnboundedReceiver<SipCallEvent>,
     target: String,
+    /// The index of the referrer's leg, which the new one replaces once answered.
+    replaces: usize,
 }
 
 /// The profile a transfer asked by `referrer` goes through, or the status that refuses it.
@@ -47,42 +49,46 @@ pub(super) async fn next_event(transfer: &mut Option<PendingTransfer>) -> Option
 }
 
 impl CallTask {
-    /// The SIP peer's REFER, if its leg has one: the new leg is placed, or the REFER is refused
-    /// in a NOTIFY (403 not answered yet or not allowed, 491 a transfer already running).
+    /// A SIP peer's REFER, if a leg in the call has one: the new leg is placed, or the REFER is
+    /// refused in a NOTIFY (403 not answered yet or not allowed, 491 a transfer already running).
     pub(super) async fn start_transfer(&mut self) {
-        let Leg::Sip(sip) = &mut self.legs[self.sip_index] else { return };
-        let Some(target) = sip.refer_requested.take() else { return };
-        let (referrer, side) = (sip.referrer.clone(), sip.sdp.side);
-        let profile = match (self.transfer.is_some(), self.media.is_some() && !self.call.is_ended()) {
+        let asked = self.legs.iter_mut().enumerate().find_map(|(i, leg)| match leg {
+            Leg::Sip(sip) => sip.refer_requested.take().map(|target| (i, target, sip.referrer.clone(), sip.sdp.side)),
+            Leg::Browser(_) => None,
+        });
+        let Some((index, target, referrer, side)) = asked else { return };
+        let in_call = self.media.is_some() && !self.call.is_ended() && (index == 0 || Some(index) == self.partner);
+        let profile = match (self.transfer.is_some(), in_call) {
             (true, _) => Err(491),
             (false, false) => Err(403),
-            (false, true) => transfer_profile(referrer.as_deref(), &self.layer.local_grants),
+            (false, true) => transfer_profile(referrer.as_deref(), &self.layer.user_profiles),
         };
         let placed = match profile {
-            Ok(profile) => self.place_transfer_leg(&profile, &target, referrer.unwrap_or_default(), side).await,
+            Ok(profile) => self.place_transfer_leg(&profile, &target, referrer.unwrap_or_default(), side, index).await,
             Err(status) => Err(status),
         };
         match placed {
             Ok(transfer) => {
-                tracing::info!(%target, "transferring the browser side, as the SIP peer asked");
+                tracing::info!(%target, "transferring the other party, as the SIP peer asked");
                 self.transfer = Some(transfer);
             }
             Err(status) => {
                 tracing::info!(%target, status, "transfer refused");
-                self.refer_progress(status).await;
+                self.refer_progress(index, status).await;
             }
         }
     }
 
-    async fn refer_progress(&mut self, status: u16) {
-        let Leg::Sip(sip) = &mut self.legs[self.sip_index] else { return };
+    async fn refer_progress(&mut self, index: usize, status: u16) {
+        let media = self.media.as_ref();
+        let Some(Leg::Sip(sip)) = self.legs.get_mut(index) else { return };
         sip.refer_progress(status);
-        sip.flush(&self.layer.sip, self.media.as_ref()).await;
+        sip.flush(&self.layer.sip, media).await;
     }
 
-    /// A SIP callee leg toward `target` through `profile`, on `side` of the media session (the
-    /// old SIP leg's), placed at once.
-    async fn place_transfer_leg(&self, profile: &str, target: &str, user: String, side: crate::media::session::Side) -> Result<PendingTransfer, u16> {
+    /// A SIP callee leg toward `target` through `profile`, on `side` of the media session (that
+    /// of the leg `replaces`), placed at once.
+    async fn place_transfer_leg(&self, profile: &str, target: &str, user: String, side: Side, replaces: usize) -> Result<PendingTransfer, u16> {
         let layer = &self.layer;
         let endpoint = layer.engine.allocate().await.map_err(|_| 503u16)?;
         let codecs = vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
@@ -93,13 +99,13 @@ impl CallTask {
         crate::call::sdes::secure_offer(srtp, &mut offer).map_err(|_| 488u16)?;
         let sdp = SipSdp::new(side, address, endpoint.port, offer, None, codecs[0], srtp, None);
         let (events_tx, events) = mpsc::unbounded_channel();
-        let placement = Placement { profile: Some(profile.to_string()), target: target.to_string(), user, events: events_tx };
+        let placement = Placement { profile: Some(profile.to_string()), target: target.to_string(), binding: None, user, events: events_tx };
         let mut leg = SipLeg::callee(sdp, endpoint, placement);
         leg.place_now();
         leg.flush(&layer.sip, None).await;
         match leg.poll_input() {
             Some(LegInput::Rejected { .. }) => Err(404),
-            _ => Ok(PendingTransfer { leg, events, target: target.to_string() }),
+            _ => Ok(PendingTransfer { leg, events, target: target.to_string(), replaces }),
         }
     }
 
@@ -107,35 +113,44 @@ impl CallTask {
     /// of the attempt.
     pub(super) async fn on_transfer_event(&mut self, event: SipCallEvent) {
         let Some(transfer) = self.transfer.as_mut() else { return };
+        let referrer = transfer.replaces;
         transfer.leg.on_sip_event(event);
         transfer.leg.flush(&self.layer.sip, None).await;
         while let Some(input) = transfer.leg.poll_input() {
             match input {
-                LegInput::Ringing | LegInput::EarlyMedia { .. } => return self.refer_progress(180).await,
+                LegInput::Ringing | LegInput::EarlyMedia { .. } => return self.refer_progress(referrer, 180).await,
                 LegInput::Answered { .. } => return self.complete_transfer().await,
                 LegInput::Rejected { .. } | LegInput::Ended { .. } | LegInput::HungUp { .. } => {
                     let status = transfer.leg.final_status.filter(|s| *s >= 300).unwrap_or(503);
                     tracing::info!(status, target = %transfer.target, "the transfer target did not answer; the call goes on");
                     self.transfer = None;
-                    return self.refer_progress(status).await;
+                    return self.refer_progress(referrer, status).await;
                 }
                 _ => {}
             }
         }
     }
 
-    /// The target answered: it becomes the call's SIP side, and the referrer is let go.
+    /// The target answered: it replaces the referrer's leg, and the referrer is let go.
     async fn complete_transfer(&mut self) {
-        let Some(PendingTransfer { leg, events, target }) = self.transfer.take() else { return };
-        // The old session first: it holds the old leg's media, and the browser's leg can take
-        // part in one session at a time. The new one takes the browser's stream up a little
+        let Some(PendingTransfer { leg, mut events, target, replaces }) = self.transfer.take() else { return };
+        // The old session first: it holds the old leg's media, and a WebRTC leg can take part in
+        // one session at a time. The staying leg's stream goes on in the new session a little
         // ahead of where the old one left it (sequence and timestamp), as after a pause.
-        if let (Some(media), Some(seeds), Leg::Sip(old)) = (self.media.take(), self.browser_seeds, &self.legs[self.sip_index]) {
-            let sent = media.counters(old.sdp.side.other()).await.map_or(0, |c| c.sent_packets);
-            self.next_browser_seeds = Some(continued(seeds, sent));
+        let staying = if replaces == 0 { Side::B } else { Side::A };
+        if let Some(media) = self.media.take() {
+            let sent = media.counters(staying).await.map_or(0, |c| c.sent_packets);
+            self.next_seeds[staying.index()] = self.egress_seeds[staying.index()].map(|seeds| continued(seeds, sent));
         }
-        let old = std::mem::replace(&mut self.legs[self.sip_index], Leg::Sip(Box::new(leg)));
-        self.sip_events = events;
+        let old = std::mem::replace(&mut self.legs[replaces], Leg::Sip(Box::new(leg)));
+        let tx = self.sip_tx.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if tx.send((replaces, event)).is_err() {
+                    return;
+                }
+            }
+        });
         if let Leg::Sip(mut old) = old {
             old.refer_progress(200);
             old.end_now();
@@ -144,7 +159,7 @@ impl CallTask {
         if let Some(log) = self.log.as_mut() {
             log.event("transfer", format!("the SIP peer transferred the call to {target}"));
         }
-        tracing::info!(%target, "transfer done: the browser side talks to the target");
+        tracing::info!(%target, "transfer done: the other party talks to the target");
         self.start_media();
     }
 }

@@ -91,10 +91,16 @@ impl SipCore {
     /// peer of `profile`. `caller` names the browser user in From. Progress comes back as
     /// `CoreEvent::Outbound`.
     pub fn place_call(&mut self, profile: Option<&str>, user: &str, caller: &str, sdp: &str, now: Instant) -> Result<SipCallId, String> {
+        self.place_call_to(profile, user, None, caller, sdp, now)
+    }
+
+    /// `place_call`, to one binding of the registered `user` when `binding` names its contact
+    /// (a call forked to every device of a user places one INVITE per binding).
+    pub fn place_call_to(&mut self, profile: Option<&str>, user: &str, binding: Option<&str>, caller: &str, sdp: &str, now: Instant) -> Result<SipCallId, String> {
         if user.is_empty() || !user.chars().all(|c| c.is_ascii_alphanumeric() || "+-_.*#".contains(c)) {
             return Err(format!("`{user}` is not a number or user name"));
         }
-        if let Some((uri, peer, user_agent)) = self.registered_phone(user, now) {
+        if let Some((uri, peer, user_agent)) = self.registered_phone(user, binding, now) {
             let domain = self.local.as_ref().and_then(|l| l.profile.domain.clone()).unwrap_or_default();
             let from = format!("<sip:{caller}@{domain}>");
             let to = format!("<sip:{user}@{domain}>");
@@ -105,6 +111,9 @@ impl SipCore {
                 call.registered_user_agent = user_agent;
             }
             return Ok(id);
+        }
+        if binding.is_some() {
+            return Err(format!("`{user}` is no longer registered at that contact"));
         }
         let profile = profile.ok_or_else(|| format!("`{user}` is not a registered phone and this user may not call out"))?;
         let upstream = self.upstreams.iter().find(|u| u.profile.name == profile).ok_or_else(|| format!("no peer profile `{profile}`"))?;
@@ -139,10 +148,11 @@ impl SipCore {
 
     /// The freshest binding of a phone registered as `user`, with the flow it registered over and
     /// the User-Agent it registered with.
-    pub(super) fn registered_phone(&self, user: &str, now: Instant) -> Option<(rsipstack::sip::Uri, Peer, Option<String>)> {
+    pub(super) fn registered_phone(&self, user: &str, contact: Option<&str>, now: Instant) -> Option<(rsipstack::sip::Uri, Peer, Option<String>)> {
         let local = self.local.as_ref()?;
         let domain = local.profile.domain.as_deref()?;
-        let binding = local.registrar.lookup(&format!("sip:{user}@{domain}"), now).into_iter().next()?;
+        let bindings = local.registrar.lookup(&format!("sip:{user}@{domain}"), now);
+        let binding = bindings.into_iter().find(|b| contact.is_none_or(|c| b.contact_uri == c))?;
         let uri = rsipstack::sip::Uri::try_from(binding.contact_uri.as_str()).ok()?;
         Some((uri, binding.source, binding.user_agent))
     }

@@ -127,7 +127,7 @@ impl SipCore {
     /// Where a call to `user` would go: the phone registered under that name, else the peer of
     /// `profile` (as `place_call` chooses). The call layer routes its media toward it.
     pub fn call_destination(&self, profile: Option<&str>, user: &str, now: Instant) -> Option<std::net::SocketAddr> {
-        if let Some((_, peer, _)) = self.registered_phone(user, now) {
+        if let Some((_, peer, _)) = self.registered_phone(user, None, now) {
             return Some(peer.remote);
         }
         let upstream = self.upstreams.iter().find(|u| Some(u.profile.name.as_str()) == profile)?;

@@ -126,8 +126,8 @@ impl SipLeg {
 
     async fn place(&mut self, sip: &StatusHandle) {
         let Some(placement) = self.placement.take() else { return };
-        let Placement { profile, target, user, events } = placement;
-        match sip.place_call(profile.as_deref(), &target, &user, self.sdp.local.to_string(), events).await {
+        let Placement { profile, target, binding, user, events } = placement;
+        match sip.place_call(profile.as_deref(), &target, binding.as_deref(), &user, self.sdp.local.to_string(), events).await {
             Ok((id, sip_call_id)) => {
                 tracing::info!(profile = profile.as_deref().unwrap_or("(registered phone)"), %target, "calling SIP");
                 self.id = Some(id);
