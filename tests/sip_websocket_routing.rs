@@ -266,3 +266,20 @@ fn a_sipbridge_js_call_rings_every_websocket_binding_of_the_user() {
     assert_eq!((invites, cancels), (2, 1), "one INVITE per binding, a CANCEL to the one that did not answer: {:#?}", record.sip_messages);
     assert!(!log.contains("panicked"), "{log}");
 }
+
+/// A user without a profile may call only local users: bob's JsSIP (no `profiles`) dialling a
+/// number is refused with 480 and nothing is sent to the trunk, though one is configured.
+#[test]
+fn a_websocket_client_without_a_profile_cannot_call_out() {
+    let (gateway, urls) = start_gateway_with_trunk(free_port());
+    let phone = Softphone::start_as(&gateway, ("bob", BOB_PASSWORD), "jssip", &urls.wss, "call", &format!("sip:5551234@{LOCAL_DOMAIN}")).report();
+    let log = gateway.log();
+    println!("bob's JsSIP: {phone}");
+    assert_eq!(phone["ok"], false, "{phone:#}");
+    assert!(phone["error"].as_str().is_some_and(|e| e.contains("failed: Unavailable")), "JsSIP got 480: {phone:#}\n{log}");
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.status, record.hangup_sip_code), (CallStatus::Missed, Some(480)), "{record:#?}");
+    let sent_invites = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("INVITE ")).count();
+    assert_eq!(sent_invites, 0, "nothing went to the trunk: {:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}

@@ -59,8 +59,6 @@ pub struct CalleeLegs {
     pub kinds: Vec<LegKind>,
     pub webrtc_events: LegReceivers<mpsc::Receiver<LegEvent>>,
     pub sip_events: LegReceivers<mpsc::UnboundedReceiver<SipCallEvent>>,
-    /// The profile a trunk callee goes through, for the record.
-    pub profile: Option<String>,
 }
 
 /// Opens every callee; one that cannot be set up is left out (logged), and a call with none
@@ -84,7 +82,6 @@ pub async fn open(layer: &CallLayer, caller: &CallerSide<'_>, callees: &[Callee]
                 })
             }
             Callee::Trunk { profile, number } => {
-                out.profile = Some(profile.clone());
                 let placement = placement(Some(profile), number, None, caller);
                 if layer.srtp.for_profile(Some(profile)) == SrtpPolicy::Dtls {
                     offer_webrtc(layer, caller, placement).await

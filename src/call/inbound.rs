@@ -174,7 +174,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
     if let (true, CallerIdentity::LocalUser { username }) = (webrtc_client && only_plain_sip(&callees), &call.identity) {
         log.from_webrtc_client(username, trunk.as_deref());
     }
-    let CalleeLegs { legs: callee_legs, kinds, webrtc_events, sip_events: callee_events, .. } = opened;
+    let CalleeLegs { legs: callee_legs, kinds, webrtc_events, sip_events: callee_events } = opened;
     let mut webrtc_events: LegReceivers<_> = webrtc_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
     let mut all_sip_events: LegReceivers<_> = callee_events.into_iter().map(|(i, events)| (i + 1, events)).collect();
     all_sip_events.push((0, sip_events));
