@@ -10,7 +10,7 @@ use sipbridge::store::{CallDirection, CallRecord, CallStatus};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, echo_page_args, token, AnsweringPages};
+use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk};
 use support::{free_port, Gateway, GatewayOptions, BOB_PASSWORD, LOCAL_DOMAIN};
 
 /// The loudest sample a page may hear while the other side sends it nothing (silence, comfort
@@ -21,19 +21,30 @@ type Lines = std::io::Lines<BufReader<ChildStdout>>;
 
 /// A gateway with a `wss` listener and `extra_media` in `[media]`.
 fn start_gateway(extra_media: &str) -> (Gateway, String) {
+    start_gateway_with(GatewayOptions { extra_media: extra_media.to_string(), ..GatewayOptions::default() })
+}
+
+/// `options` and a `wss` listener.
+fn start_gateway_with(options: GatewayOptions) -> (Gateway, String) {
     let wss_port = free_port();
     let extra_sip = format!("[[sip.listen]]\ntransport = \"wss\"\naddress = \"127.0.0.1:{wss_port}\"\n");
-    let gateway = Gateway::start(GatewayOptions { extra_sip, extra_media: extra_media.to_string(), ..GatewayOptions::default() });
+    let gateway = Gateway::start(GatewayOptions { extra_sip, ..options });
     (gateway, format!("wss://127.0.0.1:{wss_port}"))
 }
 
 /// tests/browser/sip_ws_call.mjs: JsSIP as bob over `url`, in `mode` toward `target`.
 fn jssip(gateway: &Gateway, url: &str, mode: &str, target: &str) -> (Child, Lines) {
+    jssip_with(gateway, url, mode, target, &[])
+}
+
+/// `jssip` with more environment for the script.
+fn jssip_with(gateway: &Gateway, url: &str, mode: &str, target: &str, env: &[(&str, &str)]) -> (Child, Lines) {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
     let mut child = Command::new("node")
         .arg(script)
         .args(["jssip", url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, "660"])
         .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
@@ -92,6 +103,12 @@ fn jssip_holds_resumes_and_sends_dtmf_both_ways_to_a_sipbridge_js_user() {
     assert_eq!((record.direction, record.status), (CallDirection::Inbound, CallStatus::Answered), "{record:#?}");
     assert_eq!(holds, ["on hold", "resumed"], "{record:#?}");
     assert_eq!(infos, 4, "JsSIP's INFO digits in the record: {:#?}", record.sip_messages);
+    // Session timers (RFC 4028): JsSIP asks 90 s; our 2xx agrees and makes JsSIP the refresher,
+    // which JsSIP runs (its refresh, an UPDATE at 45 s, is unit-tested in sip/core).
+    let answers_invite = |m: &&sipbridge::store::SipMessage| m.text.lines().any(|l| l.starts_with("CSeq:") && l.trim_end().ends_with(" INVITE"));
+    let ok = record.sip_messages.iter().filter(|m| m.direction == "out" && m.summary.starts_with("SIP/2.0 200")).find(answers_invite);
+    assert!(ok.is_some_and(|m| m.text.contains("Session-Expires: 90;refresher=uac")), "our 200 to JsSIP's INVITE: {:#?}", record.sip_messages);
+    assert_eq!(phone["sessionTimers"], serde_json::json!({"running": true, "expires": 90, "refresher": true}), "{phone:#}");
     assert!(!log.contains("panicked"), "{log}");
 }
 
@@ -164,5 +181,95 @@ fn a_sipbridge_js_user_cancels_a_call_to_jssip() {
     let record = support::completed_record(&gateway);
     assert_eq!((record.direction, record.status), (CallDirection::Outbound, CallStatus::Cancelled), "{record:#?}");
     assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("CANCEL ")), "{:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// In a call from JsSIP (bob, granted the trunk profile) to alice, JsSIP REFERs the call to a
+/// number: the gateway answers 202 and places the call through bob's profile to a sipp trunk
+/// that echoes; JsSIP hears NOTIFY 100, 180 (the trunk rings) and 200, then a BYE, and alice, first hearing JsSIP's
+/// 660 Hz, then hears her own 440 Hz back from the trunk (Opus from her, PCMU to the trunk).
+#[test]
+fn jssip_refers_the_sipbridge_js_user_to_a_trunk() {
+    let trunk_port = free_port();
+    let trunk = EchoTrunk::start(trunk_port);
+    let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
+    let browser = AnsweringPages::start(&gateway, &["transferred"]);
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let phone = report(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
+    let log = gateway.log();
+    println!("JsSIP: heard {} Hz, refer {}, ended {}", phone["peakHz"], phone["refer"], phone["ended"]);
+    println!("alice: heard {} Hz, then {} Hz", page["peakHz"], page["laterHz"]);
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_tone(&phone, "peakHz", 440.0, &format!("JsSIP hears alice\n{log}"));
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "progress 180", "accepted 200"]), "the REFER's answer and NOTIFYs: {phone:#}\n{log}");
+    assert_eq!(phone["ended"]["originator"], "remote", "the gateway let JsSIP go: {phone:#}\n{log}");
+    assert_tone(&page, "laterHz", 440.0, &format!("alice hears the trunk's echo of her tone\n{log}"));
+    assert_eq!(page["stateAfter"], "answered", "alice's call went on: {page:#}");
+    trunk.finish().unwrap_or_else(|e| panic!("the trunk's call: {e}\n{log}"));
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.direction, record.status), (CallDirection::Inbound, CallStatus::Answered), "{record:#?}");
+    assert!(record.events.iter().any(|e| e.kind == "transfer" && e.detail.contains("+15557654321")), "{:#?}", record.events);
+    assert_eq!(record.sip_call_ids.len(), 2, "JsSIP's call and the trunk's: {record:#?}");
+    let (_, refers) = holds_and_requests(&record, "REFER", "in");
+    let (_, notifies) = holds_and_requests(&record, "NOTIFY", "out");
+    assert_eq!((refers, notifies), (1, 3), "{:#?}", record.sip_messages);
+    assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("INVITE sip:+15557654321@127.0.0.1")), "{:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// bob (JsSIP) has no trunk or PBX profile: its REFER is accepted (202), then refused in the
+/// NOTIFY (403); nothing is placed, the call goes on (alice still hears JsSIP) until JsSIP
+/// hangs up, and the record shows no second call.
+#[test]
+fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on() {
+    let (gateway, url) = start_gateway("");
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let phone = report(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
+    let log = gateway.log();
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "failed 403"]), "{phone:#}\n{log}");
+    assert_eq!((&phone["stillUp"], &phone["ended"]["originator"]), (&serde_json::json!(true), &serde_json::json!("local")), "up a second after the refusal, then JsSIP hung up: {phone:#}");
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(page["ended"]["reason"], "normal", "JsSIP's own BYE ended it: {page:#}");
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.status, record.sip_call_ids.len()), (CallStatus::Answered, 1), "{record:#?}");
+    assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// The other way round: alice (1000 Hz) calls JsSIP, which answers and REFERs her to a number;
+/// the gateway places it through bob's trunk profile, and alice hears her own tone back from the
+/// echoing trunk while JsSIP is let go.
+#[test]
+fn jssip_called_by_a_sipbridge_js_user_refers_her_to_a_trunk() {
+    let trunk_port = free_port();
+    let trunk = EchoTrunk::start(trunk_port);
+    let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
+    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
+    let (child, mut lines) = jssip_with(&gateway, &url, "answer-refer", "-", &[("SIP_WS_REFER_TO", &refer_to)]);
+    await_ready(&mut lines, &gateway);
+    let page = echo_page_args(&gateway, &token("alice", &[]), &["", "bob", "transferred", "1000"], &[]);
+    let phone = report(child, lines);
+    let log = gateway.log();
+    println!("alice: heard {} Hz, then {} Hz; JsSIP: refer {}", page["peakHz"], page["laterHz"], phone["refer"]);
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "progress 180", "accepted 200"]), "{phone:#}\n{log}");
+    assert_eq!(phone["ended"]["originator"], "remote", "the gateway let JsSIP go: {phone:#}\n{log}");
+    assert_tone(&page, "laterHz", 1000.0, &format!("alice hears the trunk's echo of her tone\n{log}"));
+    assert_eq!(page["stateAfter"], "answered", "{page:#}");
+    trunk.finish().unwrap_or_else(|e| panic!("the trunk's call: {e}\n{log}"));
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.direction, record.status, record.sip_call_ids.len()), (CallDirection::Outbound, CallStatus::Answered, 2), "{record:#?}");
+    assert!(record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
     assert!(!log.contains("panicked"), "{log}");
 }

@@ -72,8 +72,15 @@ pub async fn open(layer: &CallLayer, caller: &CallerSide<'_>, callees: &[Callee]
                 open_browsers(layer, user, caller, &mut out).await;
                 continue;
             }
-            Callee::Registered { user, contact, webrtc: true } => offer_webrtc(layer, caller, placement(None, user, Some(contact), caller)).await,
-            Callee::Registered { user, contact, webrtc: false } => offer_rtp(layer, caller, placement(None, user, Some(contact), caller)).await,
+            Callee::Registered { user, contact, webrtc } => {
+                let placement = placement(None, user, Some(contact), caller);
+                let opened = if *webrtc { offer_webrtc(layer, caller, placement).await } else { offer_rtp(layer, caller, placement).await };
+                // A local user: a transfer it asks for (REFER) goes through its granted profiles.
+                opened.map(|(mut leg, events, webrtc)| {
+                    leg.referrer = Some(user.clone());
+                    (leg, events, webrtc)
+                })
+            }
             Callee::Trunk { profile, number } => {
                 let placement = placement(Some(profile), number, None, caller);
                 if layer.srtp.for_profile(Some(profile)) == SrtpPolicy::Dtls {

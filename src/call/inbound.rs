@@ -187,6 +187,10 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
         }
     };
     sip.peer = Some((call.source, call.user_agent.clone()));
+    if let CallerIdentity::LocalUser { username } = &call.identity {
+        // A transfer it asks for (REFER) goes through its granted profiles (`driver/transfer.rs`).
+        sip.referrer = Some(username.clone());
+    }
     let mut legs = vec![Leg::Sip(Box::new(sip))];
     legs.extend(callee_legs);
     let config = layer.call_config(Some(Duration::from_secs(layer.limits.ring_timeout_secs)));

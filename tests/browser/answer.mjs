@@ -3,7 +3,10 @@
 // Modes: accept (answer, measure audio, note DTMF with the frequency heard after each digit, and
 // remote hold, wait up to 15 s for the end),
 // long (the same, waiting up to 150 s), await-end (answer, measure nothing, wait up to 30 s for the
-// far end or the gateway to end it, e.g. a media timeout), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
+// far end or the gateway to end it, e.g. a media timeout), transferred (answer, measure, then
+// listen until the tone heard becomes TRANSFER_HZ (env SIPBRIDGE_TRANSFER_HZ, default 440: this
+// page's own tone echoed by a trunk the far end transferred the call to), within 15 s, and hang
+// up), hangup (answer, measure, then hang up), busy (reject as busy), watch (let it ring and report how
 // the ringing ended). Prints one JSON line per page, in order.
 // Usage: node answer.mjs BASE_URL TOKEN [MODE ...]
 // SIPBRIDGE_ICE_POLICY=relay makes the pages use only TURN relays (see `selectedPair`).
@@ -17,7 +20,7 @@ async function runPage(mode) {
   const page = await browser.newPage();
   page.on('console', (m) => { if (m.text() === 'READY' && ++ready === modes.length) console.log('READY'); });
   await page.goto(`${baseUrl}/phone.html`);
-  return page.evaluate(async ({ token, mode, icePolicy }) => {
+  return page.evaluate(async ({ token, mode, icePolicy, transferHz }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const client = await SipBridge.connect(location.origin.replace(/^http/, 'ws') + '/ws', { token, reconnect: false, iceTransportPolicy: icePolicy || undefined });
@@ -152,6 +155,24 @@ async function runPage(mode) {
     stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
     const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
     const selectedPair = ends && { local: ends.local?.candidateType, remote: ends.remote?.candidateType, relayProtocol: ends.local?.relayProtocol, localAddress: `${ends.local?.address}:${ends.local?.port}` };
+    if (mode === 'transferred') {
+      // The loudest frequency over 500 ms, until it is the transfer target's twice in a row.
+      let laterHz = 0;
+      for (let i = 0, hits = 0; i < 30 && hits < 2; i++) {
+        let best = { hz: 0, db: -Infinity };
+        for (let j = 0; j < 5; j++) {
+          await new Promise((r) => setTimeout(r, 100));
+          analyser.getFloatFrequencyData(bins);
+          for (let b = 1; b < bins.length; b++) if (bins[b] > best.db) best = { hz: (b * context.sampleRate) / analyser.fftSize, db: bins[b] };
+        }
+        laterHz = best.hz;
+        hits = Math.abs(best.hz - transferHz) <= 20 ? hits + 1 : 0;
+      }
+      const stateAfter = call.state;
+      await call.hangup();
+      client.close();
+      return { ok: true, mode, caller: call.caller, peakHz: loudest.hz, codec, laterHz, stateAfter };
+    }
     if (mode === 'hangup') {
       await call.hangup();
       client.close();
@@ -161,7 +182,7 @@ async function runPage(mode) {
     const end = await Promise.race([ended, new Promise((r) => setTimeout(() => r({ reason: 'still up' }), wait))]);
     client.close();
     return { ok: true, mode, caller: call.caller, peakLevel, peakHz: loudest.hz, codec, selectedPair, ended: end, dtmf, afterDigit, holds, levels };
-  }, { token, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '' });
+  }, { token, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', transferHz: Number(process.env.SIPBRIDGE_TRANSFER_HZ || 440) });
 }
 const results = await Promise.all(modes.map((mode) => runPage(mode).catch((e) => ({ ok: false, mode, error: String(e) }))));
 await browser.close();

@@ -4,6 +4,8 @@
 // LOGIN is a JWT, or `password:USER:PASSWORD` for a local user. SIPBRIDGE_ICE_POLICY=relay makes
 // the browser use only TURN relays (`selectedPair` in the result says which pair carried media).
 // With `early`, it measures during early media (after `ringing` with SDP) and hangs up unanswered.
+// With `transferred`, after measuring it listens until it hears its own tone back (the far end
+// transferred it to an echoing trunk; `laterHz`), then hangs up.
 // With `cancel`, it hangs up as soon as the far end rings and reports how the call ended.
 // With `hold-dtmf`, after measuring it holds (and measures the silence, for SIPBRIDGE_HOLD_MS ms
 // or 1500), resumes (and measures the
@@ -38,7 +40,7 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy, holdMs }) => {
+  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy, holdMs, ownHz }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
@@ -168,6 +170,22 @@ try {
       client.close();
       return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, dtmfReceived, ...extra };
     }
+    if (mode === 'transferred') {
+      // The far end transfers the call (REFER) to a trunk that echoes: listen until the tone
+      // heard is this page's own, twice in a row over 500 ms (bounded: 15 s), then hang up.
+      const again = new Float32Array(analyser.frequencyBinCount);
+      for (let i = 0, hits = 0; i < 30 && hits < 2; i++) {
+        let heard = { hz: 0, db: -Infinity };
+        for (let j = 0; j < 5; j++) {
+          await new Promise((r) => setTimeout(r, 100));
+          analyser.getFloatFrequencyData(again);
+          for (let b = 1; b < again.length; b++) if (again[b] > heard.db) heard = { hz: (b * context.sampleRate) / analyser.fftSize, db: again[b] };
+        }
+        extra.laterHz = heard.hz;
+        hits = Math.abs(heard.hz - ownHz) <= 20 ? hits + 1 : 0;
+      }
+      extra.stateAfter = call.state;
+    }
     if (mode === 'remote-end') {
       // The far end hangs up: wait for it rather than hanging up ourselves. `callEnded` listened
       // from the start: the far end may hang up while this page was still measuring.
@@ -210,7 +228,7 @@ try {
     await call.hangup();
     client.close();
     return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, dtmfReceived, ...extra };
-  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', holdMs: Number(process.env.SIPBRIDGE_HOLD_MS || 1500) });
+  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', holdMs: Number(process.env.SIPBRIDGE_HOLD_MS || 1500), ownHz: Number(toneArg) });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };

@@ -16,6 +16,12 @@
 //                the far end does until it hangs up (within 25 s): its hold (`holds`, the level
 //                heard and the RTP packets sent while held, `resumedHz` after), its digits (`dtmf`,
 //                from newDTMF; `infos` counts newInfo).
+//   MODE call-refer: call TARGET, measure, then REFER the far end to SIP_WS_REFER_TO (env) and
+//                wait for the gateway to end the call; reports the REFER's answer and NOTIFYs
+//                (`refer`: 'accepted' for the 202, then trying/progress/accepted/failed with the
+//                sipfrag status); when the transfer is refused, it hangs up itself a second later
+//                (`stillUp` says whether the call was still up then).
+//   MODE answer-refer: register, print READY, answer the next call, then as call-refer.
 //   MODE call-cancel: call TARGET and cancel (terminate) as soon as it rings (JsSIP only).
 //   MODE ring: register, print READY, let the next call ring until the far end gives up or
 //                another device answers (reports `rang` and how the ringing ended; JsSIP only).
@@ -52,7 +58,7 @@ try {
   await page.goto(process.env.SIP_WS_PAGE || 'about:blank');
   await page.setContent('<!doctype html><title>SIP over WebSocket call</title>');
   await page.addScriptTag({ content: bundled.outputFiles[0].text });
-  result = await page.evaluate(async ({ library, url, aor, password, mode, target }) => {
+  result = await page.evaluate(async ({ library, url, aor, password, mode, target, referTo }) => {
     const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
     const within = (ms, what, promise) => Promise.race([promise, sleep(ms).then(() => { throw new Error(`no ${what} within ${ms} ms`); })]);
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
@@ -210,7 +216,8 @@ try {
     let listening = null;
     const measured = {};
     // Held, the gateway stops sending once the answer reached it; audio sent before is still on
-    // its way or in the jitter buffer: measure once packets stopped and the buffer ran dry.
+    // its way or in the jitter buffer: measure once packets stopped and the buffer ran dry, and
+    // after the 800 ms the receiver's concealment takes to fade a steady tone out.
     const drained = async (pc) => {
       const audioIn = async () => {
         let found = {};
@@ -230,7 +237,7 @@ try {
       return false;
     };
     session.on('hold', (e) => {
-      if (e.originator === 'remote') measured.held = listening.then(async (over) => ({ drained: await drained(session.connection), ...(await over(1500, 100)) }));
+      if (e.originator === 'remote') measured.held = listening.then(async (over) => ({ drained: await drained(session.connection), ...(await over(1000, 800)) }));
     });
     session.on('unhold', (e) => { if (e.originator === 'remote') measured.resumed = listening.then((over) => over(1000)); });
     if (!calling) session.answer({ mediaStream: stream, pcConfig: { iceServers: [] } });
@@ -247,7 +254,7 @@ try {
       const over = await listening;
       await within(5000, 'hold', new Promise((resolve) => { if (!session.hold({}, resolve)) throw new Error('hold() refused'); }));
       const heldDrained = await drained(session.connection);
-      const held = await over(1500, 100);
+      const held = await over(1000, 800);
       await within(5000, 'unhold', new Promise((resolve) => { if (!session.unhold({}, resolve)) throw new Error('unhold() refused'); }));
       const resumed = await over(1000);
       session.sendDTMF('123#', { transportType: 'RFC2833', duration: 100, interToneGap: 150 });
@@ -258,6 +265,26 @@ try {
       const end = await within(5000, 'end', ended);
       ua.stop();
       return { ok: true, ...heard, ...events, heldDrained, holdLevel: held.level, resumedHz: resumed.hz, sessionTimers, ended: end };
+    }
+    if (mode === 'call-refer' || mode === 'answer-refer') {
+      const refer = [];
+      let refused;
+      const failed = new Promise((resolve) => { refused = resolve; });
+      const note = (what) => (e) => refer.push(e?.status_line ? `${what} ${e.status_line.status_code}` : what);
+      session.refer(referTo, { eventHandlers: {
+        requestSucceeded: note('202'), requestFailed: (e) => { refer.push(`refused ${e?.response?.status_code}`); refused(); },
+        trying: note('trying'), progress: note('progress'), accepted: note('accepted'), failed: (e) => { note('failed')(e); refused(); },
+      } });
+      // A refused transfer leaves the call up: JsSIP checks that a second later and hangs up.
+      let stillUp = null;
+      failed.then(async () => {
+        await sleep(1000);
+        stillUp = session.isEstablished();
+        session.terminate();
+      });
+      const end = await Promise.race([ended, sleep(15000).then(() => ({ reason: 'still up' }))]);
+      ua.stop();
+      return { ok: true, ...heard, refer, stillUp, ended: end };
     }
     if (mode === 'answer-features') {
       const end = await Promise.race([ended, sleep(25000).then(() => ({ reason: 'still up' }))]);
@@ -275,7 +302,7 @@ try {
     }
     ua.stop();
     return { ok: true, ...heard, ended: end };
-  }, { library, url, aor, password, mode, target });
+  }, { library, url, aor, password, mode, target, referTo: process.env.SIP_WS_REFER_TO ?? '' });
 } catch (e) {
   result = { ok: false, error: String(e) };
 } finally {

@@ -77,6 +77,8 @@ pub struct GatewayOptions {
     pub log_level: &'static str,
     /// Trunk or PBX profiles local user alice may call through after a password login.
     pub alice_profiles: Vec<&'static str>,
+    /// The same for local user bob (a SIP client: where a transfer it asks for goes).
+    pub bob_profiles: Vec<&'static str>,
     /// `srtp` of the local domain: toward the phones registered to it.
     pub local_srtp: &'static str,
     /// Called with the data directory (created, empty) before the gateway starts, e.g. to mount
@@ -92,7 +94,7 @@ pub struct GatewayOptions {
 
 impl Default for GatewayOptions {
     fn default() -> Self {
-        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None, sip_websocket: false, local_users: Vec::new(), local_user_profiles: Vec::new() }
+        GatewayOptions { profiles: Vec::new(), tls_cert: None, extra_sip: String::new(), extra_media: String::new(), digest_algorithms: "[\"MD5\"]", extra_http: String::new(), log_level: "info,sipbridge=debug", alice_profiles: Vec::new(), bob_profiles: Vec::new(), local_srtp: "optional", prepare_data_dir: None, sip_websocket: false, local_users: Vec::new(), local_user_profiles: Vec::new() }
     }
 }
 
@@ -161,10 +163,11 @@ impl Gateway {
             "kind = \"local\"\ndomain = \"{LOCAL_DOMAIN}\"\naliases = [\"127.0.0.1\", \"example.org\"]\nmin_expires = 60\n\
              digest_algorithms = {}\nsrtp = \"{}\"\n\
              [[users]]\nusername = \"alice\"\npassword = \"{ALICE_PASSWORD}\"\nprofiles = {:?}\n\
-             [[users]]\nusername = \"bob\"\npassword = \"{BOB_PASSWORD}\"\n",
+             [[users]]\nusername = \"bob\"\npassword = \"{BOB_PASSWORD}\"\nprofiles = {:?}\n",
             options.digest_algorithms,
             options.local_srtp,
-            options.alice_profiles
+            options.alice_profiles,
+            options.bob_profiles
         );
         for (username, password) in &options.local_users {
             local.push_str(&format!("[[users]]\nusername = \"{username}\"\npassword = \"{password}\"\nprofiles = {:?}\n", options.local_user_profiles));

@@ -94,7 +94,8 @@ impl CallTask {
         };
         let layer = &self.layer;
         let factory = crate::media::codec_glue::factory(layer.opus_complexity);
-        let seeds = [seeds(&a), seeds(&b)];
+        let seeds = [self.next_seeds[0].take().unwrap_or_else(|| seeds(&a)), self.next_seeds[1].take().unwrap_or_else(|| seeds(&b))];
+        self.egress_seeds = seeds.map(Some);
         let mut session = MediaSession::new(a.config, b.config, seeds, factory, layer.media_timeouts, layer.engine.now());
         for (side, keys) in [(Side::A, &a.keys), (Side::B, &b.keys)] {
             if let Some(keys) = keys {

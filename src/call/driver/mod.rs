@@ -12,6 +12,7 @@ pub mod browser_leg;
 mod media;
 pub mod sip_leg;
 pub mod sip_sdp;
+mod transfer;
 
 use crate::call::call_log::CallLog;
 use crate::call::inbound::CallLayer;
@@ -66,6 +67,15 @@ pub struct CallTask {
     /// The leg the media session joins to the caller, once it started.
     partner: Option<usize>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
+    /// Where a leg that joins later (a transfer's) sends its SIP events, tagged with its index.
+    sip_tx: mpsc::UnboundedSender<(usize, SipCallEvent)>,
+    /// A transfer a SIP peer asked for, until its target answers or fails.
+    transfer: Option<transfer::PendingTransfer>,
+    /// Where the session's streams toward side A and B started, and where the next session must
+    /// take a staying leg's stream up (after a transfer): a WebRTC leg keeps its SSRC, and its
+    /// SRTP would take a sequence that jumps back for a replay.
+    egress_seeds: [Option<crate::media::session::EgressSeeds>; 2],
+    next_seeds: [Option<crate::media::session::EgressSeeds>; 2],
 }
 
 /// Receivers of events for some legs, by leg index.
@@ -101,7 +111,7 @@ impl CallTask {
         // Unbounded like each leg's own queue (the SIP endpoint never waits on a call).
         let (sip_tx, sip_rx) = mpsc::unbounded_channel();
         for (index, mut events) in sip_events {
-            let tx = sip_tx.clone();
+            let tx: mpsc::UnboundedSender<(usize, SipCallEvent)> = sip_tx.clone();
             tokio::spawn(async move {
                 while let Some(event) = events.recv().await {
                     if tx.send((index, event)).is_err() {
@@ -110,7 +120,7 @@ impl CallTask {
                 }
             });
         }
-        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events: sip_rx, control, media: None, partner: None, webrtc }
+        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events: sip_rx, control, media: None, partner: None, webrtc, sip_tx, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
     }
 
     fn sip_leg(&mut self, index: usize) -> Option<&mut SipLeg> {
@@ -142,6 +152,7 @@ impl CallTask {
                 self.on_call_event(event).await;
             }
             self.start_media();
+            self.start_transfer().await;
             if self.flush_legs().await {
                 continue;
             }
@@ -155,6 +166,7 @@ impl CallTask {
             tokio::select! {
                 () = next_push(&mut self.legs, &self.layer.stats) => {}
                 Some((index, event)) = self.sip_events.recv() => self.on_sip_event(index, event),
+                Some(event) = transfer::next_event(&mut self.transfer) => self.on_transfer_event(event).await,
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
                     match self.legs.get_mut(index) {
@@ -212,6 +224,10 @@ impl CallTask {
             return;
         }
         if let Some(leg) = self.sip_leg(index) {
+            // A leg a transfer replaced may still hear of its own call (the BYE's end).
+            if leg.id.is_some_and(|id| id != event.call()) {
+                return;
+            }
             leg.on_sip_event(event);
         }
     }

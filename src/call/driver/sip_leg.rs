@@ -77,6 +77,11 @@ pub struct SipLeg {
     pub ended_by_us: bool,
     /// The peer's last offer put us on hold (for the log).
     peer_holds: bool,
+    /// The local user the SIP peer is (a WebSocket client or a registered phone), whose granted
+    /// profiles a transfer it asks for goes through; `None` for trunks and PBXs.
+    pub referrer: Option<String>,
+    /// The target of the peer's REFER, for the call task (`driver/transfer.rs`).
+    pub refer_requested: Option<String>,
     ops: VecDeque<SipOp>,
     inputs: VecDeque<LegInput>,
 }
@@ -98,6 +103,8 @@ impl SipLeg {
             ended: false,
             answered: false,
             peer_holds: false,
+            referrer: None,
+            refer_requested: None,
             ended_by_us: false,
             ops: VecDeque::new(),
             inputs: VecDeque::new(),
@@ -136,7 +143,7 @@ impl SipLeg {
         use crate::webrtc_leg::LegEvent;
         match event {
             Some(LegEvent::Connected) => tracing::info!("SIP peer's WebRTC media connected"),
-            Some(LegEvent::Failed(detail)) if !self.ended => {
+            Some(LegEvent::Failed(detail)) if !self.ended && self.webrtc.is_some() => {
                 self.ops.push_back(SipOp::End);
                 self.ended = true;
                 let detail = format!("the SIP peer's WebRTC media failed: {detail}");
@@ -253,8 +260,9 @@ impl SipLeg {
             }
             DialogEvent::Transferred { .. } => LegInput::Transferred,
             DialogEvent::ReferRequested { target, .. } => {
-                tracing::info!(%target, "the SIP peer asks to transfer the other party: not carried out");
-                return self.ops.push_back(SipOp::ReferProgress(403));
+                tracing::info!(%target, "the SIP peer asks to transfer the other party");
+                self.refer_requested = Some(target);
+                return;
             }
         };
         self.inputs.push_back(input);
@@ -302,6 +310,22 @@ impl SipLeg {
     /// A report that came by another path (the media session).
     pub fn inject(&mut self, input: LegInput) {
         self.inputs.push_back(input);
+    }
+
+    /// A NOTIFY to the peer about the transfer it asked for.
+    pub fn refer_progress(&mut self, status: u16) {
+        self.ops.push_back(SipOp::ReferProgress(status));
+    }
+
+    /// Places a callee leg now, outside the call's `Ring` (a transfer's new leg).
+    pub fn place_now(&mut self) {
+        self.ops.push_back(SipOp::Place);
+    }
+
+    /// Ends this leg's dialog (BYE, or CANCEL while unanswered) outside the call's commands.
+    pub fn end_now(&mut self) {
+        self.ended = true;
+        self.ops.push_back(SipOp::End);
     }
 
     pub fn has_ops(&self) -> bool {

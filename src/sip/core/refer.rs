@@ -47,7 +47,7 @@ impl ReferError {
 
 /// The user part of the one Refer-To (a number or user name), or why the REFER is refused.
 pub fn refer_target(headers: &Headers) -> Result<String, ReferError> {
-    let values: Vec<String> = headers.iter().filter(|h| is_refer_to(&h.name())).map(|h| h.value().to_string()).collect();
+    let values: Vec<String> = headers.iter().filter(|h| is_refer_to(h.name())).map(|h| h.value().to_string()).collect();
     let [value] = values.as_slice() else { return Err(ReferError::ReferTo) };
     let address = NameAddr::parse(value).map_err(|_| ReferError::ReferTo)?;
     if !address.is_sip_uri() {
