@@ -245,6 +245,33 @@ fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on
     assert!(!log.contains("panicked"), "{log}");
 }
 
+/// bob (JsSIP, granted a trunk profile) REFERs the call to `alice`, a local user: the dial plan
+/// names her, so the transfer is refused in the NOTIFY (501: a local user is not a transfer
+/// target) instead of sending her name to the trunk as a number; the call goes on (alice still
+/// hears JsSIP's 660 Hz) until JsSIP hangs up, and no INVITE leaves toward the trunk.
+#[test]
+fn a_refer_to_a_local_user_is_refused_and_never_reaches_the_trunk() {
+    let trunk_port = free_port();
+    let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
+    let browser = AnsweringPages::start(&gateway, &["accept"]);
+    let refer_to = format!("sip:alice@{LOCAL_DOMAIN}");
+    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let phone = report(child, lines);
+    let page = browser.reports().pop().unwrap_or_default();
+    let log = gateway.log();
+    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
+    assert_eq!(page["ok"], true, "{page:#}\n{log}");
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "failed 501"]), "{phone:#}\n{log}");
+    assert_eq!((&phone["stillUp"], &phone["ended"]["originator"]), (&serde_json::json!(true), &serde_json::json!("local")), "up a second after the refusal, then JsSIP hung up: {phone:#}");
+    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
+    assert_eq!(page["ended"]["reason"], "normal", "JsSIP's own BYE ended it: {page:#}");
+    let record = support::completed_record(&gateway);
+    assert_eq!((record.status, record.sip_call_ids.len()), (CallStatus::Answered, 1), "{record:#?}");
+    assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
+    assert!(!record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("INVITE ")), "nothing toward the trunk: {:#?}", record.sip_messages);
+    assert!(!log.contains("panicked"), "{log}");
+}
+
 /// The other way round: alice (1000 Hz) calls JsSIP, which answers and REFERs her to a number;
 /// the gateway places it through bob's trunk profile, and alice hears her own tone back from the
 /// echoing trunk while JsSIP is let go.

@@ -1,8 +1,10 @@
 //! Blind transfer asked by the SIP peer (its REFER, RFC 3515, read in `sip/core/refer.rs`). The
 //! gateway is a B2BUA: it connects the *other* party, the browser, to the Refer-To target itself.
-//! A new SIP leg is placed toward the target through the first trunk or PBX profile granted to
-//! the referrer (a local user: `profiles` of its `[[users]]` entry), so a transfer reaches only
-//! what the referrer may call; trunks and PBXs may not transfer (403). Meanwhile the call goes
+//! The target is decided by the dial plan (`call::route`) as for a call the referrer places: a
+//! number goes through the first trunk or PBX profile granted to the referrer (a local user:
+//! `profiles` of its `[[users]]` entry), so a transfer reaches only what the referrer may call;
+//! trunks and PBXs may not transfer (403). A local user (a sipbridge.js user or a registered
+//! one) is not a transfer target yet: refused with 501, never sent to a trunk as a number. Meanwhile the call goes
 //! on and the referrer hears the new call's progress in NOTIFYs. When the target answers, the
 //! media session starts anew between the browser and the new leg, the referrer gets NOTIFY 200
 //! and a BYE, and the new leg is the call's SIP side from then on: `Call` never knows. A target
@@ -13,6 +15,7 @@ use super::sip_sdp::SipSdp;
 use super::{CallTask, Leg};
 use crate::call::machine::driver::CallLeg;
 use crate::call::machine::LegInput;
+use crate::call::route::{route, Callee, Caller, Directory, RouteError};
 use crate::media::session::{EgressSeeds, Side};
 use crate::sdp::{self, Codec, LocalCapabilities};
 use crate::sip::endpoint::SipCallEvent;
@@ -28,9 +31,29 @@ pub(super) struct PendingTransfer {
     replaces: usize,
 }
 
-/// The profile a transfer asked by `referrer` goes through, or the status that refuses it.
-pub fn transfer_profile(referrer: Option<&str>, grants: &HashMap<String, Vec<String>>) -> Result<String, u16> {
-    grants.get(referrer.ok_or(403u16)?).and_then(|profiles| profiles.first()).cloned().ok_or(403)
+/// A transfer to a local user: not carried out (the replacement leg is a trunk leg only).
+pub const LOCAL_USER_REFUSED: u16 = 501;
+
+/// The profile a transfer asked by `referrer` to `target` goes through, decided by the dial plan
+/// as for a call the referrer places, or the status that refuses it: 403 not a local user (a
+/// trunk or PBX) or a number it may not call, 404 a name that is nobody here and cannot go out,
+/// 501 a local user (sipbridge.js sessions or registrations: never a number for a trunk).
+pub fn transfer_profile(referrer: Option<&str>, target: &str, grants: &HashMap<String, Vec<String>>, directory: &Directory) -> Result<String, u16> {
+    let user = referrer.ok_or(403u16)?;
+    let profiles = grants.get(user).ok_or(403u16)?.clone();
+    let caller = Caller::LocalUser { user: user.to_string(), profiles };
+    match route(&caller, target, directory) {
+        Ok(callees) => match callees.as_slice() {
+            [Callee::Trunk { profile, .. }] => Ok(profile.clone()),
+            _ => Err(LOCAL_USER_REFUSED),
+        },
+        Err(RouteError::NotFound(_)) if looks_like_a_number(target) => Err(403),
+        Err(RouteError::NotFound(_)) => Err(404),
+    }
+}
+
+fn looks_like_a_number(target: &str) -> bool {
+    target.chars().all(|c| c.is_ascii_digit() || "+*#-.".contains(c))
 }
 
 /// Where a stream that sent `sent` packets from `seeds` goes on: a few packets further (some
@@ -50,7 +73,8 @@ pub(super) async fn next_event(transfer: &mut Option<PendingTransfer>) -> Option
 
 impl CallTask {
     /// A SIP peer's REFER, if a leg in the call has one: the new leg is placed, or the REFER is
-    /// refused in a NOTIFY (403 not answered yet or not allowed, 491 a transfer already running).
+    /// refused in a NOTIFY (403 not answered yet or not allowed, 404 nobody, 491 a transfer
+    /// already running, 501 a local user).
     pub(super) async fn start_transfer(&mut self) {
         let asked = self.legs.iter_mut().enumerate().find_map(|(i, leg)| match leg {
             Leg::Sip(sip) => sip.refer_requested.take().map(|target| (i, target, sip.referrer.clone(), sip.sdp.side)),
@@ -61,7 +85,11 @@ impl CallTask {
         let profile = match (self.transfer.is_some(), in_call) {
             (true, _) => Err(491),
             (false, false) => Err(403),
-            (false, true) => transfer_profile(referrer.as_deref(), &self.layer.user_profiles),
+            (false, true) => {
+                let bindings = self.layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+                let directory = Directory { browser_sessions: self.layer.browsers.devices(&target).len(), bindings: &bindings };
+                transfer_profile(referrer.as_deref(), &target, &self.layer.user_profiles, &directory)
+            }
         };
         let placed = match profile {
             Ok(profile) => self.place_transfer_leg(&profile, &target, referrer.unwrap_or_default(), side, index).await,
@@ -167,6 +195,7 @@ impl CallTask {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sip::core::BindingView;
 
     #[test]
     fn the_new_session_takes_the_browsers_stream_up_ahead_of_the_old_one() {
@@ -177,11 +206,24 @@ mod tests {
     }
 
     #[test]
-    fn a_transfer_goes_through_the_referrers_first_granted_profile() {
+    fn a_transfer_to_a_number_goes_through_the_referrers_first_granted_profile() {
         let grants: HashMap<String, Vec<String>> = [("bob".to_string(), vec!["trunk".to_string(), "pbx".to_string()]), ("carol".to_string(), vec![])].into();
-        assert_eq!(transfer_profile(Some("bob"), &grants), Ok("trunk".into()));
-        assert_eq!(transfer_profile(Some("carol"), &grants), Err(403), "a user with no profile");
-        assert_eq!(transfer_profile(Some("dave"), &grants), Err(403), "not a local user");
-        assert_eq!(transfer_profile(None, &grants), Err(403), "a trunk or PBX");
+        let nobody = Directory { browser_sessions: 0, bindings: &[] };
+        assert_eq!(transfer_profile(Some("bob"), "+15551234", &grants, &nobody), Ok("trunk".into()));
+        assert_eq!(transfer_profile(Some("carol"), "+15551234", &grants, &nobody), Err(403), "a user with no profile");
+        assert_eq!(transfer_profile(Some("carol"), "nobody", &grants, &nobody), Err(404), "a name that is nobody here");
+        assert_eq!(transfer_profile(Some("dave"), "+15551234", &grants, &nobody), Err(403), "not a local user");
+        assert_eq!(transfer_profile(None, "+15551234", &grants, &nobody), Err(403), "a trunk or PBX");
+    }
+
+    #[test]
+    fn a_transfer_to_a_local_user_is_refused_never_sent_to_the_trunk() {
+        let grants: HashMap<String, Vec<String>> = [("bob".to_string(), vec!["trunk".to_string()])].into();
+        let browser_user = Directory { browser_sessions: 1, bindings: &[] };
+        assert_eq!(transfer_profile(Some("bob"), "alice", &grants, &browser_user), Err(LOCAL_USER_REFUSED), "a sipbridge.js user");
+        let phone = BindingView { aor: "sip:carol@example.com".into(), contact: "sip:carol@127.0.0.1:5090".into(), source: "127.0.0.1:5090".into(), transport: "udp".into(), expires_in_secs: 60, user_agent: None };
+        let registered = Directory { browser_sessions: 0, bindings: std::slice::from_ref(&phone) };
+        assert_eq!(transfer_profile(Some("bob"), "carol", &grants, &registered), Err(LOCAL_USER_REFUSED), "a registered user");
+        assert_eq!(transfer_profile(Some("bob"), "dave", &grants, &registered), Ok("trunk".into()), "anyone else is a number, as for a call");
     }
 }
