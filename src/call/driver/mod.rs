@@ -60,17 +60,15 @@ pub struct CallTask {
     pub legs: Vec<Leg>,
     pub log: Option<CallLog>,
     pub slot: Option<CallSlot>,
-    /// Every SIP leg's events, tagged with the leg's index.
-    sip_events: mpsc::UnboundedReceiver<(usize, SipCallEvent)>,
+    /// Every SIP leg's events, by the leg's index (a transfer's leg joins later).
+    sip_events: LegReceivers<mpsc::UnboundedReceiver<SipCallEvent>>,
     pub control: mpsc::Receiver<BrowserAnswer>,
     pub media: Option<SessionHandle>,
     /// The leg the media session joins to the caller, once it started.
     partner: Option<usize>,
     webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
-    /// Where a leg that joins later (a transfer's) sends its SIP events, tagged with its index.
-    sip_tx: mpsc::UnboundedSender<(usize, SipCallEvent)>,
     /// A transfer a SIP peer asked for, until its target answers or fails.
-    transfer: Option<transfer::PendingTransfer>,
+    transfer: Option<Box<transfer::PendingTransfer>>,
     /// Where the session's streams toward side A and B started, and where the next session must
     /// take a staying leg's stream up (after a transfer): a WebRTC leg keeps its SSRC, and its
     /// SRTP would take a sequence that jumps back for a replay.
@@ -108,19 +106,7 @@ impl CallTask {
                 let _ = tx.send((index, None)).await;
             });
         }
-        // Unbounded like each leg's own queue (the SIP endpoint never waits on a call).
-        let (sip_tx, sip_rx) = mpsc::unbounded_channel();
-        for (index, mut events) in sip_events {
-            let tx: mpsc::UnboundedSender<(usize, SipCallEvent)> = sip_tx.clone();
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if tx.send((index, event)).is_err() {
-                        return;
-                    }
-                }
-            });
-        }
-        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events: sip_rx, control, media: None, partner: None, webrtc, sip_tx, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
+        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events, control, media: None, partner: None, webrtc, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
     }
 
     fn sip_leg(&mut self, index: usize) -> Option<&mut SipLeg> {
@@ -148,12 +134,27 @@ impl CallTask {
         }
         loop {
             let events = pump(&mut self.call, &mut self.legs, Instant::now());
+            let mut ended = None;
             for event in events {
-                self.on_call_event(event).await;
+                match event {
+                    CallEvent::Ended(end) => ended = Some(end),
+                    event => self.on_call_event(event).await,
+                }
             }
             self.start_media();
-            self.start_transfer().await;
-            if self.flush_legs().await {
+            // Boxed: a transfer's futures are large and rare, and every call's task would
+            // otherwise carry their room (what a call costs in memory counts).
+            if self.transfer_asked() {
+                Box::pin(self.start_transfer()).await;
+            }
+            let reported = self.flush_legs().await;
+            // The record is finished once the legs have sent their last messages (our BYE or
+            // CANCEL is queued at the endpoint before the ladder is asked for), so the ladder holds
+            // them and waits for their answers.
+            if let Some(end) = ended {
+                self.finish(end).await;
+            }
+            if reported {
                 continue;
             }
             // An ended call stays only to hand its browsers their last frames (a slow browser
@@ -165,8 +166,8 @@ impl CallTask {
             let deadline = self.call.poll_timeout().unwrap_or_else(|| Instant::now() + Duration::from_secs(3_600));
             tokio::select! {
                 () = next_push(&mut self.legs, &self.layer.stats) => {}
-                Some((index, event)) = self.sip_events.recv() => self.on_sip_event(index, event),
-                Some(event) = transfer::next_event(&mut self.transfer) => self.on_transfer_event(event).await,
+                Some((index, event)) = next_sip_event(&mut self.sip_events) => self.on_sip_event(index, event),
+                Some(event) = transfer::next_event(&mut self.transfer) => Box::pin(self.on_transfer_event(event)).await,
                 Some(request) = self.control.recv() => self.on_request(request).await,
                 Some((index, event)) = self.webrtc.recv() => {
                     match self.legs.get_mut(index) {
@@ -277,6 +278,7 @@ impl CallTask {
                 self.with_log(|log| log.event("reclaimed", "the browser took the call back"));
             }
             CallEvent::Draining { .. } => self.with_log(|log| log.event("draining", "the gateway is draining")),
+            // `run` holds an end back until the legs have flushed.
             CallEvent::Ended(end) => self.finish(end).await,
         }
     }
@@ -322,6 +324,23 @@ impl CallTask {
             drop(slot);
         });
     }
+}
+
+/// The next SIP event of any leg, with the leg's index; pending while none has one. The legs'
+/// queues are polled in place (no task or channel per leg: what a call costs in memory counts).
+fn next_sip_event(receivers: &mut LegReceivers<mpsc::UnboundedReceiver<SipCallEvent>>) -> impl std::future::Future<Output = Option<(usize, SipCallEvent)>> + '_ {
+    std::future::poll_fn(move |cx| {
+        let mut position = 0;
+        while position < receivers.len() {
+            match receivers[position].1.poll_recv(cx) {
+                std::task::Poll::Ready(Some(event)) => return std::task::Poll::Ready(Some((receivers[position].0, event))),
+                // A leg whose call is gone at the endpoint: nothing more comes from it.
+                std::task::Poll::Ready(None) => drop(receivers.swap_remove(position)),
+                std::task::Poll::Pending => position += 1,
+            }
+        }
+        std::task::Poll::Pending
+    })
 }
 
 /// Hands one waiting push to its connection once the connection has room; pending while no leg

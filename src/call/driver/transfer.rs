@@ -64,7 +64,7 @@ fn continued(seeds: EgressSeeds, sent: u64) -> EgressSeeds {
 }
 
 /// The next SIP event of the transfer's new leg (never, without one).
-pub(super) async fn next_event(transfer: &mut Option<PendingTransfer>) -> Option<SipCallEvent> {
+pub(super) async fn next_event(transfer: &mut Option<Box<PendingTransfer>>) -> Option<SipCallEvent> {
     match transfer {
         Some(transfer) => transfer.events.recv().await,
         None => std::future::pending().await,
@@ -72,6 +72,11 @@ pub(super) async fn next_event(transfer: &mut Option<PendingTransfer>) -> Option
 }
 
 impl CallTask {
+    /// Whether a leg's SIP peer asked for a transfer that `start_transfer` has not taken up.
+    pub(super) fn transfer_asked(&self) -> bool {
+        self.legs.iter().any(|leg| matches!(leg, Leg::Sip(sip) if sip.refer_requested.is_some()))
+    }
+
     /// A SIP peer's REFER, if a leg in the call has one: the new leg is placed, or the REFER is
     /// refused in a NOTIFY (403 not answered yet or not allowed, 404 nobody, 491 a transfer
     /// already running, 501 a local user).
@@ -98,7 +103,7 @@ impl CallTask {
         match placed {
             Ok(transfer) => {
                 tracing::info!(%target, "transferring the other party, as the SIP peer asked");
-                self.transfer = Some(transfer);
+                self.transfer = Some(Box::new(transfer));
             }
             Err(status) => {
                 tracing::info!(%target, status, "transfer refused");
@@ -161,7 +166,7 @@ impl CallTask {
 
     /// The target answered: it replaces the referrer's leg, and the referrer is let go.
     async fn complete_transfer(&mut self) {
-        let Some(PendingTransfer { leg, mut events, target, replaces }) = self.transfer.take() else { return };
+        let Some(PendingTransfer { leg, events, target, replaces }) = self.transfer.take().map(|t| *t) else { return };
         // The old session first: it holds the old leg's media, and a WebRTC leg can take part in
         // one session at a time. The staying leg's stream goes on in the new session a little
         // ahead of where the old one left it (sequence and timestamp), as after a pause.
@@ -171,14 +176,7 @@ impl CallTask {
             self.next_seeds[staying.index()] = self.egress_seeds[staying.index()].map(|seeds| continued(seeds, sent));
         }
         let old = std::mem::replace(&mut self.legs[replaces], Leg::Sip(Box::new(leg)));
-        let tx = self.sip_tx.clone();
-        tokio::spawn(async move {
-            while let Some(event) = events.recv().await {
-                if tx.send((replaces, event)).is_err() {
-                    return;
-                }
-            }
-        });
+        self.sip_events.push((replaces, events));
         if let Leg::Sip(mut old) = old {
             old.refer_progress(200);
             old.end_now();
