@@ -50,6 +50,9 @@ pub struct CallLog {
     record: CallRecord,
     writer: RecorderHandle,
     stats: std::sync::Arc<CallStats>,
+    /// When the call ended, if that was before the record is finished (its ladder may still be
+    /// waiting for the answer to our BYE).
+    ended_at: Option<i64>,
 }
 
 impl CallLog {
@@ -64,7 +67,7 @@ impl CallLog {
         record.sip_remote = Some(call.source.to_string());
         record.sip_user_agent = call.user_agent.clone();
         record.event(record.started_at, "invite", format!("from {}", call.source));
-        let log = CallLog { record, writer: writer.clone(), stats: stats.clone() };
+        let log = CallLog { record, writer: writer.clone(), stats: stats.clone(), ended_at: None };
         log.writer.write(&log.record);
         log
     }
@@ -76,7 +79,7 @@ impl CallLog {
         record.from_uri = format!("browser:{user}");
         record.to_uri = format!("sip:{target}");
         record.event(record.started_at, "call", format!("to {target}"));
-        let log = CallLog { record, writer: writer.clone(), stats: stats.clone() };
+        let log = CallLog { record, writer: writer.clone(), stats: stats.clone(), ended_at: None };
         log.writer.write(&log.record);
         log
     }
@@ -179,6 +182,11 @@ impl CallLog {
         self.record.sip_call_ids.clone()
     }
 
+    /// Stamps the call's end now; `finish` may come later.
+    pub fn mark_ended(&mut self) {
+        self.ended_at = Some(now_ms());
+    }
+
     pub fn finish(mut self, status: CallStatus, side: HangupSide, reason: &str, sip_code: Option<u16>) {
         use std::sync::atomic::Ordering::Relaxed;
         if status != CallStatus::Answered {
@@ -186,7 +194,7 @@ impl CallLog {
             // find out why from the log alone.
             tracing::info!(call_id = %self.record.id, status = status.as_str(), side = ?side, sip_status = ?sip_code, reason, "call not connected");
         }
-        self.record.finish(now_ms(), status, side, reason, sip_code);
+        self.record.finish(self.ended_at.unwrap_or_else(now_ms), status, side, reason, sip_code);
         if self.record.transcoded {
             self.stats.transcoding.fetch_sub(1, Relaxed);
         }

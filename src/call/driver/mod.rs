@@ -300,6 +300,7 @@ impl CallTask {
         let sip_status = fields.sip_status.map(|class| own_status.unwrap_or(class));
         let side = record_sip.and_then(|i| self.sip_leg(i)).map_or(crate::media::session::Side::A, |s| s.sdp.side);
         let Some(mut log) = self.log.take() else { return };
+        log.mark_ended();
         if let Some(media) = self.media.take() {
             log.collect_quality(&media, side).await;
             media.stop().await;
