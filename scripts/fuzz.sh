@@ -44,6 +44,7 @@ for target in $targets; do
     before=$(find "$corpus" -type f | wc -l)
     extra=()
     [ "$target" = sip_message ] && extra+=(-max_len=65535 -dict=fuzz/sip.dict)
+    [ "$target" = sip_websocket ] && extra+=(-max_len=8192 -dict=fuzz/sip.dict)
     log="fuzz/artifacts/$target.log"
     mkdir -p fuzz/artifacts
     echo "fuzz: $target for ${seconds}s ($before corpus files)" >&2

@@ -70,3 +70,15 @@ fn the_stun_seeds_reach_the_browser_leg_not_only_the_demultiplexer() {
     }
     assert!(harness.reached_leg() >= 2, "only {} seeds reached the leg", harness.reached_leg());
 }
+
+#[test]
+fn the_websocket_seeds_reach_the_sip_core_through_handshake_and_framing() {
+    let mut harness = sipbridge::fuzzing::WebSocketHarness::new();
+    for path in files(&fuzz_dir().join("seeds").join("sip_websocket")) {
+        let before = harness.reached_core();
+        sipbridge::fuzzing::sip_websocket(&mut harness, &std::fs::read(&path).expect("read a seed"));
+        println!("{}: {} messages into the core", path.display(), harness.reached_core() - before);
+    }
+    // The REGISTER after an upgrade, the upgraded REGISTER and INVITE, the reassembled fragments, ...
+    assert!(harness.reached_core() >= 8, "only {} messages reached the core", harness.reached_core());
+}

@@ -17,6 +17,7 @@ mod signaling;
 mod sip;
 mod spool;
 mod stun;
+mod websocket;
 
 pub use media::{rtp_rtcp, srtp_unprotect};
 pub use records::records_query;
@@ -25,6 +26,7 @@ pub use signaling::signaling;
 pub use sip::{sip_message, SipHarness};
 pub use spool::spool_lines;
 pub use stun::{stun_demux, StunHarness};
+pub use websocket::{sip_websocket, WebSocketHarness};
 
 /// One fuzz target: its name (the directory under `fuzz/corpus/` and `fuzz/regressions/`, and the
 /// binary in `fuzz/Cargo.toml`) and a fresh-state runner for one input.
@@ -59,4 +61,11 @@ pub const TARGETS: &[Target] = &[
     },
     Target { name: "records_query", new_runner: || stateless(records_query) },
     Target { name: "spool_lines", new_runner: || stateless(spool_lines) },
+    Target {
+        name: "sip_websocket",
+        new_runner: || {
+            let mut harness = WebSocketHarness::new();
+            Box::new(move |data| sip_websocket(&mut harness, data))
+        },
+    },
 ];

@@ -61,6 +61,29 @@ impl SipHarness {
     }
 }
 
+impl SipHarness {
+    /// One message from a WebSocket flow (a phone's or the trunk's address; `flow` numbers the
+    /// connection) through `handle_inbound`; returns what the core transmits in answer.
+    pub(super) fn websocket_message(&mut self, data: &[u8], from_trunk: bool, flow: u64) -> Vec<bytes::Bytes> {
+        let now = self.tick(data.len());
+        let remote = if from_trunk { TRUNK } else { PHONE };
+        let peer = Peer {
+            transport: TransportKind::Ws,
+            remote: SocketAddr::new(addr(remote).ip(), 40_000 + (flow % 20_000) as u16),
+            local: addr(GATEWAY),
+            connection: Some(flow),
+        };
+        self.core.handle_inbound(data, peer, now);
+        let mut sent = Vec::new();
+        while let Some(transmit) = self.core.poll_transmit() {
+            check_transmit(&transmit.bytes);
+            sent.push(transmit.bytes);
+        }
+        drain(&mut self.core);
+        sent
+    }
+}
+
 fn profile(name: &str, kind: ProfileKind) -> Profile {
     Profile::bare(name, kind)
 }

@@ -78,10 +78,9 @@ impl SrtpContext {
 
     /// Encrypts and authenticates the RTP packet in `packet`, appending the tag.
     pub fn protect_rtp(&mut self, packet: &mut Vec<u8>) -> Result<(), SrtpError> {
-        check_rtp_header(packet)?;
-        let ssrc = read_u32(packet, 8)?;
-        self.admit_sent(ssrc)?;
-        let protected = self.inner.encrypt_rtp(packet).map_err(map_error)?;
+        let header = transform_header(packet)?;
+        self.admit_sent(header.ssrc)?;
+        let protected = self.inner.encrypt_rtp_with_header(packet, &header).map_err(map_error)?;
         replace(packet, &protected);
         Ok(())
     }
@@ -94,7 +93,9 @@ impl SrtpContext {
         }
         let ssrc = read_u32(packet, 8)?;
         let known = self.check_received(ssrc)?;
-        match self.inner.decrypt_rtp(packet).map_err(received_error) {
+        // A header that does not fit the packet is as unauthentic as a bad tag.
+        let decrypted = transform_header(packet).map_err(|_| SrtpError::AuthFailed).and_then(|header| self.inner.decrypt_rtp_with_header(packet, &header).map_err(received_error));
+        match decrypted {
             Ok(plain) => {
                 self.note_authenticated(ssrc, known);
                 replace(packet, &plain);
@@ -208,9 +209,17 @@ fn read_u32(packet: &[u8], at: usize) -> Result<u32, SrtpError> {
     Ok(u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
 }
 
-/// Version 2, and CSRCs and header extension within the packet: refused here with our own
-/// errors rather than whatever the crate's parser says.
-fn check_rtp_header(packet: &[u8]) -> Result<(), SrtpError> {
+/// The header `rtc-srtp` transforms a packet with, read from the wire: version 2, CSRCs and header
+/// extension within the packet, refused here with our own errors.
+///
+/// `rtc-srtp` reads only the sequence number, the SSRC and the header's size from it, and sizes
+/// it by re-marshalling what `rtc-rtp` parsed. That parser stops at a one-byte extension element
+/// with the reserved ID 15 (RFC 8285 §4.2) and leaves the rest of the block out of the size, so
+/// the cipher would start inside the extension block, at an offset the receiver computes
+/// differently from the encrypted bytes (found by the `srtp_unprotect` fuzz target). Here the
+/// whole block is counted as `extensions_padding`, sized and never parsed, so the payload starts
+/// where the wire says, and no extension is copied.
+fn transform_header(packet: &[u8]) -> Result<rtc_rtp::Header, SrtpError> {
     let first = *packet.first().ok_or(SrtpError::TooShort)?;
     if packet.len() < RTP_HEADER_LEN {
         return Err(SrtpError::TooShort);
@@ -218,15 +227,27 @@ fn check_rtp_header(packet: &[u8]) -> Result<(), SrtpError> {
     if first >> 6 != 2 {
         return Err(SrtpError::Malformed);
     }
-    let mut len = RTP_HEADER_LEN + 4 * usize::from(first & 0x0f);
-    if first & 0x10 != 0 {
+    let csrc_count = usize::from(first & 0x0f);
+    let mut len = RTP_HEADER_LEN + 4 * csrc_count;
+    let mut extension_len = 0;
+    let extension = first & 0x10 != 0;
+    if extension {
         let words = packet.get(len + 2..len + 4).ok_or(SrtpError::Malformed)?;
-        len += 4 + 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+        extension_len = 4 * usize::from(u16::from_be_bytes([words[0], words[1]]));
+        len += 4 + extension_len;
     }
     if len > packet.len() {
         return Err(SrtpError::Malformed);
     }
-    Ok(())
+    Ok(rtc_rtp::Header {
+        version: 2,
+        extension,
+        sequence_number: u16::from_be_bytes([packet[2], packet[3]]),
+        ssrc: read_u32(packet, 8)?,
+        csrc: vec![0; csrc_count],
+        extensions_padding: extension_len,
+        ..Default::default()
+    })
 }
 
 fn check_rtcp_header(packet: &[u8]) -> Result<(), SrtpError> {

@@ -157,25 +157,32 @@ async fn handshake<S>(stream: S, entry: &WebSocketEntry) -> Result<ws_server::We
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
-    let config = WebSocketConfig::default().max_message_size(Some(entry.max_message())).max_frame_size(Some(entry.max_message()));
     let refused = entry.clone();
-    let select_sip = move |request: &Request, mut response: Response| -> Result<Response, ErrorResponse> {
-        if !offers_sip(request.headers().get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)) {
-            refused.refused_handshake();
-            let mut refusal = ErrorResponse::new(Some("the `sip` WebSocket subprotocol is required (RFC 7118)\n".into()));
-            *refusal.status_mut() = StatusCode::BAD_REQUEST;
-            return Err(refusal);
-        }
-        response.headers_mut().insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
-        Ok(response)
-    };
-    ws_server::accept_hdr_async_with_config(stream, select_sip, Some(config)).await.map_err(|e| e.to_string())
+    let select_sip = move |request: &Request, response: Response| answer_handshake(request, response).inspect_err(|_| refused.refused_handshake());
+    ws_server::accept_hdr_async_with_config(stream, select_sip, Some(websocket_config(entry.max_message()))).await.map_err(|e| e.to_string())
+}
+
+/// The own-port listeners' limits: one SIP message per WebSocket message, neither above `max_message`.
+pub fn websocket_config(max_message: usize) -> WebSocketConfig {
+    WebSocketConfig::default().max_message_size(Some(max_message)).max_frame_size(Some(max_message))
+}
+
+/// The own-port listeners' answer to an upgrade request: the `sip` subprotocol selected, or a 400
+/// when the client does not offer it.
+pub fn answer_handshake(request: &Request, mut response: Response) -> Result<Response, ErrorResponse> {
+    if !offers_sip(request.headers().get_all(axum::http::header::SEC_WEBSOCKET_PROTOCOL)) {
+        let mut refusal = ErrorResponse::new(Some("the `sip` WebSocket subprotocol is required (RFC 7118)\n".into()));
+        *refusal.status_mut() = StatusCode::BAD_REQUEST;
+        return Err(refusal);
+    }
+    response.headers_mut().insert(axum::http::header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(SUBPROTOCOL));
+    Ok(response)
 }
 
 /// tokio-tungstenite's messages (the own-port listeners).
 const TUNGSTENITE: Codec<Message, WsError> = Codec { decode: decode_tungstenite, encode: encode_tungstenite };
 
-fn decode_tungstenite(message: Result<Message, WsError>) -> Inbound {
+pub fn decode_tungstenite(message: Result<Message, WsError>) -> Inbound {
     match message {
         Ok(Message::Text(text)) => Inbound::Sip(Bytes::from(text)),
         Ok(Message::Binary(bytes)) => Inbound::Sip(bytes),
@@ -194,7 +201,7 @@ pub fn classify_error(error: &WsError) -> Inbound {
     }
 }
 
-fn encode_tungstenite(outbound: Outbound) -> Message {
+pub fn encode_tungstenite(outbound: Outbound) -> Message {
     match outbound {
         // SIP text is UTF-8 (RFC 3261 §7.3.1); a body that is not goes out as a binary message.
         Outbound::Sip(bytes) => match std::str::from_utf8(&bytes) {
@@ -229,9 +236,9 @@ where
                 let Some(frame) = frame else { break None };
                 last_heard = tokio::time::Instant::now();
                 match on_frame((codec.decode)(frame), &peer, &shared) {
-                    FlowStep::Reply(outbound) => outbound,
-                    FlowStep::Continue => continue,
-                    FlowStep::Close(close) => break close,
+                    FlowAction::Reply(outbound) => outbound,
+                    FlowAction::Continue => continue,
+                    FlowAction::Close(close) => break close,
                 }
             }
             command = commands.recv() => match command {
@@ -256,34 +263,58 @@ where
     let _ = shared.events.send(TransportEvent::ConnectionClosed { id }).await;
 }
 
-enum FlowStep {
+/// What a flow does with one inbound WebSocket message.
+pub enum FlowStep {
+    Reply(Outbound),
+    /// A SIP message for the endpoint.
+    Deliver(Bytes),
+    Continue,
+    PeerClosed,
+    TooBig,
+    ProtocolError,
+}
+
+/// The flow's decision for one inbound message, without its effects (counters, the endpoint).
+pub fn step_for(inbound: Inbound) -> FlowStep {
+    match inbound {
+        // RFC 5626 §4.4.1 keep-alive: a double CRLF is answered with a single one.
+        Inbound::Sip(bytes) if &bytes[..] == b"\r\n\r\n" => FlowStep::Reply(Outbound::Sip(Bytes::from_static(b"\r\n"))),
+        Inbound::Sip(bytes) if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) => FlowStep::Continue,
+        Inbound::Sip(bytes) => FlowStep::Deliver(bytes),
+        Inbound::Control => FlowStep::Continue,
+        Inbound::Closed => FlowStep::PeerClosed,
+        Inbound::TooBig => FlowStep::TooBig,
+        Inbound::ProtocolError => FlowStep::ProtocolError,
+    }
+}
+
+/// What the flow's loop does next: send something, go on, or close (with a close frame or not).
+enum FlowAction {
     Reply(Outbound),
     Continue,
     Close(Option<(u16, &'static str)>),
 }
 
-fn on_frame(inbound: Inbound, peer: &Peer, shared: &TransportShared) -> FlowStep {
-    match inbound {
-        // RFC 5626 §4.4.1 keep-alive: a double CRLF is answered with a single one.
-        Inbound::Sip(bytes) if &bytes[..] == b"\r\n\r\n" => FlowStep::Reply(Outbound::Sip(Bytes::from_static(b"\r\n"))),
-        Inbound::Sip(bytes) if bytes.iter().all(|b| matches!(b, b'\r' | b'\n')) => FlowStep::Continue,
-        Inbound::Sip(bytes) => {
+fn on_frame(inbound: Inbound, peer: &Peer, shared: &TransportShared) -> FlowAction {
+    match step_for(inbound) {
+        FlowStep::Reply(outbound) => FlowAction::Reply(outbound),
+        FlowStep::Deliver(bytes) => {
             if shared.admit(peer.remote) {
                 shared.deliver(TransportEvent::Message { bytes, peer: *peer });
             }
-            FlowStep::Continue
+            FlowAction::Continue
         }
-        Inbound::Control => FlowStep::Continue,
-        Inbound::Closed => FlowStep::Close(None),
-        Inbound::TooBig => {
+        FlowStep::Continue => FlowAction::Continue,
+        FlowStep::PeerClosed => FlowAction::Close(None),
+        FlowStep::TooBig => {
             shared.counters.oversized.fetch_add(1, Ordering::Relaxed);
             tracing::info!(remote = %peer.remote, "closing SIP WebSocket: message too large");
-            FlowStep::Close(Some((CLOSE_TOO_BIG, "message too large")))
+            FlowAction::Close(Some((CLOSE_TOO_BIG, "message too large")))
         }
-        Inbound::ProtocolError => {
+        FlowStep::ProtocolError => {
             shared.counters.ws_protocol_errors.fetch_add(1, Ordering::Relaxed);
             tracing::info!(remote = %peer.remote, "closing SIP WebSocket: protocol error");
-            FlowStep::Close(Some((CLOSE_PROTOCOL_ERROR, "protocol error")))
+            FlowAction::Close(Some((CLOSE_PROTOCOL_ERROR, "protocol error")))
         }
     }
 }

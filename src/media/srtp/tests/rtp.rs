@@ -239,3 +239,24 @@ fn garbage_never_panics() {
         let _ = tx.protect_rtcp(&mut p);
     }
 }
+
+/// A one-byte extension block (RFC 8285) whose first element has the reserved ID 15, with CSRCs
+/// before it: rtc-rtp stops parsing at that element, yet the whole block stays in the clear and
+/// the payload after it round-trips (the `srtp_unprotect` fuzz target found protect and unprotect
+/// disagreeing on where the payload starts).
+#[test]
+fn an_extension_block_with_the_reserved_id_stays_in_the_clear_and_round_trips() {
+    let mut plain = vec![0x91, 0x00, 0x00, 0x01, 0, 0, 0, 0xa0, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 7];
+    plain.extend_from_slice(&[0xbe, 0xde, 0x00, 0x02, 0xf0, 0x00, 0xff, 0x80, 0x10, 0xaa, 0x00, 0x00]);
+    let header_len = plain.len();
+    plain.extend_from_slice(&[0x86; 17]);
+    for suite in Suite::ALL {
+        let (mut tx, mut rx) = pair(suite);
+        let mut packet = plain.clone();
+        tx.protect_rtp(&mut packet).unwrap();
+        assert_eq!(packet[..header_len], plain[..header_len], "CSRCs and the extension block stay in the clear");
+        assert_ne!(packet[header_len..plain.len()], plain[header_len..], "the payload is encrypted");
+        rx.unprotect_rtp(&mut packet).unwrap();
+        assert_eq!(packet, plain);
+    }
+}
