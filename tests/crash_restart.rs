@@ -109,7 +109,7 @@ fn calls_up_when_the_gateway_is_killed_are_closed_as_gateway_restart_after_it_st
     let log = gateway.log();
     assert!(log.contains("call records waiting in the spool from before"), "{log}");
     assert!(log.contains("closed as gateway_restart"), "{log}");
-    println!(
+    crate::figures!(
         "crash with {CALLS} calls up and {spooled} record writes only in the spool: after the restart {} records ({CALLS} closed as gateway_restart, {REFUSED} refused calls from the spool), 0 duplicates, 0 in progress, settled {:.1} s after the restart",
         records.len(),
         took.as_secs_f64()

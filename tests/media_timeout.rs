@@ -35,7 +35,7 @@ fn assert_sip_leg_timed_out((gateway, ended): (Gateway, serde_json::Value), limi
     assert!(record.hangup_reason.as_deref().is_some_and(|r| r.starts_with(cause)), "the record's cause: {:?}\n{log}", record.hangup_reason);
     assert_eq!(record.hangup_side, Some(HangupSide::Gateway), "the gateway ended it");
     let lasted = record.ended_at.expect("ended") - record.answered_at.expect("answered");
-    println!("media timeout after {lasted} ms: {}", record.hangup_reason.unwrap_or_default());
+    crate::figures!("media timeout after {lasted} ms: {}", record.hangup_reason.unwrap_or_default());
     let expected = limit_secs * 1000 - 300..(limit_secs + RTP_TIMEOUT_SECS) * 1000;
     assert!(expected.contains(&lasted), "the call lasted {lasted} ms, expected {expected:?}\n{log}");
 }
@@ -117,6 +117,6 @@ fn a_trunk_that_vanishes_after_answer_gets_a_bye_and_the_record_names_the_timeou
     assert_eq!(page["ok"], true, "{page:#}\n{}", gateway.log());
     let record = completed_record(&gateway);
     assert!(record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("BYE ")), "the BYE is in the record: {:#?}", record.sip_messages);
-    println!("vanished trunk: {byes} copies of the BYE reached its silent port");
+    crate::figures!("vanished trunk: {byes} copies of the BYE reached its silent port");
     assert_sip_leg_timed_out((gateway, page["ended"].clone()), RTP_TIMEOUT_SECS);
 }

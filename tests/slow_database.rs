@@ -84,7 +84,7 @@ fn call_setup_does_not_wait_for_a_database_that_takes_5_s_per_query() {
     assert!(answer_ms < SETUP_LIMIT_MS, "browser call to answer: {answer_ms} ms with a 5 s database");
     assert!(refusal_ms.iter().all(|&ms| ms < SETUP_LIMIT_MS), "INVITE to 480: {refusal_ms:?} ms with a 5 s database");
     assert!(missed_ms.iter().all(|&ms| ms < SETUP_LIMIT_MS), "whole sipp runs: {missed_ms:?} ms");
-    println!(
+    crate::figures!(
         "slow database ({} ms per query, {held} queries held): browser call answered in {answer_ms} ms, INVITE to 480 in {refusal_ms:?} ms (whole sipp runs {missed_ms:?} ms); {} records once it was quick again, 0 lost",
         QUERY_DELAY.as_millis(),
         records.len()

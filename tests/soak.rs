@@ -33,12 +33,12 @@ fn soak_with_churn_loses_nothing_and_grows_nothing() {
         sample_every: Duration::from_secs(10),
     };
     assert!(plan.shortest_call >= Duration::from_secs(15), "hold at 6 s and resume at 12 s after the answer need calls of 15 s or more");
-    println!("soak: {plan:?}");
+    crate::figures!("soak: {plan:?}");
     let report = soak::run(&plan);
     let (before, after) = (report.idle_before.expect("idle reading before"), report.idle_after.expect("idle reading after"));
     let growth = report.rss_growth_kib(&plan);
     let peak = report.samples.iter().map(|s| s.active_calls).max().unwrap_or(0);
-    println!(
+    crate::figures!(
         "soak figures: {} calls ({:?}), {} failed, peak {peak} up; lost {} of {} to browsers and {} of {} to SIP ({:.4} %); mid-call DTMF/hold/resume {}/{} confirmed; \
          RSS {} KiB idle before, {} KiB idle after, {growth:+} KiB under load after the warm-up; fds {} -> {}; threads {} -> {}; {} records, {} in progress",
         report.calls,
@@ -61,7 +61,7 @@ fn soak_with_churn_loses_nothing_and_grows_nothing() {
         report.records_in_progress,
     );
     for (kind, lost, expected) in &report.loss_by_kind {
-        println!("soak loss, {kind}: {lost} of {expected}");
+        crate::figures!("soak loss, {kind}: {lost} of {expected}");
     }
     assert!(report.calls > plan.concurrency, "calls churned: {} calls", report.calls);
     assert!(peak as usize >= plan.concurrency * 9 / 10, "the gateway held about {} calls at once (peak {peak})", plan.concurrency);

@@ -121,7 +121,7 @@ fn a_full_spool_disk_degrades_readiness_and_loses_no_record_once_space_returns()
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), BEFORE + DURING, "none twice");
-    println!(
+    crate::figures!(
         "disk full: {DURING} calls while the spool could not be written, {held} writes held in memory, {errors} failed spool writes, 1 error line; afterwards {} records, 0 lost, 0 dropped",
         ids.len()
     );

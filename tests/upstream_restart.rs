@@ -96,5 +96,5 @@ fn a_restarted_registrar_is_shown_down_then_up_and_registered_to_again_within_30
     let after = metrics(&gateway);
     assert!(after.contains("sipbridge_peer_up{profile=\"pbx\"} 1") && after.contains("sipbridge_registrations{side=\"upstream\"} 1"), "{after}");
     assert!(gateway.log().contains("peer is back; registering again"), "{}", gateway.log());
-    println!("registrar restart: seen down {:.1} s after the kill, registered again {:.1} s after it came back (limit 30 s)", noticed.as_secs_f64(), took.as_secs_f64());
+    crate::figures!("registrar restart: seen down {:.1} s after the kill, registered again {:.1} s after it came back (limit 30 s)", noticed.as_secs_f64(), took.as_secs_f64());
 }

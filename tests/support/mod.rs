@@ -6,6 +6,7 @@
 pub mod browser;
 pub mod calls;
 pub mod coturn;
+pub mod figures;
 pub mod kamailio;
 pub mod netns;
 pub mod run_logs;
