@@ -9,10 +9,9 @@
 mod support;
 
 use sipbridge::store::{CallDirection, CallRecord, CallStatus, HangupSide};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, echo_page_args, token, AnsweringPages};
+use std::io::BufReader;
+use std::process::{Child, ChildStdout, Command};
+use support::calls::{assert_tone, echo_page_args, token, AnsweringPages, start_sip_ws_call};
 use support::{free_port, Gateway, GatewayOptions, BOB_PASSWORD, LOCAL_DOMAIN};
 
 /// The softphones' tone; sipbridge.js pages play 440 Hz (answer.mjs) or 1000 Hz (echo.mjs).
@@ -33,17 +32,7 @@ fn start_gateway_with(extra_media: String) -> (Gateway, String) {
 
 /// tests/browser/sip_ws_call.mjs as bob with `library`, in `mode` (call or answer) toward `target`.
 fn softphone(gateway: &Gateway, library: &str, url: &str, mode: &str, target: &str) -> (Child, std::io::Lines<BufReader<ChildStdout>>) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .args([library, url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, SOFTPHONE_HZ])
-        .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    (child, lines)
+    start_sip_ws_call(gateway, [library, url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, SOFTPHONE_HZ], &[])
 }
 
 fn report(mut child: Child, lines: std::io::Lines<BufReader<ChildStdout>>) -> serde_json::Value {

@@ -7,10 +7,9 @@
 mod support;
 
 use sipbridge::store::{CallDirection, CallRecord, CallStatus};
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk};
+use std::io::BufReader;
+use std::process::{Child, ChildStdout};
+use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk, start_sip_ws_call};
 use support::{free_port, Gateway, GatewayOptions, BOB_PASSWORD, LOCAL_DOMAIN};
 
 /// The loudest sample a page may hear while the other side sends it nothing (silence, comfort
@@ -39,18 +38,7 @@ fn jssip(gateway: &Gateway, url: &str, mode: &str, target: &str) -> (Child, Line
 
 /// `jssip` with more environment for the script.
 fn jssip_with(gateway: &Gateway, url: &str, mode: &str, target: &str, env: &[(&str, &str)]) -> (Child, Lines) {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
-    let mut child = Command::new("node")
-        .arg(script)
-        .args(["jssip", url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, "660"])
-        .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
-        .envs(env.iter().copied())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    (child, lines)
+    start_sip_ws_call(gateway, ["jssip", url, &format!("sip:bob@{LOCAL_DOMAIN}"), BOB_PASSWORD, mode, target, "660"], env)
 }
 
 /// Waits until the JsSIP page is registered and waiting for a call.
@@ -227,22 +215,29 @@ fn jssip_refers_the_sipbridge_js_user_to_a_trunk() {
 #[test]
 fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on() {
     let (gateway, url) = start_gateway("");
-    let browser = AnsweringPages::start(&gateway, &["accept"]);
-    let refer_to = format!("sip:+15557654321@{LOCAL_DOMAIN}");
-    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
+    let (_, log) = refer_refused_and_call_goes_on(&gateway, &url, &format!("sip:+15557654321@{LOCAL_DOMAIN}"), "failed 403");
+    assert!(!log.contains("panicked"), "{log}");
+}
+
+/// JsSIP calls alice (who answers) and REFERs her to `refer_to`; the gateway accepts the REFER
+/// (202), refuses the transfer in its NOTIFY (`refusal`), and the call goes on (alice still hears
+/// JsSIP) until JsSIP hangs up, with no transfer in the record. Returns the record and the log.
+fn refer_refused_and_call_goes_on(gateway: &Gateway, url: &str, refer_to: &str, refusal: &str) -> (CallRecord, String) {
+    let browser = AnsweringPages::start(gateway, &["accept"]);
+    let (child, lines) = jssip_with(gateway, url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", refer_to)]);
     let phone = report(child, lines);
     let page = browser.reports().pop().unwrap_or_default();
     let log = gateway.log();
     assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
     assert_eq!(page["ok"], true, "{page:#}\n{log}");
-    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "failed 403"]), "{phone:#}\n{log}");
+    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", refusal]), "{phone:#}\n{log}");
     assert_eq!((&phone["stillUp"], &phone["ended"]["originator"]), (&serde_json::json!(true), &serde_json::json!("local")), "up a second after the refusal, then JsSIP hung up: {phone:#}");
     assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
     assert_eq!(page["ended"]["reason"], "normal", "JsSIP's own BYE ended it: {page:#}");
-    let record = support::completed_record(&gateway);
+    let record = support::completed_record(gateway);
     assert_eq!((record.status, record.sip_call_ids.len()), (CallStatus::Answered, 1), "{record:#?}");
     assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
-    assert!(!log.contains("panicked"), "{log}");
+    (record, log)
 }
 
 /// bob (JsSIP, granted a trunk profile) REFERs the call to `alice`, a local user: the dial plan
@@ -253,21 +248,7 @@ fn a_refer_from_a_user_without_a_granted_profile_is_refused_and_the_call_goes_on
 fn a_refer_to_a_local_user_is_refused_and_never_reaches_the_trunk() {
     let trunk_port = free_port();
     let (gateway, url) = start_gateway_with(GatewayOptions { profiles: vec![trunk_profile(trunk_port)], bob_profiles: vec!["trunk"], ..GatewayOptions::default() });
-    let browser = AnsweringPages::start(&gateway, &["accept"]);
-    let refer_to = format!("sip:alice@{LOCAL_DOMAIN}");
-    let (child, lines) = jssip_with(&gateway, &url, "call-refer", &format!("sip:alice@{LOCAL_DOMAIN}"), &[("SIP_WS_REFER_TO", &refer_to)]);
-    let phone = report(child, lines);
-    let page = browser.reports().pop().unwrap_or_default();
-    let log = gateway.log();
-    assert_eq!(phone["ok"], true, "{phone:#}\n{log}");
-    assert_eq!(page["ok"], true, "{page:#}\n{log}");
-    assert_eq!(phone["refer"], serde_json::json!(["202", "trying 100", "failed 501"]), "{phone:#}\n{log}");
-    assert_eq!((&phone["stillUp"], &phone["ended"]["originator"]), (&serde_json::json!(true), &serde_json::json!("local")), "up a second after the refusal, then JsSIP hung up: {phone:#}");
-    assert_tone(&page, "peakHz", 660.0, &format!("alice hears JsSIP\n{log}"));
-    assert_eq!(page["ended"]["reason"], "normal", "JsSIP's own BYE ended it: {page:#}");
-    let record = support::completed_record(&gateway);
-    assert_eq!((record.status, record.sip_call_ids.len()), (CallStatus::Answered, 1), "{record:#?}");
-    assert!(!record.events.iter().any(|e| e.kind == "transfer"), "{:#?}", record.events);
+    let (record, log) = refer_refused_and_call_goes_on(&gateway, &url, &format!("sip:alice@{LOCAL_DOMAIN}"), "failed 501");
     assert!(!record.sip_messages.iter().any(|m| m.direction == "out" && m.summary.starts_with("INVITE ")), "nothing toward the trunk: {:#?}", record.sip_messages);
     assert!(!log.contains("panicked"), "{log}");
 }

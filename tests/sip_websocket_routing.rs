@@ -13,10 +13,9 @@ mod baresip;
 
 use baresip::{read_wav, received_recording, tone_share, Phone};
 use sipbridge::store::{CallDirection, CallRecord, CallStatus};
-use std::io::{BufRead, BufReader, Lines};
-use std::path::Path;
-use std::process::{Child, ChildStdout, Command, Stdio};
-use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk};
+use std::io::{BufReader, Lines};
+use std::process::{Child, ChildStdout};
+use support::calls::{assert_tone, echo_page_args, token, trunk_profile, AnsweringPages, EchoTrunk, start_sip_ws_call};
 use support::{free_port, sipp, Gateway, GatewayOptions, ALICE_PASSWORD, BOB_PASSWORD, LOCAL_DOMAIN};
 
 const SOFTPHONE_HZ: f64 = 660.0;
@@ -56,16 +55,7 @@ impl Softphone {
     }
 
     fn start_as(gateway: &Gateway, (user, password): (&str, &str), library: &str, url: &str, mode: &str, target: &str) -> Softphone {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
-        let mut child = Command::new("node")
-            .arg(script)
-            .args([library, url, &format!("sip:{user}@{LOCAL_DOMAIN}"), password, mode, target, &SOFTPHONE_HZ.to_string()])
-            .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("node");
-        let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        let (child, lines) = start_sip_ws_call(gateway, [library, url, &format!("sip:{user}@{LOCAL_DOMAIN}"), password, mode, target, &SOFTPHONE_HZ.to_string()], &[]);
         Softphone { child, lines }
     }
 

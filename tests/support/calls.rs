@@ -238,3 +238,21 @@ impl ManyCallsPage {
         last_json_line(&rest.join("\n"))
     }
 }
+
+/// Starts `tests/browser/sip_ws_call.mjs` (JsSIP or SIP.js over WebSocket in headless Chromium)
+/// with its arguments in its order: library, url, AOR, password, mode, target, tone Hz; `env`
+/// adds the script's options. Its report lines come on the returned stdout.
+pub fn start_sip_ws_call(gateway: &Gateway, args: [&str; 7], env: &[(&str, &str)]) -> (Child, Lines<BufReader<ChildStdout>>) {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/sip_ws_call.mjs");
+    let mut child = Command::new("node")
+        .arg(script)
+        .args(args)
+        .env("SIP_WS_PAGE", format!("http://127.0.0.1:{}/healthz", gateway.http_port))
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
