@@ -90,7 +90,7 @@ impl MediaLoops {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (commands_tx, commands) = std_mpsc::channel();
-            let media_loop = MediaLoop { poll, commands, streams: HashMap::new(), timers: BinaryHeap::new(), certificate: certificate.clone(), buffer: vec![0; 2_048], plain: vec![0; 2_048] };
+            let media_loop = MediaLoop { poll, commands, streams: HashMap::new(), timers: BinaryHeap::new(), certificate: certificate.clone(), buffer: vec![0; 2_048], plain: Vec::with_capacity(2_048) };
             handles.push(std::thread::Builder::new().name(format!("load-media-{index}")).spawn(move || media_loop.run())?);
             loops.push(LoopHandle { commands: commands_tx, waker });
         }
@@ -263,7 +263,7 @@ impl MediaLoop {
             match timer {
                 Timer::Send if stream.scheduled_send == Some(at) => {
                     stream.scheduled_send = None;
-                    stream.send_due(&mut self.buffer);
+                    stream.send_due(&mut self.buffer, &mut self.plain);
                 }
                 Timer::Leg if stream.leg_deadline() == Some(at) => stream.leg_timeout(now),
                 Timer::Finish => {

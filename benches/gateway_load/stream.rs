@@ -131,7 +131,7 @@ impl Stream {
     }
 
     /// Reads until the socket would block: counts RTP, feeds a browser leg its datagrams.
-    pub fn read(&mut self, buffer: &mut [u8], plain: &mut [u8]) {
+    pub fn read(&mut self, buffer: &mut [u8], plain: &mut Vec<u8>) {
         loop {
             let received = match stamped::recv(&self.socket, buffer) {
                 Ok(received) => received,
@@ -143,13 +143,17 @@ impl Stream {
             let datagram = &buffer[..received.len];
             match &mut self.endpoint {
                 Endpoint::Rtp { .. } => self.receiver.on_packet(datagram, received.at),
-                Endpoint::Browser { leg, .. } => {
-                    // RTP decrypted from this datagram arrived when the datagram did.
-                    if leg.handle_datagram(self.local, received.from, datagram, Instant::now()).is_ok() {
-                        while let Some(len) = leg.poll_rtp(plain) {
-                            self.receiver.on_packet(&plain[..len], received.at);
-                        }
+                // SRTP is decrypted in place; it arrived when the datagram did.
+                Endpoint::Browser { leg, .. } if matches!(datagram.first(), Some(128..=191)) => {
+                    plain.clear();
+                    plain.extend_from_slice(datagram);
+                    let rtcp = datagram.get(1).is_some_and(|pt| (192..=223).contains(pt));
+                    if leg.unprotect(plain, rtcp).is_ok() && !rtcp {
+                        self.receiver.on_packet(plain, received.at);
                     }
+                }
+                Endpoint::Browser { leg, .. } => {
+                    let _ = leg.handle_datagram(self.local, received.from, datagram, Instant::now());
                 }
             }
         }
@@ -158,13 +162,20 @@ impl Stream {
 
     /// Sends every packet that is due. Each is stamped, and counted in or out of the window, by
     /// the one instant it leaves at: two readings could put it in and out of the window at once.
-    pub fn send_due(&mut self, buffer: &mut [u8]) {
+    pub fn send_due(&mut self, buffer: &mut [u8], sealed: &mut Vec<u8>) {
         loop {
             let at = Instant::now();
             let Some(len) = self.source.packet(buffer, at) else { break };
             let sent = match &mut self.endpoint {
                 Endpoint::Rtp { remote } => self.socket.send_to(&buffer[..len], *remote).is_ok(),
-                Endpoint::Browser { leg, .. } => leg.send_rtp(&buffer[..len], at).is_ok(),
+                Endpoint::Browser { leg, .. } => {
+                    sealed.clear();
+                    sealed.extend_from_slice(&buffer[..len]);
+                    match leg.route() {
+                        Some((_, peer)) if leg.protect(sealed, false).is_ok() => self.socket.send_to(sealed, peer).is_ok(),
+                        _ => false,
+                    }
+                }
             };
             if sent {
                 self.source.sent(at);
@@ -225,7 +236,7 @@ impl Stream {
     /// "closed" event is no news to the call).
     pub fn finish(mut self) {
         if let Endpoint::Browser { leg, .. } = &mut self.endpoint {
-            leg.close();
+            leg.close(Instant::now());
             while let Some(datagram) = leg.poll_datagram() {
                 let _ = self.socket.send_to(&datagram.payload, datagram.peer);
             }

@@ -65,13 +65,14 @@ pub fn internal_leg(formats: Vec<PayloadFormat>) -> LegConfig {
 }
 
 /// A browser's leg under its own payload numbers (e.g. Opus 111 while the SIP leg says 96): the
-/// media session translates between the legs, and webrtc-rs drops packets under any other
-/// number. `None` when the browser's codec is not one the engine handles.
+/// media session translates between the legs, and sends the leg RTCP reports. `None` when the browser's codec is not one the engine handles.
 pub fn browser_leg(media: &BrowserMedia) -> Option<(LegConfig, PayloadFormat)> {
     let encoding = crate::call::echo::encoding_of(&media.codec.mime_type)?;
     let format = PayloadFormat { encoding, payload_type: media.codec.payload_type, channels: 1 };
     let mut config = internal_leg(vec![format]);
     config.telephone_event = media.telephone_event;
+    // The worker protects the session's reports with the leg's SRTCP keys (rtcp-mux).
+    config.rtcp = RtcpMode::Mux;
     Some((config, format))
 }
 

@@ -103,12 +103,16 @@ pub fn stun_demux(harness: &mut StunHarness, data: &[u8]) {
     }
     harness.reached_leg += 1;
     let Some(leg) = harness.leg.as_mut() else { return };
-    let _ = leg.handle_datagram(LOCAL.parse().expect("a literal address"), peer, data, now);
-    let mut buffer = [0u8; 1500];
+    if kind == DatagramKind::Rtp {
+        // What the worker does with SRTP and SRTCP from a leg's 5-tuple.
+        let mut packet = data.to_vec();
+        let _ = leg.unprotect(&mut packet, demux::is_rtcp(data));
+    } else {
+        let _ = leg.handle_datagram(LOCAL.parse().expect("a literal address"), peer, data, now);
+    }
     for _ in 0..64 {
         let mut progressed = leg.poll_datagram().is_some();
         progressed |= leg.poll_event().is_some();
-        progressed |= leg.poll_rtp(&mut buffer).is_some();
         if !progressed {
             break;
         }

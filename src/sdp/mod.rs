@@ -177,7 +177,7 @@ impl Attribute {
         Attribute { name: name.to_string(), value: Some(value.into()) }
     }
 
-    fn is(&self, name: &str) -> bool {
+    pub fn is(&self, name: &str) -> bool {
         self.name.eq_ignore_ascii_case(name)
     }
 }

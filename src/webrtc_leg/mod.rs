@@ -1,16 +1,19 @@
-//! The browser leg: one sans-IO `rtc` peer connection per call leg (`connection.rs`), driven by
-//! the media worker that owns the shared ICE port. The only module that imports rtc. It turns
-//! the peer connection into plain events (local candidates, state), decrypted RTP bytes and
-//! datagrams, and accepts plain RTP bytes to send, so the media engine never sees an rtc type.
+//! The browser leg (`connection.rs`), driven by the media worker that owns the shared ICE port.
+//! The only module that imports rtc. rtc's peer connection writes and reads the descriptions
+//! and is then dropped; the connection is rtc's ICE agent and DTLS endpoint (`transport.rs`),
+//! and media is SRTP under keys exported from DTLS, applied in the worker's packet buffer. The
+//! media engine sees plain events (local candidates, state), datagrams and bytes, never an rtc
+//! type.
 //!
 //! Pitfalls from ../shared/NOTES.md handled here: telephone-event must be registered by hand; as
 //! answerer the local track is added after the remote offer so it reuses the offered
-//! transceiver; `write_rtp` refuses packets with a foreign SSRC or an unnegotiated payload type,
-//! so every packet is re-stamped with the track's SSRC and header extensions are stripped; the
-//! candidates we trickle carry the real mid. mDNS is off (no multicast route in containers).
+//! transceiver; the payload numbers are the ones the sender really negotiated; the candidates we
+//! trickle carry the real mid. mDNS is off (no multicast route in containers).
 
 mod addresses;
 mod connection;
+mod remote;
+mod transport;
 
 pub use connection::{Datagram, LegIdentity, WebRtcLeg};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};
@@ -189,33 +192,6 @@ pub fn local_track(codec: &BrowserCodec, ssrc: u32) -> rtc::media_stream::MediaS
             ..Default::default()
         }],
     )
-}
-
-/// Our RTP bytes as the track sends them: re-stamped with the track's SSRC (the sender refuses
-/// any other), header extensions dropped (never negotiated).
-pub fn track_packet(packet: &[u8], ssrc: u32) -> Result<rtc::rtp::packet::Packet, WebRtcError> {
-    let view = crate::media::rtp::RtpView::parse(packet).map_err(engine_error)?;
-    let header = view.header();
-    let mut rtp_packet = rtc::rtp::packet::Packet::default();
-    rtp_packet.header.version = 2;
-    rtp_packet.header.marker = header.marker;
-    rtp_packet.header.payload_type = header.payload_type;
-    rtp_packet.header.sequence_number = header.sequence;
-    rtp_packet.header.timestamp = header.timestamp;
-    rtp_packet.header.ssrc = ssrc;
-    rtp_packet.payload = bytes::Bytes::copy_from_slice(view.payload());
-    Ok(rtp_packet)
-}
-
-/// The header fields the media engine reads, from an rtc packet.
-pub fn header_of(packet: &rtc::rtp::packet::Packet) -> crate::media::rtp::RtpHeader {
-    crate::media::rtp::RtpHeader {
-        marker: packet.header.marker,
-        payload_type: packet.header.payload_type,
-        sequence: packet.header.sequence_number,
-        timestamp: packet.header.timestamp,
-        ssrc: packet.header.ssrc,
-    }
 }
 
 /// A host candidate on `address`, as the ICE agent and browsers read it.

@@ -259,7 +259,7 @@ impl Worker {
         match command {
             Command::OpenBrowserLeg { id, start, config, ssrc, events, reply } => {
                 let _ = reply.send(self.open_browser_leg(id, start, &config, ssrc, events, now));
-                self.after_leg(id, now);
+                self.after_leg(id);
             }
             Command::SetBrowserAnswer { id, sdp, reply } => {
                 let result = match self.legs.get_mut(&id) {
@@ -267,7 +267,7 @@ impl Worker {
                     None => Err(WebRtcError::NotConnected),
                 };
                 let _ = reply.send(result);
-                self.after_leg(id, now);
+                self.after_leg(id);
             }
             Command::AddRemoteCandidate { id, candidate } => {
                 if let Some(slot) = self.legs.get_mut(&id) {
@@ -275,7 +275,7 @@ impl Worker {
                         tracing::debug!(error = %e, "browser candidate refused");
                     }
                 }
-                self.after_leg(id, now);
+                self.after_leg(id);
             }
             Command::CloseBrowserLeg { id } => self.close_browser_leg(id),
             Command::StartSession { id, session, legs, events } => self.start_session(id, session, legs, events, now),
@@ -304,7 +304,8 @@ impl Worker {
     fn close_browser_leg(&mut self, id: LegId) {
         let Some(mut slot) = self.legs.remove(&id) else { return };
         tracing::debug!(leg = id, "browser leg closed");
-        slot.leg.close();
+        slot.leg.close(Instant::now());
+        paths::flush_leg(&mut slot, id, &self.shared, &mut self.flows);
         self.ufrags.remove(slot.leg.ufrag());
         for flow in slot.flows {
             self.flows.remove(&flow);

@@ -27,35 +27,58 @@ impl Worker {
             let local = shared.local;
             let now = Instant::now();
             let Some(id) = self.leg_for(index, peer, len) else { continue };
-            let Some(slot) = self.legs.get_mut(&id) else { continue };
-            let datagram = &self.buffer[..len];
-            let kind = demux::classify(datagram);
-            // RTP (not RTCP) that yields no packet failed SRTP authentication or replay checks;
-            // rtc only logs those, so they are counted here.
-            let must_yield_rtp = kind == DatagramKind::Rtp && !demux::is_rtcp(datagram);
-            if kind == DatagramKind::Unknown {
-                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            match slot.leg.handle_datagram(local, peer, datagram, now) {
-                Ok(()) => {}
-                // Counted, and the leg is still driven: its timers may have moved.
-                Err(crate::webrtc_leg::WebRtcError::DtlsDiscarded) => {
+            match demux::classify(&self.buffer[..len]) {
+                DatagramKind::Rtp => self.media_from_browser(id, len, now),
+                DatagramKind::Stun | DatagramKind::Dtls => self.signal_from_browser(id, local, peer, len, now),
+                DatagramKind::Unknown => {
                     self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
                 }
-                Err(_) => {
-                    self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
-                    continue;
-                }
-            }
-            if self.after_leg(id, now) == 0 && must_yield_rtp {
-                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
             }
         }
         // More may be queued, and edge-triggered readiness will not fire again for them: a
         // bounded batch keeps one busy socket from starving the rest, the remainder is read on
         // the next turn of the loop.
         self.pending_reads.push(index);
+    }
+
+    /// STUN or DTLS in `self.buffer[..len]`, for leg `id`'s state machines.
+    fn signal_from_browser(&mut self, id: LegId, local: std::net::SocketAddr, peer: std::net::SocketAddr, len: usize, now: Instant) {
+        let Some(slot) = self.legs.get_mut(&id) else { return };
+        match slot.leg.handle_datagram(local, peer, &self.buffer[..len], now) {
+            Ok(()) => {}
+            // Counted, and the leg is still driven: its timers may have moved.
+            Err(_) => {
+                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.after_leg(id);
+    }
+
+    /// SRTP or SRTCP in `self.buffer[..len]` from leg `id`: decrypted into a buffer of its
+    /// session's pool and handled there, then whatever the session sends goes out. Packets that
+    /// fail authentication (or come before DTLS is up) are counted and dropped.
+    fn media_from_browser(&mut self, id: LegId, len: usize, now: Instant) {
+        let Some(slot) = self.legs.get_mut(&id) else { return };
+        // Media before the session is bridged (early ICE) has nowhere to go.
+        let Some((session_id, side)) = slot.session else { return };
+        let Some(session_slot) = self.sessions.get_mut(&session_id) else { return };
+        let session = &mut session_slot.session;
+        let datagram = &self.buffer[..len];
+        let rtcp = demux::is_rtcp(datagram);
+        let mut packet = session.buffer();
+        packet.extend_from_slice(datagram);
+        if slot.leg.unprotect(&mut packet, rtcp).is_err() {
+            self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+            return session.recycle(packet);
+        }
+        let elapsed = now.saturating_duration_since(self.started);
+        if rtcp {
+            session.handle_rtcp(side, INTERNAL_PEER, &packet, elapsed);
+            session.recycle(packet);
+        } else {
+            session.handle_rtp(side, INTERNAL_PEER, packet, elapsed);
+        }
+        self.drive_session(session_id, now);
     }
 
     /// ICE-mux: the 5-tuple if known, else the ufrag of a STUN request (which then owns it).
@@ -76,43 +99,11 @@ impl Worker {
         Some(id)
     }
 
-    /// After a leg took input: its RTP into its session, the session's output out, the leg's
-    /// datagrams and events out, and both timers re-armed. Returns how many RTP packets the leg
-    /// gave up.
-    pub(super) fn after_leg(&mut self, id: LegId, now: Instant) -> usize {
-        let elapsed = now.saturating_duration_since(self.started);
-        let Some(slot) = self.legs.get_mut(&id) else { return 0 };
-        let attached = slot.session;
-        let mut delivered = 0;
-        loop {
-            match attached.and_then(|(session, _)| self.sessions.get_mut(&session)) {
-                Some(session_slot) => {
-                    let mut packet = session_slot.session.buffer();
-                    packet.resize(1_500, 0);
-                    let Some(len) = slot.leg.poll_rtp(&mut packet) else {
-                        session_slot.session.recycle(packet);
-                        break;
-                    };
-                    packet.truncate(len);
-                    delivered += 1;
-                    let side = attached.map_or(Side::A, |(_, side)| side);
-                    session_slot.session.handle_rtp(side, INTERNAL_PEER, packet, elapsed);
-                }
-                // Media before the session is bridged (early ICE) has nowhere to go.
-                None => {
-                    if slot.leg.poll_rtp(&mut self.buffer).is_none() {
-                        break;
-                    }
-                    delivered += 1;
-                }
-            }
-        }
+    /// After a leg took input or time: its datagrams and events out, its timer re-armed.
+    pub(super) fn after_leg(&mut self, id: LegId) {
+        let Some(slot) = self.legs.get_mut(&id) else { return };
         flush_leg(slot, id, &self.shared, &mut self.flows);
         schedule_leg(slot, id, &mut self.timers);
-        if let Some((session, _)) = attached {
-            self.drive_session(session, now);
-        }
-        delivered
     }
 
     /// Reads a SIP-side RTP or RTCP socket of session `id` until it would block.
@@ -168,11 +159,11 @@ impl Worker {
                         slot.session.recycle(transmit.packet);
                     }
                     SlotLeg::Browser(leg) => {
-                        if let (false, Some(browser)) = (transmit.rtcp, self.legs.get_mut(leg)) {
-                            let _ = browser.leg.send_rtp(&transmit.packet, now);
-                            flush_leg(browser, *leg, &self.shared, &mut self.flows);
+                        let mut packet = transmit.packet;
+                        if let Some(browser) = self.legs.get_mut(leg) {
+                            send_to_browser(browser, &self.shared, &mut packet, transmit.rtcp);
                         }
-                        slot.session.recycle(transmit.packet);
+                        slot.session.recycle(packet);
                     }
                     SlotLeg::Loopback if !transmit.rtcp => {
                         looped = true;
@@ -217,10 +208,23 @@ impl Worker {
                     }
                     slot.deadline = None;
                     slot.leg.handle_timeout(now);
-                    self.after_leg(id, now);
+                    self.after_leg(id);
                 }
             }
         }
+    }
+}
+
+/// Protects `packet` under the leg's SRTP keys and sends it by the leg's selected pair; before
+/// DTLS is up there are no keys and the packet is dropped (media from SIP often starts first).
+fn send_to_browser(browser: &mut BrowserSlot, shared: &[SharedSocket], packet: &mut Vec<u8>, rtcp: bool) {
+    let Some((local, peer)) = browser.leg.route() else { return };
+    if browser.leg.protect(packet, rtcp).is_err() {
+        return;
+    }
+    if let Some(socket) = shared.iter().find(|s| s.local == local) {
+        // Never wait on a full socket buffer: a late media packet is a lost one.
+        let _ = socket.socket.send_to(packet, peer);
     }
 }
 
