@@ -1,6 +1,7 @@
 //! The echo test in a real browser: headless Chromium (fake mic playing a 1 kHz WAV) logs in with
 //! a token, calls `echo` with sipbridge.js, and measures the returned audio with an AnalyserNode.
-//! Once straight through the media engine (Opus passthrough), once through PCMU transcoding.
+//! Once straight through the media engine (Opus passthrough), once through PCMU transcoding with
+//! the gateway an ICE-lite agent (the browser does all the checks and nominates).
 
 mod support;
 
@@ -41,7 +42,7 @@ fn echo_returns_the_tone_through_the_media_engine() {
 
 #[test]
 fn echo_through_pcmu_transcoding_returns_the_tone() {
-    let gateway = Gateway::start(GatewayOptions::default());
+    let gateway = Gateway::start(GatewayOptions { extra_media: "ice_lite = true\n".into(), ..Default::default() });
     let result = echo(&gateway, Some("pcmu"));
     assert_eq!(result["ok"], true, "{result:#}\n{}", gateway.log());
     let peak = result["peakHz"].as_f64().unwrap_or(0.0);

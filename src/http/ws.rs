@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use std::time::{SystemTime, UNIX_EPOCH};
 use tokio::sync::mpsc;
 
-/// Echo calls one connection may hold at once (each holds a port and a peer connection).
+/// Echo calls one connection may hold at once (each holds a browser leg and its session).
 const MAX_CALLS_PER_CONNECTION: usize = 4;
 
 /// The protocol limit: larger frames get a `frame_too_large` error and the connection lives on.

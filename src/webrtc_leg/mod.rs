@@ -14,6 +14,8 @@ mod addresses;
 mod connection;
 mod remote;
 mod transport;
+#[cfg(test)]
+mod pair_tests;
 
 pub use connection::{Datagram, LegIdentity, WebRtcLeg};
 use rtc::peer_connection::certificate::{CertificateParams, RTCCertificate};

@@ -15,7 +15,7 @@ use rtc::dtls::endpoint::{Endpoint, EndpointEvent};
 use rtc::dtls::extension::extension_use_srtp::SrtpProtectionProfile;
 use rtc::ice::agent::agent_config::AgentConfig;
 use rtc::ice::agent::{Agent, Event as IceEvent};
-use rtc::ice::candidate::unmarshal_candidate;
+use rtc::ice::candidate::{unmarshal_candidate, CandidateType};
 use rtc::ice::mdns::MulticastDnsMode;
 use rtc::ice::network_type::NetworkType;
 use rtc::ice::state::ConnectionState;
@@ -81,6 +81,8 @@ fn agent_config(settings: &TransportSettings) -> AgentConfig {
         lite: settings.lite,
         multicast_dns_mode: MulticastDnsMode::Disabled,
         network_types: vec![NetworkType::Udp4, NetworkType::Udp6],
+        // Ours are the worker's sockets, nothing gathered (and a lite agent allows no other).
+        candidate_types: vec![CandidateType::Host],
         disconnected_timeout: Some(settings.failed_timeout / 3),
         failed_timeout: Some(settings.failed_timeout),
         ..Default::default()
@@ -197,14 +199,9 @@ impl Transport {
         };
         let events = dtls.read(now, ASSOCIATION, None, BytesMut::from(payload)).map_err(engine_error);
         let answered = self.take_dtls_transmits();
-        let events = match events {
-            Ok(events) => events,
-            Err(e) if connected => return Err(e),
-            Err(e) => {
-                self.fail("dtls_failed");
-                return Err(e);
-            }
-        };
+        // A record the association refuses is counted by the worker, not fatal: a handshake
+        // that cannot finish ends by its retransmission limit (`handle_timeout`).
+        let events = events?;
         let changed = !events.is_empty();
         for event in events {
             match event {

@@ -143,8 +143,9 @@ pub(super) struct Worker {
     commands: std_mpsc::Receiver<Command>,
     started: Instant,
     shared: Vec<SharedSocket>,
-    /// Boxed: a slot is about 9 KiB (the peer connection), and a table of slots inline would
-    /// hold up to twice that per leg in empty buckets and move it all on every growth.
+    /// Boxed: a slot holds the leg's ICE agent, DTLS endpoint and SRTP state (KiBs), and a
+    /// table of slots inline would hold up to twice that per leg in empty buckets and move it
+    /// all on every growth.
     legs: HashMap<LegId, Box<BrowserSlot>>,
     ufrags: HashMap<String, LegId>,
     flows: HashMap<(usize, SocketAddr), LegId>,
