@@ -123,6 +123,12 @@ pub fn summarise(mut recording: Recording) -> Result<Summary, String> {
         }
         symbols.push((shorten(&symbol), percent));
     }
+    // `--percent-limit` leaves out symbols under 0.05 % each; a library without symbols
+    // (Debian's libopus) is thousands of such addresses, so the remainder is shown, not lost.
+    let listed: f64 = areas.iter().map(|(_, p)| p).sum();
+    if listed < 99.5 {
+        areas.push(("not attributed (symbols under 0.05 % each)".to_string(), 100.0 - listed));
+    }
     areas.sort_by(|a, b| b.1.total_cmp(&a.1));
     symbols.sort_by(|a, b| b.1.total_cmp(&a.1));
     symbols.truncate(15);
