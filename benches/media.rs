@@ -1,6 +1,7 @@
-//! Media path costs, printed as figures: passthrough per packet (RTP -> RTP, and SRTP -> RTP), the
-//! SRTP primitives, a transcoded Opus <-> PCMU call against raw libopus measured in the same run,
-//! and the codec tables per 20 ms frame. `make bench` runs it.
+//! Media path costs, printed as figures: what a browser leg's descriptions cost at call setup,
+//! passthrough per packet (RTP -> RTP, and SRTP -> RTP), the SRTP primitives, a transcoded Opus <->
+//! PCMU call against raw libopus measured in the same run, and the codec tables per 20 ms frame.
+//! `make bench` runs it.
 
 use sipbridge::media::codec::{bench, CodecKind, CodecParams, DEFAULT_OPUS_COMPLEXITY};
 use sipbridge::media::codec_glue;
@@ -144,7 +145,42 @@ fn opus_pcmu_at_codec_cost() {
     println!("  layer both ways, G.711 included; gateway = MediaSession, RTP in -> RTP out both ways. Target: <= 1.3x\n");
 }
 
+/// What one browser leg's descriptions cost the worker at call setup: our offer to a browser,
+/// the browser's answer applied, and our answer to a browser's offer (its ICE agent and DTLS
+/// endpoint included), in µs of thread CPU, the median of many.
+fn browser_leg_setup() {
+    use sipbridge::webrtc_leg::{BrowserCodec, DtlsCertificate, LegIdentity, WebRtcConfig, WebRtcLeg};
+    let certificate = DtlsCertificate::generate().expect("certificate");
+    let config = WebRtcConfig { public_ip: None, lite: false, failed_timeout: Duration::from_secs(15) };
+    let identity = |ufrag: &str, port: u16| LegIdentity {
+        ufrag: ufrag.into(),
+        pwd: format!("{ufrag}-password-0123456789abcdef"),
+        ssrc: 0x1234,
+        local_addresses: vec![SocketAddr::from(([127, 0, 0, 1], port))],
+        certificate: certificate.clone(),
+    };
+    let opus = BrowserCodec { mime_type: "audio/opus".into(), payload_type: 111, clock_rate: 48_000, channels: 2 };
+    let (mut offers, mut answers) = (Vec::new(), Vec::new());
+    for _ in 0..300 {
+        let now = Instant::now();
+        let start = Instant::now();
+        let (mut offerer, offer) = WebRtcLeg::offer(opus.clone(), &config, &identity("offr", 41000), now).expect("offer");
+        let offered = start.elapsed();
+        let start = Instant::now();
+        let (_answerer, answer) = WebRtcLeg::answer(&offer, None, &config, &identity("answ", 41002), now).expect("answer");
+        answers.push(start.elapsed());
+        let start = Instant::now();
+        offerer.set_answer(&answer, now).expect("answer applied");
+        offers.push(offered + start.elapsed());
+    }
+    offers.sort_unstable();
+    answers.sort_unstable();
+    println!("{:<56} {:>8.0} µs (median)", "browser leg: our offer + the browser's answer applied", offers[offers.len() / 2].as_secs_f64() * 1e6);
+    println!("{:<56} {:>8.0} µs (median)", "browser leg: our answer to the browser's offer", answers[answers.len() / 2].as_secs_f64() * 1e6);
+}
+
 fn main() {
+    browser_leg_setup();
     let plain = passthrough(false);
     let srtp = passthrough(true);
     println!("{:<56} {:>8.0} ns/packet", "passthrough RTP -> RTP (latch, rewrite, egress)", plain);
@@ -167,3 +203,4 @@ fn main() {
     // G.711 native against ffmpeg, and concurrent Opus<->PCMU calls per core.
     sipbridge::media::codec::bench::run_benchmarks();
 }
+

@@ -102,6 +102,23 @@ async fn suite(store: &SqlStore) {
         seen.extend(page.into_iter().map(|r| r.id));
     }
     assert_eq!(seen, all, "pages in order, no overlap, nothing missed");
+
+    // A batch is written in order in one transaction: a call's later write in the same batch
+    // wins, and an older revision still never overwrites a newer one.
+    let mut started = record("batch", 5_000);
+    started.revision = 1;
+    let mut ended = started.clone();
+    ended.status = CallStatus::Answered;
+    ended.ended_at = Some(6_000);
+    ended.revision = 2;
+    let mut stale_in_batch = records[4].clone();
+    stale_in_batch.status = CallStatus::InProgress;
+    stale_in_batch.revision = 0;
+    store.upsert_all(&[started, ended.clone(), stale_in_batch]).await.expect("batch upsert");
+    assert_eq!(store.get("batch").await.expect("get").as_ref(), Some(&ended));
+    assert_eq!(store.get("04").await.expect("get").map(|r| r.status), Some(records[4].status));
+    store.upsert_all(&[]).await.expect("an empty batch");
+    assert_eq!(store.count().await.expect("count"), 13, "one new record");
 }
 
 #[tokio::test]
@@ -117,6 +134,7 @@ async fn store_suite_on_sqlite() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = SqlStore::connect(&format!("sqlite://{}", dir.path().join("records.db").display())).await.expect("open SQLite");
     suite(&store).await;
+    assert!(dir.path().join("records.db-wal").exists(), "SQLite keeps a write-ahead log (one sync a commit)");
     store.close().await;
 }
 

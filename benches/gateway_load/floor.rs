@@ -28,6 +28,8 @@ pub struct RelayFloor {
     pub lost: u64,
     /// The relay thread's CPU (user + system), % of one core.
     pub cpu_percent: f64,
+    /// The hypervisor's steal time meanwhile, % of all CPUs' time (set by the caller).
+    pub steal_percent: f64,
 }
 
 impl RelayFloor {
@@ -224,7 +226,7 @@ pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFl
     let measured = drive(streams, far_sockets, measure, move |phases| relay(relays, far_ends, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0 })
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0 })
 }
 
 /// The raw libopus cost of a transcoded Opus <-> PCMU call: per 20 ms, one encode of the PCM the

@@ -32,7 +32,7 @@ pub mod ws_sip;
 
 use browser::Voice;
 use calls::{CallContext, CallReport};
-use meter::{percentile, CpuSample, StreamTally, Window};
+use meter::{percentile, CpuSample, StealSample, StreamTally, Window};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{Gateway, GatewayOptions};
@@ -111,6 +111,8 @@ pub struct Outcome {
     pub loaded_anon_kib: u64,
     /// Setups completed per second over the arrival period.
     pub setup_rate: f64,
+    /// The hypervisor's steal time over the measured window, % of all CPUs' time.
+    pub steal_percent: f64,
     pub profile: Option<Result<profile::Summary, String>>,
 }
 
@@ -198,7 +200,7 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     let media = Arc::new(media_loop::MediaLoops::start(media_loop::MediaLoops::threads_from_env()).map_err(|e| format!("load tool media loop: {e}"))?);
     let context = Arc::new(CallContext { http_port: gateway.http_port, jwt_secret: JWT_SECRET, peer, voice, window, probed, media, requests: Vec::new() });
     let mut tasks = Vec::with_capacity(scenario.calls);
-    let arrivals_cpu = CpuSample::start(pid);
+    let (arrivals_cpu, arrivals_steal) = (CpuSample::start(pid), StealSample::start());
     for index in 0..scenario.calls {
         tokio::time::sleep_until((epoch + arrival_gap * index as u32).into()).await;
         let stop = match scenario.hold {
@@ -217,23 +219,25 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     }
     // Everything measured about the gateway happens inside the window (or the arrivals, for the
     // setup-rate scenarios, which have no media window).
-    let (gateway_cpu, loader_cpu, loaded_rss_kib, profile) = match scenario.hold {
+    let (gateway_cpu, loader_cpu, loaded_rss_kib, steal_percent, profile) = match scenario.hold {
         None => {
             tokio::time::sleep_until(window.start.into()).await;
             let recording = scenario.profile.then(|| profile::record(pid, scenario.measure, gateway.dir.path()));
-            let (gateway_cpu, loader_cpu) = (CpuSample::start(pid), CpuSample::start(std::process::id()));
+            let (gateway_cpu, loader_cpu, steal) = (CpuSample::start(pid), CpuSample::start(std::process::id()), StealSample::start());
             tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
-            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), (meter::rss_kib(pid), meter::rss_anon_kib(pid)));
+            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), (meter::rss_kib(pid), meter::rss_anon_kib(pid)), steal.percent());
             let profile = recording.map(|r| r.and_then(|r| tokio::task::block_in_place(|| profile::summarise(r))));
-            (figures.0, figures.1, figures.2, profile)
+            (figures.0, figures.1, figures.2, figures.3, profile)
         }
-        Some(_) => (arrivals_cpu.percent_of_core(), 0.0, (meter::rss_kib(pid), meter::rss_anon_kib(pid)), None),
+        Some(_) => (arrivals_cpu.percent_of_core(), 0.0, (meter::rss_kib(pid), meter::rss_anon_kib(pid)), arrivals_steal.percent(), None),
     };
     let mut reports = Vec::with_capacity(tasks.len());
     for task in tasks {
         reports.push(tokio::time::timeout(Duration::from_secs(60), task).await.ok().and_then(Result::ok).unwrap_or_else(|| CallReport { failure: Some("call task hung".into()), ..Default::default() }));
     }
-    Ok(collect(scenario, reports, (gateway_cpu, loader_cpu), (idle_rss_kib, loaded_rss_kib), profile))
+    let mut outcome = collect(scenario, reports, (gateway_cpu, loader_cpu), (idle_rss_kib, loaded_rss_kib), profile);
+    outcome.steal_percent = steal_percent;
+    Ok(outcome)
 }
 
 /// `rss`: (idle, loaded), each as (all, anonymous).
@@ -253,6 +257,7 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
         idle_anon_kib: rss.0 .1,
         loaded_anon_kib: rss.1 .1,
         setup_rate: 0.0,
+        steal_percent: 0.0,
         profile,
         scenario,
     };
@@ -286,7 +291,7 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
 fn print(outcome: &Outcome) {
     let ms = |us: u32| us as f64 / 1_000.0;
     println!(
-        "{:<58} answered {:>4} failed {:>3} | setup p50 {:>6.2} ms p99 {:>7.2} ms | gateway {:>6.1} % core = {:.3} %/call | RSS +{:.0} KiB/call ({:.0} anonymous) | lost {} of {}/{} (to browser/to SIP) | latency p50/p99 to browser {:.2}/{:.2} ms, to SIP {:.2}/{:.2} ms | load tool {:.0} % core",
+        "{:<58} answered {:>4} failed {:>3} | setup p50 {:>6.2} ms p99 {:>7.2} ms | gateway {:>6.1} % core = {:.3} %/call | RSS +{:.0} KiB/call ({:.0} anonymous) | lost {} of {}/{} (to browser/to SIP) | latency p50/p99 to browser {:.2}/{:.2} ms, to SIP {:.2}/{:.2} ms | load tool {:.0} % core | host steal {:.1} %",
         outcome.scenario.name(),
         outcome.answered,
         outcome.failed,
@@ -304,6 +309,7 @@ fn print(outcome: &Outcome) {
         ms(percentile(&outcome.to_sip.latencies_us, 0.5)),
         ms(percentile(&outcome.to_sip.latencies_us, 0.99)),
         outcome.loader_cpu,
+        outcome.steal_percent,
     );
     for failure in &outcome.failures {
         println!("    failure: {failure}");
@@ -394,9 +400,10 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
     let relay = sizes
         .into_iter()
         .map(|calls| {
-            let measured = floor::measure_relay(calls, plan.floor_measure).map_err(|e| format!("bare relay at {calls} calls: {e}"));
+            let steal = StealSample::start();
+            let measured = floor::measure_relay(calls, plan.floor_measure).map(|f| floor::RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay at {calls} calls: {e}"));
             match &measured {
-                Ok(f) => println!("bare relay floor, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost),
+                Ok(f) => println!("bare relay floor, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost, f.steal_percent),
                 Err(e) => println!("{e}"),
             }
             measured

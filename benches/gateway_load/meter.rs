@@ -204,6 +204,36 @@ impl CpuSample {
     }
 }
 
+/// The machine's CPU time from /proc/stat's first line: (steal, all), in ticks over every CPU.
+fn machine_ticks() -> (u64, u64) {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let fields: Vec<u64> = stat.lines().next().unwrap_or_default().split_whitespace().skip(1).filter_map(|f| f.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    let all = fields.iter().take(8).sum();
+    (fields.get(7).copied().unwrap_or(0), all)
+}
+
+/// Steal time over a stretch: the share of this virtual machine's CPU time the hypervisor ran
+/// other guests instead. A vCPU taken away mid-packet holds that packet for milliseconds and
+/// slows the kernel's switches, so every CPU and latency figure is read next to it.
+pub struct StealSample {
+    steal: u64,
+    all: u64,
+}
+
+impl StealSample {
+    pub fn start() -> StealSample {
+        let (steal, all) = machine_ticks();
+        StealSample { steal, all }
+    }
+
+    /// % of all CPUs' time since `start`.
+    pub fn percent(&self) -> f64 {
+        let (steal, all) = machine_ticks();
+        steal.saturating_sub(self.steal) as f64 * 100.0 / all.saturating_sub(self.all).max(1) as f64
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::{probe_payload, probe_sent_at, Receiver, Window};

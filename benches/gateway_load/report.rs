@@ -16,14 +16,14 @@ fn loss_percent(outcome: &Outcome) -> f64 {
 }
 
 fn scenario_table(out: &mut String, outcomes: &[Outcome]) {
-    out.push_str("| scenario | answered | failed | packets (to browser / to SIP) | lost | gateway CPU, % of a core | per call | RSS per call | setup p50 / p99 (ms) | added latency to browser p50 / p99 (ms) | to SIP p50 / p99 (ms) | load tool CPU |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| scenario | answered | failed | packets (to browser / to SIP) | lost | gateway CPU, % of a core | per call | RSS per call | setup p50 / p99 (ms) | added latency to browser p50 / p99 (ms) | to SIP p50 / p99 (ms) | load tool CPU | host steal |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for o in outcomes {
         let latency = |s: &super::StreamTally| if s.latencies_us.is_empty() { "–".to_string() } else { format!("{} / {}", ms(percentile(&s.latencies_us, 0.5)), ms(percentile(&s.latencies_us, 0.99))) };
         let concurrent = o.scenario.hold.is_none();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {} | {} ({:.3} %) | {:.1} | {} | {} | {} / {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} ({:.3} %) | {:.1} | {} | {} | {} / {} | {} | {} | {} | {:.1} % |",
             o.scenario.name(),
             o.answered,
             o.failed,
@@ -38,6 +38,7 @@ fn scenario_table(out: &mut String, outcomes: &[Outcome]) {
             latency(&o.to_browser),
             latency(&o.to_sip),
             if concurrent { format!("{:.0} %", o.loader_cpu) } else { "–".into() },
+            o.steal_percent,
         );
     }
 }
@@ -118,11 +119,14 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
     let _ = writeln!(out, "# sipbridge whole-gateway load ({} run)\n", if full { "full: ramped until loss" } else { "quick" });
     let _ = writeln!(
         out,
-        "Release gateway on loopback with its embedded SQLite call records, {} CPU cores, {:.0} s in all. Browsers are Rust WebRTC clients (webrtc-rs: ICE, DTLS-SRTP) \
-         speaking the signaling protocol; the SIP side is a trunk in the same process with an RTP generator. Every call sends 50 packets/s each way. \
-         The load tool shares the cores with the gateway, so concurrency is a floor. Latency runs from the sender's clock read before sending to the receiver's \
-         read on arrival, so it includes both ends' own stacks: an upper bound on what the gateway adds. \
-         The machine may carry other work (builds, other tests) during the run; the floors are measured in the same run so that they share it.\n",
+        "Release gateway on loopback with its embedded SQLite call records, {} CPU cores, {:.0} s in all. Browsers are the gateway's own sans-IO WebRTC legs \
+         (rtc's ICE agent and DTLS endpoint, DTLS-SRTP) on the load tool's media thread, speaking the signaling protocol; the SIP side is a trunk in the same \
+         process with an RTP generator. Every call sends 50 packets/s each way. The load tool shares the cores with the gateway, so concurrency is a floor. \
+         Latency runs from the sender's clock read before sending to the kernel's arrival stamp on the receiving socket (SO_TIMESTAMPNS), so it includes \
+         the sender's own stack: an upper bound on what the gateway adds. \
+         This is a virtual machine: *host steal* is the share of its CPUs' time the hypervisor gave other guests during each window (/proc/stat). \
+         A vCPU taken away holds what it was running, a worker and its queued packets included, for milliseconds, and other guests' load slows \
+         the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took.as_secs_f64()
     );

@@ -50,8 +50,8 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         let _ = match relay {
             Ok(f) => writeln!(
                 out,
-                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost) |",
-                f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost
+                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
+                f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost, f.steal_percent
             ),
             Err(e) => writeln!(out, "| bare relay | not measured: {e} |"),
         };
@@ -91,12 +91,14 @@ fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
                 let multiple = o.cpu_per_call() / f.per_call().max(1e-9);
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls = **{multiple:.1}x** the floor ({:.4} %); {:.2} µs per packet against {:.2} | {} |",
+                    "| {label} | {:.4} % per call at {} calls = **{multiple:.1}x** the floor ({:.4} %); {:.2} µs per packet against {:.2}; host steal {:.1} % (floor's {:.1} %) | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     f.per_call(),
                     us_per_packet(o),
                     f.us_per_packet(),
+                    o.steal_percent,
+                    f.steal_percent,
                     verdict(o.scenario.calls >= RELAYED_CALLS && multiple <= RELAY_FLOOR_MULTIPLE)
                 )
             }
@@ -115,11 +117,12 @@ fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
                 let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus | {} |",
+                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus; host steal {:.1} % | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     codec.per_call(),
                     relay.per_call(),
+                    o.steal_percent,
                     verdict(o.scenario.calls >= TRANSCODED_CALLS && o.cpu_per_call() <= budget)
                 )
             }
@@ -148,6 +151,11 @@ fn clean_rows(out: &mut String, outcomes: &[Outcome]) {
     }
 }
 
+/// The runs' host steal, as "a / b %".
+fn steal_of(runs: &[&Outcome]) -> String {
+    format!("{} %", runs.iter().map(|o| format!("{:.1}", o.steal_percent)).collect::<Vec<_>>().join(" / "))
+}
+
 fn rss_and_latency_rows(out: &mut String, outcomes: &[Outcome]) {
     let relayed: Vec<&Outcome> = [Origin::Browser, Origin::Sip].iter().filter_map(|&origin| at_size(outcomes, Media::Passthrough, origin, RELAYED_CALLS)).collect();
     let worst_rss = relayed.iter().map(|o| o.rss_per_call_kib()).fold(f64::NAN, f64::max);
@@ -157,9 +165,18 @@ fn rss_and_latency_rows(out: &mut String, outcomes: &[Outcome]) {
         let mut all: Vec<u32> = relayed.iter().flat_map(|o| if to_sip { &o.to_sip.latencies_us } else { &o.to_browser.latencies_us }.iter().copied()).collect();
         all.sort_unstable();
         let p99 = percentile(&all, 0.99);
+        // Each run's own tail beside its steal: the tail follows the hypervisor, not the load.
+        let per_run = relayed
+            .iter()
+            .map(|o| {
+                let stream = if to_sip { &o.to_sip } else { &o.to_browser };
+                format!("{} p99 {} ms at {:.1} % steal", origin_name(o.scenario.origin), ms(percentile(&stream.latencies_us, 0.99)), o.steal_percent)
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
         let _ = writeln!(
             out,
-            "| added latency p99 < {} ms in passthrough at {RELAYED_CALLS} calls, {label} | p50 {} ms, p99 {} ms over {} packets | {} |",
+            "| added latency p99 < {} ms in passthrough at {RELAYED_CALLS} calls, {label} | p50 {} ms, p99 {} ms over {} packets; per run: {per_run} | {} |",
             ms(LATENCY_P99_US),
             ms(percentile(&all, 0.5)),
             ms(p99),
@@ -178,11 +195,12 @@ fn setup_rows(out: &mut String, outcomes: &[Outcome]) {
         let p99 = percentile(&all, 0.99);
         let _ = writeln!(
             out,
-            "| setup p99 < {} ms at {SETUPS_PER_SECOND:.0} setups/s: {what} | p50 {} ms, p99 {} ms over {} setups, {failed} failed | {} |",
+            "| setup p99 < {} ms at {SETUPS_PER_SECOND:.0} setups/s: {what} | p50 {} ms, p99 {} ms over {} setups, {failed} failed; host steal {} | {} |",
             ms(SETUP_P99_US),
             ms(percentile(&all, 0.5)),
             ms(p99),
             all.len(),
+            steal_of(&runs),
             verdict(!all.is_empty() && failed == 0 && p99 < SETUP_P99_US)
         );
     }

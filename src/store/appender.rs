@@ -129,20 +129,17 @@ impl Appender {
         self.queued.fetch_sub(n, Ordering::Relaxed);
     }
 
-    /// Appends the backlog in order, off the async workers; stops at the first failure.
+    /// Appends the backlog in order, off the async workers, all of it or (on failure) none.
     async fn append(&self, backlog: &mut VecDeque<CallRecord>) {
         let batch: Vec<CallRecord> = backlog.drain(..).collect();
         let spool = Arc::clone(&self.spool);
         let appended = tokio::task::spawn_blocking(move || {
             let mut spool = spool.lock().unwrap_or_else(|p| p.into_inner());
-            let (mut done, mut error) = (0, None);
-            for record in &batch {
-                if let Err(e) = spool.append(record) {
-                    error = Some(e.to_string());
-                    break;
-                }
-                done += 1;
-            }
+            // All or none, with one sync for the burst.
+            let (done, error) = match spool.append_all(&batch) {
+                Ok(()) => (batch.len(), None),
+                Err(e) => (0, Some(e.to_string())),
+            };
             let depth = spool.depth();
             drop(spool);
             (batch, done, depth, error)

@@ -55,6 +55,8 @@ pub struct RecordFilter {
 pub trait CallStore: Send + Sync {
     /// Inserts the record or, if it exists, replaces it unless the stored revision is newer.
     async fn upsert(&self, record: &CallRecord) -> Result<(), StoreError>;
+    /// `upsert` of each record in order, all or none (one transaction).
+    async fn upsert_all(&self, records: &[CallRecord]) -> Result<(), StoreError>;
     async fn get(&self, id: &str) -> Result<Option<CallRecord>, StoreError>;
     async fn list(&self, filter: &RecordFilter) -> Result<Vec<CallRecord>, StoreError>;
     async fn count(&self) -> Result<u64, StoreError>;

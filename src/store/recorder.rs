@@ -14,6 +14,9 @@ use tokio::sync::{mpsc, Notify};
 
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(15);
+/// Writes taken from the spool into one database transaction: what waited while the last
+/// commit ran goes in the next, so a burst of calls costs a few commits, not one per write.
+const FLUSH_BATCH: usize = 64;
 
 /// How the rest of the gateway writes call records. Cheap to clone; never blocks a call.
 #[derive(Clone)]
@@ -125,14 +128,15 @@ async fn flush(spool: Arc<Mutex<Spool>>, store: Arc<dyn CallStore>, depth: Arc<A
     let mut retry = RETRY_FIRST;
     let mut failing = false;
     loop {
-        let front = with_spool(&spool, |spool| spool.front().cloned()).await.flatten();
-        let Some(record) = front else {
+        let batch = with_spool(&spool, |spool| spool.front_batch(FLUSH_BATCH)).await.unwrap_or_default();
+        if batch.is_empty() {
             wake.notified().await;
             continue;
-        };
-        match store.upsert(&record).await {
+        }
+        match store.upsert_all(&batch).await {
             Ok(()) => {
-                let (acknowledged, waiting) = with_spool(&spool, |spool| (spool.acknowledge_front(), spool.depth())).await.unwrap_or((Ok(()), 0));
+                let written = batch.len();
+                let (acknowledged, waiting) = with_spool(&spool, move |spool| (spool.acknowledge(written), spool.depth())).await.unwrap_or((Ok(()), 0));
                 if let Err(e) = acknowledged {
                     health.failed("cannot move the spool forward (the record is written again after a restart)", &e);
                 }

@@ -89,27 +89,45 @@ impl Spool {
     /// Appends a write and syncs it to disk: once this returns, the record survives a crash. A
     /// failed write (a full disk) leaves the file as it was, so the write can be tried again.
     pub fn append(&mut self, record: &CallRecord) -> Result<(), SpoolError> {
+        self.append_all(std::slice::from_ref(record))
+    }
+
+    /// Appends writes in order with one sync for all of them (a burst of calls costs the disk
+    /// one flush): all are durable when this returns, or, on failure, none was added.
+    pub fn append_all(&mut self, records: &[CallRecord]) -> Result<(), SpoolError> {
         let io = |source| SpoolError::Io { path: self.path.clone(), source };
-        let mut line = serde_json::to_string(record).map_err(|e| io(std::io::Error::other(e)))?;
-        line.push('\n');
-        let written = self.file.write_all(line.as_bytes()).and_then(|()| self.file.sync_data());
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(records.len());
+        for record in records {
+            text.push_str(&serde_json::to_string(record).map_err(|e| io(std::io::Error::other(e)))?);
+            text.push('\n');
+            ends.push(self.end + text.len() as u64);
+        }
+        let written = self.file.write_all(text.as_bytes()).and_then(|()| self.file.sync_data());
         if let Err(e) = written {
             // A partial line would glue itself to the next write.
             let _ = self.file.set_len(self.end);
             return Err(io(e));
         }
-        self.end += line.len() as u64;
-        self.pending.push_back((self.end, record.clone()));
-        match record.ended_at {
-            None => self.open.insert(record.id.clone()),
-            Some(_) => self.open.remove(&record.id),
-        };
+        self.end += text.len() as u64;
+        for (record, end) in records.iter().zip(ends) {
+            self.pending.push_back((end, record.clone()));
+            match record.ended_at {
+                None => self.open.insert(record.id.clone()),
+                Some(_) => self.open.remove(&record.id),
+            };
+        }
         Ok(())
     }
 
     /// The oldest write not yet in the database.
     pub fn front(&self) -> Option<&CallRecord> {
         self.pending.front().map(|(_, r)| r)
+    }
+
+    /// The oldest writes not yet in the database, up to `max`, in order.
+    pub fn front_batch(&self, max: usize) -> Vec<CallRecord> {
+        self.pending.iter().take(max).map(|(_, r)| r.clone()).collect()
     }
 
     pub fn depth(&self) -> usize {
@@ -126,10 +144,16 @@ impl Spool {
         self.open.remove(id);
     }
 
-    /// The oldest write reached the database: move past it. When nothing is left, the file
-    /// starts over empty (the open calls are kept in the offset file first).
+    /// The oldest write reached the database: move past it.
     pub fn acknowledge_front(&mut self) -> Result<(), SpoolError> {
-        let Some((offset, _)) = self.pending.pop_front() else { return Ok(()) };
+        self.acknowledge(1)
+    }
+
+    /// The oldest `n` writes reached the database: move past them, with one write of the offset
+    /// file. When nothing is left, the file starts over empty (the open calls are kept in the
+    /// offset file first).
+    pub fn acknowledge(&mut self, n: usize) -> Result<(), SpoolError> {
+        let Some(offset) = self.pending.drain(..n.min(self.pending.len())).last().map(|(offset, _)| offset) else { return Ok(()) };
         let io = |source| SpoolError::Io { path: self.offset_path.clone(), source };
         if self.pending.is_empty() {
             write_offset(&self.offset_path, 0, &self.open).map_err(io)?;

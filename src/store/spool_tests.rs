@@ -104,3 +104,21 @@ fn a_line_that_is_not_utf8_is_skipped_and_the_records_after_it_kept() {
     let spool = Spool::open(dir.path()).expect("reopen");
     assert_eq!(spool.depth(), 2, "both records survive the junk line between them");
 }
+
+#[test]
+fn a_burst_is_appended_with_one_sync_and_acknowledged_in_one_step() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut spool = Spool::open(dir.path()).expect("open");
+    let burst: Vec<CallRecord> = ["a", "b", "c", "d"].iter().enumerate().map(|(i, id)| record(id, i as i64)).collect();
+    spool.append_all(&burst).expect("append");
+    assert_eq!(spool.front_batch(3).iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a", "b", "c"]);
+    spool.acknowledge(3).expect("ack");
+    drop(spool);
+    let mut spool = Spool::open(dir.path()).expect("reopen");
+    assert_eq!(spool.front_batch(64).iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["d"], "the offset moved past all three");
+    spool.acknowledge(64).expect("ack more than there is");
+    assert_eq!(spool.depth(), 0);
+    assert_eq!(std::fs::metadata(dir.path().join("records.spool")).expect("meta").len(), 0, "an empty spool starts over");
+    spool.append_all(&[]).expect("nothing to append");
+    assert_eq!(spool.depth(), 0);
+}

@@ -91,7 +91,14 @@ impl SqlStore {
     async fn run_migrations(&self) -> Result<(), StoreError> {
         let result = match self.backend {
             Backend::Postgres => sqlx::migrate!("migrations/postgres").run(&self.pool).await,
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite").run(&self.pool).await,
+            Backend::Sqlite => {
+                // Write-ahead logging: a commit appends to one log and syncs it once, where the
+                // default rollback journal creates, syncs and deletes a file besides syncing
+                // the database; and API reads no longer wait on a record being written. The
+                // mode is kept in the database file.
+                sqlx::query("PRAGMA journal_mode = WAL").execute(&self.pool).await.map_err(db_error)?;
+                sqlx::migrate!("migrations/sqlite").run(&self.pool).await
+            }
         };
         result.map_err(|e| match e {
             sqlx::migrate::MigrateError::Execute(inner) => db_error(inner),
@@ -223,50 +230,60 @@ fn filter_sql(filter: &RecordFilter, backend: Backend) -> (String, Vec<Bind>) {
     (sql, binds)
 }
 
+/// The upsert of one record, bound.
+fn upsert_query(r: &CallRecord) -> sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments> {
+    sqlx::query(AssertSqlSafe(upsert_sql()))
+        .bind(r.id.clone())
+        .bind(r.direction.as_str())
+        .bind(r.status.as_str())
+        .bind(r.profile.clone())
+        .bind(r.browser_user.clone())
+        .bind(r.browser_device.clone())
+        .bind(r.sip_call_ids.join(" "))
+        .bind(r.from_uri.clone())
+        .bind(r.from_name.clone())
+        .bind(r.to_uri.clone())
+        .bind(r.to_name.clone())
+        .bind(r.started_at)
+        .bind(r.ringing_at)
+        .bind(r.answered_at)
+        .bind(r.ended_at)
+        .bind(r.duration_ms)
+        .bind(r.billable_secs)
+        .bind(r.hangup_sip_code.map(i64::from))
+        .bind(r.hangup_reason.clone())
+        .bind(r.hangup_q850.map(i64::from))
+        .bind(r.hangup_side.map(|s| s.as_str().to_string()))
+        .bind(r.sip_codec.clone())
+        .bind(r.browser_codec.clone())
+        .bind(r.transcoded)
+        .bind(r.dtmf_mode.clone())
+        .bind(r.sip_remote.clone())
+        .bind(r.browser_remote.clone())
+        .bind(r.ice_candidate_type.clone())
+        .bind(r.sip_user_agent.clone())
+        .bind(r.browser_user_agent.clone())
+        .bind(json(&r.quality))
+        .bind(json(&r.events))
+        .bind(json(&r.sip_messages))
+        .bind(r.revision)
+}
+
 #[async_trait]
 impl CallStore for SqlStore {
     async fn upsert(&self, r: &CallRecord) -> Result<(), StoreError> {
+        self.upsert_all(std::slice::from_ref(r)).await
+    }
+
+    async fn upsert_all(&self, records: &[CallRecord]) -> Result<(), StoreError> {
         self.ready().await?;
-        let sql = upsert_sql();
-        sqlx::query(AssertSqlSafe(sql))
-            .bind(r.id.clone())
-            .bind(r.direction.as_str())
-            .bind(r.status.as_str())
-            .bind(r.profile.clone())
-            .bind(r.browser_user.clone())
-            .bind(r.browser_device.clone())
-            .bind(r.sip_call_ids.join(" "))
-            .bind(r.from_uri.clone())
-            .bind(r.from_name.clone())
-            .bind(r.to_uri.clone())
-            .bind(r.to_name.clone())
-            .bind(r.started_at)
-            .bind(r.ringing_at)
-            .bind(r.answered_at)
-            .bind(r.ended_at)
-            .bind(r.duration_ms)
-            .bind(r.billable_secs)
-            .bind(r.hangup_sip_code.map(i64::from))
-            .bind(r.hangup_reason.clone())
-            .bind(r.hangup_q850.map(i64::from))
-            .bind(r.hangup_side.map(|s| s.as_str().to_string()))
-            .bind(r.sip_codec.clone())
-            .bind(r.browser_codec.clone())
-            .bind(r.transcoded)
-            .bind(r.dtmf_mode.clone())
-            .bind(r.sip_remote.clone())
-            .bind(r.browser_remote.clone())
-            .bind(r.ice_candidate_type.clone())
-            .bind(r.sip_user_agent.clone())
-            .bind(r.browser_user_agent.clone())
-            .bind(json(&r.quality))
-            .bind(json(&r.events))
-            .bind(json(&r.sip_messages))
-            .bind(r.revision)
-            .execute(&self.pool)
-            .await
-            .map_err(db_error)?;
-        Ok(())
+        // One transaction for the batch: one commit (one sync of the journal) however many
+        // records a burst of calls left waiting.
+        let mut transaction = self.pool.begin().await.map_err(db_error)?;
+        for r in records {
+            upsert_query(r).execute(&mut *transaction).await.map_err(db_error)?;
+        }
+        transaction.commit().await.map_err(db_error)
     }
 
     async fn get(&self, id: &str) -> Result<Option<CallRecord>, StoreError> {

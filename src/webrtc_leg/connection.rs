@@ -153,7 +153,6 @@ impl WebRtcLeg {
         let mut leg = WebRtcLeg::new(pc, sender, media, mid, config, identity, now)?;
         let sdp = leg.local_sdp()?;
         let ours = remote::parse(&sdp).map_err(|e| WebRtcError::Engine(format!("our answer: {e}")))?;
-        tracing::trace!(%sdp, "answer");
         leg.negotiation = None;
         leg.transport.start(&remote, ours.setup, false, now)?;
         Ok((leg, sdp))

@@ -69,7 +69,7 @@ pub struct Transport {
     /// DTLS records the endpoint queued, taken as soon as it queues them (to see whether a
     /// record was answered).
     dtls_out: std::collections::VecDeque<BytesMut>,
-    events: Vec<TransportEvent>,
+    events: std::collections::VecDeque<TransportEvent>,
     failed: bool,
     lite: bool,
 }
@@ -99,7 +99,7 @@ impl Transport {
             ice.add_local_candidate(unmarshal_candidate(line).map_err(engine_error)?).map_err(engine_error)?;
         }
         let lite = settings.lite;
-        Ok(Transport { ice, dtls: None, client_config: None, certificate: settings.certificate, route: None, srtp: None, dtls_out: Default::default(), events: Vec::new(), failed: false, lite })
+        Ok(Transport { ice, dtls: None, client_config: None, certificate: settings.certificate, route: None, srtp: None, dtls_out: Default::default(), events: Default::default(), failed: false, lite })
     }
 
     /// Starts ICE and DTLS toward the browser. `we_offered` makes us the ICE controlling agent
@@ -243,14 +243,14 @@ impl Transport {
         let server = SrtpContext::new(Suite::AesCm128HmacSha1_80, &key(part(KEY_LEN, KEY_LEN)?)?, &salt(part(2 * KEY_LEN + SALT_LEN, SALT_LEN)?)?);
         let (outbound, inbound) = if state.is_client() { (client, server) } else { (server, client) };
         self.srtp = Some(Srtp { outbound, inbound });
-        self.events.push(TransportEvent::Connected);
+        self.events.push_back(TransportEvent::Connected);
         Ok(())
     }
 
     fn fail(&mut self, reason: &'static str) {
         if !self.failed {
             self.failed = true;
-            self.events.push(TransportEvent::Failed(reason));
+            self.events.push_back(TransportEvent::Failed(reason));
         }
     }
 
@@ -302,7 +302,7 @@ impl Transport {
     }
 
     pub fn poll_event(&mut self) -> Option<TransportEvent> {
-        (!self.events.is_empty()).then(|| self.events.remove(0))
+        self.events.pop_front()
     }
 
     pub fn poll_timeout(&mut self) -> Option<Instant> {
