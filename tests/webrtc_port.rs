@@ -159,3 +159,37 @@ fn forged_datagrams_on_the_calls_own_flow_are_refused_by_its_leg_and_leave_its_a
     assert!(metric(&metrics, "rejected_by_leg") >= 3 * (rounds - 1), "every forged SRTP, DTLS and garbage datagram was refused by the leg and counted ({rounds} rounds): {metrics}");
     assert!(!gateway.log().contains("panicked"), "{}", gateway.log());
 }
+
+/// (thread name, SCHED_* policy, real-time priority) of every thread of `pid`.
+fn thread_scheduling(pid: u32) -> Vec<(String, u32, u32)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the gateway's threads");
+    tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?.trim().to_string();
+            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
+            // Fields after the parenthesised name start at field 3; rt_priority is field 40 and
+            // policy field 41 (proc(5)).
+            let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+            Some((name, fields.get(38)?.parse().ok()?, fields.get(37)?.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn media_workers_run_at_the_configured_real_time_priority_and_nothing_else_does() {
+    let gateway = Gateway::start(GatewayOptions { extra_media: "workers = 2\nrealtime_priority = 20\n".into(), ..Default::default() });
+    // Each worker takes its priority as its thread starts: wait for both to say so.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while gateway.log().matches("media worker at real-time priority").count() < 2 {
+        assert!(Instant::now() < deadline && !gateway.log().contains("cannot take real-time priority"), "{}", gateway.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let threads = thread_scheduling(gateway.pid());
+    let workers: Vec<_> = threads.iter().filter(|(name, ..)| name.starts_with("media-")).collect();
+    assert_eq!(workers.len(), 2, "{threads:?}");
+    for (name, policy, priority) in &workers {
+        assert_eq!((*policy, *priority), (libc::SCHED_FIFO as u32, 20), "{name} runs under SCHED_FIFO at 20");
+    }
+    assert!(threads.iter().filter(|(name, ..)| !name.starts_with("media-")).all(|(_, policy, _)| *policy == libc::SCHED_OTHER as u32), "signalling stays under the normal scheduler: {threads:?}");
+}

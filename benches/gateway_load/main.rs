@@ -9,8 +9,9 @@
 //! Smaller looks: `LOAD_PASSTHROUGH` and `LOAD_TRANSCODED` (comma-separated call counts, empty
 //! for none), `LOAD_WEBSOCKET` (call counts of the JsSIP-style scenario: SIP over WebSocket to
 //! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
-//! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), and `LOAD_WORKERS` (the gateway's
-//! `[media] workers`, default one per core).
+//! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), `LOAD_WORKERS` (the gateway's
+//! `[media] workers`, default one per core) and `LOAD_REALTIME` (its `[media] realtime_priority`,
+//! default off).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -148,8 +149,9 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
     };
     Gateway::start(GatewayOptions {
         profiles: vec![("trunk.toml".into(), trunk)],
-        // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core).
-        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default()),
+        // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core);
+        // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's).
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default()),
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),

@@ -292,6 +292,12 @@ pub struct MediaConfig {
     /// next port); 0 (the default) takes one port per worker from the RTP range.
     #[serde(default)]
     pub webrtc_port: u16,
+    /// SCHED_FIFO priority (1-99) for the media worker threads, so a packet preempts signalling
+    /// and other processes instead of waiting for a time slice; 0 (the default) leaves them
+    /// under the normal scheduler. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it the
+    /// gateway logs a warning and runs as usual.
+    #[serde(default)]
+    pub realtime_priority: u8,
 }
 
 impl Default for MediaConfig {
@@ -308,6 +314,7 @@ impl Default for MediaConfig {
             ice_failed_timeout_secs: default_ice_failed_timeout(),
             workers: 0,
             webrtc_port: 0,
+            realtime_priority: 0,
         }
     }
 }

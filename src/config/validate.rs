@@ -70,6 +70,9 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
     if media.workers > 64 {
         errors.push(file, "media.workers", "must be 0 (one per core) to 64");
     }
+    if media.realtime_priority > 99 {
+        errors.push(file, "media.realtime_priority", "must be 0 (normal scheduling) to 99 (SCHED_FIFO priority)");
+    }
     if !(1..=120).contains(&media.ice_failed_timeout_secs) {
         errors.push(file, "media.ice_failed_timeout_secs", "must be 1-120 s");
     }

@@ -63,6 +63,8 @@ pub struct WorkerSettings {
     pub workers: usize,
     /// The first worker's WebRTC port (the next worker takes the next port); 0: from the range.
     pub webrtc_port: u16,
+    /// SCHED_FIFO priority of the worker threads (1-99); 0: the normal scheduler.
+    pub realtime_priority: u8,
 }
 
 pub struct MediaEngine {
@@ -198,13 +200,13 @@ impl MediaEngine {
         if self.settings.webrtc_port != 0 {
             let port = self.settings.webrtc_port.saturating_add(index as u16);
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            return worker::spawn(index, &binds, self.started);
+            return worker::spawn(index, &binds, self.started, self.settings.realtime_priority);
         }
         let mut last_error = None;
         for _ in 0..32 {
             let port = self.reserve_port()?;
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            match worker::spawn(index, &binds, self.started) {
+            match worker::spawn(index, &binds, self.started, self.settings.realtime_priority) {
                 Ok(handle) => return Ok(handle),
                 Err(e) => last_error = Some(e),
             }
