@@ -71,7 +71,9 @@ fn a_phone_that_renumbers_in_a_reinvite_is_still_heard() {
     let gateway = Gateway::start(GatewayOptions { profiles: vec![("trunk.toml".into(), trunk)], extra_media: SAME_CODEC.into(), ..Default::default() });
     let (mut browser, lines) = support::calls::answering_browser(&gateway, &token(&[]));
     let mut before = pcap::RtpStream::new(0x0960_0960);
-    before.opus_tone(96, 700.0, 33);
+    // 8 s of tone: the browser hears it 2.3-3.3 s after its first packet, however long ICE and
+    // DTLS took to deliver that packet (the digit and the re-INVITE come after it).
+    before.opus_tone(96, 700.0, 80);
     before.digit(97, 5);
     let mut after = pcap::RtpStream::new(0x0980_0980);
     after.digit(100, 7);
