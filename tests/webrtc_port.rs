@@ -180,10 +180,8 @@ fn thread_scheduling(pid: u32) -> Vec<(String, u32, u32)> {
 fn media_workers_run_at_the_configured_real_time_priority_and_nothing_else_does() {
     let gateway = Gateway::start(GatewayOptions { extra_media: "workers = 2\nrealtime_priority = 20\n".into(), ..Default::default() });
     // Each worker takes its priority as its thread starts: wait for both to say so.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while gateway.log().matches("media worker at real-time priority").count() < 2 {
-        assert!(Instant::now() < deadline && !gateway.log().contains("cannot take real-time priority"), "{}", gateway.log());
-        std::thread::sleep(Duration::from_millis(20));
+    for worker in 0..2 {
+        gateway.wait_for_log(&format!("media worker at real-time priority (SCHED_FIFO) worker={worker}"));
     }
     let threads = thread_scheduling(gateway.pid());
     let workers: Vec<_> = threads.iter().filter(|(name, ..)| name.starts_with("media-")).collect();

@@ -120,11 +120,6 @@ impl Spool {
         Ok(())
     }
 
-    /// The oldest write not yet in the database.
-    pub fn front(&self) -> Option<&CallRecord> {
-        self.pending.front().map(|(_, r)| r)
-    }
-
     /// The oldest writes not yet in the database, up to `max`, in order.
     pub fn front_batch(&self, max: usize) -> Vec<CallRecord> {
         self.pending.iter().take(max).map(|(_, r)| r.clone()).collect()
@@ -142,11 +137,6 @@ impl Spool {
     /// A call left open turned out to be closed already (or unknown): stop counting it as open.
     pub fn forget_open(&mut self, id: &str) {
         self.open.remove(id);
-    }
-
-    /// The oldest write reached the database: move past it.
-    pub fn acknowledge_front(&mut self) -> Result<(), SpoolError> {
-        self.acknowledge(1)
     }
 
     /// The oldest `n` writes reached the database: move past them, with one write of the offset

@@ -14,18 +14,18 @@ fn writes_survive_a_reopen_in_order_until_acknowledged() {
     for (i, id) in ["a", "b", "c"].iter().enumerate() {
         spool.append(&record(id, i as i64)).expect("append");
     }
-    spool.acknowledge_front().expect("ack");
+    spool.acknowledge(1).expect("ack");
     drop(spool);
     let mut spool = Spool::open(dir.path()).expect("reopen");
     assert_eq!(spool.depth(), 2);
-    assert_eq!(spool.front().map(|r| r.id.as_str()), Some("b"));
-    spool.acknowledge_front().expect("ack");
-    spool.acknowledge_front().expect("ack");
+    assert_eq!(spool.front_batch(1).first().map(|r| r.id.as_str()), Some("b"));
+    spool.acknowledge(1).expect("ack");
+    spool.acknowledge(1).expect("ack");
     assert_eq!(std::fs::metadata(dir.path().join("records.spool")).expect("meta").len(), 0, "an empty spool starts over");
     spool.append(&record("d", 9)).expect("append");
     drop(spool);
     let spool = Spool::open(dir.path()).expect("reopen");
-    assert_eq!(spool.front().map(|r| r.id.as_str()), Some("d"));
+    assert_eq!(spool.front_batch(1).first().map(|r| r.id.as_str()), Some("d"));
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn calls_left_open_are_known_after_a_restart_with_their_last_write() {
     spool.append(&record("a", 1)).expect("append");
     spool.append(&record("b", 2)).expect("append");
     spool.append(&ended("b", 3)).expect("append");
-    spool.acknowledge_front().expect("ack");
+    spool.acknowledge(1).expect("ack");
     drop(spool);
     let mut spool = Spool::open(dir.path()).expect("reopen");
     let left: Vec<(String, Option<i64>)> = spool.take_left_open().into_iter().map(|l| (l.id, l.last_write.map(|r| r.revision))).collect();
@@ -74,12 +74,12 @@ fn open_calls_outlive_the_spool_starting_over_empty() {
     }
     spool.append(&ended("b", 9)).expect("append");
     for _ in 0..4 {
-        spool.acknowledge_front().expect("ack");
+        spool.acknowledge(1).expect("ack");
     }
     assert_eq!(std::fs::metadata(dir.path().join("records.spool")).expect("meta").len(), 0, "the spool started over");
     spool.forget_open("c");
     spool.append(&record("d", 10)).expect("append");
-    spool.acknowledge_front().expect("ack");
+    spool.acknowledge(1).expect("ack");
     drop(spool);
     let mut spool = Spool::open(dir.path()).expect("reopen");
     let left: Vec<(String, bool)> = spool.take_left_open().into_iter().map(|l| (l.id, l.last_write.is_some())).collect();
