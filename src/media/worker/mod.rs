@@ -5,7 +5,9 @@
 //! (a channel plus an epoll waker) and hears back through per-call event channels, both off the
 //! packet path.
 
+mod datagrams;
 pub(crate) mod demux;
+mod load;
 mod paths;
 
 use super::engine::{EngineError, RtpEndpoint};
@@ -17,7 +19,7 @@ use mio::{Events, Interest, Poll, Token, Waker};
 use std::os::fd::AsRawFd;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -80,12 +82,19 @@ pub struct WorkerHandle {
     pub counters: Arc<WorkerCounters>,
     /// The shared WebRTC sockets' addresses (the candidates every leg of this worker offers).
     pub webrtc_addresses: Arc<Vec<SocketAddr>>,
+    /// Thousandths of a core the worker's thread used over its last sampling window.
+    load: Arc<AtomicU32>,
 }
 
 impl WorkerHandle {
     pub fn send(&self, command: Command) -> Result<(), EngineError> {
         self.commands.send(command).map_err(|_| EngineError::Ended)?;
         self.waker.wake().map_err(|_| EngineError::Ended)
+    }
+
+    /// Thousandths of a core the worker used over its last window (`LOAD_WINDOW`).
+    pub fn load_permille(&self) -> u32 {
+        self.load.load(Ordering::Relaxed)
     }
 }
 
@@ -153,10 +162,13 @@ pub(super) struct Worker {
     timers: BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>,
     counters: Arc<WorkerCounters>,
     buffer: Vec<u8>,
+    /// A shared socket's read batch; each datagram is handled in `buffer`, swapped in.
+    batch: [Vec<u8>; datagrams::MAX_BATCH],
     /// Sockets left readable after a full batch: edge-triggered epoll will not report them again.
     pending_reads: Vec<usize>,
     pending_sessions: Vec<(SessionId, Side, bool)>,
     certificate: crate::webrtc_leg::DtlsCertificate,
+    load: load::LoadMeter,
 }
 
 /// Binds the shared WebRTC sockets and starts the worker thread (at `realtime_priority` under
@@ -182,6 +194,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realti
     let (commands_tx, commands) = std_mpsc::channel();
     let counters = Arc::new(WorkerCounters::default());
     let webrtc_addresses = Arc::new(shared.iter().map(|s| s.local).collect());
+    let load = Arc::new(AtomicU32::new(0));
     let worker = Worker {
         poll,
         commands,
@@ -194,9 +207,11 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realti
         timers: BinaryHeap::new(),
         counters: Arc::clone(&counters),
         buffer: vec![0; 2_048],
+        batch: std::array::from_fn(|_| vec![0; 2_048]),
         pending_reads: Vec::new(),
         pending_sessions: Vec::new(),
         certificate: crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?,
+        load: load::LoadMeter::new(Arc::clone(&load)),
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))
@@ -204,10 +219,13 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realti
             if realtime_priority > 0 {
                 run_at_realtime_priority(index, realtime_priority);
             }
+            let mut worker = worker;
+            // Its CPU time is counted from here, on its own thread.
+            worker.load.restart(Instant::now());
             worker.run()
         })
         .map_err(|source| EngineError::Bind { port: 0, source })?;
-    Ok(WorkerHandle { commands: commands_tx, waker, counters, webrtc_addresses })
+    Ok(WorkerHandle { commands: commands_tx, waker, counters, webrtc_addresses, load })
 }
 
 impl Worker {
@@ -215,9 +233,11 @@ impl Worker {
         let mut events = Events::with_capacity(256);
         loop {
             let busy = !self.pending_reads.is_empty() || !self.pending_sessions.is_empty();
-            let timeout = match self.timers.peek() {
+            let next_timer = self.timers.peek().map(|std::cmp::Reverse((at, _))| *at);
+            let wake_at = next_timer.into_iter().chain(self.load.deadline()).min();
+            let timeout = match wake_at {
                 _ if busy => Duration::ZERO,
-                Some(std::cmp::Reverse((at, _))) => at.saturating_duration_since(Instant::now()),
+                Some(at) => at.saturating_duration_since(Instant::now()),
                 None => Duration::from_secs(60),
             };
             if let Err(e) = self.poll.poll(&mut events, Some(timeout)) {
@@ -246,7 +266,9 @@ impl Worker {
             for (id, side, rtcp) in std::mem::take(&mut self.pending_sessions) {
                 self.read_session(id, side, rtcp);
             }
-            self.run_timers(Instant::now());
+            let now = Instant::now();
+            self.run_timers(now);
+            self.load.sample(now);
         }
     }
 

@@ -2,12 +2,14 @@
 //! datagram read here leaves through a socket before the next one is read, with no channel,
 //! lock or task in between, and packet buffers come from the session's pool.
 
+use super::datagrams::{self, MAX_BATCH};
 use super::demux::{self, DatagramKind};
 use super::{BrowserSlot, LegId, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
 use crate::media::engine::INTERNAL_PEER;
 use crate::media::session::Side;
 use std::collections::HashMap;
 use std::io::ErrorKind;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
 
@@ -15,30 +17,52 @@ use std::time::Instant;
 const READ_BATCH: usize = 64;
 
 impl Worker {
-    /// Reads the shared WebRTC socket `index` until it would block (or a batch is done).
+    /// Reads the shared WebRTC socket `index` until it is empty (or a batch is done).
     pub(super) fn read_shared(&mut self, index: usize) {
-        for _ in 0..READ_BATCH {
+        let mut read = 0;
+        while read < READ_BATCH {
             let Some(shared) = self.shared.get(index) else { return };
-            let (len, peer) = match shared.socket.recv_from(&mut self.buffer) {
-                Ok(received) => received,
+            let (local, fd) = (shared.local, shared.socket.as_raw_fd());
+            let mut received = [(0, None); MAX_BATCH];
+            let mut buffers = self.batch.each_mut().map(|b| b.as_mut_slice());
+            let got = match datagrams::receive(fd, &mut buffers, &mut received) {
+                Ok(got) => got,
                 Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                Err(_) => continue,
-            };
-            let local = shared.local;
-            let now = Instant::now();
-            let Some(id) = self.leg_for(index, peer, len) else { continue };
-            match demux::classify(&self.buffer[..len]) {
-                DatagramKind::Rtp => self.media_from_browser(id, len, now),
-                DatagramKind::Stun | DatagramKind::Dtls => self.signal_from_browser(id, local, peer, len, now),
-                DatagramKind::Unknown => {
-                    self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+                Err(_) => {
+                    read += 1;
+                    continue;
                 }
+            };
+            for (i, (len, peer)) in received.into_iter().take(got).enumerate() {
+                // The datagram's handlers read `self.buffer`: lend them this one.
+                std::mem::swap(&mut self.buffer, &mut self.batch[i]);
+                if let Some(peer) = peer {
+                    self.shared_datagram(index, local, peer, len);
+                }
+                std::mem::swap(&mut self.buffer, &mut self.batch[i]);
+            }
+            read += got;
+            if got < MAX_BATCH {
+                return;
             }
         }
         // More may be queued, and edge-triggered readiness will not fire again for them: a
         // bounded batch keeps one busy socket from starving the rest, the remainder is read on
         // the next turn of the loop.
         self.pending_reads.push(index);
+    }
+
+    /// One datagram from the shared socket `index`, in `self.buffer[..len]`.
+    fn shared_datagram(&mut self, index: usize, local: std::net::SocketAddr, peer: std::net::SocketAddr, len: usize) {
+        let now = Instant::now();
+        let Some(id) = self.leg_for(index, peer, len) else { return };
+        match demux::classify(&self.buffer[..len]) {
+            DatagramKind::Rtp => self.media_from_browser(id, len, now),
+            DatagramKind::Stun | DatagramKind::Dtls => self.signal_from_browser(id, local, peer, len, now),
+            DatagramKind::Unknown => {
+                self.counters.rejected_by_leg.fetch_add(1, Ordering::Relaxed);
+            }
+        }
     }
 
     /// STUN or DTLS in `self.buffer[..len]`, for leg `id`'s state machines.
@@ -121,21 +145,41 @@ impl Worker {
                     Err(_) => continue,
                 }
             } else {
-                let mut packet = slot.session.buffer();
-                packet.resize(1_500, 0);
-                match socket.recv_from(&mut packet) {
-                    Ok((len, from)) => {
-                        packet.truncate(len);
-                        slot.session.handle_rtp(side, from, packet, elapsed);
-                    }
+                let mut packets = [slot.session.buffer(), slot.session.buffer()];
+                let mut received = [(0, None); MAX_BATCH];
+                let result = {
+                    let mut buffers = packets.each_mut().map(|p| {
+                        p.resize(1_500, 0);
+                        p.as_mut_slice()
+                    });
+                    datagrams::receive(socket.as_raw_fd(), &mut buffers, &mut received)
+                };
+                let got = match result {
+                    Ok(got) => got,
                     Err(e) => {
-                        slot.session.recycle(packet);
+                        packets.into_iter().for_each(|p| slot.session.recycle(p));
                         if e.kind() == ErrorKind::WouldBlock {
                             return;
                         }
                         continue;
                     }
+                };
+                for (i, (mut packet, (len, from))) in packets.into_iter().zip(received).enumerate() {
+                    match from.filter(|_| i < got) {
+                        Some(from) => {
+                            packet.truncate(len);
+                            slot.session.handle_rtp(side, from, packet, elapsed);
+                        }
+                        None => slot.session.recycle(packet),
+                    }
                 }
+                self.drive_session(id, now);
+                // Room for two and one came: the socket is empty (a call's socket carries 50
+                // packets a second, so that is nearly every read).
+                if got < 2 {
+                    return;
+                }
+                continue;
             }
             self.drive_session(id, now);
         }
