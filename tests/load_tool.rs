@@ -32,6 +32,9 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         let relay = relay.as_ref().expect("bare relay floor");
         assert!(relay.relayed > 0 && relay.cpu_percent > 0.0 && relay.lost == 0, "{relay:?}");
     }
+    // The same relay fed by the scenarios' own sender, for comparison, at the largest relayed size.
+    let fed = run.floors.fed_relay.as_ref().expect("a fed relay at 6 calls").as_ref().expect("fed relay floor");
+    assert!(fed.calls == 6 && fed.relayed > 0 && fed.cpu_percent > 0.0 && fed.lost == 0, "{fed:?}");
     let codec = run.floors.codec.as_ref().expect("libopus floor");
     assert!(codec.encode_us > 0.0 && codec.decode_us > 0.0, "{codec:?}");
     let outcomes = &run.outcomes;
@@ -79,6 +82,8 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "## Floors",
         "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
         "raw libopus, complexity 5, 8 kHz",
+        "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
+        "the same relay fed by the scenarios' sender (",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from browsers",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from SIP",
         "transcoded Opus ↔ PCMU at 100 calls ≤ 1.3x raw libopus + the relay floor per call, from browsers",

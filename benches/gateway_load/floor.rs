@@ -45,12 +45,12 @@ impl RelayFloor {
 }
 
 /// One call: the relay's socket toward each side, and the far end each side sends from.
-struct Pair {
-    relay: [UdpSocket; 2],
-    far: [std::net::UdpSocket; 2],
+pub(crate) struct Pair {
+    pub(crate) relay: [UdpSocket; 2],
+    pub(crate) far: [std::net::UdpSocket; 2],
 }
 
-fn bind_pair() -> std::io::Result<Pair> {
+pub(crate) fn bind_pair() -> std::io::Result<Pair> {
     let loopback: SocketAddr = "127.0.0.1:0".parse().map_err(std::io::Error::other)?;
     Ok(Pair { relay: [UdpSocket::bind(loopback)?, UdpSocket::bind(loopback)?], far: [std::net::UdpSocket::bind(loopback)?, std::net::UdpSocket::bind(loopback)?] })
 }
@@ -137,7 +137,7 @@ where
 
 /// Relays everything until `stop`; returns (packets relayed, CPU µs, seconds) between the
 /// `measuring` and `measured` phase changes.
-fn relay(mut relays: Vec<[UdpSocket; 2]>, far_ends: Vec<[SocketAddr; 2]>, phases: &Phases) -> std::io::Result<(u64, f64, f64)> {
+pub(crate) fn relay(mut relays: Vec<[UdpSocket; 2]>, far_ends: Vec<[SocketAddr; 2]>, phases: &Phases) -> std::io::Result<(u64, f64, f64)> {
     let mut poll = Poll::new()?;
     for (call, sockets) in relays.iter_mut().enumerate() {
         for (side, socket) in sockets.iter_mut().enumerate() {

@@ -20,6 +20,7 @@ pub mod batched;
 pub mod browser;
 pub mod calls;
 pub mod floor;
+pub mod floor_fed;
 pub mod media_loop;
 pub mod meter;
 pub mod profile;
@@ -386,6 +387,8 @@ pub struct Floors {
     pub codec: Result<floor::CodecFloor, String>,
     /// The shared-port relay at the largest relayed size: one datagram per call, then batched.
     pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
+    /// The bare relay fed by the scenarios' own sender, for comparison (not a target's floor).
+    pub fed_relay: Option<Result<floor::RelayFloor, String>>,
 }
 
 impl Floors {
@@ -417,7 +420,8 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
         Err(e) => println!("raw libopus floor: {e}"),
     }
     let shared_port = measure_shared_port(plan);
-    Floors { relay, codec, shared_port }
+    let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
+    Floors { relay, codec, shared_port, fed_relay }
 }
 
 /// Batched I/O, evaluated at the largest relayed size (`batched.rs`).

@@ -419,6 +419,11 @@ impl RtpEndpoint {
 
     /// Streams the plan's packets to `remote` until its `stop`, receiving a little longer.
     /// Returns what was sent inside the window and what the receiver saw.
+    /// Starts streaming at once, as `run` does; its tally comes on the receiver.
+    pub fn start(self, media: &MediaLoops, remote: SocketAddr, plan: StreamPlan) -> Result<oneshot::Receiver<Tally>, String> {
+        media.start_rtp(self.socket, remote, plan)
+    }
+
     pub async fn run(self, media: &MediaLoops, remote: SocketAddr, plan: StreamPlan) -> Result<Tally, String> {
         let done = media.start_rtp(self.socket, remote, plan)?;
         done.await.map_err(|_| "media loop gone".to_string())

@@ -61,6 +61,15 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
     };
     shared_port_rows(out, floors);
+    let _ = match &floors.fed_relay {
+        Some(Ok(f)) => writeln!(
+            out,
+            "| for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender (the load tool's media loop, the trunk's PCMU probes both ways), 2 x {} streams | {:.2} % of a core = {:.4} % per call, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
+            f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost, f.steal_percent
+        ),
+        Some(Err(e)) => writeln!(out, "| bare relay fed by the scenarios' sender | not measured: {e} |"),
+        None => Ok(()),
+    };
 }
 
 /// Batched I/O, evaluated: the shared WebRTC port relayed per datagram and in batches.
@@ -89,9 +98,14 @@ fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
         let _ = match row {
             Some((o, f)) => {
                 let multiple = o.cpu_per_call() / f.per_call().max(1e-9);
+                // For comparison only: the verdict stays on the floor.
+                let fed = match &floors.fed_relay {
+                    Some(Ok(fed)) if fed.calls == o.scenario.calls => format!("; {:.1}x the same relay fed by the scenarios' sender ({:.2} µs per packet)", o.cpu_per_call() / fed.per_call().max(1e-9), fed.us_per_packet()),
+                    _ => String::new(),
+                };
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls = **{multiple:.1}x** the floor ({:.4} %); {:.2} µs per packet against {:.2}; host steal {:.1} % (floor's {:.1} %) | {} |",
+                    "| {label} | {:.4} % per call at {} calls = **{multiple:.2}x** the floor ({:.4} %); {:.2} µs per packet against {:.2}; host steal {:.1} % (floor's {:.1} %){fed} | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     f.per_call(),

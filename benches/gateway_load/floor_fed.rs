@@ -1,0 +1,73 @@
+//! The bare relay floor fed by the scenarios' own sender, for comparison (not a target's floor).
+//!
+//! The floor (`floor.rs`) relays packets from a generator thread that sends every due
+//! packet in one burst every 0.5 ms, so its relay thread finds about a dozen packets at each
+//! wake-up. The scenarios' streams come from the load tool's media thread instead, which also
+//! sends what is due whenever a packet coming back wakes it: the same traffic in about twice as
+//! many bursts. This floor relays exactly that traffic (the trunk's RTP streams, both ways, on
+//! the load tool's media loop) with the same bare relay, so the gateway's cost can also be read
+//! against a relay that meets the same arrivals.
+
+use super::browser::Voice;
+use super::floor::{bind_pair, relay, Phases, RelayFloor};
+use super::media_loop::MediaLoops;
+use super::meter::{StealSample, Window};
+use super::sip_peer::RtpEndpoint;
+use super::stream::StreamPlan;
+use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Relays `calls` calls' RTP (2 streams each, PCMU probes at 50/s from the load tool's media
+/// loop) for `measure` after a second of warm-up.
+pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
+    let media = MediaLoops::start(MediaLoops::threads_from_env())?;
+    let epoch = Instant::now();
+    let window = Window { epoch, start: epoch + Duration::from_secs(1), end: epoch + Duration::from_secs(1) + measure };
+    let (mut relays, mut far_ends, mut endpoints) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..calls {
+        let pair = bind_pair()?;
+        let ends = [RtpEndpoint::bind()?, RtpEndpoint::bind()?];
+        far_ends.push([0, 1].map(|side| SocketAddr::from(([127, 0, 0, 1], ends[side].port()))));
+        let relay_addrs = [pair.relay[0].local_addr()?, pair.relay[1].local_addr()?];
+        relays.push(pair.relay);
+        endpoints.push((ends, relay_addrs));
+    }
+    let phases = Arc::new(Phases::default());
+    let relay_thread = {
+        let phases = Arc::clone(&phases);
+        std::thread::spawn(move || relay(relays, far_ends, &phases))
+    };
+    let mut done = Vec::new();
+    for (call, (ends, relay_addrs)) in endpoints.into_iter().enumerate() {
+        for (side, end) in ends.into_iter().enumerate() {
+            let plan = StreamPlan { voice: Voice::PcmuProbes, window, call: call as u32, probed: true, stop: window.end };
+            done.push(end.start(&media, relay_addrs[side], plan).map_err(std::io::Error::other)?);
+        }
+    }
+    std::thread::sleep(window.start.saturating_duration_since(Instant::now()));
+    phases.measuring.store(true, Ordering::Relaxed);
+    std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
+    phases.measured.store(true, Ordering::Relaxed);
+    let mut tallies = done.into_iter().map(|d| d.blocking_recv().map_err(|_| std::io::Error::other("media loop gone")));
+    let mut lost = 0;
+    while let (Some(a), Some(b)) = (tallies.next(), tallies.next()) {
+        let ((sent_a, heard_by_a), (sent_b, heard_by_b)) = (a?, b?);
+        lost += heard_by_a.tally(sent_b).lost + heard_by_b.tally(sent_a).lost;
+    }
+    phases.stop.store(true, Ordering::Relaxed);
+    let (relayed, cpu_us, seconds) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0 })
+}
+
+/// `measure`, with the host's steal over it, printed as the other floors are.
+pub fn measure_and_print(calls: usize, duration: Duration) -> Result<RelayFloor, String> {
+    let steal = StealSample::start();
+    let measured = measure(calls, duration).map(|f| RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay fed by the load tool at {calls} calls: {e}"));
+    match &measured {
+        Ok(f) => println!("bare relay fed by the load tool's sender, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost, f.steal_percent),
+        Err(e) => println!("{e}"),
+    }
+    measured
+}
