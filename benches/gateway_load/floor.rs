@@ -33,6 +33,11 @@ pub struct RelayFloor {
 }
 
 impl RelayFloor {
+    /// The console line for a floor named `what`.
+    pub fn summary(&self, what: &str) -> String {
+        format!("{what}, {} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", self.calls, self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
+    }
+
     /// % of a core per call, both directions.
     pub fn per_call(&self) -> f64 {
         self.cpu_percent / self.calls.max(1) as f64

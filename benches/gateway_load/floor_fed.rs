@@ -66,7 +66,7 @@ pub fn measure_and_print(calls: usize, duration: Duration) -> Result<RelayFloor,
     let steal = StealSample::start();
     let measured = measure(calls, duration).map(|f| RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay fed by the load tool at {calls} calls: {e}"));
     match &measured {
-        Ok(f) => println!("bare relay fed by the load tool's sender, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost, f.steal_percent),
+        Ok(f) => println!("{}", f.summary("bare relay fed by the load tool's sender")),
         Err(e) => println!("{e}"),
     }
     measured

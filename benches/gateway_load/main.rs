@@ -408,7 +408,7 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
             let steal = StealSample::start();
             let measured = floor::measure_relay(calls, plan.floor_measure).map(|f| floor::RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay at {calls} calls: {e}"));
             match &measured {
-                Ok(f) => println!("bare relay floor, {calls} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.lost, f.steal_percent),
+                Ok(f) => println!("{}", f.summary("bare relay floor")),
                 Err(e) => println!("{e}"),
             }
             measured

@@ -42,7 +42,7 @@ impl Default for StunHarness {
 impl StunHarness {
     pub fn new() -> StunHarness {
         // A failure here would silently fuzz nothing past the demultiplexer: fail loudly instead.
-        let certificate = DtlsCertificate::generate().expect("a DTLS certificate for the fuzzed leg");
+        let certificate = DtlsCertificate::generate().expect("a DTLS certificate for the fuzzed leg"); // ok: fuzz harness, never reached from the network; a panic here is the fuzzer's finding
         StunHarness { leg: None, certificate, flows: HashMap::new(), now: Instant::now(), inputs: 0, reached_leg: 0 }
     }
 
@@ -58,15 +58,15 @@ impl StunHarness {
                 ufrag: LEG_UFRAG.into(),
                 pwd: LEG_PWD.into(),
                 ssrc: 0x5eed,
-                local_addresses: vec![LOCAL.parse().expect("a literal address")],
+                local_addresses: vec![LOCAL.parse().expect("a literal address")], // ok: fuzz harness, never reached from the network; a panic here is the fuzzer's finding
                 certificate: self.certificate.clone(),
             };
             let config = WebRtcConfig { public_ip: None, lite: true, failed_timeout: Duration::from_secs(30) };
-            let (leg, _answer) = WebRtcLeg::answer(BROWSER_OFFER, None, &config, &identity, self.now).expect("the fuzzed leg answers its fixed offer");
+            let (leg, _answer) = WebRtcLeg::answer(BROWSER_OFFER, None, &config, &identity, self.now).expect("the fuzzed leg answers its fixed offer"); // ok: fuzz harness, never reached from the network; a panic here is the fuzzer's finding
             self.flows.clear();
             return self.leg.insert(leg);
         }
-        self.leg.as_mut().expect("a leg exists")
+        self.leg.as_mut().expect("a leg exists") // ok: fuzz harness, never reached from the network; a panic here is the fuzzer's finding
     }
 }
 
@@ -108,7 +108,7 @@ pub fn stun_demux(harness: &mut StunHarness, data: &[u8]) {
         let mut packet = data.to_vec();
         let _ = leg.unprotect(&mut packet, demux::is_rtcp(data));
     } else {
-        let _ = leg.handle_datagram(LOCAL.parse().expect("a literal address"), peer, data, now);
+        let _ = leg.handle_datagram(LOCAL.parse().expect("a literal address"), peer, data, now); // ok: fuzz harness, never reached from the network; a panic here is the fuzzer's finding
     }
     for _ in 0..64 {
         let mut progressed = leg.poll_datagram().is_some();

@@ -10,32 +10,32 @@ use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
 
-/// The most datagrams one read takes.
+/// The most datagrams one read of a shared socket takes.
 pub(super) const MAX_BATCH: usize = 8;
 
 /// What one datagram of a batch was: its length and its sender (`None` for a sender that is
 /// not an IP socket address, which a UDP socket never reports).
 pub(super) type Received = (usize, Option<SocketAddr>);
 
-/// Reads up to `buffers.len()` datagrams (at most `MAX_BATCH`) from `fd` without blocking:
-/// datagram `i` into `buffers[i]`, its length and sender into `received[i]`. Returns how many
-/// it read; `WouldBlock` when none was waiting.
-pub(super) fn receive(fd: RawFd, buffers: &mut [&mut [u8]], received: &mut [Received; MAX_BATCH]) -> io::Result<usize> {
-    let count = buffers.len().min(MAX_BATCH);
+/// Reads up to `N` datagrams from `fd` without blocking: datagram `i` into `buffers[i]`, its
+/// length and sender into `received[i]`. Returns how many it read; `WouldBlock` when none was
+/// waiting. The batch's bookkeeping is sized by `N`, so a call's socket read two at a time
+/// prepares two headers, not eight.
+pub(super) fn receive<const N: usize>(fd: RawFd, buffers: &mut [&mut [u8]; N], received: &mut [Received; N]) -> io::Result<usize> {
     // SAFETY: sockaddr_storage, iovec and mmsghdr are plain old data, valid when zeroed.
-    let mut names: [libc::sockaddr_storage; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    let mut iovecs: [libc::iovec; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    let mut headers: [libc::mmsghdr; MAX_BATCH] = unsafe { std::mem::zeroed() };
-    for (i, buffer) in buffers.iter_mut().take(count).enumerate() {
+    let mut names: [libc::sockaddr_storage; N] = unsafe { std::mem::zeroed() };
+    let mut iovecs: [libc::iovec; N] = unsafe { std::mem::zeroed() };
+    let mut headers: [libc::mmsghdr; N] = unsafe { std::mem::zeroed() };
+    for (i, buffer) in buffers.iter_mut().enumerate() {
         iovecs[i] = libc::iovec { iov_base: buffer.as_mut_ptr().cast(), iov_len: buffer.len() };
         headers[i].msg_hdr.msg_name = std::ptr::addr_of_mut!(names[i]).cast();
         headers[i].msg_hdr.msg_namelen = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
         headers[i].msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovecs[i]);
         headers[i].msg_hdr.msg_iovlen = 1;
     }
-    // SAFETY: the first `count` headers point at live iovecs over live buffers and at live
-    // address storage, all of which outlive the call.
-    let got = unsafe { libc::recvmmsg(fd, headers.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+    // SAFETY: every header points at a live iovec over a live buffer and at live address
+    // storage, all of which outlive the call.
+    let got = unsafe { libc::recvmmsg(fd, headers.as_mut_ptr(), N as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
     let got = usize::try_from(got).map_err(|_| io::Error::last_os_error())?;
     for i in 0..got {
         // SAFETY: the kernel wrote a socket address of `msg_namelen` bytes into `names[i]`.
@@ -60,12 +60,14 @@ mod tests {
         }
         let mut storage = [[0u8; 64]; MAX_BATCH];
         let mut received = [(0, None); MAX_BATCH];
-        let mut buffers: Vec<&mut [u8]> = storage.iter_mut().map(|b| &mut b[..]).collect();
+        let mut buffers = storage.each_mut().map(|b| &mut b[..]);
         // Loopback delivers synchronously: all three are queued once `send_to` returned.
-        let got = receive(receiver.as_raw_fd(), &mut buffers[..2], &mut received).expect("read");
+        let [first, second, ..] = &mut buffers;
+        let (mut two, mut two_received) = ([&mut first[..], &mut second[..]], [(0, None); 2]);
+        let got = receive(receiver.as_raw_fd(), &mut two, &mut two_received).expect("read");
         assert_eq!(got, 2, "a full batch: more may wait");
-        assert_eq!(received[0], (3, Some(sender.local_addr().expect("addr"))));
-        assert_eq!(&buffers[1][..received[1].0], b"three");
+        assert_eq!(two_received[0], (3, Some(sender.local_addr().expect("addr"))));
+        assert_eq!(&two[1][..two_received[1].0], b"three");
         let got = receive(receiver.as_raw_fd(), &mut buffers, &mut received).expect("read");
         assert_eq!(got, 1, "a short batch: the socket is empty");
         assert_eq!(&buffers[0][..received[0].0], b"seventeen bytes!!");

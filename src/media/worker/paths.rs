@@ -146,7 +146,7 @@ impl Worker {
                 }
             } else {
                 let mut packets = [slot.session.buffer(), slot.session.buffer()];
-                let mut received = [(0, None); MAX_BATCH];
+                let mut received = [(0, None); 2];
                 let result = {
                     let mut buffers = packets.each_mut().map(|p| {
                         p.resize(1_500, 0);
@@ -176,7 +176,7 @@ impl Worker {
                 self.drive_session(id, now);
                 // Room for two and one came: the socket is empty (a call's socket carries 50
                 // packets a second, so that is nearly every read).
-                if got < 2 {
+                if got < received.len() {
                     return;
                 }
                 continue;
