@@ -35,8 +35,14 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     // The same relay fed by the scenarios' own sender, for comparison, at the largest relayed size.
     let fed = run.floors.fed_relay.as_ref().expect("a fed relay at 6 calls").as_ref().expect("fed relay floor");
     assert!(fed.calls == 6 && fed.relayed > 0 && fed.cpu_percent > 0.0 && fed.lost == 0, "{fed:?}");
-    let codec = run.floors.codec.as_ref().expect("libopus floor");
-    assert!(codec.encode_us > 0.0 && codec.decode_us > 0.0, "{codec:?}");
+    // Raw libopus on one state per call at the transcoded size, and on one hot state.
+    assert_eq!(run.floors.codec.len(), plan.transcoded.len(), "a libopus floor per transcoded size");
+    for (codec, &calls) in run.floors.codec.iter().zip(&plan.transcoded) {
+        let codec = codec.as_ref().expect("libopus floor");
+        assert!(codec.states == calls && codec.encode_us > 0.0 && codec.decode_us > 0.0, "{codec:?}");
+    }
+    let hot = run.floors.codec_one_state.as_ref().expect("libopus floor on one state");
+    assert!(hot.states == 1 && hot.encode_us > 0.0 && hot.decode_us > 0.0, "{hot:?}");
     let outcomes = &run.outcomes;
     assert_eq!(outcomes.len(), 9, "passthrough and transcoded both ways, each once more under perf, JsSIP-style calls, and two setup rates");
     for outcome in outcomes {
@@ -81,7 +87,8 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     for row in [
         "## Floors",
         "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
-        "raw libopus, complexity 5, 8 kHz",
+        "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on 4 encoder and 4 decoder states in turn",
+        "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",
         "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
         "the same relay fed by the scenarios' sender (",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from browsers",

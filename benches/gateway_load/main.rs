@@ -384,7 +384,10 @@ impl Plan {
 pub struct Floors {
     /// The bare relay at every call count a scenario runs.
     pub relay: Vec<Result<floor::RelayFloor, String>>,
-    pub codec: Result<floor::CodecFloor, String>,
+    /// Raw libopus at every transcoded call count, one encoder and decoder state per call.
+    pub codec: Vec<Result<floor::CodecFloor, String>>,
+    /// Raw libopus on one state kept hot, for comparison (not a target's floor).
+    pub codec_one_state: Result<floor::CodecFloor, String>,
     /// The shared-port relay at the largest relayed size: one datagram per call, then batched.
     pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
     /// The bare relay fed by the scenarios' own sender, for comparison (not a target's floor).
@@ -395,6 +398,11 @@ impl Floors {
     /// The bare relay measured at `calls`.
     pub fn relay_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
         self.relay.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
+    }
+
+    /// Raw libopus over `calls` calls' states.
+    pub fn codec_at(&self, calls: usize) -> Option<&floor::CodecFloor> {
+        self.codec.iter().filter_map(|c| c.as_ref().ok()).find(|c| c.states == calls)
     }
 }
 
@@ -414,14 +422,20 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
             measured
         })
         .collect();
-    let codec = floor::measure_codec(opus);
-    match &codec {
-        Ok(c) => println!("raw libopus floor: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", c.encode_us, c.decode_us, c.per_call()),
-        Err(e) => println!("raw libopus floor: {e}"),
-    }
+    let codec_one_state = measure_codec_and_print(opus, 1);
+    let codec = plan.transcoded.iter().map(|&calls| measure_codec_and_print(opus, calls)).collect();
     let shared_port = measure_shared_port(plan);
     let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
-    Floors { relay, codec, shared_port, fed_relay }
+    Floors { relay, codec, codec_one_state, shared_port, fed_relay }
+}
+
+fn measure_codec_and_print(opus: &[Vec<u8>], states: usize) -> Result<floor::CodecFloor, String> {
+    let codec = floor::measure_codec(opus, states);
+    match &codec {
+        Ok(c) => println!("raw libopus floor, {states} encoder + decoder states in turn: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", c.encode_us, c.decode_us, c.per_call()),
+        Err(e) => println!("raw libopus floor, {states} states: {e}"),
+    }
+    codec
 }
 
 /// Batched I/O, evaluated at the largest relayed size (`batched.rs`).

@@ -56,9 +56,19 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
             Err(e) => writeln!(out, "| bare relay | not measured: {e} |"),
         };
     }
-    let _ = match &floors.codec {
-        Ok(c) => writeln!(out, "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms | {:.1} + {:.1} µs per frame = **{:.3} % per call** |", c.encode_us, c.decode_us, c.per_call()),
-        Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
+    for codec in &floors.codec {
+        let _ = match codec {
+            Ok(c) => writeln!(
+                out,
+                "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on {} encoder and {} decoder states in turn (one of each per call) | {:.1} + {:.1} µs per frame = **{:.3} % per call** |",
+                c.states, c.states, c.encode_us, c.decode_us, c.per_call()
+            ),
+            Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
+        };
+    }
+    let _ = match &floors.codec_one_state {
+        Ok(c) => writeln!(out, "| for comparison, not a target's floor: raw libopus on one encoder and one decoder state kept hot in the cache | {:.1} + {:.1} µs per frame = {:.3} % per call |", c.encode_us, c.decode_us, c.per_call()),
+        Err(e) => writeln!(out, "| raw libopus on one state | not measured: {e} |"),
     };
     shared_port_rows(out, floors);
     let _ = match &floors.fed_relay {
@@ -124,14 +134,18 @@ fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
 fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
     for origin in [Origin::Browser, Origin::Sip] {
         let label = format!("transcoded Opus ↔ PCMU at {TRANSCODED_CALLS} calls ≤ {CODEC_MULTIPLE}x raw libopus + the relay floor per call, {}", origin_name(origin));
-        let row = at_size(outcomes, Media::Transcoded, origin, TRANSCODED_CALLS).and_then(|o| Some((o, floors.relay_at(o.scenario.calls)?, floors.codec.as_ref().ok()?)));
+        let row = at_size(outcomes, Media::Transcoded, origin, TRANSCODED_CALLS).and_then(|o| Some((o, floors.relay_at(o.scenario.calls)?, floors.codec_at(o.scenario.calls)?)));
         let _ = match row {
             Some((o, relay, codec)) => {
                 let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
                 let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
+                let against_one_state = match &floors.codec_one_state {
+                    Ok(hot) => format!(" ({:.2}x raw libopus on one hot state)", (o.cpu_per_call() - relay.per_call()) / hot.per_call().max(1e-9)),
+                    Err(_) => String::new(),
+                };
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus; host steal {:.1} % | {} |",
+                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus on the calls' states{against_one_state}; host steal {:.1} % | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     codec.per_call(),

@@ -10,11 +10,11 @@
 //! unprotect allocates once (copied back into the caller's buffer, which keeps its capacity).
 
 use rtc_srtp::context::Context;
-use rtc_srtp::crypto::providers::RingCrypto;
 use rtc_srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use rtc_srtp::protection_profile::ProtectionProfile;
 use rtc_shared::error::Error as CrateError;
 
+use super::crypto::SrtpCrypto;
 use super::{SrtpError, Suite, MASTER_KEY_LEN, MASTER_SALT_LEN};
 
 /// Authenticated SSRCs one context tracks; beyond them a new SSRC needs a rekey (re-INVITE).
@@ -57,15 +57,15 @@ impl SrtpContext {
             profile,
             Some(srtp_replay_protection(REPLAY_WINDOW)),
             Some(srtcp_replay_protection(REPLAY_WINDOW)),
-            &RingCrypto,
+            &SrtpCrypto,
         )
-        // Cannot fail: the key and salt lengths are those of the profile by type, and the ring
+        // Cannot fail: the key and salt lengths are those of the profile by type, and the
         // provider implements both AES-CM profiles. Nothing here depends on peer input.
         .expect("rtc-srtp accepts AES-CM-128 keys of the profile's length"); // ok: lengths fixed by the type
         SrtpContext {
             suite,
             inner,
-             authenticated: [0; MAX_SSRCS],
+            authenticated: [0; MAX_SSRCS],
             authenticated_len: 0,
             unauthenticated: [0; MAX_UNAUTHENTICATED_SSRCS],
             unauthenticated_len: 0,

@@ -18,6 +18,7 @@
 //! between directions, and SDES gives each side its own key anyway.
 
 mod context;
+mod crypto;
 mod sdes;
 #[cfg(test)]
 mod tests;
