@@ -87,6 +87,8 @@ fn strangers_on_the_shared_port_neither_reach_nor_disturb_a_call() {
     // Garbage, DTLS and SRTP from a 5-tuple no leg uses, the empty and the short datagram.
     assert!(metric(&metrics, "unknown_flow") >= 4 * sent, "{metrics}");
     assert!(metric(&metrics, "unknown_ufrag") >= sent, "{metrics}");
+    // The call's own media all left: the kernel refused none of the worker's sends.
+    assert!(metrics.lines().any(|l| l == "sipbridge_media_sends_refused_total 0"), "{metrics}");
     assert!(!gateway.log().contains("panicked"), "{}", gateway.log());
     let (health, _) = http_get(gateway.http_port, "/healthz", None).expect("healthz");
     assert_eq!(health, 200);

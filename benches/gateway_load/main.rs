@@ -406,7 +406,7 @@ impl Floors {
     }
 }
 
-fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
+fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> (Floors, CodecBenches) {
     let mut sizes: Vec<usize> = plan.passthrough.iter().chain(&plan.transcoded).copied().collect();
     sizes.sort_unstable();
     sizes.dedup();
@@ -422,20 +422,56 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> Floors {
             measured
         })
         .collect();
-    let codec_one_state = measure_codec_and_print(opus, 1);
-    let codec = plan.transcoded.iter().map(|&calls| measure_codec_and_print(opus, calls)).collect();
+    let codec = CodecBenches::start(plan, opus);
+    let (codec_floors, codec_one_state) = codec.floors();
     let shared_port = measure_shared_port(plan);
     let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
-    Floors { relay, codec, codec_one_state, shared_port, fed_relay }
+    (Floors { relay, codec: codec_floors, codec_one_state, shared_port, fed_relay }, codec)
 }
 
-fn measure_codec_and_print(opus: &[Vec<u8>], states: usize) -> Result<floor::CodecFloor, String> {
-    let codec = floor::measure_codec(opus, states);
-    match &codec {
-        Ok(c) => println!("raw libopus floor, {states} encoder + decoder states in turn: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", c.encode_us, c.decode_us, c.per_call()),
-        Err(e) => println!("raw libopus floor, {states} states: {e}"),
+/// Raw libopus at every transcoded size and on one hot state, timed again after each
+/// transcoded scenario (`floor::CodecBench`).
+struct CodecBenches {
+    sizes: Vec<(usize, Result<floor::CodecBench, String>)>,
+    one_state: Result<floor::CodecBench, String>,
+}
+
+impl CodecBenches {
+    /// Passes timed before the scenarios, and again after each transcoded scenario.
+    const FIRST_PASSES: usize = 5;
+    const LATER_PASSES: usize = 3;
+
+    fn start(plan: &Plan, opus: &[Vec<u8>]) -> CodecBenches {
+        let start = |states| floor::CodecBench::new(opus, states).and_then(|mut b| b.measure(Self::FIRST_PASSES).map(|()| b));
+        let benches = CodecBenches { sizes: plan.transcoded.iter().map(|&calls| (calls, start(calls))).collect(), one_state: start(1) };
+        benches.print("before the scenarios");
+        benches
     }
-    codec
+
+    /// More passes at `calls` states (and on the hot state), after a scenario of that size.
+    fn measure_after(&mut self, calls: usize) {
+        let benches = self.sizes.iter_mut().filter(|(states, _)| *states == calls).map(|(_, bench)| bench);
+        for bench in benches.chain([&mut self.one_state]).filter_map(|b| b.as_mut().ok()) {
+            if let Err(e) = bench.measure(Self::LATER_PASSES) {
+                println!("raw libopus floor: {e}");
+            }
+        }
+    }
+
+    fn floors(&self) -> (Vec<Result<floor::CodecFloor, String>>, Result<floor::CodecFloor, String>) {
+        let floor = |bench: &Result<floor::CodecBench, String>| bench.as_ref().map_err(Clone::clone).and_then(floor::CodecBench::floor);
+        (self.sizes.iter().map(|(_, b)| floor(b)).collect(), floor(&self.one_state))
+    }
+
+    fn print(&self, when: &str) {
+        let (sizes, one_state) = self.floors();
+        for codec in sizes.iter().chain([&one_state]) {
+            match codec {
+                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn, {when}: median of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs)", c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us),
+                Err(e) => println!("raw libopus floor: {e}"),
+            }
+        }
+    }
 }
 
 /// Batched I/O, evaluated at the largest relayed size (`batched.rs`).
@@ -463,12 +499,15 @@ pub struct Run {
 /// Measures the floors, then runs every scenario of the plan.
 pub fn run_plan(plan: &Plan) -> Run {
     let opus = Arc::new(browser::opus_tone());
-    let floors = measure_floors(plan, &opus);
+    let (mut floors, mut codec) = measure_floors(plan, &opus);
     let mut outcomes = Vec::new();
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
         for origin in [Origin::Browser, Origin::Sip] {
             for &calls in sizes {
                 let clean = run_scenario(concurrent(plan, origin, media, calls, false), &opus, &mut outcomes);
+                if media == Media::Transcoded {
+                    codec.measure_after(calls);
+                }
                 if plan.ramp && !clean {
                     break;
                 }
@@ -493,6 +532,10 @@ pub fn run_plan(plan: &Plan) -> Run {
         while run_scenario(setup_rate(plan, origin, rate), &opus, &mut outcomes) && plan.ramp && rate < 300.0 {
             rate += 50.0;
         }
+    }
+    if !plan.transcoded.is_empty() {
+        codec.print("over the whole run");
+        (floors.codec, floors.codec_one_state) = codec.floors();
     }
     Run { floors, outcomes }
 }

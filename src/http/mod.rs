@@ -348,6 +348,8 @@ async fn metrics(State(state): State<AppState>, headers: HeaderMap) -> Response 
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_flow\"}} {unknown_flow}");
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"unknown_ufrag\"}} {unknown_ufrag}");
     let _ = writeln!(out, "sipbridge_webrtc_dropped_total{{reason=\"rejected_by_leg\"}} {rejected}");
+    let _ = writeln!(out, "# TYPE sipbridge_media_sends_refused_total counter");
+    let _ = writeln!(out, "sipbridge_media_sends_refused_total {}", calls.engine.sends_refused());
     let _ = writeln!(out, "# TYPE sipbridge_browser_push_waits_total counter");
     let _ = writeln!(out, "sipbridge_browser_push_waits_total {}", calls.stats.push_waits());
     let _ = writeln!(out, "# TYPE sipbridge_websocket_connections gauge");

@@ -223,6 +223,12 @@ impl MediaEngine {
         })
     }
 
+    /// Media packets the workers' sockets refused to send, summed over workers.
+    pub fn sends_refused(&self) -> u64 {
+        let workers = self.workers.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone();
+        workers.map_or(0, |workers| workers.iter().map(|w| w.counters.send_refused.load(Ordering::Relaxed)).sum())
+    }
+
     fn next_worker(&self) -> Result<(usize, WorkerHandle), EngineError> {
         let workers = self.workers()?;
         let index = pick_worker(workers.iter().map(WorkerHandle::load_permille));

@@ -8,6 +8,7 @@
 mod datagrams;
 pub(crate) mod demux;
 mod load;
+mod outbox;
 mod paths;
 
 use super::engine::{EngineError, RtpEndpoint};
@@ -36,6 +37,8 @@ pub struct WorkerCounters {
     pub unknown_ufrag: AtomicU64,
     /// Refused by a leg's connection: bad DTLS, SRTP that fails authentication, bad STUN.
     pub rejected_by_leg: AtomicU64,
+    /// Media packets the kernel would not take (a full socket buffer, an unreachable peer).
+    pub send_refused: AtomicU64,
 }
 
 /// How a browser leg starts: answering the browser's offer, or offering to it.
@@ -169,6 +172,8 @@ pub(super) struct Worker {
     pending_sessions: Vec<(SessionId, Side, bool)>,
     certificate: crate::webrtc_leg::DtlsCertificate,
     load: load::LoadMeter,
+    /// The turn's media, sent when the turn ends.
+    outbox: outbox::Outbox,
 }
 
 /// Binds the shared WebRTC sockets and starts the worker thread (at `realtime_priority` under
@@ -212,6 +217,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realti
         pending_sessions: Vec::new(),
         certificate: crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?,
         load: load::LoadMeter::new(Arc::clone(&load)),
+        outbox: outbox::Outbox::new(),
     };
     std::thread::Builder::new()
         .name(format!("media-{index}"))
@@ -268,7 +274,20 @@ impl Worker {
             }
             let now = Instant::now();
             self.run_timers(now);
+            self.flush_outbox();
             self.load.sample(now);
+        }
+    }
+
+    /// Sends the turn's media now, and counts what the kernel refused.
+    pub(super) fn flush_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        self.outbox.flush();
+        let refused = std::mem::take(&mut self.outbox.refused);
+        if refused > 0 {
+            self.counters.send_refused.fetch_add(refused, Ordering::Relaxed);
         }
     }
 
@@ -403,6 +422,8 @@ impl Worker {
     }
 
     fn stop_session(&mut self, id: SessionId) {
+        // Queued packets name the session's sockets by descriptor: they leave before it closes.
+        self.flush_outbox();
         let Some(slot) = self.sessions.remove(&id) else { return };
         for leg in slot.legs {
             match leg {

@@ -1,8 +1,9 @@
 //! The packet paths of a worker. Every function runs to completion on the worker's thread: a
-//! datagram read here leaves through a socket before the next one is read, with no channel,
+//! datagram read here is handled and queued to leave before the next one is read, with no channel,
 //! lock or task in between, and packet buffers come from the session's pool.
 
 use super::datagrams::{self, MAX_BATCH};
+use super::outbox::Outbox;
 use super::demux::{self, DatagramKind};
 use super::{BrowserSlot, LegId, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
 use crate::media::engine::INTERNAL_PEER;
@@ -55,6 +56,9 @@ impl Worker {
     /// One datagram from the shared socket `index`, in `self.buffer[..len]`.
     fn shared_datagram(&mut self, index: usize, local: std::net::SocketAddr, peer: std::net::SocketAddr, len: usize) {
         let now = Instant::now();
+        if self.outbox.due(now) {
+            self.flush_outbox();
+        }
         let Some(id) = self.leg_for(index, peer, len) else { return };
         match demux::classify(&self.buffer[..len]) {
             DatagramKind::Rtp => self.media_from_browser(id, len, now),
@@ -133,10 +137,13 @@ impl Worker {
     /// Reads a SIP-side RTP or RTCP socket of session `id` until it would block.
     pub(super) fn read_session(&mut self, id: SessionId, side: Side, rtcp: bool) {
         for _ in 0..READ_BATCH {
+            let now = Instant::now();
+            if self.outbox.due(now) {
+                self.flush_outbox();
+            }
             let Some(slot) = self.sessions.get_mut(&id) else { return };
             let SlotLeg::Udp(endpoint) = &slot.legs[side.index()] else { return };
             let socket = if rtcp { &endpoint.rtcp } else { &endpoint.rtp };
-            let now = Instant::now();
             let elapsed = now.saturating_duration_since(self.started);
             if rtcp {
                 match socket.recv_from(&mut self.buffer) {
@@ -198,16 +205,18 @@ impl Worker {
                 match &slot.legs[transmit.side.index()] {
                     SlotLeg::Udp(endpoint) => {
                         let socket = if transmit.rtcp { &endpoint.rtcp } else { &endpoint.rtp };
-                        // Never wait on a full socket buffer: a late media packet is a lost one.
-                        let _ = socket.send_to(&transmit.packet, transmit.to);
-                        slot.session.recycle(transmit.packet);
+                        if let Some(spare) = self.outbox.push(socket.as_raw_fd(), transmit.to, transmit.packet, now) {
+                            slot.session.recycle(spare);
+                        }
                     }
                     SlotLeg::Browser(leg) => {
-                        let mut packet = transmit.packet;
-                        if let Some(browser) = self.legs.get_mut(leg) {
-                            send_to_browser(browser, &self.shared, &mut packet, transmit.rtcp);
+                        let spare = match self.legs.get_mut(leg) {
+                            Some(browser) => send_to_browser(browser, &self.shared, &mut self.outbox, transmit.packet, transmit.rtcp, now),
+                            None => Some(transmit.packet),
+                        };
+                        if let Some(spare) = spare {
+                            slot.session.recycle(spare);
                         }
-                        slot.session.recycle(packet);
                     }
                     SlotLeg::Loopback if !transmit.rtcp => {
                         looped = true;
@@ -259,16 +268,17 @@ impl Worker {
     }
 }
 
-/// Protects `packet` under the leg's SRTP keys and sends it by the leg's selected pair; before
+/// Protects `packet` under the leg's SRTP keys and queues it by the leg's selected pair; before
 /// DTLS is up there are no keys and the packet is dropped (media from SIP often starts first).
-fn send_to_browser(browser: &mut BrowserSlot, shared: &[SharedSocket], packet: &mut Vec<u8>, rtcp: bool) {
-    let Some((local, peer)) = browser.leg.route() else { return };
-    if browser.leg.protect(packet, rtcp).is_err() {
-        return;
+/// Returns a buffer for the session's pool: the packet itself when it was not queued.
+fn send_to_browser(browser: &mut BrowserSlot, shared: &[SharedSocket], outbox: &mut Outbox, mut packet: Vec<u8>, rtcp: bool, now: Instant) -> Option<Vec<u8>> {
+    let Some((local, peer)) = browser.leg.route() else { return Some(packet) };
+    if browser.leg.protect(&mut packet, rtcp).is_err() {
+        return Some(packet);
     }
-    if let Some(socket) = shared.iter().find(|s| s.local == local) {
-        // Never wait on a full socket buffer: a late media packet is a lost one.
-        let _ = socket.socket.send_to(packet, peer);
+    match shared.iter().find(|s| s.local == local) {
+        Some(socket) => outbox.push(socket.socket.as_raw_fd(), peer, packet, now),
+        None => Some(packet),
     }
 }
 
