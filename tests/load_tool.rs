@@ -80,6 +80,9 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     for profile in profiled {
         let summary = profile.as_ref().expect("perf profile");
         assert!(summary.samples > 0 && !summary.areas.is_empty() && !summary.symbols.is_empty(), "{summary:?}");
+        // Every sample is in some binary: the gateway's own, the kernel, the libraries.
+        let binaries: f64 = summary.binaries.iter().map(|(_, percent)| percent).sum();
+        assert!(binaries > 95.0 && summary.binaries.iter().any(|(b, _)| b.contains("sipbridge")), "{summary:?}");
     }
 
     let dir = tempfile::tempdir().expect("tempdir");
@@ -105,6 +108,7 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "setup p99 < 3.00 ms at 50 setups/s: SIP INVITE → browser `incoming`",
         "setup p99 < 3.00 ms at 50 setups/s: browser `call` → `answered`",
         "## Where the gateway's time goes",
+        "Self time by binary (every sample, symbols or not):",
         "## SIP over WebSocket (JsSIP-style) next to the JSON path",
         "| SIP over WebSocket (JsSIP-style) → SIP, PCMU passthrough, 3 concurrent | 3 | 3 / 0 |",
         "| browser → SIP, PCMU passthrough, 6 concurrent | 6 | 6 / 0 |",

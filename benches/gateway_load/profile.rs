@@ -31,6 +31,9 @@ pub struct Summary {
     pub areas: Vec<(String, f64)>,
     /// (symbol, % of samples spent in it, self time), largest first.
     pub symbols: Vec<(String, f64)>,
+    /// (binary or library, % of samples), largest first: every sample counted, so a library
+    /// without symbols (Debian's libopus) shows whole here.
+    pub binaries: Vec<(String, f64)>,
 }
 
 /// Which part of the gateway a symbol belongs to, for the summary.
@@ -132,11 +135,30 @@ pub fn summarise(mut recording: Recording) -> Result<Summary, String> {
     areas.sort_by(|a, b| b.1.total_cmp(&a.1));
     symbols.sort_by(|a, b| b.1.total_cmp(&a.1));
     symbols.truncate(15);
+    let binaries = by_binary(&recording.data);
     let _ = std::fs::remove_file(&recording.data);
     if samples == 0 {
         return Err(format!("perf recorded no samples: {}", String::from_utf8_lossy(&output.stderr).lines().next().unwrap_or_default()));
     }
-    Ok(Summary { samples, areas, symbols })
+    Ok(Summary { samples, areas, symbols, binaries })
+}
+
+/// Self time per binary or library ("67.72%  libopus.so.0.8.0"), largest first.
+fn by_binary(data: &Path) -> Vec<(String, f64)> {
+    let Ok(output) = Command::new("perf").args(["report", "--stdio", "--no-children", "--sort", "dso", "-g", "none", "-i"]).arg(data).output() else { return Vec::new() };
+    let text = String::from_utf8_lossy(&output.stdout);
+    let mut binaries: Vec<(String, f64)> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut fields = l.split_whitespace();
+            let percent = fields.next()?.strip_suffix('%')?.parse::<f64>().ok()?;
+            Some((fields.next()?.to_string(), percent))
+        })
+        .filter(|(_, percent)| *percent >= 0.1)
+        .collect();
+    binaries.sort_by(|a, b| b.1.total_cmp(&a.1));
+    binaries
 }
 
 /// Drops generic parameters and hashes so a symbol fits a table cell; `<T as Trait>::f` becomes

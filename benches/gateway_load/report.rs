@@ -104,6 +104,10 @@ fn profile_section(out: &mut String, outcomes: &[Outcome]) {
                 for (area, percent) in &summary.areas {
                     let _ = writeln!(out, "| {area} | {percent:.1} % |");
                 }
+                out.push_str("\nSelf time by binary (every sample, symbols or not):\n\n| binary | share of gateway CPU |\n|---|---|\n");
+                for (binary, percent) in &summary.binaries {
+                    let _ = writeln!(out, "| `{binary}` | {percent:.1} % |");
+                }
                 out.push_str("\nHottest functions (self time):\n\n| function | share |\n|---|---|\n");
                 for (symbol, percent) in &summary.symbols {
                     let _ = writeln!(out, "| `{}` | {percent:.1} % |", symbol.replace('|', "\\|"));
