@@ -65,15 +65,20 @@ impl Outbox {
         self.queued.is_empty()
     }
 
-    /// Sends everything queued, in order: each run of packets through one descriptor in one
-    /// `sendmmsg`, never waiting on a full socket buffer.
+    /// Sends everything queued: each socket's packets in the order they were queued, in one
+    /// `sendmmsg` per socket however the turn interleaved the sockets, never waiting on a full
+    /// socket buffer.
     pub(super) fn flush(&mut self) {
-        let mut start = 0;
-        while start < self.queued.len() {
-            let fd = self.queued[start].fd;
-            let end = start + self.queued[start..].iter().take_while(|q| q.fd == fd).count();
-            self.refused += send_run(fd, &self.queued[start..end]) as u64;
-            start = end;
+        // `push` flushes a full outbox first, so at most MAX_QUEUED packets wait here.
+        let mut order = [0u8; MAX_QUEUED];
+        let order = &mut order[..self.queued.len()];
+        for (position, slot) in order.iter_mut().enumerate() {
+            *slot = position as u8;
+        }
+        let queued = &self.queued;
+        order.sort_unstable_by_key(|&i| (queued[usize::from(i)].fd, i));
+        for run in order.chunk_by(|&a, &b| queued[usize::from(a)].fd == queued[usize::from(b)].fd) {
+            self.refused += send_run(queued, run) as u64;
         }
         for queued in self.queued.drain(..) {
             if self.spare.len() < SPARE_BUFFERS {
@@ -86,12 +91,12 @@ impl Outbox {
     }
 }
 
-/// Sends `run` (all through `fd`) with as few `sendmmsg` calls as the kernel allows; returns
-/// how many packets it refused.
-fn send_run(fd: RawFd, run: &[Queued]) -> usize {
+/// Sends the packets `run` names (indices into `queued`, all through one socket) with as few
+/// `sendmmsg` calls as the kernel allows; returns how many packets it refused.
+fn send_run(queued: &[Queued], run: &[u8]) -> usize {
     let (mut done, mut refused) = (0, 0);
     while done < run.len() {
-        match send_batch(fd, &run[done..]) {
+        match send_batch(queued, &run[done..]) {
             Ok(sent) if sent > 0 => done += sent,
             // The first packet of the rest was refused: drop it and go on with the others.
             _ => {
@@ -103,22 +108,30 @@ fn send_run(fd: RawFd, run: &[Queued]) -> usize {
     refused
 }
 
-/// One `sendmmsg` of up to [`MAX_QUEUED`] packets of `run` through `fd`: how many it sent.
-fn send_batch(fd: RawFd, run: &[Queued]) -> std::io::Result<usize> {
-    let count = run.len().min(MAX_QUEUED);
-    // SAFETY: iovec and mmsghdr are plain old data, valid when zeroed.
-    let mut iovecs: [libc::iovec; MAX_QUEUED] = unsafe { std::mem::zeroed() };
-    let mut headers: [libc::mmsghdr; MAX_QUEUED] = unsafe { std::mem::zeroed() };
-    for (i, queued) in run.iter().take(count).enumerate() {
-        iovecs[i] = libc::iovec { iov_base: queued.packet.as_ptr() as *mut libc::c_void, iov_len: queued.packet.len() };
-        headers[i].msg_hdr.msg_name = queued.to.as_ptr() as *mut libc::c_void;
-        headers[i].msg_hdr.msg_namelen = queued.to.len();
-        headers[i].msg_hdr.msg_iov = std::ptr::addr_of_mut!(iovecs[i]);
-        headers[i].msg_hdr.msg_iovlen = 1;
+/// One `sendmmsg` of the packets `run` names, all through the same socket: how many it sent.
+/// Only the headers in use are written, so a run of one costs one header.
+fn send_batch(queued: &[Queued], run: &[u8]) -> std::io::Result<usize> {
+    use std::mem::MaybeUninit;
+    let Some(&first) = run.first() else { return Ok(0) };
+    let fd = queued[usize::from(first)].fd;
+    let mut iovecs = [const { MaybeUninit::<libc::iovec>::uninit() }; MAX_QUEUED];
+    let mut headers = [const { MaybeUninit::<libc::mmsghdr>::uninit() }; MAX_QUEUED];
+    for ((&index, iovec), header) in run.iter().zip(&mut iovecs).zip(&mut headers) {
+        let packet = &queued[usize::from(index)];
+        let iovec = iovec.write(libc::iovec { iov_base: packet.packet.as_ptr() as *mut libc::c_void, iov_len: packet.packet.len() });
+        // SAFETY: mmsghdr is plain old data, valid when zeroed.
+        let mut written: libc::mmsghdr = unsafe { std::mem::zeroed() };
+        written.msg_hdr.msg_name = packet.to.as_ptr() as *mut libc::c_void;
+        written.msg_hdr.msg_namelen = packet.to.len();
+        written.msg_hdr.msg_iov = iovec;
+        written.msg_hdr.msg_iovlen = 1;
+        header.write(written);
     }
-    // SAFETY: every header points at a live iovec over a live packet and at a live socket
-    // address, all of which outlive the call; the kernel only reads them.
-    let sent = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr(), count as libc::c_uint, libc::MSG_DONTWAIT) };
+    let count = run.len().min(MAX_QUEUED);
+    // SAFETY: the first `count` headers are initialised above, and each points at a live iovec
+    // over a live packet and at a live socket address, all of which outlive the call; the
+    // kernel only reads them.
+    let sent = unsafe { libc::sendmmsg(fd, headers.as_mut_ptr().cast(), count as libc::c_uint, libc::MSG_DONTWAIT) };
     usize::try_from(sent).map_err(|_| std::io::Error::last_os_error())
 }
 
@@ -172,6 +185,13 @@ mod tests {
         let mut got = drain(&receiver);
         got.sort_unstable();
         assert_eq!(got, vec![0, 1, 2, 3, 4], "every packet arrives once");
+        // Toward two receivers, one per socket: each sees its socket's packets in queue order.
+        let (to_first, to_second) = (loopback(), loopback());
+        for (i, (socket, to)) in [(&first, &to_first), (&second, &to_second), (&first, &to_first), (&second, &to_second), (&first, &to_first)].into_iter().enumerate() {
+            outbox.push(socket.as_raw_fd(), to.local_addr().expect("addr"), vec![i as u8; 20], now);
+        }
+        outbox.flush();
+        assert_eq!((drain(&to_first), drain(&to_second)), (vec![0, 2, 4], vec![1, 3]));
     }
 
     #[test]

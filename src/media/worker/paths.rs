@@ -3,8 +3,8 @@
 //! lock or task in between, and packet buffers come from the session's pool.
 
 use super::datagrams::{self, MAX_BATCH};
-use super::outbox::Outbox;
 use super::demux::{self, DatagramKind};
+use super::outbox::Outbox;
 use super::{BrowserSlot, LegId, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
 use crate::media::engine::INTERNAL_PEER;
 use crate::media::session::Side;
