@@ -10,8 +10,8 @@
 //! for none), `LOAD_WEBSOCKET` (call counts of the JsSIP-style scenario: SIP over WebSocket to
 //! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
 //! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), `LOAD_WORKERS` (the gateway's
-//! `[media] workers`, default one per core) and `LOAD_REALTIME` (its `[media] realtime_priority`,
-//! default off).
+//! `[media] workers`, default one per core), `LOAD_REALTIME` (its `[media] realtime_priority`,
+//! default off) and `LOAD_FILL` (its `[media] worker_fill_percent`, default 30).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -151,8 +151,9 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
     Gateway::start(GatewayOptions {
         profiles: vec![("trunk.toml".into(), trunk)],
         // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core);
-        // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's).
-        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default()),
+        // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's);
+        // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30).
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default()),
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),

@@ -70,6 +70,9 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
     if media.workers > 64 {
         errors.push(file, "media.workers", "must be 0 (one per core) to 64");
     }
+    if media.worker_fill_percent > 100 {
+        errors.push(file, "media.worker_fill_percent", "must be 0 (always the least loaded worker) to 100 (per cent of a core)");
+    }
     if media.realtime_priority > 99 {
         errors.push(file, "media.realtime_priority", "must be 0 (normal scheduling) to 99 (SCHED_FIFO priority)");
     }
