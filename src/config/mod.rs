@@ -517,12 +517,12 @@ fn default_rtp_timeout() -> u64 {
 fn default_rtp_hold_timeout() -> u64 {
     3_600
 }
-/// Complexity 5 costs about half of 10 per frame (NOTES: 112 vs 205 µs at 48 kHz) for little loss
-/// of quality on speech; `make bench` prints the figures behind this choice.
 fn default_worker_fill_percent() -> u8 {
     crate::media::engine::DEFAULT_WORKER_FILL_PERCENT
 }
 
+/// Complexity 5 costs about half of 10 per frame (NOTES: 112 vs 205 µs at 48 kHz) for little loss
+/// of quality on speech; `make bench` prints the figures behind this choice.
 fn default_opus_complexity() -> u8 {
     5
 }
