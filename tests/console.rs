@@ -86,7 +86,8 @@ fn console_in_firefox_lists_filters_and_shows_the_ladder() {
 }
 
 /// A gateway with one real (missed) call and 20 seeded records; `browser` walks the console
-/// (tests/browser/console.mjs): login, dashboard, records, a filter, the real call's ladder.
+/// (tests/browser/console.mjs): login, dashboard, records, a filter, the real call's ladder, and
+/// a switch from the dashboard to the records faster than the dashboard's requests are answered.
 fn console_walk(browser: Browser) {
     sipp_available();
     let gateway = console_gateway();
@@ -110,6 +111,7 @@ fn console_walk(browser: Browser) {
     assert!(result["ladderArrows"].as_u64().is_some_and(|n| n >= 3), "{result:#}");
     assert_eq!(result["ladderLabels"][0], "INVITE", "{result:#}");
     assert!(result["firstMessage"].as_str().is_some_and(|m| m.starts_with("INVITE sip:alice@")), "{result:#}");
+    assert_eq!(result["viewAfterQuickSwitch"], "records", "a late render of the page left behind never replaces the current one");
     assert_eq!(result["pageErrors"], serde_json::json!([]));
     for shot in ["console-dashboard.png", "console-records.png", "console-filtered.png", "console-detail.png"] {
         assert!(out.join(shot).metadata().is_ok_and(|m| m.len() > 1_000), "screenshot {shot} saved in {}", out.display());

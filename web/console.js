@@ -6,6 +6,9 @@ const view = document.getElementById('view');
 const loginForm = document.getElementById('login');
 const passwordForm = document.getElementById('password');
 let me = null;
+// Each route() is one render; a slower earlier one (the dashboard's two requests, say) must not
+// overwrite the page the user has since moved to.
+let renders = 0;
 
 const escapeHtml = (text) => String(text ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 const time = (ms) => (ms ? new Date(ms).toISOString().replace('T', ' ').slice(0, 19) : '');
@@ -82,34 +85,37 @@ window.addEventListener('hashchange', () => { if (me) route(); });
 function route() {
   const [path, query] = location.hash.slice(1).split('?');
   const parts = path.split('/').filter(Boolean);
-  const render = parts[0] === 'calls' && parts[1] ? detail(decodeURIComponent(parts[1])) : parts[0] === 'calls' ? records(new URLSearchParams(query)) : dashboard();
-  render.catch((e) => { if (e.message !== 'logged out') view.innerHTML = `<p class="error">${escapeHtml(e.message)}</p>`; });
+  const render = ++renders;
+  // Puts `html` in the view unless a later route() has started since; false if it has.
+  const show = (html) => { if (render !== renders) return false; view.innerHTML = html; return true; };
+  const drawn = parts[0] === 'calls' && parts[1] ? detail(decodeURIComponent(parts[1]), show) : parts[0] === 'calls' ? records(new URLSearchParams(query), show) : dashboard(show);
+  drawn.catch((e) => { if (e.message !== 'logged out') show(`<p class="error">${escapeHtml(e.message)}</p>`); });
 }
 
-async function dashboard() {
+async function dashboard(show) {
   const active = await api('/api/v1/calls?status=in_progress&limit=100');
   let sip = null;
   if (me.role === 'admin') sip = await api('/api/v1/sip/status').catch(() => null);
   const peers = (sip?.upstreams ?? []).map((u) => `<tr><td>${escapeHtml(u.profile)}</td><td class="${u.peer_status === 'up' ? 'up' : 'down'}">${escapeHtml(u.peer_status)}</td><td>${u.registered ? 'registered' : ''}</td></tr>`).join('');
   const phones = (sip?.bindings ?? []).map((b) => `<tr><td>${escapeHtml(b.aor)}</td><td>${escapeHtml(b.source)}</td><td>${escapeHtml(b.user_agent)}</td></tr>`).join('');
-  view.innerHTML = `
+  if (!show(`
     <div class="tiles">
       <div class="card tile">Active calls<b id="active-count">${active.calls.length}</b></div>
       ${sip ? `<div class="card tile">Registered phones<b>${sip.bindings.length}</b></div>` : ''}
     </div>
-    <div class="card"><h2>Active calls</h2>${table(active.calls)}</div>
+    <div class="card"><h2>Active calls</h2>${table(active.calls, 'active-calls')}</div>
     ${sip ? `<div class="card"><h2>Profiles</h2><table><tr><th>Profile</th><th>Peer</th><th>Registration</th></tr>${peers}</table></div>
-    <div class="card"><h2>Registrations</h2><table><tr><th>AOR</th><th>From</th><th>User agent</th></tr>${phones}</table></div>` : ''}`;
+    <div class="card"><h2>Registrations</h2><table><tr><th>AOR</th><th>From</th><th>User agent</th></tr>${phones}</table></div>` : ''}`)) return;
   bindRows();
 }
 
-function table(calls) {
+function table(calls, id) {
   if (!calls.length) return '<p>No calls.</p>';
   const rows = calls.map((c) => `<tr class="row" data-id="${escapeHtml(c.id)}">
       <td>${time(c.started_at)}</td><td>${escapeHtml(c.direction)}</td><td class="status-${escapeHtml(c.status)}">${escapeHtml(c.status)}</td>
       <td>${escapeHtml(c.from_uri)}</td><td>${escapeHtml(c.to_uri)}</td><td>${escapeHtml(c.browser_user)}</td><td>${escapeHtml(c.profile)}</td>
       <td>${seconds(c.duration_ms)}</td><td>${c.sip_codec ? `${escapeHtml(c.sip_codec)} / ${escapeHtml(c.browser_codec)}${c.transcoded ? ' ⇄' : ''}` : ''}</td></tr>`).join('');
-  return `<table id="records"><tr><th>Started (UTC)</th><th>Direction</th><th>Status</th><th>From</th><th>To</th><th>User</th><th>Profile</th><th>Duration</th><th>Codecs</th></tr>${rows}</table>`;
+  return `<table id="${id}"><tr><th>Started (UTC)</th><th>Direction</th><th>Status</th><th>From</th><th>To</th><th>User</th><th>Profile</th><th>Duration</th><th>Codecs</th></tr>${rows}</table>`;
 }
 
 function bindRows() {
@@ -118,7 +124,7 @@ function bindRows() {
 
 const FILTERS = ['q', 'direction', 'status', 'profile', 'min_duration', 'transcoded', 'from', 'to'];
 
-async function records(params) {
+async function records(params, show) {
   const query = new URLSearchParams();
   for (const key of [...FILTERS, 'cursor']) if (params.get(key)) query.set(key, params.get(key));
   query.set('limit', '50');
@@ -126,7 +132,7 @@ async function records(params) {
   const value = (k) => escapeHtml(params.get(k) ?? '');
   const option = (k, v) => `<option${params.get(k) === v ? ' selected' : ''}>${v}</option>`;
   const exportQuery = new URLSearchParams([...query].filter(([k]) => FILTERS.includes(k)));
-  view.innerHTML = `
+  if (!show(`
     <form id="filters" class="card filters">
       <label>Number or user <input name="q" value="${value('q')}"></label>
       <label>Direction <select name="direction"><option></option>${option('direction', 'inbound')}${option('direction', 'outbound')}</select></label>
@@ -139,9 +145,9 @@ async function records(params) {
       <button type="submit">Filter</button>
       ${me.role === 'admin' ? `<a href="/api/v1/calls.csv?${exportQuery}" download>Export CSV</a>` : ''}
     </form>
-    <div class="card">${table(page.calls)}
+    <div class="card">${table(page.calls, 'records')}
       ${page.next_cursor ? `<p><a id="next" href="#/calls?${new URLSearchParams([...exportQuery, ['cursor', page.next_cursor]])}">Older calls →</a></p>` : ''}
-    </div>`;
+    </div>`)) return;
   document.getElementById('filters').addEventListener('submit', (event) => {
     event.preventDefault();
     const chosen = new URLSearchParams([...new FormData(event.target)].filter(([, v]) => v));
@@ -150,7 +156,7 @@ async function records(params) {
   bindRows();
 }
 
-async function detail(id) {
+async function detail(id, show) {
   const call = await api(`/api/v1/calls/${encodeURIComponent(id)}`);
   const facts = [
     ['Direction', call.direction], ['Status', call.status], ['From', `${call.from_name ?? ''} ${call.from_uri}`], ['To', call.to_uri],
@@ -161,12 +167,12 @@ async function detail(id) {
   ].map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}</td></tr>`).join('');
   const quality = (call.quality ?? []).map((q) => `<tr><td>${escapeHtml(q.leg)}</td><td>${escapeHtml(q.direction)}</td><td>${q.packets}</td><td>${q.loss_percent.toFixed(2)} %</td><td>${q.jitter_ms.toFixed(1)} ms</td><td>${q.rtt_ms == null ? '' : q.rtt_ms.toFixed(1) + ' ms'}</td><td>${q.mos == null ? escapeHtml(q.note ?? '') : q.mos.toFixed(2)}</td></tr>`).join('');
   const events = (call.events ?? []).map((e) => `<tr><td>${time(e.at)}</td><td>${escapeHtml(e.kind)}</td><td>${escapeHtml(e.detail)}</td></tr>`).join('');
-  view.innerHTML = `
+  if (!show(`
     <p><a href="#/calls">← Call records</a></p>
     <div class="card"><h2>Call ${escapeHtml(call.id)}</h2><table>${facts}</table></div>
     <div class="card"><h2>Media quality</h2><table><tr><th>Leg</th><th>Direction</th><th>Packets</th><th>Loss</th><th>Jitter</th><th>RTT</th><th>MOS</th></tr>${quality}</table></div>
     <div class="card"><h2>Timeline</h2><table>${events}</table></div>
-    <div class="card"><h2>SIP ladder</h2>${ladder(call.sip_messages ?? [])}<pre class="sip" id="sip-text">Click a message to see it.</pre></div>`;
+    <div class="card"><h2>SIP ladder</h2>${ladder(call.sip_messages ?? [])}<pre class="sip" id="sip-text">Click a message to see it.</pre></div>`)) return;
   for (const arrow of view.querySelectorAll('[data-message]')) {
     arrow.addEventListener('click', () => { document.getElementById('sip-text').textContent = call.sip_messages[Number(arrow.dataset.message)].text; });
   }
