@@ -162,6 +162,29 @@ fn forged_datagrams_on_the_calls_own_flow_are_refused_by_its_leg_and_leave_its_a
     assert!(!gateway.log().contains("panicked"), "{}", gateway.log());
 }
 
+#[test]
+fn media_workers_ask_the_fair_scheduler_for_a_short_slice() {
+    let gateway = Gateway::start(GatewayOptions { extra_media: "workers = 2\nworker_slice_us = 200\n".into(), ..Default::default() });
+    for worker in 0..2 {
+        gateway.wait_for_log(&format!("media worker asked for a short time slice worker={worker}"));
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", gateway.pid())).expect("the gateway's threads");
+    let slices: Vec<(String, Option<u64>)> = tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?.trim().to_string();
+            let sched = std::fs::read_to_string(path.join("sched")).ok()?;
+            let slice = sched.lines().find_map(|l| l.strip_prefix("se.slice")).and_then(|v| v.trim().trim_start_matches(':').trim().parse().ok());
+            Some((name, slice))
+        })
+        .collect();
+    let workers: Vec<_> = slices.iter().filter(|(name, _)| name.starts_with("media-")).collect();
+    assert_eq!(workers.len(), 2, "{slices:?}");
+    assert!(workers.iter().all(|(_, slice)| *slice == Some(200_000)), "each worker runs with a 200 µs slice: {slices:?}");
+    assert!(slices.iter().filter(|(name, _)| !name.starts_with("media-")).all(|(_, slice)| *slice != Some(200_000)), "the other threads keep the kernel's slice: {slices:?}");
+    assert!(thread_scheduling(gateway.pid()).iter().all(|(_, policy, _)| *policy == libc::SCHED_OTHER as u32));
+}
+
 /// (thread name, SCHED_* policy, real-time priority) of every thread of `pid`.
 fn thread_scheduling(pid: u32) -> Vec<(String, u32, u32)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the gateway's threads");

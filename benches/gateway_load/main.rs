@@ -11,7 +11,8 @@
 //! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
 //! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), `LOAD_WORKERS` (the gateway's
 //! `[media] workers`, default one per core), `LOAD_REALTIME` (its `[media] realtime_priority`,
-//! default off) and `LOAD_FILL` (its `[media] worker_fill_percent`, default 30).
+//! default off), `LOAD_FILL` (its `[media] worker_fill_percent`, default 30) and `LOAD_SLICE`
+//! (its `[media] worker_slice_us`, default 100).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -152,8 +153,9 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
         profiles: vec![("trunk.toml".into(), trunk)],
         // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core);
         // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's);
-        // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30).
-        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default()),
+        // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30);
+        // `LOAD_SLICE=US` sets `[media] worker_slice_us` (default: the gateway's).
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_SLICE").map(|us| format!("worker_slice_us = {us}\n")).unwrap_or_default()),
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),
@@ -468,7 +470,7 @@ impl CodecBenches {
         let (sizes, one_state) = self.floors();
         for codec in sizes.iter().chain([&one_state]) {
             match codec {
-                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn, {when}: median of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs)", c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us),
+                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn, {when}: mean of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs, median {:.1})", c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us),
                 Err(e) => println!("raw libopus floor: {e}"),
             }
         }

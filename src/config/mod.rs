@@ -294,8 +294,8 @@ pub struct MediaConfig {
     pub webrtc_port: u16,
     /// SCHED_FIFO priority (1-99) for the media worker threads, so a packet preempts signalling
     /// and other processes instead of waiting for a time slice; 0 (the default) leaves them
-    /// under the normal scheduler. Needs CAP_SYS_NICE (or RLIMIT_RTPRIO); without it the
-    /// gateway logs a warning and runs as usual.
+    /// under the normal scheduler (with `worker_slice_us`). Needs CAP_SYS_NICE (or
+    /// RLIMIT_RTPRIO); without it the gateway logs a warning and runs as usual.
     #[serde(default)]
     pub realtime_priority: u8,
     /// A worker under this share of a core (per cent, measured every 200 ms) takes new calls
@@ -304,6 +304,11 @@ pub struct MediaConfig {
     /// wakes each worker for more packets at once; 0 deals every call to the least loaded.
     #[serde(default = "default_worker_fill_percent")]
     pub worker_fill_percent: u8,
+    /// The time slice (µs, 100-100000) the workers ask of the kernel's fair scheduler when not
+    /// under SCHED_FIFO. A short slice lets a packet that wakes a worker preempt whatever runs
+    /// on its core (Linux 6.12 and later; older kernels ignore it); 0 keeps the kernel's own.
+    #[serde(default = "default_worker_slice_us")]
+    pub worker_slice_us: u32,
 }
 
 impl Default for MediaConfig {
@@ -322,6 +327,7 @@ impl Default for MediaConfig {
             webrtc_port: 0,
             realtime_priority: 0,
             worker_fill_percent: default_worker_fill_percent(),
+            worker_slice_us: default_worker_slice_us(),
         }
     }
 }
@@ -519,6 +525,9 @@ fn default_rtp_hold_timeout() -> u64 {
 }
 fn default_worker_fill_percent() -> u8 {
     crate::media::engine::DEFAULT_WORKER_FILL_PERCENT
+}
+fn default_worker_slice_us() -> u32 {
+    crate::media::engine::DEFAULT_WORKER_SLICE_US
 }
 
 /// Complexity 5 costs about half of 10 per frame (NOTES: 112 vs 205 µs at 48 kHz) for little loss

@@ -73,6 +73,9 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
     if media.worker_fill_percent > 100 {
         errors.push(file, "media.worker_fill_percent", "must be 0 (always the least loaded worker) to 100 (per cent of a core)");
     }
+    if media.worker_slice_us != 0 && !(100..=100_000).contains(&media.worker_slice_us) {
+        errors.push(file, "media.worker_slice_us", "must be 0 (the kernel's default) or 100 to 100000 (µs)");
+    }
     if media.realtime_priority > 99 {
         errors.push(file, "media.realtime_priority", "must be 0 (normal scheduling) to 99 (SCHED_FIFO priority)");
     }

@@ -67,11 +67,13 @@ pub struct WorkerSettings {
     pub realtime_priority: u8,
     /// A worker under this share of a core takes new calls first (`pick_worker`).
     pub fill_percent: u8,
+    /// The fair scheduler's time slice the workers ask for, µs; 0: the kernel's default.
+    pub slice_us: u32,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { workers: 0, webrtc_port: 0, realtime_priority: 0, fill_percent: DEFAULT_WORKER_FILL_PERCENT }
+        WorkerSettings { workers: 0, webrtc_port: 0, realtime_priority: 0, fill_percent: DEFAULT_WORKER_FILL_PERCENT, slice_us: DEFAULT_WORKER_SLICE_US }
     }
 }
 
@@ -206,13 +208,13 @@ impl MediaEngine {
         if self.settings.webrtc_port != 0 {
             let port = self.settings.webrtc_port.saturating_add(index as u16);
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            return worker::spawn(index, &binds, self.started, self.settings.realtime_priority);
+            return worker::spawn(index, &binds, self.started, &self.settings);
         }
         let mut last_error = None;
         for _ in 0..32 {
             let port = self.reserve_port()?;
             let binds = crate::webrtc_leg::shared_socket_addresses(SocketAddr::new(self.address, port));
-            match worker::spawn(index, &binds, self.started, self.settings.realtime_priority) {
+            match worker::spawn(index, &binds, self.started, &self.settings) {
                 Ok(handle) => return Ok(handle),
                 Err(e) => last_error = Some(e),
             }
@@ -301,6 +303,10 @@ impl MediaEngine {
         SessionHandle { id, worker: worker.ok(), events }
     }
 }
+
+/// `[media] worker_slice_us` unless configured: the shortest slice the kernel grants, so a
+/// packet that wakes a worker preempts the thread running on its core (scheduling.rs).
+pub const DEFAULT_WORKER_SLICE_US: u32 = 100;
 
 /// `[media] worker_fill_percent` unless configured: a worker under this share of a core takes
 /// new calls before the next one does. Packing trades CPU against the relayed latency's tail:

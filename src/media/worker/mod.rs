@@ -10,6 +10,7 @@ pub(crate) mod demux;
 mod load;
 mod outbox;
 mod paths;
+mod scheduling;
 
 use super::engine::{EngineError, RtpEndpoint};
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
@@ -176,9 +177,9 @@ pub(super) struct Worker {
     outbox: outbox::Outbox,
 }
 
-/// Binds the shared WebRTC sockets and starts the worker thread (at `realtime_priority` under
-/// SCHED_FIFO when not 0).
-pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realtime_priority: u8) -> Result<WorkerHandle, EngineError> {
+/// Binds the shared WebRTC sockets and starts the worker thread, scheduled as `settings` say
+/// (scheduling.rs).
+pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settings: &super::engine::WorkerSettings) -> Result<WorkerHandle, EngineError> {
     let poll = Poll::new().map_err(|source| EngineError::Bind { port: 0, source })?;
     let waker = Arc::new(Waker::new(poll.registry(), WAKER).map_err(|source| EngineError::Bind { port: 0, source })?);
     let mut shared = Vec::new();
@@ -219,12 +220,11 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, realti
         load: load::LoadMeter::new(Arc::clone(&load)),
         outbox: outbox::Outbox::new(),
     };
+    let settings = *settings;
     std::thread::Builder::new()
         .name(format!("media-{index}"))
         .spawn(move || {
-            if realtime_priority > 0 {
-                run_at_realtime_priority(index, realtime_priority);
-            }
+            scheduling::apply(index, &settings);
             let mut worker = worker;
             // Its CPU time is counted from here, on its own thread.
             worker.load.restart(Instant::now());
@@ -440,23 +440,6 @@ impl Worker {
                 SlotLeg::Loopback | SlotLeg::Closed => {}
             }
         }
-    }
-}
-
-/// Puts the calling worker thread under SCHED_FIFO at `priority`: a packet that wakes it then
-/// preempts ordinary threads (signalling, logging, other processes) instead of waiting for their
-/// time slice, as telephony servers run their media threads. The worker always blocks in epoll
-/// when idle, and the kernel's real-time throttling leaves the rest of the machine its share
-/// even so. Without the privilege (CAP_SYS_NICE or an RLIMIT_RTPRIO) the worker runs as usual.
-fn run_at_realtime_priority(index: usize, priority: u8) {
-    let param = libc::sched_param { sched_priority: i32::from(priority) };
-    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
-    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
-    if result == 0 {
-        tracing::info!(worker = index, priority, "media worker at real-time priority (SCHED_FIFO)");
-    } else {
-        let error = std::io::Error::last_os_error();
-        tracing::warn!(worker = index, priority, %error, "media worker cannot take real-time priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO); running at normal priority");
     }
 }
 

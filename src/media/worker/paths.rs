@@ -154,14 +154,7 @@ impl Worker {
             } else {
                 let mut packets = [slot.session.buffer(), slot.session.buffer()];
                 let mut received = [(0, None); 2];
-                let result = {
-                    let mut buffers = packets.each_mut().map(|p| {
-                        p.resize(1_500, 0);
-                        p.as_mut_slice()
-                    });
-                    datagrams::receive(socket.as_raw_fd(), &mut buffers, &mut received)
-                };
-                let got = match result {
+                let got = match datagrams::receive_vectors(socket.as_raw_fd(), &mut packets, 1_500, &mut received) {
                     Ok(got) => got,
                     Err(e) => {
                         packets.into_iter().for_each(|p| slot.session.recycle(p));
@@ -171,12 +164,9 @@ impl Worker {
                         continue;
                     }
                 };
-                for (i, (mut packet, (len, from))) in packets.into_iter().zip(received).enumerate() {
+                for (i, (packet, (_, from))) in packets.into_iter().zip(received).enumerate() {
                     match from.filter(|_| i < got) {
-                        Some(from) => {
-                            packet.truncate(len);
-                            slot.session.handle_rtp(side, from, packet, elapsed);
-                        }
+                        Some(from) => slot.session.handle_rtp(side, from, packet, elapsed),
                         None => slot.session.recycle(packet),
                     }
                 }

@@ -1,0 +1,98 @@
+//! How a worker thread asks the kernel to run it: SCHED_FIFO when the operator asks for it
+//! (`realtime_priority`), else the fair scheduler with a short time slice.
+//!
+//! A worker sleeps in epoll between packets, and a packet that wakes it should not wait for
+//! whatever else runs on its core to use up its slice. Under EEVDF (Linux 6.6 and later) a task
+//! woken with an earlier virtual deadline preempts the one running, and since 6.12 a task may
+//! ask for a shorter slice (`sched_setattr` with `sched_runtime`, 0.1-100 ms, no privilege
+//! needed), which brings its deadline forward. Older kernels accept and ignore the request.
+
+use super::super::engine::WorkerSettings;
+
+/// `struct sched_attr` of `sched_setattr(2)`, its first version (48 bytes).
+#[repr(C)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    runtime_ns: u64,
+    deadline_ns: u64,
+    period_ns: u64,
+}
+
+/// Applies `settings`' scheduling to the calling worker thread.
+pub(super) fn apply(index: usize, settings: &WorkerSettings) {
+    let realtime = settings.realtime_priority > 0 && run_at_realtime_priority(index, settings.realtime_priority);
+    if !realtime && settings.slice_us > 0 {
+        ask_for_slice(index, settings.slice_us);
+    }
+}
+
+/// Puts the calling worker thread under SCHED_FIFO at `priority`: a packet that wakes it then
+/// preempts ordinary threads (signalling, logging, other processes) instead of waiting for their
+/// time slice, as telephony servers run their media threads. The worker always blocks in epoll
+/// when idle, and the kernel's real-time throttling leaves the rest of the machine its share
+/// even so. Without the privilege (CAP_SYS_NICE or an RLIMIT_RTPRIO) the worker runs as usual,
+/// with its short slice. True when it took the priority.
+fn run_at_realtime_priority(index: usize, priority: u8) -> bool {
+    let param = libc::sched_param { sched_priority: i32::from(priority) };
+    // SAFETY: pid 0 is the calling thread; `param` is a valid sched_param for the call.
+    let result = unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &param) };
+    if result == 0 {
+        tracing::info!(worker = index, priority, "media worker at real-time priority (SCHED_FIFO)");
+        return true;
+    }
+    let error = std::io::Error::last_os_error();
+    tracing::warn!(worker = index, priority, %error, "media worker cannot take real-time priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO); running at normal priority");
+    false
+}
+
+/// Asks the fair scheduler for a `slice_us` time slice for the calling thread (SCHED_OTHER,
+/// nice 0).
+fn ask_for_slice(index: usize, slice_us: u32) {
+    let attr = SchedAttr {
+        size: std::mem::size_of::<SchedAttr>() as u32,
+        policy: libc::SCHED_OTHER as u32,
+        flags: 0,
+        nice: 0,
+        priority: 0,
+        runtime_ns: u64::from(slice_us) * 1_000,
+        deadline_ns: 0,
+        period_ns: 0,
+    };
+    // SAFETY: pid 0 is the calling thread; `attr` is a sched_attr whose `size` says how much of
+    // it the kernel may read, and it outlives the call.
+    let result = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    if result == 0 {
+        tracing::debug!(worker = index, slice_us, "media worker asked for a short time slice");
+    } else {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(worker = index, slice_us, %error, "media worker cannot set its time slice; running with the kernel's default");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slice the kernel reports for the calling thread (`se.slice` in ns), where it says.
+    fn reported_slice_ns() -> Option<u64> {
+        let sched = std::fs::read_to_string("/proc/thread-self/sched").ok()?;
+        sched.lines().find_map(|l| l.strip_prefix("se.slice")).and_then(|v| v.trim().trim_start_matches(':').trim().parse().ok())
+    }
+
+    #[test]
+    fn a_worker_thread_gets_the_slice_it_asks_for() {
+        let settings = WorkerSettings { slice_us: 250, ..Default::default() };
+        let slice = std::thread::spawn(move || {
+            apply(0, &settings);
+            reported_slice_ns()
+        })
+        .join()
+        .expect("thread");
+        // Kernels before 6.12 keep their own slice; this machine's reports the one asked for.
+        assert_eq!(slice, Some(250_000), "se.slice in /proc/thread-self/sched");
+    }
+}
