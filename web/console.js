@@ -24,6 +24,8 @@ async function api(path) {
 
 function showLogin() {
   me = null;
+  renders += 1; // what was being drawn is for the session that ended
+
   document.getElementById('nav').hidden = true;
   document.getElementById('logout').hidden = true;
   document.getElementById('who').textContent = '';

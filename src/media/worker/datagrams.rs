@@ -34,7 +34,7 @@ pub(super) fn receive_vectors<const N: usize>(fd: RawFd, vectors: &mut [Vec<u8>;
         v.clear();
         v.reserve(room);
         let spare = v.spare_capacity_mut();
-        libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: spare.len() }
+        libc::iovec { iov_base: spare.as_mut_ptr().cast(), iov_len: spare.len().min(room) }
     });
     let got = receive_into(fd, iovecs, received)?;
     for (vector, &(len, _)) in vectors.iter_mut().zip(received.iter()).take(got) {

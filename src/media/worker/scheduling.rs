@@ -49,14 +49,33 @@ fn run_at_realtime_priority(index: usize, priority: u8) -> bool {
     false
 }
 
-/// Asks the fair scheduler for a `slice_us` time slice for the calling thread (SCHED_OTHER,
-/// nice 0).
+/// The layout `sched_setattr(2)` reads for a `size` of 48 (SCHED_ATTR_SIZE_VER0).
+const _: () = assert!(std::mem::size_of::<SchedAttr>() == 48);
+
+/// Asks the fair scheduler for a `slice_us` time slice for the calling thread, keeping its nice
+/// value (a niced service must not be renice'd, which would also need privilege). A thread
+/// not under SCHED_OTHER (a SCHED_BATCH or SCHED_IDLE service) is left as it is.
 fn ask_for_slice(index: usize, slice_us: u32) {
+    // SAFETY: plain calls about the calling thread (pid 0 / who 0).
+    if unsafe { libc::sched_getscheduler(0) } != libc::SCHED_OTHER {
+        tracing::debug!(worker = index, "media worker not under SCHED_OTHER; its slice is left alone");
+        return;
+    }
+    // getpriority's -1 is also a valid nice value: errno tells them apart.
+    // SAFETY: errno is thread-local; PRIO_PROCESS with 0 names the calling thread on Linux.
+    let nice = unsafe {
+        *libc::__errno_location() = 0;
+        libc::getpriority(libc::PRIO_PROCESS, 0)
+    };
+    if nice == -1 && std::io::Error::last_os_error().raw_os_error().unwrap_or(0) != 0 {
+        tracing::warn!(worker = index, "media worker cannot read its nice value; running with the kernel's default slice");
+        return;
+    }
     let attr = SchedAttr {
         size: std::mem::size_of::<SchedAttr>() as u32,
         policy: libc::SCHED_OTHER as u32,
         flags: 0,
-        nice: 0,
+        nice,
         priority: 0,
         runtime_ns: u64::from(slice_us) * 1_000,
         deadline_ns: 0,
