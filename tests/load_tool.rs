@@ -91,6 +91,8 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     let text = std::fs::read_to_string(&path).expect("read report");
     for row in [
         "## Floors",
+        "the load tool's media loop is pinned to CPU ",
+        "(one media worker pinned to each)",
         "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
         "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 11 passes",
         "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",

@@ -185,6 +185,29 @@ fn media_workers_ask_the_fair_scheduler_for_a_short_slice() {
     assert!(thread_scheduling(gateway.pid()).iter().all(|(_, policy, _)| *policy == libc::SCHED_OTHER as u32));
 }
 
+#[test]
+fn listed_worker_cpus_pin_one_worker_to_each_in_order() {
+    let gateway = Gateway::start(GatewayOptions { extra_media: "worker_cpus = [1, 0]\n".into(), ..Default::default() });
+    for (worker, cpu) in [(0, 1), (1, 0)] {
+        gateway.wait_for_log(&format!("media worker pinned to its CPU worker={worker} cpu={cpu}"));
+    }
+    let tasks = std::fs::read_dir(format!("/proc/{}/task", gateway.pid())).expect("the gateway's threads");
+    let mut allowed: Vec<(String, String)> = tasks
+        .filter_map(|task| {
+            let path = task.ok()?.path();
+            let name = std::fs::read_to_string(path.join("comm")).ok()?.trim().to_string();
+            let status = std::fs::read_to_string(path.join("status")).ok()?;
+            Some((name, status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:"))?.trim().to_string()))
+        })
+        .collect();
+    allowed.sort();
+    let workers: Vec<_> = allowed.iter().filter(|(name, _)| name.starts_with("media-")).collect();
+    assert_eq!(workers, [&("media-0".to_string(), "1".to_string()), &("media-1".to_string(), "0".to_string())], "two workers, the list's length, each on its CPU: {allowed:?}");
+    // The gateway inherits this process's CPUs; its other threads keep all of them.
+    let ours = std::fs::read_to_string("/proc/self/status").expect("status").lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).expect("Cpus_allowed_list").trim().to_string();
+    assert!(allowed.iter().filter(|(name, _)| !name.starts_with("media-")).all(|(_, cpus)| *cpus == ours), "the other threads stay unpinned ({ours}): {allowed:?}");
+}
+
 /// (thread name, SCHED_* policy, real-time priority) of every thread of `pid`.
 fn thread_scheduling(pid: u32) -> Vec<(String, u32, u32)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the gateway's threads");

@@ -11,8 +11,10 @@
 //! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
 //! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), `LOAD_WORKERS` (the gateway's
 //! `[media] workers`, default one per core), `LOAD_REALTIME` (its `[media] realtime_priority`,
-//! default off), `LOAD_FILL` (its `[media] worker_fill_percent`, default 30) and `LOAD_SLICE`
-//! (its `[media] worker_slice_us`, default 100).
+//! default off), `LOAD_FILL` (its `[media] worker_fill_percent`, default 30), `LOAD_SLICE`
+//! (its `[media] worker_slice_us`, default 100), `LOAD_CPUS` (its `[media] worker_cpus`, default
+//! one worker on each CPU but the tool's; `none` for unpinned) and `LOAD_PIN` (the CPU of the tool's media
+//! loops, default the last; `none` for unpinned).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -154,8 +156,9 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
         // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core);
         // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's);
         // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30);
-        // `LOAD_SLICE=US` sets `[media] worker_slice_us` (default: the gateway's).
-        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_SLICE").map(|us| format!("worker_slice_us = {us}\n")).unwrap_or_default()),
+        // `LOAD_SLICE=US` sets `[media] worker_slice_us` (default: the gateway's);
+        // `LOAD_CPUS` sets `[media] worker_cpus` (worker_cpus() below).
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_SLICE").map(|us| format!("worker_slice_us = {us}\n")).unwrap_or_default(), worker_cpus()),
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),
@@ -163,6 +166,25 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
         local_user_profiles: vec!["trunk"],
         ..Default::default()
     })
+}
+
+/// `[media] worker_cpus` for the gateway: `LOAD_CPUS` (a comma-separated list, or `none` for
+/// unpinned workers), by default one worker on each CPU but the load tool's. The tool stands for
+/// the network and the peers, which a deployed gateway does not share its cores with.
+pub fn worker_cpus() -> String {
+    let cpus = match std::env::var("LOAD_CPUS") {
+        Ok(value) if value == "none" => return String::new(),
+        Ok(value) => value,
+        Err(_) => {
+            let tool = media_loop::load_tool_cpu();
+            let cpus: Vec<String> = (0..std::thread::available_parallelism().map_or(1, |n| n.get())).filter(|cpu| Some(*cpu) != tool).map(|cpu| cpu.to_string()).collect();
+            if cpus.is_empty() {
+                return String::new();
+            }
+            cpus.join(", ")
+        }
+    };
+    format!("worker_cpus = [{cpus}]\n")
 }
 
 /// Runs one scenario against a gateway of its own.

@@ -91,7 +91,17 @@ impl MediaLoops {
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (commands_tx, commands) = std_mpsc::channel();
             let media_loop = MediaLoop { poll, commands, streams: HashMap::new(), timers: BinaryHeap::new(), certificate: certificate.clone(), buffer: vec![0; 2_048], plain: Vec::with_capacity(2_048) };
-            handles.push(std::thread::Builder::new().name(format!("load-media-{index}")).spawn(move || media_loop.run())?);
+            let cpu = load_tool_cpu();
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("load-media-{index}"))
+                    .spawn(move || {
+                        if let Some(cpu) = cpu {
+                            pin_current_thread(cpu);
+                        }
+                        media_loop.run()
+                    })?,
+            );
             loops.push(LoopHandle { commands: commands_tx, waker });
         }
         Ok(MediaLoops { loops, next: AtomicUsize::new(1), threads: Mutex::new(handles) })
@@ -318,5 +328,33 @@ impl MediaLoop {
         self.timers.push(Reverse((stream.finish_at, id, Timer::Finish)));
         self.streams.insert(id, stream);
         Ok(())
+    }
+}
+
+/// The CPU the tool's media loops run on: `LOAD_PIN=N`, `none` to let the scheduler place them,
+/// by default the last one. The tool stands for the network, and on a real host the network's
+/// work (the NIC's interrupts) sits on fixed CPUs; a thread the scheduler moves instead is pulled
+/// onto each worker it sends to and makes the two queue for one core (ARCHITECTURE.md).
+pub fn load_tool_cpu() -> Option<usize> {
+    match std::env::var("LOAD_PIN") {
+        Ok(value) if value == "none" => None,
+        Ok(value) => value.parse().ok(),
+        Err(_) => std::thread::available_parallelism().ok().map(|n| n.get() - 1),
+    }
+}
+
+/// Keeps the calling thread on `cpu`; a CPU the machine lacks leaves it where it was.
+fn pin_current_thread(cpu: usize) {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        return;
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set, `cpu` is within it (checked above), and
+    // pid 0 is the calling thread.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+            eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {}", std::io::Error::last_os_error());
+        }
     }
 }

@@ -128,11 +128,13 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
          process with an RTP generator. Every call sends 50 packets/s each way. The load tool shares the cores with the gateway, so concurrency is a floor. \
          Latency runs from the sender's clock read before sending to the kernel's arrival stamp on the receiving socket (SO_TIMESTAMPNS), so it includes \
          the sender's own stack: an upper bound on what the gateway adds. \
+         Placement: {}. \
          This is a virtual machine: *host steal* is the share of its CPUs' time the hypervisor gave other guests during each window (/proc/stat). \
          A vCPU taken away holds what it was running, a worker and its queued packets included, for milliseconds, and other guests' load slows \
          the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
-        took.as_secs_f64()
+        took.as_secs_f64(),
+        placement()
     );
     out.push_str("## Floors\n\nMeasured first, in this run, on this machine; every CPU target below is a multiple of them.\n\n");
     targets::floors_table(&mut out, &run.floors);
@@ -150,4 +152,18 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
         std::fs::create_dir_all(dir)?;
     }
     std::fs::write(path, out)
+}
+
+/// Which CPUs the load tool and the gateway's workers run on, as this run set them.
+fn placement() -> String {
+    let tool = match super::media_loop::load_tool_cpu() {
+        Some(cpu) => format!("the load tool's media loop is pinned to CPU {cpu} (it stands for the network and the peers, which a deployed gateway does not share its cores with)"),
+        None => "the load tool's media loop is not pinned".to_string(),
+    };
+    let workers = super::worker_cpus();
+    let gateway = match workers.trim() {
+        "" => "the gateway's media workers are not pinned".to_string(),
+        line => format!("the gateway runs `{line}` (one media worker pinned to each)"),
+    };
+    format!("{tool}; {gateway} (`LOAD_PIN`, `LOAD_CPUS`)")
 }

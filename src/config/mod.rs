@@ -309,6 +309,12 @@ pub struct MediaConfig {
     /// on its core (Linux 6.12 and later; older kernels ignore it); 0 keeps the kernel's own.
     #[serde(default = "default_worker_slice_us")]
     pub worker_slice_us: u32,
+    /// CPUs (as the kernel numbers them) to pin the workers to, one worker on each, in order;
+    /// empty (the default) lets the scheduler place them. On a host that runs nothing else of
+    /// weight, pinning keeps a worker on one core: a packet sent to it from a local process can
+    /// no longer pull it onto the sender's core to wait there while another core idles.
+    #[serde(default)]
+    pub worker_cpus: Vec<usize>,
 }
 
 impl Default for MediaConfig {
@@ -328,6 +334,7 @@ impl Default for MediaConfig {
             realtime_priority: 0,
             worker_fill_percent: default_worker_fill_percent(),
             worker_slice_us: default_worker_slice_us(),
+            worker_cpus: Vec::new(),
         }
     }
 }

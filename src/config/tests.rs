@@ -78,6 +78,19 @@ fn every_error_names_file_key_and_reason() {
 }
 
 #[test]
+fn worker_cpus_name_one_cpu_per_worker_each_once() {
+    let refused = |media: &str| {
+        let (_dir, main) = config_dir(&format!("[media]\n{media}"), &[]);
+        Config::load(&main).err().map(|e| e.0.iter().filter(|e| e.key == "media.worker_cpus").map(|e| e.reason.clone()).collect::<Vec<_>>()).unwrap_or_default()
+    };
+    assert!(refused("workers = 3\nworker_cpus = [0, 1]\n").iter().any(|r| r.contains("one CPU per worker")));
+    assert!(refused("worker_cpus = [1, 1]\n").iter().any(|r| r.contains("twice")));
+    assert!(refused("worker_cpus = [1024]\n").iter().any(|r| r.contains("0 to 1023")));
+    assert!(refused("worker_cpus = [1, 0]\n").is_empty(), "any order, workers left at 0");
+    assert!(refused("workers = 2\nworker_cpus = [1, 0]\n").is_empty(), "as many as the workers");
+}
+
+#[test]
 fn bad_toml_syntax_reports_line() {
     let (_dir, main) = config_dir("[sip\nt1_ms = 5\n", &[]);
     let errors = Config::load(&main).expect_err("syntax error").0;

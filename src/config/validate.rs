@@ -76,6 +76,7 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
     if media.worker_slice_us != 0 && !(100..=100_000).contains(&media.worker_slice_us) {
         errors.push(file, "media.worker_slice_us", "must be 0 (the kernel's default) or 100 to 100000 (µs)");
     }
+    validate_worker_cpus(file, media, errors);
     if media.realtime_priority > 99 {
         errors.push(file, "media.realtime_priority", "must be 0 (normal scheduling) to 99 (SCHED_FIFO priority)");
     }
@@ -98,3 +99,24 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
         errors.push(file, "general.log_level", "not a valid tracing filter (e.g. \"info\" or \"sipbridge=debug\")");
     }
 }
+
+/// One worker a listed CPU: `workers` left at 0 takes the list's length; a CPU number is one a
+/// `cpu_set_t` can hold, and no CPU is listed twice (two pinned workers would share it).
+fn validate_worker_cpus(file: &Path, media: &MediaConfig, errors: &mut ConfigErrors) {
+    let cpus = &media.worker_cpus;
+    if cpus.is_empty() {
+        return;
+    }
+    if media.workers != 0 && media.workers != cpus.len() {
+        errors.push(file, "media.worker_cpus", "must list one CPU per worker (or leave media.workers at 0 to run one worker on each listed CPU)");
+    }
+    if cpus.iter().any(|&cpu| cpu >= MAX_CPU) {
+        errors.push(file, "media.worker_cpus", "CPU numbers must be 0 to 1023");
+    }
+    if (1..cpus.len()).any(|i| cpus[..i].contains(&cpus[i])) {
+        errors.push(file, "media.worker_cpus", "lists a CPU twice");
+    }
+}
+
+/// CPU_SETSIZE: the CPUs a `cpu_set_t` can name.
+const MAX_CPU: usize = 1_024;

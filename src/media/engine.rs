@@ -57,7 +57,7 @@ impl Drop for RtpEndpoint {
 }
 
 /// How many workers, which port their shared WebRTC sockets use, and how calls are placed.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct WorkerSettings {
     /// 0: one per core.
     pub workers: usize,
@@ -69,11 +69,13 @@ pub struct WorkerSettings {
     pub fill_percent: u8,
     /// The fair scheduler's time slice the workers ask for, µs; 0: the kernel's default.
     pub slice_us: u32,
+    /// The CPU each worker is pinned to, in order; empty: the scheduler places them.
+    pub cpus: Vec<usize>,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { workers: 0, webrtc_port: 0, realtime_priority: 0, fill_percent: DEFAULT_WORKER_FILL_PERCENT, slice_us: DEFAULT_WORKER_SLICE_US }
+        WorkerSettings { workers: 0, webrtc_port: 0, realtime_priority: 0, fill_percent: DEFAULT_WORKER_FILL_PERCENT, slice_us: DEFAULT_WORKER_SLICE_US, cpus: Vec::new() }
     }
 }
 
@@ -192,6 +194,7 @@ impl MediaEngine {
             return Ok(Arc::clone(started));
         }
         let count = match self.settings.workers {
+            0 if !self.settings.cpus.is_empty() => self.settings.cpus.len(),
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             n => n,
         };

@@ -220,7 +220,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
         load: load::LoadMeter::new(Arc::clone(&load)),
         outbox: outbox::Outbox::new(),
     };
-    let settings = *settings;
+    let settings = settings.clone();
     std::thread::Builder::new()
         .name(format!("media-{index}"))
         .spawn(move || {

@@ -1,5 +1,6 @@
-//! How a worker thread asks the kernel to run it: SCHED_FIFO when the operator asks for it
-//! (`realtime_priority`), else the fair scheduler with a short time slice.
+//! How a worker thread asks the kernel to run it: on the CPU the operator pinned it to, if any
+//! (`worker_cpus`), and under SCHED_FIFO when asked (`realtime_priority`), else under the fair
+//! scheduler with a short time slice.
 //!
 //! A worker sleeps in epoll between packets, and a packet that wakes it should not wait for
 //! whatever else runs on its core to use up its slice. Under EEVDF (Linux 6.6 and later) a task
@@ -24,6 +25,9 @@ struct SchedAttr {
 
 /// Applies `settings`' scheduling to the calling worker thread.
 pub(super) fn apply(index: usize, settings: &WorkerSettings) {
+    if let Some(&cpu) = settings.cpus.get(index) {
+        pin_to_cpu(index, cpu);
+    }
     let realtime = settings.realtime_priority > 0 && run_at_realtime_priority(index, settings.realtime_priority);
     if !realtime && settings.slice_us > 0 {
         ask_for_slice(index, settings.slice_us);
@@ -47,6 +51,30 @@ fn run_at_realtime_priority(index: usize, priority: u8) -> bool {
     let error = std::io::Error::last_os_error();
     tracing::warn!(worker = index, priority, %error, "media worker cannot take real-time priority (needs CAP_SYS_NICE or RLIMIT_RTPRIO); running at normal priority");
     false
+}
+
+/// Keeps the calling worker thread on `cpu`. A local process that sends to an unpinned worker
+/// wakes it with a "sync" wake-up, and the scheduler then moves it onto the sender's core on the
+/// guess that the sender is about to sleep; a sender that goes on running makes each wait for
+/// the other there, while another core idles. A CPU outside the gateway's allowed set (taskset,
+/// cgroup cpuset) or offline is refused by the kernel: the worker then runs unpinned.
+fn pin_to_cpu(index: usize, cpu: usize) {
+    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
+        tracing::warn!(worker = index, cpu, "media worker cannot be pinned to a CPU past the kernel's set size; running unpinned");
+        return;
+    }
+    // SAFETY: an all-zero cpu_set_t is the empty set.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    // SAFETY: `cpu` is within the set, checked above.
+    unsafe { libc::CPU_SET(cpu, &mut set) };
+    // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
+    let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
+    if result == 0 {
+        tracing::info!(worker = index, cpu, "media worker pinned to its CPU");
+    } else {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(worker = index, cpu, %error, "media worker cannot be pinned to its CPU (not in the gateway's allowed CPUs?); running unpinned");
+    }
 }
 
 /// The layout `sched_setattr(2)` reads for a `size` of 48 (SCHED_ATTR_SIZE_VER0).
@@ -113,5 +141,26 @@ mod tests {
         .expect("thread");
         // Kernels before 6.12 keep their own slice; this machine's reports the one asked for.
         assert_eq!(slice, Some(250_000), "se.slice in /proc/thread-self/sched");
+    }
+
+    /// The CPUs the calling thread may run on, as `/proc/thread-self/status` lists them.
+    fn allowed_cpus() -> Option<String> {
+        let status = std::fs::read_to_string("/proc/thread-self/status").ok()?;
+        status.lines().find_map(|l| l.strip_prefix("Cpus_allowed_list:")).map(|v| v.trim().to_string())
+    }
+
+    #[test]
+    fn a_pinned_worker_thread_runs_only_on_its_cpu_and_an_impossible_cpu_leaves_it_unpinned() {
+        let before = allowed_cpus();
+        let pinned = std::thread::spawn(|| {
+            apply(1, &WorkerSettings { cpus: vec![5, 0], ..Default::default() });
+            allowed_cpus()
+        });
+        assert_eq!(pinned.join().expect("thread").as_deref(), Some("0"), "worker 1 takes the second CPU listed");
+        let refused = std::thread::spawn(|| {
+            apply(0, &WorkerSettings { cpus: vec![1_023], ..Default::default() });
+            allowed_cpus()
+        });
+        assert_eq!(refused.join().expect("thread"), before, "a CPU the machine lacks leaves the thread where it was");
     }
 }
