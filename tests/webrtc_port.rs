@@ -187,10 +187,16 @@ fn media_workers_ask_the_fair_scheduler_for_a_short_slice() {
 
 #[test]
 fn listed_worker_cpus_pin_one_worker_to_each_in_order() {
+    // Two workers on a 2-CPU machine would be the default count too: the list's length of 2 is
+    // shown by a second gateway listing one CPU.
     let gateway = Gateway::start(GatewayOptions { extra_media: "worker_cpus = [1, 0]\n".into(), ..Default::default() });
     for (worker, cpu) in [(0, 1), (1, 0)] {
         gateway.wait_for_log(&format!("media worker pinned to its CPU worker={worker} cpu={cpu}"));
     }
+    let single = Gateway::start(GatewayOptions { extra_media: "worker_cpus = [1]\n".into(), ..Default::default() });
+    single.wait_for_log("media worker pinned to its CPU worker=0 cpu=1");
+    let single_workers = thread_scheduling(single.pid()).into_iter().filter(|(name, ..)| name.starts_with("media-")).count();
+    assert_eq!(single_workers, 1, "workers left at 0 run one worker per listed CPU");
     let tasks = std::fs::read_dir(format!("/proc/{}/task", gateway.pid())).expect("the gateway's threads");
     let mut allowed: Vec<(String, String)> = tasks
         .filter_map(|task| {

@@ -10,7 +10,7 @@
 //! for none), `LOAD_WEBSOCKET` (call counts of the JsSIP-style scenario: SIP over WebSocket to
 //! the trunk, ws_sip.rs), `LOAD_SETUP_RATE` (0 for none), `LOAD_PROFILE=0` (no runs under perf),
 //! `LOAD_TOOL_THREADS` (the tool's media loops, default 1), `LOAD_WORKERS` (the gateway's
-//! `[media] workers`, default one per core), `LOAD_REALTIME` (its `[media] realtime_priority`,
+//! `[media] workers`, unpinned; by default one pinned worker per CPU but the tool's), `LOAD_REALTIME` (its `[media] realtime_priority`,
 //! default off), `LOAD_FILL` (its `[media] worker_fill_percent`, default 30), `LOAD_SLICE`
 //! (its `[media] worker_slice_us`, default 100), `LOAD_CPUS` (its `[media] worker_cpus`, default
 //! one worker on each CPU but the tool's; `none` for unpinned) and `LOAD_PIN` (the CPU of the tool's media
@@ -153,7 +153,7 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
     };
     Gateway::start(GatewayOptions {
         profiles: vec![("trunk.toml".into(), trunk)],
-        // `LOAD_WORKERS=N` sets `[media] workers` (default: the gateway's own, one per core);
+        // `LOAD_WORKERS=N` sets `[media] workers` (default: one per CPU of `worker_cpus()`);
         // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's);
         // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30);
         // `LOAD_SLICE=US` sets `[media] worker_slice_us` (default: the gateway's);
@@ -169,15 +169,17 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
 }
 
 /// `[media] worker_cpus` for the gateway: `LOAD_CPUS` (a comma-separated list, or `none` for
-/// unpinned workers), by default one worker on each CPU but the load tool's. The tool stands for
-/// the network and the peers, which a deployed gateway does not share its cores with.
+/// unpinned workers), by default one worker on each allowed CPU but the load tool's. The tool
+/// stands for the network and the peers, which a deployed gateway does not share its cores with.
+/// A worker count set alone (`LOAD_WORKERS`) leaves the workers unpinned.
 pub fn worker_cpus() -> String {
     let cpus = match std::env::var("LOAD_CPUS") {
         Ok(value) if value == "none" => return String::new(),
         Ok(value) => value,
+        Err(_) if std::env::var_os("LOAD_WORKERS").is_some() => return String::new(),
         Err(_) => {
             let tool = media_loop::load_tool_cpu();
-            let cpus: Vec<String> = (0..std::thread::available_parallelism().map_or(1, |n| n.get())).filter(|cpu| Some(*cpu) != tool).map(|cpu| cpu.to_string()).collect();
+            let cpus: Vec<String> = media_loop::allowed_cpus().into_iter().filter(|cpu| Some(*cpu) != tool).map(|cpu| cpu.to_string()).collect();
             if cpus.is_empty() {
                 return String::new();
             }

@@ -339,9 +339,25 @@ pub fn load_tool_cpu() -> Option<usize> {
     match std::env::var("LOAD_PIN") {
         Ok(value) if value == "none" => None,
         Ok(value) => value.parse().ok(),
-        Err(_) => std::thread::available_parallelism().ok().map(|n| n.get() - 1),
+        Err(_) => allowed_cpus().last().copied(),
     }
 }
+
+/// The CPUs this process may run on (taskset, a cgroup cpuset), in order: CPU numbers, which a
+/// count of them (`available_parallelism`) is not.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: an all-zero cpu_set_t is the empty set; pid 0 is the calling thread, which no
+    // code here pins (only the media loops pin themselves), and `set` has the size passed.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
+        return Vec::new();
+    }
+    // SAFETY: every index is within the set's size.
+    (0..8 * std::mem::size_of::<libc::cpu_set_t>()).filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) }).collect()
+}
+
+/// Whether the media loops took the CPU `load_tool_cpu` names, for the report.
+pub static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Keeps the calling thread on `cpu`; a CPU the machine lacks leaves it where it was.
 fn pin_current_thread(cpu: usize) {
@@ -353,7 +369,9 @@ fn pin_current_thread(cpu: usize) {
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
+            PINNED.store(true, Ordering::Relaxed);
+        } else {
             eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {}", std::io::Error::last_os_error());
         }
     }

@@ -156,7 +156,9 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
 
 /// Which CPUs the load tool and the gateway's workers run on, as this run set them.
 fn placement() -> String {
+    let pinned = super::media_loop::PINNED.load(std::sync::atomic::Ordering::Relaxed);
     let tool = match super::media_loop::load_tool_cpu() {
+        Some(cpu) if !pinned => format!("the load tool's media loop could not be pinned to CPU {cpu}"),
         Some(cpu) => format!("the load tool's media loop is pinned to CPU {cpu} (it stands for the network and the peers, which a deployed gateway does not share its cores with)"),
         None => "the load tool's media loop is not pinned".to_string(),
     };

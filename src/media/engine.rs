@@ -69,7 +69,8 @@ pub struct WorkerSettings {
     pub fill_percent: u8,
     /// The fair scheduler's time slice the workers ask for, µs; 0: the kernel's default.
     pub slice_us: u32,
-    /// The CPU each worker is pinned to, in order; empty: the scheduler places them.
+    /// The CPU each worker is pinned to, in order (a worker past the list's end runs unpinned);
+    /// empty: the scheduler places them. With `workers` at 0, one worker per listed CPU.
     pub cpus: Vec<usize>,
 }
 
