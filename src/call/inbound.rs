@@ -204,7 +204,7 @@ async fn route_call(layer: &CallLayer, call: &IncomingCall) -> Result<Vec<Callee
         CallerIdentity::TrustedPeer { profile } => Caller::TrustedPeer { profile: profile.clone() },
         CallerIdentity::LocalUser { username } => Caller::LocalUser { user: username.clone(), profiles: layer.user_profiles.get(username).cloned().unwrap_or_default() },
     };
-    let bindings = layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+    let bindings = layer.sip.bindings_of(&call.to_user).await;
     let directory = Directory { browser_sessions: layer.browsers.devices(&call.to_user).len(), bindings: &bindings };
     route(&caller, &call.to_user, &directory)
 }

@@ -88,7 +88,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, push: mpsc::Sender
 /// binding, else the number through the user's profile.
 async fn route_call(layer: &CallLayer, call: &OutboundCall) -> Result<Vec<Callee>, RouteError> {
     let caller = Caller::Browser { user: call.user.clone(), profiles: call.profile.iter().cloned().collect() };
-    let bindings = layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+    let bindings = layer.sip.bindings_of(&call.target).await;
     route(&caller, &call.target, &Directory { browser_sessions: 0, bindings: &bindings })
 }
 

@@ -67,6 +67,7 @@ impl SipCallEvent {
 /// What other parts of the gateway ask of the SIP endpoint task.
 enum SipCommand {
     Status(oneshot::Sender<SipStatus>),
+    BindingsOf(String, oneshot::Sender<Vec<super::core::BindingView>>),
     CallRinging(super::core::SipCallId),
     CallAnswer { id: super::core::SipCallId, sdp: String, reply: oneshot::Sender<Result<(), String>> },
     CallReject { id: super::core::SipCallId, status: u16 },
@@ -96,6 +97,16 @@ impl StatusHandle {
         let (reply, answer) = oneshot::channel();
         self.requests.send(SipCommand::Status(reply)).await.ok()?;
         answer.await.ok()
+    }
+
+    /// The live bindings of `user` (any domain): what a call to `user` is routed by. Empty when
+    /// the endpoint has stopped.
+    pub async fn bindings_of(&self, user: &str) -> Vec<super::core::BindingView> {
+        let (reply, answer) = oneshot::channel();
+        if self.requests.send(SipCommand::BindingsOf(user.to_string(), reply)).await.is_err() {
+            return Vec::new();
+        }
+        answer.await.unwrap_or_default()
     }
 
     /// Registers `user` to `profile`'s PBX with their own password; resolves with the
@@ -340,6 +351,9 @@ impl Driver {
         match command {
             SipCommand::Status(reply) => {
                 let _ = reply.send(self.snapshot());
+            }
+            SipCommand::BindingsOf(user, reply) => {
+                let _ = reply.send(self.core.bindings_of(&user, Instant::now()));
             }
             SipCommand::RegisterUser { profile, user, password, reply } => match self.core.register_user(&profile, &user, &password, Instant::now()) {
                 Ok(key) => {

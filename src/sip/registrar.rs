@@ -4,7 +4,7 @@
 //! decides what the binding table looks like afterwards. Every request is validated in full
 //! before anything is written, so a refused REGISTER never leaves a half-applied update behind.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::time::{Duration, Instant};
 
@@ -121,11 +121,13 @@ impl<S> Binding<S> {
 pub struct Registrar<S> {
     policy: RegistrarPolicy,
     aors: HashMap<String, Vec<Binding<S>>>,
+    /// The AORs of each user part, so that routing a call reads the dialled user's alone.
+    by_user: HashMap<String, BTreeSet<String>>,
 }
 
 impl<S: Clone> Registrar<S> {
     pub fn new(policy: RegistrarPolicy) -> Self {
-        Self { policy, aors: HashMap::new() }
+        Self { policy, aors: HashMap::new(), by_user: HashMap::new() }
     }
 
     pub fn register(&mut self, input: RegisterInput<'_, S>, now: Instant) -> Result<Vec<Binding<S>>, RegistrarError> {
@@ -198,7 +200,9 @@ impl<S: Clone> Registrar<S> {
 
         if updated.is_empty() {
             self.aors.remove(&key);
+            self.unindex(&key);
         } else {
+            self.index(&key);
             self.aors.insert(key, updated.clone());
         }
         Ok(sorted(updated))
@@ -223,27 +227,47 @@ impl<S: Clone> Registrar<S> {
     }
 
     pub fn purge_expired(&mut self, now: Instant) -> usize {
-        let mut removed = 0;
-        self.aors.retain(|_, bindings| {
-            let before = bindings.len();
-            bindings.retain(|b| b.is_live(now));
-            removed += before - bindings.len();
-            !bindings.is_empty()
-        });
-        removed
+        self.remove_bindings(|b| !b.is_live(now))
     }
 
     /// Removes every binding whose source matches, e.g. those registered over a flow that
     /// closed (RFC 5626 §5.2); returns how many went.
     pub fn remove_where(&mut self, gone: impl Fn(&S) -> bool) -> usize {
-        let mut removed = 0;
-        self.aors.retain(|_, bindings| {
+        self.remove_bindings(|b| gone(&b.source))
+    }
+
+    /// Removes the bindings `gone` names, and the AORs left without one; returns how many went.
+    fn remove_bindings(&mut self, gone: impl Fn(&Binding<S>) -> bool) -> usize {
+        let (mut removed, mut emptied) = (0, Vec::new());
+        self.aors.retain(|aor, bindings| {
             let before = bindings.len();
-            bindings.retain(|b| !gone(&b.source));
+            bindings.retain(|b| !gone(b));
             removed += before - bindings.len();
+            if bindings.is_empty() {
+                emptied.push(aor.clone());
+            }
             !bindings.is_empty()
         });
+        for aor in emptied {
+            self.unindex(&aor);
+        }
         removed
+    }
+
+    fn index(&mut self, aor: &str) {
+        if let Some(user) = split_uri(aor).1 {
+            self.by_user.entry(user.to_string()).or_default().insert(aor.to_string());
+        }
+    }
+
+    fn unindex(&mut self, aor: &str) {
+        let Some(user) = split_uri(aor).1 else { return };
+        if let Some(aors) = self.by_user.get_mut(user) {
+            aors.remove(aor);
+            if aors.is_empty() {
+                self.by_user.remove(user);
+            }
+        }
     }
 
     /// Includes bindings that expired but were not purged yet, so an overdue purge fires at once.
@@ -255,6 +279,14 @@ impl<S: Clone> Registrar<S> {
         let mut aors: Vec<&String> = self.aors.keys().collect();
         aors.sort();
         aors.into_iter().flat_map(|aor| self.lookup(aor, now).into_iter().map(move |b| (aor.clone(), b))).collect()
+    }
+
+    /// The live bindings of every AOR whose user part is `user` (whatever its domain), in the
+    /// order `all` gives them: what routing a call to `user` reads. Nothing of another user is
+    /// copied, so a call costs the same with ten bindings or ten thousand.
+    pub fn of_user(&self, user: &str, now: Instant) -> Vec<(String, Binding<S>)> {
+        let aors = self.by_user.get(user).into_iter().flatten();
+        aors.flat_map(|aor| self.lookup(aor, now).into_iter().map(move |b| (aor.clone(), b))).collect()
     }
 
     /// Stored bindings, including expired ones the owner has not purged yet.
@@ -363,6 +395,29 @@ mod tests {
         assert_eq!(q, b);
         assert_eq!(r.lookup("sip:alice@EXAMPLE.COM", t1), b);
         assert_eq!(r.binding_count(), 1);
+    }
+
+    #[test]
+    fn of_user_reads_that_user_alone_in_every_domain() {
+        let (mut r, t0) = (reg(), Instant::now());
+        one(&mut r, "sip:a@h1.invalid", None, "c1", 1, t0).unwrap();
+        for (aor, contact_uri) in [("sip:alice@other.example", "sip:a@h2.invalid"), ("sip:alicia@example.com", "sip:b@h3.invalid"), ("sip:bob@example.com", "sip:c@h4.invalid")] {
+            let mut other = input(List(vec![contact(contact_uri, Some(60))]), None, "c2", 1);
+            other.aor = aor;
+            r.register(other, t0).unwrap();
+        }
+        let alice = r.of_user("alice", t0);
+        let alice: Vec<(&str, &str)> = alice.iter().map(|(aor, b)| (aor.as_str(), b.contact_uri.as_str())).collect();
+        assert_eq!(alice, [("sip:alice@example.com", "sip:a@h1.invalid"), ("sip:alice@other.example", "sip:a@h2.invalid")]);
+        let everyone: Vec<(String, Binding<u8>)> = r.all(t0).into_iter().filter(|(aor, _)| aor.starts_with("sip:alice@")).collect();
+        assert_eq!(r.of_user("alice", t0), everyone, "the same bindings, in the same order, as the whole table gives");
+        assert!(r.of_user("ali", t0).is_empty() && r.of_user("example.com", t0).is_empty());
+        let later = t0 + Duration::from_secs(61);
+        assert!(r.of_user("bob", later).is_empty(), "expired bindings are not routed to");
+        assert_eq!(r.purge_expired(later), 3);
+        assert_eq!(r.by_user.keys().collect::<Vec<_>>(), ["alice"], "a user without AORs leaves the index");
+        assert_eq!(r.remove_where(|source| *source == 7), 1);
+        assert!(r.by_user.is_empty() && r.of_user("alice", t0).is_empty());
     }
 
     #[test]

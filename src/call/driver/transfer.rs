@@ -91,7 +91,7 @@ impl CallTask {
             (true, _) => Err(491),
             (false, false) => Err(403),
             (false, true) => {
-                let bindings = self.layer.sip.snapshot().await.map(|status| status.core.bindings).unwrap_or_default();
+                let bindings = self.layer.sip.bindings_of(&target).await;
                 let directory = Directory { browser_sessions: self.layer.browsers.devices(&target).len(), bindings: &bindings };
                 transfer_profile(referrer.as_deref(), &target, &self.layer.user_profiles, &directory)
             }

@@ -46,8 +46,7 @@ impl Session<'_> {
     }
 
     async fn phone_registered(&self, user: &str) -> bool {
-        let Some(status) = self.state.sip.snapshot().await else { return false };
-        status.core.bindings.iter().any(|b| crate::sip::syntax::uri_user(b.aor.trim_start_matches('<')) == Some(user))
+        self.state.sip.bindings_of(user).await.iter().any(|b| crate::sip::syntax::uri_user(b.aor.trim_start_matches('<')) == Some(user))
     }
 
     /// Requests about calls from SIP go to that call's task; anything else is returned for

@@ -1,6 +1,8 @@
 //! A read-only snapshot of the SIP side for the HTTP API, metrics and logs.
 
 use super::SipCore;
+use crate::sip::registrar::Binding;
+use crate::sip::Peer;
 use crate::sip::options::PeerStatus;
 use crate::sip::registration::RegistrationState;
 use serde::Serialize;
@@ -95,25 +97,7 @@ pub(super) fn snapshot(core: &SipCore, now: Instant) -> CoreStatus {
             }
         })
         .collect();
-    let bindings = core
-        .local
-        .as_ref()
-        .map(|local| {
-            local
-                .registrar
-                .all(now)
-                .into_iter()
-                .map(|(aor, b)| BindingView {
-                    aor,
-                    contact: b.contact_uri.clone(),
-                    source: b.source.remote.to_string(),
-                    transport: b.source.transport.to_string(),
-                    expires_in_secs: b.remaining(now).as_secs(),
-                    user_agent: b.user_agent.clone(),
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let bindings = core.local.as_ref().map(|local| binding_views(local.registrar.all(now), now)).unwrap_or_default();
     CoreStatus {
         upstreams,
         bindings,
@@ -123,7 +107,27 @@ pub(super) fn snapshot(core: &SipCore, now: Instant) -> CoreStatus {
     }
 }
 
+fn binding_views(bindings: Vec<(String, Binding<Peer>)>, now: Instant) -> Vec<BindingView> {
+    bindings
+        .into_iter()
+        .map(|(aor, b)| BindingView {
+            aor,
+            contact: b.contact_uri.clone(),
+            source: b.source.remote.to_string(),
+            transport: b.source.transport.to_string(),
+            expires_in_secs: b.remaining(now).as_secs(),
+            user_agent: b.user_agent.clone(),
+        })
+        .collect()
+}
+
 impl SipCore {
+    /// The bindings of `user` alone (`Registrar::of_user`), for routing a call: the status
+    /// snapshot copies every binding, transaction count and counter.
+    pub fn bindings_of(&self, user: &str, now: Instant) -> Vec<BindingView> {
+        self.local.as_ref().map(|local| binding_views(local.registrar.of_user(user, now), now)).unwrap_or_default()
+    }
+
     /// Where a call to `user` would go: the phone registered under that name, else the peer of
     /// `profile` (as `place_call` chooses). The call layer routes its media toward it.
     pub fn call_destination(&self, profile: Option<&str>, user: &str, now: Instant) -> Option<std::net::SocketAddr> {
