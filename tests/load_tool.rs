@@ -32,6 +32,15 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         let relay = relay.as_ref().expect("bare relay floor");
         assert!(relay.relayed > 0 && relay.cpu_percent > 0.0 && relay.lost == 0, "{relay:?}");
     }
+    // The floor is placed as the load places the gateway's worker and itself; the same relay
+    // unpinned is measured at each size too, for comparison.
+    let placed = gateway_load::floor::Placement::as_the_load();
+    assert!(placed.is_pinned() && run.floors.relay.iter().all(|r| r.as_ref().is_ok_and(|r| r.placement == placed)), "{placed:?}: {:?}", run.floors.relay);
+    assert_eq!(run.floors.relay_unpinned.len(), 2, "an unpinned relay per call count");
+    for relay in &run.floors.relay_unpinned {
+        let relay = relay.as_ref().expect("unpinned bare relay");
+        assert!(relay.placement == Default::default() && relay.relayed > 0 && relay.lost == 0, "{relay:?}");
+    }
     // The same relay fed by the scenarios' own sender, for comparison, at the largest relayed size.
     let fed = run.floors.fed_relay.as_ref().expect("a fed relay at 6 calls").as_ref().expect("fed relay floor");
     assert!(fed.calls == 6 && fed.relayed > 0 && fed.cpu_percent > 0.0 && fed.lost == 0, "{fed:?}");
@@ -97,6 +106,10 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 11 passes",
         "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",
         "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
+        ". The bare relay floor is placed the same way, the relay thread on CPU ",
+        "for comparison, not a target's floor: the same bare relay unpinned, 2 x 6 streams",
+        "x the unpinned relay (",
+        "x** less the unpinned relay floor (",
         "the same relay fed by the scenarios' sender (",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from browsers",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from SIP",

@@ -206,7 +206,7 @@ pub fn measure_shared_port(calls: usize, measure: Duration, batched: bool) -> st
             far_sockets.push(UdpSocket::from_std(far));
         }
     }
-    let measured = drive(streams, far_sockets, measure, move |phases| relay.run(batched, phases))?;
+    let measured = drive(streams, far_sockets, measure, super::floor::Placement::as_the_load(), move |phases| relay.run(batched, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
     Ok(SharedPortFloor { calls, batched, relayed, lost, seconds, cpu_percent: cpu_us / (seconds * 1e6) * 100.0 })

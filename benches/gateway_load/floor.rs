@@ -30,12 +30,55 @@ pub struct RelayFloor {
     pub cpu_percent: f64,
     /// The hypervisor's steal time meanwhile, % of all CPUs' time (set by the caller).
     pub steal_percent: f64,
+    /// Where its threads ran.
+    pub placement: Placement,
+}
+
+/// Where a floor's threads run: the relay thread on `relay`, the senders and the receivers (the
+/// far ends) on `peers`; `None` leaves a side to the scheduler.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Placement {
+    pub relay: Option<usize>,
+    pub peers: Option<usize>,
+}
+
+impl Placement {
+    /// As the load places the gateway and itself: the relay where the gateway's first media
+    /// worker runs, its far ends on the load tool's CPU. A relay the scheduler may put beside its
+    /// far ends wakes them on its own core; a worker pinned away from the tool pays for waking
+    /// another core, and the floor it is measured against must pay the same.
+    pub fn as_the_load() -> Placement {
+        Placement { relay: super::media_loop::gateway_worker_cpus().first().copied(), peers: super::media_loop::load_tool_cpu() }
+    }
+
+    pub fn is_pinned(&self) -> bool {
+        self.relay.is_some() || self.peers.is_some()
+    }
+
+    /// For the report: ", the relay thread on CPU 0 and its far ends on CPU 1".
+    pub fn describe(&self) -> String {
+        let side = |cpu: Option<usize>| cpu.map_or("unpinned".to_string(), |cpu| format!("on CPU {cpu}"));
+        if self.is_pinned() {
+            format!(", the relay thread {} and its senders and receivers {}", side(self.relay), side(self.peers))
+        } else {
+            ", unpinned".to_string()
+        }
+    }
+
+    /// Pins the calling thread where `cpu` says; a CPU it cannot take leaves it unpinned.
+    fn pin(cpu: Option<usize>) {
+        if let Some(cpu) = cpu {
+            if !super::media_loop::pin_thread(cpu) {
+                eprintln!("load tool: a floor thread cannot be pinned to CPU {cpu}: {}", std::io::Error::last_os_error());
+            }
+        }
+    }
 }
 
 impl RelayFloor {
     /// The console line for a floor named `what`.
     pub fn summary(&self, what: &str) -> String {
-        format!("{what}, {} calls: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", self.calls, self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
+        format!("{what}, {} calls{}: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", self.calls, self.placement.describe(), self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
     }
 
     /// % of a core per call, both directions.
@@ -106,8 +149,9 @@ pub struct Measured {
 }
 
 /// Runs `relay` on its own thread while the far ends send `streams` and count what reaches
-/// `far_sockets`: a second of warm-up, then `measure`, then what is still in flight.
-pub fn drive<R>(streams: Vec<(std::net::UdpSocket, SocketAddr)>, far_sockets: Vec<UdpSocket>, measure: Duration, relay: R) -> std::io::Result<Measured>
+/// `far_sockets`: a second of warm-up, then `measure`, then what is still in flight. Each thread
+/// runs where `placement` says.
+pub fn drive<R>(streams: Vec<(std::net::UdpSocket, SocketAddr)>, far_sockets: Vec<UdpSocket>, measure: Duration, placement: Placement, relay: R) -> std::io::Result<Measured>
 where
     R: FnOnce(&Phases) -> std::io::Result<(u64, f64, f64)> + Send + 'static,
 {
@@ -116,14 +160,23 @@ where
     let received = Arc::new(AtomicU64::new(0));
     let relay_thread = {
         let phases = Arc::clone(&phases);
-        std::thread::spawn(move || relay(&phases))
+        std::thread::spawn(move || {
+            Placement::pin(placement.relay);
+            relay(&phases)
+        })
     };
     let sink_thread = {
         let (received, stop) = (Arc::clone(&received), Arc::clone(&stop_sink));
-        std::thread::spawn(move || sink(far_sockets, &received, &stop))
+        std::thread::spawn(move || {
+            Placement::pin(placement.peers);
+            sink(far_sockets, &received, &stop)
+        })
     };
     let started = Instant::now();
-    let generator = std::thread::spawn(move || generate(streams, started + warm_up + measure));
+    let generator = std::thread::spawn(move || {
+        Placement::pin(placement.peers);
+        generate(streams, started + warm_up + measure)
+    });
     std::thread::sleep(warm_up);
     phases.measuring.store(true, Ordering::Relaxed);
     let sent = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
@@ -213,8 +266,9 @@ pub fn generate(streams: Vec<(std::net::UdpSocket, SocketAddr)>, until: Instant)
     sent
 }
 
-/// Measures the bare relay for `calls` calls over `measure`, after a second of warm-up.
-pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
+/// Measures the bare relay for `calls` calls over `measure`, after a second of warm-up, its
+/// threads placed as `placement` says.
+pub fn measure_relay(calls: usize, measure: Duration, placement: Placement) -> std::io::Result<RelayFloor> {
     let pairs = (0..calls).map(|_| bind_pair()).collect::<std::io::Result<Vec<Pair>>>()?;
     let mut relays = Vec::with_capacity(calls);
     let (mut far_ends, mut streams, mut far_sockets) = (Vec::new(), Vec::new(), Vec::new());
@@ -228,10 +282,10 @@ pub fn measure_relay(calls: usize, measure: Duration) -> std::io::Result<RelayFl
         }
         relays.push(pair.relay);
     }
-    let measured = drive(streams, far_sockets, measure, move |phases| relay(relays, far_ends, phases))?;
+    let measured = drive(streams, far_sockets, measure, placement, move |phases| relay(relays, far_ends, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0 })
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement })
 }
 
 /// The raw libopus cost of a transcoded Opus <-> PCMU call: per 20 ms, one encode of the PCM the

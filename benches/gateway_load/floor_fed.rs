@@ -9,7 +9,7 @@
 //! against a relay that meets the same arrivals.
 
 use super::browser::Voice;
-use super::floor::{bind_pair, relay, Phases, RelayFloor};
+use super::floor::{bind_pair, relay, Phases, Placement, RelayFloor};
 use super::media_loop::MediaLoops;
 use super::meter::{StealSample, Window};
 use super::sip_peer::RtpEndpoint;
@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 /// loop) for `measure` after a second of warm-up.
 pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     let media = MediaLoops::start(MediaLoops::threads_from_env())?;
+    let placement = Placement::as_the_load();
     let epoch = Instant::now();
     let window = Window { epoch, start: epoch + Duration::from_secs(1), end: epoch + Duration::from_secs(1) + measure };
     let (mut relays, mut far_ends, mut endpoints) = (Vec::new(), Vec::new(), Vec::new());
@@ -37,7 +38,13 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     let phases = Arc::new(Phases::default());
     let relay_thread = {
         let phases = Arc::clone(&phases);
-        std::thread::spawn(move || relay(relays, far_ends, &phases))
+        std::thread::spawn(move || {
+            // Placed as the gateway's first worker, as the floor is.
+            if let Some(cpu) = placement.relay {
+                super::media_loop::pin_thread(cpu);
+            }
+            relay(relays, far_ends, &phases)
+        })
     };
     let mut done = Vec::new();
     for (call, (ends, relay_addrs)) in endpoints.into_iter().enumerate() {
@@ -58,7 +65,7 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     }
     phases.stop.store(true, Ordering::Relaxed);
     let (relayed, cpu_us, seconds) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0 })
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement })
 }
 
 /// `measure`, with the host's steal over it, printed as the other floors are.

@@ -168,25 +168,14 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
     })
 }
 
-/// `[media] worker_cpus` for the gateway: `LOAD_CPUS` (a comma-separated list, or `none` for
-/// unpinned workers), by default one worker on each allowed CPU but the load tool's. The tool
-/// stands for the network and the peers, which a deployed gateway does not share its cores with.
-/// A worker count set alone (`LOAD_WORKERS`) leaves the workers unpinned.
+/// `[media] worker_cpus` for the gateway (`media_loop::gateway_worker_cpus`), or nothing for
+/// unpinned workers.
 pub fn worker_cpus() -> String {
-    let cpus = match std::env::var("LOAD_CPUS") {
-        Ok(value) if value == "none" => return String::new(),
-        Ok(value) => value,
-        Err(_) if std::env::var_os("LOAD_WORKERS").is_some() => return String::new(),
-        Err(_) => {
-            let tool = media_loop::load_tool_cpu();
-            let cpus: Vec<String> = media_loop::allowed_cpus().into_iter().filter(|cpu| Some(*cpu) != tool).map(|cpu| cpu.to_string()).collect();
-            if cpus.is_empty() {
-                return String::new();
-            }
-            cpus.join(", ")
-        }
-    };
-    format!("worker_cpus = [{cpus}]\n")
+    let cpus = media_loop::gateway_worker_cpus();
+    if cpus.is_empty() {
+        return String::new();
+    }
+    format!("worker_cpus = [{}]\n", cpus.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
 }
 
 /// Runs one scenario against a gateway of its own.
@@ -419,12 +408,20 @@ pub struct Floors {
     pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
     /// The bare relay fed by the scenarios' own sender, for comparison (not a target's floor).
     pub fed_relay: Option<Result<floor::RelayFloor, String>>,
+    /// The bare relay at the same call counts, unpinned, for comparison (not a target's floor);
+    /// empty when the floors above ran unpinned too.
+    pub relay_unpinned: Vec<Result<floor::RelayFloor, String>>,
 }
 
 impl Floors {
     /// The bare relay measured at `calls`.
     pub fn relay_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
         self.relay.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
+    }
+
+    /// The unpinned bare relay measured at `calls`, if the floors were placed.
+    pub fn relay_unpinned_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
+        self.relay_unpinned.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
     }
 
     /// Raw libopus over `calls` calls' states.
@@ -437,23 +434,27 @@ fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> (Floors, CodecBenches) {
     let mut sizes: Vec<usize> = plan.passthrough.iter().chain(&plan.transcoded).copied().collect();
     sizes.sort_unstable();
     sizes.dedup();
-    let relay = sizes
-        .into_iter()
-        .map(|calls| {
-            let steal = StealSample::start();
-            let measured = floor::measure_relay(calls, plan.floor_measure).map(|f| floor::RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay at {calls} calls: {e}"));
-            match &measured {
-                Ok(f) => println!("{}", f.summary("bare relay floor")),
-                Err(e) => println!("{e}"),
-            }
-            measured
-        })
-        .collect();
+    let placed = floor::Placement::as_the_load();
+    let relay = sizes.iter().map(|&calls| measure_relay_floor(plan, calls, placed, "bare relay floor")).collect();
+    let relay_unpinned = match placed.is_pinned() {
+        true => sizes.iter().map(|&calls| measure_relay_floor(plan, calls, floor::Placement::default(), "for comparison, bare relay")).collect(),
+        false => Vec::new(),
+    };
     let codec = CodecBenches::start(plan, opus);
     let (codec_floors, codec_one_state) = codec.floors();
     let shared_port = measure_shared_port(plan);
     let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
-    (Floors { relay, codec: codec_floors, codec_one_state, shared_port, fed_relay }, codec)
+    (Floors { relay, codec: codec_floors, codec_one_state, shared_port, fed_relay, relay_unpinned }, codec)
+}
+
+fn measure_relay_floor(plan: &Plan, calls: usize, placement: floor::Placement, what: &str) -> Result<floor::RelayFloor, String> {
+    let steal = StealSample::start();
+    let measured = floor::measure_relay(calls, plan.floor_measure, placement).map(|f| floor::RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay at {calls} calls: {e}"));
+    match &measured {
+        Ok(f) => println!("{}", f.summary(what)),
+        Err(e) => println!("{e}"),
+    }
+    measured
 }
 
 /// Raw libopus at every transcoded size and on one hot state, timed again after each

@@ -359,20 +359,41 @@ pub fn allowed_cpus() -> Vec<usize> {
 /// Whether the media loops took the CPU `load_tool_cpu` names, for the report.
 pub static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
-/// Keeps the calling thread on `cpu`; a CPU the machine lacks leaves it where it was.
-fn pin_current_thread(cpu: usize) {
+/// The CPUs the load pins the gateway's media workers to, one each: `LOAD_CPUS` (a
+/// comma-separated list, or `none`), by default every allowed CPU but the load tool's. The tool
+/// stands for the network and the peers, which a deployed gateway does not share its cores with.
+/// A worker count set alone (`LOAD_WORKERS`) leaves the workers unpinned.
+pub fn gateway_worker_cpus() -> Vec<usize> {
+    match std::env::var("LOAD_CPUS") {
+        Ok(value) if value == "none" => Vec::new(),
+        Ok(value) => value.split(',').filter_map(|cpu| cpu.trim().parse().ok()).collect(),
+        Err(_) if std::env::var_os("LOAD_WORKERS").is_some() => Vec::new(),
+        Err(_) => {
+            let tool = load_tool_cpu();
+            allowed_cpus().into_iter().filter(|cpu| Some(*cpu) != tool).collect()
+        }
+    }
+}
+
+/// Keeps the calling thread on `cpu`; false, with the thread left where it was, when it cannot.
+pub fn pin_thread(cpu: usize) -> bool {
     if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return;
+        return false;
     }
     // SAFETY: an all-zero cpu_set_t is the empty set, `cpu` is within it (checked above), and
     // pid 0 is the calling thread.
     unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0 {
-            PINNED.store(true, Ordering::Relaxed);
-        } else {
-            eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {}", std::io::Error::last_os_error());
-        }
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
+/// Keeps the media loop's thread on `cpu`, and notes whether it could (`PINNED`).
+fn pin_current_thread(cpu: usize) {
+    if pin_thread(cpu) {
+        PINNED.store(true, Ordering::Relaxed);
+    } else {
+        eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {}", std::io::Error::last_os_error());
     }
 }

@@ -167,5 +167,10 @@ fn placement() -> String {
         "" => "the gateway's media workers are not pinned".to_string(),
         line => format!("the gateway runs `{line}` (one media worker pinned to each)"),
     };
-    format!("{tool}; {gateway} (`LOAD_PIN`, `LOAD_CPUS`)")
+    let floor = super::floor::Placement::as_the_load();
+    let floor = match floor.is_pinned() {
+        true => format!(". The bare relay floor is placed the same way{} (its unpinned figure is given for comparison)", floor.describe()),
+        false => String::new(),
+    };
+    format!("{tool}; {gateway} (`LOAD_PIN`, `LOAD_CPUS`){floor}")
 }

@@ -50,10 +50,34 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         let _ = match relay {
             Ok(f) => writeln!(
                 out,
-                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
-                f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost, f.steal_percent
+                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback{} | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
+                f.calls,
+                f.placement.describe(),
+                f.cpu_percent,
+                f.per_call(),
+                f.us_per_packet(),
+                f.relayed,
+                f.seconds,
+                f.lost,
+                f.steal_percent
             ),
             Err(e) => writeln!(out, "| bare relay | not measured: {e} |"),
+        };
+    }
+    for relay in &floors.relay_unpinned {
+        let _ = match relay {
+            Ok(f) => writeln!(
+                out,
+                "| for comparison, not a target's floor: the same bare relay unpinned, 2 x {} streams (the scheduler may run the relay beside its senders and wake them on its own core) | {:.2} % of a core = {:.4} % per call, {:.2} µs per packet ({} packets, {} lost; host steal {:.1} %) |",
+                f.calls,
+                f.cpu_percent,
+                f.per_call(),
+                f.us_per_packet(),
+                f.relayed,
+                f.lost,
+                f.steal_percent
+            ),
+            Err(e) => writeln!(out, "| bare relay, unpinned | not measured: {e} |"),
         };
     }
     for codec in &floors.codec {
@@ -109,13 +133,17 @@ fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
             Some((o, f)) => {
                 let multiple = o.cpu_per_call() / f.per_call().max(1e-9);
                 // For comparison only: the verdict stays on the floor.
+                let unpinned = match floors.relay_unpinned_at(o.scenario.calls) {
+                    Some(u) => format!("; {:.2}x the unpinned relay ({:.2} µs per packet)", o.cpu_per_call() / u.per_call().max(1e-9), u.us_per_packet()),
+                    None => String::new(),
+                };
                 let fed = match &floors.fed_relay {
                     Some(Ok(fed)) if fed.calls == o.scenario.calls => format!("; {:.1}x the same relay fed by the scenarios' sender ({:.2} µs per packet)", o.cpu_per_call() / fed.per_call().max(1e-9), fed.us_per_packet()),
                     _ => String::new(),
                 };
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls = **{multiple:.2}x** the floor ({:.4} %); {:.2} µs per packet against {:.2}; host steal {:.1} % (floor's {:.1} %){fed} | {} |",
+                    "| {label} | {:.4} % per call at {} calls = **{multiple:.2}x** the floor ({:.4} %); {:.2} µs per packet against {:.2}; host steal {:.1} % (floor's {:.1} %){unpinned}{fed} | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     f.per_call(),
@@ -139,13 +167,17 @@ fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
             Some((o, relay, codec)) => {
                 let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
                 let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
+                let with_unpinned_relay = match floors.relay_unpinned_at(o.scenario.calls) {
+                    Some(u) => format!("; **{:.2}x** less the unpinned relay floor ({:.4} %)", (o.cpu_per_call() - u.per_call()) / codec.per_call().max(1e-9), u.per_call()),
+                    None => String::new(),
+                };
                 let against_one_state = match &floors.codec_one_state {
                     Ok(hot) => format!(" ({:.2}x raw libopus on one hot state)", (o.cpu_per_call() - relay.per_call()) / hot.per_call().max(1e-9)),
                     Err(_) => String::new(),
                 };
                 writeln!(
                     out,
-                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus on the calls' states{against_one_state}; host steal {:.1} % | {} |",
+                    "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus on the calls' states{against_one_state}{with_unpinned_relay}; host steal {:.1} % | {} |",
                     o.cpu_per_call(),
                     o.scenario.calls,
                     codec.per_call(),

@@ -47,6 +47,10 @@ impl PayloadTranscoder for Adapter {
         self.drain(out);
         result
     }
+
+    fn recycle(&mut self, payload: Vec<u8>) {
+        self.transcoder.recycle(OutFrame { payload, rtp_ticks: 0 });
+    }
 }
 
 /// The production transcoder factory: ffmpeg/libopus codecs at the configured Opus complexity.

@@ -56,6 +56,8 @@ pub trait PayloadTranscoder: Send {
     fn push(&mut self, payload: &[u8], out: &mut Vec<CodecFrame>) -> Result<(), String>;
     /// Conceal one lost input packet (PLC, or FEC from the packet that followed).
     fn push_lost(&mut self, next_payload: Option<&[u8]>, out: &mut Vec<CodecFrame>) -> Result<(), String>;
+    /// Takes back a sent frame's buffer, so that the next frame need not allocate one.
+    fn recycle(&mut self, _payload: Vec<u8>) {}
 }
 
 /// Builds transcoders: (from, to, output ptime in ms).

@@ -2,7 +2,7 @@
 //! own jitter buffer); transcoding does, because a decoder must see packets in order and must be
 //! told about each loss to conceal it. Bounded by count and by age; sans-IO.
 
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,19 +12,26 @@ pub enum Released {
     Lost { next: Option<Vec<u8>> },
 }
 
+/// A held packet's payload and when it arrived.
+type Held = (Vec<u8>, Duration);
+
 #[derive(Debug)]
 pub struct ReorderBuffer {
     capacity: usize,
     max_wait: Duration,
     next: Option<u16>,
-    held: BTreeMap<u32, (Vec<u8>, Duration)>,
+    /// Slot `i` holds sequence `next + i`. A ring rather than a map: an in-order packet goes in
+    /// and out without allocating (a map allocated and freed a node for each one).
+    slots: VecDeque<Option<Held>>,
+    /// How many slots hold a packet.
+    held: usize,
     late: u64,
 }
 
 impl ReorderBuffer {
     /// `capacity` packets at most are held; none longer than `max_wait`.
     pub fn new(capacity: usize, max_wait: Duration) -> ReorderBuffer {
-        ReorderBuffer { capacity: capacity.max(1), max_wait, next: None, held: BTreeMap::new(), late: 0 }
+        ReorderBuffer { capacity: capacity.max(1), max_wait, next: None, slots: VecDeque::new(), held: 0, late: 0 }
     }
 
     /// Packets that arrived after their slot was given up (counted, dropped).
@@ -32,6 +39,7 @@ impl ReorderBuffer {
         self.late
     }
 
+    /// Takes one received payload; appends what can now go to the decoder, in order.
     pub fn push(&mut self, sequence: u16, payload: Vec<u8>, now: Duration, out: &mut Vec<Released>) {
         let next = *self.next.get_or_insert(sequence);
         let ahead = sequence.wrapping_sub(next);
@@ -44,8 +52,14 @@ impl ReorderBuffer {
             self.flush_all(out);
             self.next = Some(sequence);
         }
-        let key = u32::from(sequence.wrapping_sub(self.next.unwrap_or(sequence)));
-        self.held.entry(key).or_insert((payload, now));
+        let slot = usize::from(sequence.wrapping_sub(self.next.unwrap_or(sequence)));
+        if self.slots.len() <= slot {
+            self.slots.resize_with(slot + 1, || None);
+        }
+        if let Some(empty @ None) = self.slots.get_mut(slot) {
+            *empty = Some((payload, now));
+            self.held += 1;
+        }
         self.release(now, out);
     }
 
@@ -55,43 +69,46 @@ impl ReorderBuffer {
     }
 
     pub fn poll_timeout(&self) -> Option<Duration> {
-        self.held.values().map(|(_, at)| *at + self.max_wait).min()
+        self.held_packets().map(|(_, at)| *at + self.max_wait).min()
+    }
+
+    fn held_packets(&self) -> impl Iterator<Item = &Held> {
+        self.slots.iter().flatten()
     }
 
     fn release(&mut self, now: Duration, out: &mut Vec<Released>) {
         loop {
-            if let Some((payload, _)) = self.held.remove(&0) {
-                out.push(Released::Packet(payload));
-                self.advance(1);
+            if let Some(Some(_)) = self.slots.front() {
+                if let Some(Some((payload, _))) = self.slots.pop_front() {
+                    self.held -= 1;
+                    out.push(Released::Packet(payload));
+                }
+                self.next = self.next.map(|n| n.wrapping_add(1));
                 continue;
             }
-            let oldest_waited_too_long = self.held.values().any(|(_, at)| now.saturating_sub(*at) >= self.max_wait);
-            if self.held.is_empty() || (self.held.len() < self.capacity && !oldest_waited_too_long) {
+            let oldest_waited_too_long = self.held_packets().any(|(_, at)| now.saturating_sub(*at) >= self.max_wait);
+            if self.held == 0 || (self.held < self.capacity && !oldest_waited_too_long) {
                 return;
             }
             // The packet we wait for is lost: conceal it, with the following packet for FEC.
-            let next = self.held.get(&1).map(|(p, _)| p.clone());
+            let next = self.slots.get(1).and_then(Option::as_ref).map(|(p, _)| p.clone());
             out.push(Released::Lost { next });
-            self.advance(1);
+            self.slots.pop_front();
+            self.next = self.next.map(|n| n.wrapping_add(1));
         }
     }
 
+    /// Releases everything held, each gap declared lost.
     fn flush_all(&mut self, out: &mut Vec<Released>) {
-        let held = std::mem::take(&mut self.held);
-        let mut expected = 0u32;
-        for (key, (payload, _)) in held {
-            while expected < key {
-                out.push(Released::Lost { next: None });
-                expected += 1;
-            }
-            out.push(Released::Packet(payload));
-            expected = key + 1;
+        // The last slot always holds a packet (slots are only added up to one), so no loss is
+        // declared past the newest packet.
+        while let Some(slot) = self.slots.pop_front() {
+            out.push(match slot {
+                Some((payload, _)) => Released::Packet(payload),
+                None => Released::Lost { next: None },
+            });
         }
-    }
-
-    fn advance(&mut self, by: u16) {
-        self.next = self.next.map(|n| n.wrapping_add(by));
-        self.held = std::mem::take(&mut self.held).into_iter().filter(|(k, _)| *k >= u32::from(by)).map(|(k, v)| (k - u32::from(by), v)).collect();
+        self.held = 0;
     }
 }
 
@@ -149,6 +166,21 @@ mod tests {
         let mut out = Vec::new();
         buffer.handle_timeout(ms(80), &mut out);
         assert_eq!(out, vec![Released::Lost { next: Some(vec![3]) }, Released::Packet(vec![3])]);
+    }
+
+    #[test]
+    fn a_duplicate_is_released_once_and_the_ring_stays_small() {
+        let mut buffer = ReorderBuffer::new(4, ms(60));
+        run(&mut buffer, 1, 0);
+        assert!(run(&mut buffer, 3, 20).is_empty());
+        assert!(run(&mut buffer, 3, 21).is_empty(), "a copy of a held packet is dropped");
+        assert_eq!(run(&mut buffer, 2, 25), vec![Released::Packet(vec![2]), Released::Packet(vec![3])]);
+        assert_eq!(run(&mut buffer, 2, 26), vec![], "a copy of a released packet is late");
+        for i in 4..1_000u16 {
+            run(&mut buffer, i, u64::from(i) * 20);
+        }
+        assert!(buffer.slots.capacity() <= 8, "in-order packets reuse the ring: {} slots", buffer.slots.capacity());
+        assert_eq!(buffer.poll_timeout(), None);
     }
 
     #[test]

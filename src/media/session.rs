@@ -163,6 +163,8 @@ pub struct MediaSession {
     pool: Vec<Vec<u8>>,
     frames: Vec<CodecFrame>,
     released: Vec<Released>,
+    /// Payloads the transcoder has read, on their way back to `pool`.
+    spent: Vec<Vec<u8>>,
     next_dtmf_tick: Duration,
     problems: Vec<String>,
 }
@@ -239,6 +241,7 @@ impl MediaSession {
             pool: Vec::new(),
             frames: Vec::new(),
             released: Vec::new(),
+            spent: Vec::new(),
             next_dtmf_tick: now,
             problems: Vec::new(),
         };
@@ -422,8 +425,10 @@ impl MediaSession {
                 self.send(out_side, packet);
             }
             Handler::Transcode { .. } => {
-                let payload = packet.get(payload_start..payload_end).map(<[u8]>::to_vec).unwrap_or_default();
-                self.recycle(packet);
+                // The payload moves to the front of its own buffer: no copy into a new one.
+                let mut payload = packet;
+                payload.copy_within(payload_start..payload_end, 0);
+                payload.truncate(payload_end - payload_start);
                 let mut released = std::mem::take(&mut self.released);
                 let leg = &mut self.legs[side.index()];
                 leg.transcode_pt = Some(header.payload_type);
@@ -444,22 +449,37 @@ impl MediaSession {
             return;
         };
         let out = *out;
+        let mut spent = std::mem::take(&mut self.spent);
         for item in released.drain(..) {
-            let result = match &item {
-                Released::Packet(payload) => transcoder.push(payload, &mut frames),
+            let result = match item {
+                Released::Packet(payload) => {
+                    let result = transcoder.push(&payload, &mut frames);
+                    spent.push(payload);
+                    result
+                }
                 Released::Lost { next } => transcoder.push_lost(next.as_deref(), &mut frames),
             };
             if let Err(e) = result {
                 tracing::debug!(error = %e, "transcoder refused a frame");
             }
         }
-        self.emit_frames(out_side, out, &mut frames, now);
+        self.emit_frames(out_side, out, &frames, now);
+        // The frames' buffers go back to the transcoder, the payloads' to the pool.
+        if let Some(Handler::Transcode { transcoder, .. }) = self.legs[side.index()].handlers.get_mut(payload_type) {
+            for frame in frames.drain(..) {
+                transcoder.recycle(frame.payload);
+            }
+        }
         frames.clear();
         self.frames = frames;
+        for payload in spent.drain(..) {
+            self.recycle(payload);
+        }
+        self.spent = spent;
     }
 
-    fn emit_frames(&mut self, out_side: Side, out: PayloadFormat, frames: &mut Vec<CodecFrame>, now: Duration) {
-        for frame in frames.drain(..) {
+    fn emit_frames(&mut self, out_side: Side, out: PayloadFormat, frames: &[CodecFrame], now: Duration) {
+        for frame in frames {
             let egress = &mut self.legs[out_side.index()].egress;
             egress.set_clock_rate(out.clock_rate());
             let stamp = egress.generate(frame.rtp_ticks, now);

@@ -140,6 +140,52 @@ fn transcoding_stamps_the_destination_codec_and_clock() {
     assert!(s.counters(Side::A).transcoded);
 }
 
+/// Counts the frame buffers handed back, and writes each frame into one when it has one.
+struct Recycling {
+    spare: Vec<Vec<u8>>,
+    handed_back: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl PayloadTranscoder for Recycling {
+    fn push(&mut self, payload: &[u8], out: &mut Vec<CodecFrame>) -> Result<(), String> {
+        let mut frame = self.spare.pop().unwrap_or_default();
+        frame.extend_from_slice(payload);
+        out.push(CodecFrame { payload: frame, rtp_ticks: 960 });
+        Ok(())
+    }
+    fn push_lost(&mut self, _next: Option<&[u8]>, _out: &mut Vec<CodecFrame>) -> Result<(), String> {
+        Ok(())
+    }
+    fn recycle(&mut self, mut payload: Vec<u8>) {
+        payload.clear();
+        self.spare.push(payload);
+        self.handed_back.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+#[test]
+fn transcoding_hands_every_buffer_back() {
+    let handed_back = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = std::sync::Arc::clone(&handed_back);
+    let factory: TranscoderFactory = Box::new(move |_, _, _| Ok(Box::new(Recycling { spare: Vec::new(), handed_back: std::sync::Arc::clone(&counter) }) as Box<dyn PayloadTranscoder>));
+    let (a, b) = (leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Opus, 111)], B_PEER));
+    let mut s = MediaSession::new(a, b, seeds(), factory, Timeouts::default(), Duration::ZERO);
+    for i in 0..20u16 {
+        let mut packet = s.buffer();
+        packet.extend_from_slice(&rtp_packet(0, i, u32::from(i) * 160, 0x1234));
+        let received = packet.as_ptr();
+        s.handle_rtp(Side::A, addr(A_PEER), packet, ms(u64::from(i) * 20));
+        let out = s.poll_transmit().expect("one frame out per frame in");
+        assert_eq!(&out.packet[rtp::RTP_HEADER_LEN..], &[0x55; 160][..], "the payload went through the transcoder");
+        s.recycle(out.packet);
+        assert_eq!(handed_back.load(std::sync::atomic::Ordering::Relaxed), usize::from(i) + 1, "the frame's buffer went back to the transcoder");
+        // The received packet's buffer carried the payload to the transcoder and came back.
+        let pooled = [s.buffer(), s.buffer()];
+        assert!(pooled.iter().any(|b| b.as_ptr() == received), "the received buffer is in the pool again");
+        pooled.into_iter().for_each(|b| s.recycle(b));
+    }
+}
+
 #[test]
 fn switching_into_and_out_of_transcoding_keeps_one_stream() {
     let mut s = session(leg(vec![format(Encoding::Pcmu, 0)], A_PEER), leg(vec![format(Encoding::Pcmu, 0), format(Encoding::G722, 9)], B_PEER));
