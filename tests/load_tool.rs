@@ -35,7 +35,12 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     // The floor is placed as the load places the gateway's worker and itself; the same relay
     // unpinned is measured at each size too, for comparison.
     let placed = gateway_load::floor::Placement::as_the_load();
+    // Each floor records the CPUs its threads took; on this machine they can take the ones asked
+    // for, and one that does not exist is never recorded as taken.
     assert!(placed.is_pinned() && run.floors.relay.iter().all(|r| r.as_ref().is_ok_and(|r| r.placement == placed)), "{placed:?}: {:?}", run.floors.relay);
+    assert!(run.floors.shared_port.iter().all(|f| f.as_ref().is_ok_and(|f| f.placement == placed)), "{placed:?}");
+    let far_off = gateway_load::floor::Placement::pin(Some(4_096));
+    assert_eq!(far_off, None, "a CPU the machine lacks is not recorded as taken");
     assert_eq!(run.floors.relay_unpinned.len(), 2, "an unpinned relay per call count");
     for relay in &run.floors.relay_unpinned {
         let relay = relay.as_ref().expect("unpinned bare relay");
@@ -106,10 +111,10 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 11 passes",
         "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",
         "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
-        ". The bare relay floor is placed the same way, the relay thread on CPU ",
         "for comparison, not a target's floor: the same bare relay unpinned, 2 x 6 streams",
         "x the unpinned relay (",
-        "x** less the unpinned relay floor (",
+        "; against the unpinned relay floor (",
+        "are placed the same way, the relay thread on CPU ",
         "the same relay fed by the scenarios' sender (",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from browsers",
         "relayed WebRTC (DTLS-SRTP) ↔ RTP PCMU at 200 calls ≤ 3x the floor per call, from SIP",

@@ -29,6 +29,8 @@ pub struct SharedPortFloor {
     pub lost: u64,
     pub seconds: f64,
     pub cpu_percent: f64,
+    /// Where its threads ran.
+    pub placement: super::floor::Placement,
 }
 
 impl SharedPortFloor {
@@ -209,5 +211,5 @@ pub fn measure_shared_port(calls: usize, measure: Duration, batched: bool) -> st
     let measured = drive(streams, far_sockets, measure, super::floor::Placement::as_the_load(), move |phases| relay.run(batched, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
-    Ok(SharedPortFloor { calls, batched, relayed, lost, seconds, cpu_percent: cpu_us / (seconds * 1e6) * 100.0 })
+    Ok(SharedPortFloor { calls, batched, relayed, lost, seconds, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, placement: measured.placement })
 }

@@ -65,11 +65,15 @@ impl Placement {
         }
     }
 
-    /// Pins the calling thread where `cpu` says; a CPU it cannot take leaves it unpinned.
-    fn pin(cpu: Option<usize>) {
-        if let Some(cpu) = cpu {
-            if !super::media_loop::pin_thread(cpu) {
-                eprintln!("load tool: a floor thread cannot be pinned to CPU {cpu}: {}", std::io::Error::last_os_error());
+    /// Pins the calling thread where `cpu` says; the CPU it took, or `None` when it was asked
+    /// for none or could not take it (then it runs unpinned, and the report says so).
+    pub fn pin(cpu: Option<usize>) -> Option<usize> {
+        let cpu = cpu?;
+        match super::media_loop::pin_thread(cpu) {
+            Ok(()) => Some(cpu),
+            Err(e) => {
+                eprintln!("load tool: a floor thread cannot be pinned to CPU {cpu}: {e}");
+                None
             }
         }
     }
@@ -146,6 +150,8 @@ pub struct Measured {
     pub sent: u64,
     pub received: u64,
     pub relay: (u64, f64, f64),
+    /// Where the threads actually ran: a CPU a thread could not take is `None`.
+    pub placement: Placement,
 }
 
 /// Runs `relay` on its own thread while the far ends send `streams` and count what reaches
@@ -160,26 +166,17 @@ where
     let received = Arc::new(AtomicU64::new(0));
     let relay_thread = {
         let phases = Arc::clone(&phases);
-        std::thread::spawn(move || {
-            Placement::pin(placement.relay);
-            relay(&phases)
-        })
+        std::thread::spawn(move || (Placement::pin(placement.relay), relay(&phases)))
     };
     let sink_thread = {
         let (received, stop) = (Arc::clone(&received), Arc::clone(&stop_sink));
-        std::thread::spawn(move || {
-            Placement::pin(placement.peers);
-            sink(far_sockets, &received, &stop)
-        })
+        std::thread::spawn(move || (Placement::pin(placement.peers), sink(far_sockets, &received, &stop)))
     };
     let started = Instant::now();
-    let generator = std::thread::spawn(move || {
-        Placement::pin(placement.peers);
-        generate(streams, started + warm_up + measure)
-    });
+    let generator = std::thread::spawn(move || (Placement::pin(placement.peers), generate(streams, started + warm_up + measure)));
     std::thread::sleep(warm_up);
     phases.measuring.store(true, Ordering::Relaxed);
-    let sent = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
+    let (generator_cpu, sent) = generator.join().map_err(|_| std::io::Error::other("generator panicked"))?;
     phases.measured.store(true, Ordering::Relaxed);
     // Whatever is still in flight lands within a few ms on loopback.
     let deadline = Instant::now() + Duration::from_millis(500);
@@ -187,10 +184,12 @@ where
         std::thread::sleep(Duration::from_millis(10));
     }
     phases.stop.store(true, Ordering::Relaxed);
-    let relay = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
+    let (relay_cpu, relay) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))?;
     stop_sink.store(true, Ordering::Relaxed);
-    sink_thread.join().map_err(|_| std::io::Error::other("sink panicked"))??;
-    Ok(Measured { sent, received: received.load(Ordering::Relaxed), relay })
+    let (sink_cpu, sunk) = sink_thread.join().map_err(|_| std::io::Error::other("sink panicked"))?;
+    sunk?;
+    let placement = Placement { relay: relay_cpu, peers: generator_cpu.filter(|_| sink_cpu == generator_cpu) };
+    Ok(Measured { sent, received: received.load(Ordering::Relaxed), relay: relay?, placement })
 }
 
 /// Relays everything until `stop`; returns (packets relayed, CPU µs, seconds) between the
@@ -285,7 +284,7 @@ pub fn measure_relay(calls: usize, measure: Duration, placement: Placement) -> s
     let measured = drive(streams, far_sockets, measure, placement, move |phases| relay(relays, far_ends, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement })
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement: measured.placement })
 }
 
 /// The raw libopus cost of a transcoded Opus <-> PCMU call: per 20 ms, one encode of the PCM the

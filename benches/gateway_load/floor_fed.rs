@@ -38,13 +38,8 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     let phases = Arc::new(Phases::default());
     let relay_thread = {
         let phases = Arc::clone(&phases);
-        std::thread::spawn(move || {
-            // Placed as the gateway's first worker, as the floor is.
-            if let Some(cpu) = placement.relay {
-                super::media_loop::pin_thread(cpu);
-            }
-            relay(relays, far_ends, &phases)
-        })
+        // Placed as the gateway's first worker, as the floor is.
+        std::thread::spawn(move || (Placement::pin(placement.relay), relay(relays, far_ends, &phases)))
     };
     let mut done = Vec::new();
     for (call, (ends, relay_addrs)) in endpoints.into_iter().enumerate() {
@@ -64,8 +59,11 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
         lost += heard_by_a.tally(sent_b).lost + heard_by_b.tally(sent_a).lost;
     }
     phases.stop.store(true, Ordering::Relaxed);
-    let (relayed, cpu_us, seconds) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))??;
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement })
+    let (relay_cpu, relayed) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))?;
+    let (relayed, cpu_us, seconds) = relayed?;
+    // The far ends are the tool's media loop, which pins itself.
+    let peers = placement.peers.filter(|_| super::media_loop::PINNED.load(Ordering::Relaxed));
+    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement: Placement { relay: relay_cpu, peers } })
 }
 
 /// `measure`, with the host's steal over it, printed as the other floors are.

@@ -346,8 +346,9 @@ pub fn load_tool_cpu() -> Option<usize> {
 /// The CPUs this process may run on (taskset, a cgroup cpuset), in order: CPU numbers, which a
 /// count of them (`available_parallelism`) is not.
 pub fn allowed_cpus() -> Vec<usize> {
-    // SAFETY: an all-zero cpu_set_t is the empty set; pid 0 is the calling thread, which no
-    // code here pins (only the media loops pin themselves), and `set` has the size passed.
+    // SAFETY: an all-zero cpu_set_t is the empty set, pid 0 is the calling thread, and `set` has
+    // the size passed. Called from a pinned thread (a media loop, a floor's thread) this gives
+    // that one CPU: only the main thread and the tests' threads, which nothing pins, ask.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     if unsafe { libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) } != 0 {
         return Vec::new();
@@ -366,7 +367,8 @@ pub static PINNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool
 pub fn gateway_worker_cpus() -> Vec<usize> {
     match std::env::var("LOAD_CPUS") {
         Ok(value) if value == "none" => Vec::new(),
-        Ok(value) => value.split(',').filter_map(|cpu| cpu.trim().parse().ok()).collect(),
+        // A usage error stops the run: a list read leniently would measure another placement.
+        Ok(value) => value.split(',').map(|cpu| cpu.trim().parse().unwrap_or_else(|_| panic!("LOAD_CPUS={value:?}: `{cpu}` is not a CPU number (a comma-separated list, or `none`)"))).collect(),
         Err(_) if std::env::var_os("LOAD_WORKERS").is_some() => Vec::new(),
         Err(_) => {
             let tool = load_tool_cpu();
@@ -375,25 +377,30 @@ pub fn gateway_worker_cpus() -> Vec<usize> {
     }
 }
 
-/// Keeps the calling thread on `cpu`; false, with the thread left where it was, when it cannot.
-pub fn pin_thread(cpu: usize) -> bool {
+/// Keeps the calling thread on `cpu`; an error, with the thread left where it was, when it
+/// cannot.
+pub fn pin_thread(cpu: usize) -> std::io::Result<()> {
     if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return false;
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "beyond the largest CPU set"));
     }
     // SAFETY: an all-zero cpu_set_t is the empty set, `cpu` is within it (checked above), and
     // pid 0 is the calling thread.
-    unsafe {
+    let pinned = unsafe {
         let mut set: libc::cpu_set_t = std::mem::zeroed();
         libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
+    };
+    if pinned == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
     }
 }
 
 /// Keeps the media loop's thread on `cpu`, and notes whether it could (`PINNED`).
 fn pin_current_thread(cpu: usize) {
-    if pin_thread(cpu) {
-        PINNED.store(true, Ordering::Relaxed);
-    } else {
-        eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {}", std::io::Error::last_os_error());
+    match pin_thread(cpu) {
+        Ok(()) => PINNED.store(true, Ordering::Relaxed),
+        Err(e) => eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {e}"),
     }
 }

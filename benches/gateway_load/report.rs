@@ -134,7 +134,7 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
          the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took.as_secs_f64(),
-        placement()
+        placement(&run.floors)
     );
     out.push_str("## Floors\n\nMeasured first, in this run, on this machine; every CPU target below is a multiple of them.\n\n");
     targets::floors_table(&mut out, &run.floors);
@@ -155,7 +155,7 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
 }
 
 /// Which CPUs the load tool and the gateway's workers run on, as this run set them.
-fn placement() -> String {
+fn placement(floors: &super::Floors) -> String {
     let pinned = super::media_loop::PINNED.load(std::sync::atomic::Ordering::Relaxed);
     let tool = match super::media_loop::load_tool_cpu() {
         Some(cpu) if !pinned => format!("the load tool's media loop could not be pinned to CPU {cpu}"),
@@ -167,10 +167,15 @@ fn placement() -> String {
         "" => "the gateway's media workers are not pinned".to_string(),
         line => format!("the gateway runs `{line}` (one media worker pinned to each)"),
     };
-    let floor = super::floor::Placement::as_the_load();
-    let floor = match floor.is_pinned() {
-        true => format!(". The bare relay floor is placed the same way{} (its unpinned figure is given for comparison)", floor.describe()),
-        false => String::new(),
+    // Where the floors' threads did run, which a CPU they could not take changes.
+    let relays = floors.relay.iter().filter_map(|f| f.as_ref().ok()).map(|f| f.placement);
+    let placed: Vec<super::floor::Placement> = relays.chain(floors.shared_port.iter().filter_map(|f| f.as_ref().ok()).map(|f| f.placement)).collect();
+    let floor = match placed.first() {
+        Some(first) if first.is_pinned() && placed.iter().all(|p| p == first) => {
+            format!(". The bare relay floors, the shared-port ones included, are placed the same way{} (the unpinned relay is given for comparison)", first.describe())
+        }
+        Some(_) if placed.iter().any(super::floor::Placement::is_pinned) => ". The bare relay floors could not all be placed the same way: each floor's row says where it ran".to_string(),
+        _ => ". The bare relay floors run unpinned".to_string(),
     };
     format!("{tool}; {gateway} (`LOAD_PIN`, `LOAD_CPUS`){floor}")
 }

@@ -168,7 +168,7 @@ fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
                 let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
                 let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
                 let with_unpinned_relay = match floors.relay_unpinned_at(o.scenario.calls) {
-                    Some(u) => format!("; **{:.2}x** less the unpinned relay floor ({:.4} %)", (o.cpu_per_call() - u.per_call()) / codec.per_call().max(1e-9), u.per_call()),
+                    Some(u) => format!("; against the unpinned relay floor ({:.4} %): {:.2}x raw libopus", u.per_call(), (o.cpu_per_call() - u.per_call()) / codec.per_call().max(1e-9)),
                     None => String::new(),
                 };
                 let against_one_state = match &floors.codec_one_state {

@@ -87,7 +87,7 @@ impl ReorderBuffer {
                 continue;
             }
             let oldest_waited_too_long = self.held_packets().any(|(_, at)| now.saturating_sub(*at) >= self.max_wait);
-            if self.held == 0 || (self.held < self.capacity && !oldest_waited_too_long) {
+            if self.held == 0 || self.slots.is_empty() || (self.held < self.capacity && !oldest_waited_too_long) {
                 return;
             }
             // The packet we wait for is lost: conceal it, with the following packet for FEC.

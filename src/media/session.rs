@@ -424,19 +424,27 @@ impl MediaSession {
                 }
                 self.send(out_side, packet);
             }
-            Handler::Transcode { .. } => {
-                // The payload moves to the front of its own buffer: no copy into a new one.
-                let mut payload = packet;
-                payload.copy_within(payload_start..payload_end, 0);
-                payload.truncate(payload_end - payload_start);
-                let mut released = std::mem::take(&mut self.released);
-                let leg = &mut self.legs[side.index()];
-                leg.transcode_pt = Some(header.payload_type);
-                leg.reorder.push(header.sequence, payload, now, &mut released);
-                self.decode_released(side, header.payload_type, &mut released, now);
-                self.released = released;
-            }
+            Handler::Transcode { .. } => self.transcode(side, header.sequence, header.payload_type, packet, payload_start..payload_end, now),
         }
+    }
+
+    /// Hands a packet's payload to the reorder buffer and decodes what it releases. The payload
+    /// moves to the front of its own buffer: no copy into a new one.
+    fn transcode(&mut self, side: Side, sequence: u16, payload_type: u8, mut packet: Vec<u8>, payload: std::ops::Range<usize>, now: Duration) {
+        // `RtpView::parse` checked header ≤ payload end ≤ packet length; a range that is not
+        // within the packet anyway is dropped, not a panic.
+        if payload.start > payload.end || payload.end > packet.len() {
+            return self.recycle(packet);
+        }
+        let length = payload.len();
+        packet.copy_within(payload, 0);
+        packet.truncate(length);
+        let mut released = std::mem::take(&mut self.released);
+        let leg = &mut self.legs[side.index()];
+        leg.transcode_pt = Some(payload_type);
+        leg.reorder.push(sequence, packet, now, &mut released);
+        self.decode_released(side, payload_type, &mut released, now);
+        self.released = released;
     }
 
     /// Feeds in-order packets and declared losses into the transcoder for `payload_type`.
