@@ -69,7 +69,7 @@ impl Placement {
     /// for none or could not take it (then it runs unpinned, and the report says so).
     pub fn pin(cpu: Option<usize>) -> Option<usize> {
         let cpu = cpu?;
-        match super::media_loop::pin_thread(cpu) {
+        match sipbridge::media::worker::scheduling::pin_current_thread(cpu) {
             Ok(()) => Some(cpu),
             Err(e) => {
                 eprintln!("load tool: a floor thread cannot be pinned to CPU {cpu}: {e}");

@@ -97,7 +97,7 @@ impl MediaLoops {
                     .name(format!("load-media-{index}"))
                     .spawn(move || {
                         if let Some(cpu) = cpu {
-                            pin_current_thread(cpu);
+                            pin_media_loop(cpu);
                         }
                         media_loop.run()
                     })?,
@@ -377,29 +377,9 @@ pub fn gateway_worker_cpus() -> Vec<usize> {
     }
 }
 
-/// Keeps the calling thread on `cpu`; an error, with the thread left where it was, when it
-/// cannot.
-pub fn pin_thread(cpu: usize) -> std::io::Result<()> {
-    if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "beyond the largest CPU set"));
-    }
-    // SAFETY: an all-zero cpu_set_t is the empty set, `cpu` is within it (checked above), and
-    // pid 0 is the calling thread.
-    let pinned = unsafe {
-        let mut set: libc::cpu_set_t = std::mem::zeroed();
-        libc::CPU_SET(cpu, &mut set);
-        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set)
-    };
-    if pinned == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
-}
-
 /// Keeps the media loop's thread on `cpu`, and notes whether it could (`PINNED`).
-fn pin_current_thread(cpu: usize) {
-    match pin_thread(cpu) {
+fn pin_media_loop(cpu: usize) {
+    match sipbridge::media::worker::scheduling::pin_current_thread(cpu) {
         Ok(()) => PINNED.store(true, Ordering::Relaxed),
         Err(e) => eprintln!("load tool: cannot pin its media loop to CPU {cpu}: {e}"),
     }

@@ -3,6 +3,7 @@
 
 use super::meter::percentile;
 use super::{Floors, Media, Origin, Outcome};
+use super::floor::RelayFloor;
 use std::fmt::Write as _;
 
 /// The sizes the targets are stated at.
@@ -47,38 +48,12 @@ fn us_per_packet(o: &Outcome) -> f64 {
 pub fn floors_table(out: &mut String, floors: &Floors) {
     out.push_str("| floor (same run, same machine) | measured |\n|---|---|\n");
     for relay in &floors.relay {
-        let _ = match relay {
-            Ok(f) => writeln!(
-                out,
-                "| bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback{} | {:.2} % of a core = **{:.4} % per call**, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
-                f.calls,
-                f.placement.describe(),
-                f.cpu_percent,
-                f.per_call(),
-                f.us_per_packet(),
-                f.relayed,
-                f.seconds,
-                f.lost,
-                f.steal_percent
-            ),
-            Err(e) => writeln!(out, "| bare relay | not measured: {e} |"),
-        };
+        let label = |f: &RelayFloor| format!("bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback{}", f.calls, f.placement.describe());
+        relay_floor_row(out, label, "bare relay", relay, true);
     }
     for relay in &floors.relay_unpinned {
-        let _ = match relay {
-            Ok(f) => writeln!(
-                out,
-                "| for comparison, not a target's floor: the same bare relay unpinned, 2 x {} streams (the scheduler may run the relay beside its senders and wake them on its own core) | {:.2} % of a core = {:.4} % per call, {:.2} µs per packet ({} packets, {} lost; host steal {:.1} %) |",
-                f.calls,
-                f.cpu_percent,
-                f.per_call(),
-                f.us_per_packet(),
-                f.relayed,
-                f.lost,
-                f.steal_percent
-            ),
-            Err(e) => writeln!(out, "| bare relay, unpinned | not measured: {e} |"),
-        };
+        let label = |f: &RelayFloor| format!("for comparison, not a target's floor: the same bare relay unpinned, 2 x {} streams (the scheduler may run the relay beside its senders and wake them on its own core)", f.calls);
+        relay_floor_row(out, label, "bare relay, unpinned", relay, false);
     }
     for codec in &floors.codec {
         let _ = match codec {
@@ -95,14 +70,31 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         Err(e) => writeln!(out, "| raw libopus on one state | not measured: {e} |"),
     };
     shared_port_rows(out, floors);
-    let _ = match &floors.fed_relay {
-        Some(Ok(f)) => writeln!(
-            out,
-            "| for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender (the load tool's media loop, the trunk's PCMU probes both ways), 2 x {} streams | {:.2} % of a core = {:.4} % per call, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
-            f.calls, f.cpu_percent, f.per_call(), f.us_per_packet(), f.relayed, f.seconds, f.lost, f.steal_percent
-        ),
-        Some(Err(e)) => writeln!(out, "| bare relay fed by the scenarios' sender | not measured: {e} |"),
-        None => Ok(()),
+    if let Some(fed) = &floors.fed_relay {
+        let label = |f: &RelayFloor| format!("for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender (the load tool's media loop, the trunk's PCMU probes both ways), 2 x {} streams", f.calls);
+        relay_floor_row(out, label, "bare relay fed by the scenarios' sender", fed, false);
+    }
+}
+
+/// One bare relay floor's row: `label` names it, `short` when it could not be measured; a
+/// target's floor has its per-call figure in bold.
+fn relay_floor_row(out: &mut String, label: impl Fn(&RelayFloor) -> String, short: &str, relay: &Result<RelayFloor, String>, target: bool) {
+    let _ = match relay {
+        Ok(f) => {
+            let per_call = if target { format!("**{:.4} % per call**", f.per_call()) } else { format!("{:.4} % per call", f.per_call()) };
+            writeln!(
+                out,
+                "| {} | {:.2} % of a core = {per_call}, {:.2} µs per packet ({} packets over {:.1} s, {} lost; host steal {:.1} %) |",
+                label(f),
+                f.cpu_percent,
+                f.us_per_packet(),
+                f.relayed,
+                f.seconds,
+                f.lost,
+                f.steal_percent
+            )
+        }
+        Err(e) => writeln!(out, "| {short} | not measured: {e} |"),
     };
 }
 

@@ -125,7 +125,7 @@ async fn open_browsers(layer: &CallLayer, user: &str, caller: &CallerSide<'_>, o
     let codec = browser_codec_for(layer.limits.browser_codec, codec_of_encoding(caller.codec));
     for (device, push) in layer.browsers.devices(user) {
         let start = BrowserLegStart::Offer { codec: codec.clone() };
-        match layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), caller.webrtc).await {
+        match layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), caller.webrtc) {
             Ok((handle, sdp, _, leg_events)) => {
                 out.webrtc_events.push((out.legs.len(), leg_events));
                 let leg = BrowserLeg::new(device, caller.call_id, push, Arc::new(handle), sdp, Some(incoming.clone()));
@@ -169,7 +169,7 @@ async fn offer_rtp(layer: &CallLayer, caller: &CallerSide<'_>, (placement, event
 async fn offer_webrtc(layer: &CallLayer, caller: &CallerSide<'_>, (placement, events): (Placement, mpsc::UnboundedReceiver<SipCallEvent>)) -> Result<OpenedSip, CalleeError> {
     let codec = webrtc_sip::offered_codec(codec_of_encoding(caller.forced.unwrap_or(caller.codec)));
     let start = BrowserLegStart::Offer { codec };
-    let opened = layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), caller.webrtc).await;
+    let opened = layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), caller.webrtc);
     let (handle, leg_sdp, _, mut leg_events) = opened.map_err(|e| CalleeError::WebRtc(e.to_string()))?;
     let candidates = webrtc_sip::gather_candidates(&mut leg_events).await;
     let offer = webrtc_sip::with_candidates(&leg_sdp, &candidates).map_err(|e| CalleeError::WebRtc(e.to_string()))?;

@@ -84,7 +84,7 @@ impl EchoCall {
         let ssrc: u32 = rand::random();
         let config = WebRtcConfig { public_ip: webrtc.public_ip, lite: webrtc.lite, failed_timeout: webrtc.failed_timeout };
         let start = BrowserLegStart::Answer { offer: offer_sdp.to_string(), forced_codec: None };
-        let (leg, answer, _, mut leg_events) = engine.open_browser_leg(start, &config, ssrc).await?;
+        let (leg, answer, _, mut leg_events) = engine.open_browser_leg(start, &config, ssrc)?;
         let Some(browser) = browser_format(&leg.codec()) else {
             leg.close().await;
             return Err(crate::webrtc_leg::WebRtcError::NoCommonCodec.into());

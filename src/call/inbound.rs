@@ -264,7 +264,7 @@ async fn prepare_answer(layer: &CallLayer, call: &IncomingCall, through: Option<
 /// candidates inline: SIP has no trickle.
 async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, through: Option<&str>) -> Result<Prepared, (u16, &'static str)> {
     let start = BrowserLegStart::Answer { offer: webrtc_sip::offer_for_leg(&offer), forced_codec: None };
-    let (handle, leg_sdp, media, mut events) = layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()).await.map_err(|e| {
+    let (handle, leg_sdp, media, mut events) = layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()).map_err(|e| {
         tracing::info!(error = %e, "WebRTC offer refused: 488");
         (488, "the WebRTC offer cannot be answered")
     })?;

@@ -47,7 +47,7 @@ pub async fn place(layer: Arc<CallLayer>, call: OutboundCall, push: mpsc::Sender
         return refused(&push, &call.call_id, log, refusal).await;
     };
     let start = BrowserLegStart::Answer { offer: call.browser_offer.clone(), forced_codec: None };
-    let (handle, browser_answer, _, webrtc_events) = match layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()).await {
+    let (handle, browser_answer, _, webrtc_events) = match layer.engine.open_browser_leg(start, &layer.webrtc_config(), rand::random()) {
         Ok(answered) => answered,
         Err(e) => return refused(&push, &call.call_id, log, refuse(HangupReason::Failed, e.to_string(), HangupSide::Browser, "the browser's offer was refused".into())).await,
     };

@@ -251,24 +251,21 @@ impl MediaEngine {
 
     /// Opens a browser leg on a worker: answering the browser's offer, or offering to it. Returns
     /// the leg, our SDP, what it negotiated, and the leg's events (local candidates, state).
-    pub async fn open_browser_leg(&self, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32) -> Result<(BrowserLegHandle, String, BrowserMedia, mpsc::Receiver<LegEvent>), WebRtcError> {
-        self.open_browser_leg_beside(start, config, ssrc, None).await
+    pub fn open_browser_leg(&self, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32) -> Result<(BrowserLegHandle, String, BrowserMedia, mpsc::Receiver<LegEvent>), WebRtcError> {
+        self.open_browser_leg_beside(start, config, ssrc, None)
     }
 
     /// As `open_browser_leg`, on the worker that holds `beside` when given: a session runs on one
     /// worker, so two WebRTC legs of one call (a WebRTC SIP peer and a browser) must share it.
-    pub async fn open_browser_leg_beside(&self, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32, beside: Option<&BrowserLegHandle>) -> Result<(BrowserLegHandle, String, BrowserMedia, mpsc::Receiver<LegEvent>), WebRtcError> {
+    /// The leg is built on the calling thread and handed to its worker (`WorkerHandle::open_browser_leg`).
+    pub fn open_browser_leg_beside(&self, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32, beside: Option<&BrowserLegHandle>) -> Result<(BrowserLegHandle, String, BrowserMedia, mpsc::Receiver<LegEvent>), WebRtcError> {
         let worker = match beside {
             Some(other) => other.worker.clone(),
             None => self.next_worker().map_err(|e| WebRtcError::Engine(e.to_string()))?.1,
         };
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (events_tx, events) = mpsc::channel(64);
-        let (reply, answer) = oneshot::channel();
-        worker
-            .send(Command::OpenBrowserLeg { id, start, config: config.clone(), ssrc, events: events_tx, reply })
-            .map_err(|e| WebRtcError::Engine(e.to_string()))?;
-        let (sdp, media) = answer.await.map_err(|_| WebRtcError::Engine("media worker stopped".into()))??;
+        let (sdp, media) = worker.open_browser_leg(id, start, config, ssrc, events_tx)?;
         let handle = BrowserLegHandle { id, worker, ssrc, media: Mutex::new(media.clone()) };
         Ok((handle, sdp, media, events))
     }

@@ -10,7 +10,7 @@ pub(crate) mod demux;
 mod load;
 mod outbox;
 mod paths;
-mod scheduling;
+pub mod scheduling;
 
 use super::engine::{EngineError, RtpEndpoint};
 use super::session::{LegConfig, LegCounters, LegQuality, MediaEvent, MediaSession, Side};
@@ -67,10 +67,10 @@ pub enum SessionCommand {
     Stop,
 }
 
-pub type OpenReply = oneshot::Sender<Result<(String, BrowserMedia), WebRtcError>>;
-
 pub enum Command {
-    OpenBrowserLeg { id: LegId, start: BrowserLegStart, config: WebRtcConfig, ssrc: u32, events: mpsc::Sender<LegEvent>, reply: OpenReply },
+    /// A browser leg built on the caller's thread (`WorkerHandle::open_browser_leg`), from now on
+    /// the worker's.
+    AdoptBrowserLeg { id: LegId, leg: Box<WebRtcLeg>, events: mpsc::Sender<LegEvent> },
     SetBrowserAnswer { id: LegId, sdp: String, reply: oneshot::Sender<Result<BrowserMedia, WebRtcError>> },
     AddRemoteCandidate { id: LegId, candidate: Option<serde_json::Value> },
     CloseBrowserLeg { id: LegId },
@@ -88,6 +88,9 @@ pub struct WorkerHandle {
     pub webrtc_addresses: Arc<Vec<SocketAddr>>,
     /// Thousandths of a core the worker's thread used over its last sampling window.
     load: Arc<AtomicU32>,
+    /// The DTLS certificate every leg of this worker presents (one per worker: a key pair per
+    /// call would be setup time spent for nothing).
+    certificate: crate::webrtc_leg::DtlsCertificate,
 }
 
 impl WorkerHandle {
@@ -99,6 +102,30 @@ impl WorkerHandle {
     /// Thousandths of a core the worker used over its last window (`LOAD_WINDOW`).
     pub fn load_permille(&self) -> u32 {
         self.load.load(Ordering::Relaxed)
+    }
+
+    /// Builds a browser leg for this worker, answering the browser's offer or offering to it,
+    /// and hands it over; returns our SDP and what it negotiated. Building a leg is pure work on
+    /// the worker's addresses and certificate, so it runs on the caller's thread: a call's setup
+    /// then has its SDP without waiting for the worker's turn and its wake-up back, a round trip
+    /// across threads fewer on the way to the INVITE or the `incoming`. The worker's commands
+    /// keep their order, so every later command about the leg finds it.
+    pub fn open_browser_leg(&self, id: LegId, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32, events: mpsc::Sender<LegEvent>) -> Result<(String, BrowserMedia), WebRtcError> {
+        let identity = crate::webrtc_leg::LegIdentity {
+            ufrag: random_token(16),
+            pwd: random_token(32),
+            ssrc,
+            local_addresses: self.webrtc_addresses.to_vec(),
+            certificate: self.certificate.clone(),
+        };
+        let now = Instant::now();
+        let (leg, sdp) = match start {
+            BrowserLegStart::Answer { offer, forced_codec } => WebRtcLeg::answer(&offer, forced_codec.as_deref(), config, &identity, now)?,
+            BrowserLegStart::Offer { codec } => WebRtcLeg::offer(codec, config, &identity, now)?,
+        };
+        let media = leg.media().clone();
+        self.send(Command::AdoptBrowserLeg { id, leg: Box::new(leg), events }).map_err(|e| WebRtcError::Engine(e.to_string()))?;
+        Ok((sdp, media))
     }
 }
 
@@ -171,7 +198,6 @@ pub(super) struct Worker {
     /// Sockets left readable after a full batch: edge-triggered epoll will not report them again.
     pending_reads: Vec<usize>,
     pending_sessions: Vec<(SessionId, Side, bool)>,
-    certificate: crate::webrtc_leg::DtlsCertificate,
     load: load::LoadMeter,
     /// The turn's media, sent when the turn ends.
     outbox: outbox::Outbox,
@@ -201,6 +227,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
     let counters = Arc::new(WorkerCounters::default());
     let webrtc_addresses = Arc::new(shared.iter().map(|s| s.local).collect());
     let load = Arc::new(AtomicU32::new(0));
+    let certificate = crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?;
     let worker = Worker {
         poll,
         commands,
@@ -216,7 +243,6 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
         batch: std::array::from_fn(|_| vec![0; 2_048]),
         pending_reads: Vec::new(),
         pending_sessions: Vec::new(),
-        certificate: crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?,
         load: load::LoadMeter::new(Arc::clone(&load)),
         outbox: outbox::Outbox::new(),
     };
@@ -231,7 +257,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
             worker.run()
         })
         .map_err(|source| EngineError::Bind { port: 0, source })?;
-    Ok(WorkerHandle { commands: commands_tx, waker, counters, webrtc_addresses, load })
+    Ok(WorkerHandle { commands: commands_tx, waker, counters, webrtc_addresses, load, certificate })
 }
 
 impl Worker {
@@ -305,8 +331,9 @@ impl Worker {
     fn handle_command(&mut self, command: Command) {
         let now = Instant::now();
         match command {
-            Command::OpenBrowserLeg { id, start, config, ssrc, events, reply } => {
-                let _ = reply.send(self.open_browser_leg(id, start, &config, ssrc, events, now));
+            Command::AdoptBrowserLeg { id, leg, events } => {
+                self.ufrags.insert(leg.ufrag().to_string(), id);
+                self.legs.insert(id, Box::new(BrowserSlot { leg: *leg, events, session: None, flows: Vec::new(), deadline: None }));
                 self.after_leg(id);
             }
             Command::SetBrowserAnswer { id, sdp, reply } => {
@@ -329,24 +356,6 @@ impl Worker {
             Command::StartSession { id, session, legs, events } => self.start_session(id, session, legs, events, now),
             Command::Session { id, command } => self.session_command(id, command, now),
         }
-    }
-
-    fn open_browser_leg(&mut self, id: LegId, start: BrowserLegStart, config: &WebRtcConfig, ssrc: u32, events: mpsc::Sender<LegEvent>, now: Instant) -> Result<(String, BrowserMedia), WebRtcError> {
-        let identity = crate::webrtc_leg::LegIdentity {
-            ufrag: random_token(16),
-            pwd: random_token(32),
-            ssrc,
-            local_addresses: self.shared.iter().map(|s| s.local).collect(),
-            certificate: self.certificate.clone(),
-        };
-        let (leg, sdp) = match start {
-            BrowserLegStart::Answer { offer, forced_codec } => WebRtcLeg::answer(&offer, forced_codec.as_deref(), config, &identity, now)?,
-            BrowserLegStart::Offer { codec } => WebRtcLeg::offer(codec, config, &identity, now)?,
-        };
-        let media = leg.media().clone();
-        self.ufrags.insert(identity.ufrag, id);
-        self.legs.insert(id, Box::new(BrowserSlot { leg, events, session: None, flows: Vec::new(), deadline: None }));
-        Ok((sdp, media))
     }
 
     fn close_browser_leg(&mut self, id: LegId) {

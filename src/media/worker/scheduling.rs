@@ -59,9 +59,18 @@ fn run_at_realtime_priority(index: usize, priority: u8) -> bool {
 /// the other there, while another core idles. A CPU outside the gateway's allowed set (taskset,
 /// cgroup cpuset) or offline is refused by the kernel: the worker then runs unpinned.
 fn pin_to_cpu(index: usize, cpu: usize) {
+    match pin_current_thread(cpu) {
+        Ok(()) => tracing::info!(worker = index, cpu, "media worker pinned to its CPU"),
+        Err(error) => tracing::warn!(worker = index, cpu, %error, "media worker cannot be pinned to its CPU (not in the gateway's allowed CPUs?); running unpinned"),
+    }
+}
+
+/// Keeps the calling thread on `cpu`; an error, with the thread left where it was, when the
+/// kernel refuses (a CPU outside the allowed set, or offline) or `cpu` is past its set size.
+/// Public so that the load tool places its own threads exactly as the workers are placed.
+pub fn pin_current_thread(cpu: usize) -> std::io::Result<()> {
     if cpu >= 8 * std::mem::size_of::<libc::cpu_set_t>() {
-        tracing::warn!(worker = index, cpu, "media worker cannot be pinned to a CPU past the kernel's set size; running unpinned");
-        return;
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidInput, "a CPU past the kernel's set size"));
     }
     // SAFETY: an all-zero cpu_set_t is the empty set.
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
@@ -70,10 +79,9 @@ fn pin_to_cpu(index: usize, cpu: usize) {
     // SAFETY: pid 0 is the calling thread; `set` is a valid cpu_set_t of the size passed.
     let result = unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) };
     if result == 0 {
-        tracing::info!(worker = index, cpu, "media worker pinned to its CPU");
+        Ok(())
     } else {
-        let error = std::io::Error::last_os_error();
-        tracing::warn!(worker = index, cpu, %error, "media worker cannot be pinned to its CPU (not in the gateway's allowed CPUs?); running unpinned");
+        Err(std::io::Error::last_os_error())
     }
 }
 
