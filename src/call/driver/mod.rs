@@ -66,7 +66,8 @@ pub struct CallTask {
     pub media: Option<SessionHandle>,
     /// The leg the media session joins to the caller, once it started.
     partner: Option<usize>,
-    webrtc: mpsc::Receiver<(usize, Option<crate::webrtc_leg::LegEvent>)>,
+    /// Every WebRTC leg's events, by the leg's index, read straight from the worker's queues.
+    webrtc: LegReceivers<mpsc::Receiver<crate::webrtc_leg::LegEvent>>,
     /// A transfer a SIP peer asked for, until its target answers or fails.
     transfer: Option<Box<transfer::PendingTransfer>>,
     /// Where the session's streams toward side A and B started, and where the next session must
@@ -93,20 +94,7 @@ impl CallTask {
         slot: CallSlot,
         control: mpsc::Receiver<BrowserAnswer>,
     ) -> CallTask {
-        let (tx, webrtc) = mpsc::channel(64);
-        for (index, mut events) in webrtc_events {
-            let tx = tx.clone();
-            // One path per leg into the call, with back-pressure: nothing is dropped.
-            tokio::spawn(async move {
-                while let Some(event) = events.recv().await {
-                    if tx.send((index, Some(event))).await.is_err() {
-                        return;
-                    }
-                }
-                let _ = tx.send((index, None)).await;
-            });
-        }
-        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events, control, media: None, partner: None, webrtc, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
+        CallTask { layer, call, legs, log: Some(log), slot: Some(slot), sip_events, control, media: None, partner: None, webrtc: webrtc_events, transfer: None, egress_seeds: [None; 2], next_seeds: [None; 2] }
     }
 
     fn sip_leg(&mut self, index: usize) -> Option<&mut SipLeg> {
@@ -169,7 +157,7 @@ impl CallTask {
                 Some((index, event)) = next_sip_event(&mut self.sip_events) => self.on_sip_event(index, event),
                 Some(event) = transfer::next_event(&mut self.transfer) => Box::pin(self.on_transfer_event(event)).await,
                 Some(request) = self.control.recv() => self.on_request(request).await,
-                Some((index, event)) = self.webrtc.recv() => {
+                Some((index, event)) = next_webrtc_event(&mut self.webrtc) => {
                     match self.legs.get_mut(index) {
                         Some(Leg::Browser(leg)) => leg.on_webrtc(event),
                         Some(Leg::Sip(leg)) => leg.on_webrtc(event),
@@ -344,6 +332,23 @@ fn next_sip_event(receivers: &mut LegReceivers<mpsc::UnboundedReceiver<SipCallEv
     })
 }
 
+/// The next WebRTC event of any leg, with the leg's index; `None` as the event once a leg's
+/// queue is closed (its leg is gone at the worker), after which that queue is dropped. Pending
+/// while no leg has one. Read here rather than through a task per leg: an event costs no extra
+/// wake-up and a leg no task. The worker's queue (64 events) outlasts what a leg ever sends.
+fn next_webrtc_event(receivers: &mut LegReceivers<mpsc::Receiver<crate::webrtc_leg::LegEvent>>) -> impl std::future::Future<Output = Option<(usize, Option<crate::webrtc_leg::LegEvent>)>> + '_ {
+    std::future::poll_fn(move |cx| {
+        for position in 0..receivers.len() {
+            match receivers[position].1.poll_recv(cx) {
+                std::task::Poll::Ready(Some(event)) => return std::task::Poll::Ready(Some((receivers[position].0, Some(event)))),
+                std::task::Poll::Ready(None) => return std::task::Poll::Ready(Some((receivers.swap_remove(position).0, None))),
+                std::task::Poll::Pending => {}
+            }
+        }
+        std::task::Poll::Pending
+    })
+}
+
 /// Hands one waiting push to its connection once the connection has room; pending while no leg
 /// has anything to send. A push that has to wait is counted (`sipbridge_browser_push_waits_total`).
 async fn next_push(legs: &mut [Leg], stats: &crate::call::call_log::CallStats) {
@@ -379,5 +384,32 @@ async fn next_media_event(media: &mut Option<SessionHandle>) -> Option<crate::me
     match media.as_mut() {
         Some(media) => media.events.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{next_webrtc_event, LegReceivers};
+    use crate::webrtc_leg::LegEvent;
+    use tokio::sync::mpsc;
+
+    /// Each leg's events come tagged with its index, in order; a closed queue is reported once,
+    /// as `None`, and is then gone, while the other legs' queues keep delivering.
+    #[tokio::test]
+    async fn webrtc_events_come_by_leg_and_a_closed_leg_is_reported_once() {
+        let (first, first_rx) = mpsc::channel(4);
+        let (second, second_rx) = mpsc::channel(4);
+        let mut receivers: LegReceivers<_> = vec![(0, first_rx), (3, second_rx)];
+        second.try_send(LegEvent::Connected).expect("room");
+        second.try_send(LegEvent::Failed("ice".into())).expect("room");
+        assert!(matches!(next_webrtc_event(&mut receivers).await, Some((3, Some(LegEvent::Connected)))));
+        assert!(matches!(next_webrtc_event(&mut receivers).await, Some((3, Some(LegEvent::Failed(detail)))) if detail == "ice"));
+        drop(first);
+        assert!(matches!(next_webrtc_event(&mut receivers).await, Some((0, None))));
+        assert_eq!(receivers.iter().map(|(index, _)| *index).collect::<Vec<_>>(), vec![3]);
+        second.try_send(LegEvent::LocalCandidate(None)).expect("room");
+        assert!(matches!(next_webrtc_event(&mut receivers).await, Some((3, Some(LegEvent::LocalCandidate(None))))));
+        // Nothing waiting and a leg still open: pending, not an end.
+        assert!(futures_util::FutureExt::now_or_never(next_webrtc_event(&mut receivers)).is_none());
     }
 }
