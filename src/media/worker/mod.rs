@@ -89,8 +89,9 @@ pub struct WorkerHandle {
     /// Thousandths of a core the worker's thread used over its last sampling window.
     load: Arc<AtomicU32>,
     /// The DTLS certificate every leg of this worker presents (one per worker: a key pair per
-    /// call would be setup time spent for nothing).
-    certificate: crate::webrtc_leg::DtlsCertificate,
+    /// call would be setup time spent for nothing). Shared: every leg's handle holds a clone of
+    /// this handle.
+    certificate: Arc<crate::webrtc_leg::DtlsCertificate>,
 }
 
 impl WorkerHandle {
@@ -116,7 +117,7 @@ impl WorkerHandle {
             pwd: random_token(32),
             ssrc,
             local_addresses: self.webrtc_addresses.to_vec(),
-            certificate: self.certificate.clone(),
+            certificate: crate::webrtc_leg::DtlsCertificate::clone(&self.certificate),
         };
         let now = Instant::now();
         let (leg, sdp) = match start {
@@ -227,7 +228,7 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
     let counters = Arc::new(WorkerCounters::default());
     let webrtc_addresses = Arc::new(shared.iter().map(|s| s.local).collect());
     let load = Arc::new(AtomicU32::new(0));
-    let certificate = crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?;
+    let certificate = Arc::new(crate::webrtc_leg::DtlsCertificate::generate().map_err(EngineError::Certificate)?);
     let worker = Worker {
         poll,
         commands,
