@@ -1,6 +1,7 @@
 //! Media path costs, printed as figures: what a browser leg's descriptions cost at call setup,
 //! passthrough per packet (RTP -> RTP, and SRTP -> RTP), the SRTP primitives, a transcoded Opus <->
-//! PCMU call against raw libopus measured in the same run, and the codec tables per 20 ms frame.
+//! PCMU call against raw libopus measured in the same run (one call, and 100 calls served in turn),
+//! and the codec tables per 20 ms frame.
 //! `make bench` runs it.
 
 use sipbridge::media::codec::{bench, CodecKind, CodecParams, DEFAULT_OPUS_COMPLEXITY};
@@ -88,12 +89,17 @@ fn rtp_into(mut buffer: Vec<u8>, payload_type: u8, frame: u32, payload: &[u8]) -
 /// production transcoder factory), per 20 ms of call: one Opus packet in on A and one PCMU packet
 /// in on B, each transcoded and sent out on the other leg.
 fn transcoded_call(opus_payloads: &[Vec<u8>]) -> bench::Workload<'_> {
+    transcoded_calls("gateway", 1, opus_payloads, bench::payloads(&CodecParams::new(CodecKind::Pcmu)))
+}
+
+/// `calls` such calls, each with its own `MediaSession`, served in turn frame by frame as a
+/// worker serves its calls; the workload's frames are calls x 20 ms.
+fn transcoded_calls<'a>(label: &'static str, calls: usize, opus_payloads: &'a [Vec<u8>], pcmu_payloads: Vec<Vec<u8>>) -> bench::Workload<'a> {
     let seeds = [EgressSeeds { ssrc: 1, sequence: 1, timestamp: 1 }, EgressSeeds { ssrc: 2, sequence: 1, timestamp: 1 }];
-    let factory = codec_glue::factory(DEFAULT_OPUS_COMPLEXITY);
     let (remote_a, remote_b) = ("192.0.2.1:4000", "192.0.2.2:4000");
-    let mut session = MediaSession::new(leg_with(OPUS, remote_a), leg_with(PCMU, remote_b), seeds, factory, Timeouts::default(), Duration::ZERO);
+    let new_session = || MediaSession::new(leg_with(OPUS, remote_a), leg_with(PCMU, remote_b), seeds, codec_glue::factory(DEFAULT_OPUS_COMPLEXITY), Timeouts::default(), Duration::ZERO);
+    let mut sessions: Vec<MediaSession> = (0..calls).map(|_| new_session()).collect();
     let (from_a, from_b): (SocketAddr, SocketAddr) = (remote_a.parse().expect("addr"), remote_b.parse().expect("addr"));
-    let pcmu_payloads = bench::payloads(&CodecParams::new(CodecKind::Pcmu));
     let frames = opus_payloads.len().min(pcmu_payloads.len());
     let mut frame = 0u32;
     let run = move || {
@@ -101,18 +107,20 @@ fn transcoded_call(opus_payloads: &[Vec<u8>]) -> bench::Workload<'_> {
         for (opus, pcmu) in opus_payloads.iter().zip(&pcmu_payloads) {
             frame += 1;
             let now = Duration::from_millis(20 * u64::from(frame));
-            let packet = rtp_into(session.buffer(), OPUS.payload_type, frame, opus);
-            session.handle_rtp(Side::A, from_a, packet, now);
-            let packet = rtp_into(session.buffer(), PCMU.payload_type, frame, pcmu);
-            session.handle_rtp(Side::B, from_b, packet, now);
-            while let Some(t) = session.poll_transmit() {
-                sent += 1;
-                session.recycle(black_box(t.packet));
+            for session in sessions.iter_mut() {
+                let packet = rtp_into(session.buffer(), OPUS.payload_type, frame, opus);
+                session.handle_rtp(Side::A, from_a, packet, now);
+                let packet = rtp_into(session.buffer(), PCMU.payload_type, frame, pcmu);
+                session.handle_rtp(Side::B, from_b, packet, now);
+                while let Some(t) = session.poll_transmit() {
+                    sent += 1;
+                    session.recycle(black_box(t.packet));
+                }
             }
         }
-        assert!(sent >= 2 * frames - 4, "the session sent {sent} packets for {frames} frames each way");
+        assert!(sent >= (2 * frames - 4) * calls, "the sessions sent {sent} packets for {frames} frames each way of {calls} calls");
     };
-    ("gateway", frames, Box::new(run))
+    (label, frames * calls, Box::new(run))
 }
 
 /// Issue 13's transcoding target: an Opus <-> PCMU call costs at most 1.3x what libopus itself
@@ -199,8 +207,50 @@ fn main() {
     println!("{:<56} {:>8.0} ns/packet (incl. building the packet)", "SRTP protect", start.elapsed().as_nanos() as f64 / f64::from(n));
     println!();
     opus_pcmu_at_codec_cost();
+    opus_pcmu_calls_in_turn();
     // µs of CPU per 20 ms frame for every transcoding pair and direction, Opus complexity 0/5/10,
     // G.711 native against ffmpeg, and concurrent Opus<->PCMU calls per core.
     sipbridge::media::codec::bench::run_benchmarks();
 }
 
+
+/// A worker serves its calls in turn, so no call's codec states stay in the cache. This sets 100
+/// transcoded calls through their own `MediaSession`s against raw libopus on one encoder and
+/// decoder per call, frame by frame across the calls: what our session code adds when every
+/// call's state is cold, with no I/O, SRTP or kernel work around it.
+fn opus_pcmu_calls_in_turn() {
+    const CALLS: usize = 100;
+    const FRAMES: usize = 20;
+    const ROUNDS: usize = 12;
+    let browser = bench::payloads(&CodecParams::new(CodecKind::Opus))[..FRAMES].to_vec();
+    let pcmu = bench::payloads(&CodecParams::new(CodecKind::Pcmu))[..FRAMES].to_vec();
+    let mut workloads = vec![raw_libopus_in_turn(CALLS, &browser, &pcmu), transcoded_calls("sessions in turn", CALLS, &browser, pcmu.clone())];
+    let c = bench::interleaved_min(&mut workloads, ROUNDS);
+    println!("Opus <-> PCMU, {CALLS} calls served in turn (every call's state cold), µs of thread CPU per call per 20 ms,");
+    println!("the minimum over {ROUNDS} interleaved passes of {FRAMES} frames:");
+    println!("  raw libopus, one encoder + decoder per call {:>8.1}", c[0]);
+    println!("  gateway, one MediaSession per call          {:>8.1} = {:.2}x\n", c[1], c[1] / c[0]);
+}
+
+/// One decode of the browser's packet to 8 kHz and one encode of the trunk's PCM per call and
+/// frame, on each call's own states, through the codec API the floor of `gateway_load` uses.
+fn raw_libopus_in_turn<'a>(calls: usize, browser: &'a [Vec<u8>], pcmu: &[Vec<u8>]) -> bench::Workload<'a> {
+    use sipbridge::media::codec::{ulaw_to_linear, AudioDecoder, AudioEncoder, OpusDecoder, OpusEncoder};
+    let mut params = CodecParams::new(CodecKind::Opus);
+    params.opus.complexity = DEFAULT_OPUS_COMPLEXITY;
+    let mut states: Vec<(OpusEncoder, OpusDecoder)> = (0..calls).map(|_| (OpusEncoder::new(&params, 8000).expect("encoder"), OpusDecoder::new(&params, 8000).expect("decoder"))).collect();
+    let pcm: Vec<Vec<i16>> = pcmu.iter().map(|p| p.iter().map(|&b| ulaw_to_linear(b)).collect()).collect();
+    let (mut encoded, mut decoded) = (Vec::with_capacity(4000), Vec::with_capacity(960));
+    let frames = browser.len().min(pcm.len());
+    let run = move || {
+        for (opus, pcm) in browser.iter().zip(&pcm) {
+            for (encoder, decoder) in states.iter_mut() {
+                decoded.clear();
+                decoder.decode(opus, &mut decoded).expect("decode");
+                encoded.clear();
+                encoder.encode(pcm, &mut encoded).expect("encode");
+            }
+        }
+    };
+    ("raw libopus in turn", frames * calls, Box::new(run))
+}

@@ -130,7 +130,7 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
         return refuse(&layer, &call, log, status, CallStatus::Failed, mapping::SHUTDOWN_CAUSE).await;
     }
     // Refused only once the offer is known to be acceptable: a 488 says more than a 480 would.
-    let routed = route_call(&layer, &call).await;
+    let routed = route_call(&layer, &call);
     let trunk = routed.as_deref().unwrap_or_default().iter().find_map(|c| match c {
         Callee::Trunk { profile, .. } => Some(profile.clone()),
         _ => None,
@@ -198,14 +198,14 @@ async fn answer_inbound(layer: Arc<CallLayer>, call: IncomingCall, sip_events: m
     CallTask::new(layer.clone(), machine, legs, webrtc_events, all_sip_events, log, slot, control).run().await;
 }
 
-/// Who the caller rings, by the dial plan (`call::route`).
-async fn route_call(layer: &CallLayer, call: &IncomingCall) -> Result<Vec<Callee>, RouteError> {
+/// Who the caller rings, by the dial plan (`call::route`), from the callee's bindings as the
+/// endpoint saw them when the INVITE came in.
+fn route_call(layer: &CallLayer, call: &IncomingCall) -> Result<Vec<Callee>, RouteError> {
     let caller = match &call.identity {
         CallerIdentity::TrustedPeer { profile } => Caller::TrustedPeer { profile: profile.clone() },
         CallerIdentity::LocalUser { username } => Caller::LocalUser { user: username.clone(), profiles: layer.user_profiles.get(username).cloned().unwrap_or_default() },
     };
-    let bindings = layer.sip.bindings_of(&call.to_user).await;
-    let directory = Directory { browser_sessions: layer.browsers.devices(&call.to_user).len(), bindings: &bindings };
+    let directory = Directory { browser_sessions: layer.browsers.devices(&call.to_user).len(), bindings: &call.to_bindings };
     route(&caller, &call.to_user, &directory)
 }
 

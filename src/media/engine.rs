@@ -157,15 +157,18 @@ impl MediaEngine {
         self.address
     }
 
+    /// The address SDP names for media with every peer, when it does not depend on the peer: the
+    /// public address, else the bound one. `None` when bound to a wildcard.
+    pub fn advertised_to_all(&self) -> Option<IpAddr> {
+        self.public_address.or(Some(self.address).filter(|a| !a.is_unspecified()))
+    }
+
     /// The address SDP names for media exchanged with `peer`: the public address, else the bound
     /// one, else (bound to a wildcard) the local address of the route toward `peer`. Never
     /// `0.0.0.0` or `::`, which SDP reads as hold: with no route, the family's loopback.
     pub fn advertised_toward(&self, peer: Option<IpAddr>) -> IpAddr {
-        if let Some(public) = self.public_address {
-            return public;
-        }
-        if !self.address.is_unspecified() {
-            return self.address;
+        if let Some(address) = self.advertised_to_all() {
+            return address;
         }
         let routed = peer.filter(|p| !p.is_unspecified()).and_then(|p| self.route_sources.toward(p));
         routed.filter(|ip| ip.is_ipv4() == self.address.is_ipv4()).unwrap_or(match self.address {
@@ -497,5 +500,10 @@ mod tests {
         }
         let v6 = MediaEngine::new(ip("::"), 40_000, 40_010).expect("engine");
         assert_eq!(v6.advertised_toward(Some(ip("::1"))), ip("::1"));
+        // Only the wildcard's answer depends on the peer, so only it needs the call's destination.
+        assert_eq!(concrete.advertised_to_all(), Some(ip("127.0.0.1")));
+        assert_eq!(public.advertised_to_all(), Some(ip("203.0.113.10")));
+        assert_eq!(wildcard.advertised_to_all(), None);
+        assert_eq!(v6.advertised_to_all(), None);
     }
 }

@@ -125,8 +125,7 @@ impl CallTask {
         let layer = &self.layer;
         let endpoint = layer.engine.allocate().await.map_err(|_| 503u16)?;
         let codecs = vec![Codec::Opus, Codec::G722, Codec::Pcmu, Codec::Pcma];
-        let destination = layer.sip.call_destination(Some(profile), target).await;
-        let address = crate::call::legs::sip_media_address(&layer.engine, None, destination.map(|d| d.ip()));
+        let address = crate::call::callees::offer_media_address(layer, Some(profile), target).await;
         let mut offer = sdp::offer(&LocalCapabilities::new(codecs.clone()), address, endpoint.port, rand::random::<u32>().into(), 1);
         let srtp = layer.srtp.for_profile(Some(profile));
         crate::call::sdes::secure_offer(srtp, &mut offer).map_err(|_| 488u16)?;

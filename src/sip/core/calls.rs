@@ -30,6 +30,9 @@ pub struct IncomingCall {
     pub sip_call_id: String,
     /// The caller's User-Agent, for the call record.
     pub user_agent: Option<String>,
+    /// The live bindings of `to_user` when the INVITE came in: the call layer routes by them
+    /// without asking the endpoint again.
+    pub to_bindings: Vec<super::BindingView>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -70,6 +73,7 @@ impl SipCore {
         self.next_call_id += 1;
         let uri = parsed.request_uri.clone();
         let to_user = syntax::uri_user(&uri).unwrap_or_default().to_string();
+        let to_bindings = self.bindings_of(&to_user, now);
         let request_uri_host = syntax::uri_host(&uri).unwrap_or_default().to_string();
         let requires_100rel = super::routing::lists_option(&parsed.request.headers, "Require", "100rel");
         self.calls.insert(id, SipCall { invite: key, peer, request_uri_host, requires_100rel, reliable: None, dialog: None, session });
@@ -81,6 +85,7 @@ impl SipCore {
             from_uri: crate::sip::mask::mask_uri(&parsed.from.uri),
             from_display: parsed.from.display_name.clone(),
             to_user,
+            to_bindings,
             sdp: String::from_utf8_lossy(&parsed.request.body).into_owned(),
             source: peer.remote,
             sip_call_id: parsed.call_id.clone(),

@@ -44,7 +44,7 @@ pub struct UpstreamView {
     pub remote: Option<String>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BindingView {
     pub aor: String,
     pub contact: String,

@@ -239,19 +239,9 @@ fn info_digits_wait_for_the_answer_to_the_one_before() {
 /// gets the User-Agent it registered with.
 #[test]
 fn a_registered_phone_silent_in_its_answers_is_named_by_its_registration() {
-    use crate::sip::auth::{ChallengeKind, DigestClient};
     let t0 = Instant::now();
     let mut core = core_with(profiles(), t0);
-    let (from, phone) = ("sip:alice@example.com", "192.0.2.1:5062");
-    let extra = |more: &[String]| [&["Expires: 120".to_string(), "User-Agent: JsSIP 3.13.0".to_string()], more].concat();
-    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu1", &extra(&[])), udp_from(phone), t0);
-    let challenge = sent(&mut core).remove(0).1;
-    let challenges: Vec<&str> = challenge.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
-    let auth = DigestClient::new("alice", "wonderland").respond(ChallengeKind::Www, challenges.iter().copied(), "REGISTER", "sip:example.com", None).expect("answer");
-    let authorization = format!("Authorization: {}", auth[0].value);
-    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu2", &extra(&[authorization])), udp_from(phone), t0);
-    assert_eq!(status_line(&sent(&mut core).remove(0).1), 200);
-    let _ = std::iter::from_fn(|| core.poll_event()).count();
+    let phone = register_alice(&mut core, t0);
 
     let id = core.place_call(None, "alice", "bob", "v=0\r\n", t0).expect("placed");
     let invite = sent(&mut core).remove(0).1;
@@ -260,6 +250,40 @@ fn a_registered_phone_silent_in_its_answers_is_named_by_its_registration() {
         .filter_map(|e| if let CoreEvent::Outbound(o @ OutboundEvent::PeerSeen { .. }) = e { Some(o) } else { None })
         .collect();
     assert_eq!(seen, vec![OutboundEvent::PeerSeen { id, remote: addr(phone), user_agent: Some("JsSIP 3.13.0".into()) }]);
+}
+
+/// An incoming call carries its callee's bindings as they were when the INVITE came in, so the
+/// call layer routes it without asking the endpoint again.
+#[test]
+fn an_incoming_call_carries_the_callees_bindings() {
+    let t0 = Instant::now();
+    let mut core = core_with(profiles(), t0);
+    let phone = register_alice(&mut core, t0);
+    let mut incoming = |to: &str, branch: &str| {
+        core.handle_inbound(&request("INVITE", &format!("sip:{to}@example.com"), "sip:carrier@trunk", branch, &[]), udp_from("192.0.2.50:5060"), t0);
+        std::iter::from_fn(|| core.poll_event()).find_map(|e| if let CoreEvent::IncomingCall(c) = e { Some(c) } else { None }).expect("call")
+    };
+    let to_alice = incoming("alice", "z9hG4bKb1");
+    assert_eq!(to_alice.to_bindings.len(), 1, "{:?}", to_alice.to_bindings);
+    assert_eq!(to_alice.to_bindings[0].source, phone);
+    assert_eq!(to_alice.to_bindings[0].user_agent.as_deref(), Some("JsSIP 3.13.0"));
+    assert!(incoming("carol", "z9hG4bKb2").to_bindings.is_empty(), "no binding for a user who never registered");
+}
+
+/// Registers alice from her phone (with digest auth); returns the phone's address.
+fn register_alice(core: &mut SipCore, t0: Instant) -> &'static str {
+    use crate::sip::auth::{ChallengeKind, DigestClient};
+    let (from, phone) = ("sip:alice@example.com", "192.0.2.1:5062");
+    let extra = |more: &[String]| [&["Expires: 120".to_string(), "User-Agent: JsSIP 3.13.0".to_string()], more].concat();
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu1", &extra(&[])), udp_from(phone), t0);
+    let challenge = sent(core).remove(0).1;
+    let challenges: Vec<&str> = challenge.split("\r\n").filter_map(|l| l.strip_prefix("WWW-Authenticate: ")).collect();
+    let auth = DigestClient::new("alice", "wonderland").respond(ChallengeKind::Www, challenges.iter().copied(), "REGISTER", "sip:example.com", None).expect("answer");
+    let authorization = format!("Authorization: {}", auth[0].value);
+    core.handle_inbound(&request("REGISTER", "sip:example.com", from, "z9hG4bKu2", &extra(&[authorization])), udp_from(phone), t0);
+    assert_eq!(status_line(&sent(core).remove(0).1), 200);
+    let _ = std::iter::from_fn(|| core.poll_event()).count();
+    phone
 }
 
 /// A 180 has a To tag and so sets up an early dialog: it names our Contact (RFC 3261 §12.1.1),
