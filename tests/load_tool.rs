@@ -26,11 +26,14 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     };
     let run = gateway_load::run_plan(&plan);
     // The floors come first: the bare relay at each scenario's size loses nothing, and raw libopus
-    // costs something.
+    // costs something. The relay is measured again after each of the two scenarios (from browsers,
+    // from SIP) at its size, and its floor is the mean of the three.
     assert_eq!(run.floors.relay.len(), 2, "a bare relay floor per call count (6 and 4)");
     for relay in &run.floors.relay {
         let relay = relay.as_ref().expect("bare relay floor");
         assert!(relay.relayed > 0 && relay.cpu_percent > 0.0 && relay.lost == 0, "{relay:?}");
+        let (lowest, highest) = relay.per_packet_range;
+        assert!(relay.measurements == 3 && lowest <= relay.us_per_packet() && relay.us_per_packet() <= highest, "{relay:?}");
     }
     // The floor is placed as the load places the gateway's worker and itself; the same relay
     // unpinned is measured at each size too, for comparison.

@@ -32,6 +32,10 @@ pub struct RelayFloor {
     pub steal_percent: f64,
     /// Where its threads ran.
     pub placement: Placement,
+    /// How many measurements this figure is the mean of, and the cheapest and dearest of them in
+    /// µs per packet.
+    pub measurements: usize,
+    pub per_packet_range: (f64, f64),
 }
 
 /// Where a floor's threads run: the relay thread on `relay`, the senders and the receivers (the
@@ -80,6 +84,30 @@ impl Placement {
 }
 
 impl RelayFloor {
+    /// One measurement: `relayed` packets in `seconds`, for `cpu_us` of the relay thread's CPU.
+    pub fn measured(calls: usize, seconds: f64, relayed: u64, lost: u64, cpu_us: f64, placement: Placement) -> RelayFloor {
+        let mut floor = RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement, measurements: 1, per_packet_range: (0.0, 0.0) };
+        floor.per_packet_range = (floor.us_per_packet(), floor.us_per_packet());
+        floor
+    }
+
+    /// The mean of several measurements at one call count: their CPU over their time together,
+    /// as the gateway's figure is its CPU over a window. `None` when there are none.
+    pub fn mean(all: &[RelayFloor]) -> Option<RelayFloor> {
+        let first = all.first()?;
+        let seconds: f64 = all.iter().map(|f| f.seconds).sum();
+        let cpu_us: f64 = all.iter().map(|f| f.cpu_percent / 100.0 * f.seconds * 1e6).sum();
+        // A side one measurement could not pin is not claimed as pinned for their mean.
+        let common = |side: fn(&Placement) -> Option<usize>| side(&first.placement).filter(|_| all.iter().all(|f| side(&f.placement) == side(&first.placement)));
+        let placement = Placement { relay: common(|p| p.relay), peers: common(|p| p.peers) };
+        let mut mean = RelayFloor::measured(first.calls, seconds, all.iter().map(|f| f.relayed).sum(), all.iter().map(|f| f.lost).sum(), cpu_us, placement);
+        mean.steal_percent = all.iter().map(|f| f.steal_percent * f.seconds).sum::<f64>() / seconds.max(1e-9);
+        mean.measurements = all.iter().map(|f| f.measurements).sum();
+        let lowest = all.iter().map(|f| f.per_packet_range.0).fold(f64::INFINITY, f64::min);
+        mean.per_packet_range = (lowest, all.iter().map(|f| f.per_packet_range.1).fold(0.0, f64::max));
+        Some(mean)
+    }
+
     /// The console line for a floor named `what`.
     pub fn summary(&self, what: &str) -> String {
         format!("{what}, {} calls{}: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", self.calls, self.placement.describe(), self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
@@ -284,7 +312,7 @@ pub fn measure_relay(calls: usize, measure: Duration, placement: Placement) -> s
     let measured = drive(streams, far_sockets, measure, placement, move |phases| relay(relays, far_ends, phases))?;
     let (relayed, cpu_us, seconds) = measured.relay;
     let lost = measured.sent.saturating_sub(measured.received);
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement: measured.placement })
+    Ok(RelayFloor::measured(calls, seconds, relayed, lost, cpu_us, measured.placement))
 }
 
 /// The raw libopus cost of a transcoded Opus <-> PCMU call: per 20 ms, one encode of the PCM the
@@ -396,5 +424,27 @@ impl CodecBench {
         }
         let decode_us = (thread_cpu_us() - started) / frames.max(1) as f64;
         Ok((encode_us, decode_us))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    // Paths in full: `cargo bench` builds this module without its tests, and an import would
+    // be unused there.
+    #[test]
+    fn a_relay_floors_mean_is_its_cpu_over_its_time_with_the_range_of_its_parts() {
+        let placed = super::Placement { relay: Some(0), peers: Some(1) };
+        // 1 s at 1 % of a core for 1,000 packets (10 µs each), 3 s at 2 % for 12,000 (5 µs each).
+        let mut first = super::RelayFloor::measured(100, 1.0, 1_000, 0, 10_000.0, placed);
+        first.steal_percent = 4.0;
+        let second = super::RelayFloor::measured(100, 3.0, 12_000, 2, 60_000.0, super::Placement { relay: Some(0), peers: None });
+        let mean = super::RelayFloor::mean(&[first, second]).expect("a mean of two");
+        assert!((mean.cpu_percent - 1.75).abs() < 1e-9 && (mean.us_per_packet() - 70_000.0 / 13_000.0).abs() < 1e-9, "{mean:?}");
+        assert_eq!((mean.relayed, mean.lost, mean.measurements, mean.calls), (13_000, 2, 2, 100));
+        let (lowest, highest) = mean.per_packet_range;
+        assert!((lowest - 5.0).abs() < 1e-9 && (highest - 10.0).abs() < 1e-9, "{mean:?}");
+        assert!((mean.steal_percent - 1.0).abs() < 1e-9, "steal weighted by time: {mean:?}");
+        assert_eq!(mean.placement, super::Placement { relay: Some(0), peers: None }, "the far ends were not pinned in one measurement");
+        assert!(super::RelayFloor::mean(&[]).is_none());
     }
 }

@@ -63,7 +63,7 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     let (relayed, cpu_us, seconds) = relayed?;
     // The far ends are the tool's media loop, which pins itself.
     let peers = placement.peers.filter(|_| super::media_loop::PINNED.load(Ordering::Relaxed));
-    Ok(RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement: Placement { relay: relay_cpu, peers } })
+    Ok(RelayFloor::measured(calls, seconds, relayed, lost, cpu_us, Placement { relay: relay_cpu, peers }))
 }
 
 /// `measure`, with the host's steal over it, printed as the other floors are.

@@ -24,6 +24,7 @@ pub mod browser;
 pub mod calls;
 pub mod floor;
 pub mod floor_fed;
+pub mod floors;
 pub mod media_loop;
 pub mod meter;
 pub mod profile;
@@ -41,6 +42,8 @@ use meter::{percentile, CpuSample, StealSample, StreamTally, Window};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use support::{Gateway, GatewayOptions};
+pub use floors::Floors;
+use floors::measure_floors;
 pub use support::JWT_SECRET;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -396,128 +399,6 @@ impl Plan {
     }
 }
 
-/// The floors of one run, measured before its scenarios on the same machine.
-pub struct Floors {
-    /// The bare relay at every call count a scenario runs.
-    pub relay: Vec<Result<floor::RelayFloor, String>>,
-    /// Raw libopus at every transcoded call count, one encoder and decoder state per call.
-    pub codec: Vec<Result<floor::CodecFloor, String>>,
-    /// Raw libopus on one state kept hot, for comparison (not a target's floor).
-    pub codec_one_state: Result<floor::CodecFloor, String>,
-    /// The shared-port relay at the largest relayed size: one datagram per call, then batched.
-    pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
-    /// The bare relay fed by the scenarios' own sender, for comparison (not a target's floor).
-    pub fed_relay: Option<Result<floor::RelayFloor, String>>,
-    /// The bare relay at the same call counts, unpinned, for comparison (not a target's floor);
-    /// empty when the floors above ran unpinned too.
-    pub relay_unpinned: Vec<Result<floor::RelayFloor, String>>,
-}
-
-impl Floors {
-    /// The bare relay measured at `calls`.
-    pub fn relay_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
-        self.relay.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
-    }
-
-    /// The unpinned bare relay measured at `calls`, if the floors were placed.
-    pub fn relay_unpinned_at(&self, calls: usize) -> Option<&floor::RelayFloor> {
-        self.relay_unpinned.iter().filter_map(|r| r.as_ref().ok()).find(|f| f.calls == calls)
-    }
-
-    /// Raw libopus over `calls` calls' states.
-    pub fn codec_at(&self, calls: usize) -> Option<&floor::CodecFloor> {
-        self.codec.iter().filter_map(|c| c.as_ref().ok()).find(|c| c.states == calls)
-    }
-}
-
-fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> (Floors, CodecBenches) {
-    let mut sizes: Vec<usize> = plan.passthrough.iter().chain(&plan.transcoded).copied().collect();
-    sizes.sort_unstable();
-    sizes.dedup();
-    let placed = floor::Placement::as_the_load();
-    let relay = sizes.iter().map(|&calls| measure_relay_floor(plan, calls, placed, "bare relay floor")).collect();
-    let relay_unpinned = match placed.is_pinned() {
-        true => sizes.iter().map(|&calls| measure_relay_floor(plan, calls, floor::Placement::default(), "for comparison, bare relay")).collect(),
-        false => Vec::new(),
-    };
-    let codec = CodecBenches::start(plan, opus);
-    let (codec_floors, codec_one_state) = codec.floors();
-    let shared_port = measure_shared_port(plan);
-    let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
-    (Floors { relay, codec: codec_floors, codec_one_state, shared_port, fed_relay, relay_unpinned }, codec)
-}
-
-fn measure_relay_floor(plan: &Plan, calls: usize, placement: floor::Placement, what: &str) -> Result<floor::RelayFloor, String> {
-    let steal = StealSample::start();
-    let measured = floor::measure_relay(calls, plan.floor_measure, placement).map(|f| floor::RelayFloor { steal_percent: steal.percent(), ..f }).map_err(|e| format!("bare relay at {calls} calls: {e}"));
-    match &measured {
-        Ok(f) => println!("{}", f.summary(what)),
-        Err(e) => println!("{e}"),
-    }
-    measured
-}
-
-/// Raw libopus at every transcoded size and on one hot state, timed again after each
-/// transcoded scenario (`floor::CodecBench`).
-struct CodecBenches {
-    sizes: Vec<(usize, Result<floor::CodecBench, String>)>,
-    one_state: Result<floor::CodecBench, String>,
-}
-
-impl CodecBenches {
-    /// Passes timed before the scenarios, and again after each transcoded scenario.
-    const FIRST_PASSES: usize = 5;
-    const LATER_PASSES: usize = 3;
-
-    fn start(plan: &Plan, opus: &[Vec<u8>]) -> CodecBenches {
-        let start = |states| floor::CodecBench::new(opus, states).and_then(|mut b| b.measure(Self::FIRST_PASSES).map(|()| b));
-        let benches = CodecBenches { sizes: plan.transcoded.iter().map(|&calls| (calls, start(calls))).collect(), one_state: start(1) };
-        benches.print("before the scenarios");
-        benches
-    }
-
-    /// More passes at `calls` states (and on the hot state), after a scenario of that size.
-    fn measure_after(&mut self, calls: usize) {
-        let benches = self.sizes.iter_mut().filter(|(states, _)| *states == calls).map(|(_, bench)| bench);
-        for bench in benches.chain([&mut self.one_state]).filter_map(|b| b.as_mut().ok()) {
-            if let Err(e) = bench.measure(Self::LATER_PASSES) {
-                println!("raw libopus floor: {e}");
-            }
-        }
-    }
-
-    fn floors(&self) -> (Vec<Result<floor::CodecFloor, String>>, Result<floor::CodecFloor, String>) {
-        let floor = |bench: &Result<floor::CodecBench, String>| bench.as_ref().map_err(Clone::clone).and_then(floor::CodecBench::floor);
-        (self.sizes.iter().map(|(_, b)| floor(b)).collect(), floor(&self.one_state))
-    }
-
-    fn print(&self, when: &str) {
-        let (sizes, one_state) = self.floors();
-        for codec in sizes.iter().chain([&one_state]) {
-            match codec {
-                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn, {when}: mean of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs, median {:.1})", c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us),
-                Err(e) => println!("raw libopus floor: {e}"),
-            }
-        }
-    }
-}
-
-/// Batched I/O, evaluated at the largest relayed size (`batched.rs`).
-fn measure_shared_port(plan: &Plan) -> Vec<Result<batched::SharedPortFloor, String>> {
-    let Some(&calls) = plan.passthrough.iter().max() else { return Vec::new() };
-    [false, true]
-        .into_iter()
-        .map(|batched| {
-            let measured = batched::measure_shared_port(calls, plan.floor_measure, batched).map_err(|e| format!("shared-port relay at {calls} calls: {e}"));
-            if let Ok(f) = &measured {
-                let how = if batched { "recvmmsg/sendmmsg" } else { "1 recv + 1 send per packet" };
-                println!("shared-port relay, {calls} calls, {how}: {:.2} % core, {:.2} µs/packet, {} relayed, {} lost", f.cpu_percent, f.us_per_packet(), f.relayed, f.lost);
-            }
-            measured
-        })
-        .collect()
-}
-
 /// What a run measured: its floors, then every scenario.
 pub struct Run {
     pub floors: Floors,
@@ -527,12 +408,13 @@ pub struct Run {
 /// Measures the floors, then runs every scenario of the plan.
 pub fn run_plan(plan: &Plan) -> Run {
     let opus = Arc::new(browser::opus_tone());
-    let (mut floors, mut codec) = measure_floors(plan, &opus);
+    let (mut floors, mut relay, mut codec) = measure_floors(plan, &opus);
     let mut outcomes = Vec::new();
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
         for origin in [Origin::Browser, Origin::Sip] {
             for &calls in sizes {
                 let clean = run_scenario(concurrent(plan, origin, media, calls, false), &opus, &mut outcomes);
+                relay.measure_after(calls);
                 if media == Media::Transcoded {
                     codec.measure_after(calls);
                 }
@@ -561,6 +443,7 @@ pub fn run_plan(plan: &Plan) -> Run {
             rate += 50.0;
         }
     }
+    floors.relay = relay.floors();
     if !plan.transcoded.is_empty() {
         codec.print("over the whole run");
         (floors.codec, floors.codec_one_state) = codec.floors();

@@ -131,7 +131,7 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
          Placement: {}. \
          This is a virtual machine: *host steal* is the share of its CPUs' time the hypervisor gave other guests during each window (/proc/stat). \
          A vCPU taken away holds what it was running, a worker and its queued packets included, for milliseconds, and other guests' load slows \
-         the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions.\n",
+         the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions: before the scenarios, and the target floors again after each scenario of their size (each the mean of its measurements).\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took.as_secs_f64(),
         placement(&run.floors)

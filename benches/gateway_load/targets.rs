@@ -48,7 +48,10 @@ fn us_per_packet(o: &Outcome) -> f64 {
 pub fn floors_table(out: &mut String, floors: &Floors) {
     out.push_str("| floor (same run, same machine) | measured |\n|---|---|\n");
     for relay in &floors.relay {
-        let label = |f: &RelayFloor| format!("bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback{}", f.calls, f.placement.describe());
+        let label = |f: &RelayFloor| {
+            let (lowest, highest) = f.per_packet_range;
+            format!("bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x {} streams of 172-byte packets at 50/s, loopback{}; the mean of {} measurements before and after the scenarios of this size ({lowest:.2}-{highest:.2} µs per packet)", f.calls, f.placement.describe(), f.measurements)
+        };
         relay_floor_row(out, label, "bare relay", relay, true);
     }
     for relay in &floors.relay_unpinned {
