@@ -71,10 +71,9 @@ fn measure_relay_floor(measure: Duration, calls: usize, placement: floor::Placem
 /// The placed bare relay at every scenario's size, measured before the scenarios and again after
 /// each scenario of that size, as the libopus floor is.
 ///
-/// One 8 s measurement at 100 calls came out anywhere from 0.083 % to 0.130 % a call within
-/// an hour on a quiet host, and a quarter apart within one run, while the gateway's own 15 s windows moved by a few per cent; the
-/// floor is the mean of all the run's measurements at its size (ARCHITECTURE.md, thirteenth
-/// session).
+/// One 8 s measurement at 100 calls came out anywhere from 0.083 % to 0.130 % a call within an
+/// hour on a quiet host, and up to a quarter apart within one run. So the floor is the mean of
+/// all the run's measurements at its size (ARCHITECTURE.md, thirteenth session).
 pub(super) struct RelayBenches {
     placement: floor::Placement,
     floor_measure: Duration,
