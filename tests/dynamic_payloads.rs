@@ -101,11 +101,14 @@ fn a_phone_that_renumbers_in_a_reinvite_is_still_heard() {
 /// "123#" it sends leave as telephone-event 97, come back, and reach it as `dtmf` events.
 #[test]
 fn a_browser_calls_a_phone_that_answers_opus_96() {
-    let (result, log) = browser_calls_sipp("opus96_answers_browser.xml", "", "dtmf");
+    let (result, log, record) = browser_calls_sipp("opus96_answers_browser.xml", "", "dtmf");
     println!("browser -> Opus/96 phone (echo): {} Hz at {} dB; digits back {:?}", result["peakHz"], result["peakDb"], result["dtmfReceived"]);
     assert_eq!(result["dtmfReceived"], "123#", "the digits went out as 97 and came back: {result:#}\n{log}");
     assert!(log.contains("sip_payload_type=96") && log.contains("browser_payload_type=111"), "each leg kept its number:\n{log}");
     assert!(log.contains("transcoding=false"), "Opus passed through, only renumbered:\n{log}");
+    // Opus to Opus asks the browser for no narrower audio than it sends by itself.
+    let bandwidth = browser_received_bandwidth(&record);
+    assert!(bandwidth.as_deref().is_some_and(|b| !b.starts_with("narrowband")), "{bandwidth:?}\n{record:#?}");
 }
 
 /// The `call` request's `codec` (docs/signaling.md §4.4) is what the SIP side is offered: the
@@ -113,15 +116,24 @@ fn a_browser_calls_a_phone_that_answers_opus_96() {
 /// gateway transcodes, so the echoed 1 kHz comes back through PCMA.
 #[test]
 fn the_codec_field_is_the_only_codec_offered_to_a_sip_target() {
-    let (result, log) = browser_calls_sipp("trunk_expects_pcma_only.xml", "PCMA", "");
+    let (result, log, record) = browser_calls_sipp("trunk_expects_pcma_only.xml", "PCMA", "");
     assert_eq!(result["codec"], "audio/opus", "the browser kept its own codec: {result:#}");
     assert!(log.contains("sip_codec=Pcma") && log.contains("transcoding=true"), "PCMA on the SIP side, transcoded:\n{log}");
+    // Our answer asked for `maxplaybackrate=8000`, and Chromium's encoder kept to narrowband:
+    // every Opus packet's TOC said so (the record keeps the widest one seen).
+    assert_eq!(browser_received_bandwidth(&record).as_deref(), Some("narrowband (4 kHz)"), "{record:#?}");
+}
+
+/// The widest Opus audio the gateway received from the browser, by the call's record.
+fn browser_received_bandwidth(record: &sipbridge::store::CallRecord) -> Option<String> {
+    record.quality.iter().find(|q| q.leg == "browser" && q.direction == "received").and_then(|q| q.audio_bandwidth.clone())
 }
 
 /// Chromium (1 kHz, `codec` and `mode` as echo.mjs takes them) calls +15551239696 through a trunk
 /// profile whose far end is sipp running `scenario` with -rtp_echo. Checks the echoed tone, the
-/// scenario's success and that no packet was refused; returns the browser's report and the log.
-fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::Value, String) {
+/// scenario's success and that no packet was refused; returns the browser's report, the log and
+/// the call's record.
+fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::Value, String, sipbridge::store::CallRecord) {
     sipp_available();
     let trunk_port = free_port();
     let profile = format!("kind = \"trunk\"\nhost = \"127.0.0.1\"\nport = {trunk_port}\ntrusted_addresses = [\"127.0.0.1\"]\n");
@@ -136,7 +148,7 @@ fn browser_calls_sipp(scenario: &str, codec: &str, mode: &str) -> (serde_json::V
     assert!((heard - 1000.0).abs() <= 20.0, "the tone came back through the phone: {result:#}\n{log}");
     assert!(verdict.is_ok(), "the phone's scenario passed: {verdict:?}\n{log}");
     assert_no_refused_packets(&log);
-    (result, log)
+    (result, log, support::completed_record(&gateway))
 }
 
 /// baresip registered as bob offers only `opus/48000/2`, which it numbers 96 (and

@@ -111,7 +111,7 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "the load tool's media loop is pinned to CPU ",
         "(one media worker pinned to each)",
         "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
-        "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 11 passes",
+        "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms (the stand-in browsers' narrowband packets, as the gateway asks of a browser bridged to G.711), on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 11 passes",
         "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",
         "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
         "for comparison, not a target's floor: the same bare relay unpinned, 2 x 6 streams",

@@ -45,7 +45,9 @@ fn assert_answered_record(record: &sipbridge::store::CallRecord, direction: sipb
     }
 }
 
-fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value, (String, Vec<PathBuf>), String) {
+/// baresip (with `codecs`) calls alice's Chromium, which answers; returns the browser's report,
+/// baresip's output, the gateway's log and the call's record.
+fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value, (String, Vec<PathBuf>), String, sipbridge::store::CallRecord) {
     let gateway = Gateway::start(GatewayOptions { extra_media: gateway_extra.into(), ..Default::default() });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
     let mut browser = Command::new("node")
@@ -70,12 +72,12 @@ fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value,
     assert!(record.from_uri.contains("bob@example.com"), "{record:#?}");
     assert!(record.sip_user_agent.as_deref().is_some_and(|ua| ua.contains("baresip")), "{record:#?}");
     assert_eq!(record.dtmf_mode.as_deref(), Some("rfc4733"), "baresip offers telephone-event");
-    (result, phone, gateway.log())
+    (result, phone, gateway.log(), record)
 }
 
 #[test]
 fn phone_calls_browser_with_pcmu_and_no_transcoding() {
-    let (result, phone, log) = phone_calls_browser("pcmu", "");
+    let (result, phone, log, _) = phone_calls_browser("pcmu", "");
     assert_tones(&result, &phone, &log);
     assert_eq!(result["codec"], "audio/PCMU", "{result:#}");
     assert!(log.contains("transcoding=false"), "PCMU passed through untouched:\n{log}");
@@ -84,10 +86,16 @@ fn phone_calls_browser_with_pcmu_and_no_transcoding() {
 
 #[test]
 fn phone_with_g722_calls_browser_with_opus_through_the_transcoder() {
-    let (result, phone, log) = phone_calls_browser("g722/16000/1", "\n[calls]\nbrowser_codec = \"opus\"\n");
+    let (result, phone, log, record) = phone_calls_browser("g722/16000/1", "\n[calls]\nbrowser_codec = \"opus\"\n");
     assert_tones(&result, &phone, &log);
     assert_eq!(result["codec"], "audio/opus", "{result:#}");
     assert!(log.contains("sip_codec=G722") && log.contains("transcoding=true"), "G.722 <-> Opus transcoded:\n{log}");
+    // Our offer asked the browser for `maxplaybackrate=16000`, all that G.722 carries, and
+    // Chromium's encoder kept to it: wideband, or mediumband where libopus finds nothing above
+    // 6 kHz in the tone (at 32 kbit/s, unasked, it never goes below super-wideband).
+    let browser = record.quality.iter().find(|q| q.leg == "browser" && q.direction == "received");
+    let bandwidth = browser.and_then(|q| q.audio_bandwidth.as_deref());
+    assert!(matches!(bandwidth, Some("wideband (8 kHz)" | "mediumband (6 kHz)")), "{bandwidth:?}: {record:#?}");
 }
 
 /// Chromium calls bob's registered phone, which answers by itself; tones both ways, then DTMF

@@ -33,7 +33,7 @@ fn sample() -> Vec<CallRecord> {
             r.answered_at = (r.status == CallStatus::Answered).then_some(r.started_at + 5_000);
             let status = r.status;
             r.finish(r.started_at + 10_000 * (i + 1), status, HangupSide::Sip, "normal", Some(200));
-            r.quality = vec![LegQuality { leg: "sip".into(), direction: "received".into(), packets: 500, loss_percent: 0.4, jitter_ms: 3.5, rtt_ms: Some(40.0), mos: Some(4.3), note: None }];
+            r.quality = vec![LegQuality { leg: "sip".into(), direction: "received".into(), packets: 500, loss_percent: 0.4, jitter_ms: 3.5, rtt_ms: Some(40.0), mos: Some(4.3), note: None, audio_bandwidth: Some("narrowband (4 kHz)".into()) }];
             if i == 5 {
                 // A leg that heard nothing: no MOS, and the record says why.
                 r.quality.push(LegQuality::new("browser", "received", 0, None));

@@ -167,12 +167,12 @@ async function detail(id, show) {
     ['Hangup', `${call.hangup_side ?? ''} ${call.hangup_reason ?? ''} ${call.hangup_sip_code ? `(SIP ${call.hangup_sip_code}${call.hangup_q850 ? `, Q.850 ${call.hangup_q850}` : ''})` : ''}`],
     ['Codecs', `${call.sip_codec ?? ''} / ${call.browser_codec ?? ''}${call.transcoded ? ' (transcoded)' : ''}`], ['SIP Call-ID', (call.sip_call_ids ?? []).join(' ')],
   ].map(([k, v]) => `<tr><th>${k}</th><td>${escapeHtml(v)}</td></tr>`).join('');
-  const quality = (call.quality ?? []).map((q) => `<tr><td>${escapeHtml(q.leg)}</td><td>${escapeHtml(q.direction)}</td><td>${q.packets}</td><td>${q.loss_percent.toFixed(2)} %</td><td>${q.jitter_ms.toFixed(1)} ms</td><td>${q.rtt_ms == null ? '' : q.rtt_ms.toFixed(1) + ' ms'}</td><td>${q.mos == null ? escapeHtml(q.note ?? '') : q.mos.toFixed(2)}</td></tr>`).join('');
+  const quality = (call.quality ?? []).map((q) => `<tr><td>${escapeHtml(q.leg)}</td><td>${escapeHtml(q.direction)}</td><td>${q.packets}</td><td>${q.loss_percent.toFixed(2)} %</td><td>${q.jitter_ms.toFixed(1)} ms</td><td>${q.rtt_ms == null ? '' : q.rtt_ms.toFixed(1) + ' ms'}</td><td>${q.mos == null ? escapeHtml(q.note ?? '') : q.mos.toFixed(2)}</td><td>${escapeHtml(q.audio_bandwidth ?? '')}</td></tr>`).join('');
   const events = (call.events ?? []).map((e) => `<tr><td>${time(e.at)}</td><td>${escapeHtml(e.kind)}</td><td>${escapeHtml(e.detail)}</td></tr>`).join('');
   if (!show(`
     <p><a href="#/calls">← Call records</a></p>
     <div class="card"><h2>Call ${escapeHtml(call.id)}</h2><table>${facts}</table></div>
-    <div class="card"><h2>Media quality</h2><table><tr><th>Leg</th><th>Direction</th><th>Packets</th><th>Loss</th><th>Jitter</th><th>RTT</th><th>MOS</th></tr>${quality}</table></div>
+    <div class="card"><h2>Media quality</h2><table><tr><th>Leg</th><th>Direction</th><th>Packets</th><th>Loss</th><th>Jitter</th><th>RTT</th><th>MOS</th><th>Opus audio</th></tr>${quality}</table></div>
     <div class="card"><h2>Timeline</h2><table>${events}</table></div>
     <div class="card"><h2>SIP ladder</h2>${ladder(call.sip_messages ?? [])}<pre class="sip" id="sip-text">Click a message to see it.</pre></div>`)) return;
   for (const arrow of view.querySelectorAll('[data-message]')) {

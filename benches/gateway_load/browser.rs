@@ -111,6 +111,7 @@ impl Browser {
     /// Places a call; returns once `answered` arrives, with the time `call` was sent and the leg.
     pub async fn call(&mut self, media: &MediaLoops, target: &str, plan: StreamPlan, within: Duration) -> Result<(Instant, Instant, BrowserHandle), String> {
         let codec = plan.voice.codec();
+        let plan_voice = plan.voice.clone();
         let leg = media.open_browser(BrowserStart::Offer { codec: codec.clone() }, plan).await?;
         let offer = prefer_payload_type(&leg.sdp, codec.payload_type);
         let sent = Instant::now();
@@ -127,7 +128,11 @@ impl Browser {
                 }
                 Some("answered") => {
                     let answered = Instant::now();
-                    leg.set_answer(frame["sdp"].as_str().unwrap_or_default()).await?;
+                    let sdp = frame["sdp"].as_str().unwrap_or_default();
+                    if matches!(plan_voice, Voice::Opus(_)) {
+                        asks_for_narrowband(sdp)?;
+                    }
+                    leg.set_answer(sdp).await?;
                     return Ok((sent, answered, leg));
                 }
                 Some("candidate") => leg.add_remote_candidate(remote_candidate(&frame)),
@@ -153,6 +158,9 @@ impl Browser {
     /// Answers the incoming call with the plan's codec.
     pub async fn accept(&mut self, media: &MediaLoops, offer: &str, plan: StreamPlan) -> Result<BrowserHandle, String> {
         let codec = plan.voice.codec().mime_type.trim_start_matches("audio/").to_string();
+        if matches!(plan.voice, Voice::Opus(_)) {
+            asks_for_narrowband(offer)?;
+        }
         let leg = media.open_browser(BrowserStart::Answer { offer: offer.to_string(), codec }, plan).await?;
         self.request(json!({"type": "accept", "call_id": self.call_id, "sdp": leg.sdp})).await?;
         for candidate in leg.candidates.clone() {
@@ -231,16 +239,40 @@ impl Browser {
     }
 }
 
+/// A stand-in browser sends narrowband Opus only where a browser would: when the gateway's SDP
+/// asks for `maxplaybackrate=8000` (or less) on its Opus format.
+fn asks_for_narrowband(sdp: &str) -> Result<(), String> {
+    let parsed = sipbridge::sdp::SessionDescription::parse(sdp).map_err(|e| format!("the gateway's SDP: {e}"))?;
+    let audio = parsed.media.iter().find(|m| m.is_audio()).ok_or("no audio in the gateway's SDP")?;
+    let opus = audio.rtpmaps().into_iter().find(|m| m.encoding.eq_ignore_ascii_case("opus")).ok_or("no Opus in the gateway's SDP")?;
+    let fmtp = audio.fmtp(opus.payload_type).unwrap_or_default();
+    let rate = fmtp.split(';').find_map(|p| p.trim().strip_prefix("maxplaybackrate=")).and_then(|r| r.parse::<u32>().ok());
+    match rate {
+        Some(rate) if rate <= NARROWBAND_HZ => Ok(()),
+        _ => Err(format!("the gateway did not ask for narrowband Opus, which is what this stand-in browser sends (fmtp {fmtp:?})")),
+    }
+}
+
 /// The candidate of a `candidate` frame; `None` is end-of-candidates.
 fn remote_candidate(frame: &Value) -> Option<Value> {
     Some(frame["candidate"].clone()).filter(|c| !c.is_null())
 }
 
-/// One second of a 1 kHz tone as 50 Opus payloads, sent in a loop on transcoded calls.
+/// The `maxplaybackrate` the gateway asks of a browser bridged to a G.711 trunk, which the load
+/// tool's trunks are: the only Opus its stand-in browsers send.
+const NARROWBAND_HZ: u32 = 8_000;
+/// What libwebrtc's Opus encoder aims at for such a peer (`kOpusBitrateNbBps`).
+const NARROWBAND_BITRATE: u32 = 12_000;
+
+/// One second of a 1 kHz tone as 50 Opus payloads, sent in a loop on transcoded calls: encoded as
+/// a browser encodes for a peer that asks `maxplaybackrate=8000`, narrowband at 12 kbit/s. The
+/// call checks that the gateway asked for it (`asks_for_narrowband`).
 pub fn opus_tone() -> Vec<Vec<u8>> {
     use sipbridge::media::codec::{encoder, CodecKind, CodecParams};
     let mut params = CodecParams::new(CodecKind::Opus);
     params.channels = 1;
+    params.opus.max_playback_rate = NARROWBAND_HZ;
+    params.opus.bitrate = NARROWBAND_BITRATE;
     let Ok(mut encoder) = encoder(&params) else { return vec![vec![0xF8, 0xFF, 0xFE]; 50] };
     let rate = encoder.sample_rate() as usize;
     let frame = encoder.frame_samples();
@@ -259,6 +291,16 @@ pub fn opus_tone() -> Vec<Vec<u8>> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_stand_in_sends_narrowband_opus_only_when_asked() {
+        let answer = "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\nc=IN IP4 0.0.0.0\r\na=rtpmap:111 opus/48000/2\r\n";
+        let fullband = format!("{answer}a=fmtp:111 minptime=10;useinbandfec=1\r\n");
+        assert!(super::asks_for_narrowband(&fullband).is_err());
+        let narrowband = sipbridge::sdp::with_opus_playback_limit(&fullband, 8_000);
+        assert_eq!(super::asks_for_narrowband(&narrowband), Ok(()));
+        assert!(super::asks_for_narrowband(&sipbridge::sdp::with_opus_playback_limit(&fullband, 16_000)).is_err());
+    }
+
     #[test]
     fn preferred_payload_type_leads_the_m_line() {
         let sdp = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111 9 0 8 110 101\r\na=mid:0\r\n";

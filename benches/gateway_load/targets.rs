@@ -62,7 +62,7 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         let _ = match codec {
             Ok(c) => writeln!(
                 out,
-                "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms, on {} encoder and {} decoder states in turn (one of each per call); the mean of {} passes timed before and between the scenarios | {:.1} + {:.1} µs per frame = **{:.3} % per call** (passes {:.1}-{:.1} µs, median {:.1}) |",
+                "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms (the stand-in browsers' narrowband packets, as the gateway asks of a browser bridged to G.711), on {} encoder and {} decoder states in turn (one of each per call); the mean of {} passes timed before and between the scenarios | {:.1} + {:.1} µs per frame = **{:.3} % per call** (passes {:.1}-{:.1} µs, median {:.1}) |",
                 c.states, c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us
             ),
             Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),

@@ -205,7 +205,8 @@ impl CallLog {
 
 /// What a leg received, as the record keeps it: a leg that received nothing says so, with no MOS.
 fn received_quality(leg: &str, q: &crate::media::session::LegQuality) -> LegQuality {
-    LegQuality { loss_percent: q.loss_percent, jitter_ms: q.jitter_ms, rtt_ms: q.rtt_ms, ..LegQuality::new(leg, "received", q.received_packets, q.mos) }
+    let audio_bandwidth = q.audio_bandwidth.clone();
+    LegQuality { loss_percent: q.loss_percent, jitter_ms: q.jitter_ms, rtt_ms: q.rtt_ms, audio_bandwidth, ..LegQuality::new(leg, "received", q.received_packets, q.mos) }
 }
 
 #[cfg(test)]

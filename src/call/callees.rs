@@ -123,10 +123,16 @@ fn placement(profile: Option<&String>, target: &str, binding: Option<&String>, c
 async fn open_browsers(layer: &CallLayer, user: &str, caller: &CallerSide<'_>, out: &mut CalleeLegs) {
     let Some(incoming) = caller.incoming else { return };
     let codec = browser_codec_for(layer.limits.browser_codec, codec_of_encoding(caller.codec));
+    // Opus offered to a browser for a narrower caller asks for no more than the caller carries.
+    let limit = crate::sdp::playback_limit(codec_of_encoding(caller.codec));
     for (device, push) in layer.browsers.devices(user) {
         let start = BrowserLegStart::Offer { codec: codec.clone() };
         match layer.engine.open_browser_leg_beside(start, &layer.webrtc_config(), rand::random(), caller.webrtc) {
             Ok((handle, sdp, _, leg_events)) => {
+                let sdp = match limit {
+                    Some(rate) => crate::sdp::with_opus_playback_limit(&sdp, rate),
+                    None => sdp,
+                };
                 out.webrtc_events.push((out.legs.len(), leg_events));
                 let leg = BrowserLeg::new(device, caller.call_id, push, Arc::new(handle), sdp, Some(incoming.clone()));
                 out.legs.push(Leg::Browser(Box::new(leg)));

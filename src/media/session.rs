@@ -3,7 +3,8 @@
 //! other leg. Buffers are recycled through `recycle`, so passthrough allocates nothing per packet.
 
 use super::dtmf::{DtmfGenerator, DtmfReceiver, DtmfRelay};
-use super::handler::{CodecFrame, Handler, HandlerTable, PayloadFormat, TranscoderFactory};
+use super::codec::OpusBandwidth;
+use super::handler::{CodecFrame, Encoding, Handler, HandlerTable, PayloadFormat, TranscoderFactory};
 use super::srtp::SrtpContext;
 use super::stats::{ReceiveStats, SendStats};
 use super::latch::{Latch, LatchVerdict};
@@ -147,6 +148,9 @@ struct Leg {
     last_handler_was_passthrough: Option<bool>,
     silence: Silence,
     counters: LegCounters,
+    /// The widest audio in this leg's Opus packets, for the record: did the sender honour the
+    /// `maxplaybackrate` we asked for?
+    opus_bandwidth: Option<OpusBandwidth>,
 }
 
 pub struct MediaSession {
@@ -226,6 +230,7 @@ impl MediaSession {
                 last_handler_was_passthrough: None,
                 silence: Silence::since(now),
                 counters: LegCounters::default(),
+                opus_bandwidth: None,
                 config,
             }
         };
@@ -366,6 +371,7 @@ impl MediaSession {
             return self.recycle(packet);
         };
         let header = view.header();
+        let toc = view.payload().first().copied();
         let (payload_start, payload_end) = (view.header_len(), view.header_len() + view.payload().len());
         let leg = &mut self.legs[side.index()];
         match leg.latch.on_packet(from, header.ssrc) {
@@ -381,7 +387,11 @@ impl MediaSession {
         leg.silence.heard(now);
         leg.counters.received_packets += 1;
         leg.counters.received_bytes += (payload_end - payload_start) as u64;
-        let clock = leg.config.formats.iter().find(|f| f.payload_type == header.payload_type).map(|f| f.clock_rate());
+        let format = leg.config.formats.iter().find(|f| f.payload_type == header.payload_type);
+        if let Some(toc) = toc.filter(|_| format.is_some_and(|f| f.encoding == Encoding::Opus)) {
+            leg.opus_bandwidth = leg.opus_bandwidth.max(Some(OpusBandwidth::of_toc(toc)));
+        }
+        let clock = format.map(|f| f.clock_rate());
         let telephone_event = leg.config.telephone_event.filter(|(pt, _)| *pt == header.payload_type);
         if let Some(rate) = clock.or(telephone_event.map(|(_, rate)| rate)) {
             leg.rx.on_packet(header.sequence, header.timestamp, now.saturating_sub(self.started), rate, payload_end - payload_start);

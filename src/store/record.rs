@@ -72,6 +72,10 @@ pub struct LegQuality {
     /// Why a figure is missing, e.g. [`NO_MEDIA_RECEIVED`]; records written before it read as `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Received Opus only: the widest audio bandwidth its packets carried, e.g.
+    /// "narrowband (4 kHz)" from a browser asked for `maxplaybackrate=8000`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub audio_bandwidth: Option<String>,
 }
 
 /// The note of a direction in which no RTP arrived at all (one-way audio, a codec refused...).
@@ -87,7 +91,7 @@ impl LegQuality {
             (0, _) => Some(NO_MEDIA_SENT.to_string()),
             _ => None,
         };
-        LegQuality { leg: leg.into(), direction: direction.into(), packets, loss_percent: 0.0, jitter_ms: 0.0, rtt_ms: None, mos: mos.filter(|_| packets > 0), note }
+        LegQuality { leg: leg.into(), direction: direction.into(), packets, loss_percent: 0.0, jitter_ms: 0.0, rtt_ms: None, mos: mos.filter(|_| packets > 0), note, audio_bandwidth: None }
     }
 }
 

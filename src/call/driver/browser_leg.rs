@@ -34,6 +34,8 @@ pub struct BrowserLeg {
     pub webrtc: Arc<BrowserLegHandle>,
     /// Our SDP for the browser: the offer in `incoming`, or the answer to its `call`.
     local_sdp: String,
+    /// The browser has our SDP: it is not changed again.
+    local_sdp_sent: bool,
     incoming: Option<Incoming>,
     requests: HashMap<u64, RequestId>,
     next_tag: u64,
@@ -57,6 +59,7 @@ impl BrowserLeg {
             push,
             webrtc,
             local_sdp,
+            local_sdp_sent: false,
             incoming,
             requests: HashMap::new(),
             next_tag: 0,
@@ -170,6 +173,20 @@ impl BrowserLeg {
         self.close = true;
     }
 
+    /// Our answer to the calling browser, sent with the callee's (early or final) answer: the
+    /// first one sent asks the browser for no more Opus bandwidth than the callee's codec
+    /// carries (`sdp::playback_limit`), and later ones repeat it.
+    fn answer_for(&mut self, callee_answer: &SessionDesc) -> String {
+        if !self.local_sdp_sent {
+            self.local_sdp_sent = true;
+            let limit = crate::sdp::sending_codec(callee_answer.as_str()).and_then(crate::sdp::playback_limit);
+            if let Some(rate) = limit.filter(|_| self.incoming.is_none()) {
+                self.local_sdp = crate::sdp::with_opus_playback_limit(&self.local_sdp, rate);
+            }
+        }
+        self.local_sdp.clone()
+    }
+
     pub fn has_work(&self) -> bool {
         self.close && !self.closed
     }
@@ -187,11 +204,12 @@ impl CallLeg for BrowserLeg {
                 self.inputs.push_back(LegInput::Ringing);
             }
             LegAction::Ringing { early } => {
-                let sdp = early.map(|_| self.local_sdp.clone());
+                let sdp = early.map(|answer| self.answer_for(&answer));
                 self.outbox.push_back(BrowserPush::Ringing { call_id, sdp });
             }
-            LegAction::Answer { .. } => {
-                self.outbox.push_back(BrowserPush::Answered { call_id, sdp: self.local_sdp.clone() });
+            LegAction::Answer { answer } => {
+                let sdp = self.answer_for(&answer);
+                self.outbox.push_back(BrowserPush::Answered { call_id, sdp });
                 self.inputs.push_back(LegInput::AnswerDelivered);
             }
             LegAction::Reject { reason } | LegAction::Cancel { reason } | LegAction::Hangup { reason } => self.end(&reason),

@@ -54,7 +54,7 @@ mod tests_rates;
 pub use bench::run_benchmarks;
 pub use ffmpeg::{FfmpegDecoder, FfmpegEncoder};
 pub use g711::{G711Decoder, G711Encoder, alaw_to_linear, linear_to_alaw, linear_to_ulaw, ulaw_to_linear};
-pub use opus::{packet_samples as opus_packet_samples, OpusDecoder, OpusEncoder};
+pub use opus::{packet_samples as opus_packet_samples, OpusBandwidth, OpusDecoder, OpusEncoder};
 pub use resample::Resampler;
 pub use transcoder::{OutFrame, Transcoder};
 

@@ -68,6 +68,40 @@ pub fn default_bitrate(rate: u32, channels: u8) -> u32 {
     per_channel * channels as u32
 }
 
+/// The audio bandwidth an Opus packet's TOC byte declares (RFC 6716 §3.1), narrowest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum OpusBandwidth {
+    Narrowband,
+    Mediumband,
+    Wideband,
+    SuperWideband,
+    Fullband,
+}
+
+impl OpusBandwidth {
+    /// From the TOC's configuration number: SILK-only, hybrid, then CELT-only ranges.
+    pub fn of_toc(toc: u8) -> OpusBandwidth {
+        match toc >> 3 {
+            0..=3 | 16..=19 => OpusBandwidth::Narrowband,
+            4..=7 => OpusBandwidth::Mediumband,
+            8..=11 | 20..=23 => OpusBandwidth::Wideband,
+            12..=13 | 24..=27 => OpusBandwidth::SuperWideband,
+            _ => OpusBandwidth::Fullband,
+        }
+    }
+
+    /// As the call record names it, with the audio it carries.
+    pub fn name(self) -> &'static str {
+        match self {
+            OpusBandwidth::Narrowband => "narrowband (4 kHz)",
+            OpusBandwidth::Mediumband => "mediumband (6 kHz)",
+            OpusBandwidth::Wideband => "wideband (8 kHz)",
+            OpusBandwidth::SuperWideband => "super-wideband (12 kHz)",
+            OpusBandwidth::Fullband => "fullband (20 kHz)",
+        }
+    }
+}
+
 /// Number of samples per channel at `rate` in an Opus packet (parses the TOC and frame count).
 pub fn packet_samples(payload: &[u8], rate: u32) -> Result<usize, CodecError> {
     if payload.is_empty() {

@@ -5,16 +5,37 @@
 use super::tests::{dominant_freq, gen, to_pcm, tone_amp, Sig};
 use super::*;
 
-/// Bandwidth of an Opus packet from its TOC (RFC 6716 §3.1): 0 NB, 1 MB, 2 WB, 3 SWB, 4 FB.
-fn toc_bandwidth(toc: u8) -> u8 {
-    match toc >> 3 {
-        c @ 0..=11 => c / 4,
-        12..=13 => 3,
-        14..=15 => 4,
-        c => match (c - 16) / 4 {
-            0 => 0,
-            b => b + 1,
-        },
+#[test]
+fn an_opus_tocs_bandwidth_follows_rfc_6716() {
+    use OpusBandwidth::*;
+    let expected = [(0..=3, Narrowband), (4..=7, Mediumband), (8..=11, Wideband), (12..=13, SuperWideband), (14..=15, Fullband)];
+    let celt = [(16..=19, Narrowband), (20..=23, Wideband), (24..=27, SuperWideband), (28..=31, Fullband)];
+    for (configs, bandwidth) in expected.into_iter().chain(celt) {
+        for config in configs {
+            for low_bits in [0, 0b111] {
+                assert_eq!(OpusBandwidth::of_toc(config << 3 | low_bits), bandwidth, "configuration {config}");
+            }
+        }
+    }
+    assert!(Narrowband < Wideband && Wideband < Fullband, "ordered narrowest first");
+}
+
+/// What the gateway asks of a browser bridged to G.711 (`maxplaybackrate=8000`) is what libopus
+/// then encodes, even from fullband input: the stand-in browsers of the load tool rely on it.
+#[test]
+fn an_encoder_told_maxplaybackrate_8000_stays_narrowband() {
+    for (limit, widest) in [(8_000, OpusBandwidth::Narrowband), (48_000, OpusBandwidth::Fullband)] {
+        let mut params = CodecParams::new(CodecKind::Opus).with_channels(1);
+        params.opus.max_playback_rate = limit;
+        let mut encoder = encoder(&params).unwrap();
+        let mut seen = Vec::new();
+        for i in 0..25 {
+            let pcm: Vec<i16> = (0..960).map(|n| (((i * 960 + n) as f64 * 2.0 * std::f64::consts::PI * 9_000.0 / 48_000.0).sin() * 8_000.0) as i16).collect();
+            let mut out = Vec::new();
+            encoder.encode(&pcm, &mut out).unwrap();
+            seen.push(OpusBandwidth::of_toc(out[0]));
+        }
+        assert_eq!(seen.iter().max(), Some(&widest), "maxplaybackrate {limit}: {seen:?}");
     }
 }
 
@@ -65,7 +86,7 @@ fn tone_survives_pcmu_opus_pcmu() {
     for payload in pcmu_tone(100) {
         there.push(&payload, &mut opus_frames).unwrap();
         for frame in opus_frames.drain(..) {
-            assert_eq!(toc_bandwidth(frame.payload[0]), 0, "Opus from 8 kHz input is narrowband");
+            assert_eq!(OpusBandwidth::of_toc(frame.payload[0]), OpusBandwidth::Narrowband, "Opus from 8 kHz input is narrowband");
             assert_eq!(opus_packet_samples(&frame.payload, 48000).unwrap(), 960);
             back.push(&frame.payload, &mut pcmu_frames).unwrap();
             there.recycle(frame);
@@ -101,7 +122,7 @@ fn tone_survives_g722_opus_g722() {
         enc.encode(chunk, &mut payload).unwrap();
         there.push(&payload, &mut opus_frames).unwrap();
         for frame in opus_frames.drain(..) {
-            assert!(toc_bandwidth(frame.payload[0]) <= 2, "Opus from 16 kHz input is wideband at most");
+            assert!(OpusBandwidth::of_toc(frame.payload[0]) <= OpusBandwidth::Wideband, "Opus from 16 kHz input is wideband at most");
             back.push(&frame.payload, &mut g722_frames).unwrap();
         }
     }

@@ -25,6 +25,8 @@ pub struct LegQuality {
     /// `None` until a packet arrives: silence has no quality, and the E-model would score a
     /// leg that received nothing as perfect (no loss, no jitter).
     pub mos: Option<f64>,
+    /// The widest audio bandwidth of the Opus packets received (`OpusBandwidth::name`).
+    pub audio_bandwidth: Option<String>,
 }
 
 const CNAME: &str = "sipbridge";
@@ -51,6 +53,7 @@ impl MediaSession {
             sent_bytes: leg.tx.octets(),
             rtt_ms,
             mos: (leg.rx.packets() > 0).then(|| stats::mos(codec_quality, leg.rx.loss_percent(), leg.rx.jitter_ms(), rtt_ms.unwrap_or(0.0))),
+            audio_bandwidth: leg.opus_bandwidth.map(|b| b.name().to_string()),
         }
     }
 

@@ -150,3 +150,28 @@ fn a_new_source_after_a_reoffer_has_its_own_event_timestamps() {
     assert_eq!(relayed, vec![110; 6], "both digits relayed under the browser's number");
     assert_eq!(digits(&mut s), vec![(Side::A, '7'), (Side::A, '7')]);
 }
+
+/// The record names the widest Opus audio a leg sent, read from each packet's TOC whatever the
+/// leg numbers Opus: did a browser keep to the `maxplaybackrate` we asked of it?
+#[test]
+fn the_widest_opus_bandwidth_received_is_kept_per_leg() {
+    let mut s = session(phone(96, 97), browser());
+    assert_eq!(s.quality(Side::B).audio_bandwidth, None, "nothing received yet");
+    let with_toc = |seq: u16, toc: u8| {
+        let mut packet = rtp_packet(111, seq, u32::from(seq) * 960, 0x5678);
+        packet[12] = toc;
+        packet
+    };
+    // SILK narrowband (configuration 1), then SILK wideband (10): the widest one stays.
+    for (seq, toc) in [(1, 1 << 3), (2, 10 << 3), (3, 1 << 3)] {
+        s.handle_rtp(Side::B, addr(B_PEER), with_toc(seq, toc), ms(u64::from(seq) * 20));
+    }
+    assert_eq!(s.quality(Side::B).audio_bandwidth.as_deref(), Some("wideband (8 kHz)"));
+    s.handle_rtp(Side::B, addr(B_PEER), with_toc(4, 31 << 3), ms(80));
+    assert_eq!(s.quality(Side::B).audio_bandwidth.as_deref(), Some("fullband (20 kHz)"), "CELT fullband");
+    s.handle_rtp(Side::A, addr(A_PEER), rtp_packet(96, 7, 0, 0x1234), ms(90));
+    assert_eq!(s.quality(Side::A).audio_bandwidth.as_deref(), Some("wideband (8 kHz)"), "the phone's own, under its 96");
+    while let Some(out) = s.poll_transmit() {
+        s.recycle(out.packet);
+    }
+}
