@@ -66,8 +66,8 @@ fn phone_calls_browser(codecs: &str, gateway_extra: &str) -> (serde_json::Value,
     let _ = browser.wait();
     let phone = phone.finish();
     let record = support::completed_record(&gateway);
-    let codec = if codecs.starts_with("g722") { "G722" } else { "PCMU" };
-    assert_answered_record(&record, sipbridge::store::CallDirection::Inbound, codec, codec == "G722");
+    let codec = if codecs.starts_with("g722") { "G722" } else if codecs.starts_with("opus") { "opus" } else { "PCMU" };
+    assert_answered_record(&record, sipbridge::store::CallDirection::Inbound, codec, codec != "PCMU");
     assert_eq!(record.browser_user.as_deref(), Some("alice"));
     assert!(record.from_uri.contains("bob@example.com"), "{record:#?}");
     assert!(record.sip_user_agent.as_deref().is_some_and(|ua| ua.contains("baresip")), "{record:#?}");
@@ -96,6 +96,17 @@ fn phone_with_g722_calls_browser_with_opus_through_the_transcoder() {
     let browser = record.quality.iter().find(|q| q.leg == "browser" && q.direction == "received");
     let bandwidth = browser.and_then(|q| q.audio_bandwidth.as_deref());
     assert!(matches!(bandwidth, Some("wideband (8 kHz)" | "mediumband (6 kHz)")), "{bandwidth:?}: {record:#?}");
+}
+
+/// baresip offers only Opus and browsers take PCMU (`browser_codec = "pcmu"`): our answer asks
+/// baresip for `maxplaybackrate=8000`, and it sends narrowband Opus.
+#[test]
+fn phone_with_opus_calling_a_pcmu_browser_is_asked_for_narrowband() {
+    let (result, phone, log, record) = phone_calls_browser("opus/48000/2", "\n[calls]\nbrowser_codec = \"pcmu\"\n");
+    assert_tones(&result, &phone, &log);
+    assert_eq!(result["codec"], "audio/PCMU", "{result:#}");
+    let sip = record.quality.iter().find(|q| q.leg == "sip" && q.direction == "received");
+    assert_eq!(sip.and_then(|q| q.audio_bandwidth.as_deref()), Some("narrowband (4 kHz)"), "{record:#?}\n{log}");
 }
 
 /// Chromium calls bob's registered phone, which answers by itself; tones both ways, then DTMF

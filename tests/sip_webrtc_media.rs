@@ -56,8 +56,8 @@ fn assert_record(record: &sipbridge::store::CallRecord, direction: sipbridge::st
 }
 
 /// baresip as a WebRTC SIP client (bob) calls alice; Chromium answers. Returns the browser's
-/// report, what baresip recorded, and the gateway's log, after checking the record.
-fn webrtc_phone_calls_browser(codecs: &str, gateway_extra: &str, sip_codec: &str, transcoded: bool) -> (serde_json::Value, (String, Vec<PathBuf>), String) {
+/// report, what baresip recorded, the gateway's log and the record, after checking the record.
+fn webrtc_phone_calls_browser(codecs: &str, gateway_extra: &str, sip_codec: &str, transcoded: bool) -> (serde_json::Value, (String, Vec<PathBuf>), String, sipbridge::store::CallRecord) {
     let gateway = Gateway::start(GatewayOptions { extra_media: gateway_extra.into(), ..Default::default() });
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/answer.mjs");
     let mut browser = Command::new("node")
@@ -79,12 +79,12 @@ fn webrtc_phone_calls_browser(codecs: &str, gateway_extra: &str, sip_codec: &str
     assert!(phone.0.contains("dtls_srtp") && phone.0.contains("verified"), "baresip verified our DTLS fingerprint:\n{}\n{log}", phone.0);
     let record = support::completed_record(&gateway);
     assert_record(&record, sipbridge::store::CallDirection::Inbound, sip_codec, transcoded);
-    (result, phone, log)
+    (result, phone, log, record)
 }
 
 #[test]
 fn webrtc_phone_calls_browser_with_opus_passed_through() {
-    let (result, phone, log) = webrtc_phone_calls_browser("opus/48000/2,pcmu", "", "opus", false);
+    let (result, phone, log, _) = webrtc_phone_calls_browser("opus/48000/2,pcmu", "", "opus", false);
     assert_tones(&result, &phone, &log);
     assert_eq!(result["codec"], "audio/opus", "{result:#}");
     assert!(log.contains("transcoding=false"), "Opus passed between the two WebRTC legs untouched:\n{log}");
@@ -93,10 +93,13 @@ fn webrtc_phone_calls_browser_with_opus_passed_through() {
 
 #[test]
 fn webrtc_phone_with_opus_calls_a_pcmu_browser_through_the_transcoder() {
-    let (result, phone, log) = webrtc_phone_calls_browser("opus/48000/2", "\n[calls]\nbrowser_codec = \"pcmu\"\n", "opus", true);
+    let (result, phone, log, record) = webrtc_phone_calls_browser("opus/48000/2", "\n[calls]\nbrowser_codec = \"pcmu\"\n", "opus", true);
     assert_tones(&result, &phone, &log);
     assert_eq!(result["codec"], "audio/PCMU", "{result:#}");
     assert!(log.contains("transcoding=true"), "Opus <-> PCMU transcoded:\n{log}");
+    // Our answer asked baresip for `maxplaybackrate=8000`, all that the browser's PCMU carries.
+    let sip = record.quality.iter().find(|q| q.leg == "sip" && q.direction == "received");
+    assert_eq!(sip.and_then(|q| q.audio_bandwidth.as_deref()), Some("narrowband (4 kHz)"), "{record:#?}");
 }
 
 /// Chromium (alice, 440 Hz) calls baresip through a profile with `srtp = "dtls"`: the gateway

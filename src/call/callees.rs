@@ -201,19 +201,24 @@ async fn offer_webrtc(layer: &CallLayer, caller: &CallerSide<'_>, (placement, ev
 /// Only the codec carries over: the browser leg numbers its payload types itself (Opus is 111
 /// there even when the SIP side calls it 96), and the media session translates.
 pub fn browser_codec_for(policy: BrowserCodecPolicy, caller_codec: Codec) -> BrowserCodec {
-    let codec = match policy {
-        BrowserCodecPolicy::Same => caller_codec,
-        BrowserCodecPolicy::Opus => Codec::Opus,
-        BrowserCodecPolicy::Pcmu => Codec::Pcmu,
-        BrowserCodecPolicy::Pcma => Codec::Pcma,
-        BrowserCodecPolicy::G722 => Codec::G722,
-    };
+    let codec = browser_codec_choice(policy, caller_codec);
     BrowserCodec {
         mime_type: format!("audio/{}", codec.encoding_name()),
         // The browser leg's registered number; the sender's negotiated parameters confirm it.
         payload_type: codec.static_payload_type().unwrap_or(111),
         clock_rate: codec.clock_rate(),
         channels: if codec == Codec::Opus { 2 } else { 1 },
+    }
+}
+
+/// The codec browsers are offered for a caller in `caller_codec` (`browser_codec`).
+pub fn browser_codec_choice(policy: BrowserCodecPolicy, caller_codec: Codec) -> Codec {
+    match policy {
+        BrowserCodecPolicy::Same => caller_codec,
+        BrowserCodecPolicy::Opus => Codec::Opus,
+        BrowserCodecPolicy::Pcmu => Codec::Pcmu,
+        BrowserCodecPolicy::Pcma => Codec::Pcma,
+        BrowserCodecPolicy::G722 => Codec::G722,
     }
 }
 

@@ -255,9 +255,20 @@ async fn prepare_answer(layer: &CallLayer, call: &IncomingCall, through: Option<
     })?;
     let format = PayloadFormat { encoding: encoding_of_codec(codec.codec), payload_type: codec.payload_type, channels: 1 };
     let media = sip_leg(&negotiated, format);
+    let answer = limited_for_browsers(layer, answer, codec.codec);
     let port = endpoint.port;
     let sdp = SipSdp::new(Side::A, media_address, port, answer, Some(offer), codec.codec, srtp, keys);
     Ok(Prepared { sdp, io: PreparedIo::Rtp(endpoint), media, telephone_event: negotiated.telephone_event.is_some() })
+}
+
+/// Our answer to a caller whose audio browsers will take in a narrower codec (`browser_codec`):
+/// its Opus asks for no more than that codec carries (`sdp::playback_limit`), as toward browsers.
+fn limited_for_browsers(layer: &CallLayer, answer: SessionDescription, sip_codec: Codec) -> SessionDescription {
+    let browsers = super::callees::browser_codec_choice(layer.limits.browser_codec, sip_codec);
+    let Some(rate) = sdp::playback_limit(browsers) else { return answer };
+    // Our own SDP, printed and read back: it parses, and if it ever did not, the unlimited
+    // answer is still a good one.
+    SessionDescription::parse(&sdp::with_opus_playback_limit(&answer.to_string(), rate)).unwrap_or(answer)
 }
 
 /// Answers a WebRTC offer (ICE, DTLS-SRTP) with a WebRTC leg, as a browser's would be, with our
@@ -277,6 +288,7 @@ async fn prepare_webrtc_answer(layer: &CallLayer, offer: SessionDescription, thr
     let codec = super::legs::codec_of_encoding(format.encoding);
     let (address, port) = answer.media.iter().find(|m| m.is_audio()).and_then(|m| m.rtp_address(&answer)).map(|a| (a.ip(), a.port())).ok_or((500, "no WebRTC answer"))?;
     tracing::info!(sip_codec = ?codec, payload_type = format.payload_type, "the SIP peer's media is WebRTC");
+    let answer = limited_for_browsers(layer, answer, codec);
     let mut sdp = SipSdp::new(Side::A, address, port, answer, Some(offer), codec, layer.srtp.for_profile(through), None);
     sdp.webrtc = true;
     let telephone_event = media.telephone_event.is_some();
