@@ -11,7 +11,7 @@ mod pcap;
 
 use std::process::Command;
 use support::{free_port, free_sipp_media_port, sipp_available, sipp_with_files, Gateway, GatewayOptions, JWT_SECRET};
-use support::calls::{echo_page, EchoTrunk};
+use support::calls::{echo_page, echo_page_args, EchoTrunk};
 
 const SAME_CODEC: &str = "\n[calls]\nbrowser_codec = \"same\"\n";
 
@@ -178,6 +178,27 @@ fn baresip_with_opus_96_calls_a_browser() {
     assert_eq!(page["dtmf"], "59", "baresip's digits reached the browser: {page:#}\nbaresip:\n{phone_log}\n{log}");
     assert!(log.contains("transcoding=false"), "{log}");
     assert_no_refused_packets(&log);
+}
+
+/// Chromium, preferring PCMU, calls bob's baresip (Opus only): our INVITE offers PCMU first and
+/// Opus with `maxplaybackrate=8000`, baresip answers Opus, and the gateway transcodes. baresip
+/// keeps to narrowband, and the browser still hears its 1 kHz.
+#[test]
+fn a_pcmu_browser_calling_an_opus_phone_asks_it_for_narrowband() {
+    let gateway = Gateway::start(GatewayOptions::default());
+    let phone = baresip::Phone::start(&gateway, "opus/48000/2", 1000, &[], 15);
+    phone.wait_registered(&gateway);
+    let result = echo_page_args(&gateway, &token(&[]), &["", "bob", "", "440"], &[("SIPBRIDGE_BROWSER_CODECS", "PCMU")]);
+    let (phone_log, _) = phone.finish();
+    let log = gateway.log();
+    assert_eq!(result["ok"], true, "{result:#}\nbaresip:\n{phone_log}\n{log}");
+    assert_eq!(result["codec"], "audio/PCMU", "{result:#}");
+    let heard = result["peakHz"].as_f64().unwrap_or(0.0);
+    assert!((heard - 1000.0).abs() <= 20.0, "baresip's 1 kHz reached the browser: {result:#}\n{log}");
+    assert!(log.contains("transcoding=true"), "PCMU <-> Opus:\n{log}");
+    let record = support::completed_record(&gateway);
+    let sip = record.quality.iter().find(|q| q.leg == "sip" && q.direction == "received");
+    assert_eq!(sip.and_then(|q| q.audio_bandwidth.as_deref()), Some("narrowband (4 kHz)"), "{record:#?}");
 }
 
 /// Chromium calls bob's baresip (Opus only): the gateway offers Opus as 111 and baresip answers

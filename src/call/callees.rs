@@ -163,6 +163,10 @@ async fn offer_rtp(layer: &CallLayer, caller: &CallerSide<'_>, (placement, event
     }
     let media_address = offer_media_address(layer, placement.profile.as_deref(), &placement.target).await;
     let mut our_offer = sdp::offer(&LocalCapabilities::new(codecs.clone()), media_address, endpoint.port, rand::random::<u32>().into(), 1);
+    // Should the callee pick Opus beside a narrower caller, it sends no more than the caller takes.
+    if let Some(rate) = sdp::playback_limit(codec_of_encoding(caller.codec)) {
+        our_offer = sdp::limit_opus_playback(our_offer, rate);
+    }
     let srtp = layer.srtp.for_profile(placement.profile.as_deref());
     super::sdes::secure_offer(srtp, &mut our_offer).map_err(|e| CalleeError::Srtp(e.cause()))?;
     let sdp = SipSdp::new(Side::B, media_address, endpoint.port, our_offer, None, codecs[0], srtp, None);

@@ -265,10 +265,10 @@ async fn prepare_answer(layer: &CallLayer, call: &IncomingCall, through: Option<
 /// its Opus asks for no more than that codec carries (`sdp::playback_limit`), as toward browsers.
 fn limited_for_browsers(layer: &CallLayer, answer: SessionDescription, sip_codec: Codec) -> SessionDescription {
     let browsers = super::callees::browser_codec_choice(layer.limits.browser_codec, sip_codec);
-    let Some(rate) = sdp::playback_limit(browsers) else { return answer };
-    // Our own SDP, printed and read back: it parses, and if it ever did not, the unlimited
-    // answer is still a good one.
-    SessionDescription::parse(&sdp::with_opus_playback_limit(&answer.to_string(), rate)).unwrap_or(answer)
+    match sdp::playback_limit(browsers) {
+        Some(rate) => sdp::limit_opus_playback(answer, rate),
+        None => answer,
+    }
 }
 
 /// Answers a WebRTC offer (ICE, DTLS-SRTP) with a WebRTC leg, as a browser's would be, with our

@@ -20,7 +20,7 @@ pub use negotiate::{
     answer, is_same_version, offer, read_answer, with_direction, Codec, LocalCapabilities, NegotiatedAudio,
     NegotiatedCodec,
 };
-pub use playback::{playback_limit, sending_codec, with_opus_playback_limit};
+pub use playback::{limit_opus_playback, playback_limit, sending_codec, with_opus_playback_limit};
 
 /// RTP payload types are 7 bits (RFC 3550 §5.1).
 const PAYLOAD_TYPES: usize = 128;

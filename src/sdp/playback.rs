@@ -63,6 +63,12 @@ pub fn with_opus_playback_limit(sdp: &str, rate_hz: u32) -> String {
     out
 }
 
+/// `with_opus_playback_limit` on one of our own descriptions: printed, limited and read back. Our
+/// SDP always reads back; if it ever did not, the description without the limit is still good.
+pub fn limit_opus_playback(description: SessionDescription, rate_hz: u32) -> SessionDescription {
+    SessionDescription::parse(&with_opus_playback_limit(&description.to_string(), rate_hz)).unwrap_or(description)
+}
+
 /// The line without its `\r\n` (or `\n`), and that ending.
 fn split_ending(line: &str) -> (&str, &str) {
     let text = line.trim_end_matches(['\r', '\n']);
@@ -124,6 +130,18 @@ a=fmtp:111 minptime=10;useinbandfec=1\r\na=rtpmap:110 telephone-event/48000\r\na
         assert_eq!(with_opus_playback_limit(chosen, 8_000), "a=rtpmap:96 opus/48000/2\na=fmtp:96 maxplaybackrate=12000;sprop-maxcapturerate=8000\n");
         let no_opus = BROWSER_ANSWER.replace("opus", "PCMU");
         assert_eq!(with_opus_playback_limit(&no_opus, 8_000), no_opus, "nothing to limit without Opus");
+    }
+
+    #[test]
+    fn our_offer_asks_on_its_opus_line_only() {
+        let capabilities = crate::sdp::LocalCapabilities::new(vec![Codec::Pcmu, Codec::Opus]);
+        let offer = crate::sdp::offer(&capabilities, "192.0.2.1".parse().unwrap(), 4000, 7, 1);
+        let limited = limit_opus_playback(offer.clone(), 8_000);
+        let audio = &limited.media[0];
+        let opus = audio.rtpmaps().into_iter().find(|m| m.encoding.eq_ignore_ascii_case("opus")).unwrap();
+        assert_eq!(audio.fmtp(opus.payload_type), Some("minptime=10;useinbandfec=1;maxplaybackrate=8000;sprop-maxcapturerate=8000"));
+        assert_eq!(limited.to_string(), with_opus_playback_limit(&offer.to_string(), 8_000), "nothing else moved");
+        assert_eq!((audio.formats.clone(), audio.port), (offer.media[0].formats.clone(), 4000));
     }
 
     #[test]

@@ -40,14 +40,14 @@ try {
   const logs = [];
   page.on('console', (m) => logs.push(m.text()));
   await page.goto(`${baseUrl}/phone.html`);
-  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy, holdMs, ownHz }) => {
+  result = await page.evaluate(async ({ token, codec, target, mode, icePolicy, holdMs, ownHz, browserCodecs }) => {
     const { SipBridge } = await import('/sipbridge.js');
     const stream = await navigator.mediaDevices.getUserMedia({ audio: { echoCancellation: false, autoGainControl: false, noiseSuppression: false } });
     const url = location.origin.replace(/^http/, 'ws') + '/ws';
     const [method, user, password] = token.split(':');
     const login = method === 'password' ? { user, password } : { token };
     const client = await SipBridge.connect(url, { ...login, reconnect: mode === 'reclaim', iceTransportPolicy: icePolicy || undefined });
-    const call = client.call(target, { stream, codec: codec || undefined });
+    const call = client.call(target, { stream, codec: codec || undefined, codecs: browserCodecs.length ? browserCodecs : undefined });
     const callEnded = new Promise((resolve) => call.on('ended', resolve));
     // Digits the far end sends (RFC 4733 in its media, or INFO), as `dtmf` events.
     let dtmfReceived = '';
@@ -228,7 +228,8 @@ try {
     await call.hangup();
     client.close();
     return { ok: true, peakHz: best.hz, peakDb: best.db, codec: codecName, selectedPair, errorsSeen: errors, earlyMedia, stateAtMeasurement, dtmfReceived, ...extra };
-  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', holdMs: Number(process.env.SIPBRIDGE_HOLD_MS || 1500), ownHz: Number(toneArg) });
+  // SIPBRIDGE_BROWSER_CODECS: the browser's own codec order (sipbridge.js `codecs`), e.g. `PCMU`.
+  }, { token, codec, target, mode, icePolicy: process.env.SIPBRIDGE_ICE_POLICY ?? '', holdMs: Number(process.env.SIPBRIDGE_HOLD_MS || 1500), ownHz: Number(toneArg), browserCodecs: (process.env.SIPBRIDGE_BROWSER_CODECS ?? '').split(',').filter(Boolean) });
   result.logs = logs.slice(-20);
 } catch (e) {
   result = { ok: false, error: String(e) };
