@@ -142,6 +142,14 @@ async function runPage(mode) {
     // Media flows once ICE and DTLS are up, which takes seconds through a relay on a loaded
     // machine: measure from the first packet received, not from the answer (bounded: 15 s).
     for (let i = 0; i < 150 && !((await audioIn()).packetsReceived > 0); i++) await new Promise((r) => setTimeout(r, 100));
+    // The codec, read while media flows: a caller that hangs up soon after the measurement below
+    // (on a loaded machine) takes the connection's stats with it.
+    const codecOf = (report) => {
+      let found = null;
+      report.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) found = found ?? s.mimeType; });
+      return found;
+    };
+    const codecWhileFlowing = codecOf(await call.pc.getStats());
     const peakLevel = await peakOver(2300);
     for (let i = 0; i < 10; i++) {
       await new Promise((r) => setTimeout(r, 100));
@@ -149,8 +157,7 @@ async function runPage(mode) {
       for (let b = 1; b < bins.length; b++) if (bins[b] > loudest.db) loudest = { hz: (b * context.sampleRate) / analyser.fftSize, db: bins[b] };
     }
     const stats = await call.pc.getStats();
-    let codec = null;
-    stats.forEach((s) => { if (s.type === 'codec' && s.mimeType?.startsWith('audio/')) codec = codec ?? s.mimeType; });
+    const codec = codecWhileFlowing ?? codecOf(stats);
     let pair = null;
     stats.forEach((s) => { if (s.type === 'transport' && s.selectedCandidatePairId) pair = stats.get(s.selectedCandidatePairId); });
     const ends = pair && { local: stats.get(pair.localCandidateId), remote: stats.get(pair.remoteCandidateId) };
