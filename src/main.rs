@@ -160,7 +160,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let sip_calls = std::mem::replace(&mut endpoint.calls, tokio::sync::mpsc::channel(1).1);
     let browsers = Arc::new(sipbridge::call::registry::BrowserRegistry::default());
     let media = &config.media;
-    let workers = sipbridge::media::engine::WorkerSettings { workers: media.workers, webrtc_port: media.webrtc_port, realtime_priority: media.realtime_priority, fill_percent: media.worker_fill_percent, slice_us: media.worker_slice_us, cpus: media.worker_cpus.clone() };
+    let workers = sipbridge::media::engine::WorkerSettings { workers: media.workers, webrtc_port: media.webrtc_port, realtime_priority: media.realtime_priority, fill_percent: media.worker_fill_percent, slice_us: media.worker_slice_us, cpus: media.worker_cpus.clone(), codec_batch: std::time::Duration::from_millis(u64::from(media.codec_batch_ms)) };
     let engine = sipbridge::media::engine::MediaEngine::with_workers(media.address, media.public_address, media.rtp_port_min, media.rtp_port_max, workers)?;
     // At start, not at the first call: the operator sees the WebRTC ports in the log (and a
     // port that cannot be bound stops the gateway here).

@@ -102,7 +102,9 @@ fn phone_with_g722_calls_browser_with_opus_through_the_transcoder() {
 /// baresip for `maxplaybackrate=8000`, and it sends narrowband Opus.
 #[test]
 fn phone_with_opus_calling_a_pcmu_browser_is_asked_for_narrowband() {
-    let (result, phone, log, record) = phone_calls_browser("opus/48000/2", "\n[calls]\nbrowser_codec = \"pcmu\"\n");
+    // Coded on arrival (`codec_batch_ms = 0`): the other transcoding tests run on the default
+    // codec tick, and this one keeps the path without it covered.
+    let (result, phone, log, record) = phone_calls_browser("opus/48000/2", "codec_batch_ms = 0\n[calls]\nbrowser_codec = \"pcmu\"\n");
     assert_tones(&result, &phone, &log);
     assert_eq!(result["codec"], "audio/PCMU", "{result:#}");
     let sip = record.quality.iter().find(|q| q.leg == "sip" && q.direction == "received");

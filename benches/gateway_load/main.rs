@@ -13,8 +13,9 @@
 //! `[media] workers`, unpinned; by default one pinned worker per CPU but the tool's), `LOAD_REALTIME` (its `[media] realtime_priority`,
 //! default off), `LOAD_FILL` (its `[media] worker_fill_percent`, default 30), `LOAD_SLICE`
 //! (its `[media] worker_slice_us`, default 100), `LOAD_CPUS` (its `[media] worker_cpus`, default
-//! one worker on each CPU but the tool's; `none` for unpinned) and `LOAD_PIN` (the CPU of the tool's media
-//! loops, default the last; `none` for unpinned).
+//! one worker on each CPU but the tool's; `none` for unpinned), `LOAD_CODEC_BATCH` (its
+//! `[media] codec_batch_ms`, default 20) and `LOAD_PIN` (the CPU of the tool's media loops,
+//! default the last; `none` for unpinned).
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -160,8 +161,9 @@ pub fn start_gateway(media: Media, trunk_port: u16, websocket_clients: usize) ->
         // `LOAD_REALTIME=P` sets `[media] realtime_priority` (default: off, as the gateway's);
         // `LOAD_FILL=P` sets `[media] worker_fill_percent` (default: the gateway's, 30);
         // `LOAD_SLICE=US` sets `[media] worker_slice_us` (default: the gateway's);
+        // `LOAD_CODEC_BATCH=MS` sets `[media] codec_batch_ms` (default: the gateway's);
         // `LOAD_CPUS` sets `[media] worker_cpus` (worker_cpus() below).
-        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_SLICE").map(|us| format!("worker_slice_us = {us}\n")).unwrap_or_default(), worker_cpus()),
+        extra_media: format!("rtp_port_min = 20000\nrtp_port_max = 29999\n{}{}\n[calls]\nmax_concurrent = 10000\nbrowser_codec = \"{browser_codec}\"\n", std::env::var("LOAD_WORKERS").map(|n| format!("workers = {n}\n")).unwrap_or_default() + &std::env::var("LOAD_REALTIME").map(|p| format!("realtime_priority = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_FILL").map(|p| format!("worker_fill_percent = {p}\n")).unwrap_or_default() + &std::env::var("LOAD_SLICE").map(|us| format!("worker_slice_us = {us}\n")).unwrap_or_default() + &std::env::var("LOAD_CODEC_BATCH").map(|ms| format!("codec_batch_ms = {ms}\n")).unwrap_or_default(), worker_cpus()),
         log_level: "info",
         sip_websocket: websocket_clients > 0,
         local_users: ws_sip::users(websocket_clients),

@@ -315,6 +315,12 @@ pub struct MediaConfig {
     /// no longer pull it onto the sender's core to wait there while another core idles.
     #[serde(default)]
     pub worker_cpus: Vec<usize>,
+    /// Transcoded RTP waits up to this long (ms, 0-60) to be coded together with the other
+    /// transcoded packets of the worker: coding frames back to back costs less CPU than coding
+    /// each as it arrives, for up to this much more delay on transcoded calls only (relayed
+    /// media never waits). 0 codes each packet as it arrives.
+    #[serde(default = "default_codec_batch_ms")]
+    pub codec_batch_ms: u16,
 }
 
 impl Default for MediaConfig {
@@ -335,6 +341,7 @@ impl Default for MediaConfig {
             worker_fill_percent: default_worker_fill_percent(),
             worker_slice_us: default_worker_slice_us(),
             worker_cpus: Vec::new(),
+            codec_batch_ms: default_codec_batch_ms(),
         }
     }
 }
@@ -532,6 +539,9 @@ fn default_rtp_hold_timeout() -> u64 {
 }
 fn default_worker_fill_percent() -> u8 {
     crate::media::engine::DEFAULT_WORKER_FILL_PERCENT
+}
+fn default_codec_batch_ms() -> u16 {
+    crate::media::engine::DEFAULT_CODEC_BATCH_MS
 }
 fn default_worker_slice_us() -> u32 {
     crate::media::engine::DEFAULT_WORKER_SLICE_US

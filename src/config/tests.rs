@@ -50,7 +50,7 @@ fn example_trunk_and_pbx_profiles_are_valid() {
 #[test]
 fn every_error_names_file_key_and_reason() {
     let (_dir, main) = config_dir(
-        "[sip]\nt1_ms = 0\nrate_limit_burst = 1\nwebsocket_ping_interval_secs = 40\nwebsocket_idle_timeout_secs = 40\n[media]\nrealtime_priority = 120\nworker_fill_percent = 101\nworker_slice_us = 50\n",
+        "[sip]\nt1_ms = 0\nrate_limit_burst = 1\nwebsocket_ping_interval_secs = 40\nwebsocket_idle_timeout_secs = 40\n[media]\nrealtime_priority = 120\nworker_fill_percent = 101\nworker_slice_us = 50\ncodec_batch_ms = 61\n",
         &[
             ("pbx.toml", "kind = \"pbx\"\nregister = true\n"),
             ("trunk.toml", "kind = \"trunk\"\nhost = \"192.0.2.1\"\ntrusted_addresses = [\"0.0.0.0/0\", \"nonsense\"]\n"),
@@ -75,6 +75,7 @@ fn every_error_names_file_key_and_reason() {
     assert!(has("gw.toml", "media.realtime_priority", "to 99"), "{errors:?}");
     assert!(has("gw.toml", "media.worker_fill_percent", "to 100"), "{errors:?}");
     assert!(has("gw.toml", "media.worker_slice_us", "100 to 100000"), "{errors:?}");
+    assert!(has("gw.toml", "media.codec_batch_ms", "0 (code on arrival) to 60"), "{errors:?}");
 }
 
 #[test]

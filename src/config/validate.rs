@@ -76,6 +76,9 @@ pub(super) fn validate_main(file: &Path, main: &MainFile, errors: &mut ConfigErr
     if media.worker_slice_us != 0 && !(100..=100_000).contains(&media.worker_slice_us) {
         errors.push(file, "media.worker_slice_us", "must be 0 (the kernel's default) or 100 to 100000 (µs)");
     }
+    if media.codec_batch_ms > 60 {
+        errors.push(file, "media.codec_batch_ms", "must be 0 (code on arrival) to 60 (ms)");
+    }
     validate_worker_cpus(file, media, errors);
     if media.realtime_priority > 99 {
         errors.push(file, "media.realtime_priority", "must be 0 (normal scheduling) to 99 (SCHED_FIFO priority)");

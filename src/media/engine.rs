@@ -72,11 +72,22 @@ pub struct WorkerSettings {
     /// The CPU each worker is pinned to, in order (a worker past the list's end runs unpinned);
     /// empty: the scheduler places them. With `workers` at 0, one worker per listed CPU.
     pub cpus: Vec<usize>,
+    /// How long transcoded RTP may wait to be coded with the rest of its tick (`worker::codec_batch`);
+    /// zero: coded on arrival.
+    pub codec_batch: Duration,
 }
 
 impl Default for WorkerSettings {
     fn default() -> Self {
-        WorkerSettings { workers: 0, webrtc_port: 0, realtime_priority: 0, fill_percent: DEFAULT_WORKER_FILL_PERCENT, slice_us: DEFAULT_WORKER_SLICE_US, cpus: Vec::new() }
+        WorkerSettings {
+            workers: 0,
+            webrtc_port: 0,
+            realtime_priority: 0,
+            fill_percent: DEFAULT_WORKER_FILL_PERCENT,
+            slice_us: DEFAULT_WORKER_SLICE_US,
+            cpus: Vec::new(),
+            codec_batch: Duration::from_millis(u64::from(DEFAULT_CODEC_BATCH_MS)),
+        }
     }
 }
 
@@ -311,6 +322,10 @@ impl MediaEngine {
 /// `[media] worker_slice_us` unless configured: the shortest slice the kernel grants, so a
 /// packet that wakes a worker preempts the thread running on its core (scheduling.rs).
 pub const DEFAULT_WORKER_SLICE_US: u32 = 100;
+
+/// `[media] codec_batch_ms` unless configured: one frame of the usual 20 ms packet time, so that
+/// a tick codes one frame of every transcoded call in each direction (`worker::codec_batch`).
+pub const DEFAULT_CODEC_BATCH_MS: u16 = 20;
 
 /// `[media] worker_fill_percent` unless configured: a worker under this share of a core takes
 /// new calls before the next one does. Packing trades CPU against the relayed latency's tail:

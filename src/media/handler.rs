@@ -1,7 +1,6 @@
 //! One codec handler per (source payload type, destination payload type), as rtpengine does it:
 //! passthrough when the other leg accepts the source codec, transcoding otherwise.
 
-use std::collections::HashMap;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Encoding {
@@ -79,10 +78,11 @@ impl Handler {
     }
 }
 
-/// The handlers for one direction, keyed by source payload type.
+/// The handlers for one direction, keyed by source payload type. A call negotiates a handful of
+/// formats, so a short list scanned in order is cheaper per packet than hashing the key.
 #[derive(Default)]
 pub struct HandlerTable {
-    handlers: HashMap<u8, Handler>,
+    handlers: Vec<(u8, Handler)>,
 }
 
 impl HandlerTable {
@@ -90,7 +90,7 @@ impl HandlerTable {
     /// destination's preferred format for the rest. Formats that cannot be transcoded are left
     /// out: their packets are dropped and counted.
     pub fn build(sources: &[PayloadFormat], destinations: &[PayloadFormat], ptime_ms: u32, factory: &TranscoderFactory) -> (HandlerTable, Vec<String>) {
-        let mut handlers = HashMap::new();
+        let mut handlers: Vec<(u8, Handler)> = Vec::with_capacity(sources.len());
         let mut problems = Vec::new();
         for source in sources {
             let same = destinations.iter().find(|d| d.encoding == source.encoding && d.channels == source.channels);
@@ -105,16 +105,18 @@ impl HandlerTable {
                 },
                 (None, None) => continue,
             };
-            handlers.insert(source.payload_type, handler);
+            // A payload type listed twice keeps its last handler.
+            handlers.retain(|(payload_type, _)| *payload_type != source.payload_type);
+            handlers.push((source.payload_type, handler));
         }
         (HandlerTable { handlers }, problems)
     }
 
     pub fn get_mut(&mut self, payload_type: u8) -> Option<&mut Handler> {
-        self.handlers.get_mut(&payload_type)
+        self.handlers.iter_mut().find(|(pt, _)| *pt == payload_type).map(|(_, handler)| handler)
     }
 
     pub fn transcodes(&self) -> bool {
-        self.handlers.values().any(|h| !h.is_passthrough())
+        self.handlers.iter().any(|(_, h)| !h.is_passthrough())
     }
 }

@@ -287,6 +287,11 @@ impl MediaSession {
         }
     }
 
+    /// Whether packets from `side` go through a codec (any of its payload types).
+    pub fn transcodes_from(&self, side: Side) -> bool {
+        self.legs[side.index()].handlers.transcodes()
+    }
+
     pub fn counters(&self, side: Side) -> LegCounters {
         let leg = &self.legs[side.index()];
         LegCounters { transcoded: leg.handlers.transcodes(), ..leg.counters.clone() }

@@ -5,6 +5,7 @@
 //! (a channel plus an epoll waker) and hears back through per-call event channels, both off the
 //! packet path.
 
+mod codec_batch;
 mod datagrams;
 pub(crate) mod demux;
 mod load;
@@ -145,6 +146,11 @@ fn token_session(token: Token) -> (SessionId, Side, bool) {
     ((raw >> 2) as SessionId, if raw & 2 == 0 { Side::A } else { Side::B }, raw & 1 == 1)
 }
 
+/// A table looked up for every packet. Its keys are our own ids, or 5-tuples that only an
+/// authenticated STUN check adds, so a seeded fast hash serves (SipHash, the default, showed in
+/// the worker's profile for a few lookups a packet).
+pub(super) type PacketTable<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 pub(super) struct SharedSocket {
     socket: UdpSocket,
     local: SocketAddr,
@@ -187,10 +193,10 @@ pub(super) struct Worker {
     /// Boxed: a slot holds the leg's ICE agent, DTLS endpoint and SRTP state (KiBs), and a
     /// table of slots inline would hold up to twice that per leg in empty buckets and move it
     /// all on every growth.
-    legs: HashMap<LegId, Box<BrowserSlot>>,
+    legs: PacketTable<LegId, Box<BrowserSlot>>,
     ufrags: HashMap<String, LegId>,
-    flows: HashMap<(usize, SocketAddr), LegId>,
-    sessions: HashMap<SessionId, SessionSlot>,
+    flows: PacketTable<(usize, SocketAddr), LegId>,
+    sessions: PacketTable<SessionId, SessionSlot>,
     timers: BinaryHeap<std::cmp::Reverse<(Instant, TimerKey)>>,
     counters: Arc<WorkerCounters>,
     buffer: Vec<u8>,
@@ -202,6 +208,9 @@ pub(super) struct Worker {
     load: load::LoadMeter,
     /// The turn's media, sent when the turn ends.
     outbox: outbox::Outbox,
+    /// Transcoded RTP waiting for the codec tick, and the buffer it is coded from.
+    codec_batch: codec_batch::CodecBatch,
+    coding: Vec<codec_batch::HeldPacket>,
 }
 
 /// Binds the shared WebRTC sockets and starts the worker thread, scheduled as `settings` say
@@ -234,10 +243,10 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
         commands,
         started,
         shared,
-        legs: HashMap::new(),
+        legs: PacketTable::default(),
         ufrags: HashMap::new(),
-        flows: HashMap::new(),
-        sessions: HashMap::new(),
+        flows: PacketTable::default(),
+        sessions: PacketTable::default(),
         timers: BinaryHeap::new(),
         counters: Arc::clone(&counters),
         buffer: vec![0; 2_048],
@@ -246,6 +255,8 @@ pub fn spawn(index: usize, webrtc_binds: &[SocketAddr], started: Instant, settin
         pending_sessions: Vec::new(),
         load: load::LoadMeter::new(Arc::clone(&load)),
         outbox: outbox::Outbox::new(),
+        codec_batch: codec_batch::CodecBatch::new(settings.codec_batch, started),
+        coding: Vec::new(),
     };
     let settings = settings.clone();
     std::thread::Builder::new()
@@ -267,7 +278,7 @@ impl Worker {
         loop {
             let busy = !self.pending_reads.is_empty() || !self.pending_sessions.is_empty();
             let next_timer = self.timers.peek().map(|std::cmp::Reverse((at, _))| *at);
-            let wake_at = next_timer.into_iter().chain(self.load.deadline()).min();
+            let wake_at = next_timer.into_iter().chain(self.load.deadline()).chain(self.codec_batch.due_at()).min();
             let timeout = match wake_at {
                 _ if busy => Duration::ZERO,
                 Some(at) => at.saturating_duration_since(Instant::now()),
@@ -300,6 +311,7 @@ impl Worker {
                 self.read_session(id, side, rtcp);
             }
             let now = Instant::now();
+            self.code_held(now);
             self.run_timers(now);
             self.flush_outbox();
             self.load.sample(now);

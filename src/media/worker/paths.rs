@@ -2,13 +2,13 @@
 //! datagram read here is handled and queued to leave before the next one is read, with no channel,
 //! lock or task in between, and packet buffers come from the session's pool.
 
+use super::codec_batch::HeldPacket;
 use super::datagrams::{self, MAX_BATCH};
 use super::demux::{self, DatagramKind};
 use super::outbox::Outbox;
-use super::{BrowserSlot, LegId, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
+use super::{BrowserSlot, LegId, PacketTable, SessionId, SessionSlot, SharedSocket, SlotLeg, TimerKey, Worker};
 use crate::media::engine::INTERNAL_PEER;
 use crate::media::session::Side;
-use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;
@@ -103,6 +103,9 @@ impl Worker {
         if rtcp {
             session.handle_rtcp(side, INTERNAL_PEER, &packet, elapsed);
             session.recycle(packet);
+        } else if self.codec_batch.holds() && session.transcodes_from(side) {
+            let held = HeldPacket { session: session_id, side, from: INTERNAL_PEER, packet, arrived: elapsed, from_browser: true };
+            return self.codec_batch.hold(held, now);
         } else {
             session.handle_rtp(side, INTERNAL_PEER, packet, elapsed);
         }
@@ -166,6 +169,9 @@ impl Worker {
                 };
                 for (i, (packet, (_, from))) in packets.into_iter().zip(received).enumerate() {
                     match from.filter(|_| i < got) {
+                        Some(from) if self.codec_batch.holds() && slot.session.transcodes_from(side) => {
+                            self.codec_batch.hold(HeldPacket { session: id, side, from, packet, arrived: elapsed, from_browser: false }, now);
+                        }
                         Some(from) => slot.session.handle_rtp(side, from, packet, elapsed),
                         None => slot.session.recycle(packet),
                     }
@@ -272,14 +278,14 @@ fn send_to_browser(browser: &mut BrowserSlot, shared: &[SharedSocket], outbox: &
     }
 }
 
-fn learn_flow(flows: &mut HashMap<(usize, std::net::SocketAddr), LegId>, slot: &mut BrowserSlot, id: LegId, flow: (usize, std::net::SocketAddr)) {
+fn learn_flow(flows: &mut PacketTable<(usize, std::net::SocketAddr), LegId>, slot: &mut BrowserSlot, id: LegId, flow: (usize, std::net::SocketAddr)) {
     if flows.insert(flow, id).is_none() {
         slot.flows.push(flow);
     }
 }
 
 /// Sends the leg's datagrams from the shared socket they name, and passes its events on.
-pub(super) fn flush_leg(slot: &mut BrowserSlot, id: LegId, shared: &[SharedSocket], flows: &mut HashMap<(usize, std::net::SocketAddr), LegId>) {
+pub(super) fn flush_leg(slot: &mut BrowserSlot, id: LegId, shared: &[SharedSocket], flows: &mut PacketTable<(usize, std::net::SocketAddr), LegId>) {
     while let Some(datagram) = slot.leg.poll_datagram() {
         let Some(index) = shared.iter().position(|s| s.local == datagram.local) else { continue };
         // Our own checks and DTLS flights open the 5-tuple their answers come back on.
