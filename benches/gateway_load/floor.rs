@@ -36,6 +36,10 @@ pub struct RelayFloor {
     /// µs per packet.
     pub measurements: usize,
     pub per_packet_range: (f64, f64),
+    /// p50 and p99 in µs of the probes' one-way time through the relay, sender's clock to the
+    /// receiver's kernel stamp, both ways (only the relay fed by the scenarios' sender carries
+    /// probes): what the gateway's added latency is read against.
+    pub latency_us: Option<(u32, u32)>,
 }
 
 /// Where a floor's threads run: the relay thread on `relay`, the senders and the receivers (the
@@ -86,7 +90,7 @@ impl Placement {
 impl RelayFloor {
     /// One measurement: `relayed` packets in `seconds`, for `cpu_us` of the relay thread's CPU.
     pub fn measured(calls: usize, seconds: f64, relayed: u64, lost: u64, cpu_us: f64, placement: Placement) -> RelayFloor {
-        let mut floor = RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement, measurements: 1, per_packet_range: (0.0, 0.0) };
+        let mut floor = RelayFloor { calls, seconds, relayed, lost, cpu_percent: cpu_us / (seconds * 1e6) * 100.0, steal_percent: 0.0, placement, measurements: 1, per_packet_range: (0.0, 0.0), latency_us: None };
         floor.per_packet_range = (floor.us_per_packet(), floor.us_per_packet());
         floor
     }
@@ -110,7 +114,8 @@ impl RelayFloor {
 
     /// The console line for a floor named `what`.
     pub fn summary(&self, what: &str) -> String {
-        format!("{what}, {} calls{}: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost, host steal {:.1} %", self.calls, self.placement.describe(), self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
+        let latency = self.latency_us.map_or(String::new(), |(p50, p99)| format!(", latency p50/p99 {:.2}/{:.2} ms", p50 as f64 / 1e3, p99 as f64 / 1e3));
+        format!("{what}, {} calls{}: {:.2} % core = {:.4} %/call, {:.2} µs/packet, {} relayed, {} lost{latency}, host steal {:.1} %", self.calls, self.placement.describe(), self.cpu_percent, self.per_call(), self.us_per_packet(), self.relayed, self.lost, self.steal_percent)
     }
 
     /// % of a core per call, both directions.
@@ -331,9 +336,16 @@ pub struct CodecFloor {
     pub median_us: f64,
     pub lowest_us: f64,
     pub highest_us: f64,
+    /// The CPU the passes were timed on (the gateway's first media worker's), if pinned.
+    pub cpu: Option<usize>,
 }
 
 impl CodecFloor {
+    /// ", timed on CPU 0", or ", unpinned".
+    pub fn timed_on(&self) -> String {
+        self.cpu.map_or(", unpinned".to_string(), |cpu| format!(", timed on CPU {cpu}, where the gateway's first media worker runs"))
+    }
+
     /// % of a core per call: 50 encodes and 50 decodes a second.
     pub fn per_call(&self) -> f64 {
         (self.encode_us + self.decode_us) * PACKETS_PER_SECOND as f64 / 1e6 * 100.0
@@ -355,6 +367,10 @@ impl CodecFloor {
 /// moments the gateway's windows include).
 pub struct CodecBench {
     states: usize,
+    /// Where the passes are timed: the CPU the gateway's first media worker is pinned to. Two
+    /// vCPUs of one guest can differ by 10 % in speed for minutes (other guests on their
+    /// physical cores), so a floor timed on another CPU than the gateway's would be off by that.
+    cpu: Option<usize>,
     encoders: Vec<sipbridge::media::codec::OpusEncoder>,
     decoders: Vec<sipbridge::media::codec::OpusDecoder>,
     pcm: Vec<Vec<i16>>,
@@ -379,31 +395,46 @@ impl CodecBench {
         let window = Window { epoch, start: epoch, end: epoch + Duration::from_secs(3_600) };
         // The trunk's probes, as the gateway decodes them before encoding Opus.
         let pcm = (0..50u64).map(|i| probe_payload(&window, 0, epoch + Duration::from_millis(20 * i)).iter().map(|&b| ulaw_to_linear(b)).collect()).collect();
-        let mut bench = CodecBench { states, encoders, decoders, pcm, browser_packets: browser_packets.to_vec(), passes: Vec::new() };
+        let cpu = Placement::as_the_load().relay;
+        let mut bench = CodecBench { states, cpu, encoders, decoders, pcm, browser_packets: browser_packets.to_vec(), passes: Vec::new() };
         const WARM_UP_FRAMES: usize = 5;
         bench.code(WARM_UP_FRAMES * states)?;
         Ok(bench)
     }
 
-    /// Times `passes` more passes.
+    /// Times `passes` more passes, on a thread pinned where the gateway's first worker runs.
     pub fn measure(&mut self, passes: usize) -> Result<(), String> {
         let frames = (10 * self.states).max(1_000);
-        for _ in 0..passes {
-            let pass = self.code(frames)?;
-            self.passes.push(pass);
-        }
-        Ok(())
+        let cpu = self.cpu;
+        std::thread::scope(|scope| {
+            let timer = scope.spawn(|| {
+                self.cpu = Placement::pin(cpu);
+                (0..passes).try_for_each(|_| self.code(frames).map(|pass| self.passes.push(pass)))
+            });
+            timer.join().map_err(|_| "the libopus floor's thread panicked".to_string())?
+        })
+    }
+
+    /// How many passes have been timed so far.
+    pub fn passes_timed(&self) -> usize {
+        self.passes.len()
     }
 
     /// The mean of the passes so far, with their median and range (by encode + decode).
     pub fn floor(&self) -> Result<CodecFloor, String> {
-        let mut totals: Vec<f64> = self.passes.iter().map(|&(e, d)| e + d).collect();
+        self.floor_since(0)
+    }
+
+    /// The same over the passes from the `first`th on.
+    pub fn floor_since(&self, first: usize) -> Result<CodecFloor, String> {
+        let passes = self.passes.get(first..).unwrap_or_default();
+        let mut totals: Vec<f64> = passes.iter().map(|&(e, d)| e + d).collect();
         totals.sort_by(f64::total_cmp);
         let (Some(&lowest_us), Some(&highest_us)) = (totals.first(), totals.last()) else { return Err("no pass timed".into()) };
-        let passes = totals.len();
-        let mean = |part: fn(&(f64, f64)) -> f64| self.passes.iter().map(part).sum::<f64>() / passes as f64;
+        let count = totals.len();
+        let mean = |part: fn(&(f64, f64)) -> f64| passes.iter().map(part).sum::<f64>() / count as f64;
         let (encode_us, decode_us) = (mean(|p| p.0), mean(|p| p.1));
-        Ok(CodecFloor { states: self.states, encode_us, decode_us, passes, median_us: totals[passes / 2], lowest_us, highest_us })
+        Ok(CodecFloor { states: self.states, encode_us, decode_us, passes: count, median_us: totals[count / 2], lowest_us, highest_us, cpu: self.cpu })
     }
 
     /// Encodes `frames` frames, then decodes as many, over the states in turn; returns (encode,

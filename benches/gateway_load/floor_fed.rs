@@ -11,7 +11,7 @@
 use super::browser::Voice;
 use super::floor::{bind_pair, relay, Phases, Placement, RelayFloor};
 use super::media_loop::MediaLoops;
-use super::meter::{StealSample, Window};
+use super::meter::{percentile, StealSample, Window};
 use super::sip_peer::RtpEndpoint;
 use super::stream::StreamPlan;
 use std::net::SocketAddr;
@@ -53,17 +53,22 @@ pub fn measure(calls: usize, measure: Duration) -> std::io::Result<RelayFloor> {
     std::thread::sleep(window.end.saturating_duration_since(Instant::now()));
     phases.measured.store(true, Ordering::Relaxed);
     let mut tallies = done.into_iter().map(|d| d.blocking_recv().map_err(|_| std::io::Error::other("media loop gone")));
-    let mut lost = 0;
+    let (mut lost, mut latencies_us) = (0, Vec::new());
     while let (Some(a), Some(b)) = (tallies.next(), tallies.next()) {
         let ((sent_a, heard_by_a), (sent_b, heard_by_b)) = (a?, b?);
-        lost += heard_by_a.tally(sent_b).lost + heard_by_b.tally(sent_a).lost;
+        for tally in [heard_by_a.tally(sent_b), heard_by_b.tally(sent_a)] {
+            lost += tally.lost;
+            latencies_us.extend(tally.latencies_us);
+        }
     }
+    latencies_us.sort_unstable();
     phases.stop.store(true, Ordering::Relaxed);
     let (relay_cpu, relayed) = relay_thread.join().map_err(|_| std::io::Error::other("relay panicked"))?;
     let (relayed, cpu_us, seconds) = relayed?;
     // The far ends are the tool's media loop, which pins itself.
     let peers = placement.peers.filter(|_| super::media_loop::PINNED.load(Ordering::Relaxed));
-    Ok(RelayFloor::measured(calls, seconds, relayed, lost, cpu_us, Placement { relay: relay_cpu, peers }))
+    let latency_us = (!latencies_us.is_empty()).then(|| (percentile(&latencies_us, 0.5), percentile(&latencies_us, 0.99)));
+    Ok(RelayFloor { latency_us, ..RelayFloor::measured(calls, seconds, relayed, lost, cpu_us, Placement { relay: relay_cpu, peers }) })
 }
 
 /// `measure`, with the host's steal over it, printed as the other floors are.

@@ -111,10 +111,16 @@ pub(super) struct CodecBenches {
     one_state: Result<floor::CodecBench, String>,
 }
 
+/// Where a transcoded scenario's bracketing passes start: one index into the passes of each
+/// bench at its size (one per size; none when that bench could not start).
+pub(super) struct Bracket(Vec<Option<usize>>);
+
 impl CodecBenches {
-    /// Passes timed before the scenarios, and again after each transcoded scenario.
+    /// Passes timed before the scenarios, and right before and right after each transcoded
+    /// scenario: this host's speed drifts by tens of per cent within minutes, so the floor a
+    /// scenario is held to is the one timed around it (about a second each side).
     const FIRST_PASSES: usize = 5;
-    const LATER_PASSES: usize = 3;
+    const BRACKET_PASSES: usize = 8;
 
     fn start(plan: &Plan, opus: &[Vec<u8>]) -> CodecBenches {
         let start = |states| floor::CodecBench::new(opus, states).and_then(|mut b| b.measure(Self::FIRST_PASSES).map(|()| b));
@@ -123,14 +129,34 @@ impl CodecBenches {
         benches
     }
 
-    /// More passes at `calls` states (and on the hot state), after a scenario of that size.
-    pub(super) fn measure_after(&mut self, calls: usize) {
+    /// Passes at `calls` states (and on the hot state) right before a scenario of that size.
+    pub(super) fn measure_before(&mut self, calls: usize) -> Bracket {
+        let bracket = Bracket(self.benches_at(calls).map(|bench| bench.as_ref().ok().map(floor::CodecBench::passes_timed)).collect());
+        self.measure_at(calls);
+        bracket
+    }
+
+    /// Passes right after the scenario `bracket` began, and the floor of the passes around it.
+    pub(super) fn measure_after(&mut self, calls: usize, bracket: Bracket) -> Option<floor::CodecFloor> {
+        self.measure_at(calls);
+        let around = self.benches_at(calls).zip(bracket.0).find_map(|(bench, from)| bench.as_ref().ok()?.floor_since(from?).ok());
+        if let Some(c) = &around {
+            println!("raw libopus floor around the scenario{}: {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs)", c.timed_on(), c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us);
+        }
+        around
+    }
+
+    fn measure_at(&mut self, calls: usize) {
         let benches = self.sizes.iter_mut().filter(|(states, _)| *states == calls).map(|(_, bench)| bench);
         for bench in benches.chain([&mut self.one_state]).filter_map(|b| b.as_mut().ok()) {
-            if let Err(e) = bench.measure(Self::LATER_PASSES) {
+            if let Err(e) = bench.measure(Self::BRACKET_PASSES) {
                 println!("raw libopus floor: {e}");
             }
         }
+    }
+
+    fn benches_at(&self, calls: usize) -> impl Iterator<Item = &Result<floor::CodecBench, String>> {
+        self.sizes.iter().filter(move |(states, _)| *states == calls).map(|(_, bench)| bench)
     }
 
     pub(super) fn floors(&self) -> (Vec<Result<floor::CodecFloor, String>>, Result<floor::CodecFloor, String>) {
@@ -142,7 +168,7 @@ impl CodecBenches {
         let (sizes, one_state) = self.floors();
         for codec in sizes.iter().chain([&one_state]) {
             match codec {
-                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn, {when}: mean of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs, median {:.1})", c.states, c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us),
+                Ok(c) => println!("raw libopus floor, {} encoder + decoder states in turn{}, {when}: mean of {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs, median {:.1})", c.states, c.timed_on(), c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us),
                 Err(e) => println!("raw libopus floor: {e}"),
             }
         }

@@ -123,6 +123,9 @@ pub struct Outcome {
     /// The hypervisor's steal time over the measured window, % of all CPUs' time.
     pub steal_percent: f64,
     pub profile: Option<Result<profile::Summary, String>>,
+    /// A transcoded scenario's raw libopus floor: the passes timed right before and right after
+    /// it, on the gateway's CPU (`floors::CodecBenches::bracket`).
+    pub codec_floor: Option<floor::CodecFloor>,
 }
 
 impl Outcome {
@@ -284,6 +287,7 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
         steal_percent: 0.0,
         profile,
         scenario,
+        codec_floor: None,
     };
     for report in reports {
         if report.to_browser.lost + report.to_sip.lost > 0 && outcome.failures.len() < 5 {
@@ -415,10 +419,14 @@ pub fn run_plan(plan: &Plan) -> Run {
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
         for origin in [Origin::Browser, Origin::Sip] {
             for &calls in sizes {
+                let bracket = (media == Media::Transcoded).then(|| codec.measure_before(calls));
                 let clean = run_scenario(concurrent(plan, origin, media, calls, false), &opus, &mut outcomes);
                 relay.measure_after(calls);
-                if media == Media::Transcoded {
-                    codec.measure_after(calls);
+                if let Some(bracket) = bracket {
+                    let floor = codec.measure_after(calls, bracket);
+                    if let Some(outcome) = outcomes.last_mut().filter(|o| o.scenario.media == Media::Transcoded && o.scenario.calls == calls) {
+                        outcome.codec_floor = floor;
+                    }
                 }
                 if plan.ramp && !clean {
                     break;

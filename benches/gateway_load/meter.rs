@@ -235,6 +235,8 @@ impl StealSample {
 }
 
 #[cfg(test)]
+// `cargo bench` compiles this module with cfg(test) but without its #[test] functions.
+#[allow(unused_imports, dead_code)]
 mod tests {
     use super::{probe_payload, probe_sent_at, Receiver, Window};
     use std::time::{Duration, Instant};

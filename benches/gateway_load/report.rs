@@ -127,13 +127,13 @@ pub fn write(path: &Path, run: &Run, full: bool, took: Duration) -> std::io::Res
          (rtc's ICE agent and DTLS endpoint, DTLS-SRTP) on the load tool's media thread, speaking the signaling protocol; the SIP side is a trunk in the same \
          process with an RTP generator. Every call sends 50 packets/s each way. The load tool shares the cores with the gateway, so concurrency is a floor. \
          Latency runs from the sender's clock read before sending to the kernel's arrival stamp on the receiving socket (SO_TIMESTAMPNS), so it includes \
-         the sender's own stack: an upper bound on what the gateway adds. \
+         the sender's own stack: an upper bound on what the gateway adds; the latency rows give the same figure through the bare relay fed by the same sender, the part no relay on this host can avoid. \
          Transcoded RTP waits for the gateway's codec tick (`[media] codec_batch_ms`: {}), so a transcoded call carries up to that much more delay one way; \
          transcoded streams have no latency probes, and the latency target is about relayed media, which never waits. \
          Placement: {}. \
          This is a virtual machine: *host steal* is the share of its CPUs' time the hypervisor gave other guests during each window (/proc/stat). \
          A vCPU taken away holds what it was running, a worker and its queued packets included, for milliseconds, and other guests' load slows \
-         the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions: before the scenarios, and the target floors again after each scenario of their size (each the mean of its measurements).\n",
+         the kernel's switches: read every CPU and latency figure next to it. The floors are measured in the same run so that they share the conditions: before the scenarios, and the target floors again after each scenario of their size (each the mean of its measurements). Raw libopus is timed on the CPU of the gateway's first media worker, and a transcoded scenario is held to the passes timed right before and right after it: two vCPUs of one guest can differ by 10 %, and one vCPU's speed can drift by half within minutes.\n",
         std::thread::available_parallelism().map_or(0, |n| n.get()),
         took.as_secs_f64(),
         std::env::var("LOAD_CODEC_BATCH").map_or_else(|_| format!("{} ms, the default", sipbridge::media::engine::DEFAULT_CODEC_BATCH_MS), |ms| format!("{ms} ms, set by LOAD_CODEC_BATCH")),

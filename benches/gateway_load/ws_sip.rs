@@ -295,6 +295,8 @@ impl WsSipClient {
 }
 
 #[cfg(test)]
+// `cargo bench` compiles this module with cfg(test) but without its #[test] functions.
+#[allow(unused_imports, dead_code)]
 mod tests {
     use super::super::browser::Voice;
     use super::super::media_loop::{BrowserStart, MediaLoops};
