@@ -118,7 +118,7 @@ pub(super) struct Bracket(Vec<Option<usize>>);
 impl CodecBenches {
     /// Passes timed before the scenarios, and right before and right after each transcoded
     /// scenario: this host's speed drifts by tens of per cent within minutes, so the floor a
-    /// scenario is held to is the one timed around it (about a second each side).
+    /// scenario is held to is the one timed around it (half a second to a second each side).
     const FIRST_PASSES: usize = 5;
     const BRACKET_PASSES: usize = 8;
 
