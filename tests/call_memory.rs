@@ -28,7 +28,7 @@ fn relayed(origin: Origin) -> Scenario {
 #[test]
 fn a_relayed_call_costs_well_under_256_kib_of_rss() {
     let opus = Arc::new(Vec::new());
-    let outcomes: Vec<_> = [Origin::Browser, Origin::Sip].into_iter().map(|origin| gateway_load::run(relayed(origin), &opus).expect("scenario ran")).collect();
+    let outcomes: Vec<_> = [Origin::Browser, Origin::Sip].into_iter().map(|origin| gateway_load::run(relayed(origin), &opus, None).expect("scenario ran")).collect();
     for outcome in &outcomes {
         println!(
             "{}: RSS {} -> {} KiB, {:.0} KiB per call; anonymous {} -> {} KiB, {:.0} KiB per call",

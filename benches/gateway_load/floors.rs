@@ -104,23 +104,18 @@ impl RelayBenches {
     }
 }
 
-/// Raw libopus at every transcoded size and on one hot state, timed again after each
-/// transcoded scenario (`floor::CodecBench`).
+/// Raw libopus at every transcoded size and on one hot state (`floor::CodecBench`), timed
+/// before the scenarios and again in or after each transcoded one.
 pub(super) struct CodecBenches {
     sizes: Vec<(usize, Result<floor::CodecBench, String>)>,
     one_state: Result<floor::CodecBench, String>,
 }
 
-/// Where a transcoded scenario's bracketing passes start: one index into the passes of each
-/// bench at its size (one per size; none when that bench could not start).
-pub(super) struct Bracket(Vec<Option<usize>>);
-
 impl CodecBenches {
-    /// Passes timed before the scenarios, and right before and right after each transcoded
-    /// scenario: this host's speed drifts by tens of per cent within minutes, so the floor a
-    /// scenario is held to is the one timed around it (half a second to a second each side).
+    /// Passes timed before the scenarios; after each transcoded scenario, the hot state's. The
+    /// calls' states are timed inside each transcoded scenario's window (`interleave`).
     const FIRST_PASSES: usize = 5;
-    const BRACKET_PASSES: usize = 8;
+    const ONE_STATE_PASSES: usize = 8;
 
     fn start(plan: &Plan, opus: &[Vec<u8>]) -> CodecBenches {
         let start = |states| floor::CodecBench::new(opus, states).and_then(|mut b| b.measure(Self::FIRST_PASSES).map(|()| b));
@@ -129,34 +124,23 @@ impl CodecBenches {
         benches
     }
 
-    /// Passes at `calls` states (and on the hot state) right before a scenario of that size.
-    pub(super) fn measure_before(&mut self, calls: usize) -> Bracket {
-        let bracket = Bracket(self.benches_at(calls).map(|bench| bench.as_ref().ok().map(floor::CodecBench::passes_timed)).collect());
-        self.measure_at(calls);
-        bracket
+    /// The bench to time inside a scenario's window: the one at its size, for a transcoded one.
+    pub(super) fn timed_in_window(&mut self, calls: usize, media: super::Media) -> Option<&mut floor::CodecBench> {
+        let bench = self.sizes.iter_mut().find(|(states, _)| *states == calls).and_then(|(_, bench)| bench.as_mut().ok());
+        bench.filter(|_| media == super::Media::Transcoded)
     }
 
-    /// Passes right after the scenario `bracket` began, and the floor of the passes around it.
-    pub(super) fn measure_after(&mut self, calls: usize, bracket: Bracket) -> Option<floor::CodecFloor> {
-        self.measure_at(calls);
-        let around = self.benches_at(calls).zip(bracket.0).find_map(|(bench, from)| bench.as_ref().ok()?.floor_since(from?).ok());
-        if let Some(c) = &around {
-            println!("raw libopus floor around the scenario{}: {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs)", c.timed_on(), c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us);
+    /// The floor of the passes timed in the scenario's window (from pass `first` on); then the
+    /// hot state's passes.
+    pub(super) fn floor_in_window(&mut self, calls: usize, first: usize) -> Option<floor::CodecFloor> {
+        let inside = self.sizes.iter().find(|(states, _)| *states == calls).and_then(|(_, bench)| bench.as_ref().ok()?.floor_since(first).ok());
+        if let Some(c) = &inside {
+            println!("raw libopus floor inside the scenario's window{}: {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call (passes {:.1}-{:.1} µs)", c.timed_on(), c.passes, c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us);
         }
-        around
-    }
-
-    fn measure_at(&mut self, calls: usize) {
-        let benches = self.sizes.iter_mut().filter(|(states, _)| *states == calls).map(|(_, bench)| bench);
-        for bench in benches.chain([&mut self.one_state]).filter_map(|b| b.as_mut().ok()) {
-            if let Err(e) = bench.measure(Self::BRACKET_PASSES) {
-                println!("raw libopus floor: {e}");
-            }
+        if let Err(e) = self.one_state.as_mut().map_err(|e| e.clone()).and_then(|b| b.measure(Self::ONE_STATE_PASSES)) {
+            println!("raw libopus floor on one state: {e}");
         }
-    }
-
-    fn benches_at(&self, calls: usize) -> impl Iterator<Item = &Result<floor::CodecBench, String>> {
-        self.sizes.iter().filter(move |(states, _)| *states == calls).map(|(_, bench)| bench)
+        inside
     }
 
     pub(super) fn floors(&self) -> (Vec<Result<floor::CodecFloor, String>>, Result<floor::CodecFloor, String>) {

@@ -26,6 +26,7 @@ pub mod calls;
 pub mod floor;
 pub mod floor_fed;
 pub mod floors;
+pub mod interleave;
 pub mod media_loop;
 pub mod meter;
 pub mod profile;
@@ -123,9 +124,11 @@ pub struct Outcome {
     /// The hypervisor's steal time over the measured window, % of all CPUs' time.
     pub steal_percent: f64,
     pub profile: Option<Result<profile::Summary, String>>,
-    /// A transcoded scenario's raw libopus floor: the passes timed right before and right after
-    /// it, on the gateway's CPU (`floors::CodecBenches::bracket`).
+    /// A transcoded scenario's raw libopus floor: the passes timed in pauses of its window, on
+    /// the gateway's CPU (`interleave`).
     pub codec_floor: Option<floor::CodecFloor>,
+    /// How the window was cut for those passes; its CPU figures are the stretches'.
+    pub interleaved: Option<interleave::Interleaved>,
 }
 
 impl Outcome {
@@ -187,13 +190,14 @@ pub fn worker_cpus() -> String {
 }
 
 /// Runs one scenario against a gateway of its own.
-pub fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
+/// `libopus`: the raw libopus bench to time inside the window (a transcoded scenario's floor).
+pub fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>, libopus: Option<&mut floor::CodecBench>) -> Result<Outcome, String> {
     let trunk_socket = std::net::UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string())?;
     let trunk_port = trunk_socket.local_addr().map_err(|e| e.to_string())?.port();
     let websocket_clients = if scenario.origin == Origin::WebSocketSip { scenario.calls } else { 0 };
     let gateway = start_gateway(scenario.media, trunk_port, websocket_clients);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus));
+    let outcome = runtime.block_on(drive(scenario, &gateway, trunk_socket, opus, libopus));
     runtime.shutdown_timeout(Duration::from_secs(2));
     if let Ok(outcome) = &outcome {
         if !outcome.failures.is_empty() {
@@ -207,7 +211,7 @@ pub fn run(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, Stri
     outcome
 }
 
-async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::UdpSocket, opus: &Arc<Vec<Vec<u8>>>) -> Result<Outcome, String> {
+async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::UdpSocket, opus: &Arc<Vec<Vec<u8>>>, libopus: Option<&mut floor::CodecBench>) -> Result<Outcome, String> {
     let pid = gateway.pid();
     let peer = sip_peer::SipPeer::start(trunk_socket, gateway.sip_addr()).map_err(|e| e.to_string())?;
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -246,15 +250,27 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     }
     // Everything measured about the gateway happens inside the window (or the arrivals, for the
     // setup-rate scenarios, which have no media window).
+    let mut interleaved = None;
     let (gateway_cpu, loader_cpu, loaded_rss_kib, steal_percent, profile) = match scenario.hold {
         None => {
             tokio::time::sleep_until(window.start.into()).await;
             let recording = scenario.profile.then(|| profile::record(pid, scenario.measure, gateway.dir.path()));
-            let (gateway_cpu, loader_cpu, steal) = (CpuSample::start(pid), CpuSample::start(std::process::id()), StealSample::start());
-            tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
-            let figures = (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core(), (meter::rss_kib(pid), meter::rss_anon_kib(pid)), steal.percent());
+            let steal = StealSample::start();
+            let (gateway_cpu, loader_cpu) = match libopus.filter(|_| !scenario.profile) {
+                Some(libopus) => {
+                    let measured = interleave::measure(&window, pid, &context.media, libopus).await;
+                    interleaved = Some(measured);
+                    (measured.gateway_percent, measured.loader_percent)
+                }
+                None => {
+                    let (gateway_cpu, loader_cpu) = (CpuSample::start(pid), CpuSample::start(std::process::id()));
+                    tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
+                    (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core())
+                }
+            };
+            let figures = ((meter::rss_kib(pid), meter::rss_anon_kib(pid)), steal.percent());
             let profile = recording.map(|r| r.and_then(|r| tokio::task::block_in_place(|| profile::summarise(r))));
-            (figures.0, figures.1, figures.2, figures.3, profile)
+            (gateway_cpu, loader_cpu, figures.0, figures.1, profile)
         }
         Some(_) => (arrivals_cpu.percent_of_core(), 0.0, (meter::rss_kib(pid), meter::rss_anon_kib(pid)), arrivals_steal.percent(), None),
     };
@@ -264,6 +280,7 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
     }
     let mut outcome = collect(scenario, reports, (gateway_cpu, loader_cpu), (idle_rss_kib, loaded_rss_kib), profile);
     outcome.steal_percent = steal_percent;
+    outcome.interleaved = interleaved;
     Ok(outcome)
 }
 
@@ -288,6 +305,7 @@ fn collect(scenario: Scenario, reports: Vec<CallReport>, cpu: (f64, f64), rss: (
         profile,
         scenario,
         codec_floor: None,
+        interleaved: None,
     };
     for report in reports {
         if report.to_browser.lost + report.to_sip.lost > 0 && outcome.failures.len() < 5 {
@@ -345,7 +363,12 @@ fn print(outcome: &Outcome) {
 }
 
 fn run_scenario(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>, outcomes: &mut Vec<Outcome>) -> bool {
-    match run(scenario.clone(), opus) {
+    run_scenario_timing(scenario, opus, None, outcomes)
+}
+
+/// The same, with `libopus` timed inside its window (`interleave`).
+fn run_scenario_timing(scenario: Scenario, opus: &Arc<Vec<Vec<u8>>>, libopus: Option<&mut floor::CodecBench>, outcomes: &mut Vec<Outcome>) -> bool {
+    match run(scenario.clone(), opus, libopus) {
         Ok(outcome) => {
             print(&outcome);
             let clean = outcome.clean();
@@ -383,6 +406,9 @@ pub struct Plan {
     pub floor_measure: Duration,
     /// Profile the gateway in an extra run at the largest clean passthrough and transcoded sizes.
     pub profile: bool,
+    /// Time raw libopus inside each transcoded scenario's window (`interleave`); without it, a
+    /// transcoded scenario runs unpaused and is held to the mean of the run's passes.
+    pub interleave: bool,
 }
 
 impl Plan {
@@ -401,6 +427,8 @@ impl Plan {
             floor_measure: Duration::from_secs(8),
             // `LOAD_PROFILE=0` skips the runs under perf (a quicker look at the figures).
             profile: std::env::var("LOAD_PROFILE").map_or(true, |v| v != "0"),
+            // `LOAD_INTERLEAVE=0` runs the transcoded scenarios without pauses, to compare.
+            interleave: std::env::var("LOAD_INTERLEAVE").map_or(true, |v| v != "0"),
         }
     }
 }
@@ -419,11 +447,12 @@ pub fn run_plan(plan: &Plan) -> Run {
     for (media, sizes) in [(Media::Passthrough, &plan.passthrough), (Media::Transcoded, &plan.transcoded)] {
         for origin in [Origin::Browser, Origin::Sip] {
             for &calls in sizes {
-                let bracket = (media == Media::Transcoded).then(|| codec.measure_before(calls));
-                let clean = run_scenario(concurrent(plan, origin, media, calls, false), &opus, &mut outcomes);
+                let libopus = codec.timed_in_window(calls, media).filter(|_| plan.interleave);
+                let first_pass = libopus.as_ref().map(|bench| bench.passes_timed());
+                let clean = run_scenario_timing(concurrent(plan, origin, media, calls, false), &opus, libopus, &mut outcomes);
                 relay.measure_after(calls);
-                if let Some(bracket) = bracket {
-                    let floor = codec.measure_after(calls, bracket);
+                if let Some(first_pass) = first_pass {
+                    let floor = codec.floor_in_window(calls, first_pass);
                     if let Some(outcome) = outcomes.last_mut().filter(|o| o.scenario.media == Media::Transcoded && o.scenario.calls == calls) {
                         outcome.codec_floor = floor;
                     }

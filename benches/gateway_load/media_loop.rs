@@ -12,7 +12,7 @@ use sipbridge::webrtc_leg::{BrowserCodec, DtlsCertificate, LegEvent, LegIdentity
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{mpsc as std_mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -74,6 +74,8 @@ impl LoopHandle {
 /// The loops of one scenario; streams are spread over them in turn. Dropping it stops them.
 pub struct MediaLoops {
     loops: Vec<LoopHandle>,
+    /// While set, no stream sends (`pause`).
+    paused: Arc<AtomicBool>,
     next: AtomicUsize,
     threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
 }
@@ -86,11 +88,12 @@ impl MediaLoops {
         let certificate = DtlsCertificate::generate().map_err(std::io::Error::other)?;
         let mut loops = Vec::new();
         let mut handles = Vec::new();
+        let paused = Arc::new(AtomicBool::new(false));
         for index in 0..threads.max(1) {
             let poll = Poll::new()?;
             let waker = Arc::new(Waker::new(poll.registry(), WAKER)?);
             let (commands_tx, commands) = std_mpsc::channel();
-            let media_loop = MediaLoop { poll, commands, streams: HashMap::new(), timers: BinaryHeap::new(), certificate: certificate.clone(), buffer: vec![0; 2_048], plain: Vec::with_capacity(2_048) };
+            let media_loop = MediaLoop { poll, commands, streams: HashMap::new(), timers: BinaryHeap::new(), certificate: certificate.clone(), buffer: vec![0; 2_048], plain: Vec::with_capacity(2_048), paused: Arc::clone(&paused) };
             let cpu = load_tool_cpu();
             handles.push(
                 std::thread::Builder::new()
@@ -104,7 +107,14 @@ impl MediaLoops {
             );
             loops.push(LoopHandle { commands: commands_tx, waker });
         }
-        Ok(MediaLoops { loops, next: AtomicUsize::new(1), threads: Mutex::new(handles) })
+        Ok(MediaLoops { loops, paused, next: AtomicUsize::new(1), threads: Mutex::new(handles) })
+    }
+
+    /// Stops every stream's sending (`true`) until called again with `false`; the calls stay up
+    /// and receivers go on counting. A paused sender skips its packets as a phone that stops
+    /// sending does (`Source::skip_due`), so nothing counts as lost.
+    pub fn pause(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     pub fn threads_from_env() -> usize {
@@ -163,6 +173,7 @@ struct MediaLoop {
     certificate: DtlsCertificate,
     buffer: Vec<u8>,
     plain: Vec<u8>,
+    paused: Arc<AtomicBool>,
 }
 
 fn ice_token(len: usize) -> String {
@@ -273,7 +284,7 @@ impl MediaLoop {
             match timer {
                 Timer::Send if stream.scheduled_send == Some(at) => {
                     stream.scheduled_send = None;
-                    stream.send_due(&mut self.buffer, &mut self.plain);
+                    stream.send_due(&mut self.buffer, &mut self.plain, self.paused.load(Ordering::Relaxed));
                 }
                 Timer::Leg if stream.leg_deadline() == Some(at) => stream.leg_timeout(now),
                 Timer::Finish => {

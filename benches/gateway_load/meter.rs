@@ -199,8 +199,13 @@ impl CpuSample {
     }
 
     pub fn percent_of_core(&self) -> f64 {
-        let seconds = self.at.elapsed().as_secs_f64().max(1e-3);
-        cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / TICKS_PER_SECOND / seconds * 100.0
+        let (cpu, seconds) = self.taken();
+        cpu / seconds.max(1e-3) * 100.0
+    }
+
+    /// (CPU seconds, wall seconds) since `start`.
+    pub fn taken(&self) -> (f64, f64) {
+        (cpu_ticks(self.pid).saturating_sub(self.ticks) as f64 / TICKS_PER_SECOND, self.at.elapsed().as_secs_f64())
     }
 }
 

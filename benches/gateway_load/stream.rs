@@ -89,6 +89,16 @@ impl Source {
         written.ok()
     }
 
+    /// Lets every packet due by `now` go unsent, as a phone that stops sending does: the RTP
+    /// clock runs on and the sequence does not, so the far end sees a pause, not a loss.
+    fn skip_due(&mut self, now: Instant) {
+        while let Some(due) = self.next.filter(|at| *at <= now) {
+            self.next = Some(due + PACKET_INTERVAL).filter(|at| *at < self.plan.stop);
+            self.timestamp = self.timestamp.wrapping_add(self.plan.voice.samples_per_frame());
+            self.index += 1;
+        }
+    }
+
     fn sent(&mut self, at: Instant) {
         if self.plan.window.contains(at) {
             self.sent_in_window += 1;
@@ -160,9 +170,14 @@ impl Stream {
         self.flush(Instant::now());
     }
 
-    /// Sends every packet that is due. Each is stamped, and counted in or out of the window, by
-    /// the one instant it leaves at: two readings could put it in and out of the window at once.
-    pub fn send_due(&mut self, buffer: &mut [u8], sealed: &mut Vec<u8>) {
+    /// Sends every packet that is due, or none while the load is `paused`. Each is stamped, and
+    /// counted in or out of the window, by the one instant it leaves at: two readings could put
+    /// it in and out of the window at once.
+    pub fn send_due(&mut self, buffer: &mut [u8], sealed: &mut Vec<u8>, paused: bool) {
+        if paused {
+            self.source.skip_due(Instant::now());
+            return;
+        }
         loop {
             let at = Instant::now();
             let Some(len) = self.source.packet(buffer, at) else { break };
@@ -244,5 +259,36 @@ impl Stream {
         if let Some(done) = self.done.take() {
             let _ = done.send((self.source.sent_in_window, self.receiver));
         }
+    }
+}
+
+#[cfg(test)]
+// `cargo bench` compiles this module with cfg(test) but without its #[test] functions.
+#[allow(unused_imports, dead_code)]
+mod tests {
+    use super::{Source, StreamPlan, PACKET_INTERVAL};
+    use super::super::browser::Voice;
+    use super::super::meter::Window;
+    use sipbridge::media::rtp::RtpView;
+    use std::time::{Duration, Instant};
+
+    #[test]
+    fn a_paused_source_skips_its_packets_with_the_clock_running_and_the_sequence_held() {
+        let epoch = Instant::now();
+        let window = Window { epoch, start: epoch, end: epoch + Duration::from_secs(10) };
+        let mut source = Source::new(StreamPlan { voice: Voice::PcmuProbes, window, call: 0, probed: true, stop: window.end });
+        source.start(epoch, 0);
+        let first_due = source.next.expect("started");
+        let mut out = [0u8; 400];
+        let len = source.packet(&mut out, first_due).expect("the first packet");
+        let first = RtpView::parse(&out[..len]).map(|v| (v.header().sequence, v.header().timestamp)).expect("rtp");
+        // Five packets fall due while paused: none is sent, the clock moves past them.
+        let paused_until = first_due + PACKET_INTERVAL * 5;
+        source.skip_due(paused_until);
+        assert_eq!(source.next, Some(first_due + PACKET_INTERVAL * 6));
+        let len = source.packet(&mut out, first_due + PACKET_INTERVAL * 6).expect("the next packet sent");
+        let next = RtpView::parse(&out[..len]).map(|v| (v.header().sequence, v.header().timestamp)).expect("rtp");
+        assert_eq!(next.0, first.0.wrapping_add(1), "a pause is no loss: the sequence goes on");
+        assert_eq!(next.1, first.1.wrapping_add(6 * 160), "the RTP clock ran through the pause");
     }
 }

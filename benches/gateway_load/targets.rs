@@ -62,7 +62,7 @@ pub fn floors_table(out: &mut String, floors: &Floors) {
         let _ = match codec {
             Ok(c) => writeln!(
                 out,
-                "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms (the stand-in browsers' narrowband packets, as the gateway asks of a browser bridged to G.711), on {} encoder and {} decoder states in turn (one of each per call); the mean of {} passes timed before and between the scenarios{} | {:.1} + {:.1} µs per frame = **{:.3} % per call** (passes {:.1}-{:.1} µs, median {:.1}) |",
+                "| raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms (the stand-in browsers' narrowband packets, as the gateway asks of a browser bridged to G.711), on {} encoder and {} decoder states in turn (one of each per call); the mean of {} passes timed before and during the scenarios{} | {:.1} + {:.1} µs per frame = **{:.3} % per call** (passes {:.1}-{:.1} µs, median {:.1}) |",
                 c.states, c.states, c.passes, c.timed_on(), c.encode_us, c.decode_us, c.per_call(), c.lowest_us, c.highest_us, c.median_us
             ),
             Err(e) => writeln!(out, "| raw libopus | not measured: {e} |"),
@@ -157,12 +157,19 @@ fn relay_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
 fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
     for origin in [Origin::Browser, Origin::Sip] {
         let label = format!("transcoded Opus ↔ PCMU at {TRANSCODED_CALLS} calls ≤ {CODEC_MULTIPLE}x raw libopus + the relay floor per call, {}", origin_name(origin));
-        // The floor timed around the scenario, else the run's.
+        // The floor timed inside the scenario's window, else the run's.
         let row = at_size(outcomes, Media::Transcoded, origin, TRANSCODED_CALLS).and_then(|o| Some((o, floors.relay_at(o.scenario.calls)?, o.codec_floor.as_ref().or(floors.codec_at(o.scenario.calls))?)));
         let _ = match row {
             Some((o, relay, codec)) => {
-                let run_wide = match floors.codec_at(o.scenario.calls) {
-                    Some(all) if o.codec_floor.is_some() => format!(" timed right before and after it ({} passes; {:.2}x the mean of all the run's passes, {:.4} %)", codec.passes, (o.cpu_per_call() - relay.per_call()) / all.per_call().max(1e-9), all.per_call()),
+                let run_wide = match (floors.codec_at(o.scenario.calls), o.interleaved) {
+                    (Some(all), Some(cut)) if o.codec_floor.is_some() => format!(
+                        " timed in {} pauses of its window, its CPU read only between them ({} passes; {:.1} s paused; {:.2}x the mean of all the run's passes, {:.4} %)",
+                        cut.stretches + 1,
+                        codec.passes,
+                        cut.paused.as_secs_f64(),
+                        (o.cpu_per_call() - relay.per_call()) / all.per_call().max(1e-9),
+                        all.per_call()
+                    ),
                     _ => String::new(),
                 };
                 let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
