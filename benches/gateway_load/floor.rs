@@ -362,9 +362,10 @@ impl CodecFloor {
 ///
 /// One pass takes about 0.1 s, and on a shared host one such pass came out anywhere from 0.38 %
 /// to 0.51 % a call within minutes while the gateway's own 15 s windows stayed within a few per
-/// cent. So the same states are timed again after each transcoded scenario, and the floor is the
-/// mean of all the run's passes (ARCHITECTURE.md: first their median, which left out the slow
-/// moments the gateway's windows include).
+/// cent. So the same states are timed again inside each transcoded scenario's window
+/// (`interleave`), the scenario is held to the mean of those passes, and the run's floor is the
+/// mean of all its passes (ARCHITECTURE.md: first their median, which left out the slow moments
+/// the gateway's windows include).
 pub struct CodecBench {
     states: usize,
     /// Where the passes are timed: the CPU the gateway's first media worker is pinned to. Two
