@@ -40,6 +40,22 @@ const LAST_PAUSE: Duration = Duration::from_millis(600);
 /// libopus passes in each pause: about 0.15 s at 100 calls.
 const PASSES: usize = 2;
 
+/// Reads the gateway's CPU and the load tool's (% of a core) over the window: with `libopus`,
+/// over the stretches between its passes (`measure`), else over the whole window.
+pub async fn read_window(window: &Window, gateway_pid: u32, media: &MediaLoops, libopus: Option<&mut CodecBench>) -> (f64, f64, Option<Interleaved>) {
+    match libopus {
+        Some(libopus) => {
+            let measured = measure(window, gateway_pid, media, libopus).await;
+            (measured.gateway_percent, measured.loader_percent, Some(measured))
+        }
+        None => {
+            let (gateway, loader) = (CpuSample::start(gateway_pid), CpuSample::start(std::process::id()));
+            tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
+            (gateway.percent_of_core(), loader.percent_of_core(), None)
+        }
+    }
+}
+
 /// Runs the window: a pause, then each stretch followed by a pause. The last pause ends the
 /// window, its passes timed as the calls' senders stop for good.
 pub async fn measure(window: &Window, gateway_pid: u32, media: &MediaLoops, libopus: &mut CodecBench) -> Interleaved {

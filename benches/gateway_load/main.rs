@@ -256,18 +256,8 @@ async fn drive(scenario: Scenario, gateway: &Gateway, trunk_socket: std::net::Ud
             tokio::time::sleep_until(window.start.into()).await;
             let recording = scenario.profile.then(|| profile::record(pid, scenario.measure, gateway.dir.path()));
             let steal = StealSample::start();
-            let (gateway_cpu, loader_cpu) = match libopus.filter(|_| !scenario.profile) {
-                Some(libopus) => {
-                    let measured = interleave::measure(&window, pid, &context.media, libopus).await;
-                    interleaved = Some(measured);
-                    (measured.gateway_percent, measured.loader_percent)
-                }
-                None => {
-                    let (gateway_cpu, loader_cpu) = (CpuSample::start(pid), CpuSample::start(std::process::id()));
-                    tokio::time::sleep_until((window.end - Duration::from_millis(100)).into()).await;
-                    (gateway_cpu.percent_of_core(), loader_cpu.percent_of_core())
-                }
-            };
+            let (gateway_cpu, loader_cpu, cut) = interleave::read_window(&window, pid, &context.media, libopus.filter(|_| !scenario.profile)).await;
+            interleaved = cut;
             let figures = ((meter::rss_kib(pid), meter::rss_anon_kib(pid)), steal.percent());
             let profile = recording.map(|r| r.and_then(|r| tokio::task::block_in_place(|| profile::summarise(r))));
             (gateway_cpu, loader_cpu, figures.0, figures.1, profile)
