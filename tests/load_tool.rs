@@ -69,6 +69,13 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         assert!(codec.lowest_us <= mean && mean <= codec.highest_us && codec.cpu == placed.relay, "{codec:?}");
     }
     assert!(run.floors.codec.iter().zip(&plan.transcoded).all(|(c, &calls)| c.as_ref().is_ok_and(|c| c.states == calls)) && hot.states == 1);
+    // For comparison, the same states paced as the calls send (a frame per call each 20 ms, idle
+    // between): 3 passes of 10 ticks before the scenarios, on the same CPU.
+    assert_eq!(run.floors.codec_paced.len(), plan.transcoded.len(), "a paced libopus figure per transcoded size");
+    for paced in &run.floors.codec_paced {
+        let paced = paced.as_ref().expect("paced libopus");
+        assert!(paced.passes == 3 && paced.states == 4 && paced.encode_us > 0.0 && paced.decode_us > 0.0 && paced.cpu == placed.relay, "{paced:?}");
+    }
     let outcomes = &run.outcomes;
     assert_eq!(outcomes.len(), 9, "passthrough and transcoded both ways, each once more under perf, JsSIP-style calls, and two setup rates");
     for outcome in outcomes {
@@ -139,6 +146,9 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
         "bare relay: 1 thread, epoll (mio), 1 recv + 1 send per packet, 2 x 6 streams",
         "raw libopus, complexity 5, 8 kHz: one encode + one decode per 20 ms (the stand-in browsers' narrowband packets, as the gateway asks of a browser bridged to G.711), on 4 encoder and 4 decoder states in turn (one of each per call); the mean of 13 passes timed before and during the scenarios, timed on CPU 0, where the gateway's first media worker runs",
         "for comparison, not a target's floor: raw libopus on one encoder and one decoder state",
+        "for comparison, not a target's floor: raw libopus on the same 4 states paced as the calls send (each 20 ms, one frame per call back to back, then idle to the next tick, as the gateway's worker codes); 3 passes before the scenarios",
+        "x raw libopus paced as the calls send",
+        "x the passes back to back)",
         "for comparison, not a target's floor: the same bare relay fed by the scenarios' own sender",
         "for comparison, not a target's floor: the same bare relay unpinned, 2 x 6 streams",
         "x the unpinned relay (",

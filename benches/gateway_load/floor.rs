@@ -378,6 +378,8 @@ pub struct CodecBench {
     browser_packets: Vec<Vec<u8>>,
     /// (encode, decode) µs per frame of every pass so far.
     passes: Vec<(f64, f64)>,
+    /// The same of the passes paced as the calls send (`measure_paced`).
+    paced: Vec<(f64, f64)>,
 }
 
 impl CodecBench {
@@ -397,7 +399,7 @@ impl CodecBench {
         // The trunk's probes, as the gateway decodes them before encoding Opus.
         let pcm = (0..50u64).map(|i| probe_payload(&window, 0, epoch + Duration::from_millis(20 * i)).iter().map(|&b| ulaw_to_linear(b)).collect()).collect();
         let cpu = Placement::as_the_load().relay;
-        let mut bench = CodecBench { states, cpu, encoders, decoders, pcm, browser_packets: browser_packets.to_vec(), passes: Vec::new() };
+        let mut bench = CodecBench { states, cpu, encoders, decoders, pcm, browser_packets: browser_packets.to_vec(), passes: Vec::new(), paced: Vec::new() };
         const WARM_UP_FRAMES: usize = 5;
         bench.code(WARM_UP_FRAMES * states)?;
         Ok(bench)
@@ -416,6 +418,40 @@ impl CodecBench {
         })
     }
 
+    /// Times `passes` passes coded as the calls send and the gateway's worker codes them: each
+    /// 20 ms tick one frame per state (every encode, then every decode), then idle to the next
+    /// tick; 10 ticks a pass. For comparison only: the relay floor is paced like the calls, the
+    /// libopus floor is not, and on a shared host a core that idles between ticks comes back to
+    /// colder caches (ARCHITECTURE.md, "libopus timed inside the transcoded window").
+    pub fn measure_paced(&mut self, passes: usize) -> Result<(), String> {
+        const TICKS: u32 = 10;
+        const TICK: Duration = Duration::from_millis(20);
+        let cpu = self.cpu;
+        std::thread::scope(|scope| {
+            let timer = scope.spawn(|| {
+                self.cpu = Placement::pin(cpu);
+                for _ in 0..passes {
+                    let (mut encode, mut decode) = (0.0, 0.0);
+                    let mut next = Instant::now();
+                    for _ in 0..TICKS {
+                        let (e, d) = self.code(self.states)?;
+                        (encode, decode) = (encode + e, decode + d);
+                        next += TICK;
+                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
+                    }
+                    self.paced.push((encode / f64::from(TICKS), decode / f64::from(TICKS)));
+                }
+                Ok(())
+            });
+            timer.join().map_err(|_| "the libopus floor's thread panicked".to_string())?
+        })
+    }
+
+    /// The mean of the paced passes (`measure_paced`).
+    pub fn paced_floor(&self) -> Result<CodecFloor, String> {
+        self.floor_of(&self.paced)
+    }
+
     /// How many passes have been timed so far.
     pub fn passes_timed(&self) -> usize {
         self.passes.len()
@@ -428,7 +464,10 @@ impl CodecBench {
 
     /// The same over the passes from the `first`th on.
     pub fn floor_since(&self, first: usize) -> Result<CodecFloor, String> {
-        let passes = self.passes.get(first..).unwrap_or_default();
+        self.floor_of(self.passes.get(first..).unwrap_or_default())
+    }
+
+    fn floor_of(&self, passes: &[(f64, f64)]) -> Result<CodecFloor, String> {
         let mut totals: Vec<f64> = passes.iter().map(|&(e, d)| e + d).collect();
         totals.sort_by(f64::total_cmp);
         let (Some(&lowest_us), Some(&highest_us)) = (totals.first(), totals.last()) else { return Err("no pass timed".into()) };

@@ -15,6 +15,9 @@ pub struct Floors {
     pub codec: Vec<Result<floor::CodecFloor, String>>,
     /// Raw libopus on one state kept hot, for comparison (not a target's floor).
     pub codec_one_state: Result<floor::CodecFloor, String>,
+    /// For comparison: raw libopus on the calls' states paced as the calls send, at each
+    /// transcoded size (`floor::CodecBench::measure_paced`).
+    pub codec_paced: Vec<Result<floor::CodecFloor, String>>,
     /// The shared-port relay at the largest relayed size: one datagram per call, then batched.
     pub shared_port: Vec<Result<batched::SharedPortFloor, String>>,
     /// The bare relay fed by the scenarios' own sender, for comparison (not a target's floor).
@@ -39,6 +42,10 @@ impl Floors {
     pub fn codec_at(&self, calls: usize) -> Option<&floor::CodecFloor> {
         self.codec.iter().filter_map(|c| c.as_ref().ok()).find(|c| c.states == calls)
     }
+
+    pub fn codec_paced_at(&self, calls: usize) -> Option<&floor::CodecFloor> {
+        self.codec_paced.iter().filter_map(|c| c.as_ref().ok()).find(|c| c.states == calls)
+    }
 }
 
 pub(super) fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> (Floors, RelayBenches, CodecBenches) {
@@ -55,7 +62,8 @@ pub(super) fn measure_floors(plan: &Plan, opus: &[Vec<u8>]) -> (Floors, RelayBen
     let (codec_floors, codec_one_state) = codec.floors();
     let shared_port = measure_shared_port(plan);
     let fed_relay = plan.passthrough.iter().max().map(|&calls| floor_fed::measure_and_print(calls, plan.floor_measure));
-    (Floors { relay: relay.floors(), codec: codec_floors, codec_one_state, shared_port, fed_relay, relay_unpinned }, relay, codec)
+    let codec_paced = codec.paced_floors();
+    (Floors { relay: relay.floors(), codec: codec_floors, codec_one_state, codec_paced, shared_port, fed_relay, relay_unpinned }, relay, codec)
 }
 
 fn measure_relay_floor(measure: Duration, calls: usize, placement: floor::Placement, what: &str) -> Result<floor::RelayFloor, String> {
@@ -116,12 +124,30 @@ impl CodecBenches {
     /// calls' states are timed inside each transcoded scenario's window (`interleave`).
     const FIRST_PASSES: usize = 5;
     const ONE_STATE_PASSES: usize = 8;
+    /// Passes paced as the calls send, at each size, before the scenarios: 0.2 s each.
+    const PACED_PASSES: usize = 3;
 
     fn start(plan: &Plan, opus: &[Vec<u8>]) -> CodecBenches {
         let start = |states| floor::CodecBench::new(opus, states).and_then(|mut b| b.measure(Self::FIRST_PASSES).map(|()| b));
-        let benches = CodecBenches { sizes: plan.transcoded.iter().map(|&calls| (calls, start(calls))).collect(), one_state: start(1) };
+        let paced = |bench: Result<floor::CodecBench, String>| {
+            bench.map(|mut b| {
+                if let Err(e) = b.measure_paced(Self::PACED_PASSES) {
+                    println!("raw libopus paced as the calls send: {e}");
+                }
+                b
+            })
+        };
+        let benches = CodecBenches { sizes: plan.transcoded.iter().map(|&calls| (calls, paced(start(calls)))).collect(), one_state: start(1) };
         benches.print("before the scenarios");
+        for paced in benches.paced_floors().iter().filter_map(|p| p.as_ref().ok()) {
+            println!("raw libopus floor, {} states paced as the calls send{}: {} passes: encode {:.1} µs + decode {:.1} µs per 20 ms = {:.3} %/call", paced.states, paced.timed_on(), paced.passes, paced.encode_us, paced.decode_us, paced.per_call());
+        }
         benches
+    }
+
+    /// Raw libopus paced as the calls send, at each size.
+    pub(super) fn paced_floors(&self) -> Vec<Result<floor::CodecFloor, String>> {
+        self.sizes.iter().map(|(_, bench)| bench.as_ref().map_err(Clone::clone).and_then(floor::CodecBench::paced_floor)).collect()
     }
 
     /// The bench to time inside a scenario's window: the one at its size, for a transcoded one.
