@@ -408,11 +408,16 @@ impl CodecBench {
     /// Times `passes` more passes, on a thread pinned where the gateway's first worker runs.
     pub fn measure(&mut self, passes: usize) -> Result<(), String> {
         let frames = (10 * self.states).max(1_000);
+        self.on_gateway_cpu(|bench| (0..passes).try_for_each(|_| bench.code(frames).map(|pass| bench.passes.push(pass))))
+    }
+
+    /// Runs `timed` on a thread pinned where the gateway's first worker runs, and waits for it.
+    fn on_gateway_cpu(&mut self, timed: impl FnOnce(&mut CodecBench) -> Result<(), String> + Send) -> Result<(), String> {
         let cpu = self.cpu;
         std::thread::scope(|scope| {
             let timer = scope.spawn(|| {
                 self.cpu = Placement::pin(cpu);
-                (0..passes).try_for_each(|_| self.code(frames).map(|pass| self.passes.push(pass)))
+                timed(self)
             });
             timer.join().map_err(|_| "the libopus floor's thread panicked".to_string())?
         })
@@ -426,24 +431,19 @@ impl CodecBench {
     pub fn measure_paced(&mut self, passes: usize) -> Result<(), String> {
         const TICKS: u32 = 10;
         const TICK: Duration = Duration::from_millis(20);
-        let cpu = self.cpu;
-        std::thread::scope(|scope| {
-            let timer = scope.spawn(|| {
-                self.cpu = Placement::pin(cpu);
-                for _ in 0..passes {
-                    let (mut encode, mut decode) = (0.0, 0.0);
-                    let mut next = Instant::now();
-                    for _ in 0..TICKS {
-                        let (e, d) = self.code(self.states)?;
-                        (encode, decode) = (encode + e, decode + d);
-                        next += TICK;
-                        std::thread::sleep(next.saturating_duration_since(Instant::now()));
-                    }
-                    self.paced.push((encode / f64::from(TICKS), decode / f64::from(TICKS)));
+        self.on_gateway_cpu(|bench| {
+            for _ in 0..passes {
+                let (mut encode, mut decode) = (0.0, 0.0);
+                let mut next = Instant::now();
+                for _ in 0..TICKS {
+                    let (e, d) = bench.code(bench.states)?;
+                    (encode, decode) = (encode + e, decode + d);
+                    next += TICK;
+                    std::thread::sleep(next.saturating_duration_since(Instant::now()));
                 }
-                Ok(())
-            });
-            timer.join().map_err(|_| "the libopus floor's thread panicked".to_string())?
+                bench.paced.push((encode / f64::from(TICKS), decode / f64::from(TICKS)));
+            }
+            Ok(())
         })
     }
 

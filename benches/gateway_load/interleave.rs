@@ -58,7 +58,7 @@ pub async fn read_window(window: &Window, gateway_pid: u32, media: &MediaLoops, 
 
 /// Runs the window: a pause, then each stretch followed by a pause. The last pause ends the
 /// window, its passes timed as the calls' senders stop for good.
-pub async fn measure(window: &Window, gateway_pid: u32, media: &MediaLoops, libopus: &mut CodecBench) -> Interleaved {
+async fn measure(window: &Window, gateway_pid: u32, media: &MediaLoops, libopus: &mut CodecBench) -> Interleaved {
     let usable = window.end.saturating_duration_since(window.start).saturating_sub(LAST_PAUSE);
     let stretches = (usable.as_secs_f64() / STRETCH.as_secs_f64()).ceil().max(1.0) as usize;
     let slot = usable / stretches as u32;

@@ -3,7 +3,7 @@
 
 use super::meter::percentile;
 use super::{Floors, Media, Origin, Outcome};
-use super::floor::RelayFloor;
+use super::floor::{CodecFloor, RelayFloor};
 use std::fmt::Write as _;
 
 /// The sizes the targets are stated at.
@@ -173,28 +173,30 @@ fn transcode_rows(out: &mut String, outcomes: &[Outcome], floors: &Floors) {
         let row = at_size(outcomes, Media::Transcoded, origin, TRANSCODED_CALLS).and_then(|o| Some((o, floors.relay_at(o.scenario.calls)?, o.codec_floor.as_ref().or(floors.codec_at(o.scenario.calls))?)));
         let _ = match row {
             Some((o, relay, codec)) => {
+                // The gateway's cost less the relay floor, as a multiple of a libopus figure.
+                let times = |libopus: &CodecFloor| (o.cpu_per_call() - relay.per_call()) / libopus.per_call().max(1e-9);
                 let run_wide = match (floors.codec_at(o.scenario.calls), o.interleaved) {
                     (Some(all), Some(cut)) if o.codec_floor.is_some() => format!(
                         " timed in {} pauses of its window, its CPU read only between them ({} passes; {:.1} s paused; {:.2}x the mean of all the run's passes, {:.4} %)",
                         cut.stretches + 1,
                         codec.passes,
                         cut.paused.as_secs_f64(),
-                        (o.cpu_per_call() - relay.per_call()) / all.per_call().max(1e-9),
+                        times(all),
                         all.per_call()
                     ),
                     _ => String::new(),
                 };
                 let budget = CODEC_MULTIPLE * codec.per_call() + relay.per_call();
-                let multiple = (o.cpu_per_call() - relay.per_call()) / codec.per_call().max(1e-9);
+                let multiple = times(codec);
                 let with_unpinned_relay = match floors.relay_unpinned_at(o.scenario.calls) {
                     Some(u) => format!("; against the unpinned relay floor ({:.4} %): {:.2}x raw libopus", u.per_call(), (o.cpu_per_call() - u.per_call()) / codec.per_call().max(1e-9)),
                     None => String::new(),
                 };
                 let against_one_state = match &floors.codec_one_state {
-                    Ok(hot) => format!(" ({:.2}x raw libopus on one hot state)", (o.cpu_per_call() - relay.per_call()) / hot.per_call().max(1e-9)),
+                    Ok(hot) => format!(" ({:.2}x raw libopus on one hot state)", times(hot)),
                     Err(_) => String::new(),
                 };
-                let against_paced = floors.codec_paced_at(o.scenario.calls).map_or(String::new(), |p| format!("; {:.2}x raw libopus paced as the calls send", (o.cpu_per_call() - relay.per_call()) / p.per_call().max(1e-9)));
+                let against_paced = floors.codec_paced_at(o.scenario.calls).map_or(String::new(), |p| format!("; {:.2}x raw libopus paced as the calls send", times(p)));
                 writeln!(
                     out,
                     "| {label} | {:.4} % per call at {} calls against {budget:.4} % ({CODEC_MULTIPLE} x {:.4} + {:.4}): less the floor, **{multiple:.2}x** raw libopus on the calls' states{run_wide}{against_one_state}{against_paced}{with_unpinned_relay}; host steal {:.1} % | {} |",
