@@ -1,6 +1,6 @@
 //! sipbridge.js in a real page (headless Chromium, tests/browser/client.mjs) against the gateway's
 //! `echo`: ICE servers merged with the page's own, codec preferences, a peer connection the
-//! browser refuses to create, and a hangup sent before the call's reply.
+//! browser refuses to create, a hangup sent before the call's reply, and the keep-alive `ping`.
 
 mod support;
 
@@ -41,5 +41,8 @@ fn sipbridge_js_fits_real_pages() {
     assert!(early["callId"].is_string(), "the gateway did reply: {report:#}");
     assert_eq!(early["probe"], "unknown_call", "the library hung the call up once it had its id: {report:#}\n{log}");
     assert_eq!(early["endedEvents"], 1, "one `ended`, from the hangup: {report:#}");
+    let pong_ms = report["keepalive"]["pongMs"].as_f64();
+    assert!(pong_ms.is_some_and(|ms| (0.0..3000.0).contains(&ms)), "a quiet connection pinged and got its pong: {report:#}");
+    assert_eq!(report["keepalive"]["roundTripMs"].as_f64(), pong_ms, "the round trip is kept on the client: {report:#}");
     assert_eq!(report["errors"], json!([]), "no frame (e.g. a late candidate) drew an error: {report:#}");
 }

@@ -88,6 +88,9 @@ fn sigterm_during_a_rest_drain_ends_calls_at_once_and_browsers_are_refused_meanw
     // A browser's new call is refused as `unavailable` (a second page, same user).
     let refused = support::calls::echo_page(&gateway, &token("alice", &["trunk"]), ["", "+15551234567", ""], &[]);
     assert!(refused["error"].as_str().is_some_and(|e| e.contains("call ended: unavailable shutdown")), "{refused:#}");
+    // So is a call to `echo`, which never leaves the gateway.
+    let refused = support::calls::echo_page(&gateway, &token("alice", &["trunk"]), ["", "echo", ""], &[]);
+    assert!(refused["error"].as_str().is_some_and(|e| e.contains("call ended: unavailable shutdown")), "{refused:#}");
 
     gateway.signal("TERM");
     let exit = gateway.wait_exit(Duration::from_secs(5));

@@ -15,6 +15,7 @@
  * @property {RTCIceServer[]} [iceServers] the page's own STUN/TURN servers, used together with the gateway's
  * @property {RTCIceTransportPolicy} [iceTransportPolicy] `'relay'` to send media only through TURN (default `'all'`)
  * @property {string[]} [codecs] audio codecs the browser offers or accepts, in order of preference, e.g. `['opus', 'PCMU']`
+ * @property {number} [keepaliveMs] send a `ping` after this long without sending anything, so proxies keep a quiet connection open (default 25000; 0 never)
  */
 /**
  * @typedef {object} CallOptions
@@ -26,6 +27,7 @@
 
 const PROTOCOL_VERSION = 1;
 const REQUEST_TIMEOUT_MS = 15000;
+const KEEPALIVE_MS = 25000;
 
 /** A tiny event emitter: `on(name, fn)`, `off(name, fn)`. */
 class Emitter {
@@ -211,7 +213,7 @@ export class Client extends Emitter {
   constructor(url, options) {
     super();
     this.url = url;
-    this.options = { reconnect: true, ...options };
+    this.options = { reconnect: true, keepaliveMs: KEEPALIVE_MS, ...options };
     /** The page's own servers, then the gateway's from the last login reply. @type {RTCIceServer[]} */
     this.iceServers = options.iceServers ?? [];
     /** @type {Map<string, Call>} */ this._calls = new Map();
@@ -221,6 +223,10 @@ export class Client extends Emitter {
     this._retry = 0;
     /** @type {WebSocket|null} */ this.ws = null;
     this.user = null;
+    /** Milliseconds from the last keep-alive `ping` to its `pong`, or null before the first. */
+    this.roundTripMs = null;
+    this._lastSentAt = 0;
+    this._keepalive = null;
   }
 
   async _open() {
@@ -242,6 +248,7 @@ export class Client extends Emitter {
     // Each login brings fresh TURN credentials: they replace the last login's, never the page's.
     this.iceServers = [...(this.options.iceServers ?? []), ...(reply.ice_servers ?? [])];
     this._retry = 0;
+    this._startKeepalive();
     this.emit('state', 'connected');
     // Answered calls survive a dropped connection for the gateway's grace period: take them back.
     for (const call of this._calls.values()) {
@@ -252,19 +259,39 @@ export class Client extends Emitter {
     }
   }
 
+  /** A `ping` once the connection has been quiet for `keepaliveMs` (docs/signaling.md §10). */
+  _startKeepalive() {
+    clearInterval(this._keepalive);
+    const quietMs = this.options.keepaliveMs;
+    if (!quietMs) return;
+    this._keepalive = setInterval(() => {
+      if (Date.now() - this._lastSentAt < quietMs) return;
+      const sentAt = performance.now();
+      this._request({ type: 'ping' })
+        .then(() => { this.roundTripMs = performance.now() - sentAt; this.emit('pong', this.roundTripMs); })
+        .catch(() => { /* a dropped connection is handled by onclose */ });
+    }, Math.max(50, Math.min(5000, quietMs / 5)));
+  }
+
   _lost() {
+    clearInterval(this._keepalive);
     for (const { reject, timer } of this._pending.values()) { clearTimeout(timer); reject(new SipBridgeError('connection_lost', 'the connection to the gateway dropped')); }
     this._pending.clear();
     if (this._closedByUser || !this.options.reconnect) { this.emit('state', 'closed'); return; }
-    // Back off 0.5 s, 1 s, 2 s ... up to 10 s; answered calls are reclaimed once logged in again.
-    const delay = Math.min(10000, 500 * 2 ** this._retry++);
+    // Back off 0.5 s, 1 s, 2 s ... up to 10 s, each wait cut by up to half at random so that the
+    // pages a gateway restart dropped do not all come back at once; answered calls are reclaimed
+    // once logged in again.
+    const ceiling = Math.min(10000, 500 * 2 ** this._retry++);
+    const delay = ceiling * (0.5 + Math.random() / 2);
     this.emit('state', 'reconnecting');
     setTimeout(() => this._open().catch((e) => { this.emit('error', e); this._lost(); }), delay);
   }
 
   /** @param {object} message */
   _send(message) {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(message));
+    if (this.ws?.readyState !== WebSocket.OPEN) return;
+    this.ws.send(JSON.stringify(message));
+    this._lastSentAt = Date.now();
   }
 
   /** @param {object} message @returns {Promise<any>} */
@@ -345,12 +372,11 @@ export class Client extends Emitter {
       if (call.state === 'ended') { this._request({ type: 'hangup', call_id: call.id }).catch(() => {}); return; }
       this._calls.set(call.id, call);
       call._flushLocalCandidates();
-      if (reply.sdp) { await call._setRemote({ type: 'answer', sdp: reply.sdp }); call.state = 'answered'; call.emit('answered'); }
     })().catch((e) => call._ended({ reason: e.code ?? 'failed', cause: e.message }));
     return call;
   }
 
-  close() { this._closedByUser = true; this.ws?.close(); }
+  close() { this._closedByUser = true; clearInterval(this._keepalive); this.ws?.close(); }
 }
 
 export const SipBridge = {

@@ -66,7 +66,6 @@ pub enum LoginError {
     Forbidden,
     /// The PBX did not answer or failed; the text is shown to the user.
     Upstream(String),
-    Internal,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -189,7 +188,6 @@ impl Connection {
                     }
                     LoginError::Forbidden => (ErrorCode::Forbidden, "this login is not allowed here".to_owned()),
                     LoginError::Upstream(why) => (ErrorCode::LoginFailed, truncate(&format!("upstream: {why}"))),
-                    LoginError::Internal => (ErrorCode::Internal, "internal error".to_owned()),
                 };
                 self.send_error(Some(&id), code, &message);
             }

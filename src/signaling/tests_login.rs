@@ -87,7 +87,6 @@ fn login_errors_map_to_codes() {
     for (err, code) in [
         (LoginError::Forbidden, "forbidden"),
         (LoginError::Upstream("PBX timed out".into()), "login_failed"),
-        (LoginError::Internal, "internal"),
     ] {
         let mut c = greeted();
         send(&mut c, json!({"type": "login", "id": 1, "method": "pbx", "profile": "x", "user": "u", "password": "p"}));

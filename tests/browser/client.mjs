@@ -4,8 +4,9 @@
 //   comes back (frequency measured);
 // - `bad_ice_server`: a TURN entry the browser refuses ends the call with `ended`, call() returns;
 // - `hangup_in_flight`: hanging up before the call's reply still ends the call at the gateway,
-//   and nothing (no candidate) is sent for it afterwards.
-// Prints one JSON line: {ok, merge, codecs, badIceServer, hangupInFlight, errors}.
+//   and nothing (no candidate) is sent for it afterwards;
+// - `keepalive`: a quiet connection sends a `ping` after `keepaliveMs` and reports the round trip.
+// Prints one JSON line: {ok, merge, codecs, badIceServer, hangupInFlight, keepalive, errors}.
 // Usage: node client.mjs BASE_URL TOKEN
 import { launch } from './launch.mjs';
 
@@ -86,7 +87,13 @@ try {
     await sleep(1000);
     client.close();
     const hangupInFlight = { callId: early.id, probe, state: early.state, endedEvents };
-    return { ok: true, merge, codecs, badIceServer, hangupInFlight, errors };
+
+    // Nothing sent for 200 ms: the library pings, and the gateway's pong gives the round trip.
+    const quiet = await connect({ keepaliveMs: 200 });
+    const pongMs = await within(3000, 'keep-alive pong', new Promise((resolve) => quiet.on('pong', resolve)));
+    const keepalive = { pongMs, roundTripMs: quiet.roundTripMs };
+    quiet.close();
+    return { ok: true, merge, codecs, badIceServer, hangupInFlight, keepalive, errors };
   }, { token });
 } catch (e) {
   result = { ok: false, error: String(e) };

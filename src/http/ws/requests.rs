@@ -83,15 +83,16 @@ impl Session<'_> {
             Request::Unhold { id, .. } => (BrowserAnswer::Hold { device, hold: false, id: id.clone() }, Err(id)),
             other => return Some(other),
         };
-        let delivered = control.send(message).await.is_ok();
-        match reply_now {
-            Ok(Some(id)) => self.connection.reply(id, serde_json::json!({})),
-            Ok(None) => {}
-            Err(id) if !delivered => {
-                self.bridged.remove(&call_id);
-                self.connection.error(Some(id), ErrorCode::UnknownCall, "the call has ended");
-            }
-            Err(_) => {}
+        if control.send(message).await.is_err() {
+            // The call ended meanwhile (its `hangup` event is on the way): no live call by that name.
+            self.bridged.remove(&call_id);
+            let id = match reply_now {
+                Ok(id) => id,
+                Err(id) => Some(id),
+            };
+            self.connection.error(id, ErrorCode::UnknownCall, "the call has ended");
+        } else if let Ok(Some(id)) = reply_now {
+            self.connection.reply(id, serde_json::json!({}));
         }
         None
     }
@@ -180,6 +181,13 @@ impl Session<'_> {
 
     /// The echo test: the media engine loops the caller's audio back.
     async fn start_echo(&mut self, id: RequestId, sdp: &str, codec: Option<&str>) {
+        if !self.state.signaling.calls.drain.accepting() {
+            // Refused as a call to SIP is while the gateway drains: a call id, then its `hangup`.
+            let call_id = uuid::Uuid::new_v4().to_string();
+            self.connection.reply(id, serde_json::json!({ "call_id": call_id }));
+            let (reason, cause) = crate::call::machine::mapping::browser_hangup(&crate::call::machine::EndReason::Draining);
+            return self.connection.event(ServerEvent::Hangup { call_id, reason, cause });
+        }
         if self.calls.len() >= MAX_CALLS_PER_CONNECTION {
             return self.connection.error(Some(id), ErrorCode::RateLimited, "too many calls on this connection");
         }
