@@ -21,6 +21,8 @@ pub enum ShutdownError {
     Unreachable { address: std::net::SocketAddr, source: std::io::Error },
     #[error("the gateway answered {status}: {body}")]
     Refused { status: u16, body: String },
+    #[error("the gateway's HTTP API takes only HTTPS ([http.tls]), which this command does not speak; send SIGTERM to the process, or POST /api/v1/drain over HTTPS")]
+    HttpsOnly,
 }
 
 /// Completes when the process may stop serving HTTP: after a stop signal or drain request, the
@@ -68,6 +70,9 @@ impl StopSignals {
 
 /// `sipbridge drain`: POST /api/v1/drain to the gateway `config` describes; its reply.
 pub fn request_drain(config: &Config) -> Result<String, ShutdownError> {
+    if config.http.tls.is_some() {
+        return Err(ShutdownError::HttpsOnly);
+    }
     let token = config.http.api_tokens.first().ok_or(ShutdownError::NoApiToken)?;
     let mut address = config.http.listen;
     if address.ip().is_unspecified() {

@@ -72,6 +72,21 @@ fn sigterm_lets_twenty_calls_run_out_the_drain_then_ends_each_properly() {
     assert!(records.iter().all(|r| r.ended_at.is_some()), "no record is left in progress");
 }
 
+/// `sipbridge drain --config FILE` drains the gateway that file describes, through its API.
+#[test]
+fn the_drain_command_drains_the_gateway_its_config_describes() {
+    let mut gateway = gateway(free_port(), 600);
+    let output = gateway.drain_command();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    let reply: serde_json::Value = serde_json::from_str(stdout.trim()).expect("the API's reply");
+    assert_eq!(reply["draining"], true, "{reply:#}");
+    gateway.wait_for_log("draining: new calls are refused");
+    assert!(!gateway.log().contains(API_TOKEN), "the token stays out of the log");
+    let exit = gateway.wait_exit(Duration::from_secs(10));
+    assert_eq!(exit.map(|s| s.code()), Some(Some(0)), "no call was up, so the drain ended at once\n{}", gateway.log());
+}
+
 #[test]
 fn sigterm_during_a_rest_drain_ends_calls_at_once_and_browsers_are_refused_meanwhile() {
     const DRAIN_SECS: u64 = 600;

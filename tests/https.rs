@@ -94,6 +94,11 @@ fn softphone_over_https_and_wss_hears_the_echo() {
     println!("echo over https/wss: peak {peak:.1} Hz at {} dB", result["peakDb"]);
     assert!((peak - 1000.0).abs() <= 20.0, "peak at {peak} Hz: {result:#}");
 
+    // `sipbridge drain` speaks plain HTTP: against an HTTPS-only API it says so and sends nothing.
+    let drain = gateway.drain_command();
+    let stderr = String::from_utf8_lossy(&drain.stderr);
+    assert!(!drain.status.success() && stderr.contains("takes only HTTPS"), "{stderr}");
+
     // The self-signed certificate is the SIP TLS listener's, generated once into the data dir.
     let generated = std::fs::read_to_string(gateway.dir.path().join("data/sip-tls-cert.pem")).expect("generated certificate");
     let body = "{\"username\":\"ops\",\"password\":\"console-admin-pass\"}";

@@ -6,7 +6,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct CallsConfig {
     /// Calls in progress at once (ringing or answered); beyond it SIP callers get 503 with
-    /// Retry-After and browsers a `rate_limited` error.
+    /// Retry-After and a browser's call ends with `hangup` `unavailable`.
     #[serde(default = "default_max_calls")]
     pub max_concurrent: usize,
     #[serde(default = "default_max_calls_per_user")]

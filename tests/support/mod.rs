@@ -249,6 +249,11 @@ impl Gateway {
         self.child.id()
     }
 
+    /// `sipbridge drain` on this gateway's config, run to its end.
+    pub fn drain_command(&self) -> std::process::Output {
+        Command::new(env!("CARGO_BIN_EXE_sipbridge")).arg("--config").arg(self.dir.path().join("gateway.toml")).arg("drain").output().expect("run sipbridge drain")
+    }
+
     /// Sends the gateway `signal` (e.g. "TERM") the way an init system does.
     pub fn signal(&self, signal: &str) {
         let sent = Command::new("kill").arg(format!("-{signal}")).arg(self.pid().to_string()).status().expect("run kill");
