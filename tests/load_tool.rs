@@ -127,13 +127,16 @@ fn every_scenario_runs_clean_and_the_report_covers_every_target() {
     assert!(websocket.cpu_per_call() > 0.0 && websocket.rss_per_call_kib() > 0.0, "{} % {} KiB", websocket.cpu_per_call(), websocket.rss_per_call_kib());
     let profiled: Vec<_> = outcomes.iter().filter_map(|o| o.profile.as_ref()).collect();
     assert_eq!(profiled.len(), 2, "one profiled run each for passthrough and transcoding");
-    for profile in profiled {
-        let summary = profile.as_ref().expect("perf profile");
+    let summaries: Vec<_> = profiled.iter().map(|profile| profile.as_ref().expect("perf profile")).collect();
+    for summary in &summaries {
         assert!(summary.samples > 0 && !summary.areas.is_empty() && !summary.symbols.is_empty(), "{summary:?}");
         // Every sample is in some binary: the gateway's own, the kernel, the libraries.
         let binaries: f64 = summary.binaries.iter().map(|(_, percent)| percent).sum();
-        assert!(binaries > 95.0 && summary.binaries.iter().any(|(b, _)| b.contains("sipbridge")), "{summary:?}");
+        assert!(binaries > 95.0, "{summary:?}");
     }
+    // The gateway's own binary shows in the profiles. A miniature transcoded run has about 30
+    // samples, nearly all in libopus and the kernel, so one profile alone may hold none of ours.
+    assert!(summaries.iter().any(|s| s.binaries.iter().any(|(binary, _)| binary.contains("sipbridge"))), "{summaries:?}");
 
     let dir = tempfile::tempdir().expect("tempdir");
     let path = dir.path().join("bench/REPORT.md");
